@@ -1,0 +1,44 @@
+"""A provider implements one AWS service's operations as async methods.
+
+    class IamProvider(Provider):
+        service_name = "iam"
+        async def list_users(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]: ...
+
+Method names are the operation names in snake_case (botocore's ``xform_name``). An operation
+without a method answers ``NotImplemented``. Every method must call ``ctx.authorize`` (or
+``ctx.allow_unauthenticated``) before it returns: the dispatcher refuses results otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from minicloud.aws.errors import AccessDenied, ServiceError
+
+if TYPE_CHECKING:
+    from minicloud.aws.context import RequestContext
+
+Handler = Callable[["RequestContext", dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class Provider:
+    service_name: ClassVar[str]
+    # Services that are not regional (IAM, STS's global endpoint, Organizations) accept any region.
+    global_service: ClassVar[bool] = False
+    access_denied: ClassVar[type[ServiceError]] = AccessDenied
+
+    def handler(self, operation_name: str) -> Handler | None:
+        from botocore import xform_name
+
+        method = getattr(self, xform_name(operation_name), None)
+        return method if callable(method) else None
+
+    async def start(self) -> None:
+        """Called once when the server starts (after migrations)."""
+
+    async def stop(self) -> None:
+        """Called once when the server stops."""
+
+    def health(self) -> str:
+        return "running"

@@ -1,0 +1,77 @@
+"""The wire-level request and response that every AWS protocol parser and serializer works on.
+
+These types are the seam between the ASGI server (which builds them) and the protocol layer
+(which turns them into an operation and typed parameters, and results back into bytes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+
+class Headers:
+    """Case-insensitive, multi-valued HTTP headers. Names are stored lower-case."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: list[tuple[str, str]] = [(k.lower(), v) for k, v in items]
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        name = name.lower()
+        for key, value in self._items:
+            if key == name:
+                return value
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        name = name.lower()
+        return [value for key, value in self._items if key == name]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+    def add(self, name: str, value: str) -> None:
+        self._items.append((name.lower(), value))
+
+    def set(self, name: str, value: str) -> None:
+        name = name.lower()
+        self._items = [(k, v) for k, v in self._items if k != name]
+        self._items.append((name, value))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(k for k, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+
+@dataclass(slots=True)
+class AwsRequest:
+    """An HTTP request as received, before any AWS interpretation.
+
+    ``path`` is the raw, still percent-encoded path; ``query`` the raw query string (no ``?``).
+    ``body`` holds the whole body for ordinary operations.
+    """
+
+    method: str
+    path: str
+    query: str = ""
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+    client_ip: str = "127.0.0.1"
+    secure: bool = False
+
+
+@dataclass(slots=True)
+class AwsResponse:
+    status: int = 200
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""

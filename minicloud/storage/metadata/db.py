@@ -1,0 +1,76 @@
+"""The metadata store: SQLAlchemy Core over SQLite (WAL, default) or PostgreSQL.
+
+All statements run on worker threads, never on the event loop: ``await db.read(fn)`` and
+``await db.write(fn)`` call ``fn(connection)`` inside a transaction. SQLite has a single writer,
+so its work is serialised on one thread (no ``database is locked`` upgrades); PostgreSQL uses a
+small pool. A write has been committed (and, in WAL mode, survives ``kill -9``) when it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+
+T = TypeVar("T")
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode: a committed transaction survives a process crash (kill -9);
+    # only an operating-system crash or power loss can roll back the last transactions.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = sa.create_engine(url, poolclass=sa.pool.QueuePool, pool_size=2, max_overflow=2)
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://"):]
+            self.engine = sa.create_engine(url, pool_size=8, max_overflow=4, pool_pre_ping=True)
+        workers = 1 if self.is_sqlite else 8
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metadata")
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (idempotent)."""
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        with self.engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+
+    def read_sync(self, fn: Callable[[sa.Connection], T]) -> T:
+        with self.engine.connect() as connection:
+            return fn(connection)
+
+    def write_sync(self, fn: Callable[[sa.Connection], T]) -> T:
+        with self.engine.begin() as connection:
+            return fn(connection)
+
+    async def read(self, fn: Callable[[sa.Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.read_sync, fn)
+
+    async def write(self, fn: Callable[[sa.Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.write_sync, fn)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.engine.dispose()
