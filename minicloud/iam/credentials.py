@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -38,6 +39,7 @@ class CredentialStore:
         self._ttl = ttl
         self._cache: dict[str, tuple[float, Credential]] = {}
         self._resolvers: list[Resolver] = [_resolve_root_key]
+        self._usage: dict[str, tuple[datetime, str, str]] = {}
 
     def add_resolver(self, resolver: Resolver) -> None:
         self._resolvers.append(resolver)
@@ -62,3 +64,17 @@ class CredentialStore:
             if credential is not None:
                 return credential
         return None
+
+    # -- last-used bookkeeping (flushed in batches by a controller, not on every request) ----------
+    def note_used(self, access_key_id: str, service: str, region: str, when: datetime) -> None:
+        self._usage[access_key_id] = (when, service, region)
+
+    def take_usage(self) -> dict[str, tuple[datetime, str, str]]:
+        usage, self._usage = self._usage, {}
+        return usage
+
+
+def flush_usage(conn: sa.Connection, usage: dict[str, tuple[datetime, str, str]]) -> None:
+    for key_id, (when, service, region) in usage.items():
+        conn.execute(access_keys.update().where(access_keys.c.access_key_id == key_id).values(
+            last_used_at=when, last_used_service=service, last_used_region=region))

@@ -1,0 +1,193 @@
+"""The AWS edge: authenticate, route to a service, parse, call the provider, serialize.
+
+Every error leaves through ``_render_error`` in the protocol of the service that was addressed,
+so a provider only ever raises ``ServiceError`` subclasses.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from botocore.model import OperationModel, ServiceModel
+
+from minicloud.aws import sigv4
+from minicloud.aws.context import RequestContext
+from minicloud.aws.errors import (
+    InternalFailure,
+    MissingAuthenticationToken,
+    NotImplementedOperation,
+    ServiceError,
+    SignatureDoesNotMatch,
+)
+from minicloud.aws.protocol.models import load_service_model
+from minicloud.aws.protocol.parsers import RequestParser, create_parser
+from minicloud.aws.protocol.serializers import ResponseSerializer, create_serializer
+from minicloud.aws.protocol.validate import validate
+from minicloud.aws.provider import Handler, Provider
+from minicloud.aws.request import AwsRequest, AwsResponse
+from minicloud.iam.authorizer import Authorizer
+from minicloud.iam.credentials import CredentialStore
+from minicloud.iam.identity import Credential
+from minicloud.topology import Topology
+
+log = logging.getLogger("minicloud.aws")
+
+
+@dataclass(slots=True)
+class ServiceEndpoint:
+    provider: Provider
+    model: ServiceModel
+    protocol: str
+    parser: RequestParser
+    serializer: ResponseSerializer
+    handlers: dict[str, Handler | None]
+
+    @classmethod
+    def build(cls, provider: Provider) -> ServiceEndpoint:
+        model = load_service_model(provider.service_name)
+        return cls(
+            provider=provider, model=model, protocol=model.protocol,
+            parser=create_parser(model), serializer=create_serializer(model),
+            handlers={name: provider.handler(name) for name in model.operation_names},
+        )
+
+    @property
+    def name(self) -> str:
+        return self.provider.service_name
+
+
+class AwsDispatcher:
+    def __init__(self, providers: Iterable[Provider], credentials: CredentialStore,
+                 authorizer: Authorizer, topology: Topology) -> None:
+        self.endpoints = [ServiceEndpoint.build(p) for p in providers]
+        self._by_signing_name: dict[str, list[ServiceEndpoint]] = {}
+        for endpoint in self.endpoints:
+            signing = endpoint.model.signing_name or endpoint.model.endpoint_prefix
+            self._by_signing_name.setdefault(signing, []).append(endpoint)
+        self._credentials = credentials
+        self._authorizer = authorizer
+        self._topology = topology
+
+    # -- routing ---------------------------------------------------------------------------------
+    def _route(self, signing_name: str | None, request: AwsRequest) -> ServiceEndpoint | None:
+        candidates = self._by_signing_name.get(signing_name or "s3")
+        if not candidates:
+            return None
+        if len(candidates) == 1:
+            return candidates[0]
+        target = request.headers.get("x-amz-target") or ""
+        for endpoint in candidates:
+            prefix = endpoint.model.metadata.get("targetPrefix")
+            if prefix and target.startswith(prefix + "."):
+                return endpoint
+        version = _query_param(request, "Version")
+        for endpoint in candidates:
+            if version and endpoint.model.api_version == version:
+                return endpoint
+        return candidates[0]
+
+    def _fallback_endpoint(self) -> ServiceEndpoint | None:
+        for name in ("sts", "iam"):
+            for endpoint in self.endpoints:
+                if endpoint.name == name:
+                    return endpoint
+        return self.endpoints[0] if self.endpoints else None
+
+    # -- the request pipeline ------------------------------------------------------------------------
+    async def handle(self, request: AwsRequest) -> AwsResponse:
+        request_id = str(uuid.uuid4())
+        endpoint: ServiceEndpoint | None = None
+        operation: OperationModel | None = None
+        try:
+            auth = sigv4.parse_auth(request)
+            endpoint = self._route(auth.service if auth else None, request)
+            if endpoint is None:
+                endpoint = self._fallback_endpoint()
+                if auth is None:
+                    raise MissingAuthenticationToken("Missing Authentication Token")
+                raise SignatureDoesNotMatch("Credential should be scoped to correct service: "
+                                            f"'{auth.service}'. ")
+            if auth is None:
+                # Anonymous access exists only where AWS allows it (S3 objects and presigned
+                # URLs); the services that allow it authorise the anonymous principal themselves.
+                raise MissingAuthenticationToken("Request is missing Authentication Token")
+            region = auth.region
+            if not endpoint.provider.global_service and not self._topology.has_region(region):
+                raise SignatureDoesNotMatch("Credential should be scoped to a valid region. ")
+            now = datetime.now(UTC)
+            credential = await self._authenticate(request, auth, endpoint, now)
+            operation, params = endpoint.parser.parse(request)
+            validate(operation, params, endpoint.protocol)
+            handler = endpoint.handlers.get(operation.name)
+            if handler is None:
+                raise NotImplementedOperation(
+                    f"The operation {operation.name} of {endpoint.model.service_id} is not "
+                    "implemented by minicloud.")
+            ctx = RequestContext(
+                request_id=request_id, service=endpoint.name, operation=operation.name,
+                region=region, principal=credential.principal, request=request, now=now,
+                authorizer=self._authorizer, access_denied=endpoint.provider.access_denied,
+            )
+            ctx.extra["credential"] = credential
+            result = await handler(ctx, params)
+            if not ctx.authorized:
+                raise InternalFailure(f"{operation.name} returned without an authorization check")
+            self._credentials.note_used(credential.access_key_id, endpoint.name, region, now)
+            return endpoint.serializer.serialize_result(operation, result, request_id)
+        except ServiceError as error:
+            return self._render_error(error, endpoint, operation, request_id)
+        except sigv4.AuthFailure as failure:
+            protocol = endpoint.protocol if endpoint else "query"
+            service = endpoint.name if endpoint else "sts"
+            error = sigv4.auth_error(failure, protocol, service)
+            return self._render_error(error, endpoint, operation, request_id)
+        except Exception:
+            log.exception("unhandled error in %s", operation.name if operation else request.path)
+            return self._render_error(InternalFailure("We encountered an internal error. Please try again."),
+                                      endpoint, operation, request_id)
+
+    async def _authenticate(self, request: AwsRequest, auth: sigv4.SigV4Auth, endpoint: ServiceEndpoint,
+                            now: datetime) -> Credential:
+        credential = await self._credentials.resolve(auth.access_key_id)
+        if credential is None or not credential.active:
+            raise sigv4.AuthFailure(sigv4.AuthFailureKind.UNKNOWN_KEY,
+                                    "The security token included in the request is invalid.")
+        sigv4.verify(request, auth, credential.secret_access_key, now)
+        if credential.session_token is not None:
+            if auth.session_token != credential.session_token:
+                raise sigv4.AuthFailure(sigv4.AuthFailureKind.INVALID_TOKEN,
+                                        "The security token included in the request is invalid.")
+            if credential.expires_at is not None and credential.expires_at <= now:
+                raise sigv4.AuthFailure(sigv4.AuthFailureKind.EXPIRED_TOKEN,
+                                        "The security token included in the request is expired")
+        return credential
+
+    def render_error(self, error: ServiceError, request: AwsRequest) -> AwsResponse:
+        """Render an error found before dispatch (e.g. an oversized body) for the addressed service."""
+        try:
+            auth = sigv4.parse_auth(request)
+        except sigv4.AuthFailure:
+            auth = None
+        endpoint = self._route(auth.service if auth else None, request)
+        return self._render_error(error, endpoint, None, str(uuid.uuid4()))
+
+    def _render_error(self, error: ServiceError, endpoint: ServiceEndpoint | None,
+                      operation: OperationModel | None, request_id: str) -> AwsResponse:
+        endpoint = endpoint or self._fallback_endpoint()
+        if endpoint is None:
+            return AwsResponse(500, [("content-type", "text/plain")], b"no AWS service is configured\n")
+        return endpoint.serializer.serialize_error(error, operation, request_id)
+
+
+def _query_param(request: AwsRequest, name: str) -> str | None:
+    from urllib.parse import parse_qsl
+
+    for source in (request.query, request.body.decode("latin-1") if request.headers.get(
+            "content-type", "").startswith("application/x-www-form-urlencoded") else ""):
+        for key, value in parse_qsl(source, keep_blank_values=True):
+            if key == name:
+                return value
+    return None

@@ -1,0 +1,148 @@
+"""``minicloud`` command line: ``up``, ``accounts``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from minicloud.config import Config, ConfigError, load_config
+
+
+def _config_from(args: argparse.Namespace) -> Config:
+    overrides: dict[str, Any] = {
+        "host": getattr(args, "host", None), "port": getattr(args, "port", None),
+        "data_dir": getattr(args, "data_dir", None), "metadata_url": getattr(args, "metadata_url", None),
+    }
+    return load_config(overrides=overrides, config_file=getattr(args, "config", None))
+
+
+def _open_store(config: Config) -> Any:
+    from minicloud.storage.metadata.db import Database
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(config.database_url)
+    db.migrate()
+    return db
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from minicloud.iam.accounts import bootstrap_root
+    from minicloud.iam.authorizer import Authorizer
+    from minicloud.iam.credentials import CredentialStore
+    from minicloud.runtime import Runtime
+    from minicloud.server.app import MinicloudApp
+    from minicloud.topology import Topology
+
+    config = _config_from(args)
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    db = _open_store(config)
+    env_keys = None
+    if config.root_access_key_id and config.root_secret_access_key:
+        env_keys = (config.root_access_key_id, config.root_secret_access_key)
+    root = db.write_sync(lambda conn: bootstrap_root(conn, config.data_dir / "credentials.json", env_keys))
+    runtime = Runtime(config=config, topology=Topology(config), db=db, credentials=CredentialStore(db),
+                      authorizer=Authorizer(), root_keys=root)
+    app = MinicloudApp(runtime)
+    endpoint = runtime.endpoint_url
+    print(
+        f"minicloud is starting\n"
+        f"  AWS APIs:      {endpoint}\n"
+        f"  registry:      {endpoint}/v2/\n"
+        f"  health:        {endpoint}/_minicloud/health\n"
+        f"  data dir:      {config.data_dir}\n"
+        f"  regions:       {', '.join(runtime.topology.regions)}\n"
+        f"  account:       {root.account_id}\n"
+        f"  access key:    {root.access_key_id}\n"
+        f"  secret key:    {root.secret_access_key}\n"
+        f"\n  export AWS_ACCESS_KEY_ID={root.access_key_id} AWS_SECRET_ACCESS_KEY={root.secret_access_key}"
+        f" AWS_DEFAULT_REGION={config.default_region} AWS_ENDPOINT_URL={endpoint}\n",
+        flush=True,
+    )
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=config.host, port=config.port, loop="uvloop", http="httptools", lifespan="on",
+        access_log=config.access_log, log_level=config.log_level, server_header=False,
+        date_header=True, timeout_keep_alive=30,
+    ))
+    try:
+        server.run()
+    finally:
+        db.close()
+    return 0 if server.started else 1
+
+
+def cmd_accounts_create(args: argparse.Namespace) -> int:
+    from minicloud.iam.accounts import create_account, email_taken
+
+    config = _config_from(args)
+    db = _open_store(config)
+    email = args.email or f"{args.name.lower().replace(' ', '-')}@minicloud.local"
+
+    def create(conn: Any) -> Any:
+        if email_taken(conn, email):
+            raise SystemExit(f"minicloud: an account with email {email} already exists")
+        return create_account(conn, args.name, email)
+
+    account, keys = db.write_sync(create)
+    print(f"account:     {account.account_id}\nname:        {account.name}\nemail:       {account.email}\n"
+          f"access key:  {keys.access_key_id}\nsecret key:  {keys.secret_access_key}")
+    db.close()
+    return 0
+
+
+def cmd_accounts_list(args: argparse.Namespace) -> int:
+    from minicloud.iam.accounts import list_accounts
+
+    config = _config_from(args)
+    db = _open_store(config)
+    for account in db.read_sync(list_accounts):
+        marker = " (management)" if account.management else ""
+        print(f"{account.account_id}  {account.name}  {account.email}  {account.status}{marker}")
+    db.close()
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="where minicloud keeps its state (default ./data)")
+    parser.add_argument("--metadata-url", help="postgresql://... (default: SQLite in the data dir)")
+    parser.add_argument("--config", type=Path, help="a TOML configuration file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minicloud", description="A real cloud on one Linux machine.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="run minicloud in the foreground")
+    up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    up.add_argument("--port", type=int, help="port for every API (default 4566)")
+    _common(up)
+    up.set_defaults(func=cmd_up)
+
+    accounts = commands.add_parser("accounts", help="manage accounts").add_subparsers(dest="action", required=True)
+    create = accounts.add_parser("create", help="create an account and print its root keys")
+    create.add_argument("name")
+    create.add_argument("--email")
+    _common(create)
+    create.set_defaults(func=cmd_accounts_create)
+    listing = accounts.add_parser("list", help="list accounts")
+    _common(listing)
+    listing.set_defaults(func=cmd_accounts_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        print(f"minicloud: {exc}", file=sys.stderr)
+        return 2
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

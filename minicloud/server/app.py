@@ -1,0 +1,110 @@
+"""The one ASGI application: routes each request to a surface by path and headers.
+
+    /_minicloud/...   minicloud's own pages (health; the console later)
+    /v2/...           the OCI registry, unless the request carries SigV4 (then it is S3's)
+    everything else   the AWS APIs
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from minicloud.aws.dispatch import AwsDispatcher
+from minicloud.aws.errors import RequestEntityTooLarge
+from minicloud.aws.request import AwsRequest, Headers
+from minicloud.controllers.runner import ControllerRunner
+from minicloud.runtime import Runtime
+from minicloud.server.asgi import BodyTooLarge, Receive, Scope, Send, read_body, send_response
+from minicloud.server.health import health_document
+from minicloud.services.registry import build_providers
+
+log = logging.getLogger("minicloud.server")
+
+
+class MinicloudApp:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.providers = build_providers(runtime)
+        self.dispatcher = AwsDispatcher(self.providers, runtime.credentials, runtime.authorizer,
+                                        runtime.topology)
+        self.runner: ControllerRunner | None = None
+        self.started_at = datetime.now(UTC)
+
+    async def startup(self) -> None:
+        for provider in self.providers:
+            await provider.start()
+        if self.runtime.config.controllers:
+            self.runner = ControllerRunner(self.runtime.db, self.runtime.controllers)
+            await self.runner.start()
+
+    async def shutdown(self) -> None:
+        if self.runner is not None:
+            await self.runner.stop()
+        for provider in reversed(self.providers):
+            try:
+                await provider.stop()
+            except Exception:
+                log.exception("stopping %s failed", provider.service_name)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if path.startswith("/_minicloud/"):
+            await self._internal(scope, receive, send)
+            return
+        raw_headers = scope["headers"]
+        header_bytes = sum(len(k) + len(v) for k, v in raw_headers)
+        headers = Headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers)
+        client = scope.get("client")
+        request = AwsRequest(
+            method=scope["method"],
+            path=(scope.get("raw_path") or path.encode()).decode("latin-1").split("?", 1)[0],
+            query=scope["query_string"].decode("latin-1"),
+            headers=headers,
+            client_ip=client[0] if client else "127.0.0.1",
+            secure=scope.get("scheme") == "https",
+        )
+        config = self.runtime.config
+        try:
+            if header_bytes > config.max_header_bytes:
+                raise BodyTooLarge()
+            request.body = await read_body(receive, config.max_body_bytes)
+        except BodyTooLarge:
+            response = self.dispatcher.render_error(
+                RequestEntityTooLarge("Request entity too large"), request)
+            await send_response(send, response.status, response.headers + [("connection", "close")],
+                                response.body)
+            return
+        response = await self.dispatcher.handle(request)
+        await send_response(send, response.status, response.headers, response.body)
+
+    async def _internal(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if path in ("/_minicloud/health", "/_minicloud/health/"):
+            body = health_document(self.dispatcher, self.runner, self.started_at, self.runtime.topology.regions)
+            await send_response(send, 200, [("content-type", "application/json")], body)
+            return
+        await send_response(send, 404, [("content-type", "application/json")],
+                            b'{"error": "not found"}')

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Idempotent set-up: Debian packages (when root), the .venv at the repo root, the package with
+# its test extras. Safe to run again; does only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages minicloud needs on the host (see shared/DESIGN.md, "Host components").
+DEBIAN_PACKAGES=(
+  postgresql        # optional metadata store; the storage test suite runs against it
+  python3-venv
+  curl
+)
+
+missing=()
+if [ "$(id -u)" = 0 ] && command -v dpkg-query >/dev/null; then
+  for pkg in "${DEBIAN_PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    [ "$status" = "install ok installed" ] || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "install: apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+elif [ "$(id -u)" != 0 ]; then
+  echo "install: not root, skipping Debian packages (${DEBIAN_PACKAGES[*]})" >&2
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+# Re-install only when the project's dependencies changed.
+stamp=.venv/.minicloud-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[test]'
+  touch "$stamp"
+fi
