@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from minicloud.storage.metadata.db import Database
+from tests.support.postgres import PostgresServer
 from tests.support.server import MinicloudServer
 
 
@@ -23,3 +25,28 @@ def fresh_server(tmp_path: Path) -> Iterator[MinicloudServer]:
     srv = MinicloudServer(tmp_path / "data")
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server from Debian's package, shared by the session."""
+    pg = PostgresServer().start()
+    yield pg
+    pg.stop()
+
+
+_db_counter = iter(range(1_000_000))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def metadata_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """The metadata store on every supported backend: one suite, every implementation."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'metadata.sqlite3'}"
+    else:
+        pg: PostgresServer = request.getfixturevalue("postgres")
+        url = pg.create_database(f"test{next(_db_counter)}")
+    db = Database(url)
+    db.migrate()
+    yield db
+    db.close()

@@ -84,8 +84,8 @@ class LeaderLease:
 class ControllerRunner:
     max_backoff = 60.0
 
-    def __init__(self, db: Database, controllers: Sequence[Controller]) -> None:
-        self.lease = LeaderLease(db)
+    def __init__(self, db: Database, controllers: Sequence[Controller], lease_ttl: float = 15.0) -> None:
+        self.lease = LeaderLease(db, ttl=lease_ttl)
         self.states = {c.name: ControllerState(c) for c in controllers}
         self.is_leader = False
         self._tasks: list[asyncio.Task[None]] = []
