@@ -1,0 +1,138 @@
+"""The canonical request of SigV4, built from a request as received.
+
+    METHOD \n URI \n QUERY \n name:value\n... \n signed;header;names \n payload-hash
+
+- URI: S3 signs the path URI-encoded once (the decoded key, encoded again by AWS's rules); every
+  other service normalises the path (dot segments, repeated slashes) and encodes it a second time,
+  so ``%`` on the wire becomes ``%25``;
+- QUERY: every name and value decoded, then URI-encoded (unreserved characters kept), sorted by
+  name then value; ``X-Amz-Signature`` left out of presigned requests;
+- headers: the signed ones, lower-case, values trimmed with inner whitespace collapsed, repeated
+  headers joined with ``,`` in the order received.
+
+``variant_canonicals`` are the forms of clients that sign the bytes they send instead (non-canonical
+percent-encoding, ``+`` for a space); the verifier tries them only after the canonical form failed.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote, unquote, unquote_to_bytes
+
+from minicloud.aws.request import AwsRequest
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9\-_.~]*")
+_UNRESERVED_PATH = re.compile(r"[A-Za-z0-9\-_.~/]*")
+
+
+def canonical_request(request: AwsRequest, *, s3: bool, presigned: bool,
+                      signed_headers: tuple[str, ...], payload_hash: str) -> str:
+    uri = canonical_uri(request.path, s3=s3)
+    query = canonical_query(request.query, presigned=presigned)
+    return _assemble(request, signed_headers, uri, query, payload_hash)
+
+
+def _assemble(request: AwsRequest, signed_headers: tuple[str, ...], uri: str, query: str,
+              payload_hash: str) -> str:
+    return (f"{request.method.upper()}\n{uri}\n{query}\n{canonical_headers(request, signed_headers)}"
+            f"\n{';'.join(signed_headers)}\n{payload_hash}")
+
+
+def canonical_headers(request: AwsRequest, signed_headers: tuple[str, ...]) -> str:
+    """``name:value\\n`` for every signed header, in the order of SignedHeaders."""
+    wanted = {h.lower(): h for h in signed_headers}
+    values: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        if name in wanted:
+            values.setdefault(name, []).append(" ".join(value.split()))
+    return "".join(f"{name.lower()}:{','.join(values.get(name.lower(), ()))}\n"
+                   for name in signed_headers)
+
+
+def canonical_uri(raw_path: str, *, s3: bool) -> str:
+    path = raw_path or "/"
+    if s3:
+        return path if _UNRESERVED_PATH.fullmatch(path) else quote(unquote_to_bytes(path), safe="/")
+    return quote(_remove_dot_segments(path), safe="/~")
+
+
+def canonical_query(raw_query: str, *, presigned: bool) -> str:
+    if not raw_query:
+        return ""
+    pairs = []
+    for part in raw_query.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        name, value = _encode_component(name), _encode_component(value)
+        if presigned and name == "X-Amz-Signature":
+            continue
+        pairs.append((name, value))
+    pairs.sort()
+    return "&".join(f"{name}={value}" for name, value in pairs)
+
+
+def _encode_component(text: str) -> str:
+    if _UNRESERVED.fullmatch(text):
+        return text
+    return quote(unquote_to_bytes(text), safe="")
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 dot-segment removal, also dropping empty segments (what AWS services expect)."""
+    out: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if out:
+                out.pop()
+        elif segment and segment != ".":
+            out.append(segment)
+    lead = "/" if path.startswith("/") else ""
+    trail = "/" if path.endswith("/") and out else ""
+    return lead + "/".join(out) + trail
+
+
+def variant_canonicals(request: AwsRequest, *, s3: bool, presigned: bool,
+                       signed_headers: tuple[str, ...], payload_hash: str, primary: str) -> list[str]:
+    """Canonical requests of clients that sign the bytes they send rather than AWS's encoding."""
+    path = request.path or "/"
+    uris = [canonical_uri(path, s3=s3)]
+    if s3:
+        uris.append(path)
+    else:
+        single = quote(unquote_to_bytes(_remove_dot_segments(path)), safe="/")
+        uris.append(quote(single, safe="/~"))
+    queries = [canonical_query(request.query, presigned=presigned),
+               _raw_sorted_query(request.query, presigned=presigned)]
+    if "+" in request.query:
+        queries.append(canonical_query(request.query.replace("+", "%20"), presigned=presigned))
+    seen = {primary}
+    variants = []
+    for uri in dict.fromkeys(uris):
+        for query in dict.fromkeys(queries):
+            text = _assemble(request, signed_headers, uri, query, payload_hash)
+            if text not in seen:
+                seen.add(text)
+                variants.append(text)
+    return variants
+
+
+def _raw_sorted_query(raw_query: str, *, presigned: bool) -> str:
+    pairs = []
+    for part in raw_query.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if presigned and unquote(name) == "X-Amz-Signature":
+            continue
+        pairs.append((name, value))
+    return "&".join(f"{name}={value}" for name, value in sorted(pairs))
+
+
+def decoded_pairs(raw_query: str) -> list[tuple[str, str]]:
+    pairs = []
+    for part in raw_query.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            pairs.append((unquote(name), unquote(value)))
+    return pairs

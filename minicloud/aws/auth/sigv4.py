@@ -1,0 +1,403 @@
+"""AWS Signature Version 4, server side: parse the signature of a request and verify it.
+
+    parse_auth(request)                      -> SigV4Auth | None   (None: anonymous)
+    verify(request, auth, secret, now)       -> None or raises AuthFailure
+
+The canonical request (``auth.canonical``) is built the way AWS specifies it and botocore
+implements it; its payload hash is ``x-amz-content-sha256`` when the request carries it (a hex
+digest, UNSIGNED-PAYLOAD or a STREAMING-* constant), otherwise the SHA-256 of the body. A valid
+request costs one HMAC: variant encodings are tried only after the canonical form failed.
+
+Checks, in AWS's order: credential scope, request time (15 minutes of skew; S3 presigned URLs
+until X-Amz-Date + X-Amz-Expires, at most 7 days), S3's header rules (every x-amz-* header signed,
+x-amz-content-sha256 present and valid), the signature, then the body against a hex
+x-amz-content-sha256.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+from minicloud.aws.auth.canonical import canonical_request, decoded_pairs, variant_canonicals
+from minicloud.aws.auth.failures import AuthFailure, AuthFailureKind
+from minicloud.aws.request import AwsRequest
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+TERMINATOR = "aws4_request"
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+STREAMING_PAYLOAD = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+STREAMING_PAYLOAD_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+STREAMING_UNSIGNED_PAYLOAD_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+STREAMING_PAYLOADS = frozenset({STREAMING_PAYLOAD, STREAMING_PAYLOAD_TRAILER,
+                                STREAMING_UNSIGNED_PAYLOAD_TRAILER})
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+MAX_SKEW = timedelta(minutes=15)
+MAX_PRESIGNED_EXPIRES = 604800  # seven days, the longest a SigV4 signing key is valid
+
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_CREDENTIAL_FORMAT = '"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request"'
+_S3_CONTENT_SHA_VALUES = (
+    "UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, "
+    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD, "
+    "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER or a valid sha256 value."
+)
+SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. Check your AWS "
+    "Secret Access Key and signing method. Consult the service documentation for details."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SigV4Auth:
+    """The signature a request carries, as parsed; nothing in it is verified yet.
+
+    ``payload_hash`` is what the canonical request uses for the payload: the
+    ``x-amz-content-sha256`` value (or, presigned, ``X-Amz-Content-Sha256`` / UNSIGNED-PAYLOAD for
+    S3); ``None`` means the SHA-256 of the body.
+    """
+
+    access_key_id: str
+    date: datetime
+    scope_date: str
+    region: str
+    service: str
+    signed_headers: tuple[str, ...]
+    signature: str
+    session_token: str | None
+    presigned: bool
+    expires_seconds: int | None
+    payload_hash: str | None
+    timestamp: str = ""            # the request time as it is signed: YYYYMMDDTHHMMSSZ
+    terminator: str = TERMINATOR
+
+    @property
+    def scope(self) -> str:
+        return f"{self.scope_date}/{self.region}/{self.service}/{self.terminator}"
+
+
+@dataclass(frozen=True, slots=True)
+class SigningContext:
+    """What chunk and trailer signatures of a streaming upload are chained from."""
+
+    key: bytes
+    timestamp: str
+    scope: str
+    seed_signature: str
+
+
+# -- parsing ---------------------------------------------------------------------------------------
+
+def parse_auth(request: AwsRequest) -> SigV4Auth | None:
+    """The SigV4 signature of ``request`` (header or presigned query), or None if it has none."""
+    header = request.headers.get("authorization")
+    presigned = "X-Amz-" in request.query and _has_presign_params(request.query)
+    if header is not None:
+        if presigned:
+            raise AuthFailure(AuthFailureKind.MALFORMED, "Only one auth mechanism allowed; only the "
+                              "X-Amz-Algorithm query parameter or the Authorization header should be "
+                              "specified")
+        return _parse_header(header, request)
+    if presigned:
+        return _parse_presigned(request)
+    if "Signature=" in request.query and "AWSAccessKeyId=" in request.query:
+        raise AuthFailure(AuthFailureKind.UNSUPPORTED_AUTH, "Signature Version 2 is not supported.",
+                          presigned=True)
+    return None
+
+
+def _has_presign_params(query: str) -> bool:
+    return any(p.startswith(("X-Amz-Algorithm=", "X-Amz-Credential=", "X-Amz-Signature="))
+               for p in query.split("&"))
+
+
+def _parse_header(header: str, request: AwsRequest) -> SigV4Auth:
+    algorithm, _, rest = header.strip().partition(" ")
+    if algorithm != ALGORITHM:
+        raise AuthFailure(AuthFailureKind.UNSUPPORTED_AUTH, "Unsupported Authorization Type")
+    fields: dict[str, str] = {}
+    for part in rest.split(","):
+        name, eq, value = part.strip().partition("=")
+        if eq:
+            fields[name.strip()] = value.strip()
+        elif name:
+            raise AuthFailure(AuthFailureKind.MALFORMED, f"'{part.strip()}' not a valid key=value pair "
+                              f"(missing equal-sign) in Authorization header: '{header}'.")
+    date_value = request.headers.get("x-amz-date") or request.headers.get("date")
+    missing = [f"Authorization header requires '{n}' parameter."
+               for n in ("Credential", "Signature", "SignedHeaders") if not fields.get(n)]
+    if date_value is None:
+        missing.append("Authorization header requires existence of either a 'X-Amz-Date' or a "
+                       "'Date' header.")
+    if missing:
+        raise AuthFailure(AuthFailureKind.MALFORMED, " ".join([*missing, f"Authorization={header}"]))
+    access_key, scope = _parse_credential(fields["Credential"], presigned=False)
+    assert date_value is not None
+    date = _parse_date(date_value, presigned=False, service=scope[2])
+    return SigV4Auth(
+        access_key_id=access_key, date=date, scope_date=scope[0], region=scope[1], service=scope[2],
+        terminator=scope[3], signed_headers=tuple(fields["SignedHeaders"].split(";")),
+        signature=_ascii(fields["Signature"], presigned=False), presigned=False,
+        session_token=request.headers.get("x-amz-security-token"), expires_seconds=None,
+        payload_hash=request.headers.get("x-amz-content-sha256"), timestamp=_timestamp(date),
+    )
+
+
+def _parse_presigned(request: AwsRequest) -> SigV4Auth:
+    params: dict[str, str] = {}
+    for name, value in decoded_pairs(request.query):
+        params.setdefault(name, value)
+    required = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date",
+                "X-Amz-SignedHeaders")
+    missing = [name for name in required if not params.get(name)]
+    if missing:
+        raise AuthFailure(AuthFailureKind.MALFORMED,
+                          f"AWS query-string parameters must include '{missing[0]}'. Re-examine the "
+                          "query-string parameters.", presigned=True, details={"missing": missing[0]})
+    if params["X-Amz-Algorithm"] != ALGORITHM:
+        raise AuthFailure(AuthFailureKind.UNSUPPORTED_AUTH,
+                          'X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"', presigned=True)
+    access_key, scope = _parse_credential(params["X-Amz-Credential"], presigned=True)
+    service = scope[2]
+    date = _parse_date(params["X-Amz-Date"], presigned=True, service=service)
+    expires: int | None = None
+    if "X-Amz-Expires" in params:
+        raw = params["X-Amz-Expires"]
+        if not raw.isascii() or not raw.isdigit():
+            raise AuthFailure(AuthFailureKind.MALFORMED, "X-Amz-Expires should be a number",
+                              presigned=True, details={"service": service})
+        expires = int(raw)
+    payload = params.get("X-Amz-Content-Sha256") or (UNSIGNED_PAYLOAD if service == "s3" else None)
+    return SigV4Auth(
+        access_key_id=access_key, date=date, scope_date=scope[0], region=scope[1], service=service,
+        terminator=scope[3], signed_headers=tuple(params["X-Amz-SignedHeaders"].split(";")),
+        signature=_ascii(params["X-Amz-Signature"], presigned=True), presigned=True,
+        session_token=params.get("X-Amz-Security-Token"), expires_seconds=expires,
+        payload_hash=payload, timestamp=_timestamp(date),
+    )
+
+
+def _parse_credential(value: str, *, presigned: bool) -> tuple[str, tuple[str, str, str, str]]:
+    parts = value.rsplit("/", 4)
+    if len(parts) != 5 or not all(parts):
+        raise AuthFailure(AuthFailureKind.MALFORMED, "the Credential is mal-formed; expecting "
+                          f"{_CREDENTIAL_FORMAT}.", presigned=presigned)
+    return parts[0], (parts[1], parts[2], parts[3], parts[4])
+
+
+def _parse_date(value: str, *, presigned: bool, service: str) -> datetime:
+    """X-Amz-Date (``20261129T051000Z``), or an HTTP Date header."""
+    v = value.strip()
+    if len(v) == 16 and v[8] == "T" and v[15] == "Z" and v[:8].isdigit() and v[9:15].isdigit():
+        try:
+            return datetime(int(v[0:4]), int(v[4:6]), int(v[6:8]), int(v[9:11]), int(v[11:13]),
+                            int(v[13:15]), tzinfo=UTC)
+        except ValueError:
+            pass
+    elif not presigned:
+        try:
+            parsed = parsedate_to_datetime(v)
+        except (TypeError, ValueError):
+            parsed = None
+        if parsed is not None:
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    what = "X-Amz-Date" if presigned else "X-Amz-Date or Date header"
+    raise AuthFailure(AuthFailureKind.MALFORMED, f"Invalid {what}: '{value}'. It must be in ISO8601 "
+                      "basic format (yyyyMMdd'T'HHmmss'Z').", presigned=presigned,
+                      details={"service": service})
+
+
+def _ascii(signature: str, *, presigned: bool) -> str:
+    if not signature.isascii():
+        raise AuthFailure(AuthFailureKind.MALFORMED, "The signature is not hexadecimal.",
+                          presigned=presigned)
+    return signature
+
+
+def _timestamp(date: datetime) -> str:
+    return (f"{date.year:04d}{date.month:02d}{date.day:02d}T"
+            f"{date.hour:02d}{date.minute:02d}{date.second:02d}Z")
+
+
+# -- verification ----------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=4096)
+def signing_key(secret_access_key: str, date: str, region: str, service: str) -> bytes:
+    """kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")."""
+    key = hmac.digest(("AWS4" + secret_access_key).encode(), date.encode(), "sha256")
+    for part in (region, service, TERMINATOR):
+        key = hmac.digest(key, part.encode(), "sha256")
+    return key
+
+
+def verify(request: AwsRequest, auth: SigV4Auth, secret_access_key: str, now: datetime, *,
+           service: str | None = None, regions: frozenset[str] | set[str] | None = None,
+           check_payload: bool = True) -> None:
+    """Raise ``AuthFailure`` unless ``auth`` is a valid signature of ``request`` at ``now``.
+
+    ``service``/``regions``, when given, are what the credential scope must name. With
+    ``check_payload=False`` a hex ``x-amz-content-sha256`` is not compared with ``request.body``
+    (the caller streams the body and calls ``check_payload_hash`` itself).
+    """
+    _check_scope(auth, service, regions)
+    _check_time(auth, now)
+    s3 = auth.service == "s3"
+    declared = auth.payload_hash
+    if s3:
+        _check_s3_headers(request, auth)
+    elif declared is not None and not _HEX64.fullmatch(declared):
+        raise AuthFailure(AuthFailureKind.INVALID_CONTENT_SHA,
+                          f"x-amz-content-sha256 must be a SHA-256 hex digest for {auth.service}.",
+                          presigned=auth.presigned)
+    signed = {h.lower() for h in auth.signed_headers}
+    if "host" not in signed:
+        raise AuthFailure(AuthFailureKind.MALFORMED, "'Host' or ':authority' must be a 'SignedHeader' "
+                          "in the AWS Authorization.", presigned=auth.presigned)
+    payload = declared if declared is not None else hashlib.sha256(request.body).hexdigest()
+    key = signing_key(secret_access_key, auth.scope_date, auth.region, auth.service)
+    signed_headers, presigned = auth.signed_headers, auth.presigned
+    canonical = canonical_request(request, s3=s3, presigned=presigned, signed_headers=signed_headers,
+                                  payload_hash=payload)
+    prefix = f"{ALGORITHM}\n{auth.timestamp}\n{auth.scope}\n"
+    if not _matches(key, prefix + _hash(canonical), auth.signature) and not any(
+            _matches(key, prefix + _hash(other), auth.signature)
+            for other in variant_canonicals(request, s3=s3, presigned=presigned, primary=canonical,
+                                            signed_headers=signed_headers, payload_hash=payload)):
+        raise AuthFailure(AuthFailureKind.BAD_SIGNATURE, SIGNATURE_MISMATCH, presigned=presigned,
+                          details={"access_key_id": auth.access_key_id, "signature_provided": auth.signature,
+                                   "string_to_sign": prefix + _hash(canonical),
+                                   "canonical_request": canonical})
+    if check_payload and declared is not None and _HEX64.fullmatch(declared):
+        check_payload_hash(auth, hashlib.sha256(request.body).hexdigest())
+
+
+def check_payload_hash(auth: SigV4Auth, computed: str) -> None:
+    """Raise CONTENT_SHA_MISMATCH unless the body's SHA-256 is the hex digest the client signed."""
+    declared = auth.payload_hash or ""
+    if _HEX64.fullmatch(declared) and declared.lower() != computed:
+        raise AuthFailure(AuthFailureKind.CONTENT_SHA_MISMATCH, "The provided 'x-amz-content-sha256' "
+                          "header does not match what was computed.", presigned=auth.presigned,
+                          details={"client_sha256": declared, "computed_sha256": computed})
+
+
+def unknown_key(auth: SigV4Auth) -> AuthFailure:
+    """For the caller to raise when ``auth.access_key_id`` is not a known, active key."""
+    return AuthFailure(AuthFailureKind.UNKNOWN_KEY, "The security token included in the request is "
+                       "invalid.", presigned=auth.presigned, details={"access_key_id": auth.access_key_id})
+
+
+def invalid_token(auth: SigV4Auth) -> AuthFailure:
+    """For the caller to raise when the session token is missing, unknown or not the key's."""
+    return AuthFailure(AuthFailureKind.INVALID_TOKEN, "The security token included in the request is "
+                       "invalid.", presigned=auth.presigned,
+                       details={"token": auth.session_token} if auth.session_token else None)
+
+
+def expired_token(auth: SigV4Auth) -> AuthFailure:
+    """For the caller to raise when the session token's credentials have expired."""
+    return AuthFailure(AuthFailureKind.EXPIRED_TOKEN, "The security token included in the request is "
+                       "expired", presigned=auth.presigned,
+                       details={"token": auth.session_token} if auth.session_token else None)
+
+
+def streaming_context(auth: SigV4Auth, secret_access_key: str) -> SigningContext:
+    """Chunk signatures are chained from the (verified) request signature, the seed."""
+    key = signing_key(secret_access_key, auth.scope_date, auth.region, auth.service)
+    return SigningContext(key=key, timestamp=auth.timestamp, scope=auth.scope,
+                          seed_signature=auth.signature)
+
+
+def _matches(key: bytes, string_to_sign: str, provided: str) -> bool:
+    expected = hmac.digest(key, string_to_sign.encode(), "sha256").hex()
+    return hmac.compare_digest(expected, provided)
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_scope(auth: SigV4Auth, service: str | None, regions: frozenset[str] | set[str] | None) -> None:
+    def fail(reason: str, message: str, **details: str) -> AuthFailure:
+        return AuthFailure(AuthFailureKind.BAD_SCOPE, message, presigned=auth.presigned,
+                           details={"reason": reason, "region": auth.region, "service": auth.service,
+                                    **details})
+
+    if auth.terminator != TERMINATOR:
+        raise fail("terminator", "Credential should be scoped with a valid terminator: "
+                   f"'{TERMINATOR}', not '{auth.terminator}'.")
+    if auth.scope_date != auth.timestamp[:8]:
+        raise fail("date", "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of "
+                   f"date from HTTP: '{auth.scope_date}' != '{auth.timestamp[:8]}', from "
+                   f"'{auth.timestamp}'.")
+    if service is not None and auth.service != service:
+        raise fail("service", f"Credential should be scoped to correct service: '{service}'.",
+                   expected=service)
+    if regions is not None and auth.region not in regions:
+        expected = {"expected": next(iter(regions))} if len(regions) == 1 else {}
+        raise fail("region", "Credential should be scoped to a valid region.", **expected)
+
+
+def _check_time(auth: SigV4Auth, now: datetime) -> None:
+    details = {"request_time": auth.timestamp, "server_time": _timestamp(now)}
+    if auth.presigned and auth.service == "s3":
+        expires = auth.expires_seconds
+        if expires is None:
+            raise AuthFailure(AuthFailureKind.MALFORMED, "AWS query-string parameters must include "
+                              "'X-Amz-Expires'. Re-examine the query-string parameters.", presigned=True,
+                              details={"missing": "X-Amz-Expires"})
+        if expires > MAX_PRESIGNED_EXPIRES:
+            raise AuthFailure(AuthFailureKind.MALFORMED, "X-Amz-Expires must be less than a week (in "
+                              "seconds) that is 604800 seconds", presigned=True)
+        details.update(expires=str(expires), expires_at=_iso(auth.date + timedelta(seconds=expires)))
+        if now < auth.date - MAX_SKEW:
+            raise AuthFailure(AuthFailureKind.NOT_YET_VALID, "Request is not yet valid", presigned=True,
+                              details=details)
+        if now > auth.date + timedelta(seconds=expires):
+            raise AuthFailure(AuthFailureKind.EXPIRED, "Request has expired", presigned=True,
+                              details=details)
+        return
+    if auth.expires_seconds is not None and auth.expires_seconds > MAX_PRESIGNED_EXPIRES:
+        raise AuthFailure(AuthFailureKind.MALFORMED, "X-Amz-Expires must be less than a week (in "
+                          "seconds) that is 604800 seconds", presigned=True)
+    # Outside S3, a presigned request is valid as long as a signed header one is: AWS ignores
+    # X-Amz-Expires there (STS presigned URLs live 15 minutes whatever they say).
+    if auth.date < now - MAX_SKEW:
+        raise AuthFailure(AuthFailureKind.SKEWED, f"Signature expired: {auth.timestamp} is now earlier "
+                          f"than {_timestamp(now - MAX_SKEW)} ({_timestamp(now)} - 15 min.)",
+                          presigned=auth.presigned, details=details)
+    if auth.date > now + MAX_SKEW:
+        raise AuthFailure(AuthFailureKind.SKEWED, f"Signature not yet current: {auth.timestamp} is still "
+                          f"later than {_timestamp(now + MAX_SKEW)} ({_timestamp(now)} + 15 min.)",
+                          presigned=auth.presigned, details=details)
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _check_s3_headers(request: AwsRequest, auth: SigV4Auth) -> None:
+    """What S3 adds to SigV4: every x-amz-* header is signed; the payload hash is always declared."""
+    signed = {h.lower() for h in auth.signed_headers}
+    unsigned = sorted({name for name in request.headers
+                       if name.startswith("x-amz-") and name not in signed})
+    if unsigned:
+        raise AuthFailure(AuthFailureKind.UNSIGNED_HEADERS, "There were headers present in the request "
+                          "which were not signed", presigned=auth.presigned,
+                          details={"headers_not_signed": ",".join(unsigned)})
+    declared = auth.payload_hash
+    if declared is None:
+        raise AuthFailure(AuthFailureKind.INVALID_CONTENT_SHA, "Missing required header for this "
+                          "request: x-amz-content-sha256", details={"missing": "x-amz-content-sha256"})
+    if declared != UNSIGNED_PAYLOAD and declared not in STREAMING_PAYLOADS \
+            and not _HEX64.fullmatch(declared):
+        raise AuthFailure(AuthFailureKind.INVALID_CONTENT_SHA,
+                          f"x-amz-content-sha256 must be {_S3_CONTENT_SHA_VALUES}",
+                          presigned=auth.presigned, details={"value": declared})
+    if auth.presigned and declared in STREAMING_PAYLOADS:
+        raise AuthFailure(AuthFailureKind.INVALID_CONTENT_SHA, "Streaming payloads cannot be presigned.",
+                          presigned=True, details={"value": declared})
