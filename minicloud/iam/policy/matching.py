@@ -1,0 +1,245 @@
+"""Wildcards, ARNs and policy variables, compiled once per policy.
+
+Three ways a policy string is compared with a request value:
+
+    glob      ``*`` any run of characters, ``?`` exactly one (actions, StringLike)
+    arn glob  the same, but in the first five colon-separated segments of an ARN (``arn``,
+              partition, service, region, account) a wildcard never crosses a colon; the sixth
+              segment (the resource part, which may itself hold colons) is matched as a whole.
+              This is how ``Resource`` and ``ArnLike`` match, per the IAM user guide: "Each of the
+              six colon-delimited components of the ARN is checked separately".
+    exact     plain string equality
+
+A compiled matcher is a plain callable ``str -> truthy`` picked for speed: ``str.__eq__`` for an
+exact string, ``str.startswith`` for ``prefix*``, a regular expression only when needed.
+
+Policy variables (``${aws:username}``, ``${aws:PrincipalTag/team, 'default'}``, and the escapes
+``${*}``, ``${?}``, ``${$}``) are parsed into a :class:`Template` when the policy is parsed (only
+for ``"Version": "2012-10-17"``; older documents keep them literal). A variable's value is always
+taken literally: a ``*`` in a user's tag is not a wildcard. A variable without a value (and without
+a default) makes the whole string match nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+Matcher = Callable[[str], object]
+"""Returns something truthy when the request value matches."""
+
+
+class VariableSource(Protocol):
+    """Where policy variables get their values (the request context)."""
+
+    def variable(self, key: str) -> str | None:
+        """The single value of the lower-cased context key, or None if it has none."""
+        ...
+
+
+_WILDCARDS = re.compile(r"([*?])")
+_ARN_SEGMENTS = 6
+
+
+def has_wildcard(text: str) -> bool:
+    return "*" in text or "?" in text
+
+
+def _always(_value: str) -> bool:
+    return True
+
+
+def glob_regex(pattern: str, star: str = ".*", qmark: str = ".") -> str:
+    """Regular-expression source for a glob: ``*`` and ``?`` become *star* and *qmark*."""
+    out: list[str] = []
+    for piece in _WILDCARDS.split(pattern):
+        if piece == "*":
+            out.append(star)
+        elif piece == "?":
+            out.append(qmark)
+        elif piece:
+            out.append(re.escape(piece))
+    return "".join(out)
+
+
+def arn_glob_regex(pattern: str) -> str:
+    """Regular-expression source for an ARN pattern (see the module docstring).
+
+    A pattern with fewer than six segments is not an ARN; it is matched as a plain glob.
+    """
+    parts = pattern.split(":", _ARN_SEGMENTS - 1)
+    if len(parts) < _ARN_SEGMENTS:
+        return glob_regex(pattern)
+    head = [glob_regex(part, "[^:]*", "[^:]") for part in parts[:-1]]
+    return ":".join([*head, glob_regex(parts[-1])])
+
+
+@functools.lru_cache(maxsize=8192)
+def compile_regex(source: str) -> re.Pattern[str]:
+    return re.compile(source, re.DOTALL)
+
+
+def glob_matcher(pattern: str) -> Matcher:
+    """A matcher for one glob pattern (callers lower-case both sides for case-insensitivity)."""
+    if pattern == "*":
+        return _always
+    if not has_wildcard(pattern):
+        return pattern.__eq__
+    stem = pattern[:-1]
+    if pattern.endswith("*") and not has_wildcard(stem):
+        return lambda value: value.startswith(stem)
+    return compile_regex(glob_regex(pattern)).fullmatch
+
+
+def arn_matcher(pattern: str) -> Matcher:
+    """A matcher for one ARN pattern (``Resource``, ``ArnLike``)."""
+    if pattern == "*":
+        return _always
+    if not has_wildcard(pattern):
+        return pattern.__eq__
+    return compile_regex(arn_glob_regex(pattern)).fullmatch
+
+
+def any_glob_matcher(patterns: list[str]) -> Matcher:
+    """One matcher for several glob patterns: exact ones in a set, the others in one regex."""
+    exact = frozenset(p for p in patterns if not has_wildcard(p))
+    wild = [p for p in patterns if has_wildcard(p)]
+    if "*" in wild:
+        return _always
+    if not wild:
+        return exact.__contains__
+    regex = compile_regex("|".join(f"(?:{glob_regex(p)})" for p in wild)).fullmatch
+    if not exact:
+        return regex
+    return lambda value: value in exact or regex(value)
+
+
+# --- policy variables -----------------------------------------------------------------------
+
+_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+_DEFAULT = re.compile(r"^\s*'(.*)'\s*$", re.DOTALL)
+_ESCAPES = {"*": "*", "?": "?", "$": "$"}
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    key: str  # lower-cased context key
+    default: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A policy string with variables: literal pieces (which keep their wildcards) and variables.
+
+    ``literal`` pieces come from the policy text, so ``*`` and ``?`` in them are wildcards;
+    variable values (and the ``${*}`` escapes) are literal text.
+    """
+
+    pieces: tuple[str | Variable, ...]
+
+    def render(self, source: VariableSource) -> tuple[str, ...] | None:
+        """Alternating (policy-text, literal-value, policy-text, ...) pieces, None if unresolved.
+
+        Even positions hold policy text (wildcards active), odd positions hold substituted values.
+        """
+        out: list[str] = []
+        for piece in self.pieces:
+            if isinstance(piece, Variable):
+                value = source.variable(piece.key) if piece.key else None
+                if value is None:
+                    value = piece.default
+                if value is None:
+                    return None
+                if len(out) % 2 == 0:
+                    out.append("")
+                out.append(value)
+            elif len(out) % 2 == 0:
+                out.append(piece)
+            else:
+                out[-1] += piece
+        return tuple(out)
+
+    def text(self, source: VariableSource) -> str | None:
+        """The string with variables substituted (for exact comparisons)."""
+        rendered = self.render(source)
+        return None if rendered is None else "".join(rendered)
+
+
+def parse_template(text: str) -> Template | None:
+    """The variables in *text*, or None if it has none (then it is compiled statically)."""
+    if "${" not in text:
+        return None
+    pieces: list[str | Variable] = []
+    last = 0
+    found = False
+    for match in _VARIABLE.finditer(text):
+        found = True
+        if match.start() > last:
+            pieces.append(text[last:match.start()])
+        pieces.append(_variable(match.group(1)))
+        last = match.end()
+    if not found:
+        return None
+    if last < len(text):
+        pieces.append(text[last:])
+    return Template(tuple(pieces))
+
+
+def _variable(body: str) -> Variable:
+    name, comma, rest = body.partition(",")
+    name = name.strip()
+    if name in _ESCAPES and not comma:
+        # ${*} and friends: a fixed literal value, never missing
+        return Variable(key="", default=_ESCAPES[name])
+    default = None
+    if comma:
+        quoted = _DEFAULT.match(rest)
+        default = quoted.group(1) if quoted else rest.strip()
+    return Variable(key=name.lower(), default=default)
+
+
+_ARN_TOKENS = re.compile(r"([*?:])")
+
+
+def arn_pieces_regex(pieces: tuple[str, ...]) -> str:
+    """Regex source for a rendered ARN template (policy text at even positions, values at odd)."""
+    if sum(piece.count(":") for piece in pieces) < _ARN_SEGMENTS - 1:
+        return "".join(glob_regex(p) if i % 2 == 0 else re.escape(p) for i, p in enumerate(pieces))
+    out: list[str] = []
+    colons = 0
+    for index, piece in enumerate(pieces):
+        if index % 2:
+            out.append(re.escape(piece))
+            colons += piece.count(":")
+            continue
+        for token in _ARN_TOKENS.split(piece):
+            if token == ":":
+                colons += 1
+                out.append(":")
+            elif token == "*":
+                out.append(".*" if colons >= _ARN_SEGMENTS - 1 else "[^:]*")
+            elif token == "?":
+                out.append("." if colons >= _ARN_SEGMENTS - 1 else "[^:]")
+            elif token:
+                out.append(re.escape(token))
+    return "".join(out)
+
+
+def template_matcher(template: Template, arn: bool) -> Callable[[str, VariableSource], bool]:
+    """A matcher for a glob or ARN pattern with variables, compiled per distinct substitution."""
+
+    def match(value: str, source: VariableSource) -> bool:
+        rendered = template.render(source)
+        if rendered is None:
+            return False
+        if arn:
+            source_regex = arn_pieces_regex(rendered)
+        else:
+            source_regex = "".join(
+                glob_regex(p) if i % 2 == 0 else re.escape(p) for i, p in enumerate(rendered))
+        return compile_regex(source_regex).fullmatch(value) is not None
+
+    return match

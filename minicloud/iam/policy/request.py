@@ -1,0 +1,168 @@
+"""What is being authorized: who asks, for which action on which resource, in which context.
+
+The request context is what conditions and policy variables read. Its keys are case-insensitive
+(IAM user guide, "Key names are case-insensitive"), so it is lower-cased once per request; the
+principal's own keys (``aws:username``, ``aws:userid``, ``aws:PrincipalArn``,
+``aws:PrincipalAccount``, ``aws:PrincipalType``, ``aws:PrincipalTag/*``) are derived from
+:class:`PrincipalInfo` unless the caller already put them in the context.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
+
+ContextValue = str | Sequence[str]
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+class PrincipalKind(enum.StrEnum):
+    ROOT = "root"
+    USER = "user"
+    ASSUMED_ROLE = "assumed-role"
+    FEDERATED_USER = "federated-user"  # a GetFederationToken session
+    WEB_IDENTITY = "web-identity"  # an OIDC/SAML identity asking to assume a role
+    SERVICE = "service"
+    ANONYMOUS = "anonymous"
+
+
+_PRINCIPAL_TYPE = {
+    PrincipalKind.ROOT: "Account",
+    PrincipalKind.USER: "User",
+    PrincipalKind.ASSUMED_ROLE: "AssumedRole",
+    PrincipalKind.FEDERATED_USER: "FederatedUser",
+    PrincipalKind.ANONYMOUS: "Anonymous",
+}
+
+
+@dataclass(frozen=True)
+class PrincipalInfo:
+    """The authenticated caller.
+
+    ``arn`` is the caller's own ARN: ``arn:aws:iam::A:root``, ``arn:aws:iam::A:user/path/name``,
+    ``arn:aws:sts::A:assumed-role/role/session``, ``arn:aws:sts::A:federated-user/name``; for a
+    service its principal name (``lambda.amazonaws.com``); for a web identity its provider
+    (``cognito-identity.amazonaws.com`` or an ``oidc-provider``/``saml-provider`` ARN).
+    ``role_arn`` is the role of an assumed-role session; ``source_user_arn`` the IAM user (or root)
+    that created a federated-user session. ``user_id`` is the unique id (``AIDA...`` for a user,
+    ``AROA...:session`` for a role session).
+    """
+
+    arn: str
+    account_id: str
+    kind: PrincipalKind
+    role_arn: str | None = None
+    user_id: str = ""
+    username: str | None = None
+    tags: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    source_user_arn: str | None = None
+    canonical_user_id: str | None = None
+
+    @property
+    def is_session(self) -> bool:
+        return self.kind in (PrincipalKind.ASSUMED_ROLE, PrincipalKind.FEDERATED_USER)
+
+    @property
+    def principal_arn(self) -> str:
+        """``aws:PrincipalArn``: the role (not the session) for an assumed-role session."""
+        if self.kind is PrincipalKind.ASSUMED_ROLE and self.role_arn:
+            return self.role_arn
+        return self.arn
+
+
+ANONYMOUS = PrincipalInfo(arn="anonymous", account_id="", kind=PrincipalKind.ANONYMOUS)
+
+
+class EvalContext:
+    """The lower-cased request context: condition values and policy variables."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, tuple[str, ...]]) -> None:
+        self._values = values
+
+    def get(self, key: str) -> tuple[str, ...] | None:
+        """Values of a lower-cased key; None when absent or empty (a null data set)."""
+        values = self._values.get(key)
+        return values if values else None
+
+    def variable(self, key: str) -> str | None:
+        """A single-valued key as a policy variable; multivalued keys cannot be variables."""
+        values = self._values.get(key)
+        if values is None or len(values) != 1:
+            return None
+        return values[0]
+
+
+def _as_values(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, bool):
+        return ("true" if value else "false",)
+    if isinstance(value, (int, float)):
+        return (str(value),)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return tuple(v for item in value for v in _as_values(item))
+    return (str(value),)
+
+
+def build_context(principal: PrincipalInfo, context: Mapping[str, object]) -> EvalContext:
+    values = {key.lower(): _as_values(value) for key, value in context.items()}
+    derived: dict[str, tuple[str, ...]] = {}
+    if principal.kind is not PrincipalKind.ANONYMOUS:
+        if principal.kind is not PrincipalKind.SERVICE and principal.kind is not PrincipalKind.WEB_IDENTITY:
+            derived["aws:principalarn"] = (principal.principal_arn,)
+            derived["aws:principalaccount"] = (principal.account_id,)
+        principal_type = _PRINCIPAL_TYPE.get(principal.kind)
+        if principal_type:
+            derived["aws:principaltype"] = (principal_type,)
+        if principal.user_id:
+            derived["aws:userid"] = (principal.user_id,)
+        if principal.username is not None:
+            derived["aws:username"] = (principal.username,)
+        if principal.kind is PrincipalKind.SERVICE:
+            derived["aws:principalservicename"] = (principal.arn,)
+        for tag_key, tag_value in principal.tags.items():
+            derived[f"aws:principaltag/{tag_key.lower()}"] = (tag_value,)
+    else:
+        derived["aws:principaltype"] = ("Anonymous",)
+    for key, value in derived.items():
+        values.setdefault(key, value)
+    return EvalContext(values)
+
+
+@dataclass(frozen=True)
+class AuthzRequest:
+    """One authorization question: may *principal* perform *action* on *resource*?
+
+    ``resource`` is an ARN, or ``*`` for actions without resource-level permissions.
+    ``resource_account`` is the account that owns the resource; None means the principal's own
+    account (or no owner, as for ``iam:ListUsers``).
+    """
+
+    action: str
+    resource: str
+    principal: PrincipalInfo
+    resource_account: str | None = None
+    context: Mapping[str, ContextValue] = field(default_factory=lambda: _EMPTY)
+
+    @cached_property
+    def action_key(self) -> str:
+        return self.action.lower()
+
+    @cached_property
+    def vendor(self) -> str:
+        return self.action_key.partition(":")[0]
+
+    @cached_property
+    def eval_context(self) -> EvalContext:
+        return build_context(self.principal, self.context)
+
+    @cached_property
+    def cross_account(self) -> bool:
+        owner = self.resource_account
+        return owner is not None and owner != "" and owner != self.principal.account_id
