@@ -62,7 +62,8 @@ class Condition:
 
     def holds(self, context: EvalContext) -> bool:
         values = context.get(self.key)
-        if self.test is None:  # Null
+        test = self.test
+        if test is None:  # Null
             absent = values is None
             return any(expected == absent for expected in self.null_expected)
         if values is None:
@@ -73,7 +74,8 @@ class Condition:
             if self.qualifier == ALL_VALUES:
                 return True
             return self.negated
-        test = self.test
+        if self.qualifier == 0 and len(values) == 1:  # the common case
+            return test(values[0], context) != self.negated
         if self.qualifier == ALL_VALUES:
             if self.negated:
                 return not any(test(value, context) for value in values)
@@ -81,7 +83,7 @@ class Condition:
         if self.qualifier == ANY_VALUE and self.negated:
             return not all(test(value, context) for value in values)
         hit = any(test(value, context) for value in values)
-        return not hit if self.negated else hit
+        return hit != self.negated
 
 
 class UnknownOperator(ValueError):

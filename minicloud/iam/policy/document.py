@@ -33,9 +33,8 @@ from .conditions import Condition, UnknownOperator, compile_condition
 from .errors import MalformedPolicyDocument
 from .matching import (
     Matcher,
+    VariableSource,
     any_glob_matcher,
-    arn_glob_regex,
-    compile_regex,
     has_wildcard,
     parse_template,
     template_matcher,
@@ -86,30 +85,40 @@ _PARTITION = re.compile(r"aws(?:-[a-z0-9]+)*")
 _ACCOUNT = re.compile(r"\d{12}|aws")
 _JSON_WHITESPACE = frozenset(" \t\n\r")
 
-ResourceTest = Callable[[str, AuthzRequest], bool]
+TemplateTest = Callable[[str, VariableSource], bool]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Statement:
-    """One compiled statement. ``resource_test`` is None when the statement has no Resource
-    element (trust policies); ``principals`` is None when it has no Principal element."""
+    """One compiled statement.
+
+    ``has_resource`` is False when the statement has no Resource element (trust policies);
+    ``resource_test`` matches the patterns without variables, ``resource_templates`` those with
+    variables (rendered per request). ``principals`` is None without a Principal element.
+    """
 
     sid: str | None
     allow: bool
     action_test: Matcher  # on the lower-cased action
     not_action: bool
-    resource_test: ResourceTest | None
+    has_resource: bool
+    resource_test: Matcher | None
+    resource_templates: tuple[TemplateTest, ...]
     not_resource: bool
     principals: Principals | None
     conditions: tuple[Condition, ...]
     vendors: frozenset[str] | None  # service prefixes of Action; None: any (NotAction, "*")
 
+    def matches_action(self, action_key: str) -> bool:
+        return bool(self.action_test(action_key)) != self.not_action
+
     def applies(self, request: AuthzRequest) -> bool:
         """Action, Resource and Condition match (the principal is checked by the caller)."""
-        if bool(self.action_test(request.action_key)) == self.not_action:
-            return False
-        resource_test = self.resource_test
-        if resource_test is not None and resource_test(request.resource, request) == self.not_resource:
+        return self.matches_action(request.action_key) and self.applies_to_resource(request)
+
+    def applies_to_resource(self, request: AuthzRequest) -> bool:
+        """Resource and Condition match (for a statement already known to match the action)."""
+        if self.has_resource and self._resource_hit(request) == self.not_resource:
             return False
         if self.conditions:
             context = request.eval_context
@@ -117,6 +126,15 @@ class Statement:
                 if not condition.holds(context):
                     return False
         return True
+
+    def _resource_hit(self, request: AuthzRequest) -> bool:
+        test = self.resource_test
+        if test is not None and test(request.resource):
+            return True
+        if self.resource_templates:
+            context = request.eval_context
+            return any(match(request.resource, context) for match in self.resource_templates)
+        return False
 
     def grant(self, principal: PrincipalInfo) -> Grant:
         return Grant.NONE if self.principals is None else self.principals.grant(principal)
@@ -131,12 +149,28 @@ class Policy:
     id: str | None
     statements: tuple[Statement, ...]
     size: int
-    by_vendor: Mapping[str, tuple[Statement, ...]] = field(repr=False)
-    generic: tuple[Statement, ...] = field(repr=False)
+    index: Mapping[str, _Candidates] = field(repr=False)
+    generic: _Candidates = field(repr=False)
 
-    def candidates(self, vendor: str) -> tuple[Statement, ...]:
-        """The statements whose Action could match an action of this (lower-cased) service."""
-        return self.by_vendor.get(vendor, self.generic)
+    action_cache: dict[str, _Candidates] = field(default_factory=dict, repr=False)
+
+    def candidates(self, action_key: str, vendor: str) -> _Candidates:
+        """(Deny, Allow) statements whose Action (or NotAction) matches the lower-cased action, in
+        document order. Memoized per action: evaluation then only checks resources and conditions.
+        """
+        found = self.action_cache.get(action_key)
+        if found is None:
+            denies, allows = self.index.get(vendor, self.generic)
+            found = (tuple(s for s in denies if s.matches_action(action_key)),
+                     tuple(s for s in allows if s.matches_action(action_key)))
+            if len(self.action_cache) >= _ACTION_CACHE_MAX:
+                self.action_cache.clear()
+            self.action_cache[action_key] = found
+        return found
+
+
+_ACTION_CACHE_MAX = 4096
+_Candidates = tuple[tuple[Statement, ...], tuple[Statement, ...]]
 
 
 def policy_size(text: str) -> int:
@@ -160,9 +194,9 @@ def parse_policy(text: str, kind: PolicyKind) -> Policy:
     statements = tuple(_statement(item, kind, variables) for item in raw_statements)
     if kind in IAM_KINDS:
         _check_sids(statements)
-    by_vendor, generic = _index(statements)
+    index, generic = _index(statements)
     return Policy(kind=kind, version=version, id=policy_id, statements=statements,
-                  size=policy_size(text), by_vendor=by_vendor, generic=generic)
+                  size=policy_size(text), index=index, generic=generic)
 
 
 class _DuplicateKey(ValueError):
@@ -209,14 +243,16 @@ def _statement(raw: object, kind: PolicyKind, variables: bool) -> Statement:
     not_action = "NotAction" in raw
     actions = _actions(raw.get("NotAction" if not_action else "Action"), kind)
     not_resource = "NotResource" in raw
-    resource_test = _statement_resources(raw, kind, not_resource, variables)
+    resources = _statement_resources(raw, kind, not_resource)
+    resource_test, templates = _resource_tests(resources or [], variables)
     condition = raw.get("Condition")
     conditions = () if condition is None else _conditions(condition, variables)
     vendors = None
     if not not_action and "*" not in actions:
         vendors = frozenset(action.partition(":")[0].lower() for action in actions)
     return Statement(sid=sid, allow=allow, action_test=any_glob_matcher([a.lower() for a in actions]),
-                     not_action=not_action, resource_test=resource_test, not_resource=not_resource,
+                     not_action=not_action, has_resource=resources is not None,
+                     resource_test=resource_test, resource_templates=templates, not_resource=not_resource,
                      principals=principals, conditions=conditions, vendors=vendors)
 
 
@@ -268,8 +304,7 @@ def _check_action(action: str) -> None:
         raise MalformedPolicyDocument(f"Vendor {vendor} is not valid")
 
 
-def _statement_resources(raw: dict[str, Any], kind: PolicyKind, negated: bool,
-                         variables: bool) -> ResourceTest | None:
+def _statement_resources(raw: dict[str, Any], kind: PolicyKind, negated: bool) -> list[str] | None:
     key = "NotResource" if negated else "Resource"
     if kind is PolicyKind.TRUST:
         if key in raw:
@@ -282,7 +317,7 @@ def _statement_resources(raw: dict[str, Any], kind: PolicyKind, negated: bool,
         raise MalformedPolicyDocument(NEEDS_RESOURCES)
     for resource in resources:
         _check_resource(resource)
-    return _resource_test(resources, variables)
+    return resources
 
 
 def _check_resource(resource: str) -> None:
@@ -304,36 +339,16 @@ def _check_resource(resource: str) -> None:
         raise MalformedPolicyDocument(LEGACY_PARSING)
 
 
-def _resource_test(resources: list[str], variables: bool) -> ResourceTest:
-    if "*" in resources:
-        return _always_resource
+def _resource_tests(resources: list[str], variables: bool) -> tuple[Matcher | None, tuple[TemplateTest, ...]]:
     static: list[str] = []
-    dynamic = []
+    dynamic: list[TemplateTest] = []
     for resource in resources:
         template = parse_template(resource) if variables else None
         if template is None:
             static.append(resource)
         else:
             dynamic.append(template_matcher(template, arn=True))
-    exact = frozenset(r for r in static if not has_wildcard(r))
-    wild = [r for r in static if has_wildcard(r)]
-    regex = compile_regex("|".join(f"(?:{arn_glob_regex(r)})" for r in wild)).fullmatch if wild else None
-    if not dynamic and regex is None:
-        return lambda resource, _request: resource in exact
-
-    def test(resource: str, request: AuthzRequest) -> bool:
-        if resource in exact or (regex is not None and regex(resource) is not None):
-            return True
-        if dynamic:
-            context = request.eval_context
-            return any(match(resource, context) for match in dynamic)
-        return False
-
-    return test
-
-
-def _always_resource(_resource: str, _request: AuthzRequest) -> bool:
-    return True
+    return (any_glob_matcher(static, arn=True) if static else None), tuple(dynamic)
 
 
 # --- principals -------------------------------------------------------------------------------
@@ -431,10 +446,13 @@ def _check_sids(statements: tuple[Statement, ...]) -> None:
         seen.add(sid)
 
 
-def _index(statements: tuple[Statement, ...]) -> tuple[dict[str, tuple[Statement, ...]],
-                                                       tuple[Statement, ...]]:
+def _split(statements: list[Statement]) -> _Candidates:
+    return (tuple(s for s in statements if not s.allow), tuple(s for s in statements if s.allow))
+
+
+def _index(statements: tuple[Statement, ...]) -> tuple[dict[str, _Candidates], _Candidates]:
     vendors = {vendor for s in statements if s.vendors is not None for vendor in s.vendors}
-    generic = tuple(s for s in statements if s.vendors is None)
-    by_vendor = {vendor: tuple(s for s in statements if s.vendors is None or vendor in s.vendors)
-                 for vendor in vendors}
-    return by_vendor, generic
+    generic = _split([s for s in statements if s.vendors is None])
+    index = {vendor: _split([s for s in statements if s.vendors is None or vendor in s.vendors])
+             for vendor in vendors}
+    return index, generic

@@ -76,25 +76,30 @@ def evaluate(request: AuthzRequest, identity_policies: Sequence[Policy], *,
     if principal.kind in (PrincipalKind.ANONYMOUS, PrincipalKind.SERVICE, PrincipalKind.WEB_IDENTITY):
         return ALLOWED if grant else _IMPLICIT[PolicyType.RESOURCE]
 
-    deny, identity_allows = _scan(identity_policies, request)
+    # Deny evaluation first, in every policy; then look for allows (stopping at the first one).
+    deny = _find_deny(identity_policies, request)
     if deny is not None:
         return Decision(Verdict.EXPLICIT_DENY, PolicyType.IDENTITY, deny.sid)
-    boundary_allows = True
-    if permissions_boundary is not None:
-        deny, boundary_allows = _scan((permissions_boundary,), request)
-        if deny is not None:
-            return Decision(Verdict.EXPLICIT_DENY, PolicyType.BOUNDARY, deny.sid)
-    deny, session_allows = _scan(session_policies, request)
+    boundary = (permissions_boundary,) if permissions_boundary is not None else ()
+    deny = _find_deny(boundary, request)
+    if deny is not None:
+        return Decision(Verdict.EXPLICIT_DENY, PolicyType.BOUNDARY, deny.sid)
+    deny = _find_deny(session_policies, request)
     if deny is not None:
         return Decision(Verdict.EXPLICIT_DENY, PolicyType.SESSION, deny.sid)
-    if not session_policies:
-        # No session policy: a role session keeps its role's permissions; a federated-user
-        # session (GetFederationToken without a policy) has none (evaluation logic, step 6).
-        session_allows = principal.kind is not PrincipalKind.FEDERATED_USER
 
     is_root = principal.kind is PrincipalKind.ROOT
     if is_root or _federated_by_root(request):
         identity_allows = True
+    else:
+        identity_allows = _finds_allow(identity_policies, request)
+    boundary_allows = not boundary or _finds_allow(boundary, request)
+    if session_policies:
+        session_allows = _finds_allow(session_policies, request)
+    else:
+        # No session policy: a role session keeps its role's permissions; a federated-user
+        # session (GetFederationToken without a policy) has none (evaluation logic, step 6).
+        session_allows = principal.kind is not PrincipalKind.FEDERATED_USER
     limits = _limits(identity_allows, boundary_allows, session_allows)
 
     if request.cross_account:
@@ -131,31 +136,38 @@ def _federated_by_root(request: AuthzRequest) -> bool:
             and source.endswith(":root"))
 
 
-def _scan(policies: Sequence[Policy], request: AuthzRequest) -> tuple[Statement | None, bool]:
-    """(the first applicable Deny statement, whether any Allow statement applies)."""
-    allows = False
-    vendor = request.vendor
+def _find_deny(policies: Sequence[Policy], request: AuthzRequest) -> Statement | None:
+    action, vendor = request.action_key, request.vendor
     for policy in policies:
-        for statement in policy.candidates(vendor):
-            if statement.applies(request):
-                if not statement.allow:
-                    return statement, allows
-                allows = True
-    return None, allows
+        for statement in policy.candidates(action, vendor)[0]:
+            if statement.applies_to_resource(request):
+                return statement
+    return None
+
+
+def _finds_allow(policies: Sequence[Policy], request: AuthzRequest) -> bool:
+    action, vendor = request.action_key, request.vendor
+    for policy in policies:
+        for statement in policy.candidates(action, vendor)[1]:
+            if statement.applies_to_resource(request):
+                return True
+    return False
 
 
 def _scan_resource_policy(policy: Policy, request: AuthzRequest) -> tuple[Statement | None, Grant]:
     """(the first applicable Deny naming the caller, the strongest Allow grant to the caller)."""
-    best = Grant.NONE
     principal = request.principal
-    for statement in policy.candidates(request.vendor):
+    denies, allows = policy.candidates(request.action_key, request.vendor)
+    for statement in denies:
+        if statement.grant(principal) and statement.applies_to_resource(request):
+            return statement, Grant.NONE
+    best = Grant.NONE
+    for statement in allows:
         grant = statement.grant(principal)
-        if grant is Grant.NONE or (statement.allow and grant <= best):
-            continue
-        if statement.applies(request):
-            if not statement.allow:
-                return statement, best
+        if grant > best and statement.applies_to_resource(request):
             best = grant
+            if best is Grant.DIRECT:
+                break
     return None, best
 
 

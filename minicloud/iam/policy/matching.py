@@ -103,18 +103,32 @@ def arn_matcher(pattern: str) -> Matcher:
     return compile_regex(arn_glob_regex(pattern)).fullmatch
 
 
-def any_glob_matcher(patterns: list[str]) -> Matcher:
-    """One matcher for several glob patterns: exact ones in a set, the others in one regex."""
-    exact = frozenset(p for p in patterns if not has_wildcard(p))
-    wild = [p for p in patterns if has_wildcard(p)]
-    if "*" in wild:
+def any_glob_matcher(patterns: list[str], arn: bool = False) -> Matcher:
+    """One matcher for several patterns: exact ones in a set, ``prefix*`` ones through
+    ``str.startswith``, the rest in one regular expression. With *arn*, ARN glob rules apply
+    (a trailing ``*`` is a plain prefix only once the resource part is reached)."""
+    if "*" in patterns:
         return _always
-    if not wild:
+    exact = frozenset(p for p in patterns if not has_wildcard(p))
+    prefixes: list[str] = []
+    others: list[str] = []
+    for pattern in patterns:
+        if not has_wildcard(pattern):
+            continue
+        stem = pattern[:-1]
+        if pattern.endswith("*") and not has_wildcard(stem) and (not arn or stem.count(":") >= 5):
+            prefixes.append(stem)
+        else:
+            others.append(pattern)
+    convert = arn_glob_regex if arn else glob_regex
+    regex = compile_regex("|".join(f"(?:{convert(p)})" for p in others)).fullmatch if others else None
+    starts = tuple(prefixes)
+    if regex is None and not starts:
         return exact.__contains__
-    regex = compile_regex("|".join(f"(?:{glob_regex(p)})" for p in wild)).fullmatch
-    if not exact:
-        return regex
-    return lambda value: value in exact or regex(value)
+    if regex is None and not exact:
+        return lambda value: value.startswith(starts)
+    return lambda value: (value in exact or (starts and value.startswith(starts))
+                          or (regex is not None and regex(value)))
 
 
 # --- policy variables -----------------------------------------------------------------------
@@ -228,18 +242,23 @@ def arn_pieces_regex(pieces: tuple[str, ...]) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=8192)
+def _rendered_matcher(rendered: tuple[str, ...], arn: bool) -> Callable[[str], object]:
+    if arn:
+        source = arn_pieces_regex(rendered)
+    else:
+        source = "".join(glob_regex(p) if i % 2 == 0 else re.escape(p) for i, p in enumerate(rendered))
+    return compile_regex(source).fullmatch
+
+
 def template_matcher(template: Template, arn: bool) -> Callable[[str, VariableSource], bool]:
-    """A matcher for a glob or ARN pattern with variables, compiled per distinct substitution."""
+    """A matcher for a glob or ARN pattern with variables, compiled once per distinct
+    substitution (cached: the same user asks again and again)."""
 
     def match(value: str, source: VariableSource) -> bool:
         rendered = template.render(source)
         if rendered is None:
             return False
-        if arn:
-            source_regex = arn_pieces_regex(rendered)
-        else:
-            source_regex = "".join(
-                glob_regex(p) if i % 2 == 0 else re.escape(p) for i, p in enumerate(rendered))
-        return compile_regex(source_regex).fullmatch(value) is not None
+        return _rendered_matcher(rendered, arn)(value) is not None
 
     return match

@@ -78,24 +78,65 @@ ANONYMOUS = PrincipalInfo(arn="anonymous", account_id="", kind=PrincipalKind.ANO
 
 
 class EvalContext:
-    """The lower-cased request context: condition values and policy variables."""
+    """The request context with lower-cased keys: condition values and policy variables.
 
-    __slots__ = ("_values",)
+    Keys the caller gave win; the principal's own keys are derived on first use.
+    """
 
-    def __init__(self, values: dict[str, tuple[str, ...]]) -> None:
+    __slots__ = ("_derived", "_principal", "_tags", "_values")
+
+    def __init__(self, values: dict[str, tuple[str, ...]], principal: PrincipalInfo | None = None) -> None:
         self._values = values
+        self._principal = principal
+        self._derived: dict[str, tuple[str, ...] | None] = {}
+        self._tags: dict[str, str] | None = None
+
+    def _lookup(self, key: str) -> tuple[str, ...] | None:
+        values = self._values.get(key)
+        if values is not None or self._principal is None:
+            return values
+        derived = self._derived
+        if key not in derived:
+            derived[key] = self._derive(key, self._principal)
+        return derived[key]
 
     def get(self, key: str) -> tuple[str, ...] | None:
         """Values of a lower-cased key; None when absent or empty (a null data set)."""
-        values = self._values.get(key)
+        values = self._lookup(key)
         return values if values else None
 
     def variable(self, key: str) -> str | None:
         """A single-valued key as a policy variable; multivalued keys cannot be variables."""
-        values = self._values.get(key)
+        values = self._lookup(key)
         if values is None or len(values) != 1:
             return None
         return values[0]
+
+    def _derive(self, key: str, principal: PrincipalInfo) -> tuple[str, ...] | None:
+        kind = principal.kind
+        if key.startswith("aws:principaltag/"):
+            if self._tags is None:
+                self._tags = {k.lower(): v for k, v in principal.tags.items()}
+            tag = self._tags.get(key[len("aws:principaltag/"):])
+            return None if tag is None else (tag,)
+        value: str | None = None
+        if key == "aws:principaltype":
+            value = _PRINCIPAL_TYPE.get(kind)
+        elif kind is PrincipalKind.ANONYMOUS:
+            return None
+        elif key == "aws:userid":
+            value = principal.user_id or None
+        elif key == "aws:username":
+            value = principal.username
+        elif key == "aws:principalservicename":
+            value = principal.arn if kind is PrincipalKind.SERVICE else None
+        elif kind is PrincipalKind.SERVICE or kind is PrincipalKind.WEB_IDENTITY:
+            return None
+        elif key == "aws:principalarn":
+            value = principal.principal_arn
+        elif key == "aws:principalaccount":
+            value = principal.account_id
+        return None if value is None else (value,)
 
 
 def _as_values(value: object) -> tuple[str, ...]:
@@ -111,28 +152,9 @@ def _as_values(value: object) -> tuple[str, ...]:
 
 
 def build_context(principal: PrincipalInfo, context: Mapping[str, object]) -> EvalContext:
-    values = {key.lower(): _as_values(value) for key, value in context.items()}
-    derived: dict[str, tuple[str, ...]] = {}
-    if principal.kind is not PrincipalKind.ANONYMOUS:
-        if principal.kind is not PrincipalKind.SERVICE and principal.kind is not PrincipalKind.WEB_IDENTITY:
-            derived["aws:principalarn"] = (principal.principal_arn,)
-            derived["aws:principalaccount"] = (principal.account_id,)
-        principal_type = _PRINCIPAL_TYPE.get(principal.kind)
-        if principal_type:
-            derived["aws:principaltype"] = (principal_type,)
-        if principal.user_id:
-            derived["aws:userid"] = (principal.user_id,)
-        if principal.username is not None:
-            derived["aws:username"] = (principal.username,)
-        if principal.kind is PrincipalKind.SERVICE:
-            derived["aws:principalservicename"] = (principal.arn,)
-        for tag_key, tag_value in principal.tags.items():
-            derived[f"aws:principaltag/{tag_key.lower()}"] = (tag_value,)
-    else:
-        derived["aws:principaltype"] = ("Anonymous",)
-    for key, value in derived.items():
-        values.setdefault(key, value)
-    return EvalContext(values)
+    values = {key.lower(): (value,) if type(value) is str else _as_values(value)
+              for key, value in context.items()}
+    return EvalContext(values, principal)
 
 
 @dataclass(frozen=True)
