@@ -289,7 +289,8 @@ def _s3_expired(failure: AuthFailure) -> ServiceError:
     d = failure.details
     fields = {"X-Amz-Expires": d.get("expires", ""), "Expires": d.get("expires_at", ""),
               "ServerTime": _iso_basic_to_extended(d.get("server_time", ""))}
-    return AccessDenied(failure.message, **fields)
+    message = "Request has expired" if failure.kind is K.EXPIRED else "Request is not yet valid"
+    return AccessDenied(message, **fields)
 
 
 def _s3_unsigned_headers(failure: AuthFailure) -> ServiceError:
@@ -300,7 +301,8 @@ def _s3_unsigned_headers(failure: AuthFailure) -> ServiceError:
 def _s3_content_sha(failure: AuthFailure) -> ServiceError:
     d = failure.details
     if failure.kind is K.CONTENT_SHA_MISMATCH:
-        return XAmzContentSHA256Mismatch(failure.message,
+        return XAmzContentSHA256Mismatch("The provided 'x-amz-content-sha256' header does not match "
+                                         "what was computed.",
                                          ClientComputedContentSHA256=d.get("client_sha256", ""),
                                          S3ComputedContentSHA256=d.get("computed_sha256", ""))
     if "missing" in d:
