@@ -86,7 +86,11 @@ EXPECTED: dict[tuple[AuthFailureKind, str], tuple[str, int, str | None]] = {
 }
 
 
-@pytest.mark.parametrize(("kind", "service"), sorted(EXPECTED, key=lambda k: (k[0].value, k[1])),
+def _by_kind(case: tuple[AuthFailureKind, str]) -> tuple[str, str]:
+    return case[0].value, case[1]
+
+
+@pytest.mark.parametrize(("kind", "service"), sorted(EXPECTED, key=_by_kind),
                          ids=lambda v: v.name if isinstance(v, AuthFailureKind) else v)
 def test_mapping(kind: AuthFailureKind, service: str) -> None:
     protocol = {s: p for p, s in FAMILIES}[service]
