@@ -86,11 +86,10 @@ EXPECTED: dict[tuple[AuthFailureKind, str], tuple[str, int, str | None]] = {
 }
 
 
-def _by_kind(case: tuple[AuthFailureKind, str]) -> tuple[str, str]:
-    return case[0].value, case[1]
+CASES = sorted(EXPECTED.keys(), key=lambda case: (case[0].value, case[1]))
 
 
-@pytest.mark.parametrize(("kind", "service"), sorted(EXPECTED, key=_by_kind),
+@pytest.mark.parametrize(("kind", "service"), CASES,
                          ids=lambda v: v.name if isinstance(v, AuthFailureKind) else v)
 def test_mapping(kind: AuthFailureKind, service: str) -> None:
     protocol = {s: p for p, s in FAMILIES}[service]
