@@ -169,9 +169,9 @@ def _cache_key(principal: Principal) -> tuple[str, str] | None:
         if principal.role_arn:
             return ("role-arn", principal.role_arn)
         return None
-    if principal.kind is PrincipalKind.FEDERATED_USER and principal.role_arn:
-        if store.split_arn(principal.role_arn, "user") is not None:
-            return ("user-arn", principal.role_arn)
+    if (principal.kind is PrincipalKind.FEDERATED_USER and principal.role_arn
+            and store.split_arn(principal.role_arn, "user") is not None):
+        return ("user-arn", principal.role_arn)
     return None
 
 
