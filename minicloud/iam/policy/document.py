@@ -84,6 +84,7 @@ _VENDOR = re.compile(r"[A-Za-z0-9-]+")
 _PARTITION = re.compile(r"aws(?:-[a-z0-9]+)*")
 _ACCOUNT = re.compile(r"\d{12}|aws")
 _JSON_WHITESPACE = frozenset(" \t\n\r")
+_POLICY_VARIABLE = re.compile(r"\$\{[^}]*\}")
 
 TemplateTest = Callable[[str, VariableSource], bool]
 
@@ -325,7 +326,7 @@ def _check_resource(resource: str) -> None:
         return
     if not resource.startswith("arn:"):
         raise MalformedPolicyDocument(f'Resource {resource} must be in ARN format or "*".')
-    parts = resource.split(":", 5)
+    parts = _arn_segments(resource)
     if len(parts) < 6:
         raise MalformedPolicyDocument(LEGACY_PARSING)
     partition, service, region, account = parts[1:5]
@@ -337,6 +338,21 @@ def _check_resource(resource: str) -> None:
         raise MalformedPolicyDocument(f"IAM resource {resource} cannot contain region information.")
     if account and not (_ACCOUNT.fullmatch(account) or has_wildcard(account) or "${" in account):
         raise MalformedPolicyDocument(LEGACY_PARSING)
+
+
+def _arn_segments(resource: str) -> list[str]:
+    """The six segments of an ARN, not splitting on a colon inside a ``${policy:variable}``."""
+    masked = _POLICY_VARIABLE.sub(lambda m: "\0" * len(m.group()), resource)
+    parts: list[str] = []
+    start = 0
+    for _ in range(5):
+        colon = masked.find(":", start)
+        if colon < 0:
+            break
+        parts.append(resource[start:colon])
+        start = colon + 1
+    parts.append(resource[start:])
+    return parts
 
 
 def _resource_tests(resources: list[str], variables: bool) -> tuple[Matcher | None, tuple[TemplateTest, ...]]:

@@ -14,8 +14,15 @@ from .helpers import allow, decide, policy, request, user
 MISSING = object()
 
 
-def holds(operator: str, key: str, values: Any, context_value: Any = MISSING, *,
-          principal: PrincipalInfo | None = None, version: str | None = "2012-10-17") -> bool:
+def holds(
+    operator: str,
+    key: str,
+    values: Any,
+    context_value: Any = MISSING,
+    *,
+    principal: PrincipalInfo | None = None,
+    version: str | None = "2012-10-17",
+) -> bool:
     """Does ``{operator: {key: values}}`` hold for a request whose context has *context_value*?"""
     condition = {operator: {key: values}}
     context = {} if context_value is MISSING else {key: context_value}
@@ -111,13 +118,26 @@ CASES = [
     ("NotIpAddress", "203.0.113.0/24", "198.51.100.1", True),
     ("NotIpAddress", "203.0.113.0/24", "203.0.113.1", False),
     # ARNs: each of the six segments is matched separately
-    ("ArnEquals", "arn:aws:sns:us-east-1:111111111111:topic", "arn:aws:sns:us-east-1:111111111111:topic", True),
+    (
+        "ArnEquals",
+        "arn:aws:sns:us-east-1:111111111111:topic",
+        "arn:aws:sns:us-east-1:111111111111:topic",
+        True,
+    ),
     ("ArnEquals", "arn:aws:sns:*:111111111111:topic", "arn:aws:sns:eu-west-1:111111111111:topic", True),
     ("ArnLike", "arn:aws:sns:*:111111111111:*", "arn:aws:sns:eu-west-1:111111111111:a:b", True),
-    ("ArnLike", "arn:aws:someservice:*:111111111111:finance/*",
-     "arn:aws:someservice:us-east-2:999999999999:store/abc:111111111111:finance/document.txt", False),
-    ("StringLike", "arn:aws:someservice:*:111111111111:finance/*",
-     "arn:aws:someservice:us-east-2:999999999999:store/abc:111111111111:finance/document.txt", True),
+    (
+        "ArnLike",
+        "arn:aws:someservice:*:111111111111:finance/*",
+        "arn:aws:someservice:us-east-2:999999999999:store/abc:111111111111:finance/document.txt",
+        False,
+    ),
+    (
+        "StringLike",
+        "arn:aws:someservice:*:111111111111:finance/*",
+        "arn:aws:someservice:us-east-2:999999999999:store/abc:111111111111:finance/document.txt",
+        True,
+    ),
     ("ArnLike", "arn:aws:s3:::bucket/*", "arn:aws:s3:::bucket/a/b", True),
     ("ArnLike", "arn:aws:s3:::Bucket/*", "arn:aws:s3:::bucket/a", False),  # case-sensitive
     ("ArnLike", "arn:aws:iam::111111111111:role/?", "arn:aws:iam::111111111111:role/a", True),
@@ -131,13 +151,40 @@ def test_operator(operator: str, values: Any, context_value: str, expected: bool
     assert holds(operator, K, values, context_value) is expected
 
 
-POSITIVE = ["StringEquals", "StringEqualsIgnoreCase", "StringLike", "NumericEquals", "NumericLessThan",
-            "DateEquals", "DateGreaterThan", "Bool", "BinaryEquals", "IpAddress", "ArnEquals", "ArnLike"]
-NEGATED = ["StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "NumericNotEquals", "DateNotEquals",
-           "NotIpAddress", "ArnNotEquals", "ArnNotLike"]
-VALUE_FOR = {"String": "x", "Numeric": "1", "Date": "2020-01-01T00:00:00Z", "Bool": "true",
-             "Binary": "eA==", "IpAddress": "10.0.0.0/8", "NotIpAddress": "10.0.0.0/8",
-             "Arn": "arn:aws:s3:::b"}
+POSITIVE = [
+    "StringEquals",
+    "StringEqualsIgnoreCase",
+    "StringLike",
+    "NumericEquals",
+    "NumericLessThan",
+    "DateEquals",
+    "DateGreaterThan",
+    "Bool",
+    "BinaryEquals",
+    "IpAddress",
+    "ArnEquals",
+    "ArnLike",
+]
+NEGATED = [
+    "StringNotEquals",
+    "StringNotEqualsIgnoreCase",
+    "StringNotLike",
+    "NumericNotEquals",
+    "DateNotEquals",
+    "NotIpAddress",
+    "ArnNotEquals",
+    "ArnNotLike",
+]
+VALUE_FOR = {
+    "String": "x",
+    "Numeric": "1",
+    "Date": "2020-01-01T00:00:00Z",
+    "Bool": "true",
+    "Binary": "eA==",
+    "IpAddress": "10.0.0.0/8",
+    "NotIpAddress": "10.0.0.0/8",
+    "Arn": "arn:aws:s3:::b",
+}
 
 
 def sample_value(operator: str) -> str:
@@ -160,8 +207,9 @@ def test_if_exists_makes_a_missing_key_true(operator: str) -> None:
 
 
 @pytest.mark.parametrize(("operator", "values", "context_value", "expected"), CASES)
-def test_if_exists_evaluates_a_present_key_normally(operator: str, values: Any, context_value: str,
-                                                    expected: bool) -> None:
+def test_if_exists_evaluates_a_present_key_normally(
+    operator: str, values: Any, context_value: str, expected: bool
+) -> None:
     assert holds(operator + "IfExists", K, values, context_value) is expected
 
 
@@ -173,14 +221,17 @@ def test_if_exists_examples_from_the_user_guide() -> None:
     assert holds("StringLike", "ec2:InstanceType", types) is False
 
 
-@pytest.mark.parametrize(("values", "present", "expected"), [
-    ("true", False, True),
-    ("true", True, False),
-    ("false", True, True),
-    ("false", False, False),
-    (True, False, True),
-    (["true", "false"], True, True),
-])
+@pytest.mark.parametrize(
+    ("values", "present", "expected"),
+    [
+        ("true", False, True),
+        ("true", True, False),
+        ("false", True, True),
+        ("false", False, False),
+        (True, False, True),
+        (["true", "false"], True, True),
+    ],
+)
 def test_null(values: Any, present: bool, expected: bool) -> None:
     context_value: Any = "2024-01-01T00:00:00Z" if present else MISSING
     assert holds("Null", "aws:TokenIssueTime", values, context_value) is expected
@@ -247,10 +298,12 @@ def test_unqualified_operator_on_a_multivalued_key_matches_any_value() -> None:
 
 # --- combining conditions ----------------------------------------------------------------------
 
+
 def test_keys_and_operators_are_anded_values_ored() -> None:
-    condition = {"StringEquals": {"aws:PrincipalTag/department": ["finance", "hr"],
-                                  "aws:SourceVpc": "vpc-1"},
-                 "IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}
+    condition = {
+        "StringEquals": {"aws:PrincipalTag/department": ["finance", "hr"], "aws:SourceVpc": "vpc-1"},
+        "IpAddress": {"aws:SourceIp": "10.0.0.0/8"},
+    }
     good = {"aws:PrincipalTag/department": "hr", "aws:SourceVpc": "vpc-1", "aws:SourceIp": "10.1.2.3"}
     assert holds_all(condition, good)
     assert not holds_all(condition, {**good, "aws:SourceIp": "192.0.2.1"})
@@ -282,6 +335,7 @@ def test_context_values_may_be_bools_and_numbers() -> None:
 
 # --- keys derived from the principal and policy variables in values ----------------------------
 
+
 def test_principal_keys_come_from_the_principal() -> None:
     bob = user("bob", tags={"Team": "blue"})
     assert holds("StringEquals", "aws:username", "bob", principal=bob) is True
@@ -299,9 +353,16 @@ def test_variable_in_condition_value() -> None:
     assert not holds("StringLike", "s3:prefix", "home/${aws:username}/*", "home/alice/x", principal=bob)
     assert holds("StringEquals", "s3:prefix", "${aws:username}", "bob", principal=bob)
     assert holds("StringEqualsIgnoreCase", "s3:prefix", "${aws:username}", "BOB", principal=bob)
-    assert holds("ArnLike", "aws:SourceArn", "arn:aws:sns:*:111111111111:${aws:username}",
-                 "arn:aws:sns:us-east-1:111111111111:bob", principal=bob)
-    assert holds("Bool", "aws:SecureTransport", "${aws:MultiFactorAuthPresent, 'true'}", "true", principal=bob)
+    assert holds(
+        "ArnLike",
+        "aws:SourceArn",
+        "arn:aws:sns:*:111111111111:${aws:username}",
+        "arn:aws:sns:us-east-1:111111111111:bob",
+        principal=bob,
+    )
+    assert holds(
+        "Bool", "aws:SecureTransport", "${aws:MultiFactorAuthPresent, 'true'}", "true", principal=bob
+    )
 
 
 def test_variable_values_are_literal_not_wildcards() -> None:
@@ -326,19 +387,24 @@ def test_unresolved_variable_matches_nothing_and_negations_hold() -> None:
 
 def test_variable_default_value() -> None:
     bob = user("bob")
-    assert holds("StringEquals", "s3:prefix", "${aws:PrincipalTag/team, 'company-wide'}", "company-wide",
-                 principal=bob)
+    assert holds(
+        "StringEquals", "s3:prefix", "${aws:PrincipalTag/team, 'company-wide'}", "company-wide", principal=bob
+    )
     tagged = user("bob", tags={"team": "yellow"})
-    assert holds("StringEquals", "s3:prefix", "${aws:PrincipalTag/team, 'company-wide'}", "yellow",
-                 principal=tagged)
+    assert holds(
+        "StringEquals", "s3:prefix", "${aws:PrincipalTag/team, 'company-wide'}", "yellow", principal=tagged
+    )
 
 
 def test_variables_are_literal_before_version_2012() -> None:
     bob = user("bob")
     assert not holds("StringEquals", "s3:prefix", "${aws:username}", "bob", principal=bob, version=None)
-    assert holds("StringEquals", "s3:prefix", "${aws:username}", "${aws:username}", principal=bob, version=None)
-    assert holds("StringEquals", "s3:prefix", "${aws:username}", "${aws:username}", principal=bob,
-                 version="2008-10-17")
+    assert holds(
+        "StringEquals", "s3:prefix", "${aws:username}", "${aws:username}", principal=bob, version=None
+    )
+    assert holds(
+        "StringEquals", "s3:prefix", "${aws:username}", "${aws:username}", principal=bob, version="2008-10-17"
+    )
 
 
 def test_variables_are_not_substituted_for_numeric_operators() -> None:
@@ -353,32 +419,47 @@ def test_multivalued_keys_cannot_be_variables() -> None:
 
 # --- value parsers -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2020-01-01T00:00:00Z", 1577836800.0),
-    ("2020-01-01T00:00:00.5Z", 1577836800.5),
-    ("2020-01-01T00:00Z", 1577836800.0),
-    ("2020-01-01T00:00:00", 1577836800.0),
-    ("2020-01-01T02:00:00+02:00", 1577836800.0),
-    ("2020-01-01T00:00:00-0130", 1577842200.0),
-    ("2020-01-01", 1577836800.0),
-    ("2020-01", 1577836800.0),
-    ("2020", 1577836800.0),
-    ("20200101T000000Z", 1577836800.0),
-    ("1577836800", 1577836800.0),
-    ("1577836800.25", 1577836800.25),
-    ("2020-13-01", None),
-    ("2020-01-01T25:00:00Z", None),
-    ("2020-01-01T00:00:00+25:00", None),
-    ("yesterday", None),
-    ("", None),
-])
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2020-01-01T00:00:00Z", 1577836800.0),
+        ("2020-01-01T00:00:00.5Z", 1577836800.5),
+        ("2020-01-01T00:00Z", 1577836800.0),
+        ("2020-01-01T00:00:00", 1577836800.0),
+        ("2020-01-01T02:00:00+02:00", 1577836800.0),
+        ("2020-01-01T00:00:00-0130", 1577842200.0),
+        ("2020-01-01", 1577836800.0),
+        ("2020-01", 1577836800.0),
+        ("2020", 1577836800.0),
+        ("20200101T000000Z", 1577836800.0),
+        ("1577836800", 1577836800.0),
+        ("1577836800.25", 1577836800.25),
+        ("2020-13-01", None),
+        ("2020-01-01T25:00:00Z", None),
+        ("2020-01-01T00:00:00+25:00", None),
+        ("yesterday", None),
+        ("", None),
+    ],
+)
 def test_parse_date(text: str, expected: float | None) -> None:
     assert parse_date(text) == expected
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("10", 10.0), ("-1.5", -1.5), (".5", 0.5), ("1e3", 1000.0), (" 7 ", 7.0),
-    ("1_000", None), ("nan", None), ("inf", None), ("0x10", None), ("", None),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("10", 10.0),
+        ("-1.5", -1.5),
+        (".5", 0.5),
+        ("1e3", 1000.0),
+        (" 7 ", 7.0),
+        ("1_000", None),
+        ("nan", None),
+        ("inf", None),
+        ("0x10", None),
+        ("", None),
+    ],
+)
 def test_parse_number(text: str, expected: float | None) -> None:
     assert parse_number(text) == expected
