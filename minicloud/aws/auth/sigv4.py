@@ -95,14 +95,18 @@ class SigningContext:
 
 def parse_auth(request: AwsRequest) -> SigV4Auth | None:
     """The SigV4 signature of ``request`` (header or presigned query), or None if it has none."""
-    header = request.headers.get("authorization")
+    wanted: dict[str, str] = {}
+    for name, value in request.headers.items():
+        if name in _AUTH_HEADERS:
+            wanted.setdefault(name, value)
+    header = wanted.get("authorization")
     presigned = "X-Amz-" in request.query and _has_presign_params(request.query)
     if header is not None:
         if presigned:
             raise AuthFailure(AuthFailureKind.MALFORMED, "Only one auth mechanism allowed; only the "
                               "X-Amz-Algorithm query parameter or the Authorization header should be "
                               "specified")
-        return _parse_header(header, request)
+        return _parse_header(header, wanted)
     if presigned:
         return _parse_presigned(request)
     if "Signature=" in request.query and "AWSAccessKeyId=" in request.query:
@@ -111,12 +115,16 @@ def parse_auth(request: AwsRequest) -> SigV4Auth | None:
     return None
 
 
+_AUTH_HEADERS = frozenset({"authorization", "x-amz-date", "date", "x-amz-security-token",
+                           "x-amz-content-sha256"})
+
+
 def _has_presign_params(query: str) -> bool:
     return any(p.startswith(("X-Amz-Algorithm=", "X-Amz-Credential=", "X-Amz-Signature="))
                for p in query.split("&"))
 
 
-def _parse_header(header: str, request: AwsRequest) -> SigV4Auth:
+def _parse_header(header: str, headers: dict[str, str]) -> SigV4Auth:
     algorithm, _, rest = header.strip().partition(" ")
     if algorithm != ALGORITHM:
         raise AuthFailure(AuthFailureKind.UNSUPPORTED_AUTH, "Unsupported Authorization Type")
@@ -128,7 +136,7 @@ def _parse_header(header: str, request: AwsRequest) -> SigV4Auth:
         elif name:
             raise AuthFailure(AuthFailureKind.MALFORMED, f"'{part.strip()}' not a valid key=value pair "
                               f"(missing equal-sign) in Authorization header: '{header}'.")
-    date_value = request.headers.get("x-amz-date") or request.headers.get("date")
+    date_value = headers.get("x-amz-date") or headers.get("date")
     missing = [f"Authorization header requires '{n}' parameter."
                for n in ("Credential", "Signature", "SignedHeaders") if not fields.get(n)]
     if date_value is None:
@@ -138,13 +146,13 @@ def _parse_header(header: str, request: AwsRequest) -> SigV4Auth:
         raise AuthFailure(AuthFailureKind.MALFORMED, " ".join([*missing, f"Authorization={header}"]))
     access_key, scope = _parse_credential(fields["Credential"], presigned=False)
     assert date_value is not None
-    date = _parse_date(date_value, presigned=False, service=scope[2])
+    date, timestamp = _parse_date(date_value, presigned=False, service=scope[2])
     return SigV4Auth(
         access_key_id=access_key, date=date, scope_date=scope[0], region=scope[1], service=scope[2],
         terminator=scope[3], signed_headers=tuple(fields["SignedHeaders"].split(";")),
         signature=_ascii(fields["Signature"], presigned=False), presigned=False,
-        session_token=request.headers.get("x-amz-security-token"), expires_seconds=None,
-        payload_hash=request.headers.get("x-amz-content-sha256"), timestamp=_timestamp(date),
+        session_token=headers.get("x-amz-security-token"), expires_seconds=None,
+        payload_hash=headers.get("x-amz-content-sha256"), timestamp=timestamp,
     )
 
 
@@ -164,7 +172,7 @@ def _parse_presigned(request: AwsRequest) -> SigV4Auth:
                           'X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"', presigned=True)
     access_key, scope = _parse_credential(params["X-Amz-Credential"], presigned=True)
     service = scope[2]
-    date = _parse_date(params["X-Amz-Date"], presigned=True, service=service)
+    date, timestamp = _parse_date(params["X-Amz-Date"], presigned=True, service=service)
     expires: int | None = None
     if "X-Amz-Expires" in params:
         raw = params["X-Amz-Expires"]
@@ -178,7 +186,7 @@ def _parse_presigned(request: AwsRequest) -> SigV4Auth:
         terminator=scope[3], signed_headers=tuple(params["X-Amz-SignedHeaders"].split(";")),
         signature=_ascii(params["X-Amz-Signature"], presigned=True), presigned=True,
         session_token=params.get("X-Amz-Security-Token"), expires_seconds=expires,
-        payload_hash=payload, timestamp=_timestamp(date),
+        payload_hash=payload, timestamp=timestamp,
     )
 
 
@@ -190,13 +198,13 @@ def _parse_credential(value: str, *, presigned: bool) -> tuple[str, tuple[str, s
     return parts[0], (parts[1], parts[2], parts[3], parts[4])
 
 
-def _parse_date(value: str, *, presigned: bool, service: str) -> datetime:
-    """X-Amz-Date (``20261129T051000Z``), or an HTTP Date header."""
+def _parse_date(value: str, *, presigned: bool, service: str) -> tuple[datetime, str]:
+    """X-Amz-Date (``20261129T051000Z``), or an HTTP Date header; and the time as it is signed."""
     v = value.strip()
     if len(v) == 16 and v[8] == "T" and v[15] == "Z" and v[:8].isdigit() and v[9:15].isdigit():
         try:
             return datetime(int(v[0:4]), int(v[4:6]), int(v[6:8]), int(v[9:11]), int(v[11:13]),
-                            int(v[13:15]), tzinfo=UTC)
+                            int(v[13:15]), tzinfo=UTC), v
         except ValueError:
             pass
     elif not presigned:
@@ -205,7 +213,8 @@ def _parse_date(value: str, *, presigned: bool, service: str) -> datetime:
         except (TypeError, ValueError):
             parsed = None
         if parsed is not None:
-            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            date = parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            return date, _timestamp(date)
     what = "X-Amz-Date" if presigned else "X-Amz-Date or Date header"
     raise AuthFailure(AuthFailureKind.MALFORMED, f"Invalid {what}: '{value}'. It must be in ISO8601 "
                       "basic format (yyyyMMdd'T'HHmmss'Z').", presigned=presigned,
@@ -343,7 +352,6 @@ def _check_scope(auth: SigV4Auth, service: str | None, regions: frozenset[str] |
 
 
 def _check_time(auth: SigV4Auth, now: datetime) -> None:
-    details = {"request_time": auth.timestamp, "server_time": _timestamp(now)}
     if auth.presigned and auth.service == "s3":
         expires = auth.expires_seconds
         if expires is None:
@@ -353,13 +361,12 @@ def _check_time(auth: SigV4Auth, now: datetime) -> None:
         if expires > MAX_PRESIGNED_EXPIRES:
             raise AuthFailure(AuthFailureKind.MALFORMED, "X-Amz-Expires must be less than a week (in "
                               "seconds) that is 604800 seconds", presigned=True)
-        details.update(expires=str(expires), expires_at=_iso(auth.date + timedelta(seconds=expires)))
         if now < auth.date - MAX_SKEW:
             raise AuthFailure(AuthFailureKind.NOT_YET_VALID, "Request is not yet valid", presigned=True,
-                              details=details)
+                              details=_time_details(auth, now))
         if now > auth.date + timedelta(seconds=expires):
             raise AuthFailure(AuthFailureKind.EXPIRED, "Request has expired", presigned=True,
-                              details=details)
+                              details=_time_details(auth, now))
         return
     if auth.expires_seconds is not None and auth.expires_seconds > MAX_PRESIGNED_EXPIRES:
         raise AuthFailure(AuthFailureKind.MALFORMED, "X-Amz-Expires must be less than a week (in "
@@ -369,11 +376,19 @@ def _check_time(auth: SigV4Auth, now: datetime) -> None:
     if auth.date < now - MAX_SKEW:
         raise AuthFailure(AuthFailureKind.SKEWED, f"Signature expired: {auth.timestamp} is now earlier "
                           f"than {_timestamp(now - MAX_SKEW)} ({_timestamp(now)} - 15 min.)",
-                          presigned=auth.presigned, details=details)
+                          presigned=auth.presigned, details=_time_details(auth, now))
     if auth.date > now + MAX_SKEW:
         raise AuthFailure(AuthFailureKind.SKEWED, f"Signature not yet current: {auth.timestamp} is still "
                           f"later than {_timestamp(now + MAX_SKEW)} ({_timestamp(now)} + 15 min.)",
-                          presigned=auth.presigned, details=details)
+                          presigned=auth.presigned, details=_time_details(auth, now))
+
+
+def _time_details(auth: SigV4Auth, now: datetime) -> dict[str, str]:
+    details = {"request_time": auth.timestamp, "server_time": _timestamp(now)}
+    if auth.expires_seconds is not None:
+        details.update(expires=str(auth.expires_seconds),
+                       expires_at=_iso(auth.date + timedelta(seconds=auth.expires_seconds)))
+    return details
 
 
 def _iso(when: datetime) -> str:

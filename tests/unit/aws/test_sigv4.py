@@ -486,3 +486,15 @@ def test_caller_failures_carry_what_s3_renders() -> None:
     assert sigv4.unknown_key(auth).details == {"access_key_id": KEY_ID}
     assert sigv4.invalid_token(auth).kind is K.INVALID_TOKEN
     assert sigv4.expired_token(auth).details == {"token": TOKEN}
+
+
+def test_verify_is_fast_with_a_cached_key() -> None:
+    """A regression guard, far above the ~10-20 µs measured: a valid request costs one HMAC."""
+    import timeit
+
+    request = capture(client("s3").list_objects_v2, Bucket="b", Prefix="dir with space/ü")
+    auth = check(request)
+    runs = 2000
+    best = min(timeit.repeat(lambda: sigv4.verify(request, auth, SECRET, auth.date), number=runs,
+                             repeat=5)) / runs
+    assert best < 100e-6, f"verify took {best * 1e6:.1f} µs"
