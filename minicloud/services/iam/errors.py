@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from minicloud.aws.errors import ClientError, ServiceError
+from minicloud.iam.policy import MalformedPolicyDocument  # the policy language raises it
+
+__all__ = ["MalformedPolicyDocument"]
 
 
 class NoSuchEntity(ClientError):
@@ -33,11 +36,6 @@ class ConcurrentModification(ClientError):
 class EntityTemporarilyUnmodifiable(ClientError):
     code = "EntityTemporarilyUnmodifiable"
     status = 409
-
-
-class MalformedPolicyDocument(ClientError):
-    code = "MalformedPolicyDocument"
-    status = 400
 
 
 class InvalidInput(ClientError):

@@ -1,0 +1,106 @@
+"""A real IAM provider on a real metadata store (SQLite and PostgreSQL), called without HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from minicloud.aws.context import RequestContext
+from minicloud.aws.errors import AccessDenied
+from minicloud.aws.request import AwsRequest
+from minicloud.config import Config
+from minicloud.iam import store
+from minicloud.iam.accounts import create_account
+from minicloud.iam.authorizer import Authorizer
+from minicloud.iam.credentials import CredentialStore
+from minicloud.iam.identity import Principal, root_principal
+from minicloud.runtime import Runtime
+from minicloud.services.iam.provider import IamProvider
+from minicloud.storage.metadata.db import Database
+from minicloud.topology import Topology
+
+
+def doc(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def allow(action: str | list[str], resource: str | list[str] = "*", **extra: Any) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": action, "Resource": resource, **extra}
+
+
+def deny(action: str | list[str], resource: str | list[str] = "*", **extra: Any) -> dict[str, Any]:
+    return {"Effect": "Deny", "Action": action, "Resource": resource, **extra}
+
+
+TRUST_EC2 = doc(
+    {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+)
+
+
+@dataclass
+class Iam:
+    runtime: Runtime
+    provider: IamProvider
+    account_id: str
+    root: Principal
+    client_ip: str = "10.1.2.3"
+
+    async def acall(self, op: str, principal: Principal | None = None, **params: Any) -> dict[str, Any]:
+        ctx = RequestContext(
+            request_id="test",
+            service="iam",
+            operation=op,
+            region="us-east-1",
+            principal=principal or self.root,
+            request=AwsRequest("POST", "/", client_ip=self.client_ip),
+            now=datetime.now(UTC),
+            authorizer=self.runtime.authorizer,
+            access_denied=AccessDenied,
+        )
+        handler = self.provider.handler(op)
+        assert handler is not None, op
+        result = await handler(ctx, params)
+        assert ctx.authorized, f"{op} returned without an authorization check"
+        return result
+
+    def call(self, op: str, principal: Principal | None = None, **params: Any) -> dict[str, Any]:
+        return asyncio.run(self.acall(op, principal, **params))
+
+    def user(self, name: str) -> Principal:
+        """The principal an IAM user's access key resolves to."""
+
+        def load(conn: Any) -> Principal:
+            user = store.get_user(conn, self.account_id, name)
+            assert user is not None
+            return store.user_principal(conn, user)
+
+        return self.runtime.db.read_sync(load)
+
+    def new_account(self, name: str) -> Principal:
+        account, _ = self.runtime.db.write_sync(lambda c: create_account(c, name, f"{name}@example.com"))
+        return root_principal(account.account_id)
+
+
+@pytest.fixture
+def iam(metadata_db: Database, tmp_path: Path) -> Iterator[Iam]:
+    account, keys = metadata_db.write_sync(lambda c: create_account(c, "main", "main@example.com"))
+    config = Config(data_dir=tmp_path)
+    runtime = Runtime(
+        config=config,
+        topology=Topology(config),
+        db=metadata_db,
+        credentials=CredentialStore(metadata_db),
+        authorizer=Authorizer(),
+        root_keys=keys,
+    )
+    provider = IamProvider(runtime)
+    runtime.authorizer.set_evaluator(provider.evaluator)
+    runtime.credentials.add_resolver(store.resolve_user_key)
+    yield Iam(runtime, provider, account.account_id, root_principal(account.account_id))
