@@ -252,7 +252,8 @@ def _statement(raw: object, kind: PolicyKind, variables: bool) -> Statement:
     if not not_action and "*" not in actions:
         vendors = frozenset(action.partition(":")[0].lower() for action in actions)
     return Statement(sid=sid, allow=allow, action_test=any_glob_matcher([a.lower() for a in actions]),
-                     not_action=not_action, has_resource=resources is not None,
+                     not_action=not_action,
+                     has_resource=resources is not None and (not_resource or "*" not in resources),
                      resource_test=resource_test, resource_templates=templates, not_resource=not_resource,
                      principals=principals, conditions=conditions, vendors=vendors)
 

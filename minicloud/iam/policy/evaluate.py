@@ -182,7 +182,8 @@ def denial_message(decision: Decision, request: AuthzRequest) -> str:
     on = f" on resource: {request.resource}" if request.resource and request.resource != "*" else ""
     policy_type = (decision.source or PolicyType.IDENTITY).value
     if decision.verdict is Verdict.EXPLICIT_DENY:
-        why = f"with an explicit deny in a {policy_type}"
+        article = "an" if policy_type[0] in "aeiou" else "a"
+        why = f"with an explicit deny in {article} {policy_type}"
     else:
         why = f"because no {policy_type} allows the {request.action} action"
     return f"User: {who} is not authorized to perform: {request.action}{on} {why}"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from types import MappingProxyType
 
 ContextValue = str | Sequence[str]
@@ -102,7 +101,9 @@ class EvalContext:
 
     def get(self, key: str) -> tuple[str, ...] | None:
         """Values of a lower-cased key; None when absent or empty (a null data set)."""
-        values = self._lookup(key)
+        values = self._values.get(key)
+        if values is None and self._principal is not None:
+            values = self._lookup(key)
         return values if values else None
 
     def variable(self, key: str) -> str | None:
@@ -171,20 +172,25 @@ class AuthzRequest:
     principal: PrincipalInfo
     resource_account: str | None = None
     context: Mapping[str, ContextValue] = field(default_factory=lambda: _EMPTY)
+    action_key: str = field(init=False, repr=False, compare=False)  # lower-cased action
+    vendor: str = field(init=False, repr=False, compare=False)  # its service prefix
+    _context: EvalContext | None = field(init=False, default=None, repr=False, compare=False)
 
-    @cached_property
-    def action_key(self) -> str:
-        return self.action.lower()
+    def __post_init__(self) -> None:
+        key = self.action.lower()
+        object.__setattr__(self, "action_key", key)
+        object.__setattr__(self, "vendor", key.partition(":")[0])
 
-    @cached_property
-    def vendor(self) -> str:
-        return self.action_key.partition(":")[0]
-
-    @cached_property
+    @property
     def eval_context(self) -> EvalContext:
-        return build_context(self.principal, self.context)
+        """The lower-cased context, built on first use (many evaluations never need it)."""
+        context = self._context
+        if context is None:
+            context = build_context(self.principal, self.context)
+            object.__setattr__(self, "_context", context)
+        return context
 
-    @cached_property
+    @property
     def cross_account(self) -> bool:
         owner = self.resource_account
         return owner is not None and owner != "" and owner != self.principal.account_id
