@@ -287,8 +287,9 @@ def _s3_skewed(failure: AuthFailure) -> ServiceError:
 
 def _s3_expired(failure: AuthFailure) -> ServiceError:
     d = failure.details
-    fields = {"X-Amz-Expires": d.get("expires", ""), "Expires": d.get("expires_at", ""),
-              "ServerTime": _iso_basic_to_extended(d.get("server_time", ""))}
+    fields = {"X-Amz-Expires": d["expires"]} if "expires" in d else {}
+    fields.update(Expires=d.get("expires_at", ""),
+                  ServerTime=_iso_basic_to_extended(d.get("server_time", "")))
     message = "Request has expired" if failure.kind is K.EXPIRED else "Request is not yet valid"
     return AccessDenied(message, **fields)
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
+from minicloud.aws.auth import sigv2
 from minicloud.aws.auth.canonical import canonical_request, decoded_pairs, variant_canonicals
 from minicloud.aws.auth.failures import AuthFailure, AuthFailureKind
 from minicloud.aws.request import AwsRequest
@@ -60,6 +61,9 @@ class SigV4Auth:
     ``payload_hash`` is what the canonical request uses for the payload: the
     ``x-amz-content-sha256`` value (or, presigned, ``X-Amz-Content-Sha256`` / UNSIGNED-PAYLOAD for
     S3); ``None`` means the SHA-256 of the body.
+
+    ``version`` 2 is S3's legacy SigV2 (see ``auth.sigv2``): no scope, so ``region`` is empty (the
+    caller uses its default region), and for a presigned URL ``date`` is its expiry.
     """
 
     access_key_id: str
@@ -75,6 +79,7 @@ class SigV4Auth:
     payload_hash: str | None
     timestamp: str = ""            # the request time as it is signed: YYYYMMDDTHHMMSSZ
     terminator: str = TERMINATOR
+    version: int = 4
 
     @property
     def scope(self) -> str:
@@ -94,7 +99,7 @@ class SigningContext:
 # -- parsing ---------------------------------------------------------------------------------------
 
 def parse_auth(request: AwsRequest) -> SigV4Auth | None:
-    """The SigV4 signature of ``request`` (header or presigned query), or None if it has none."""
+    """The signature of ``request`` (header or presigned query), or None if it has none."""
     wanted: dict[str, str] = {}
     for name, value in request.headers.items():
         if name in _AUTH_HEADERS:
@@ -106,13 +111,30 @@ def parse_auth(request: AwsRequest) -> SigV4Auth | None:
             raise AuthFailure(AuthFailureKind.MALFORMED, "Only one auth mechanism allowed; only the "
                               "X-Amz-Algorithm query parameter or the Authorization header should be "
                               "specified")
+        if header.startswith("AWS "):
+            return _parse_sigv2_header(header, wanted, request)
         return _parse_header(header, wanted)
     if presigned:
         return _parse_presigned(request)
     if "Signature=" in request.query and "AWSAccessKeyId=" in request.query:
-        raise AuthFailure(AuthFailureKind.UNSUPPORTED_AUTH, "Signature Version 2 is not supported.",
-                          presigned=True)
+        return _parse_sigv2_query(request)
     return None
+
+
+def _parse_sigv2_header(header: str, headers: dict[str, str], request: AwsRequest) -> SigV4Auth:
+    access_key, signature = sigv2.parse_header(header)
+    date = sigv2.request_date(request)
+    return SigV4Auth(access_key_id=access_key, date=date, scope_date="", region="", service="s3",
+                     signed_headers=(), signature=signature, presigned=False, expires_seconds=None,
+                     session_token=headers.get("x-amz-security-token"), timestamp=_timestamp(date),
+                     payload_hash=headers.get("x-amz-content-sha256"), version=2)
+
+
+def _parse_sigv2_query(request: AwsRequest) -> SigV4Auth:
+    access_key, signature, expires, token = sigv2.parse_query(request)
+    return SigV4Auth(access_key_id=access_key, date=expires, scope_date="", region="", service="s3",
+                     signed_headers=(), signature=signature, presigned=True, expires_seconds=None,
+                     session_token=token, timestamp=_timestamp(expires), payload_hash=None, version=2)
 
 
 _AUTH_HEADERS = frozenset({"authorization", "x-amz-date", "date", "x-amz-security-token",
@@ -253,6 +275,9 @@ def verify(request: AwsRequest, auth: SigV4Auth, secret_access_key: str, now: da
     ``check_payload=False`` a hex ``x-amz-content-sha256`` is not compared with ``request.body``
     (the caller streams the body and calls ``check_payload_hash`` itself).
     """
+    if auth.version == 2:
+        _verify_sigv2(request, auth, secret_access_key, now, service, check_payload)
+        return
     _check_scope(auth, service, regions)
     _check_time(auth, now)
     s3 = auth.service == "s3"
@@ -281,6 +306,24 @@ def verify(request: AwsRequest, auth: SigV4Auth, secret_access_key: str, now: da
                           details={"access_key_id": auth.access_key_id, "signature_provided": auth.signature,
                                    "string_to_sign": prefix + _hash(canonical),
                                    "canonical_request": canonical})
+    if check_payload and declared is not None and _HEX64.fullmatch(declared):
+        check_payload_hash(auth, hashlib.sha256(request.body).hexdigest())
+
+
+def _verify_sigv2(request: AwsRequest, auth: SigV4Auth, secret_access_key: str, now: datetime,
+                  service: str | None, check_payload: bool) -> None:
+    if service is not None and service != "s3":
+        raise AuthFailure(AuthFailureKind.UNSUPPORTED_AUTH, f"{service} does not accept Signature "
+                          "Version 2.", presigned=auth.presigned)
+    if auth.presigned:
+        if now > auth.date:
+            raise AuthFailure(AuthFailureKind.EXPIRED, "Request has expired", presigned=True,
+                              details={"expires_at": _iso(auth.date), "server_time": _timestamp(now)})
+    elif abs(now - auth.date) > MAX_SKEW:
+        raise AuthFailure(AuthFailureKind.SKEWED, "The difference between the request time and the "
+                          "current time is too large.", details=_time_details(auth, now))
+    sigv2.verify(request, auth.access_key_id, auth.signature, secret_access_key, presigned=auth.presigned)
+    declared = auth.payload_hash
     if check_payload and declared is not None and _HEX64.fullmatch(declared):
         check_payload_hash(auth, hashlib.sha256(request.body).hexdigest())
 
