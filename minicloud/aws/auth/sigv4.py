@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from urllib.parse import unquote
 
 from minicloud.aws.auth import sigv2
 from minicloud.aws.auth.canonical import canonical_request, decoded_pairs, variant_canonicals
@@ -99,7 +100,25 @@ class SigningContext:
 # -- parsing ---------------------------------------------------------------------------------------
 
 def parse_auth(request: AwsRequest) -> SigV4Auth | None:
-    """The signature of ``request`` (header or presigned query), or None if it has none."""
+    """The signature of ``request`` (header or presigned query), or None if it has none.
+
+    A failure carries ``details["service"]`` whenever the credential scope names one, so the caller
+    can answer in the addressed service's protocol even though the signature did not parse.
+    """
+    try:
+        return _parse(request)
+    except AuthFailure as failure:
+        if "service" not in failure.details:
+            found = _SCOPE_SERVICE.search(request.headers.get("authorization") or unquote(request.query))
+            if found:
+                failure.details["service"] = found.group(1)
+        raise
+
+
+_SCOPE_SERVICE = re.compile(r"Credential=[^/,&\s]+/\d{8}/[^/,&\s]+/([^/,&\s]+)/")
+
+
+def _parse(request: AwsRequest) -> SigV4Auth | None:
     wanted: dict[str, str] = {}
     for name, value in request.headers.items():
         if name in _AUTH_HEADERS:
@@ -112,12 +131,12 @@ def parse_auth(request: AwsRequest) -> SigV4Auth | None:
                               "X-Amz-Algorithm query parameter or the Authorization header should be "
                               "specified")
         if header.startswith("AWS "):
-            return _parse_sigv2_header(header, wanted, request)
+            return _parse_sigv2_header(header, wanted, request)  # S3's legacy SigV2
         return _parse_header(header, wanted)
     if presigned:
         return _parse_presigned(request)
     if "Signature=" in request.query and "AWSAccessKeyId=" in request.query:
-        return _parse_sigv2_query(request)
+        return _parse_sigv2_query(request)  # S3's legacy SigV2
     return None
 
 

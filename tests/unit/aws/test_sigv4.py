@@ -497,3 +497,19 @@ def test_verify_is_fast_with_a_cached_key() -> None:
     best = min(timeit.repeat(lambda: sigv4.verify(request, auth, SECRET, auth.date), number=runs,
                              repeat=5)) / runs
     assert best < 100e-6, f"verify took {best * 1e6:.1f} µs"
+
+
+@pytest.mark.parametrize(("headers", "query", "service"), [
+    ([("Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20261129/us-east-1/lambda/aws4_request, "
+                        "SignedHeaders=host")], "", "lambda"),
+    ([("Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20261129/us-east-1/ecr/aws4_request, "
+                        "SignedHeaders=host, Signature=abc"), ("X-Amz-Date", "2026")], "", "ecr"),
+    ([], "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F20261129%2Fus-east-1%2Fs3%2F"
+         "aws4_request&X-Amz-Signature=abc", "s3"),
+    ([("Authorization", "AWS nocolon")], "", "s3"),
+])
+def test_parse_failures_name_the_addressed_service(headers: list[tuple[str, str]], query: str,
+                                                   service: str) -> None:
+    with pytest.raises(AuthFailure) as caught:
+        sigv4.parse_auth(AwsRequest("GET", "/", query, headers=Headers(headers)))
+    assert caught.value.details["service"] == service
