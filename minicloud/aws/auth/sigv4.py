@@ -3,7 +3,8 @@
     parse_auth(request)                      -> SigV4Auth | None   (None: anonymous)
     verify(request, auth, secret, now)       -> None or raises AuthFailure
 
-The canonical request (``auth.canonical``) is built the way AWS specifies it and botocore
+S3's legacy SigV2 goes through the same two calls (``version=2``, see ``auth.sigv2``).
+The canonical request (module ``auth.canonical``) is built the way AWS specifies it and botocore
 implements it; its payload hash is ``x-amz-content-sha256`` when the request carries it (a hex
 digest, UNSIGNED-PAYLOAD or a STREAMING-* constant), otherwise the SHA-256 of the body. A valid
 request costs one HMAC: variant encodings are tried only after the canonical form failed.
