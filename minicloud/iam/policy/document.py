@@ -176,7 +176,7 @@ _Candidates = tuple[tuple[Statement, ...], tuple[Statement, ...]]
 
 def policy_size(text: str) -> int:
     """Characters that count against IAM's policy size quotas: everything but white space."""
-    return sum(1 for char in text if char not in _JSON_WHITESPACE)
+    return len(text) - sum(text.count(char) for char in _JSON_WHITESPACE)
 
 
 def parse_policy(text: str, kind: PolicyKind) -> Policy:
@@ -184,10 +184,10 @@ def parse_policy(text: str, kind: PolicyKind) -> Policy:
     if not isinstance(document, dict) or not document.keys() <= _TOP_KEYS or "Statement" not in document:
         raise MalformedPolicyDocument(SYNTAX_ERROR)
     version = document.get("Version")
-    if version is not None and version not in (VERSION_2012, VERSION_2008):
+    if "Version" in document and version not in (VERSION_2012, VERSION_2008):
         raise MalformedPolicyDocument(SYNTAX_ERROR)
     policy_id = document.get("Id")
-    if policy_id is not None and not isinstance(policy_id, str):
+    if "Id" in document and not isinstance(policy_id, str):
         raise MalformedPolicyDocument(SYNTAX_ERROR)
     raw = document["Statement"]
     raw_statements = raw if isinstance(raw, list) else [raw]
@@ -237,7 +237,7 @@ def _statement(raw: object, kind: PolicyKind, variables: bool) -> Statement:
         if a in raw and b in raw:
             raise MalformedPolicyDocument(SYNTAX_ERROR)
     sid = raw.get("Sid")
-    if sid is not None and not isinstance(sid, str):
+    if "Sid" in raw and not isinstance(sid, str):
         raise MalformedPolicyDocument(SYNTAX_ERROR)
     allow = _effect(raw)
     principals = _statement_principals(raw, kind)
@@ -246,8 +246,7 @@ def _statement(raw: object, kind: PolicyKind, variables: bool) -> Statement:
     not_resource = "NotResource" in raw
     resources = _statement_resources(raw, kind, not_resource)
     resource_test, templates = _resource_tests(resources or [], variables)
-    condition = raw.get("Condition")
-    conditions = () if condition is None else _conditions(condition, variables)
+    conditions = _conditions(raw["Condition"], variables) if "Condition" in raw else ()
     vendors = None
     if not not_action and "*" not in actions:
         vendors = frozenset(action.partition(":")[0].lower() for action in actions)

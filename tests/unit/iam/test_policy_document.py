@@ -52,6 +52,16 @@ BAD_POLICIES = [
     bad('{"Version": "2012-10-18", "Statement": []}', IDENTITY, SYNTAX),
     bad('{"Version": 2012, "Statement": []}', IDENTITY, SYNTAX),
     bad('{"Id": 5, "Statement": []}', RESOURCE, SYNTAX),
+    bad('{"Id": null, "Statement": []}', RESOURCE, SYNTAX),
+    bad('{"Version": null, "Statement": []}', IDENTITY, SYNTAX),
+    bad(
+        '{"Statement": [{"Sid": null, "Effect": "Allow", "Action": "*", "Resource": "*"}]}', IDENTITY, SYNTAX
+    ),
+    bad(
+        '{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": null}]}',
+        IDENTITY,
+        SYNTAX,
+    ),
     bad('{"Statement": [], "Statement": []}', IDENTITY, SYNTAX),
     bad(
         '{"Statement": [{"Effect": "Allow", "Effect": "Deny", "Action": "*", "Resource": "*"}]}',
