@@ -10,10 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import botocore.parsers
 import pytest
 
 from minicloud.aws.context import RequestContext
 from minicloud.aws.errors import AccessDenied
+from minicloud.aws.protocol.models import load_service_model
+from minicloud.aws.protocol.serializers import create_serializer
 from minicloud.aws.request import AwsRequest
 from minicloud.config import Config
 from minicloud.iam import store
@@ -44,6 +47,36 @@ TRUST_EC2 = doc(
 )
 
 
+def _check_shape(value: Any, shape: Any, where: str) -> None:
+    """Every member of a result must exist in the model's output shape."""
+    if shape.type_name == "structure":
+        assert isinstance(value, dict), where
+        unknown = set(value) - set(shape.members)
+        assert not unknown, f"{where}: not in the model: {unknown}"
+        for key, item in value.items():
+            if item is not None:
+                _check_shape(item, shape.members[key], f"{where}.{key}")
+    elif shape.type_name == "list":
+        assert isinstance(value, list), where
+        for item in value:
+            _check_shape(item, shape.member, f"{where}[]")
+
+
+def _round_trip(op: str, result: dict[str, Any]) -> None:
+    """Serialize like the server does, parse like botocore does: what a client would see."""
+    model = load_service_model("iam")
+    operation = model.operation_model(op)
+    if operation.output_shape is None:
+        assert result == {}, op
+        return
+    _check_shape(result, operation.output_shape, op)
+    response = create_serializer(model).serialize_result(operation, result, "test")
+    parsed = botocore.parsers.create_parser("query").parse(
+        {"body": response.body, "headers": dict(response.headers), "status_code": response.status},
+        operation.output_shape)
+    assert set(parsed) - {"ResponseMetadata"} == {k for k, v in result.items() if v is not None}, op
+
+
 @dataclass
 class Iam:
     runtime: Runtime
@@ -68,6 +101,7 @@ class Iam:
         assert handler is not None, op
         result = await handler(ctx, params)
         assert ctx.authorized, f"{op} returned without an authorization check"
+        _round_trip(op, result)
         return result
 
     def call(self, op: str, principal: Principal | None = None, **params: Any) -> dict[str, Any]:
