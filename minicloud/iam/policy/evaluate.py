@@ -89,44 +89,39 @@ def evaluate(request: AuthzRequest, identity_policies: Sequence[Policy], *,
         return Decision(Verdict.EXPLICIT_DENY, PolicyType.SESSION, deny.sid)
 
     is_root = principal.kind is PrincipalKind.ROOT
-    if is_root or _federated_by_root(request):
-        identity_allows = True
-    else:
-        identity_allows = _finds_allow(identity_policies, request)
-    boundary_allows = not boundary or _finds_allow(boundary, request)
-    if session_policies:
-        session_allows = _finds_allow(session_policies, request)
-    else:
-        # No session policy: a role session keeps its role's permissions; a federated-user
-        # session (GetFederationToken without a policy) has none (evaluation logic, step 6).
-        session_allows = principal.kind is not PrincipalKind.FEDERATED_USER
-    limits = _limits(identity_allows, boundary_allows, session_allows)
-
     if request.cross_account:
-        if limits is not None and not is_root:
-            return limits
+        if not is_root:
+            own = _own_account(request, identity_policies, boundary, session_policies)
+            if own is not ALLOWED:
+                return own
         return ALLOWED if grant else _IMPLICIT[PolicyType.RESOURCE]
-
     if grant is Grant.DIRECT:
         return ALLOWED
     if grant is Grant.ROLE:
-        return _limits(True, boundary_allows, session_allows) or ALLOWED
+        return _own_account(request, (), boundary, session_policies, identity=False)
     if resource_policy is not None and resource_policy.kind is PolicyKind.TRUST and grant is Grant.NONE:
         return _IMPLICIT[PolicyType.RESOURCE]
     if is_root:
         return ALLOWED
-    return limits or ALLOWED
+    return _own_account(request, identity_policies, boundary, session_policies)
 
 
-def _limits(identity_allows: bool, boundary_allows: bool, session_allows: bool) -> Decision | None:
-    """The implicit deny of the principal's own account, or None if its policies allow."""
-    if not identity_allows:
+def _own_account(request: AuthzRequest, identity_policies: Sequence[Policy], boundary: Sequence[Policy],
+                 session_policies: Sequence[Policy], *, identity: bool = True) -> Decision:
+    """What the principal's own policies say (no explicit deny is left at this point):
+    identity-based policies, AND the permissions boundary, AND the session policies."""
+    if identity and not _federated_by_root(request) and not _finds_allow(identity_policies, request):
         return _IMPLICIT[PolicyType.IDENTITY]
-    if not boundary_allows:
+    if boundary and not _finds_allow(boundary, request):
         return _IMPLICIT[PolicyType.BOUNDARY]
-    if not session_allows:
+    if session_policies:
+        if not _finds_allow(session_policies, request):
+            return _IMPLICIT[PolicyType.SESSION]
+    elif request.principal.kind is PrincipalKind.FEDERATED_USER:
+        # GetFederationToken without a policy: the session has no permissions (step 6 of the
+        # evaluation logic); a role session without one keeps its role's permissions.
         return _IMPLICIT[PolicyType.SESSION]
-    return None
+    return ALLOWED
 
 
 def _federated_by_root(request: AuthzRequest) -> bool:
