@@ -76,7 +76,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_accounts_create(args: argparse.Namespace) -> int:
-    from minicloud.iam.accounts import create_account, email_taken
+    from datetime import UTC, datetime
+
+    from minicloud.iam.accounts import create_account, email_taken, management_account
+    from minicloud.services.organizations.roles import create_access_role
 
     config = _config_from(args)
     db = _open_store(config)
@@ -85,7 +88,12 @@ def cmd_accounts_create(args: argparse.Namespace) -> int:
     def create(conn: Any) -> Any:
         if email_taken(conn, email):
             raise SystemExit(f"minicloud: an account with email {email} already exists")
-        return create_account(conn, args.name, email)
+        management = management_account(conn)
+        account, keys = create_account(conn, args.name, email)
+        if management is not None:  # joins the organization, like Organizations' CreateAccount
+            create_access_role(conn, account.account_id, management.account_id,
+                               "OrganizationAccountAccessRole", datetime.now(UTC))
+        return account, keys
 
     account, keys = db.write_sync(create)
     print(f"account:     {account.account_id}\nname:        {account.name}\nemail:       {account.email}\n"

@@ -153,16 +153,16 @@ class AwsDispatcher:
                             now: datetime) -> Credential:
         credential = await self._credentials.resolve(auth.access_key_id)
         if credential is None or not credential.active:
-            raise sigv4.AuthFailure(sigv4.AuthFailureKind.UNKNOWN_KEY,
-                                    "The security token included in the request is invalid.")
+            raise sigv4.unknown_key(auth)
         sigv4.verify(request, auth, credential.secret_access_key, now)
         if credential.session_token is not None:
             if auth.session_token != credential.session_token:
-                raise sigv4.AuthFailure(sigv4.AuthFailureKind.INVALID_TOKEN,
-                                        "The security token included in the request is invalid.")
+                raise sigv4.invalid_token(auth)
             if credential.expires_at is not None and credential.expires_at <= now:
-                raise sigv4.AuthFailure(sigv4.AuthFailureKind.EXPIRED_TOKEN,
-                                        "The security token included in the request is expired")
+                raise sigv4.expired_token(auth)
+            # Credentials from GetSessionToken without MFA cannot call IAM (as on AWS).
+            if credential.extra.get("issued_by") == "GetSessionToken" and endpoint.name == "iam":
+                raise sigv4.unknown_key(auth)
         return credential
 
     def render_error(self, error: ServiceError, request: AwsRequest) -> AwsResponse:

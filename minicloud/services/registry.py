@@ -7,6 +7,8 @@ from minicloud.runtime import Runtime
 
 
 def build_providers(runtime: Runtime) -> list[Provider]:
+    from minicloud.services.iam.provider import IamProvider
+    from minicloud.services.organizations.provider import OrganizationsProvider
     from minicloud.services.sts.provider import StsProvider
 
-    return [StsProvider(runtime)]
+    return [IamProvider(runtime), StsProvider(runtime), OrganizationsProvider(runtime)]
