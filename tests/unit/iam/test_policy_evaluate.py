@@ -784,3 +784,30 @@ def test_benchmark_five_policies_of_five_statements() -> None:
         worst = max(worst, best)
         print(f"evaluate {action:24s} {best * 1e6:6.2f} us")
     assert worst < 200e-6  # the target is well under 20 us; the bound is loose for slow CI machines
+
+
+# --- reuse -------------------------------------------------------------------------------------------
+
+
+def test_policy_is_immutable_and_reusable() -> None:
+    parsed = policy(allow("s3:Get*", "arn:aws:s3:::b/*"), deny("s3:GetObjectAcl", "*"))
+    with pytest.raises(AttributeError):
+        parsed.kind = PolicyKind.RESOURCE  # type: ignore[misc]
+    for _ in range(3):
+        assert decide(request("s3:GetObject", OBJECT), [parsed]).allowed
+        assert decide(request("s3:GetObjectAcl", OBJECT), [parsed]).verdict is Verdict.EXPLICIT_DENY
+        assert not decide(request("s3:PutObject", OBJECT), [parsed]).allowed
+
+
+def test_statement_cache_stays_correct_past_its_size() -> None:
+    parsed = policy(allow("svc:Get*", "*"), deny("svc:GetSecret*", "*"))
+    for i in range(5000):
+        assert decide(request(f"svc:Get{i}", "*"), [parsed]).allowed
+    assert decide(request("svc:GetSecretValue", "*"), [parsed]).verdict is Verdict.EXPLICIT_DENY
+    assert not decide(request("svc:Put1", "*"), [parsed]).allowed
+
+
+def test_caller_supplied_context_keys_win_over_derived_ones() -> None:
+    parsed = policy(allow("s3:*", "arn:aws:s3:::home/${aws:username}/*"))
+    req = request("s3:GetObject", "arn:aws:s3:::home/carol/x", context={"AWS:UserName": "carol"})
+    assert decide(req, [parsed]).allowed
