@@ -50,6 +50,8 @@ _S3_CONTENT_SHA_VALUES = (
     "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD, "
     "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER or a valid sha256 value."
 )
+X_AMZ_EXPIRES_TOO_LONG = ("X-Amz-Expires must be less than a week (in seconds); that is, the given "
+                          "X-Amz-Expires must be less than 604800 seconds")
 SIGNATURE_MISMATCH = (
     "The request signature we calculated does not match the signature you provided. Check your AWS "
     "Secret Access Key and signing method. Consult the service documentation for details."
@@ -422,8 +424,7 @@ def _check_time(auth: SigV4Auth, now: datetime) -> None:
                               "'X-Amz-Expires'. Re-examine the query-string parameters.", presigned=True,
                               details={"missing": "X-Amz-Expires"})
         if expires > MAX_PRESIGNED_EXPIRES:
-            raise AuthFailure(AuthFailureKind.MALFORMED, "X-Amz-Expires must be less than a week (in "
-                              "seconds) that is 604800 seconds", presigned=True)
+            raise AuthFailure(AuthFailureKind.MALFORMED, X_AMZ_EXPIRES_TOO_LONG, presigned=True)
         if now < auth.date - MAX_SKEW:
             raise AuthFailure(AuthFailureKind.NOT_YET_VALID, "Request is not yet valid", presigned=True,
                               details=_time_details(auth, now))
@@ -432,8 +433,7 @@ def _check_time(auth: SigV4Auth, now: datetime) -> None:
                               details=_time_details(auth, now))
         return
     if auth.expires_seconds is not None and auth.expires_seconds > MAX_PRESIGNED_EXPIRES:
-        raise AuthFailure(AuthFailureKind.MALFORMED, "X-Amz-Expires must be less than a week (in "
-                          "seconds) that is 604800 seconds", presigned=True)
+        raise AuthFailure(AuthFailureKind.MALFORMED, X_AMZ_EXPIRES_TOO_LONG, presigned=True)
     # Outside S3, a presigned request is valid as long as a signed header one is: AWS ignores
     # X-Amz-Expires there (STS presigned URLs live 15 minutes whatever they say).
     if auth.date < now - MAX_SKEW:

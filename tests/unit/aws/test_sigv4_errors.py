@@ -163,7 +163,8 @@ def test_s3_presigned_too_long_and_missing_parameter() -> None:
                                               ExpiresIn=604801)
     error = auth_error(refused(presigned(url), K.MALFORMED), "rest-xml", "s3")
     assert (error_code(error), error_status(error)) == ("AuthorizationQueryParametersError", 400)
-    assert error.message == "X-Amz-Expires must be less than a week (in seconds) that is 604800 seconds"
+    assert error.message == ("X-Amz-Expires must be less than a week (in seconds); that is, the "
+                             "given X-Amz-Expires must be less than 604800 seconds")
     request = presigned(url)
     query = "&".join(p for p in request.query.split("&") if not p.startswith("X-Amz-Credential="))
     with pytest.raises(AuthFailure) as caught:
