@@ -264,14 +264,14 @@ PATTERNS = st.text(ALPHABET, max_size=10)
 VALUES = st.text(st.sampled_from("ab:/.*?"), max_size=10)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(PATTERNS, VALUES)
 def test_glob_matches_reference(pattern: str, value: str) -> None:
     assert bool(glob_matcher(pattern)(value)) == reference_glob(pattern, value)
     assert bool(any_glob_matcher([pattern])(value)) == reference_glob(pattern, value)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(st.lists(PATTERNS, min_size=1, max_size=3), VALUES)
 def test_any_glob_matches_reference(patterns: list[str], value: str) -> None:
     assert bool(any_glob_matcher(patterns)(value)) == any(reference_glob(p, value) for p in patterns)
@@ -289,7 +289,7 @@ ARN_VALUES = st.builds(
 )
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(ARN_PATTERNS | PATTERNS, ARN_VALUES | VALUES)
 def test_arn_matches_reference(pattern: str, value: str) -> None:
     expected = reference_arn(pattern, value)
