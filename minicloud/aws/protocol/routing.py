@@ -7,7 +7,8 @@ one: ``?list-type=2``), and every *required* querystring and header member of it
 present (this tells S3's PutObject, CopyObject, UploadPart and UploadPartCopy apart). Among the
 routes that match, the one with the most such discriminators wins, then the one with the
 longest literal path, then non-greedy before greedy, then ``http.routePriority`` (a minicloud
-model patch) decides. An ``x-id`` query parameter naming a matching operation wins outright.
+model patch), then a non-deprecated operation before a deprecated one. An ``x-id`` query
+parameter naming a matching operation wins outright.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Route:
     literal_query: tuple[tuple[str, str | None], ...]
     required_query: tuple[str, ...]
     required_headers: tuple[str, ...]
-    rank: tuple[int, int, int, int]
+    rank: tuple[int, int, int, int, int]
 
     @property
     def literal_keys(self) -> frozenset[str]:
@@ -109,7 +110,7 @@ def build_route(operation: Any) -> Route:
                 required_headers.append(wire.lower())
     discriminators = len(literal_query) + len(required_query) + len(required_headers)
     priority = int(http.get("routePriority", 0))
-    rank = (-discriminators, -literal, greedy, -priority)
+    rank = (-discriminators, -literal, greedy, -priority, int(bool(operation.deprecated)))
     return Route(operation, method, uri, regex, labels, literal_query, tuple(required_query),
                  tuple(required_headers), rank)
 
@@ -135,6 +136,21 @@ class Router:
         self.routes: dict[str, list[Route]] = {}
         for route in sorted(routes, key=lambda r: r.rank):
             self.routes.setdefault(route.method, []).append(route)
+
+    def shadowed(self) -> dict[str, str]:
+        """Operations no request can reach without ``x-id`` (name -> the operation that wins):
+        their routes are indistinguishable from a higher-ranked one."""
+        found: dict[str, str] = {}
+        for routes in self.routes.values():
+            seen: dict[tuple[Any, ...], str] = {}
+            for route in routes:
+                signature = (route.regex.pattern, frozenset(route.literal_query),
+                             frozenset(route.required_query), frozenset(route.required_headers))
+                if signature in seen:
+                    found[route.operation.name] = seen[signature]
+                else:
+                    seen[signature] = route.operation.name
+        return found
 
     def match(self, method: str, path: str, query: dict[str, list[str]],
               headers: Headers) -> tuple[Route, tuple[str, ...]]:

@@ -7,13 +7,15 @@ serializer and request preparation) and returns the ``AwsRequest`` our server wo
 
 from __future__ import annotations
 
+import io
 from typing import Any
 from urllib.parse import urlsplit
 
 import botocore.parsers
 import botocore.serialize
-from botocore.awsrequest import create_request_object, prepare_request_dict
+from botocore.awsrequest import HeadersDict, create_request_object, prepare_request_dict
 from botocore.model import OperationModel
+from botocore.response import StreamingBody
 
 from minicloud.aws.request import AwsRequest, AwsResponse, Headers
 
@@ -45,9 +47,10 @@ def client_parse(response: AwsResponse, operation: OperationModel | None, protoc
     headers: dict[str, str] = {}
     for key, value in response.headers:
         headers[key] = value
-    from botocore.awsrequest import HeadersDict
-
-    wire = {"status_code": response.status, "headers": HeadersDict(headers), "body": response.body,
+    body: Any = response.body
+    if operation is not None and operation.has_streaming_output and response.status < 300:
+        body = StreamingBody(io.BytesIO(body), len(body))  # as botocore's endpoint hands it over
+    wire = {"status_code": response.status, "headers": HeadersDict(headers), "body": body,
             "context": {"operation_name": operation.name if operation else None}}
     if shape is None and operation is not None:
         shape = operation.output_shape
