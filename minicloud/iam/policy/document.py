@@ -56,7 +56,14 @@ IAM_KINDS = IDENTITY_KINDS | {PolicyKind.TRUST}
 VERSION_2012 = "2012-10-17"
 VERSION_2008 = "2008-10-17"
 
-# AWS's own sentences (MalformedPolicyDocument messages seen from IAM).
+# IAM's MalformedPolicyDocument sentences. Seen verbatim in public reports of IAM/S3 answers:
+# SYNTAX_ERROR, INVALID_JSON (CreateRole), NO_PRINCIPAL_ALLOWED, MISSING_PRINCIPAL, NEEDS_ACTIONS,
+# NEEDS_RESOURCES, LEGACY_PARSING, INVALID_PRINCIPAL, VENDOR_PREFIX, ONE_COLON, SID_UNIQUE, SID_ALNUM,
+# "Resource X must be in ARN format or "*".", "Partition "X" is not valid for resource "Y".",
+# "IAM resource X cannot contain region information.", "Has prohibited field Resource",
+# "Invalid effect: X" (S3). Best knowledge, not confirmed verbatim: MISSING_EFFECT,
+# VENDOR_WILDCARD, RESOURCE_VENDOR, TRUST_ACTIONS, "Vendor X is not valid",
+# "Has prohibited field NotResource/NotPrincipal", "Invalid Condition type : X.".
 SYNTAX_ERROR = "Syntax errors in policy."
 INVALID_JSON = "This policy contains invalid Json"
 NO_PRINCIPAL_ALLOWED = "Policy document should not specify a principal."
