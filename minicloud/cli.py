@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         access_log=config.access_log, log_level=config.log_level, server_header=False,
         date_header=True, timeout_keep_alive=30,
     ))
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-sends the signal to the handlers that
+    # were installed before it: make those no-ops so that a clean stop exits with status 0.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
     try:
         server.run()
     finally:

@@ -114,7 +114,7 @@ class AwsDispatcher:
                 # Anonymous access exists only where AWS allows it (S3 objects and presigned
                 # URLs); the services that allow it authorise the anonymous principal themselves.
                 raise MissingAuthenticationToken("Request is missing Authentication Token")
-            region = auth.region
+            region = auth.region or self._topology.default_region  # SigV2 (S3 only) has no scope
             if not endpoint.provider.global_service and not self._topology.has_region(region):
                 raise SignatureDoesNotMatch("Credential should be scoped to a valid region. ")
             now = datetime.now(UTC)
@@ -140,6 +140,8 @@ class AwsDispatcher:
         except ServiceError as error:
             return self._render_error(error, endpoint, operation, request_id)
         except sigv4.AuthFailure as failure:
+            if endpoint is None and failure.details and failure.details.get("service"):
+                endpoint = self._route(str(failure.details["service"]), request)
             protocol = endpoint.protocol if endpoint else "query"
             service = endpoint.name if endpoint else "sts"
             error = sigv4.auth_error(failure, protocol, service)

@@ -76,7 +76,7 @@ def test_member_account_cannot_manage_the_organization(server: MinicloudServer) 
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
     key = iam.create_access_key(UserName=name)["AccessKey"]
     creds = server.client("sts", keys=Keys(key["AccessKeyId"], key["SecretAccessKey"])).assume_role(
-        RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole", RoleSessionName="s")["Credentials"]
+        RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole", RoleSessionName="ss")["Credentials"]
     member = Keys(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
     with pytest.raises(ClientError) as err:
         server.client("organizations", keys=member).create_account(Email="y@example.com", AccountName="y")

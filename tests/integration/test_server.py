@@ -12,6 +12,7 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support.postgres import PostgresServer
 from tests.support.server import REPO, Keys, MinicloudServer
 
 
@@ -127,3 +128,26 @@ def test_accounts_command_creates_an_isolated_account(server: MinicloudServer) -
     identity = server.client("sts", keys=keys).get_caller_identity()
     assert identity["Account"] == other_account
     assert identity["Arn"] == f"arn:aws:iam::{other_account}:root"
+
+
+def test_metadata_in_postgresql(fresh_server: MinicloudServer, postgres: PostgresServer) -> None:
+    url = postgres.create_database("minicloud_up")
+    fresh_server.extra_args = ["--metadata-url", url]
+    fresh_server.start()
+    fresh_server.client("iam").create_user(UserName="in-postgres")
+    fresh_server.kill()
+    fresh_server.start()
+    users = fresh_server.client("iam").list_users()["Users"]
+    assert [u["UserName"] for u in users] == ["in-postgres"]
+    assert not (fresh_server.data_dir / "metadata.sqlite3").exists()
+
+
+def test_oversized_body_is_refused(server: MinicloudServer) -> None:
+    body = b"Action=ListUsers&Version=2010-05-08&Pad=" + b"x" * (65 * 1024 * 1024)
+    request = urllib.request.Request(f"{server.endpoint}/", data=body,
+                                     headers={"content-type": "application/x-www-form-urlencoded"})
+    with pytest.raises((urllib.error.HTTPError, ConnectionError)) as err:
+        urllib.request.urlopen(request, timeout=30)
+    if isinstance(err.value, urllib.error.HTTPError):
+        assert err.value.code == 413
+    assert _health(server)["status"] == "running"
