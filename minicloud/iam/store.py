@@ -333,6 +333,13 @@ def user_policies(conn: sa.Connection, user_id: str) -> PolicySources | None:
     return PolicySources(tuple(documents), _boundary(conn, user.permissions_boundary), tuple(group_ids))
 
 
+def group_policies(conn: sa.Connection, group_id: str) -> PolicySources:
+    """A group's own inline and attached policies (for the policy simulator)."""
+    documents = _inline(conn, GROUP, [group_id])
+    documents += managed_policy_documents(conn, _attached(conn, GROUP, [group_id]))
+    return PolicySources(tuple(documents))
+
+
 def role_policies(conn: sa.Connection, role_id: str) -> PolicySources | None:
     role = get_role_by_id(conn, role_id)
     if role is None:

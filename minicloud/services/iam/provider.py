@@ -1,7 +1,7 @@
 """AWS IAM: the provider, assembled from one mixin per resource.
 
     users.py  groups.py  roles.py  policies.py  attachments.py  inline.py  access_keys.py
-    login_profiles.py  instance_profiles.py  account.py        (each builds on the previous one)
+    login_profiles.py  instance_profiles.py  account.py  simulate.py   (each builds on the previous)
 
 When the server starts, the provider installs what every other service relies on: the policy
 evaluator on the ``Authorizer`` and the resolver of IAM users' access keys on the
@@ -15,14 +15,14 @@ import contextlib
 import logging
 
 from minicloud.iam import store
-from minicloud.services.iam.account import AccountMixin
+from minicloud.services.iam.simulate import SimulationMixin
 
 log = logging.getLogger("minicloud.iam")
 
 USAGE_FLUSH_SECONDS = 5.0
 
 
-class IamProvider(AccountMixin):
+class IamProvider(SimulationMixin):
     _flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

@@ -252,3 +252,16 @@ def test_federated_user_is_limited_to_its_user_and_session_policy(iam: Iam) -> N
     assert check(iam, federated, "s3:GetObject", "arn:aws:s3:::b/k").allowed
     assert not check(iam, federated, "s3:PutObject", "arn:aws:s3:::b/k").allowed
     assert not check(iam, federated, "ec2:RunInstances").allowed
+
+
+def test_attribute_based_access_with_principal_and_resource_tags(iam: Iam) -> None:
+    for name, team in (("bob", "blue"), ("ann", "blue"), ("zed", "red")):
+        iam.call("CreateUser", UserName=name, Tags=[{"Key": "team", "Value": team}])
+    same_team = {"StringEquals": {"aws:ResourceTag/team": "${aws:PrincipalTag/team}"}}
+    iam.call("PutUserPolicy", UserName="bob", PolicyName="abac",
+             PolicyDocument=doc(allow("iam:GetUser", Condition=same_team)))
+    bob = iam.user("bob")
+    assert iam.call("GetUser", bob, UserName="ann")["User"]["UserName"] == "ann"
+    denied(iam, "GetUser", bob, UserName="zed")
+    iam.call("TagUser", UserName="zed", Tags=[{"Key": "team", "Value": "blue"}])
+    iam.call("GetUser", bob, UserName="zed")

@@ -416,3 +416,42 @@ def test_get_user_without_name(iam: Iam) -> None:
         PolicyDocument=doc(allow("iam:GetUser", "arn:aws:iam::*:user/${aws:username}")),
     )
     assert iam.call("GetUser", iam.user("me"))["User"]["UserName"] == "me"
+
+
+def test_policy_simulator(iam: Iam) -> None:
+    iam.call("CreateUser", UserName="sim")
+    iam.call("PutUserPolicy", UserName="sim", PolicyName="p", PolicyDocument=doc(allow("s3:Get*")))
+    iam.call(
+        "PutUserPolicy",
+        UserName="sim",
+        PolicyName="d",
+        PolicyDocument=doc({"Effect": "Deny", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::secret/*"}),
+    )
+    arn = f"arn:aws:iam::{iam.account_id}:user/sim"
+    results = iam.call(
+        "SimulatePrincipalPolicy",
+        PolicySourceArn=arn,
+        ActionNames=["s3:GetObject", "s3:PutObject"],
+        ResourceArns=["arn:aws:s3:::public/k", "arn:aws:s3:::secret/k"],
+    )["EvaluationResults"]
+    decisions = [
+        (r["EvalActionName"], r["EvalResourceName"].split(":::")[1], r["EvalDecision"]) for r in results
+    ]
+    assert decisions == [
+        ("s3:GetObject", "public/k", "allowed"),
+        ("s3:GetObject", "secret/k", "explicitDeny"),
+        ("s3:PutObject", "public/k", "implicitDeny"),
+        ("s3:PutObject", "secret/k", "implicitDeny"),
+    ]
+    custom = iam.call(
+        "SimulateCustomPolicy",
+        PolicyInputList=[doc(allow("ec2:*"))],
+        ActionNames=["ec2:RunInstances", "s3:ListBucket"],
+    )["EvaluationResults"]
+    assert [r["EvalDecision"] for r in custom] == ["allowed", "implicitDeny"]
+    with pytest.raises(errors.NoSuchEntity):
+        iam.call(
+            "SimulatePrincipalPolicy",
+            PolicySourceArn=f"arn:aws:iam::{iam.account_id}:user/nobody",
+            ActionNames=["s3:GetObject"],
+        )
