@@ -15,7 +15,7 @@ from minicloud.aws.errors import RequestEntityTooLarge
 from minicloud.aws.request import AwsRequest, Headers
 from minicloud.controllers.runner import ControllerRunner
 from minicloud.runtime import Runtime
-from minicloud.server.asgi import BodyTooLarge, Receive, Scope, Send, read_body, send_response
+from minicloud.server.asgi import ASGIApp, BodyTooLarge, Receive, Scope, Send, read_body, send_response
 from minicloud.server.health import health_document
 from minicloud.services.registry import build_providers
 
@@ -29,6 +29,8 @@ class MinicloudApp:
         self.dispatcher = AwsDispatcher(self.providers, runtime.credentials, runtime.authorizer,
                                         runtime.topology)
         self.runner: ControllerRunner | None = None
+        # The OCI registry (ECR's data plane): an ASGI app for /v2/ and /_minicloud/registry/.
+        self.registry: ASGIApp | None = None
         self.started_at = datetime.now(UTC)
 
     async def startup(self) -> None:
@@ -72,7 +74,17 @@ class MinicloudApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         if path.startswith("/_minicloud/"):
+            if path.startswith("/_minicloud/registry/") and self.registry is not None:
+                await self.registry(scope, receive, send)
+                return
             await self._internal(scope, receive, send)
+            return
+        if (path == "/v2" or path.startswith("/v2/")) and not _sigv4_signed(scope):
+            if self.registry is not None:
+                await self.registry(scope, receive, send)
+            else:
+                await send_response(send, 404, [("content-type", "application/json")],
+                                    b'{"errors":[{"code":"UNSUPPORTED","message":"the registry is not enabled"}]}')
             return
         raw_headers = scope["headers"]
         header_bytes = sum(len(k) + len(v) for k, v in raw_headers)
@@ -108,3 +120,12 @@ class MinicloudApp:
             return
         await send_response(send, 404, [("content-type", "application/json")],
                             b'{"error": "not found"}')
+
+
+def _sigv4_signed(scope: Scope) -> bool:
+    """A request under /v2/ is S3's (a bucket named v2) only when it carries an AWS signature."""
+    for name, value in scope["headers"]:
+        if name == b"authorization" and value.startswith((b"AWS4-HMAC-SHA256", b"AWS ")):
+            return True
+    query: bytes = scope.get("query_string", b"")
+    return b"X-Amz-Signature=" in query or b"X-Amz-Credential=" in query or b"AWSAccessKeyId=" in query
