@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
 from botocore.model import OperationModel, ServiceModel
 
 from minicloud.aws import sigv4
@@ -144,8 +145,8 @@ class AwsDispatcher:
                 endpoint = self._route(str(failure.details["service"]), request)
             protocol = endpoint.protocol if endpoint else "query"
             service = endpoint.name if endpoint else "sts"
-            error = sigv4.auth_error(failure, protocol, service)
-            return self._render_error(error, endpoint, operation, request_id)
+            return self._render_error(sigv4.auth_error(failure, protocol, service), endpoint, operation,
+                                      request_id)
         except Exception:
             log.exception("unhandled error in %s", operation.name if operation else request.path)
             return self._render_error(InternalFailure("We encountered an internal error. Please try again."),
@@ -187,8 +188,8 @@ class AwsDispatcher:
 def _query_param(request: AwsRequest, name: str) -> str | None:
     from urllib.parse import parse_qsl
 
-    for source in (request.query, request.body.decode("latin-1") if request.headers.get(
-            "content-type", "").startswith("application/x-www-form-urlencoded") else ""):
+    form = (request.headers.get("content-type") or "").startswith("application/x-www-form-urlencoded")
+    for source in (request.query, request.body.decode("latin-1") if form else ""):
         for key, value in parse_qsl(source, keep_blank_values=True):
             if key == name:
                 return value

@@ -106,7 +106,7 @@ class MinicloudApp:
         except BodyTooLarge:
             response = self.dispatcher.render_error(
                 RequestEntityTooLarge("Request entity too large"), request)
-            await send_response(send, response.status, response.headers + [("connection", "close")],
+            await send_response(send, response.status, [*response.headers, ("connection", "close")],
                                 response.body)
             return
         response = await self.dispatcher.handle(request)

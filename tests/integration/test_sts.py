@@ -142,7 +142,7 @@ def test_expired_credentials_are_refused(fresh_server: MinicloudServer) -> None:
     from minicloud.iam.sessions import sts_sessions
 
     fresh_server.start()
-    user_arn, user_keys = _user_with_keys(fresh_server)
+    _, user_keys = _user_with_keys(fresh_server)
     creds = fresh_server.client("sts", keys=user_keys).get_session_token(DurationSeconds=900)["Credentials"]
     engine = sa.create_engine(f"sqlite:///{fresh_server.data_dir / 'metadata.sqlite3'}")
     with engine.begin() as conn:  # let the clock run out, as 15 minutes would

@@ -19,7 +19,14 @@ import sqlalchemy as sa
 from minicloud.aws.context import RequestContext
 from minicloud.aws.pagination import decode_token, encode_token
 from minicloud.aws.provider import Provider
-from minicloud.iam.accounts import Account, create_account, email_taken, get_account, list_accounts, management_account
+from minicloud.iam.accounts import (
+    Account,
+    create_account,
+    email_taken,
+    get_account,
+    list_accounts,
+    management_account,
+)
 from minicloud.runtime import Runtime
 from minicloud.services.organizations.errors import (
     AccessDeniedException,
