@@ -21,7 +21,15 @@ from minicloud.iam.tables import (
     iam_roles,
     iam_users,
 )
-from minicloud.services.iam.base import Params, Result, check_attachable, count, page_list, paged
+from minicloud.services.iam.base import (
+    Params,
+    Result,
+    check_attachable,
+    check_policy_arn,
+    count,
+    page_list,
+    paged,
+)
 from minicloud.services.iam.errors import NoSuchEntity, quota
 from minicloud.services.iam.policies import PoliciesMixin
 
@@ -53,6 +61,7 @@ class AttachmentsMixin(PoliciesMixin):
     # -- attach / detach ----------------------------------------------------------------------------
     async def _attach(self, ctx: RequestContext, entity_type: str, name: str, arn: str,
                       action: str) -> Result:
+        check_policy_arn(arn)
         entity = await self.authorize_entity(ctx, entity_type, action, name,
                                              context={"iam:PolicyARN": arn})
 

@@ -24,7 +24,7 @@ from minicloud.iam.identity import PrincipalKind
 from minicloud.iam.policy import PolicyKind, policy_size
 from minicloud.iam.tables import iam_tags
 from minicloud.runtime import Runtime
-from minicloud.services.iam.errors import ConcurrentModification, LimitExceeded, NoSuchEntity
+from minicloud.services.iam.errors import ConcurrentModification, InvalidInput, LimitExceeded, NoSuchEntity
 
 T = TypeVar("T")
 Params = dict[str, Any]
@@ -92,6 +92,12 @@ def not_found(kind: str, name: str) -> NoSuchEntity:
 
 def policy_not_attachable(arn: str) -> NoSuchEntity:
     return NoSuchEntity(f"Policy {arn} does not exist or is not attachable.")
+
+
+def check_policy_arn(arn: str) -> None:
+    """A managed policy's ARN must at least look like one (AWS answers InvalidInput otherwise)."""
+    if not aws_managed.is_aws_managed(arn) and store.split_arn(arn, "policy") is None:
+        raise InvalidInput(f"ARN {arn} is not valid.")
 
 
 def check_attachable(conn: sa.Connection, account_id: str, arn: str) -> None:

@@ -22,6 +22,7 @@ from minicloud.services.iam.base import (
     Params,
     Result,
     check_attachable,
+    check_policy_arn,
     check_size,
     count,
     delete_tags,
@@ -71,6 +72,8 @@ class RolesMixin(GroupsMixin):
         trust = params["AssumeRolePolicyDocument"]
         tags: Sequence[Mapping[str, str]] = params.get("Tags") or []
         boundary = params.get("PermissionsBoundary")
+        if boundary:
+            check_policy_arn(boundary)
         context = request_tag_context(tags)
         if boundary:
             context["iam:PermissionsBoundary"] = boundary
@@ -168,6 +171,7 @@ class RolesMixin(GroupsMixin):
 
     async def put_role_permissions_boundary(self, ctx: RequestContext, params: Params) -> Result:
         boundary = params["PermissionsBoundary"]
+        check_policy_arn(boundary)
         role = await self.authorize_role(ctx, "iam:PutRolePermissionsBoundary", params["RoleName"],
                                          context={"iam:PermissionsBoundary": boundary})
 

@@ -24,6 +24,7 @@ from minicloud.services.iam.base import (
     Params,
     Result,
     check_attachable,
+    check_policy_arn,
     count,
     delete_tags,
     non_user_caller,
@@ -86,6 +87,8 @@ class UsersMixin(IamBase):
         name, path = params["UserName"], params.get("Path") or "/"
         tags: Sequence[Mapping[str, str]] = params.get("Tags") or []
         boundary = params.get("PermissionsBoundary")
+        if boundary:
+            check_policy_arn(boundary)
         context = request_tag_context(tags)
         if boundary:
             context["iam:PermissionsBoundary"] = boundary
@@ -186,6 +189,7 @@ class UsersMixin(IamBase):
 
     async def put_user_permissions_boundary(self, ctx: RequestContext, params: Params) -> Result:
         boundary = params["PermissionsBoundary"]
+        check_policy_arn(boundary)
         user = await self.authorize_user(ctx, "iam:PutUserPermissionsBoundary", params["UserName"],
                                          context={"iam:PermissionsBoundary": boundary})
 
