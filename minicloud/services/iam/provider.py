@@ -1,7 +1,8 @@
 """AWS IAM: the provider, assembled from one mixin per resource.
 
     users.py  groups.py  roles.py  policies.py  attachments.py  inline.py  access_keys.py
-    login_profiles.py  instance_profiles.py  account.py  simulate.py   (each builds on the previous)
+    login_profiles.py  instance_profiles.py  account.py  simulate.py  details.py
+    (each mixin builds on the previous one)
 
 When the server starts, the provider installs what every other service relies on: the policy
 evaluator on the ``Authorizer`` and the resolver of IAM users' access keys on the
@@ -15,14 +16,14 @@ import contextlib
 import logging
 
 from minicloud.iam import store
-from minicloud.services.iam.simulate import SimulationMixin
+from minicloud.services.iam.details import DetailsMixin
 
 log = logging.getLogger("minicloud.iam")
 
 USAGE_FLUSH_SECONDS = 5.0
 
 
-class IamProvider(SimulationMixin):
+class IamProvider(DetailsMixin):
     _flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

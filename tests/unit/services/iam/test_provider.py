@@ -20,23 +20,15 @@ def fails(iam: Iam, error: type[ServiceError], op: str, **params: object) -> str
 
 
 def test_user_life_cycle(iam: Iam) -> None:
-    created = iam.call("CreateUser", UserName="bob", Path="/eng/", Tags=[{"Key": "team", "Value": "db"}])[
-        "User"
-    ]
+    created = iam.call("CreateUser", UserName="bob", Path="/eng/", Tags=[{"Key": "team", "Value": "db"}])["User"]
     assert created["Arn"] == f"arn:aws:iam::{iam.account_id}:user/eng/bob"
     assert created["UserId"].startswith("AIDA") and created["Tags"] == [{"Key": "team", "Value": "db"}]
     got = iam.call("GetUser", UserName="BOB")["User"]  # names are case-insensitive
     assert got["UserName"] == "bob" and got["Path"] == "/eng/"
-    assert (
-        fails(iam, errors.EntityAlreadyExists, "CreateUser", UserName="Bob")
-        == "User with name Bob already exists."
-    )
+    assert fails(iam, errors.EntityAlreadyExists, "CreateUser", UserName="Bob") == "User with name Bob already exists."
     iam.call("UpdateUser", UserName="bob", NewUserName="robert", NewPath="/ops/")
     assert iam.call("GetUser", UserName="robert")["User"]["Arn"].endswith(":user/ops/robert")
-    assert (
-        fails(iam, errors.NoSuchEntity, "GetUser", UserName="bob")
-        == "The user with name bob cannot be found."
-    )
+    assert fails(iam, errors.NoSuchEntity, "GetUser", UserName="bob") == "The user with name bob cannot be found."
     iam.call("DeleteUser", UserName="robert")
     assert iam.call("ListUsers")["Users"] == []
 
@@ -142,18 +134,14 @@ def test_managed_policy_versions(iam: Iam) -> None:
     policy = iam.call("CreatePolicy", PolicyName="p", PolicyDocument=doc(allow("s3:GetObject")))["Policy"]
     arn = policy["Arn"]
     assert arn == f"arn:aws:iam::{iam.account_id}:policy/p" and policy["DefaultVersionId"] == "v1"
-    message = fails(
-        iam, errors.EntityAlreadyExists, "CreatePolicy", PolicyName="P", PolicyDocument=doc(allow("s3:*"))
-    )
+    message = fails(iam, errors.EntityAlreadyExists, "CreatePolicy", PolicyName="P", PolicyDocument=doc(allow("s3:*")))
     assert message == "A policy called P already exists. Duplicate names are not allowed."
     for i in range(2, 6):
         version = iam.call(
             "CreatePolicyVersion", PolicyArn=arn, PolicyDocument=doc(allow(f"s3:Get{i}")), SetAsDefault=i == 3
         )["PolicyVersion"]
         assert version["VersionId"] == f"v{i}"
-    message = fails(
-        iam, errors.LimitExceeded, "CreatePolicyVersion", PolicyArn=arn, PolicyDocument=doc(allow("s3:*"))
-    )
+    message = fails(iam, errors.LimitExceeded, "CreatePolicyVersion", PolicyArn=arn, PolicyDocument=doc(allow("s3:*")))
     assert "up to 5 versions" in message
     assert iam.call("GetPolicy", PolicyArn=arn)["Policy"]["DefaultVersionId"] == "v3"
     versions = iam.call("ListPolicyVersions", PolicyArn=arn)["Versions"]
@@ -169,9 +157,7 @@ def test_managed_policy_versions(iam: Iam) -> None:
     for v in ("v2", "v3", "v4", "v5"):
         iam.call("DeletePolicyVersion", PolicyArn=arn, VersionId=v)
     assert (
-        iam.call("CreatePolicyVersion", PolicyArn=arn, PolicyDocument=doc(allow("s3:*")))["PolicyVersion"][
-            "VersionId"
-        ]
+        iam.call("CreatePolicyVersion", PolicyArn=arn, PolicyDocument=doc(allow("s3:*")))["PolicyVersion"]["VersionId"]
         == "v6"
     )  # numbers are never reused
     iam.call("DeletePolicyVersion", PolicyArn=arn, VersionId="v6")
@@ -181,9 +167,7 @@ def test_managed_policy_versions(iam: Iam) -> None:
 
 def test_managed_policy_size_and_syntax(iam: Iam) -> None:
     actions = [f"s3:Action{i:05d}" for i in range(400)]
-    message = fails(
-        iam, errors.LimitExceeded, "CreatePolicy", PolicyName="big", PolicyDocument=doc(allow(actions))
-    )
+    message = fails(iam, errors.LimitExceeded, "CreatePolicy", PolicyName="big", PolicyDocument=doc(allow(actions)))
     assert message == "Cannot exceed quota for PolicySize: 6144"
     message = fails(
         iam,
@@ -258,9 +242,7 @@ def test_inline_policies_and_aggregate_size(iam: Iam) -> None:
     assert iam.call("ListUserPolicies", UserName="u")["PolicyNames"] == ["one"]
     half = doc(allow([f"s3:Get{i:04d}" for i in range(90)]))  # ~1,200 characters
     iam.call("PutUserPolicy", UserName="u", PolicyName="two", PolicyDocument=half)
-    message = fails(
-        iam, errors.LimitExceeded, "PutUserPolicy", UserName="u", PolicyName="three", PolicyDocument=half
-    )
+    message = fails(iam, errors.LimitExceeded, "PutUserPolicy", UserName="u", PolicyName="three", PolicyDocument=half)
     assert message == "Maximum policy size of 2048 bytes exceeded for user u"
     iam.call("CreateGroup", GroupName="g")
     iam.call("PutGroupPolicy", GroupName="g", PolicyName="two", PolicyDocument=half)  # groups have 5,120
@@ -278,9 +260,7 @@ def test_access_keys_limit_and_status(iam: Iam) -> None:
     message = fails(iam, errors.LimitExceeded, "CreateAccessKey", UserName="u")
     assert message == "Cannot exceed quota for AccessKeysPerUser: 2"
     iam.call("UpdateAccessKey", UserName="u", AccessKeyId=first["AccessKeyId"], Status="Inactive")
-    statuses = {
-        k["AccessKeyId"]: k["Status"] for k in iam.call("ListAccessKeys", UserName="u")["AccessKeyMetadata"]
-    }
+    statuses = {k["AccessKeyId"]: k["Status"] for k in iam.call("ListAccessKeys", UserName="u")["AccessKeyMetadata"]}
     assert statuses[first["AccessKeyId"]] == "Inactive"
     last = iam.call("GetAccessKeyLastUsed", AccessKeyId=first["AccessKeyId"])
     assert last == {"UserName": "u", "AccessKeyLastUsed": {"ServiceName": "N/A", "Region": "N/A"}}
@@ -305,13 +285,9 @@ def test_access_keys_limit_and_status(iam: Iam) -> None:
 def test_login_profiles(iam: Iam) -> None:
     iam.call("CreateUser", UserName="u")
     fails(iam, errors.PasswordPolicyViolation, "CreateLoginProfile", UserName="u", Password="short")
-    profile = iam.call(
-        "CreateLoginProfile", UserName="u", Password="Corr3ct-Horse", PasswordResetRequired=True
-    )
+    profile = iam.call("CreateLoginProfile", UserName="u", Password="Corr3ct-Horse", PasswordResetRequired=True)
     assert profile["LoginProfile"]["PasswordResetRequired"] is True
-    message = fails(
-        iam, errors.EntityAlreadyExists, "CreateLoginProfile", UserName="u", Password="Corr3ct-Horse"
-    )
+    message = fails(iam, errors.EntityAlreadyExists, "CreateLoginProfile", UserName="u", Password="Corr3ct-Horse")
     assert message == "Login Profile for user u already exists."
     iam.call("UpdateLoginProfile", UserName="u", PasswordResetRequired=False)
     assert iam.call("GetLoginProfile", UserName="u")["LoginProfile"]["PasswordResetRequired"] is False
@@ -326,15 +302,12 @@ def test_instance_profiles(iam: Iam) -> None:
     profile = iam.call("CreateInstanceProfile", InstanceProfileName="web")["InstanceProfile"]
     assert profile["InstanceProfileId"].startswith("AIPA") and profile["Roles"] == []
     iam.call("AddRoleToInstanceProfile", InstanceProfileName="web", RoleName="r")
-    message = fails(
-        iam, errors.LimitExceeded, "AddRoleToInstanceProfile", InstanceProfileName="web", RoleName="r2"
-    )
+    message = fails(iam, errors.LimitExceeded, "AddRoleToInstanceProfile", InstanceProfileName="web", RoleName="r2")
     assert message == "Cannot exceed quota for InstanceSessionsPerInstanceProfile: 1"
     got = iam.call("GetInstanceProfile", InstanceProfileName="web")["InstanceProfile"]
     assert [r["RoleName"] for r in got["Roles"]] == ["r"]
     assert [
-        p["InstanceProfileName"]
-        for p in iam.call("ListInstanceProfilesForRole", RoleName="r")["InstanceProfiles"]
+        p["InstanceProfileName"] for p in iam.call("ListInstanceProfilesForRole", RoleName="r")["InstanceProfiles"]
     ] == ["web"]
     assert "instance profile" in fails(iam, errors.DeleteConflict, "DeleteRole", RoleName="r")
     fails(iam, errors.DeleteConflict, "DeleteInstanceProfile", InstanceProfileName="web")
@@ -399,9 +372,7 @@ def test_accounts_are_isolated(iam: Iam) -> None:
         iam.call(
             "GetPolicy",
             other,
-            PolicyArn=iam.call("CreatePolicy", PolicyName="p", PolicyDocument=doc(allow("s3:*")))["Policy"][
-                "Arn"
-            ],
+            PolicyArn=iam.call("CreatePolicy", PolicyName="p", PolicyDocument=doc(allow("s3:*")))["Policy"]["Arn"],
         )
 
 
@@ -434,9 +405,7 @@ def test_policy_simulator(iam: Iam) -> None:
         ActionNames=["s3:GetObject", "s3:PutObject"],
         ResourceArns=["arn:aws:s3:::public/k", "arn:aws:s3:::secret/k"],
     )["EvaluationResults"]
-    decisions = [
-        (r["EvalActionName"], r["EvalResourceName"].split(":::")[1], r["EvalDecision"]) for r in results
-    ]
+    decisions = [(r["EvalActionName"], r["EvalResourceName"].split(":::")[1], r["EvalDecision"]) for r in results]
     assert decisions == [
         ("s3:GetObject", "public/k", "allowed"),
         ("s3:GetObject", "secret/k", "explicitDeny"),
@@ -455,3 +424,30 @@ def test_policy_simulator(iam: Iam) -> None:
             PolicySourceArn=f"arn:aws:iam::{iam.account_id}:user/nobody",
             ActionNames=["s3:GetObject"],
         )
+
+
+def test_account_authorization_details(iam: Iam) -> None:
+    iam.call("CreateUser", UserName="u", Tags=[{"Key": "k", "Value": "v"}])
+    iam.call("CreateGroup", GroupName="g")
+    iam.call("AddUserToGroup", GroupName="g", UserName="u")
+    iam.call("PutUserPolicy", UserName="u", PolicyName="inline", PolicyDocument=doc(allow("s3:*")))
+    iam.call("CreateRole", RoleName="r", AssumeRolePolicyDocument=TRUST_EC2)
+    iam.call("CreateInstanceProfile", InstanceProfileName="ip")
+    iam.call("AddRoleToInstanceProfile", InstanceProfileName="ip", RoleName="r")
+    iam.call("AttachRolePolicy", RoleName="r", PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    arn = iam.call("CreatePolicy", PolicyName="m", PolicyDocument=doc(allow("ec2:*")))["Policy"]["Arn"]
+    iam.call("AttachGroupPolicy", GroupName="g", PolicyArn=arn)
+    details = iam.call("GetAccountAuthorizationDetails")
+    (user,) = details["UserDetailList"]
+    assert user["GroupList"] == ["g"] and user["Tags"] == [{"Key": "k", "Value": "v"}]
+    assert [p["PolicyName"] for p in user["UserPolicyList"]] == ["inline"]
+    (group,) = details["GroupDetailList"]
+    assert group["AttachedManagedPolicies"] == [{"PolicyName": "m", "PolicyArn": arn}]
+    (role,) = details["RoleDetailList"]
+    assert [p["InstanceProfileName"] for p in role["InstanceProfileList"]] == ["ip"]
+    assert {p["Arn"] for p in details["Policies"]} == {arn, "arn:aws:iam::aws:policy/ReadOnlyAccess"}
+    only_local = iam.call("GetAccountAuthorizationDetails", Filter=["LocalManagedPolicy"])
+    assert [p["Arn"] for p in only_local["Policies"]] == [arn] and only_local["UserDetailList"] == []
+    first = iam.call("GetAccountAuthorizationDetails", MaxItems=2)
+    rest = iam.call("GetAccountAuthorizationDetails", Marker=first["Marker"])
+    assert len(first["UserDetailList"] + first["GroupDetailList"]) == 2 and len(rest["Policies"]) == 2
