@@ -26,7 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from minicloud.iam import aws_managed
+from minicloud.iam import aws_managed, ids
 from minicloud.iam.identity import Credential, Principal, PrincipalKind
 from minicloud.iam.tables import (
     GROUP,
@@ -270,6 +270,8 @@ def user_principal(conn: sa.Connection, user: UserRecord) -> Principal:
 def resolve_user_key(conn: sa.Connection, access_key_id: str) -> Credential | None:
     """An IAM user's access key, for ``CredentialStore.add_resolver``. Keys whose user no longer
     exists resolve to nothing."""
+    if not access_key_id.startswith(ids.ACCESS_KEY):  # IAM users' keys are always AKIA...
+        return None
     row = conn.execute(
         sa.select(access_keys.c.secret_access_key, access_keys.c.status, iam_users)
         .join(iam_users, iam_users.c.user_id == access_keys.c.user_id)
