@@ -127,9 +127,17 @@ class XmlWriters:
             return self._list(shape, tag, extra)
         if t == "map":
             return self._map(shape, tag, extra)
-        text = text_encoder(shape, millis=self._millis)
         open_tag = f"<{tag}{_xmlns(shape)}{extra}>"
         close_tag = f"</{tag}>"
+        if t in ("string", "character"):
+            def write_string(parts: list[str], value: Any) -> None:
+                text = value if type(value) is str else str(value)
+                if _XML_SPECIAL.search(text) is not None:
+                    text = _XML_SPECIAL.sub(_escape_char, text)
+                parts.append(open_tag + text + close_tag)
+
+            return write_string
+        text = text_encoder(shape, millis=self._millis)
 
         def write(parts: list[str], value: Any) -> None:
             parts.append(open_tag + text(value) + close_tag)
@@ -179,6 +187,18 @@ class XmlWriters:
         head = f"<{tag}{_xmlns(shape)}{extra}"
         close_tag = f"</{tag}>"
 
+        if text_of is None and not self.has_attributes(shape):
+            open_tag = head + ">"
+
+            def write_plain(parts: list[str], value: Any) -> None:
+                if not isinstance(value, dict):
+                    raise TypeError(f"{tag}: expected a dict, got {type(value).__name__}")
+                parts.append(open_tag)
+                write_children(parts, value)
+                parts.append(close_tag)
+
+            return write_plain
+
         def write(parts: list[str], value: Any) -> None:
             if not isinstance(value, dict):
                 raise TypeError(f"{tag}: expected a dict, got {type(value).__name__}")
@@ -189,6 +209,10 @@ class XmlWriters:
             parts.append(close_tag)
 
         return write
+
+    @staticmethod
+    def has_attributes(shape: Any) -> bool:
+        return any(m.serialization.get("xmlAttribute") for m in shape.members.values())
 
     def _list(self, shape: Any, tag: str, extra: str) -> Writer:
         member = shape.member

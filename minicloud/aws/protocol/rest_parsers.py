@@ -143,14 +143,16 @@ class RestParser(RequestParser):
                 params[name] = rest
 
     def _read_headers(self, plan: _Plan, request: AwsRequest, params: dict[str, Any]) -> None:
-        headers = request.headers
+        items = request.headers.items()
+        first: dict[str, str] = {}
+        for key, value in items:
+            first.setdefault(key, value)
         for name, header, decoder, path in plan.headers:
-            value = headers.get(header)
+            value = first.get(header)
             if value is not None:
                 params[name] = _decode_field(decoder, value, path)
         for name, prefix in plan.header_maps:
-            found = {key[len(prefix):]: value for key, value in headers.items()
-                     if key.startswith(prefix)}
+            found = {key[len(prefix):]: value for key, value in items if key.startswith(prefix)}
             if found:
                 params[name] = found
 

@@ -35,18 +35,18 @@ class Route:
     required_query: tuple[str, ...]
     required_headers: tuple[str, ...]
     rank: tuple[int, int, int, int, int]
+    needed_query: frozenset[str] = frozenset()  # literal keys and required querystring members
+    literal_values: tuple[tuple[str, str], ...] = ()  # literal keys that carry a value
 
     @property
     def literal_keys(self) -> frozenset[str]:
         return frozenset(key for key, _ in self.literal_query)
 
     def accepts(self, query: dict[str, list[str]], headers: Headers) -> bool:
-        for key, value in self.literal_query:
-            found = query.get(key)
-            if found is None or (value is not None and value not in found):
-                return False
-        for key in self.required_query:
-            if key not in query:
+        if not self.needed_query <= query.keys():
+            return False
+        for key, value in self.literal_values:
+            if value not in query[key]:
                 return False
         return all(name in headers for name in self.required_headers)
 
@@ -111,8 +111,10 @@ def build_route(operation: Any) -> Route:
     discriminators = len(literal_query) + len(required_query) + len(required_headers)
     priority = int(http.get("routePriority", 0))
     rank = (-discriminators, -literal, greedy, -priority, int(bool(operation.deprecated)))
+    needed = frozenset([key for key, _ in literal_query] + required_query)
+    valued = tuple((key, value) for key, value in literal_query if value is not None)
     return Route(operation, method, uri, regex, labels, literal_query, tuple(required_query),
-                 tuple(required_headers), rank)
+                 tuple(required_headers), rank, needed, valued)
 
 
 def parse_query(query: str) -> dict[str, list[str]]:
@@ -163,10 +165,14 @@ class Router:
                     m = route.regex.match(path)
                     if m is not None and route.accepts(query, headers):
                         return route, m.groups()
+        keys = query.keys()
         for route in candidates:
-            m = route.regex.match(path)
-            if m is not None and route.accepts(query, headers):
-                return route, m.groups()
+            # set and dict look-ups first: much cheaper than the path regex
+            if route.needed_query <= keys and ((not route.literal_values and not route.required_headers)
+                                               or route.accepts(query, headers)):
+                m = route.regex.match(path)
+                if m is not None:
+                    return route, m.groups()
         for other, routes in self.routes.items():
             if other != method.upper() and any(r.regex.match(path) for r in routes):
                 raise MethodNotAllowed("The specified method is not allowed against this resource.",

@@ -148,7 +148,9 @@ def to_datetime(value: Any) -> datetime:
 def format_iso8601(value: Any, *, always_millis: bool = False) -> str:
     """``2026-11-29T05:33:50Z`` (IAM style), or with milliseconds when there are any (or always,
     as EC2 and S3 send them: ``2026-11-29T05:33:50.000Z``)."""
-    dt = to_datetime(value).astimezone(UTC)
+    dt = to_datetime(value)
+    if dt.tzinfo is not UTC:
+        dt = dt.astimezone(UTC)
     millis = dt.microsecond // 1000
     base = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
     if millis or always_millis:
