@@ -145,12 +145,12 @@ class RestParser(RequestParser):
     def _read_headers(self, plan: _Plan, request: AwsRequest, params: dict[str, Any]) -> None:
         items = request.headers.items()
         first: dict[str, str] = {}
-        for key, value in items:
-            first.setdefault(key, value)
+        for key, text in items:
+            first.setdefault(key, text)
         for name, header, decoder, path in plan.headers:
-            value = first.get(header)
-            if value is not None:
-                params[name] = _decode_field(decoder, value, path)
+            found_text = first.get(header)
+            if found_text is not None:
+                params[name] = _decode_field(decoder, found_text, path)
         for name, prefix in plan.header_maps:
             found = {key[len(prefix):]: value for key, value in items if key.startswith(prefix)}
             if found:
