@@ -19,8 +19,8 @@ servers verify it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -35,7 +35,16 @@ from bench import peers
 from bench.loadgen import LoadResult, LoadSpec, percentile, run_load
 from bench.minicloud_server import start_minicloud
 from bench.presign import Operation, Template, capture_template, presign, tamper_signature
-from bench.proc import LOOPBACK, ServerProcess, clean_env, cpu_seconds, free_port, tree_rss
+from bench.proc import (
+    LOOPBACK,
+    ServerProcess,
+    clean_env,
+    cpu_seconds,
+    free_port,
+    machine_busy_seconds,
+    tree_rss,
+)
+from bench.profile import PySpy, ensure_py_spy, summarize
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -80,12 +89,14 @@ class OpStats:
     seq_p50_ms: list[float] = field(default_factory=list)    # one per round
     seq_p99_ms: list[float] = field(default_factory=list)
     seq_errors: list[int] = field(default_factory=list)
+    seq_reconnects: list[int] = field(default_factory=list)
     rps: list[float] = field(default_factory=list)
     tput_errors: list[int] = field(default_factory=list)
     tput_p50_ms: list[float] = field(default_factory=list)
     tput_p99_ms: list[float] = field(default_factory=list)
     server_cpu: list[float] = field(default_factory=list)     # server CPU cores used during the window
     client_cpu: list[float] = field(default_factory=list)     # generator CPU cores used during the window
+    other_cpu: list[float] = field(default_factory=list)      # CPU cores busy with anything else (noise)
     reconnects: list[int] = field(default_factory=list)
     error_samples: list[str] = field(default_factory=list)
     failed: str | None = None                                  # why this operation was not measured
@@ -179,14 +190,17 @@ class Runner:
         ops.seq_p50_ms.append(percentile(lat, 50) / 1e6)
         ops.seq_p99_ms.append(percentile(lat, 99) / 1e6)
         ops.seq_errors.append(result.errors)
+        ops.seq_reconnects.append(result.reconnects)
         ops.note_errors(result)
         log(f"{self.target.name:9} {op.name:17} sequential  p50 {ops.seq_p50_ms[-1]:7.3f} ms  "
             f"p99 {ops.seq_p99_ms[-1]:7.3f} ms  errors {result.errors}")
 
-    def throughput(self, op: Operation, on_window: Callable[[bool], None] | None = None) -> None:
+    def throughput(self, op: Operation, profile: Callable[[bool], None] | None = None,
+                   record: bool = True) -> LoadResult | None:
+        """One throughput phase; ``record=False`` for a phase that must not count (e.g. under a profiler)."""
         ops = self.stats.ops[op.name]
         if ops.failed:
-            return
+            return None
         pool = self.pool(op, THROUGHPUT_POOL)
         pid = self.target.pid
         peak = [tree_rss(pid).rss_kib]
@@ -197,29 +211,65 @@ class Runner:
         o = self.opts
         spec = LoadSpec(LOOPBACK, self.target.port, pool, o.connections, warmup_s=o.warmup_s,
                         duration_s=o.duration_s, deadline_s=o.warmup_s + o.duration_s + 30)
-        cpu0, t0 = cpu_seconds(pid), time.monotonic()
-        if on_window is not None:
-            on_window(True)
-        try:
-            result = run_load(spec, procs=self.opts.procs, on_tick=tick)
-        finally:
-            if on_window is not None:
-                on_window(False)
-        cpu1, t1 = cpu_seconds(pid), time.monotonic()
+        window: dict[str, float] = {}
+
+        def on_window(opening: bool) -> None:
+            key = "start" if opening else "end"
+            window[f"{key}_cpu"], window[f"{key}_t"] = cpu_seconds(pid), time.monotonic()
+            window[f"{key}_machine"] = machine_busy_seconds()
+            if profile is not None:
+                profile(opening)
+
+        result = run_load(spec, procs=self.opts.procs, on_tick=tick, on_window=on_window)
         tick()
+        if not record:
+            return result
         rss_mib = peak[0] / 1024
         self.stats.loaded_rss_mib = max(self.stats.loaded_rss_mib or 0.0, rss_mib)
         ops.rps.append(result.rps)
         ops.tput_errors.append(result.errors)
         ops.tput_p50_ms.append(percentile(result.latencies_ns, 50) / 1e6)
         ops.tput_p99_ms.append(percentile(result.latencies_ns, 99) / 1e6)
-        ops.server_cpu.append((cpu1 - cpu0) / (t1 - t0) if t1 > t0 else 0.0)
+        elapsed = window.get("end_t", 0.0) - window.get("start_t", 0.0)
+        ops.server_cpu.append((window["end_cpu"] - window["start_cpu"]) / elapsed if elapsed > 0 else 0.0)
         ops.client_cpu.append(result.client_cpu_util)
+        machine = (window["end_machine"] - window["start_machine"]) / elapsed if elapsed > 0 else 0.0
+        ops.other_cpu.append(max(0.0, machine - ops.server_cpu[-1] - result.client_cpu_util))
         ops.reconnects.append(result.reconnects)
         ops.note_errors(result)
         log(f"{self.target.name:9} {op.name:17} @{self.opts.connections} conns  {result.rps:9.0f} req/s  "
             f"errors {result.errors}  reconnects {result.reconnects}  server CPU {ops.server_cpu[-1]:.2f}  "
-            f"client CPU {result.client_cpu_util:.2f}  peak RSS {rss_mib:.1f} MiB")
+            f"client CPU {result.client_cpu_util:.2f}  other CPU {ops.other_cpu[-1]:.2f}  "
+            f"peak RSS {rss_mib:.1f} MiB")
+        return result
+
+
+def profile_minicloud(runner: Runner, out_dir: Path) -> dict[str, Any]:
+    """One extra, unrecorded throughput phase per operation with py-spy sampling minicloud."""
+    out: dict[str, Any] = {}
+    ensure_py_spy()
+    for op in OPERATIONS:
+        folded = out_dir / f"minicloud-{op.name}.folded"
+        folded.unlink(missing_ok=True)
+        spy = PySpy(runner.target.pid, folded)
+        errors: list[str] = []
+
+        def toggle(opening: bool, spy: PySpy = spy, errors: list[str] = errors) -> None:
+            if opening:
+                spy.start()
+            else:
+                errors.append(spy.stop())
+
+        log(f"profiling minicloud {op.name} with py-spy (not counted)")
+        result = runner.throughput(op, profile=toggle, record=False)
+        spy.stop()
+        summary = summarize(folded)
+        rps = result.rps if result is not None else 0.0
+        log(f"minicloud {op.name} under py-spy: {rps:.0f} req/s; hottest:\n{summary.render(12)}")
+        out[op.name] = {"folded": str(folded), "rps_under_profiler": rps, "samples": summary.samples,
+                        "self_top": summary.self_top[:25], "inclusive_top": summary.inclusive_top[:25],
+                        "py_spy_stderr": "".join(errors)[-500:]}
+    return out
 
 
 # -- the load generator's own ceiling -----------------------------------------------------------------
@@ -238,10 +288,10 @@ def measure_ceiling(opts: Options) -> dict[str, Any]:
         seq = run_load(LoadSpec(LOOPBACK, port, presign(template, "AKIDTRIVIAL", "secret", opts.requests), 1,
                                 requests_total=opts.requests), procs=1)
         pool = presign(template, "AKIDTRIVIAL", "secret", THROUGHPUT_POOL)
-        cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+        marks: list[tuple[float, float]] = []
         tput = run_load(LoadSpec(LOOPBACK, port, pool, opts.connections, warmup_s=opts.warmup_s,
-                                 duration_s=opts.duration_s), procs=opts.procs)
-        cpu1, t1 = cpu_seconds(server.pid), time.monotonic()
+                                 duration_s=opts.duration_s), procs=opts.procs,
+                        on_window=lambda _: marks.append((cpu_seconds(server.pid), time.monotonic())))
     finally:
         server.stop()
         tmp.cleanup()
@@ -250,7 +300,8 @@ def measure_ceiling(opts: Options) -> dict[str, Any]:
         "seq_p50_ms": percentile(seq.latencies_ns, 50) / 1e6,
         "seq_p99_ms": percentile(seq.latencies_ns, 99) / 1e6,
         "rps": tput.rps, "errors": seq.errors + tput.errors, "client_cpu": tput.client_cpu_util,
-        "server_cpu": (cpu1 - cpu0) / (t1 - t0), "client_us_per_request": us_per_request,
+        "server_cpu": (marks[1][0] - marks[0][0]) / (marks[1][1] - marks[0][1]),
+        "client_us_per_request": us_per_request,
     }
     log(f"load generator vs trivial server: sequential p50 {out['seq_p50_ms'] * 1000:.0f} us, "
         f"{tput.rps:.0f} req/s @{opts.connections}, client CPU {tput.client_cpu_util:.2f}, "
@@ -315,7 +366,6 @@ def run(opts: Options) -> dict[str, Any]:
             stats[name].idle_rss_mib = rss.rss_mib
             log(f"{target.name} idle RSS {rss.rss_mib:.1f} MiB ({rss.processes} process(es))")
         order = [n for n in opts.targets if n in runners]
-        profiler = _Profiler(opts.profile, targets.get("minicloud")) if opts.profile else None
         for rnd in range(opts.rounds):
             rotated = order[rnd % len(order):] + order[:rnd % len(order)] if order else []
             log(f"round {rnd + 1}/{opts.rounds}: order {', '.join(rotated)}")
@@ -324,12 +374,11 @@ def run(opts: Options) -> dict[str, Any]:
                     runners[name].sequential(op)
             for op in OPERATIONS:
                 for name in rotated:
-                    hook = None
-                    if profiler is not None and name == "minicloud":
-                        hook = profiler.hook(op.name, rnd)
-                    runners[name].throughput(op, hook)
+                    runners[name].throughput(op)
         for name, target in targets.items():
             stats[name].hwm_mib = tree_rss(target.pid).hwm_mib
+        if opts.profile is not None and "minicloud" in runners:
+            report["profile"] = profile_minicloud(runners["minicloud"], opts.profile)
     finally:
         for name, target in targets.items():
             log(f"stopping {name} (pid {target.pid})")
@@ -352,9 +401,12 @@ def _target_json(s: TargetStats) -> dict[str, Any]:
             "rps": _median(o.rps), "seq_errors": sum(o.seq_errors), "tput_errors": sum(o.tput_errors),
             "tput_p50_ms": _median(o.tput_p50_ms), "tput_p99_ms": _median(o.tput_p99_ms),
             "server_cpu": _median(o.server_cpu), "client_cpu": _median(o.client_cpu),
-            "reconnects": sum(o.reconnects), "error_samples": o.error_samples,
+            "other_cpu": _median(o.other_cpu), "other_cpu_max": max(o.other_cpu, default=None),
+            "reconnects": sum(o.reconnects), "seq_reconnects": sum(o.seq_reconnects),
+            "error_samples": o.error_samples,
             "rounds": {"seq_p50_ms": o.seq_p50_ms, "seq_p99_ms": o.seq_p99_ms, "rps": o.rps,
-                       "tput_errors": o.tput_errors},
+                       "tput_errors": o.tput_errors, "server_cpu": o.server_cpu, "client_cpu": o.client_cpu,
+                       "other_cpu": o.other_cpu},
         }
     return {"name": s.name, "version": s.version, "auth_checks": s.auth_checks, "started": s.started,
             "failed": s.failed, "bad_signature_status": s.bad_signature_status,
@@ -473,61 +525,22 @@ def render_table(report: dict[str, Any]) -> str:
             cpu.append(f"{heads[n]}: " + ", ".join(parts))
     if cpu:
         notes.append("- CPU cores used during the throughput window: " + "; ".join(cpu))
+    for n in present:
+        seq_rc = sum(o["seq_reconnects"] for o in t[n]["ops"].values())
+        tput_rc = sum(o["reconnects"] for o in t[n]["ops"].values())
+        if seq_rc or tput_rc:
+            notes.append(f"- {heads[n]} closed the connection {seq_rc:,} times in the sequential runs and "
+                         f"{tput_rc:,} times in the throughput runs (e.g. `Connection: close`); the generator "
+                         f"reconnects and the connect time counts in that request's latency, as for boto3")
+    noisy = max((o["other_cpu_max"] or 0.0 for n in present for o in t[n]["ops"].values()), default=0.0)
+    notes.append(f"- this machine: {os.cpu_count()} CPUs shared by server and generator; CPU busy with other "
+                 f"processes during the throughput windows: up to {noisy:.2f} cores")
     opts = report["options"]
     notes.append(f"- median of {opts['rounds']} round(s); each round: {opts['requests']} sequential "
                  f"requests per operation and server on one keep-alive connection, then "
                  f"{opts['warmup_s']:g} s warm-up + {opts['duration_s']:g} s measured at {conns} "
                  f"connections; only HTTP 200 counts")
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
-
-
-class _Profiler:
-    """Runs py-spy (from bench/.venvs/tools) against minicloud during one throughput window per operation."""
-
-    def __init__(self, out_dir: Path | None, target: Target | None) -> None:
-        self.out_dir = out_dir
-        self.target = target
-        self.proc: Any = None
-
-    def hook(self, op: str, rnd: int) -> Callable[[bool], None] | None:
-        if self.out_dir is None or self.target is None or rnd != 0:
-            return None
-        return lambda on: self._toggle(on, op)
-
-    def _toggle(self, on: bool, op: str) -> None:
-        import subprocess
-
-        assert self.out_dir is not None and self.target is not None
-        if on:
-            py_spy = ensure_py_spy()
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            self.proc = subprocess.Popen(
-                [str(py_spy), "record", "--pid", str(self.target.pid), "--format", "raw", "--rate", "200",
-                 "--nonblocking", "--duration", "600",
-                 "--output", str(self.out_dir / f"minicloud-{op}.folded")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(0.5)
-        elif self.proc is not None:
-            import signal
-
-            self.proc.send_signal(signal.SIGINT)
-            with contextlib.suppress(Exception):
-                self.proc.wait(30)
-            self.proc = None
-            log(f"py-spy profile written to {self.out_dir / f'minicloud-{op}.folded'}")
-
-
-def ensure_py_spy() -> Path:
-    tools = peers.VENVS / "tools"
-    exe = tools / "bin" / "py-spy"
-    if not exe.exists():
-        import subprocess
-
-        log("installing py-spy into bench/.venvs/tools (first use only)")
-        subprocess.run([sys.executable, "-m", "venv", str(tools)], check=True, timeout=300)
-        subprocess.run([str(tools / "bin" / "python"), "-m", "pip", "install", "--quiet", "py-spy"],
-                       check=True, timeout=600)
-    return exe
 
 
 # -- entry point -------------------------------------------------------------------------------------
@@ -549,7 +562,8 @@ def parse_args(argv: Sequence[str]) -> Options:
                    help="IAM users to create on every server first (default 0)")
     p.add_argument("--json", type=Path, default=RESULTS / "foundation.json")
     p.add_argument("--profile", type=Path, default=None,
-                   help="directory: py-spy minicloud during round 1's throughput windows (folded stacks)")
+                   help="directory: after the rounds, py-spy minicloud during one extra (unrecorded) "
+                        "throughput phase per operation and print its hottest functions")
     a = p.parse_args(list(argv))
     targets = [x.strip().lower() for x in a.targets.split(",") if x.strip()]
     unknown = [x for x in targets if x not in TARGET_NAMES]
@@ -567,6 +581,13 @@ def main(argv: Sequence[str]) -> int:
     opts.json_path.write_text(json.dumps(report, indent=2) + "\n")
     print("## foundation: signed sts:GetCallerIdentity and iam:ListUsers\n")
     print(report["table"])
+    for op, prof in report.get("profile", {}).items():
+        print(f"\nminicloud {op} under py-spy ({prof['rps_under_profiler']:.0f} req/s while sampled; "
+              f"{prof['samples']} busy samples; folded stacks: {prof['folded']}):")
+        for title, key in (("self", "self_top"), ("inclusive", "inclusive_top")):
+            print(f"  {title}:")
+            for name, n in prof[key][:12]:
+                print(f"    {n / max(1, prof['samples']):6.1%}  {name}")
     print(f"(JSON: {opts.json_path})")
     failed = [n for n, s in report["targets"].items() if s["failed"]]
     return 1 if failed and len(failed) == len(report["targets"]) else 0

@@ -444,8 +444,13 @@ def _child(pipe: Connection, spec: LoadSpec, first_conn: int, n_conns: int, shar
 
 
 def run_load(spec: LoadSpec, procs: int = 1, on_tick: Callable[[], None] | None = None,
-             tick_s: float = 0.05, start_delay_s: float = 0.3) -> LoadResult:
-    """Run ``spec`` in ``procs`` forked workers; call ``on_tick`` every ``tick_s`` while they run."""
+             on_window: Callable[[bool], None] | None = None, tick_s: float = 0.05,
+             start_delay_s: float = 0.3) -> LoadResult:
+    """Run ``spec`` in ``procs`` forked workers.
+
+    While they run, ``on_tick()`` is called every ``tick_s``; for a time-based run, ``on_window(True)``
+    when the measured window opens and ``on_window(False)`` when it closes (within a millisecond or so).
+    """
     procs = max(1, min(procs, spec.connections))
     ctx = multiprocessing.get_context("fork")
     start_ns = time.monotonic_ns() + int(start_delay_s * NS)
@@ -467,9 +472,25 @@ def run_load(spec: LoadSpec, procs: int = 1, on_tick: Callable[[], None] | None 
     result = LoadResult()
     failures: list[BaseException] = []
     hard_end = time.monotonic() + spec.deadline_s + 30
+    events: list[tuple[int, bool]] = []
+    if on_window is not None and spec.duration_s is not None:
+        window_start = start_ns + int(spec.warmup_s * NS)
+        events = [(window_start, True), (window_start + int(spec.duration_s * NS), False)]
+
+    def fire_due(now_ns: int) -> None:
+        while events and now_ns >= events[0][0]:
+            _, opening = events.pop(0)
+            assert on_window is not None
+            on_window(opening)
+
     try:
         for proc, pipe in workers:
-            while not pipe.poll(tick_s):
+            while True:
+                now = time.monotonic_ns()
+                fire_due(now)
+                timeout = tick_s if not events else min(tick_s, max(0.0, (events[0][0] - now) / NS))
+                if pipe.poll(timeout):
+                    break
                 if on_tick is not None:
                     on_tick()
                 if time.monotonic() > hard_end:
@@ -481,6 +502,7 @@ def run_load(spec: LoadSpec, procs: int = 1, on_tick: Callable[[], None] | None 
                 failures.append(got)
             else:
                 result.merge(got)
+        fire_due(time.monotonic_ns() + 10**18)  # a window still open closes now
     finally:
         for proc, pipe in workers:
             pipe.close()
