@@ -152,12 +152,13 @@ class XmlWriters:
         inner_text: tuple[str, Callable[[Any], str]] | None = None
         for name, member in shape.members.items():
             ser = member.serialization
+            if ser.get("location") == "xmlText":  # minicloud's extension: the element's own text
+                inner_text = (name, text_encoder(member, millis=self._millis))
+                continue
             if body_only and "location" in ser:
                 continue
             if ser.get("xmlAttribute"):
                 attributes.append((name, str(ser.get("name", name)), text_encoder(member)))
-            elif ser.get("xmlText"):
-                inner_text = (name, text_encoder(member, millis=self._millis))
             else:
                 children.append((name, self.writer(member, self.member_tag(member, name))))
 

@@ -139,7 +139,7 @@ class RestSerializer(ResponseSerializer):
                 plan.header_maps.append((name, wire))
             elif location == "statusCode":
                 plan.status_member = name
-            elif location is None:
+            elif location is None or location == "xmlText":
                 has_body = True
         payload = shape.serialization.get("payload")
         if payload is not None:

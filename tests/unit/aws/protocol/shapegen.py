@@ -183,6 +183,8 @@ def member_ctx(member: Any, ctx: Ctx, top: bool) -> Ctx:
         return replace(ctx.deeper(), location="uri")
     if location in ("header", "headers", "querystring", "statusCode"):
         return replace(ctx.deeper(), location=location)
+    if location == "xmlText":  # S3's bare <LocationConstraint/>: empty reads back as None
+        return replace(ctx.deeper(), location="payload")
     return ctx.deeper()
 
 

@@ -8,9 +8,11 @@ serializer and request preparation) and returns the ``AwsRequest`` our server wo
 from __future__ import annotations
 
 import io
+import types
 from typing import Any
 from urllib.parse import urlsplit
 
+import botocore.handlers
 import botocore.parsers
 import botocore.serialize
 from botocore.awsrequest import HeadersDict, create_request_object, prepare_request_dict
@@ -55,4 +57,10 @@ def client_parse(response: AwsResponse, operation: OperationModel | None, protoc
     if shape is None and operation is not None:
         shape = operation.output_shape
     parsed: dict[str, Any] = parser.parse(wire, shape)
+    if operation is not None and operation.name == "GetBucketLocation" and response.status < 300:
+        # the S3 client's own handler for this one document the model cannot describe
+        http = types.SimpleNamespace(raw=True, content=response.body)
+        botocore.handlers.parse_get_bucket_location(parsed, http)
+        if parsed["LocationConstraint"] is None:
+            del parsed["LocationConstraint"]
     return parsed
