@@ -79,6 +79,8 @@ def split_header_list(text: str) -> list[str]:
             else:
                 current.append(ch)
         elif ch == '"':
+            if not "".join(current).strip():
+                current = []  # whitespace before an opening quote is not part of the item
             quoted = was_quoted = True
         elif ch == ",":
             value = "".join(current)
