@@ -1,0 +1,352 @@
+"""The blob store over replica roots, one per availability zone, with a write policy.
+
+An ingest writes every chunk to each healthy replica's ingest file (a tee), hashing once. At commit
+the digest and size are checked, each copy is fsynced and renamed into place; the commit succeeds
+when the write policy is met (``ALL`` replicas, or a ``QUORUM`` of them). A replica that missed
+part of an ingest (it was unhealthy, or its copy failed) gets a copy of the committed blob when
+the policy is ALL, or later through ``repair``. Reads come from the first healthy replica that
+holds the blob.
+
+All blocking work (file I/O, hashing, fsync) runs on the store's thread pool, never on the event
+loop; memory is bounded by ``flush_bytes`` per open ingest plus one chunk per open read.
+sha256 is hashed while bytes stream in; a sha512 digest is computed at commit by reading the
+ingest file again (``stream_algorithms`` changes that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+from minicloud.storage.blobs.core import (
+    BlobInfo,
+    BlobNotFound,
+    Digest,
+    DigestMismatch,
+    IngestStatus,
+    NoReplicaAvailable,
+    SizeMismatch,
+)
+from minicloud.storage.blobs.replica import Replica
+
+log = logging.getLogger("minicloud.blobs")
+T = TypeVar("T")
+
+READ_CHUNK = 1 << 20
+
+
+class WritePolicy(StrEnum):
+    ALL = "all"
+    QUORUM = "quorum"
+
+
+def _hash_file(path: Path, algorithm: str, limit: int | None = None) -> Any:
+    hasher = hashlib.new(algorithm)
+    remaining = limit
+    with path.open("rb") as f:
+        while remaining is None or remaining > 0:
+            chunk = f.read(READ_CHUNK if remaining is None else min(READ_CHUNK, remaining))
+            if not chunk:
+                break
+            hasher.update(chunk)
+            if remaining is not None:
+                remaining -= len(chunk)
+    return hasher
+
+
+class ReplicatedBlobStore:
+    def __init__(self, replicas: Sequence[Replica], policy: WritePolicy = WritePolicy.ALL, *,
+                 workers: int = 8, flush_bytes: int = 1 << 20,
+                 stream_algorithms: tuple[str, ...] = ("sha256",)) -> None:
+        if not replicas:
+            raise ValueError("a blob store needs at least one replica")
+        self.replicas = list(replicas)
+        self.policy = policy
+        self.flush_bytes = flush_bytes
+        self.stream_algorithms = stream_algorithms
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blobs")
+        for replica in self.replicas:
+            replica.prepare()
+
+    @classmethod
+    def for_zones(cls, root: Path, zones: Sequence[str], policy: WritePolicy = WritePolicy.ALL,
+                  **kw: Any) -> ReplicatedBlobStore:
+        """One replica per availability zone: ``<root>/<zone>/``."""
+        return cls([Replica(root / zone, zone) for zone in zones], policy, **kw)
+
+    @property
+    def required(self) -> int:
+        n = len(self.replicas)
+        return n if self.policy is WritePolicy.ALL else n // 2 + 1
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    def healthy(self) -> list[Replica]:
+        return [r for r in self.replicas if r.healthy()]
+
+    # -- reading -------------------------------------------------------------------------------------
+    def _locate(self, digest: Digest) -> tuple[Replica, BlobInfo]:
+        for replica in self.healthy():
+            with contextlib.suppress(BlobNotFound, OSError):
+                return replica, replica.stat(digest)
+        raise BlobNotFound(str(digest))
+
+    async def stat(self, digest: Digest) -> BlobInfo:
+        return (await self.run(self._locate, digest))[1]
+
+    def _open_at(self, digest: Digest, offset: int) -> BinaryIO:
+        replica, _ = self._locate(digest)
+        f = replica.open(digest)
+        f.seek(offset)
+        return f
+
+    async def read(self, digest: Digest, offset: int = 0, length: int | None = None,
+                   chunk_size: int = READ_CHUNK) -> AsyncIterator[bytes]:
+        f = await self.run(self._open_at, digest, offset)
+        remaining = length
+        try:
+            while remaining is None or remaining > 0:
+                want = chunk_size if remaining is None else min(chunk_size, remaining)
+                chunk = await self.run(f.read, want)
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        finally:
+            f.close()
+
+    async def read_all(self, digest: Digest) -> bytes:
+        def read() -> bytes:
+            replica, _ = self._locate(digest)
+            with replica.open(digest) as f:
+                return f.read()
+        return await self.run(read)
+
+    def _walk_all(self) -> list[BlobInfo]:
+        seen: dict[Digest, BlobInfo] = {}
+        for replica in self.healthy():
+            for info in replica.walk():
+                seen.setdefault(info.digest, info)
+        return sorted(seen.values(), key=lambda i: i.digest)
+
+    async def walk(self) -> AsyncIterator[BlobInfo]:
+        for info in await self.run(self._walk_all):
+            yield info
+
+    # -- deleting and repairing ----------------------------------------------------------------------
+    async def delete(self, digest: Digest) -> None:
+        def delete() -> bool:
+            return any([r.delete(digest) for r in self.replicas if r.healthy()])
+        if not await self.run(delete):
+            raise BlobNotFound(str(digest))
+
+    def _repair(self, digest: Digest) -> list[str]:
+        source, _ = self._locate(digest)
+        repaired = []
+        for replica in self.healthy():
+            if replica is not source and not replica.path(digest).exists():
+                replica.copy_from(source, digest)
+                repaired.append(replica.name)
+        return repaired
+
+    async def repair(self, digest: Digest) -> list[str]:
+        """Copy a blob to every healthy replica that lacks it; the names of those repaired."""
+        return await self.run(self._repair, digest)
+
+    # -- ingests -------------------------------------------------------------------------------------
+    async def ingest(self, ref: str) -> ReplicatedIngest:
+        return await self.run(self._open_ingest, ref)
+
+    def _open_ingest(self, ref: str) -> ReplicatedIngest:
+        healthy = self.healthy()
+        if len(healthy) < self.required:
+            raise NoReplicaAvailable(f"{len(healthy)} healthy replicas, {self.required} required")
+        files: list[tuple[Replica, BinaryIO]] = []
+        for replica in healthy:
+            try:
+                files.append((replica, replica.open_ingest(ref)))
+            except OSError as exc:
+                log.warning("replica %s cannot ingest %s: %s", replica.name, ref, exc)
+        if not files:
+            raise NoReplicaAvailable("no replica can ingest")
+        offset = files[0][1].tell()
+        kept: list[tuple[Replica, BinaryIO]] = [files[0]]
+        for replica, f in files[1:]:
+            size = f.tell()
+            if size > offset:
+                f.truncate(offset)
+                f.seek(offset)
+                size = offset
+            if size == offset:
+                kept.append((replica, f))
+            else:  # it missed bytes: it gets a copy of the committed blob instead
+                f.close()
+                replica.remove_ingest(ref)
+        hashers = {}
+        for algorithm in self.stream_algorithms:
+            hashers[algorithm] = (_hash_file(kept[0][0].ingest_data(ref), algorithm, offset) if offset
+                                  else hashlib.new(algorithm))
+        return ReplicatedIngest(self, ref, kept, offset, hashers)
+
+    def _ingest_status(self, ref: str) -> IngestStatus:
+        for replica in self.healthy():
+            with contextlib.suppress(BlobNotFound):
+                return replica.ingest_status(ref)
+        raise BlobNotFound(f"no ingest {ref}")
+
+    async def ingest_status(self, ref: str) -> IngestStatus:
+        return await self.run(self._ingest_status, ref)
+
+    async def abort_ingest(self, ref: str) -> None:
+        def abort() -> None:
+            for replica in self.replicas:
+                replica.remove_ingest(ref)
+        await self.run(abort)
+
+    async def ingests(self) -> AsyncIterator[IngestStatus]:
+        def listing() -> list[IngestStatus]:
+            seen: dict[str, IngestStatus] = {}
+            for replica in self.healthy():
+                for status in replica.ingests():
+                    seen.setdefault(status.ref, status)
+            return sorted(seen.values(), key=lambda s: s.ref)
+        for status in await self.run(listing):
+            yield status
+
+
+class ReplicatedIngest:
+    """An open ingest, written to every replica in ``files``. Not safe for concurrent writers:
+    callers serialise the writes to one ingest reference."""
+
+    def __init__(self, store: ReplicatedBlobStore, ref: str, files: list[tuple[Replica, BinaryIO]],
+                 offset: int, hashers: dict[str, Any]) -> None:
+        self.store = store
+        self.ref = ref
+        self._files = files
+        self._offset = offset
+        self._hashers = hashers
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._closed = False
+
+    @property
+    def offset(self) -> int:
+        return self._offset + self._pending_size
+
+    async def write(self, data: bytes) -> None:
+        if not data:
+            return
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size >= self.store.flush_bytes:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        self._pending_size = 0
+        await self.store.run(self._write_sync, data)
+        self._offset += len(data)
+
+    def _write_sync(self, data: bytes) -> None:
+        failed = []
+        for replica, f in self._files:
+            try:
+                f.write(data)
+            except OSError as exc:
+                log.warning("replica %s failed writing ingest %s: %s", replica.name, self.ref, exc)
+                failed.append((replica, f))
+        for entry in failed:
+            self._files.remove(entry)
+            with contextlib.suppress(OSError):
+                entry[1].close()
+            entry[0].remove_ingest(self.ref)
+        if len(self._files) < self.store.required or not self._files:
+            raise NoReplicaAvailable(f"only {len(self._files)} replicas left for ingest {self.ref}")
+        for hasher in self._hashers.values():
+            hasher.update(data)
+
+    async def commit(self, expected: Digest, expected_size: int | None = None) -> BlobInfo:
+        await self.flush()
+        return await self.store.run(self._commit_sync, expected, expected_size)
+
+    def _digest_of_ingest(self, algorithm: str) -> str:
+        hasher = self._hashers.get(algorithm)
+        if hasher is not None:
+            return str(hasher.hexdigest())
+        for _, f in self._files:
+            f.flush()
+        return str(_hash_file(self._files[0][0].ingest_data(self.ref), algorithm).hexdigest())
+
+    def _commit_sync(self, expected: Digest, expected_size: int | None) -> BlobInfo:
+        if expected_size is not None and expected_size != self._offset:
+            raise SizeMismatch(f"{self._offset} bytes written, {expected_size} expected")
+        actual = self._digest_of_ingest(expected.algorithm)
+        if actual != expected.hex:
+            raise DigestMismatch(f"content hashes to {expected.algorithm}:{actual}, not {expected}")
+        committed: list[Replica] = []
+        info: BlobInfo | None = None
+        for replica, f in self._files:
+            try:
+                f.flush()
+                os.fsync(f.fileno())
+                f.close()
+                info = replica.install(replica.ingest_data(self.ref), expected)
+                replica.remove_ingest(self.ref)
+                committed.append(replica)
+            except OSError as exc:
+                log.warning("replica %s failed committing %s: %s", replica.name, expected, exc)
+        self._files = []
+        self._closed = True
+        if committed and self.store.policy is WritePolicy.ALL:
+            for replica in self.store.healthy():
+                if replica not in committed:
+                    try:
+                        replica.copy_from(committed[0], expected)
+                        replica.remove_ingest(self.ref)
+                        committed.append(replica)
+                    except OSError as exc:
+                        log.warning("replica %s failed copying %s: %s", replica.name, expected, exc)
+        if info is None or len(committed) < self.store.required:
+            raise NoReplicaAvailable(f"{expected} committed on {len(committed)} replicas, "
+                                     f"{self.store.required} required")
+        return info
+
+    async def close(self) -> None:
+        """Keep what was written for a later resume."""
+        if self._closed:
+            return
+        await self.flush()
+
+        def close() -> None:
+            for _, f in self._files:
+                f.close()
+        self._closed = True
+        await self.store.run(close)
+
+    async def abort(self) -> None:
+        def abort() -> None:
+            for _, f in self._files:
+                with contextlib.suppress(OSError):
+                    f.close()
+            for replica in self.store.replicas:
+                replica.remove_ingest(self.ref)
+        self._pending.clear()
+        self._pending_size = 0
+        self._closed = True
+        await self.store.run(abort)
