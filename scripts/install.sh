@@ -9,6 +9,8 @@ DEBIAN_PACKAGES=(
   postgresql        # optional metadata store; the storage test suite runs against it
   python3-venv
   curl
+  docker.io         # registry tests: a real dockerd as the registry client (and a peer)
+  golang-go         # registry tests: builds the OCI distribution-spec conformance suite
 )
 
 missing=()
