@@ -5,10 +5,10 @@ A route matches when its path pattern matches (``{Name}`` is one path segment, `
 greedy), every literal query key of its ``requestUri`` is present (with its value, if it has
 one: ``?list-type=2``), and every *required* querystring and header member of its input is
 present (this tells S3's PutObject, CopyObject, UploadPart and UploadPartCopy apart). Among the
-routes that match, the one with the most such discriminators wins, then the one with the
-longest literal path, then non-greedy before greedy, then ``http.routePriority`` (a minicloud
-model patch), then a non-deprecated operation before a deprecated one. An ``x-id`` query
-parameter naming a matching operation wins outright.
+routes that match, the one with the most literal query keys wins, then the one with the most
+required members present, then the one with the longest literal path, then non-greedy before
+greedy, then ``http.routePriority`` (a minicloud model patch), then a non-deprecated operation
+before a deprecated one. An ``x-id`` query parameter naming a matching operation wins outright.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Route:
     literal_query: tuple[tuple[str, str | None], ...]
     required_query: tuple[str, ...]
     required_headers: tuple[str, ...]
-    rank: tuple[int, int, int, int, int]
+    rank: tuple[int, int, int, int, int, int]
     needed_query: frozenset[str] = frozenset()  # literal keys and required querystring members
     literal_values: tuple[tuple[str, str], ...] = ()  # literal keys that carry a value
 
@@ -108,9 +108,9 @@ def build_route(operation: Any) -> Route:
                 required_query.append(wire)
             elif location == "header":
                 required_headers.append(wire.lower())
-    discriminators = len(literal_query) + len(required_query) + len(required_headers)
+    members = len(required_query) + len(required_headers)
     priority = int(http.get("routePriority", 0))
-    rank = (-discriminators, -literal, greedy, -priority, int(bool(operation.deprecated)))
+    rank = (-len(literal_query), -members, -literal, greedy, -priority, int(bool(operation.deprecated)))
     needed = frozenset([key for key, _ in literal_query] + required_query)
     valued = tuple((key, value) for key, value in literal_query if value is not None)
     return Route(operation, method, uri, regex, labels, literal_query, tuple(required_query),

@@ -251,15 +251,26 @@ def sample(shape: Any, ctx: Ctx) -> Any:
     return {} if value is _SKIP else value
 
 
+def _union_sample(members: list[tuple[str, Any]], ctx: Ctx) -> Any:
+    """Exactly one member set: the first that can take a value (scalars first once deep)."""
+    if ctx.depth >= MAX_DEPTH:
+        members = sorted(members, key=lambda item: item[1].type_name in ("structure", "list", "map"))
+    for name, member in members:
+        value = _sample(member, member_ctx(member, ctx, False))
+        if value is not _SKIP:
+            return {name: value}
+    return _SKIP
+
+
 def _sample(shape: Any, ctx: Ctx) -> Any:
     t = shape.type_name
     if t == "structure":
         out = {}
         top = ctx.depth == 0
         payload = shape.serialization.get("payload") if top else None
-        members = unambiguous_members(shape, ctx)
+        members = [(n, m) for n, m in unambiguous_members(shape, ctx) if not skip_member(m)]
         if shape.is_tagged_union:
-            members = members[:1]
+            return _union_sample(members, ctx)
         for name, member in members:
             required = name in shape.required_members
             if skip_member(member) or (ctx.depth >= MAX_DEPTH and not required):
