@@ -10,6 +10,7 @@ holds the remaining members.
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -55,10 +56,29 @@ class _Plan:
 def _header_decoder(shape: Any) -> TextDecoder:
     if shape.type_name == "list":
         item = text_decoder(shape.member)
-        return lambda text: [item(part) for part in split_header_list(text)]
+        split = split_http_dates if shape.member.type_name == "timestamp" else split_header_list
+        return lambda text: [item(part) for part in split(text)]
     if shape.type_name == "string" and shape.serialization.get("jsonvalue"):
         return lambda text: orjson.loads(base64.b64decode(text, validate=True))
     return text_decoder(shape)
+
+
+_WEEKDAY_RE = re.compile(r"[A-Za-z]{3}\Z")
+
+
+def split_http_dates(text: str) -> list[str]:
+    """A header list of timestamps: HTTP-dates have a comma of their own (``Sun, 29 Nov 2026...``)."""
+    parts = [part.strip() for part in text.split(",")]
+    out: list[str] = []
+    i = 0
+    while i < len(parts):
+        if _WEEKDAY_RE.match(parts[i]) and i + 1 < len(parts):
+            out.append(f"{parts[i]}, {parts[i + 1]}")
+            i += 2
+        else:
+            out.append(parts[i])
+            i += 1
+    return out
 
 
 def split_header_list(text: str) -> list[str]:

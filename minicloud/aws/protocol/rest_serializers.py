@@ -59,6 +59,8 @@ def _quote_list_item(text: str) -> str:
 def _header_encoder(shape: Any) -> Callable[[Any], str]:
     if shape.type_name == "list":
         item = _header_encoder(shape.member)
+        if shape.member.type_name == "timestamp":  # HTTP-dates are listed as they are
+            return lambda value: ", ".join(item(v) for v in value if v is not None)
         return lambda value: ", ".join(_quote_list_item(item(v)) for v in value if v is not None)
     if shape.type_name == "string" and shape.serialization.get("jsonvalue"):
         return lambda value: base64.b64encode(orjson.dumps(value)).decode("ascii")

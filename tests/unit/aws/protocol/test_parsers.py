@@ -21,7 +21,7 @@ from minicloud.aws.protocol import cbor
 from minicloud.aws.protocol.models import load_service_model
 from minicloud.aws.protocol.parser_base import current_protocol
 from minicloud.aws.protocol.parsers import create_parser, detect_protocol
-from minicloud.aws.protocol.rest_parsers import split_header_list
+from minicloud.aws.protocol.rest_parsers import split_header_list, split_http_dates
 from minicloud.aws.protocol.wire_errors import InvalidArgument, MalformedXML
 from minicloud.aws.request import AwsRequest, Headers
 
@@ -208,6 +208,8 @@ def test_rest_xml_attributes() -> None:
 def test_header_lists() -> None:
     assert split_header_list('a, "b,c", "d\\"e" ,f') == ["a", "b,c", 'd"e', "f"]
     assert split_header_list("") == [""]
+    assert split_http_dates("Sun, 29 Nov 2026 05:33:50 GMT,Mon, 30 Nov 2026 00:00:00 GMT, 1700000000") == [
+        "Sun, 29 Nov 2026 05:33:50 GMT", "Mon, 30 Nov 2026 00:00:00 GMT", "1700000000"]
 
 
 def test_multi_protocol_service_is_parsed_in_the_protocol_it_was_sent_in() -> None:
