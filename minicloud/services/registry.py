@@ -7,8 +7,9 @@ from minicloud.runtime import Runtime
 
 
 def build_providers(runtime: Runtime) -> list[Provider]:
+    from minicloud.services.ecr.provider import EcrProvider
     from minicloud.services.iam.provider import IamProvider
     from minicloud.services.organizations.provider import OrganizationsProvider
     from minicloud.services.sts.provider import StsProvider
 
-    return [IamProvider(runtime), StsProvider(runtime), OrganizationsProvider(runtime)]
+    return [IamProvider(runtime), StsProvider(runtime), OrganizationsProvider(runtime), EcrProvider(runtime)]
