@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import os
@@ -54,6 +55,28 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@functools.lru_cache(maxsize=1024)
+def effective_policy(text: str | None, arn: str) -> str | None:
+    """A repository policy as the policy engine reads it: ECR policies name no Resource (the
+    repository is implied), so each statement without one gets the repository's ARN."""
+    if not text:
+        return None
+    try:
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+    statements = doc.get("Statement") if isinstance(doc, dict) else None
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list):
+        return text
+    for statement in statements:
+        if isinstance(statement, dict) and "Resource" not in statement and "NotResource" not in statement:
+            statement["Resource"] = arn
+    doc["Statement"] = statements
+    return orjson.dumps(doc).decode()
 
 
 def load_key(data_dir: Path) -> bytes:
@@ -245,7 +268,8 @@ class RegistryAuth:
             if action == "push":
                 iam_actions.append("ecr:CreateRepository")
         else:
-            account, policy = repository.account_id, repository.policy
+            account = repository.account_id
+            policy = effective_policy(repository.policy, self.arn(account, name))
         resource = self.arn(account, name)
         for iam_action in iam_actions:
             if not await self.check(principal, iam_action, resource, client_ip=client_ip,

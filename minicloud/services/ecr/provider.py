@@ -16,7 +16,7 @@ from minicloud.aws.context import RequestContext
 from minicloud.aws.pagination import decode_token, encode_token
 from minicloud.aws.provider import Provider
 from minicloud.iam.policy import MalformedPolicyDocument, PolicyKind, parse_policy
-from minicloud.registry.auth import RegistryAuth, load_key
+from minicloud.registry.auth import RegistryAuth, effective_policy, load_key
 from minicloud.registry.repositories import (
     Repository,
     RepositoryExists,
@@ -71,9 +71,9 @@ class EcrProvider(ImagesMixin, Provider):
         repository = await self.db.read(lambda conn: get_repository(conn, name))
         if repository is not None and (repository.account_id != registry_id or repository.region != ctx.region):
             repository = None
-        await ctx.authorize(action, repository.arn if repository else self.arn(ctx, registry_id, name),
-                            resource_policy=repository.policy if repository else None,
-                            resource_account=registry_id)
+        arn = repository.arn if repository else self.arn(ctx, registry_id, name)
+        await ctx.authorize(action, arn, resource_account=registry_id,
+                            resource_policy=effective_policy(repository.policy, arn) if repository else None)
         if repository is None:
             raise RepositoryNotFoundException(
                 f"The repository with name '{name}' does not exist in the registry with id '{registry_id}'")
@@ -193,7 +193,7 @@ class EcrProvider(ImagesMixin, Provider):
         repository = await self.repository(ctx, params, "ecr:SetRepositoryPolicy")
         text: str = params["policyText"]
         try:
-            parse_policy(text, PolicyKind.RESOURCE)
+            parse_policy(effective_policy(text, repository.arn) or text, PolicyKind.RESOURCE)
         except MalformedPolicyDocument as exc:
             raise InvalidParameterException(
                 f"Invalid parameter at 'PolicyText' failed to satisfy constraint: '{exc.message}'") from None

@@ -276,7 +276,8 @@ class ReplicatedIngest:
             with contextlib.suppress(OSError):
                 entry[1].close()
             entry[0].remove_ingest(self.ref)
-        if len(self._files) < self.store.required or not self._files:
+        # Under ALL, a replica that misses bytes gets a copy at commit; under QUORUM, fail early.
+        if not self._files or (self.store.policy is WritePolicy.QUORUM and len(self._files) < self.store.required):
             raise NoReplicaAvailable(f"only {len(self._files)} replicas left for ingest {self.ref}")
         for hasher in self._hashers.values():
             hasher.update(data)
