@@ -102,7 +102,7 @@ class ContentHandlers:
         except TagImmutable as exc:
             raise RegistryError("TAG_INVALID", immutable_message(exc.tag, name), {"tag": exc.tag}) from None
         digest = str(manifest.digest)
-        headers = [("location", f"/v2/{name}/manifests/{digest}"), ("docker-content-digest", digest)]
+        headers = [("location", req.url(f"/v2/{name}/manifests/{digest}")), ("docker-content-digest", digest)]
         if manifest.subject is not None:
             headers.append(("oci-subject", str(manifest.subject)))
         headers.extend(("oci-tag", tag) for tag in tag_names)

@@ -45,6 +45,11 @@ class Request:
     def host(self) -> str:
         return self.headers.get("host") or "127.0.0.1"
 
+    def url(self, path: str) -> str:
+        """An absolute URL on this registry, as clients reached it (some clients need Location absolute)."""
+        scheme = self.headers.get("x-forwarded-proto") or self.scope.get("scheme") or "http"
+        return f"{scheme}://{self.host}{path}"
+
     @property
     def content_length(self) -> int | None:
         value = self.headers.get("content-length")

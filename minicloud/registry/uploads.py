@@ -148,7 +148,7 @@ class BlobHandlers:
         now = datetime.now(UTC)
         repo_id = repository.id
         await self.db.write(lambda conn: create_upload(conn, new_id, repo_id, now))
-        return self._upload_response(202, name, new_id, 0)
+        return self._upload_response(req, 202, name, new_id, 0)
 
     async def _mount(self, req: Request, identity: Identity, name: str, repository: Repository | None,
                      mount: str, source: str | None) -> Response | None:
@@ -180,7 +180,7 @@ class BlobHandlers:
         now = datetime.now(UTC)
         blob_bytes = size
         await self.db.write(lambda conn: link_blob(conn, target.id, str(digest), blob_bytes, now))
-        return self._created(name, digest)
+        return self._created(req, name, digest)
 
     async def _discover(self, identity: Identity, name: str, repository: Repository | None,
                         digest: Digest) -> int | None:
@@ -199,7 +199,7 @@ class BlobHandlers:
         now = datetime.now(UTC)
         repo_id = repository.id
         await self.db.write(lambda conn: link_blob(conn, repo_id, str(digest), size, now))
-        return self._created(name, digest)
+        return self._created(req, name, digest)
 
     # -- an upload session ---------------------------------------------------------------------------
     async def _session(self, req: Request, name: str, upload_id: str) -> Repository:
@@ -219,7 +219,7 @@ class BlobHandlers:
 
     async def upload_status(self, req: Request, name: str, upload_id: str) -> Response:
         await self._session(req, name, upload_id)
-        return self._upload_response(204, name, upload_id, await self._offset(upload_id))
+        return self._upload_response(req, 204, name, upload_id, await self._offset(upload_id))
 
     async def patch_upload(self, req: Request, name: str, upload_id: str) -> Response:
         await self._session(req, name, upload_id)
@@ -233,7 +233,7 @@ class BlobHandlers:
             offset = ingest.offset
         now = datetime.now(UTC)
         await self.db.write(lambda conn: touch_upload(conn, upload_id, now))
-        return self._upload_response(202, name, upload_id, offset)
+        return self._upload_response(req, 202, name, upload_id, offset)
 
     async def put_upload(self, req: Request, name: str, upload_id: str) -> Response:
         repository = await self._session(req, name, upload_id)
@@ -261,7 +261,7 @@ class BlobHandlers:
         now = datetime.now(UTC)
         repo_id = repository.id
         await self.db.write(lambda conn: finish_upload(conn, upload_id, repo_id, str(digest), size, now))
-        return self._created(name, digest)
+        return self._created(req, name, digest)
 
     async def cancel_upload(self, req: Request, name: str, upload_id: str) -> Response:
         await self._session(req, name, upload_id)
@@ -305,23 +305,24 @@ class BlobHandlers:
         match = _CONTENT_RANGE.match(header.strip())
         if match is None:
             raise RegistryError("RANGE_INVALID", f"invalid Content-Range {header[:100]!r}", status=416,
-                                headers=self._upload_headers(name, upload_id, offset))
+                                headers=self._upload_headers(req, name, upload_id, offset))
         start, end = int(match.group(1)), int(match.group(2))
         if start != offset or end < start:
             raise RegistryError("RANGE_INVALID", f"the upload is at offset {offset}, not {start}", status=416,
-                                headers=self._upload_headers(name, upload_id, offset))
+                                headers=self._upload_headers(req, name, upload_id, offset))
         length = req.content_length
         if length is not None and length != end - start + 1:
             raise RegistryError("SIZE_INVALID", f"Content-Length {length} does not match Content-Range {header}")
 
     @staticmethod
-    def _upload_headers(name: str, upload_id: str, offset: int) -> list[tuple[str, str]]:
-        return [("location", f"/v2/{name}/blobs/uploads/{upload_id}"), ("range", _range_header(offset)),
+    def _upload_headers(req: Request, name: str, upload_id: str, offset: int) -> list[tuple[str, str]]:
+        return [("location", req.url(f"/v2/{name}/blobs/uploads/{upload_id}")), ("range", _range_header(offset)),
                 ("docker-upload-uuid", upload_id)]
 
-    def _upload_response(self, status: int, name: str, upload_id: str, offset: int) -> Response:
-        return Response(status, self._upload_headers(name, upload_id, offset))
+    def _upload_response(self, req: Request, status: int, name: str, upload_id: str, offset: int) -> Response:
+        return Response(status, self._upload_headers(req, name, upload_id, offset))
 
     @staticmethod
-    def _created(name: str, digest: Digest) -> Response:
-        return Response(201, [("location", f"/v2/{name}/blobs/{digest}"), ("docker-content-digest", str(digest))])
+    def _created(req: Request, name: str, digest: Digest) -> Response:
+        return Response(201, [("location", req.url(f"/v2/{name}/blobs/{digest}")),
+                              ("docker-content-digest", str(digest))])

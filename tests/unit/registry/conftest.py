@@ -95,6 +95,8 @@ class Registry:
     def call(self, method: str, url: str, headers: dict[str, str] | None = None, *, auth: bool = True,
              body: bytes = b"", chunks: list[bytes] | None = None) -> Resp:
         merged = {**(self.auth if auth else {}), **(headers or {})}
+        if url.startswith("http"):  # an absolute Location from an earlier answer
+            url = "/" + url.split("/", 3)[3]
         return asyncio.run(asgi_call(self.app, method, url, merged, body, chunks))
 
     def restart(self) -> None:
