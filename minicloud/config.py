@@ -39,6 +39,8 @@ class Config:
     max_body_bytes: int = 64 * 1024 * 1024  # non-streaming API bodies
     max_header_bytes: int = 64 * 1024
     controllers: bool = True
+    engine: bool = True  # the container engine and its Docker API on <data-dir>/docker.sock
+    engine_mirror: str = ""  # registry for docker.io images; "" = minicloud's own registry
 
     @property
     def default_region(self) -> str:
@@ -68,6 +70,7 @@ _SCALARS: dict[str, type] = {
     "host": str, "port": int, "data_dir": Path, "metadata_url": str,
     "root_access_key_id": str, "root_secret_access_key": str, "log_level": str,
     "access_log": bool, "max_body_bytes": int, "max_header_bytes": int, "controllers": bool,
+    "engine": bool, "engine_mirror": str,
 }
 
 

@@ -9,6 +9,10 @@ DEBIAN_PACKAGES=(
   postgresql        # optional metadata store; the storage test suite runs against it
   python3-venv
   curl
+  runc              # engine: runs containers from OCI bundles
+  busybox-static    # engine: the offline busybox image for tests
+  skopeo            # engine tests: push images into a local registry
+  docker-registry   # engine tests: a local registry to pull from
   docker.io         # registry tests: a real dockerd as the registry client (and a peer)
   golang-go         # registry tests: builds the OCI distribution-spec conformance suite
 )

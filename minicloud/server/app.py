@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from minicloud.aws.dispatch import AwsDispatcher
 from minicloud.aws.errors import RequestEntityTooLarge
@@ -30,6 +31,7 @@ class MinicloudApp:
         self.dispatcher = AwsDispatcher(self.providers, runtime.credentials, runtime.authorizer,
                                         runtime.topology)
         self.runner: ControllerRunner | None = None
+        self.engine: Any = None  # minicloud.engine.service.Engine when enabled
         # The OCI registry (ECR's data plane): an ASGI app for /v2/ and /_minicloud/registry/.
         self.registry: ASGIApp | None = RegistryApp(runtime)
         self.started_at = datetime.now(UTC)
@@ -40,8 +42,14 @@ class MinicloudApp:
         if self.runtime.config.controllers:
             self.runner = ControllerRunner(self.runtime.db, self.runtime.controllers)
             await self.runner.start()
+        if self.runtime.config.engine:
+            from minicloud.engine.service import start_engine
+
+            self.engine = await start_engine(self.runtime.config)
 
     async def shutdown(self) -> None:
+        if self.engine is not None:
+            await self.engine.stop()
         if self.runner is not None:
             await self.runner.stop()
         for provider in reversed(self.providers):

@@ -1,0 +1,1 @@
+"""Containers: OCI bundles, lifecycle states, runc and per-container supervisors, logs, exec."""

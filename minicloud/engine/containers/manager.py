@@ -1,0 +1,518 @@
+"""Container lifecycle: create, start, stop, kill, wait, pause, restart, remove, and re-adoption of
+running containers after minicloud restarts. Every state change goes through ``Container.transition``
+and is saved before it is announced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from minicloud.engine.containers.bundle import prepare
+from minicloud.engine.containers.model import Container, ContainerFiles, new_id, now_rfc3339, random_name
+from minicloud.engine.containers.runtime import ExitWatch, Runc, process_alive, signal_process, swap_accounting
+from minicloud.engine.containers.state import Status
+from minicloud.engine.errors import Conflict, InvalidArgument, NotFound, NotModified
+from minicloud.engine.events import Events
+from minicloud.engine.images.reference import parse
+from minicloud.engine.images.store import ImageStore
+from minicloud.engine.snapshots.mounts import unmount
+from minicloud.engine.snapshots.overlay import OverlaySnapshotter
+from minicloud.engine.snapshots.unpack import Unpacker
+
+log = logging.getLogger("minicloud.engine.containers")
+_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+CGROUP_PARENT = "/minicloud"
+SHUTDOWN_GRACE = 5.0
+
+
+@dataclass
+class Handle:
+    """The in-memory side of a container: watchers, signal handle, stdin, waiters."""
+
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    watch: ExitWatch | None = None
+    init_pidfd: int = -1
+    stdin: int = -1  # write end of the container's stdin pipe
+    exits: int = 0
+    removed: bool = False
+
+    def close_stdin(self) -> None:
+        if self.stdin >= 0:
+            os.close(self.stdin)
+            self.stdin = -1
+
+    def release(self) -> None:
+        if self.watch is not None:
+            self.watch.close()
+            self.watch = None
+        if self.init_pidfd >= 0:
+            os.close(self.init_pidfd)
+            self.init_pidfd = -1
+        self.close_stdin()
+
+
+class ContainerManager:
+    def __init__(self, root: Path, images: ImageStore, snapshots: OverlaySnapshotter, unpacker: Unpacker,
+                 runc: Runc, events: Events) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.images = images
+        self.snapshots = snapshots
+        self.unpacker = unpacker
+        self.runc = runc
+        self.events = events
+        self.containers: dict[str, Container] = {}
+        self.handles: dict[str, Handle] = {}
+        self.names: dict[str, str] = {}
+        self._swap = swap_accounting()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
+
+    # -- lookup ---------------------------------------------------------------------------------
+    def files(self, container: Container | str) -> ContainerFiles:
+        return ContainerFiles(self.root, container if isinstance(container, str) else container.id)
+
+    def get(self, ref: str) -> Container:
+        ref = ref.removeprefix("/")
+        if ref in self.containers:
+            return self.containers[ref]
+        if ref in self.names:
+            return self.containers[self.names[ref]]
+        matches = [c for c in self.containers.values() if c.id.startswith(ref)] if ref else []
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def handle(self, container: Container) -> Handle:
+        return self.handles[container.id]
+
+    # -- create ---------------------------------------------------------------------------------
+    async def create(self, body: dict[str, Any], name: str | None) -> Container:
+        image_name = body.get("Image") or ""
+        if not image_name:
+            raise InvalidArgument("config.Image is required")
+        image = self.images.lookup(image_name)
+        if image is None:
+            try:
+                shown = parse(image_name).familiar()
+            except InvalidArgument:
+                shown = image_name
+            raise NotFound(f"No such image: {shown}")
+        name = self._claim_name(name)
+        container_id = new_id()
+        try:
+            image_config = self.images.config(image).get("config") or {}
+            config = merge_config(body, image_config)
+            if not config.get("Entrypoint") and not config.get("Cmd"):
+                raise InvalidArgument("no command specified")
+            host_config = dict(body.get("HostConfig") or {})
+            validate_host_config(host_config)
+            chain = await self.unpacker.unpack([layer.digest for layer in image.layers], image.diff_ids)
+            await asyncio.to_thread(self.snapshots.prepare, container_id, chain)
+            container = Container(id=container_id, name=name, created=now_rfc3339(), image_id=image.id,
+                                  image_name=image_name, config=config, host_config=host_config)
+            files = self.files(container)
+            files.dir.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(files.save, container)
+        except BaseException:
+            self.names.pop(name, None)
+            if self.snapshots.exists(container_id):
+                await asyncio.to_thread(self.snapshots.remove, container_id)
+            raise
+        self.containers[container.id] = container
+        self.handles[container.id] = Handle()
+        self.names[name] = container.id
+        self.events.publish("container", "create", container.id, {"name": name, "image": image_name})
+        return container
+
+    def _claim_name(self, name: str | None) -> str:
+        if not name:
+            for _ in range(100):
+                candidate = random_name()
+                if candidate not in self.names:
+                    name = candidate
+                    break
+            else:
+                name = f"{random_name()}_{new_id()[:6]}"
+        if not _NAME.match(name):
+            raise InvalidArgument(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        name = name.removeprefix("/")
+        if name in self.names:
+            raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                           f'"{self.names[name]}". You have to remove (or rename) that container to be able '
+                           f"to reuse that name.")
+        self.names[name] = ""  # reserved until created
+        return name
+
+    # -- start ----------------------------------------------------------------------------------
+    async def start(self, ref: str, console_size: tuple[int, int] | None = None) -> None:
+        container = self.get(ref)
+        handle = self.handle(container)
+        async with handle.lock:
+            if container.state.status is Status.RUNNING:
+                raise NotModified("container already started")
+            container.stopped_by_user = False
+            try:
+                await self._launch(container, handle, console_size)
+                return
+            except Exception as exc:
+                error = exc
+        if container.host_config.get("AutoRemove"):  # as Docker does: --rm also when the start fails
+            with contextlib.suppress(NotFound, Conflict):
+                await self.remove(container.id, force=True)
+        raise error
+
+    async def _launch(self, container: Container, handle: Handle, console_size: tuple[int, int] | None) -> None:
+        from minicloud.engine.containers.state import check
+
+        check(container.state.status, Status.RUNNING, container.id[:12])
+        files = self.files(container)
+        mounts = self.snapshots.mounts(container.id)
+        await asyncio.to_thread(prepare, container, files, mounts, swap_accounting=self._swap,
+                                console_size=console_size)
+        stdin_r = -1
+        if container.config.get("OpenStdin"):
+            stdin_r, handle.stdin = os.pipe()
+            os.set_blocking(handle.stdin, False)
+        try:
+            started = await asyncio.to_thread(
+                self.runc.spawn, files, container.id, tty=container.tty,
+                stdin_fd=stdin_r if stdin_r >= 0 else None, cgroup=f"{CGROUP_PARENT}/{container.id}")
+        except Exception as exc:
+            handle.close_stdin()
+            await asyncio.to_thread(unmount, files.rootfs)
+            container.state.error = str(exc)
+            container.state.exit_code = 127 if "not found" in str(exc) or "no such file" in str(exc) else 126 \
+                if "permission denied" in str(exc) else 128
+            await asyncio.to_thread(files.save, container)
+            handle.exits += 1  # ends attach streams and next-exit waits, as Docker's failed start does
+            async with handle.changed:
+                handle.changed.notify_all()
+            raise
+        finally:
+            if stdin_r >= 0:
+                os.close(stdin_r)
+        container.transition(Status.RUNNING)
+        container.runs += 1
+        container.state.pid, container.state.shim_pid = started.init_pid, started.shim_pid
+        container.state.started_at, container.state.error = now_rfc3339(), ""
+        container.state.exit_code, container.state.oom_killed = 0, False
+        await asyncio.to_thread(files.save, container)
+        self._watch(container, handle)
+        self.events.publish("container", "start", container.id, {"name": container.name,
+                                                                  "image": container.image_name})
+        async with handle.changed:
+            handle.changed.notify_all()
+
+    def _watch(self, container: Container, handle: Handle) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            handle.init_pidfd = os.pidfd_open(container.state.pid)
+        handle.watch = ExitWatch(container.state.shim_pid, lambda: self._spawn(self._exited(container)))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _exited(self, container: Container) -> None:
+        handle = self.handle(container)
+        handle.watch = None
+        files = self.files(container)
+        try:
+            report = json.loads(files.exit.read_text())
+        except (OSError, ValueError):
+            report = {"code": 255, "finished_at": now_rfc3339(), "oom_killed": False}
+            await self.runc.delete(container.id)
+            container.state.error = "the container's supervisor exited without recording an exit status"
+        await asyncio.to_thread(unmount, files.rootfs)
+        handle.release()
+        state = container.state
+        if state.status is not Status.EXITED:
+            container.transition(Status.EXITED)
+        state.exit_code, state.finished_at = int(report["code"]), report["finished_at"]
+        state.oom_killed, state.pid, state.shim_pid = bool(report.get("oom_killed")), 0, 0
+        await asyncio.to_thread(files.save, container)
+        handle.exits += 1
+        if state.oom_killed:
+            self.events.publish("container", "oom", container.id, {"name": container.name})
+        self.events.publish("container", "die", container.id,
+                            {"name": container.name, "exitCode": str(state.exit_code)})
+        async with handle.changed:
+            handle.changed.notify_all()
+        if self._closing:
+            return
+        if container.host_config.get("AutoRemove"):
+            with contextlib.suppress(NotFound, Conflict):
+                await self.remove(container.id, force=True)
+        elif self._should_restart(container):
+            self._spawn(self._restart_later(container))
+
+    def _should_restart(self, container: Container) -> bool:
+        policy = container.host_config.get("RestartPolicy") or {}
+        kind = policy.get("Name") or "no"
+        if container.stopped_by_user or kind == "no":
+            return False
+        if kind == "on-failure":
+            limit = int(policy.get("MaximumRetryCount") or 0)
+            return container.state.exit_code != 0 and (limit == 0 or container.restart_count < limit)
+        return kind in ("always", "unless-stopped")
+
+    async def _restart_later(self, container: Container) -> None:
+        delay = min(0.1 * 2 ** container.restart_count, 60.0)
+        await asyncio.sleep(delay)
+        handle = self.handles.get(container.id)
+        if handle is None or self._closing:
+            return
+        async with handle.lock:
+            if container.state.status is Status.EXITED and not container.stopped_by_user:
+                container.restart_count += 1
+                try:
+                    await self._launch(container, handle, None)
+                except Exception:
+                    log.exception("restarting container %s failed", container.id[:12])
+
+    # -- signals --------------------------------------------------------------------------------
+    async def kill(self, ref: str, sig: int = signal.SIGKILL) -> None:
+        container = self.get(ref)
+        if container.state.status not in (Status.RUNNING, Status.PAUSED):
+            raise Conflict(f"Cannot kill container: {ref}: Container {container.id} is not running")
+        await self._signal(container, sig)
+
+    async def _signal(self, container: Container, sig: int) -> None:
+        handle = self.handle(container)
+        if handle.init_pidfd >= 0:
+            signal_process(handle.init_pidfd, sig)
+        if container.state.status is Status.PAUSED and sig == signal.SIGKILL:
+            await self.runc.resume(container.id)  # a frozen process takes its SIGKILL when thawed
+            container.transition(Status.RUNNING)
+        self.events.publish("container", "kill", container.id, {"name": container.name, "signal": str(sig)})
+
+    async def stop(self, ref: str, timeout: int | None = None, sig: int | None = None) -> None:
+        container = self.get(ref)
+        if container.state.status not in (Status.RUNNING, Status.PAUSED):
+            raise NotModified("container already stopped")
+        container.stopped_by_user = True
+        if sig is None:
+            sig = parse_signal(container.config.get("StopSignal") or "SIGTERM")
+        if timeout is None:
+            timeout = container.config.get("StopTimeout")
+            timeout = 10 if timeout is None else int(timeout)
+        await self._stop(container, sig, timeout)
+        self.events.publish("container", "stop", container.id, {"name": container.name})
+
+    async def _stop(self, container: Container, sig: int, timeout: float) -> None:
+        handle = self.handle(container)
+        exits = handle.exits
+        if sig != signal.SIGKILL and container.state.status is Status.PAUSED:
+            await self._signal(container, sig)
+            await self.runc.resume(container.id)
+            container.transition(Status.RUNNING)
+        elif sig != signal.SIGKILL:
+            await self._signal(container, sig)
+        if sig == signal.SIGKILL or not await self._wait_exit(handle, exits, timeout if timeout >= 0 else None):
+            await self._signal(container, signal.SIGKILL)
+            await self._wait_exit(handle, exits, None)
+
+    async def _wait_exit(self, handle: Handle, exits: int, timeout: float | None) -> bool:
+        async with handle.changed:
+            try:
+                await asyncio.wait_for(handle.changed.wait_for(lambda: handle.exits > exits), timeout)
+                return True
+            except TimeoutError:
+                return False
+
+    async def restart(self, ref: str, timeout: int | None = None) -> None:
+        container = self.get(ref)
+        if container.state.status in (Status.RUNNING, Status.PAUSED):
+            await self.stop(ref, timeout)
+        handle = self.handle(container)
+        async with handle.lock:
+            container.stopped_by_user = False
+            await self._launch(container, handle, None)
+        self.events.publish("container", "restart", container.id, {"name": container.name})
+
+    async def pause(self, ref: str) -> None:
+        container = self.get(ref)
+        if container.state.status is not Status.RUNNING:
+            container.transition(Status.PAUSED)  # raises the right conflict
+        await self.runc.pause(container.id)
+        container.transition(Status.PAUSED)
+        await asyncio.to_thread(self.files(container).save, container)
+        self.events.publish("container", "pause", container.id, {"name": container.name})
+
+    async def unpause(self, ref: str) -> None:
+        container = self.get(ref)
+        if container.state.status is not Status.PAUSED:
+            raise Conflict(f"Container {container.id} is not paused")
+        await self.runc.resume(container.id)
+        container.transition(Status.RUNNING)
+        await asyncio.to_thread(self.files(container).save, container)
+        self.events.publish("container", "unpause", container.id, {"name": container.name})
+
+    # -- wait and remove ------------------------------------------------------------------------
+    def waiter(self, ref: str, condition: str = "not-running") -> Coroutine[Any, Any, Container]:
+        """A wait registered now (``next-exit`` counts exits from this moment), awaited later."""
+        container = self.get(ref)
+        handle = self.handle(container)
+        exits = handle.exits
+
+        def done() -> bool:
+            if condition == "removed":
+                return handle.removed
+            if condition == "next-exit":
+                return handle.exits > exits or handle.removed
+            return container.state.status not in (Status.RUNNING, Status.PAUSED, Status.RESTARTING)
+
+        async def wait() -> Container:
+            async with handle.changed:
+                await handle.changed.wait_for(done)
+            return container
+
+        return wait()
+
+    async def remove(self, ref: str, force: bool = False) -> None:
+        container = self.get(ref)
+        handle = self.handle(container)
+        if container.state.status in (Status.RUNNING, Status.PAUSED):
+            if not force:
+                container.transition(Status.REMOVING)  # raises Docker's conflict
+            container.stopped_by_user = True
+            await self._stop(container, signal.SIGKILL, 0)
+            if handle.removed or container.state.status is Status.REMOVING:  # --rm got there first
+                async with handle.changed:
+                    await handle.changed.wait_for(lambda: handle.removed)
+                return
+        container.transition(Status.REMOVING)
+        files = self.files(container)
+        await asyncio.to_thread(files.save, container)
+        await asyncio.to_thread(unmount, files.rootfs)
+        if self.snapshots.exists(container.id):
+            await asyncio.to_thread(self.snapshots.remove, container.id)
+        await asyncio.to_thread(shutil.rmtree, files.dir, True)
+        self.containers.pop(container.id, None)
+        self.handles.pop(container.id, None)
+        if self.names.get(container.name) == container.id:
+            del self.names[container.name]
+        handle.release()
+        handle.removed = True
+        self.events.publish("container", "destroy", container.id, {"name": container.name})
+        async with handle.changed:
+            handle.changed.notify_all()
+
+    # -- start-up and shut-down -----------------------------------------------------------------
+    async def load(self) -> None:
+        """Read every container back; re-adopt running ones whose supervisor is still alive."""
+        for path in sorted(self.root.glob("*/container.json")):
+            try:
+                container = Container.from_json(json.loads(path.read_text()))
+            except (OSError, ValueError, TypeError) as exc:
+                log.warning("skipping unreadable container record %s: %s", path, exc)
+                continue
+            self.containers[container.id] = container
+            self.handles[container.id] = Handle()
+            self.names[container.name] = container.id
+            await self._adopt(container)
+        for container in list(self.containers.values()):
+            policy = (container.host_config.get("RestartPolicy") or {}).get("Name") or "no"
+            if container.state.status is Status.EXITED and not container.stopped_by_user and \
+                    policy in ("always", "unless-stopped"):
+                self._spawn(self._restart_later(container))
+
+    async def _adopt(self, container: Container) -> None:
+        handle = self.handle(container)
+        status = container.state.status
+        if status is Status.REMOVING:
+            container.state.status = Status.DEAD
+            await self.remove(container.id, force=True)
+        elif status in (Status.RUNNING, Status.PAUSED) and process_alive(container.state.shim_pid, "shim.py"):
+            self._watch(container, handle)
+        elif status in (Status.RUNNING, Status.PAUSED, Status.RESTARTING):
+            await self._exited(container)
+        else:
+            await asyncio.to_thread(unmount, self.files(container).rootfs)
+
+    async def close(self) -> None:
+        """Stop running containers (restart policies bring them back at the next start-up)."""
+        self._closing = True
+        running = [c for c in self.containers.values() if c.state.status in (Status.RUNNING, Status.PAUSED)]
+        await asyncio.gather(*(self._stop(c, signal.SIGTERM, SHUTDOWN_GRACE) for c in running),
+                             return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for handle in self.handles.values():
+            handle.release()
+
+
+def parse_signal(value: str | int) -> int:
+    if isinstance(value, int) or str(value).isdigit():
+        return int(value)
+    name = str(value).upper()
+    if not name.startswith("SIG"):
+        name = f"SIG{name}"
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise InvalidArgument(f"Invalid signal: {value}") from None
+
+
+def merge_config(body: dict[str, Any], image: dict[str, Any]) -> dict[str, Any]:
+    """Docker's create-time merge of the request's Config with the image's."""
+    keys = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr",
+            "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck", "ArgsEscaped",
+            "Image", "Volumes", "WorkingDir", "Entrypoint", "NetworkDisabled", "MacAddress", "OnBuild",
+            "Labels", "StopSignal", "StopTimeout", "Shell")
+    config = {k: body.get(k) for k in keys}
+    entrypoint = config.get("Entrypoint")
+    if entrypoint == [""]:
+        config["Entrypoint"] = entrypoint = []
+    if not entrypoint:
+        if not config.get("Cmd"):
+            config["Cmd"] = image.get("Cmd")
+        if entrypoint is None:
+            config["Entrypoint"] = image.get("Entrypoint")
+    env: dict[str, str] = {}
+    for item in [*(image.get("Env") or []), *(config.get("Env") or [])]:
+        key, _, value = item.partition("=")
+        env[key] = value if "=" in item else env.get(key, "")
+    config["Env"] = [f"{k}={v}" for k, v in env.items()]
+    config["Labels"] = {**(image.get("Labels") or {}), **(config.get("Labels") or {})}
+    config["ExposedPorts"] = {**(image.get("ExposedPorts") or {}), **(config.get("ExposedPorts") or {})} or None
+    config["Volumes"] = {**(image.get("Volumes") or {}), **(config.get("Volumes") or {})} or None
+    for key in ("User", "WorkingDir", "StopSignal", "Healthcheck", "OnBuild", "Shell"):
+        if not config.get(key) and image.get(key):
+            config[key] = image[key]
+    return config
+
+
+def validate_host_config(host: dict[str, Any]) -> None:
+    """Refuse, by name, what the engine cannot do yet (never pretend)."""
+    unsupported = {
+        "Binds": "volumes and bind mounts (-v)", "Mounts": "mounts (--mount)",
+        "PortBindings": "published ports (-p)", "VolumesFrom": "--volumes-from",
+        "Links": "links (--link)", "Devices": "devices (--device)",
+    }
+    for key, what in unsupported.items():
+        if host.get(key):
+            raise InvalidArgument(f"{what} are not available yet in minicloud's engine")
+    if host.get("Privileged"):
+        raise InvalidArgument("--privileged is not available yet in minicloud's engine")
+    if host.get("PublishAllPorts"):
+        raise InvalidArgument("published ports (-P) are not available yet in minicloud's engine")
+    from minicloud.engine.containers.bundle import network_mode
+
+    network_mode(host)

@@ -1,0 +1,113 @@
+"""Container records: what Docker's create asked for, and the state the engine observed.
+
+Each container has a directory ``<engine>/containers/<id>/`` holding ``container.json`` (this
+record, written atomically), the OCI bundle (``config.json``, ``rootfs/``), the json-file log and
+the supervisor's files (``shim.json``, ``shim.pid``, ``init.pid``, ``exit.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from minicloud.engine.containers.state import Status, check
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def now_rfc3339() -> str:
+    ns = time.time_ns()
+    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
+        f"{ns % 1_000_000_000:09d}Z"
+
+
+def new_id() -> str:
+    return secrets.token_hex(32)
+
+
+_LEFT = ("admiring", "brave", "calm", "clever", "eager", "focused", "gallant", "happy", "jolly",
+         "keen", "lucid", "nifty", "quirky", "serene", "tender", "vibrant", "wizardly", "zealous")
+_RIGHT = ("babbage", "curie", "darwin", "euler", "faraday", "galois", "hopper", "hypatia", "kepler",
+          "lovelace", "meitner", "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wu")
+
+
+def random_name() -> str:
+    return f"{random.choice(_LEFT)}_{random.choice(_RIGHT)}"
+
+
+@dataclass(slots=True)
+class State:
+    status: Status = Status.CREATED
+    pid: int = 0
+    shim_pid: int = 0
+    exit_code: int = 0
+    error: str = ""
+    oom_killed: bool = False
+    started_at: str = ZERO_TIME
+    finished_at: str = ZERO_TIME
+
+
+@dataclass(slots=True)
+class Container:
+    id: str
+    name: str  # without the leading slash
+    created: str
+    image_id: str
+    image_name: str  # as the client gave it
+    config: dict[str, Any]  # Docker's Config, merged with the image's
+    host_config: dict[str, Any]
+    state: State = field(default_factory=State)
+    restart_count: int = 0
+    stopped_by_user: bool = False
+    runs: int = 0  # how many times it was started (attach and wait count runs)
+
+    @property
+    def tty(self) -> bool:
+        return bool(self.config.get("Tty"))
+
+    def transition(self, target: Status) -> None:
+        check(self.state.status, target, self.id[:12])
+        self.state.status = target
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["state"]["status"] = self.state.status.value
+        return doc
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Container:
+        raw = dict(raw)
+        state = dict(raw.pop("state"))
+        state["status"] = Status(state["status"])
+        return cls(state=State(**state), **raw)
+
+
+class ContainerFiles:
+    """Paths of one container's directory."""
+
+    def __init__(self, root: Path, container_id: str) -> None:
+        self.dir = root / container_id
+        self.record = self.dir / "container.json"
+        self.bundle = self.dir
+        self.rootfs = self.dir / "rootfs"
+        self.log = self.dir / f"{container_id}-json.log"
+        self.shim_config = self.dir / "shim.json"
+        self.shim_pid = self.dir / "shim.pid"
+        self.init_pid = self.dir / "init.pid"
+        self.exit = self.dir / "exit.json"
+        self.resize = self.dir / "resize"
+
+    def save(self, container: Container) -> None:
+        tmp = self.record.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump(container.to_json(), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.record)

@@ -1,0 +1,296 @@
+"""The per-container supervisor (our shim): ``python -I -S shim.py <container dir> <status fd>``.
+
+Standard library only, so that it starts quickly. It lives in its own session, independent of
+minicloud, for as long as the container runs, so that minicloud can stop and start again while
+containers keep running (a restarted engine re-adopts them by the pid files written here).
+
+1. becomes a child subreaper, so the container's init (whose parent, ``runc run -d``, exits)
+   is re-parented to it and its exit status can be collected;
+2. runs ``runc run -d`` with pipes (or, for a TTY, a console socket receiving the pty master);
+3. reports ``{"pid": N}`` or ``{"error": "..."}`` on the status fd and closes it;
+4. copies the container's output into ``<id>-json.log`` in Docker's json-file format, and, for a
+   TTY, the stdin pipe into the pty master and window sizes from the ``resize`` fifo;
+5. when init exits: drains the output, writes ``exit.json`` (code, time, OOM kill), runs
+   ``runc delete`` and exits.
+"""
+
+from __future__ import annotations
+
+import array
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+PR_SET_CHILD_SUBREAPER = 36
+BUFFER = 32 * 1024
+
+
+def now_rfc3339() -> str:
+    ns = time.time_ns()
+    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
+        f"{ns % 1_000_000_000:09d}Z"
+
+
+class LogWriter:
+    """Docker's json-file driver: one JSON object per line of output."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.partial: dict[str, bytes] = {}
+
+    def write(self, stream: str, data: bytes) -> None:
+        stamp = now_rfc3339()
+        lines = []
+        for piece in data.splitlines(keepends=True):
+            text = piece.decode("utf-8", "replace")
+            lines.append(json.dumps({"log": text, "stream": stream, "time": stamp}) + "\n")
+        os.write(self.fd, "".join(lines).encode())
+
+
+def receive_master(sock_path: str, listener: socket.socket) -> int:
+    conn, _ = listener.accept()
+    with conn:
+        fds = array.array("i")
+        _msg, ancdata, _flags, _addr = conn.recvmsg(1024, socket.CMSG_LEN(4 * fds.itemsize))
+        for level, kind, data in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+    if not fds:
+        raise RuntimeError("runc sent no terminal")
+    return fds[0]
+
+
+def runc_error(log_path: str, fallback: str) -> str:
+    message = ""
+    try:
+        with open(log_path) as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("level") in ("error", "fatal"):
+                    message = entry.get("msg", "")
+    except OSError:
+        pass
+    return message or fallback.strip() or "runc failed"
+
+
+def start(cfg: dict[str, Any], directory: str) -> tuple[int, dict[str, int]]:
+    """Run ``runc run -d``; return the init pid and the output fds by stream name."""
+    runc_log = os.path.join(directory, "runc.log")
+    args = [cfg["runc"], "--root", cfg["root"], "--log", runc_log, "--log-format", "json", "run", "-d",
+            "--pid-file", os.path.join(directory, "init.pid"), "--bundle", cfg["bundle"]]
+    outputs: dict[str, int] = {}
+    listener = None
+    sock_dir = None
+    if cfg["tty"]:
+        sock_dir = tempfile.mkdtemp(prefix="mc-console-")
+        sock_path = os.path.join(sock_dir, "s")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(sock_path)
+        listener.listen(1)
+        args += ["--console-socket", sock_path]
+        stdio: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL,
+                                 "stderr": subprocess.PIPE}
+    else:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        outputs = {"stdout": out_r, "stderr": err_r}
+        stdio = {"stdin": 0 if cfg["stdin"] else subprocess.DEVNULL, "stdout": out_w, "stderr": err_w}
+    args.append(cfg["id"])
+    try:
+        proc = subprocess.Popen(args, **stdio)
+        if listener is not None:
+            listener.settimeout(30)
+            try:
+                outputs = {"stdout": receive_master(sock_dir or "", listener)}
+            except (OSError, RuntimeError):
+                pass  # runc failed before sending one; its exit status says why
+        _out, err = proc.communicate()
+    finally:
+        if listener is not None:
+            listener.close()
+        if sock_dir is not None:
+            shutil.rmtree(sock_dir, ignore_errors=True)
+        if not cfg["tty"]:
+            os.close(stdio["stdout"])
+            os.close(stdio["stderr"])
+    if proc.returncode != 0:
+        raise RuntimeError(runc_error(runc_log, (err or b"").decode(errors="replace")))
+    with open(os.path.join(directory, "init.pid")) as f:
+        return int(f.read().strip()), outputs
+
+
+def oom_killed(cgroup: str, before: int) -> bool:
+    try:
+        with open(f"/sys/fs/cgroup/memory{cgroup}/memory.oom_control") as f:
+            for line in f:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1]) > before
+    except OSError:
+        pass
+    return False
+
+
+def oom_count(cgroup: str) -> int:
+    try:
+        with open(f"/sys/fs/cgroup/memory{cgroup}/memory.oom_control") as f:
+            for line in f:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Supervisor:
+    def __init__(self, cfg: dict[str, Any], directory: str, pid: int, outputs: dict[str, int]) -> None:
+        self.cfg = cfg
+        self.directory = directory
+        self.pid = pid
+        self.outputs = {fd: name for name, fd in outputs.items()}
+        self.log = LogWriter(cfg["log_path"])
+        self.master = outputs.get("stdout") if cfg["tty"] else None
+        self.status: int | None = None
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.stdin_open = bool(cfg["tty"] and cfg["stdin"])
+        self.resize_fd = -1
+        if cfg["tty"]:
+            fifo = os.path.join(directory, "resize")
+            if not os.path.exists(fifo):
+                os.mkfifo(fifo, 0o600)
+            self.resize_fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.pid:
+                self.status = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+    def pump(self, fd: int) -> bool:
+        try:
+            data = os.read(fd, BUFFER)
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN:
+                return True
+            data = b""  # EIO: the pty's other side is gone
+        if not data:
+            return False
+        self.log.write(self.outputs[fd], data)
+        return True
+
+    def forward_stdin(self) -> None:
+        try:
+            data = os.read(0, BUFFER)
+        except OSError:
+            data = b""
+        if not data:
+            self.stdin_open = False
+            return
+        if self.master is not None:
+            os.write(self.master, data)
+
+    def resize(self) -> None:
+        try:
+            data = os.read(self.resize_fd, 4096).decode()
+        except OSError:
+            return
+        for line in data.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and self.master is not None:
+                fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", int(parts[0]), int(parts[1]), 0, 0))
+
+    def run(self) -> int:
+        deadline: float | None = None
+        while self.outputs:
+            if self.status is not None and deadline is None:
+                deadline = time.monotonic() + 2.0  # processes that kept the pipes open die with init
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            watched = [*self.outputs, self.wake_r]
+            if self.stdin_open:
+                watched.append(0)
+            if self.resize_fd >= 0:
+                watched.append(self.resize_fd)
+            ready, _, _ = select.select(watched, [], [], timeout)
+            if not ready and deadline is not None:
+                break
+            for fd in ready:
+                if fd == self.wake_r:
+                    os.read(self.wake_r, 4096)
+                    self.reap()
+                elif fd == 0:
+                    self.forward_stdin()
+                elif fd == self.resize_fd:
+                    self.resize()
+                elif not self.pump(fd):
+                    del self.outputs[fd]
+                    os.close(fd)
+        while self.status is None:
+            try:
+                pid, status = os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                self.status = 255
+                break
+            if pid == self.pid:
+                self.status = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        return self.status
+
+
+def write_json(path: str, doc: dict[str, Any]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def main(argv: list[str]) -> int:
+    directory, status_fd = argv[0], int(argv[1])
+    with open(os.path.join(directory, "shim.json")) as f:
+        cfg = json.load(f)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    oom_before = 0
+    try:
+        pid, outputs = start(cfg, directory)
+    except Exception as exc:
+        os.write(status_fd, (json.dumps({"error": str(exc)}) + "\n").encode())
+        os.close(status_fd)
+        return 1
+    oom_before = oom_count(cfg["cgroup"])
+    os.write(status_fd, (json.dumps({"pid": pid}) + "\n").encode())
+    os.close(status_fd)
+    code = Supervisor(cfg, directory, pid, outputs).run()
+    oom = oom_killed(cfg["cgroup"], oom_before)
+    write_json(os.path.join(directory, "exit.json"),
+               {"code": code, "finished_at": now_rfc3339(), "oom_killed": oom})
+    subprocess.run([cfg["runc"], "--root", cfg["root"], "delete", "--force", cfg["id"]],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,211 @@
+"""OCI runtime spec (``config.json``) generation with Docker's secure defaults.
+
+Docker's default capability set, its masked and read-only paths, no-new-privileges, private
+pid/ipc/uts/mount namespaces (and a network namespace with only loopback unless ``host``),
+cgroup limits for ``--memory``, ``--cpus``, ``--pids-limit``, and an RLIMIT_NOFILE never above
+the host's limit (20000 on this machine).
+"""
+
+from __future__ import annotations
+
+import resource
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from minicloud.engine.errors import InvalidArgument
+
+DEFAULT_CAPABILITIES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+)
+MASKED_PATHS = (
+    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+)
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NOFILE_CEILING = 20000
+CPU_PERIOD = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    uid: int
+    gid: int
+    additional_gids: tuple[int, ...] = ()
+    home: str = "/"
+
+
+@dataclass(slots=True)
+class ProcessSpec:
+    args: list[str]
+    env: list[str]
+    cwd: str = "/"
+    user: User = field(default_factory=lambda: User(0, 0))
+    tty: bool = False
+    console_size: tuple[int, int] | None = None  # (height, width)
+
+
+@dataclass(slots=True)
+class Limits:
+    memory: int = 0  # bytes; 0 = unlimited
+    memory_swap: int = 0  # bytes of memory+swap; 0 = twice memory (Docker's default); -1 = unlimited
+    nano_cpus: int = 0
+    cpu_shares: int = 0
+    pids: int = 0
+
+
+@dataclass(slots=True)
+class BundleSpec:
+    container_id: str
+    rootfs: Path
+    process: ProcessSpec
+    hostname: str
+    network: str = "none"  # "none" (own namespace, loopback only) or "host"
+    etc_files: dict[str, Path] = field(default_factory=dict)  # /etc/hosts, /etc/hostname, /etc/resolv.conf
+    limits: Limits = field(default_factory=Limits)
+    cgroup_parent: str = "/minicloud"
+    readonly_rootfs: bool = False
+    swap_accounting: bool = False
+
+
+def nofile_limit() -> int:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        return NOFILE_CEILING
+    return min(hard, NOFILE_CEILING)
+
+
+def merge_env(image_env: list[str], user_env: list[str], extra: dict[str, str]) -> list[str]:
+    """Image env, then extra (HOSTNAME, TERM), then the user's, later ones winning by name."""
+    merged: dict[str, str] = {}
+    for item in [*image_env, *(f"{k}={v}" for k, v in extra.items()), *user_env]:
+        key, sep, value = item.partition("=")
+        if not sep:
+            continue  # "-e NAME" without a value and not set in the client's environment
+        merged[key] = value
+    merged.setdefault("PATH", DEFAULT_PATH)
+    return [f"{k}={v}" for k, v in merged.items()]
+
+
+def resolve_user(spec: str, rootfs: Path) -> User:
+    """``""``, ``uid``, ``name``, ``uid:gid``, ``name:group``, resolved with the image's own files."""
+    if not spec:
+        spec = "0"
+    name, _, group = spec.partition(":")
+    passwd = _read_db(rootfs / "etc" / "passwd")
+    groups = _read_db(rootfs / "etc" / "group")
+    entry = next((p for p in passwd if p[0] == name or (name.isdigit() and p[2:3] == [name])), None)
+    if name.isdigit():
+        uid = int(name)
+    elif entry is not None:
+        uid = int(entry[2])
+    else:
+        raise InvalidArgument(f"unable to find user {name}: no matching entries in passwd file")
+    gid = int(entry[3]) if entry is not None and len(entry) > 3 and entry[3].isdigit() else 0
+    home = entry[5] if entry is not None and len(entry) > 5 else "/"
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            match = next((g for g in groups if g[0] == group), None)
+            if match is None:
+                raise InvalidArgument(f"unable to find group {group}: no matching entries in group file")
+            gid = int(match[2])
+    user_name = entry[0] if entry is not None else None
+    additional = tuple(sorted({int(g[2]) for g in groups if len(g) > 3 and user_name
+                               and user_name in g[3].split(",") and g[2].isdigit() and int(g[2]) != gid}))
+    return User(uid, gid, additional, home)
+
+
+def _read_db(path: Path) -> list[list[str]]:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def _mounts(spec: BundleSpec) -> list[dict[str, Any]]:
+    mounts: list[dict[str, Any]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["ro", "nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+    ]
+    for destination, source in sorted(spec.etc_files.items()):
+        mounts.append({"destination": destination, "type": "bind", "source": str(source),
+                       "options": ["rbind", "rprivate"]})
+    return mounts
+
+
+def _resources(spec: BundleSpec) -> dict[str, Any]:
+    limits = spec.limits
+    resources: dict[str, Any] = {"devices": [{"allow": False, "access": "rwm"}]}
+    if limits.memory:
+        memory: dict[str, Any] = {"limit": limits.memory}
+        if spec.swap_accounting:
+            swap = limits.memory_swap or 2 * limits.memory
+            memory["swap"] = swap
+        resources["memory"] = memory
+    cpu: dict[str, Any] = {}
+    if limits.nano_cpus:
+        cpu["period"] = CPU_PERIOD
+        cpu["quota"] = limits.nano_cpus * CPU_PERIOD // 1_000_000_000
+    if limits.cpu_shares:
+        cpu["shares"] = limits.cpu_shares
+    if cpu:
+        resources["cpu"] = cpu
+    if limits.pids:
+        resources["pids"] = {"limit": limits.pids}
+    return resources
+
+
+def build(spec: BundleSpec) -> dict[str, Any]:
+    """The ``config.json`` document for ``spec``."""
+    if spec.network not in ("none", "host"):
+        raise InvalidArgument(f"network {spec.network!r} is not available yet: only 'none' and 'host' are")
+    proc = spec.process
+    caps = list(DEFAULT_CAPABILITIES)
+    nofile = nofile_limit()
+    process: dict[str, Any] = {
+        "terminal": proc.tty,
+        "user": {"uid": proc.user.uid, "gid": proc.user.gid},
+        "args": proc.args,
+        "env": proc.env,
+        "cwd": proc.cwd,
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
+        "noNewPrivileges": True,
+    }
+    if proc.user.additional_gids:
+        process["user"]["additionalGids"] = list(proc.user.additional_gids)
+    if proc.tty and proc.console_size:
+        process["consoleSize"] = {"height": proc.console_size[0], "width": proc.console_size[1]}
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    if spec.network == "none":
+        namespaces.append({"type": "network"})
+    return {
+        "ociVersion": "1.0.2",
+        "process": process,
+        "root": {"path": str(spec.rootfs), "readonly": spec.readonly_rootfs},
+        "hostname": spec.hostname,
+        "mounts": _mounts(spec),
+        "linux": {
+            "cgroupsPath": f"{spec.cgroup_parent}/{spec.container_id}",
+            "resources": _resources(spec),
+            "namespaces": namespaces,
+            "maskedPaths": list(MASKED_PATHS),
+            "readonlyPaths": list(READONLY_PATHS),
+        },
+    }

@@ -1,0 +1,1 @@
+"""Images: references, the image store, pull from registries, import/load/save."""

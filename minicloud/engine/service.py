@@ -1,0 +1,95 @@
+"""The engine facade: builds the stores under ``<data-dir>/engine/``, re-adopts containers at start,
+stops them at shutdown, and serves the Docker Engine API on ``<data-dir>/docker.sock``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from minicloud.config import Config
+from minicloud.engine.containers.exec import ExecManager
+from minicloud.engine.containers.manager import ContainerManager
+from minicloud.engine.containers.runtime import Runc
+from minicloud.engine.content import ContentStore
+from minicloud.engine.events import Events
+from minicloud.engine.images.pull import Puller
+from minicloud.engine.images.store import ImageStore
+from minicloud.engine.snapshots.overlay import OverlaySnapshotter
+from minicloud.engine.snapshots.unpack import Unpacker
+
+log = logging.getLogger("minicloud.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    data_dir: Path
+    socket_path: Path
+    mirror: str | None = None  # where docker.io references are pulled from
+    runc: str | None = None  # path to runc; found on PATH when None
+
+
+class Engine:
+    def __init__(self, settings: EngineSettings) -> None:
+        self.settings = settings
+        root = settings.data_dir / "engine"
+        self.root = root
+        self.events = Events()
+        self.content = ContentStore(root / "content")
+        self.images = ImageStore(root / "images", self.content)
+        self.snapshots = OverlaySnapshotter(root / "snapshots")
+        self.unpacker = Unpacker(self.content, self.snapshots)
+        self.puller = Puller(self.content, self.images, self.unpacker, settings.mirror)
+        runc = settings.runc or shutil.which("runc") or "runc"
+        self.runc = Runc(runc, root / "runc")
+        self.containers = ContainerManager(root / "containers", self.images, self.snapshots, self.unpacker,
+                                           self.runc, self.events)
+        self.execs = ExecManager(self.containers)
+        self._server: object | None = None
+
+    @property
+    def runc_available(self) -> bool:
+        return os.path.exists(self.runc.binary) or shutil.which(self.runc.binary) is not None
+
+    async def start(self) -> None:
+        from minicloud.engine.dockerapi.server import DockerApiServer
+
+        for key in self.snapshots.list_keys():  # extractions interrupted by a crash
+            if key.startswith("extract-"):
+                self.snapshots.remove(key)
+        await self.containers.load()
+        server = DockerApiServer(self)
+        await server.start(self.settings.socket_path)
+        self._server = server
+        log.info("Docker Engine API on unix://%s", self.settings.socket_path)
+
+    async def stop(self) -> None:
+        from minicloud.engine.dockerapi.server import DockerApiServer
+
+        if isinstance(self._server, DockerApiServer):
+            await self._server.stop()
+        await self.containers.close()
+        with contextlib.suppress(OSError):
+            self.settings.socket_path.unlink()
+
+
+async def start_engine(config: Config) -> Engine | None:
+    """Start the engine for ``minicloud up``; a failure is logged and leaves the rest of minicloud up."""
+    mirror = config.engine_mirror or f"http://{_loopback(config.host)}:{config.port}"
+    engine = Engine(EngineSettings(data_dir=config.data_dir, socket_path=config.data_dir / "docker.sock",
+                                   mirror=mirror))
+    try:
+        await engine.start()
+    except Exception:
+        log.exception("the container engine failed to start")
+        await engine.stop()
+        return None
+    return engine
+
+
+def _loopback(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
