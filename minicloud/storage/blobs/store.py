@@ -240,11 +240,13 @@ class ReplicatedIngest:
         self._hashers = hashers
         self._pending: list[bytes] = []
         self._pending_size = 0
+        self._inflight: asyncio.Future[None] | None = None
+        self._inflight_size = 0
         self._closed = False
 
     @property
     def offset(self) -> int:
-        return self._offset + self._pending_size
+        return self._offset + self._inflight_size + self._pending_size
 
     async def write(self, data: bytes) -> None:
         if not data:
@@ -255,35 +257,52 @@ class ReplicatedIngest:
             await self.flush()
 
     async def flush(self) -> None:
+        """Hand the buffered bytes to the thread pool. Hashing and each replica's write run in
+        parallel, and one flush stays in flight while the caller fills the next buffer."""
+        await self._settle()
         if not self._pending:
             return
         data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
         self._pending.clear()
         self._pending_size = 0
-        await self.store.run(self._write_sync, data)
-        self._offset += len(data)
+        self._inflight_size = len(data)
+        self._inflight = asyncio.ensure_future(self._write(data))
 
-    def _write_sync(self, data: bytes) -> None:
-        failed = []
-        for replica, f in self._files:
+    async def _settle(self) -> None:
+        if self._inflight is not None:
+            task, self._inflight = self._inflight, None
             try:
-                f.write(data)
-            except OSError as exc:
-                log.warning("replica %s failed writing ingest %s: %s", replica.name, self.ref, exc)
-                failed.append((replica, f))
+                await task
+            finally:
+                self._inflight_size = 0
+
+    async def _write(self, data: bytes) -> None:
+        files = list(self._files)
+        jobs = [self.store.run(f.write, data) for _, f in files]
+        jobs += [self.store.run(h.update, data) for h in self._hashers.values()]
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        for i, result in enumerate(results):
+            if isinstance(result, BaseException) and (i >= len(files) or not isinstance(result, OSError)):
+                raise result
+        failed = [entry for entry, result in zip(files, results, strict=False) if isinstance(result, OSError)]
+        if failed:
+            await self.store.run(self._drop, failed)
+        self._offset += len(data)
+        # Under ALL, a replica that misses bytes gets a copy at commit; under QUORUM, fail early.
+        if not self._files or (self.store.policy is WritePolicy.QUORUM and len(self._files) < self.store.required):
+            raise NoReplicaAvailable(f"only {len(self._files)} replicas left for ingest {self.ref}")
+
+    def _drop(self, failed: list[tuple[Replica, BinaryIO]]) -> None:
         for entry in failed:
+            log.warning("replica %s failed writing ingest %s", entry[0].name, self.ref)
             self._files.remove(entry)
             with contextlib.suppress(OSError):
                 entry[1].close()
             entry[0].remove_ingest(self.ref)
-        # Under ALL, a replica that misses bytes gets a copy at commit; under QUORUM, fail early.
-        if not self._files or (self.store.policy is WritePolicy.QUORUM and len(self._files) < self.store.required):
-            raise NoReplicaAvailable(f"only {len(self._files)} replicas left for ingest {self.ref}")
-        for hasher in self._hashers.values():
-            hasher.update(data)
 
     async def commit(self, expected: Digest, expected_size: int | None = None) -> BlobInfo:
         await self.flush()
+        await self._settle()
         return await self.store.run(self._commit_sync, expected, expected_size)
 
     def _digest_of_ingest(self, algorithm: str) -> str:
@@ -333,6 +352,7 @@ class ReplicatedIngest:
         if self._closed:
             return
         await self.flush()
+        await self._settle()
 
         def close() -> None:
             for _, f in self._files:
@@ -350,4 +370,6 @@ class ReplicatedIngest:
         self._pending.clear()
         self._pending_size = 0
         self._closed = True
+        with contextlib.suppress(Exception):
+            await self._settle()
         await self.store.run(abort)
