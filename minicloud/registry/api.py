@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from minicloud.iam.identity import ANONYMOUS
 from minicloud.registry.auth import SERVICE, Grant, Identity, RegistryAuth, load_key
 from minicloud.registry.errors import RegistryError
+from minicloud.registry.gc import RegistryGC
 from minicloud.registry.http import ClientGone, Request, Response
 from minicloud.registry.repositories import Repository, ensure_repository, get_repository, list_repositories
 from minicloud.server.asgi import Receive, Scope, Send
@@ -76,6 +77,8 @@ class RegistryApp:
                                  self.region)
         self.content = ContentHandlers(self)
         self.blob_handlers = BlobHandlers(self)
+        self.gc = RegistryGC(self.db, self.blobs)
+        runtime.controllers.append(self.gc)
 
     # -- ASGI ----------------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

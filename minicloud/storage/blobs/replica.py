@@ -96,6 +96,7 @@ class Replica:
         target = self.path(digest)
         if target.exists():
             source.unlink(missing_ok=True)
+            os.utime(target)  # fresh again: a collector's grace period protects it from now on
             return self.stat(digest)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(source, 0o444)

@@ -232,3 +232,28 @@ def test_immutable_tags_refuse_a_retag(registry: Registry) -> None:
     r = registry.call("PUT", "/v2/frozen/app/manifests/v1", {"content-type": OCI_MANIFEST}, body=other)
     assert r.status == 400 and r.code == "TAG_INVALID" and "immutable" in r.json()["errors"][0]["message"]
     assert registry.call("PUT", "/v2/frozen/app/manifests/v2", {"content-type": OCI_MANIFEST}, body=other).status == 201
+
+
+def test_garbage_collection_keeps_what_manifests_and_young_pushes_need(registry: Registry) -> None:
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    image, _ = registry.push_image("gc/app", "v1", layer=b"kept layer")
+    orphan = registry.push_blob("gc/app", b"orphan layer")
+    upload = registry.call("POST", "/v2/gc/app/blobs/uploads/").headers["location"]
+    registry.call("PATCH", upload, body=b"abandoned bytes")
+    gc = registry.app.gc
+    now = datetime.now(UTC)
+    young = asyncio.run(gc.collect(now))  # everything is young: nothing goes
+    assert not (young.blobs or young.links or young.uploads)
+    later = asyncio.run(gc.collect(now + timedelta(days=2)))
+    assert [d for _, d in later.links] == [orphan] and later.blobs == [orphan] and len(later.uploads) == 1
+    assert registry.call("HEAD", f"/v2/gc/app/blobs/{orphan}").status == 404
+    assert registry.call("GET", f"/v2/gc/app/manifests/{image}").status == 200
+    layer = digest(b"kept layer")
+    assert registry.call("GET", f"/v2/gc/app/blobs/{layer}").body == b"kept layer"
+    assert registry.call("GET", upload).code == "BLOB_UPLOAD_UNKNOWN"
+    # once the manifest is gone, its blobs follow
+    registry.call("DELETE", f"/v2/gc/app/manifests/{image}")
+    gone = asyncio.run(gc.collect(now + timedelta(days=3)))
+    assert layer in gone.blobs and gone.bytes_freed > 0
