@@ -250,6 +250,8 @@ def _leaf(scalar: TextDecoder) -> Decoder:
             node = node.get("")
             if node is None:
                 return None
+            if not isinstance(node, str):
+                raise ValueError("Expected a value, found a structure.")
         return scalar(node)
 
     return decode

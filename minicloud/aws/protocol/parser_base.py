@@ -48,7 +48,7 @@ class RequestParser:
             raise malformed_value(self.protocol, f"{exc.message} (at '{exc.location}')") from None
         except RecursionError:
             raise malformed_body(self.protocol, "The request is nested too deeply.") from None
-        except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        except (ValueError, OverflowError) as exc:  # bad encodings, numbers, dates...
             raise malformed_body(self.protocol, f"The request could not be read: {exc}") from None
         except Exception as exc:  # the contract: nothing but a ServiceError leaves parse()
             log.warning("unexpected error parsing a %s request", self.protocol, exc_info=True)

@@ -30,7 +30,7 @@ from minicloud.aws.protocol.decoders import (
 )
 from minicloud.aws.protocol.parser_base import RequestParser
 from minicloud.aws.protocol.routing import Router, parse_query
-from minicloud.aws.protocol.wire_errors import malformed_body
+from minicloud.aws.protocol.wire_errors import malformed_body, malformed_value
 from minicloud.aws.request import AwsRequest
 
 # Query keys of SigV4 presigned URLs and SDK routing hints: never operation input.
@@ -126,7 +126,7 @@ class RestParser(RequestParser):
         try:
             query = parse_query(request.query)
         except ValueError as exc:
-            raise malformed_body("rest-json", f"The query string is not valid: {exc}") from None
+            raise malformed_value(self.protocol, f"The query string is not valid: {exc}") from None
         route, raw_labels = self.router.match(request.method, request.path, query, request.headers)
         operation = route.operation
         plan = self._plans.get(operation.name)
