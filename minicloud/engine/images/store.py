@@ -170,6 +170,8 @@ class ImageStore:
                 raise NotFound(f"No such image: {ref.familiar()}")
             image = self._images[image_id]
             image.repo_tags.remove(key)
+            if not any(parse(t).repository == ref.repository for t in image.repo_tags):
+                image.repo_digests = [d for d in image.repo_digests if not d.startswith(ref.repository + "@")]
             self._save()
             return image
 
