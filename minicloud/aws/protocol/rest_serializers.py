@@ -100,6 +100,8 @@ class RestSerializer(ResponseSerializer):
         status = plan.status
         if plan.status_member is not None and result.get(plan.status_member) is not None:
             status = int(result[plan.status_member])
+            if not 200 <= status <= 299:
+                raise ValueError(f"{plan.status_member}={status} is not a success status")
         body = b""
         content_type: str | None = self.content_type
         if plan.payload is not None:

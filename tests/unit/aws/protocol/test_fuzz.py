@@ -19,6 +19,7 @@ from minicloud.aws.errors import ServiceError
 from minicloud.aws.protocol import cbor
 from minicloud.aws.protocol.models import load_service_model
 from minicloud.aws.protocol.parsers import create_parser
+from minicloud.aws.protocol.serializers import create_serializer
 from minicloud.aws.protocol.validate import validate
 from minicloud.aws.request import AwsRequest, Headers
 from tests.unit.aws.protocol.roundtrip import SERVICES, protocols_of
@@ -225,3 +226,31 @@ def test_parsers_raise_only_service_errors(service: str, protocol: str,
 def test_cbor_decoder_raises_only_value_errors(data: bytes) -> None:
     with contextlib.suppress(ValueError):
         cbor.decode(data)
+
+
+_ANY = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5) | st.binary(max_size=5)
+    | st.datetimes(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@pytest.mark.parametrize(("service", "protocol"), CASES)
+def test_serializers_never_raise_on_results_that_do_not_fit(service: str, protocol: str) -> None:
+    """A provider bug (a result of the wrong shape) is answered as InternalFailure, never raised."""
+    model = load_service_model(service)
+    serializer = create_serializer(model, protocol)
+    names = sorted(model.operation_names)
+
+    @settings(max_examples=60, deadline=None, database=None)
+    @given(data=st.data())
+    def run(data: st.DataObject) -> None:
+        operation = model.operation_model(names[data.draw(st.integers(0, 2**32)) % len(names)])
+        shape = operation.output_shape
+        keys = st.sampled_from(sorted(shape.members)) if shape is not None and shape.members else st.text()
+        result = data.draw(st.dictionaries(keys, _ANY, max_size=4))
+        response = serializer.serialize_result(operation, result, "rid")
+        assert response.status == 500 or 200 <= response.status < 300
+
+    run()
