@@ -29,7 +29,7 @@ from minicloud.aws.protocol.rest_parsers import RestParser
 from minicloud.aws.protocol.wire_errors import malformed_body
 from minicloud.aws.request import AwsRequest
 
-__all__ = ["RequestParser", "create_parser", "current_protocol", "detect_protocol"]
+__all__ = ["RequestParser", "create_parser", "current_protocol", "detect_protocol", "note_request_protocol"]
 
 _FORM = "application/x-www-form-urlencoded"
 
@@ -182,6 +182,14 @@ def detect_protocol(service_model: ServiceModel, request: AwsRequest) -> str:
         if candidate in protocols:
             return candidate
     return protocols[0]
+
+
+def note_request_protocol(service_model: ServiceModel, request: AwsRequest) -> str:
+    """Record the protocol of ``request`` before parsing it, so that an error raised earlier (an
+    authentication failure) is answered in that protocol by a multi-protocol serializer."""
+    protocol = detect_protocol(service_model, request)
+    current_protocol.set(protocol)
+    return protocol
 
 
 def _create(service_model: ServiceModel, protocol: str) -> RequestParser:

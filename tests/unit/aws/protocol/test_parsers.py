@@ -20,7 +20,7 @@ from minicloud.aws.errors import (
 from minicloud.aws.protocol import cbor
 from minicloud.aws.protocol.models import load_service_model
 from minicloud.aws.protocol.parser_base import current_protocol
-from minicloud.aws.protocol.parsers import create_parser, detect_protocol
+from minicloud.aws.protocol.parsers import create_parser, detect_protocol, note_request_protocol
 from minicloud.aws.protocol.rest_parsers import split_header_list, split_http_dates
 from minicloud.aws.protocol.wire_errors import InvalidArgument, MalformedXML
 from minicloud.aws.request import AwsRequest, Headers
@@ -228,6 +228,17 @@ def test_multi_protocol_service_is_parsed_in_the_protocol_it_was_sent_in() -> No
         operation, params = parser.parse(request)
         assert operation.name == "ListMetrics" and params == {"Namespace": "AWS/EC2"}
         assert current_protocol.get() == protocol
+
+
+def test_protocol_can_be_noted_before_parsing() -> None:
+    model = load_service_model("cloudwatch")
+    request = AwsRequest("POST", "/", "", Headers([FORM]), b"Action=ListMetrics&Version=2010-08-01")
+    token = current_protocol.set(None)
+    try:
+        assert note_request_protocol(model, request) == "query"
+        assert current_protocol.get() == "query"
+    finally:
+        current_protocol.reset(token)
 
 
 def test_cbor_errors() -> None:
