@@ -136,6 +136,7 @@ class Options:
     max_noise: float = 0.3       # CPU cores other processes may use during a phase before it is re-run
     noise_retries: int = 2
     quiet_wait_s: float = 20.0   # how long to wait for the machine to quieten before a phase
+    nice: int = 0                # niceness for the harness, servers and generator (inherited)
     json_path: Path = RESULTS / "foundation.json"
     profile: Path | None = None
 
@@ -388,6 +389,11 @@ def _create_users(target: Target, count: int) -> None:
 
 def run(opts: Options) -> dict[str, Any]:
     started_at = datetime.now(UTC)
+    if opts.nice:
+        try:  # every process started from here on (servers, generator workers) inherits it
+            os.setpriority(os.PRIO_PROCESS, 0, opts.nice)
+        except OSError as exc:
+            log(f"could not set niceness {opts.nice}: {exc}")
     report: dict[str, Any] = {"area": "foundation", "started_at": started_at.isoformat(timespec="seconds"),
                               "options": {k: str(v) if isinstance(v, Path) else v
                                           for k, v in vars(opts).items()}}
@@ -598,6 +604,8 @@ def render_table(report: dict[str, Any]) -> str:
     notes.append(f"- this machine: {os.cpu_count()} CPUs shared by server and generator; CPU busy with anything "
                  f"else during the recorded phases: up to {noisy:.2f} cores (a phase above "
                  f"{opts['max_noise']:g} is measured again, up to {opts['noise_retries']} time(s))")
+    if opts.get("nice"):
+        notes.append(f"- all servers and the generator ran at niceness {opts['nice']} (same for every server)")
     notes.append(f"- median of {opts['rounds']} round(s); each round: {opts['requests']} sequential "
                  f"requests per operation and server on one keep-alive connection, then "
                  f"{opts['warmup_s']:g} s warm-up + {opts['duration_s']:g} s measured at {conns} "
@@ -627,6 +635,9 @@ def parse_args(argv: Sequence[str]) -> Options:
     p.add_argument("--noise-retries", type=int, default=2, help="re-runs of a phase disturbed by other work")
     p.add_argument("--quiet-wait", type=float, default=20.0,
                    help="seconds to wait, before each phase, for other work on the machine to finish")
+    p.add_argument("--nice", type=int, default=-10 if os.geteuid() == 0 else 0,
+                   help="niceness of the harness, every server and the generator (inherited), so other work "
+                        "on the machine disturbs them less (default: -10 as root, else 0)")
     p.add_argument("--json", type=Path, default=RESULTS / "foundation.json")
     p.add_argument("--profile", type=Path, default=None,
                    help="directory: after the rounds, py-spy minicloud during one extra (unrecorded) "
@@ -639,7 +650,7 @@ def parse_args(argv: Sequence[str]) -> Options:
     return Options(targets=targets, rounds=max(1, a.rounds), requests=a.requests, connections=a.connections,
                    duration_s=a.duration, warmup_s=a.warmup, procs=max(1, a.procs), ceiling=not a.no_ceiling,
                    users=a.users, json_path=a.json, profile=a.profile, max_noise=a.max_noise,
-                   noise_retries=max(0, a.noise_retries), quiet_wait_s=max(0.0, a.quiet_wait))
+                   noise_retries=max(0, a.noise_retries), quiet_wait_s=max(0.0, a.quiet_wait), nice=a.nice)
 
 
 def main(argv: Sequence[str]) -> int:
