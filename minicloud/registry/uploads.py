@@ -211,6 +211,11 @@ class BlobHandlers:
             raise RegistryError("BLOB_UPLOAD_UNKNOWN", "upload unknown", {"uuid": upload_id})
         return repository
 
+    async def _still_open(self, upload_id: str) -> None:
+        """Inside the session's lock: a request that waited behind the one that ended it finds nothing."""
+        if await self.db.read(lambda conn: upload_repository(conn, upload_id)) is None:
+            raise RegistryError("BLOB_UPLOAD_UNKNOWN", "upload unknown", {"uuid": upload_id})
+
     async def _offset(self, upload_id: str) -> int:
         try:
             return (await self.blobs.ingest_status(upload_id)).offset
@@ -224,6 +229,7 @@ class BlobHandlers:
     async def patch_upload(self, req: Request, name: str, upload_id: str) -> Response:
         await self._session(req, name, upload_id)
         async with self._lock(upload_id):
+            await self._still_open(upload_id)
             ingest = await self._open(upload_id)
             try:
                 self._check_range(req, name, upload_id, ingest.offset)
@@ -242,6 +248,7 @@ class BlobHandlers:
             raise RegistryError("DIGEST_INVALID", "the digest query parameter is required")
         digest = parse_digest(digest_text)
         async with self._lock(upload_id):
+            await self._still_open(upload_id)
             ingest = await self._open(upload_id)
             try:
                 if req.headers.get("content-range") or (req.content_length or 0) > 0:

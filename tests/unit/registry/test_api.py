@@ -257,3 +257,29 @@ def test_garbage_collection_keeps_what_manifests_and_young_pushes_need(registry:
     registry.call("DELETE", f"/v2/gc/app/manifests/{image}")
     gone = asyncio.run(gc.collect(now + timedelta(days=3)))
     assert layer in gone.blobs and gone.bytes_freed > 0
+
+
+def test_lifecycle_controller_expires_images_for_real(registry: Registry) -> None:
+    import asyncio
+
+    from minicloud.registry.repositories import get_repository, update_repository
+    from minicloud.services.ecr.lifecycle import LifecycleController
+
+    kept = [registry.push_image("life/app", f"keep{i}", layer=f"tagged {i}".encode())[0] for i in range(2)]
+    untagged = []
+    for i in range(3):
+        d, _ = registry.push_image("life/app", "scratch", layer=f"untagged {i}".encode())
+        untagged.append(d)
+    registry.call("DELETE", "/v2/life/app/manifests/scratch")
+    policy = json.dumps({"rules": [{"rulePriority": 1, "action": {"type": "expire"}, "selection": {
+        "tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1}}]})
+
+    def set_policy(conn: object) -> None:
+        repo = get_repository(conn, "life/app")  # type: ignore[arg-type]
+        assert repo is not None
+        update_repository(conn, repo.id, lifecycle_policy=policy)  # type: ignore[arg-type]
+    registry.runtime.db.write_sync(set_policy)  # type: ignore[arg-type]
+    asyncio.run(LifecycleController(registry.runtime).reconcile())
+    present = [d for d in untagged if registry.call("HEAD", f"/v2/life/app/manifests/{d}").status == 200]
+    assert present == [untagged[-1]]  # the newest untagged image stays
+    assert all(registry.call("HEAD", f"/v2/life/app/manifests/{d}").status == 200 for d in kept)
