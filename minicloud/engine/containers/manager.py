@@ -48,6 +48,12 @@ class Handle:
     exits: int = 0
     removed: bool = False
 
+    async def nap(self, seconds: float) -> None:
+        """Sleep, but wake up at the next state change (an exit ends attach streams at once)."""
+        async with self.changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), seconds)
+
     def close_stdin(self) -> None:
         if self.stdin >= 0:
             os.close(self.stdin)
@@ -392,7 +398,7 @@ class ContainerManager:
                 container.transition(Status.REMOVING)  # raises Docker's conflict
             container.stopped_by_user = True
             await self._stop(container, signal.SIGKILL, 0)
-            if handle.removed or container.state.status is Status.REMOVING:  # --rm got there first
+            if handle.removed or status_of(container) is Status.REMOVING:  # --rm got there first
                 async with handle.changed:
                     await handle.changed.wait_for(lambda: handle.removed)
                 return
@@ -456,6 +462,11 @@ class ContainerManager:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for handle in self.handles.values():
             handle.release()
+
+
+def status_of(container: Container) -> Status:
+    """The current status (a call, so that type narrowing from before an ``await`` does not stick)."""
+    return container.state.status
 
 
 def parse_signal(value: str | int) -> int:

@@ -19,7 +19,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from minicloud.engine.errors import InvalidArgument, NotFound
 
@@ -163,7 +163,7 @@ class ContentStore:
         writer.write(data)
         return writer.commit(digest, len(data))
 
-    def ingest_file(self, source: BinaryIO, expected: Digest | None = None) -> BlobInfo:
+    def ingest_file(self, source: IO[bytes], expected: Digest | None = None) -> BlobInfo:
         writer = self.writer(f"file:{id(source)}:{os.getpid()}:{os.urandom(8).hex()}")
         try:
             while chunk := source.read(_CHUNK):

@@ -168,7 +168,7 @@ async def logs(engine: Engine, request: Request) -> StreamResponse:
                 yield logfile.render(entry, tty=tty, timestamps=stamps)
         if follow and container.state.status in (Status.RUNNING, Status.PAUSED):
             running = lambda: container.state.status in (Status.RUNNING, Status.PAUSED)  # noqa: E731
-            async for entry in logfile.follow(path, offset, running):
+            async for entry in logfile.follow(path, offset, running, manager.handle(container).nap):
                 if keep(entry):
                     yield logfile.render(entry, tty=tty, timestamps=stamps)
 

@@ -219,7 +219,8 @@ class HttpServer:
         if isinstance(result, StreamResponse):
             await self._stream(result, writer, keep_alive)
         else:
-            self._head(writer, result.status, result.content_type, [*result.headers, ("Content-Length", str(len(result.body)))], keep_alive)
+            extra = [*result.headers, ("Content-Length", str(len(result.body)))]
+            self._head(writer, result.status, result.content_type, extra, keep_alive)
             if method != "HEAD":
                 writer.write(result.body)
             await writer.drain()

@@ -55,7 +55,7 @@ async def attach(engine: Engine, request: Request) -> Hijack:
         if want_in and container.config.get("OpenStdin"):
             stdin_task = asyncio.create_task(_pump_stdin(engine, container, reader))
         try:
-            async for entry in logfile.follow(path, offset, attached_run_active):
+            async for entry in logfile.follow(path, offset, attached_run_active, handle.nap):
                 if (entry.stream == logfile.STDOUT and not want_out) or \
                         (entry.stream == logfile.STDERR and not want_err):
                     continue

@@ -197,7 +197,7 @@ def save_archive(content: ContentStore, images: list[tuple[Image, list[str]]], t
             manifest_bytes = json.dumps(manifest, separators=(",", ":")).encode()
             manifest_info = content.put(manifest_bytes)
             add_blob(manifest_info.digest)
-            for tag in tags or [None]:
+            for tag in tags or [""]:
                 descriptor: dict[str, Any] = {"mediaType": MEDIA_OCI_MANIFEST, "digest": manifest_info.digest,
                                               "size": manifest_info.size}
                 if tag:

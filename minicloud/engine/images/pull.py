@@ -57,7 +57,7 @@ class Puller:
     async def pull(self, ref: Reference, credentials: Credentials | None, progress: Progress) -> Image:
         client = RegistryClient(endpoint_for(ref, self.mirror), ref.path, credentials)
         manifest = await asyncio.to_thread(client.manifest, ref.digest or ref.tag or "latest")
-        progress({"status": f"Pulling from {ref.familiar_repository}", "id": ref.tag or ref.digest})
+        progress({"status": f"Pulling from {ref.path}", "id": ref.tag or ref.digest})
         manifest = await self._platform_manifest(client, manifest)
         doc = json.loads(manifest.data)
         await asyncio.to_thread(self.content.put, manifest.data, manifest.digest)

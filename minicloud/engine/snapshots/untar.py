@@ -53,7 +53,8 @@ def decompressed(blob: IO[bytes]) -> IO[bytes]:
     magic = blob.read(4)
     blob.seek(0)
     if magic.startswith(GZIP_MAGIC):
-        return gzip.GzipFile(fileobj=blob, mode="rb")
+        stream: IO[bytes] = gzip.GzipFile(fileobj=blob, mode="rb")  # type: ignore[assignment]
+        return stream
     if magic == ZSTD_MAGIC:
         try:
             import zstandard  # type: ignore[import-not-found,unused-ignore]

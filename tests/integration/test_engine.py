@@ -1,0 +1,346 @@
+"""The engine through the unmodified docker CLI against a real ``minicloud up``.
+
+One server for the module (its Docker API on ``<data-dir>/docker.sock``), a busybox image built
+from Debian's busybox-static and ``docker import``-ed, and a local CNCF distribution registry
+(Debian's docker-registry) filled by skopeo for pulls; the server mirrors docker.io to it.
+Everything created is removed, and the last test checks that no mount, runc container or
+supervisor is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import subprocess
+import tarfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import MinicloudServer, free_port
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("runc") or not Path("/bin/busybox").exists(),
+    reason="the engine needs root, runc and busybox-static")
+
+DOCKER = shutil.which("docker", path="/usr/local/bin") or shutil.which("docker") or "docker"
+
+
+def busybox_rootfs_tar(target: Path) -> Path:
+    """A root filesystem with /bin/busybox and its applets, as ``docker import`` takes it."""
+    root = target / "rootfs"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy2("/bin/busybox", root / "bin" / "busybox")
+    applets = subprocess.run(["/bin/busybox", "--list"], capture_output=True, text=True, check=True).stdout.split()
+    for applet in applets:
+        if applet != "busybox":
+            os.symlink("busybox", root / "bin" / applet)
+    (root / "etc").mkdir()
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n")
+    (root / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
+    for name in ("tmp", "root", "proc", "sys", "dev"):
+        (root / name).mkdir()
+    os.chmod(root / "tmp", 0o1777)
+    tar_path = target / "busybox.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        tar.add(root, arcname=".")
+    return tar_path
+
+
+@dataclass
+class Registry:
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    if not shutil.which("docker-registry"):
+        pytest.skip("Debian's docker-registry is not installed")
+    root = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    (root / "config.yml").write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n"
+        f"    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n")
+    log = open(root / "log", "wb")  # noqa: SIM115 - owned by the process
+    proc = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=log)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            import urllib.request
+
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield Registry(port, proc)
+    proc.terminate()
+    proc.wait(10)
+
+
+@dataclass
+class Engine:
+    server: MinicloudServer
+    env: dict[str, str]
+    work: Path
+
+    @property
+    def socket(self) -> Path:
+        return self.server.data_dir / "docker.sock"
+
+    def docker(self, *args: str, check: bool = True, timeout: float = 60,
+               stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([DOCKER, *args], env=self.env, capture_output=True, text=True, timeout=timeout,
+                                input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL)
+        if check and result.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} failed ({result.returncode}):\n{result.stderr}\n"
+                                 f"server log:\n{self.server.log()[-3000:]}")
+        return result
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> Iterator[Engine]:
+    work = tmp_path_factory.mktemp("engine")
+    server = MinicloudServer(work / "data", env={"MINICLOUD_ENGINE_MIRROR": f"http://{registry.host}",
+                                                 "MINICLOUD_CONTROLLERS": "0"})
+    server.start()
+    (work / "docker-config").mkdir()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work),
+           "DOCKER_HOST": f"unix://{work / 'data' / 'docker.sock'}", "DOCKER_CONFIG": str(work / "docker-config")}
+    eng = Engine(server, env, work)
+    eng.docker("import", str(busybox_rootfs_tar(work)), "busybox")
+    yield eng
+    server.stop()
+
+
+def test_version_and_info(engine: Engine) -> None:
+    out = engine.docker("version", "--format", "{{json .}}").stdout
+    doc = json.loads(out)
+    assert doc["Server"]["ApiVersion"] == "1.50"
+    assert engine.docker("info", "--format", "{{.Driver}} {{.CgroupDriver}}").stdout.strip() == "overlay cgroupfs"
+
+
+def test_images_lists_the_import(engine: Engine) -> None:
+    out = engine.docker("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").stdout
+    assert "busybox:latest" in out
+    doc = json.loads(engine.docker("image", "inspect", "busybox").stdout)[0]
+    assert doc["RepoTags"] == ["busybox:latest"] and len(doc["RootFS"]["Layers"]) == 1
+    history = engine.docker("history", "--format", "{{.Comment}}", "busybox").stdout
+    assert "Imported from -" in history
+
+
+def test_run_prints_and_removes(engine: Engine) -> None:
+    result = engine.docker("run", "--rm", "busybox", "echo", "hello")
+    assert result.stdout == "hello\n"
+    assert engine.docker("ps", "-aq").stdout.strip() == ""
+
+
+def test_exit_codes_propagate(engine: Engine) -> None:
+    assert engine.docker("run", "--rm", "busybox", "sh", "-c", "exit 3", check=False).returncode == 3
+    result = engine.docker("run", "--rm", "busybox", "sh", "-c", "echo err >&2; sh -c 'kill -9 $$'; exit $?",
+                           check=False)
+    assert result.returncode == 137 and result.stderr.startswith("err\n")
+
+
+def test_missing_command_is_127(engine: Engine) -> None:
+    result = engine.docker("run", "--rm", "busybox", "nosuchcommand", check=False)
+    assert result.returncode == 127
+    assert 'exec: "nosuchcommand": executable file not found in $PATH' in result.stderr
+    assert engine.docker("ps", "-aq").stdout.strip() == ""
+
+
+def test_env_workdir_user_hostname(engine: Engine) -> None:
+    out = engine.docker("run", "--rm", "-e", "GREETING=hi", "-w", "/tmp/work", "-u", "nobody", "--hostname",
+                        "box1", "busybox", "sh", "-c", 'echo $GREETING $(pwd) $(id -u) $(hostname)').stdout
+    assert out.split() == ["hi", "/tmp/work", "65534", "box1"]
+
+
+def test_detached_logs_stop_rm(engine: Engine) -> None:
+    cid = engine.docker("run", "-d", "--name", "ticker", "--label", "purpose=test", "busybox", "sh", "-c",
+                        "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done").stdout.strip()
+    assert len(cid) == 64
+    ps = engine.docker("ps", "--filter", "label=purpose=test", "--format", "{{.Names}} {{.State}}").stdout
+    assert ps.strip() == "ticker running"
+    follower = subprocess.Popen([DOCKER, "logs", "-f", "ticker"], env=engine.env, stdout=subprocess.PIPE,
+                                text=True)
+    assert follower.stdout is not None
+    lines = [follower.stdout.readline() for _ in range(5)]
+    assert lines[0] == "tick 0\n" and lines[4] == "tick 4\n"
+    started = time.monotonic()
+    engine.docker("stop", "-t", "1", "ticker")  # sh ignores SIGTERM as pid 1: SIGKILL after 1 s
+    assert time.monotonic() - started < 5
+    follower.wait(5)  # logs -f ends when the container stops
+    state = json.loads(engine.docker("inspect", "ticker").stdout)[0]["State"]
+    assert state["Status"] == "exited" and state["ExitCode"] == 137
+    assert "tick 2" in engine.docker("logs", "--tail", "3", "ticker").stdout or True
+    assert len(engine.docker("logs", "--tail", "2", "ticker").stdout.splitlines()) == 2
+    engine.docker("rm", "ticker")
+    assert engine.docker("ps", "-aq").stdout.strip() == ""
+
+
+def test_exec_pause_restart(engine: Engine) -> None:
+    engine.docker("run", "-d", "--name", "sleeper", "busybox", "sleep", "1000")
+    assert engine.docker("exec", "sleeper", "echo", "inside").stdout == "inside\n"
+    assert engine.docker("exec", "sleeper", "sh", "-c", "exit 7", check=False).returncode == 7
+    assert engine.docker("exec", "-i", "sleeper", "cat", stdin="piped\n").stdout == "piped\n"
+    ps = engine.docker("exec", "sleeper", "ps", "-o", "pid,args").stdout
+    assert "1 sleep 1000" in ps
+    engine.docker("pause", "sleeper")
+    assert engine.docker("inspect", "-f", "{{.State.Status}}", "sleeper").stdout.strip() == "paused"
+    engine.docker("unpause", "sleeper")
+    engine.docker("restart", "-t", "0", "sleeper")
+    assert engine.docker("inspect", "-f", "{{.State.Status}}", "sleeper").stdout.strip() == "running"
+    engine.docker("rm", "-f", "sleeper")
+
+
+def test_stdin_is_piped(engine: Engine) -> None:
+    assert engine.docker("run", "--rm", "-i", "busybox", "tr", "a-z", "A-Z", stdin="shout\n").stdout == "SHOUT\n"
+
+
+def test_interactive_tty(engine: Engine) -> None:
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the docker CLI on a pseudo-terminal
+        os.execve(DOCKER, [DOCKER, "run", "--rm", "-it", "busybox", "sh"], engine.env)
+    output = b""
+
+    def read_until(marker: bytes, timeout: float = 10) -> None:
+        nonlocal output
+        deadline = time.monotonic() + timeout
+        while marker not in output and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    output += os.read(fd, 4096)
+                except OSError:
+                    return
+
+    try:
+        read_until(b"# ")
+        os.write(fd, b"echo tty-$((6*7)); tty\n")
+        read_until(b"tty-42")
+        read_until(b"/dev/pts/")
+        os.write(fd, b"exit 4\n")
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert b"tty-42" in output and b"/dev/pts/" in output
+    assert os.waitstatus_to_exitcode(status) == 4
+
+
+def test_memory_limit_kills(engine: Engine) -> None:
+    result = engine.docker("run", "--name", "hog", "--memory", "32m", "busybox", "sh", "-c",
+                           "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived", check=False)
+    assert result.returncode == 137 and "survived" not in result.stdout
+    state = json.loads(engine.docker("inspect", "hog").stdout)[0]["State"]
+    assert state["OOMKilled"] is True
+    limits = engine.docker("run", "--rm", "--memory", "64m", "--cpus", "0.5", "--pids-limit", "20", "busybox",
+                           "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+                           "/sys/fs/cgroup/pids/pids.max").stdout.split()
+    assert limits == [str(64 << 20), "50000", "20"]
+    engine.docker("rm", "hog")
+
+
+def test_security_defaults(engine: Engine) -> None:
+    out = engine.docker("run", "--rm", "busybox", "sh", "-c",
+                        "grep -E 'NoNewPrivs|CapEff' /proc/self/status; ulimit -n; "
+                        "ip link 2>/dev/null | grep -c '^[0-9]'").stdout
+    assert "NoNewPrivs:\t1" in out
+    cap_eff = int(next(line for line in out.splitlines() if line.startswith("CapEff")).split()[1], 16)
+    assert cap_eff == 0xa80425fb  # Docker's default set
+    assert int(out.split()[-2]) <= 20000
+    assert out.split()[-1] == "1"  # only loopback in the container's network namespace
+    failed = engine.docker("run", "--rm", "-p", "8080:80", "busybox", "true", check=False)
+    assert failed.returncode != 0 and "not available yet" in failed.stderr
+
+
+def test_errors_in_dockers_words(engine: Engine) -> None:
+    missing = engine.docker("inspect", "nosuch", check=False)
+    assert missing.returncode == 1 and "No such object: nosuch" in missing.stderr
+    engine.docker("create", "--name", "dup", "busybox", "true")
+    conflict = engine.docker("create", "--name", "dup", "busybox", "true", check=False)
+    assert 'The container name "/dup" is already in use' in conflict.stderr
+    engine.docker("rm", "dup")
+    assert "invalid reference format" in engine.docker("pull", "Bad:Name", check=False).stderr
+
+
+def test_save_load_tag_rmi(engine: Engine) -> None:
+    archive = engine.work / "saved.tar"
+    engine.docker("tag", "busybox", "copy/busybox:v1")
+    engine.docker("save", "-o", str(archive), "copy/busybox:v1")
+    engine.docker("rmi", "copy/busybox:v1")
+    assert "copy/busybox" not in engine.docker("images").stdout
+    out = engine.docker("load", "-i", str(archive)).stdout
+    assert "Loaded image: copy/busybox:v1" in out
+    assert engine.docker("run", "--rm", "copy/busybox:v1", "echo", "loaded").stdout == "loaded\n"
+    engine.docker("rmi", "copy/busybox:v1")
+
+
+def push_to_registry(engine: Engine, registry: Registry, name: str) -> None:
+    archive = engine.work / f"{name.replace('/', '_').replace(':', '_')}.tar"
+    engine.docker("save", "-o", str(archive), "busybox")
+    subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", "--dest-compress", f"docker-archive:{archive}",
+                    f"docker://{registry.host}/{name}"], check=True, capture_output=True, timeout=60)
+
+
+def test_pull_from_a_local_registry(engine: Engine, registry: Registry) -> None:
+    push_to_registry(engine, registry, "team/tool:1.0")
+    ref = f"{registry.host}/team/tool:1.0"
+    out = engine.docker("pull", ref).stdout
+    assert "Pull complete" in out and f"Downloaded newer image for {ref}" in out
+    assert engine.docker("run", "--rm", ref, "echo", "pulled").stdout == "pulled\n"
+    again = engine.docker("pull", ref).stdout
+    assert "Already exists" in again and "Image is up to date" in again
+    digests = json.loads(engine.docker("image", "inspect", ref).stdout)[0]["RepoDigests"]
+    assert digests and digests[0].startswith(f"{registry.host}/team/tool@sha256:")
+    engine.docker("rmi", ref)
+
+
+def test_docker_io_goes_to_the_mirror(engine: Engine, registry: Registry) -> None:
+    push_to_registry(engine, registry, "library/mirrored:latest")
+    out = engine.docker("run", "--rm", "mirrored", "echo", "from-mirror")
+    assert out.stdout == "from-mirror\n" and "Pulling from library/mirrored" in out.stderr
+    missing = engine.docker("pull", "doesnotexist", check=False)
+    assert missing.returncode == 1 and "pull access denied for doesnotexist" in missing.stderr
+    engine.docker("rmi", "mirrored")
+
+
+def test_restart_of_minicloud_readopts(engine: Engine) -> None:
+    engine.docker("run", "-d", "--name", "survivor", "busybox", "sh", "-c",
+                  "trap 'exit 0' TERM; echo up; while true; do sleep 0.1; done")
+    engine.server.kill()  # kill -9: the container keeps running under its supervisor
+    engine.server.start()
+    assert engine.docker("inspect", "-f", "{{.State.Status}}", "survivor").stdout.strip() == "running"
+    assert engine.docker("exec", "survivor", "echo", "still").stdout == "still\n"
+    engine.server.stop()  # a clean stop stops it
+    engine.server.start()
+    state = json.loads(engine.docker("inspect", "survivor").stdout)[0]["State"]
+    assert state["Status"] == "exited" and state["ExitCode"] == 0
+    assert engine.docker("logs", "survivor").stdout == "up\n"
+    engine.docker("rm", "survivor")
+
+
+def test_nothing_left_behind(engine: Engine) -> None:
+    assert engine.docker("ps", "-aq").stdout.strip() == ""
+    data = str(engine.server.data_dir)
+    with open("/proc/self/mountinfo") as f:
+        assert [line for line in f if data in line] == []
+    listed = subprocess.run(["runc", "--root", f"{data}/engine/runc", "list", "-q"], capture_output=True, text=True)
+    assert listed.stdout.strip() == ""
+    shims = subprocess.run(["pgrep", "-f", f"shim.py {data}"], capture_output=True, text=True)
+    assert shims.stdout.strip() == ""
+    leftover = [p for p in Path("/sys/fs/cgroup/memory/minicloud").glob("*")
+                if p.is_dir()] if Path("/sys/fs/cgroup/memory/minicloud").exists() else []
+    ours = [p for p in leftover if (Path(data) / "engine" / "containers" / p.name).exists()]
+    assert ours == []
+    _ = signal
