@@ -139,8 +139,8 @@ def main(argv: Sequence[str]) -> int:
                 ["runc", "--root", str(root / "runc"), "run", "--bundle", str(bundle), f"b{next(counter)}"],
                 clean_env())
             samples: dict[str, list[float]] = {name: [] for name in contenders}
-            for name, run in contenders.items():  # warm-up
-                run()
+            for warm_up in contenders.values():
+                warm_up()
             for _ in range(args.runs):
                 for name, run in contenders.items():
                     samples[name].append(run())

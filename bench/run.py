@@ -26,6 +26,7 @@ if str(REPO) not in sys.path:  # run as a script: make ``bench`` and ``minicloud
 AREAS: dict[str, tuple[str, str]] = {
     "foundation": ("bench.foundation",
                    "signed sts:GetCallerIdentity + iam:ListUsers: latency, req/s @32, RSS; moto, MiniStack"),
+    "engine": ("bench.engine", "docker run --rm busybox true latency; Debian's dockerd, raw runc"),
 }
 
 
