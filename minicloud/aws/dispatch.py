@@ -17,24 +17,34 @@ from botocore.model import OperationModel, ServiceModel
 from minicloud.aws import sigv4
 from minicloud.aws.context import RequestContext
 from minicloud.aws.errors import (
+    ClientError,
     InternalFailure,
     MissingAuthenticationToken,
     NotImplementedOperation,
+    RequestEntityTooLarge,
     ServiceError,
     SignatureDoesNotMatch,
 )
+from minicloud.aws.payload import RequestPayload
 from minicloud.aws.protocol.models import load_service_model
 from minicloud.aws.protocol.parsers import RequestParser, create_parser
+from minicloud.aws.protocol.rest_parsers import RestParser
 from minicloud.aws.protocol.serializers import ResponseSerializer, create_serializer
 from minicloud.aws.protocol.validate import validate
 from minicloud.aws.provider import Handler, Provider
-from minicloud.aws.request import AwsRequest, AwsResponse
+from minicloud.aws.request import AwsRequest, AwsResponse, ClientDisconnected
 from minicloud.iam.authorizer import Authorizer
 from minicloud.iam.credentials import CredentialStore
-from minicloud.iam.identity import Credential
+from minicloud.iam.identity import ANONYMOUS, Credential
 from minicloud.topology import Topology
 
 log = logging.getLogger("minicloud.aws")
+
+
+class IncompleteBody(ClientError):
+    """The body ended (the client went away) before Content-Length bytes arrived."""
+
+    code = "IncompleteBody"
 
 
 @dataclass(slots=True)
@@ -62,7 +72,9 @@ class ServiceEndpoint:
 
 class AwsDispatcher:
     def __init__(self, providers: Iterable[Provider], credentials: CredentialStore,
-                 authorizer: Authorizer, topology: Topology) -> None:
+                 authorizer: Authorizer, topology: Topology, *,
+                 max_body_bytes: int = 64 * 1024 * 1024) -> None:
+        self._max_body_bytes = max_body_bytes
         self.endpoints = [ServiceEndpoint.build(p) for p in providers]
         self._by_signing_name: dict[str, list[ServiceEndpoint]] = {}
         for endpoint in self.endpoints:
@@ -107,21 +119,29 @@ class AwsDispatcher:
             endpoint = self._route(auth.service if auth else None, request)
             if endpoint is None:
                 endpoint = self._fallback_endpoint()
+                await self._read_stream(request)
                 if auth is None:
                     raise MissingAuthenticationToken("Missing Authentication Token")
                 raise SignatureDoesNotMatch("Credential should be scoped to correct service: "
                                             f"'{auth.service}'. ")
-            if auth is None:
-                # Anonymous access exists only where AWS allows it (S3 objects and presigned
-                # URLs); the services that allow it authorise the anonymous principal themselves.
+            streaming = await self._prepare_body(request, endpoint)
+            if auth is None and not (endpoint.provider.anonymous_access and _may_be_anonymous(request)):
+                # Anonymous access exists only where AWS allows it (S3); the services that
+                # allow it authorise the anonymous principal themselves (bucket policies).
                 raise MissingAuthenticationToken("Request is missing Authentication Token")
-            region = auth.region or self._topology.default_region  # SigV2 (S3 only) has no scope
+            region = (auth.region if auth else "") or self._topology.default_region  # SigV2 has no scope
             if not endpoint.provider.global_service and not self._topology.has_region(region):
                 raise SignatureDoesNotMatch("Credential should be scoped to a valid region. ")
             now = datetime.now(UTC)
-            credential = await self._authenticate(request, auth, endpoint, now)
+            credential = None
+            if auth is not None:
+                credential = await self._authenticate(request, auth, endpoint, now,
+                                                      check_payload=streaming is None)
             operation, params = endpoint.parser.parse(request)
             validate(operation, params, endpoint.protocol)
+            if streaming is not None:
+                params[streaming] = RequestPayload.for_request(
+                    request, auth, credential.secret_access_key if credential else None)
             handler = endpoint.handlers.get(operation.name)
             if handler is None:
                 raise NotImplementedOperation(
@@ -129,15 +149,22 @@ class AwsDispatcher:
                     "implemented by minicloud.")
             ctx = RequestContext(
                 request_id=request_id, service=endpoint.name, operation=operation.name,
-                region=region, principal=credential.principal, request=request, now=now,
+                region=region, principal=credential.principal if credential else ANONYMOUS,
+                request=request, now=now,
                 authorizer=self._authorizer, access_denied=endpoint.provider.access_denied,
             )
             ctx.extra["credential"] = credential
+            ctx.extra["auth"] = auth
             result = await handler(ctx, params)
             if not ctx.authorized:
                 raise InternalFailure(f"{operation.name} returned without an authorization check")
-            self._credentials.note_used(credential.access_key_id, endpoint.name, region, now)
+            if credential is not None:
+                self._credentials.note_used(credential.access_key_id, endpoint.name, region, now)
             return endpoint.serializer.serialize_result(operation, result, request_id)
+        except ClientDisconnected:
+            return self._render_error(IncompleteBody(
+                "You did not provide the number of bytes specified by the Content-Length HTTP header"),
+                endpoint, operation, request_id)
         except ServiceError as error:
             return self._render_error(error, endpoint, operation, request_id)
         except sigv4.AuthFailure as failure:
@@ -152,12 +179,33 @@ class AwsDispatcher:
             return self._render_error(InternalFailure("We encountered an internal error. Please try again."),
                                       endpoint, operation, request_id)
 
+    async def _prepare_body(self, request: AwsRequest, endpoint: ServiceEndpoint) -> str | None:
+        """Route first: a body left unread by the server stays a stream for an operation whose
+        payload is a streaming blob (the member's name is returned); any other reads it here."""
+        parser = endpoint.parser
+        streaming = parser.streaming_payload(request) if isinstance(parser, RestParser) else None
+        if streaming is None:
+            await self._read_stream(request)
+        return streaming
+
+    async def _read_stream(self, request: AwsRequest) -> None:
+        if request.stream is None:
+            return
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream:
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                raise RequestEntityTooLarge("Request entity too large")
+            chunks.append(chunk)
+        request.body, request.stream = b"".join(chunks), None
+
     async def _authenticate(self, request: AwsRequest, auth: sigv4.SigV4Auth, endpoint: ServiceEndpoint,
-                            now: datetime) -> Credential:
+                            now: datetime, *, check_payload: bool = True) -> Credential:
         credential = await self._credentials.resolve(auth.access_key_id)
         if credential is None or not credential.active:
             raise sigv4.unknown_key(auth)
-        sigv4.verify(request, auth, credential.secret_access_key, now)
+        sigv4.verify(request, auth, credential.secret_access_key, now, check_payload=check_payload)
         if credential.session_token is not None:
             if auth.session_token != credential.session_token:
                 raise sigv4.invalid_token(auth)
@@ -183,6 +231,15 @@ class AwsDispatcher:
         if endpoint is None:
             return AwsResponse(500, [("content-type", "text/plain")], b"no AWS service is configured\n")
         return endpoint.serializer.serialize_error(error, operation, request_id)
+
+
+def _may_be_anonymous(request: AwsRequest) -> bool:
+    """An unsigned request may be an anonymous S3 request unless it is plainly addressed to a
+    query or JSON protocol service (a form-encoded Action, an X-Amz-Target)."""
+    if "x-amz-target" in request.headers or "Action=" in request.query:
+        return False
+    content_type = request.headers.get("content-type") or ""
+    return not (request.method == "POST" and content_type.startswith("application/x-www-form-urlencoded"))
 
 
 def _query_param(request: AwsRequest, name: str) -> str | None:

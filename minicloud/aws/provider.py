@@ -27,6 +27,8 @@ class Provider:
     # Services that are not regional (IAM, STS's global endpoint, Organizations) accept any region.
     global_service: ClassVar[bool] = False
     access_denied: ClassVar[type[ServiceError]] = AccessDenied
+    # Whether unsigned requests reach the provider (as the ANONYMOUS principal): S3 only.
+    anonymous_access: ClassVar[bool] = False
 
     def handler(self, operation_name: str) -> Handler | None:
         from botocore import xform_name

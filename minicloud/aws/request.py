@@ -6,8 +6,15 @@ These types are the seam between the ASGI server (which builds them) and the pro
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterable, Iterable, Iterator
 from dataclasses import dataclass, field
+
+# A body that is read as it arrives: chunks of bytes, in order.
+BodyStream = AsyncIterable[bytes]
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its request body had fully arrived."""
 
 
 class Headers:
@@ -58,7 +65,10 @@ class AwsRequest:
     """An HTTP request as received, before any AWS interpretation.
 
     ``path`` is the raw, still percent-encoded path; ``query`` the raw query string (no ``?``).
-    ``body`` holds the whole body for ordinary operations.
+    ``body`` holds the whole body for ordinary operations. The server may leave a large, chunked
+    or aws-chunked body unread and hand it over as ``stream`` instead (``body`` is then empty):
+    the dispatcher reads it fully for ordinary operations, and hands it to the provider, as it
+    arrives, for operations whose payload is a streaming blob (S3 PutObject, UploadPart).
     """
 
     method: str
@@ -68,10 +78,15 @@ class AwsRequest:
     body: bytes = b""
     client_ip: str = "127.0.0.1"
     secure: bool = False
+    stream: BodyStream | None = None
 
 
 @dataclass(slots=True)
 class AwsResponse:
+    """``stream``, when set, is the body (``body`` is then empty): the server sends its chunks as
+    they come and closes the stream (``aclose``) however the response ends."""
+
     status: int = 200
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    stream: BodyStream | None = None

@@ -17,7 +17,18 @@ from minicloud.aws.request import AwsRequest, Headers
 from minicloud.controllers.runner import ControllerRunner
 from minicloud.registry.api import RegistryApp
 from minicloud.runtime import Runtime
-from minicloud.server.asgi import ASGIApp, BodyTooLarge, Receive, Scope, Send, read_body, send_response
+from minicloud.server.asgi import (
+    ASGIApp,
+    BodyTooLarge,
+    Receive,
+    ReceiveStream,
+    Scope,
+    Send,
+    read_body,
+    send_response,
+    send_stream,
+    streams_body,
+)
 from minicloud.server.health import health_document
 from minicloud.services.registry import build_providers
 
@@ -29,7 +40,7 @@ class MinicloudApp:
         self.runtime = runtime
         self.providers = build_providers(runtime)
         self.dispatcher = AwsDispatcher(self.providers, runtime.credentials, runtime.authorizer,
-                                        runtime.topology)
+                                        runtime.topology, max_body_bytes=runtime.config.max_body_bytes)
         self.runner: ControllerRunner | None = None
         self.engine: Any = None  # minicloud.engine.service.Engine when enabled
         # The OCI registry (ECR's data plane): an ASGI app for /v2/ and /_minicloud/registry/.
@@ -108,10 +119,14 @@ class MinicloudApp:
             secure=scope.get("scheme") == "https",
         )
         config = self.runtime.config
+        stream: ReceiveStream | None = None
         try:
             if header_bytes > config.max_header_bytes:
                 raise BodyTooLarge()
-            request.body = await read_body(receive, config.max_body_bytes)
+            if streams_body(headers):
+                stream = request.stream = ReceiveStream(receive)
+            else:
+                request.body = await read_body(receive, config.max_body_bytes)
         except BodyTooLarge:
             response = self.dispatcher.render_error(
                 RequestEntityTooLarge("Request entity too large"), request)
@@ -119,7 +134,14 @@ class MinicloudApp:
                                 response.body)
             return
         response = await self.dispatcher.handle(request)
-        await send_response(send, response.status, response.headers, response.body)
+        response_headers = response.headers
+        if stream is not None and not stream.done:  # the body was refused before it was read
+            response_headers = [*response_headers, ("connection", "close")]
+        if response.stream is not None:
+            await send_stream(send, receive if stream is None or stream.done else None, response.status,
+                              response_headers, response.stream)
+        else:
+            await send_response(send, response.status, response_headers, response.body)
 
     async def _internal(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]

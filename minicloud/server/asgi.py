@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+import asyncio
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
+
+from minicloud.aws.request import ClientDisconnected, Headers
+
+log = logging.getLogger("minicloud.server")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -40,3 +46,71 @@ async def send_response(send: Send, status: int, headers: list[tuple[str, str]],
         raw.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+
+
+# A request body larger than this, chunked, or aws-chunked is left unread for the dispatcher.
+STREAM_THRESHOLD = 1 << 20
+
+
+def streams_body(headers: Headers) -> bool:
+    """Whether a request's body is handed over as a stream rather than read up front."""
+    if "chunked" in (headers.get("transfer-encoding") or "").lower():
+        return True
+    if (headers.get("x-amz-content-sha256") or "").startswith("STREAMING-"):
+        return True
+    if "aws-chunked" in (headers.get("content-encoding") or ""):
+        return True
+    length = headers.get("content-length")
+    return length is not None and length.isdigit() and int(length) > STREAM_THRESHOLD
+
+
+class ReceiveStream:
+    """The request body as an async iterator of chunks, read from ``receive`` as they arrive.
+    ``done`` tells whether the whole body was read."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.done = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while not self.done:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected()
+            if not message.get("more_body", False):
+                self.done = True
+            chunk = message.get("body", b"")
+            if chunk:
+                yield chunk
+
+
+async def _watch_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def send_stream(send: Send, receive: Receive | None, status: int, headers: list[tuple[str, str]],
+                      stream: AsyncIterable[bytes]) -> None:
+    """Send a response whose body comes from ``stream``; stop early if the client goes away.
+    An error from the stream after the headers went out cuts the response short (the client sees
+    fewer bytes than Content-Length), which is all HTTP/1.1 allows then."""
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    watcher = asyncio.ensure_future(_watch_disconnect(receive)) if receive is not None else None
+    try:
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        async for chunk in stream:
+            if watcher is not None and watcher.done():
+                return
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except Exception:
+        log.warning("a streamed response body failed; the response is cut short", exc_info=True)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()

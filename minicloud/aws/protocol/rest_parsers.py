@@ -19,6 +19,7 @@ from xml.etree import ElementTree
 import orjson
 from botocore.model import OperationModel, ServiceModel
 
+from minicloud.aws.errors import ServiceError
 from minicloud.aws.protocol.decoders import (
     Decoder,
     FieldError,
@@ -121,6 +122,23 @@ class RestParser(RequestParser):
         self._xml = protocol == "rest-xml"
         self._bodies: JsonDecoders | XmlDecoders = XmlDecoders() if self._xml else JsonDecoders()
         self._plans: dict[str, _Plan] = {}
+        self._streaming: dict[str, str] = {}
+        for name in service_model.operation_names:
+            op = service_model.operation_model(name)
+            if op.has_streaming_input and op.input_shape is not None:
+                self._streaming[name] = str(op.input_shape.serialization["payload"])
+
+    def streaming_payload(self, request: AwsRequest) -> str | None:
+        """The input member that takes the body as a stream when the request addresses an
+        operation whose payload is a streaming blob (S3 PutObject, UploadPart), else None."""
+        if not self._streaming:
+            return None
+        try:
+            route, _ = self.router.match(request.method, request.path, parse_query(request.query),
+                                         request.headers)
+        except (ServiceError, ValueError):
+            return None  # parse() answers it
+        return self._streaming.get(route.operation.name)
 
     def _parse(self, request: AwsRequest) -> tuple[OperationModel, dict[str, Any]]:
         try:

@@ -31,6 +31,11 @@ from minicloud.aws.request import AwsResponse
 
 Body = Callable[[Any], bytes]
 
+# Result keys a provider may add beside the output members: the HTTP status when it depends on
+# the request (S3's 206 for a range), and headers the model does not declare (CORS).
+RESULT_STATUS = "@status"
+RESULT_HEADERS = "@headers"
+
 
 @dataclass(slots=True)
 class _Plan:
@@ -102,15 +107,24 @@ class RestSerializer(ResponseSerializer):
             status = int(result[plan.status_member])
             if not 200 <= status <= 299:
                 raise ValueError(f"{plan.status_member}={status} is not a success status")
+        if RESULT_STATUS in result:
+            status = int(result[RESULT_STATUS])
+        if RESULT_HEADERS in result:
+            headers.extend(result[RESULT_HEADERS])
         body = b""
+        stream = None
         content_type: str | None = self.content_type
         if plan.payload is not None:
             name, kind, document = plan.payload
             value = result.get(name)
             if kind in ("blob", "string"):
                 content_type = "application/octet-stream" if kind == "blob" else "text/plain"
-                if value is not None:
-                    body = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+                if isinstance(value, str):
+                    body = value.encode("utf-8")
+                elif isinstance(value, (bytes, bytearray, memoryview)):
+                    body = bytes(value)
+                elif value is not None:  # a streaming blob: an async iterator of bytes
+                    stream = value
             elif value is not None and document is not None:
                 body = document(value)
             else:
@@ -121,9 +135,10 @@ class RestSerializer(ResponseSerializer):
             content_type = None
         if plan.no_body or status in (204, 304):
             body = b""
+            stream = None  # a stream is an async generator that opens nothing before it is iterated
         if content_type is not None and not any(k.lower() == "content-type" for k, _ in headers):
             headers.append(("Content-Type", content_type))
-        return AwsResponse(status, headers, body)
+        return AwsResponse(status, headers, body, stream)
 
     def _plan(self, operation: OperationModel) -> _Plan:
         http = operation.http
@@ -209,7 +224,7 @@ class RestSerializer(ResponseSerializer):
                 if value is not None:
                     document[key] = value if isinstance(value, (str, int, float, bool)) else str(value)
             body = dump_json(document)
-        if head:
+        if head or error_status(error) == 304:  # S3's NotModified has no body
             body = b""
         else:
             headers.append(("Content-Type", self.content_type))
