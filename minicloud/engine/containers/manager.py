@@ -20,7 +20,14 @@ from typing import Any
 
 from minicloud.engine.containers.bundle import prepare
 from minicloud.engine.containers.model import Container, ContainerFiles, new_id, now_rfc3339, random_name
-from minicloud.engine.containers.runtime import ExitWatch, Runc, process_alive, signal_process, swap_accounting
+from minicloud.engine.containers.runtime import (
+    ExitWatch,
+    Runc,
+    Zygote,
+    process_alive,
+    signal_process,
+    swap_accounting,
+)
 from minicloud.engine.containers.state import Status
 from minicloud.engine.errors import Conflict, InvalidArgument, NotFound, NotModified
 from minicloud.engine.events import Events
@@ -83,6 +90,7 @@ class ContainerManager:
         self.handles: dict[str, Handle] = {}
         self.names: dict[str, str] = {}
         self._swap = swap_accounting()
+        self.zygote = Zygote(root.parent / "zygote.log")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
 
@@ -195,9 +203,9 @@ class ContainerManager:
             stdin_r, handle.stdin = os.pipe()
             os.set_blocking(handle.stdin, False)
         try:
-            started = await asyncio.to_thread(
-                self.runc.spawn, files, container.id, tty=container.tty,
-                stdin_fd=stdin_r if stdin_r >= 0 else None, cgroup=f"{CGROUP_PARENT}/{container.id}")
+            await asyncio.to_thread(self.runc.write_shim_config, files, container.id, tty=container.tty,
+                                    stdin=stdin_r >= 0, cgroup=f"{CGROUP_PARENT}/{container.id}")
+            started = await self.zygote.spawn(files, stdin_r if stdin_r >= 0 else None)
         except Exception as exc:
             handle.close_stdin()
             await asyncio.to_thread(unmount, files.rootfs)
@@ -242,9 +250,8 @@ class ContainerManager:
             report = json.loads(files.exit.read_text())
         except (OSError, ValueError):
             report = {"code": 255, "finished_at": now_rfc3339(), "oom_killed": False}
-            await self.runc.delete(container.id)
             container.state.error = "the container's supervisor exited without recording an exit status"
-        await asyncio.to_thread(unmount, files.rootfs)
+        await asyncio.gather(self.runc.delete(container.id), asyncio.to_thread(unmount, files.rootfs))
         handle.release()
         state = container.state
         if state.status is not Status.EXITED:
@@ -460,6 +467,7 @@ class ContainerManager:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.zygote.close()  # it exits at once when its socket closes
         for handle in self.handles.values():
             handle.release()
 

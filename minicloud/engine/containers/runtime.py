@@ -5,11 +5,14 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -74,15 +77,17 @@ class Runc:
             return []
 
     # -- the supervisor ---------------------------------------------------------------------
-    def spawn(self, files: ContainerFiles, container_id: str, *, tty: bool, stdin_fd: int | None,
-              cgroup: str) -> Started:
-        """Start the container under a new supervisor; blocking (call it in a thread)."""
+    def write_shim_config(self, files: ContainerFiles, container_id: str, *, tty: bool, stdin: bool,
+                          cgroup: str) -> None:
         shim_cfg = {"runc": self.binary, "root": str(self.root), "id": container_id,
                     "bundle": str(files.bundle), "log_path": str(files.log), "tty": tty,
-                    "stdin": stdin_fd is not None, "cgroup": cgroup}
+                    "stdin": stdin, "cgroup": cgroup}
         files.shim_config.write_text(json.dumps(shim_cfg))
         for stale in (files.exit, files.init_pid):
             stale.unlink(missing_ok=True)
+
+    def spawn(self, files: ContainerFiles, stdin_fd: int | None) -> Started:
+        """Start a supervisor as a new process (the zygote's fallback); blocking."""
         status_r, status_w = os.pipe()
         with open(files.dir / "shim.log", "ab") as shim_log:
             try:
@@ -93,7 +98,6 @@ class Runc:
                     env=_SHIM_ENV, cwd=str(files.dir))
             finally:
                 os.close(status_w)
-        files.shim_pid.write_text(str(proc.pid))
         with os.fdopen(status_r, "rb") as status:
             line = status.readline()
         try:
@@ -102,9 +106,90 @@ class Runc:
             report = {}
         if "pid" not in report:
             proc.wait()
-            files.shim_pid.unlink(missing_ok=True)
-            raise StartFailed(_docker_start_error(report.get("error") or "the container supervisor failed"))
-        return Started(proc.pid, int(report["pid"]))
+        return _started(report)
+
+
+def _started(report: dict[str, Any]) -> Started:
+    if "pid" not in report:
+        raise StartFailed(_docker_start_error(report.get("error") or "the container supervisor failed"))
+    return Started(int(report["shim_pid"]), int(report["pid"]))
+
+
+class Zygote:
+    """A warm supervisor process that forks one supervisor per container start (``shim.py
+    --zygote``): no interpreter start-up on the path of ``docker run``. Started on first use,
+    restarted if it dies; the socket is SOCK_SEQPACKET, one message per request and answer."""
+
+    def __init__(self, log_path: Path) -> None:
+        self._log_path = log_path
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+
+    def _ensure(self) -> socket.socket:
+        if self._sock is not None and self._proc is not None and self._proc.poll() is None:
+            return self._sock
+        self.close()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with open(self._log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(SHIM), "--zygote", str(theirs.fileno())],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(theirs.fileno(),),
+                start_new_session=True, env=_SHIM_ENV)
+        theirs.close()
+        ours.setblocking(False)
+        asyncio.get_running_loop().add_reader(ours, self._readable, ours)
+        self._sock = ours
+        return ours
+
+    async def spawn(self, files: ContainerFiles, stdin_fd: int | None) -> Started:
+        sock = self._ensure()
+        request_id = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        ancillary = [] if stdin_fd is None else \
+            [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [stdin_fd]).tobytes())]
+        try:
+            sock.sendmsg([json.dumps({"id": request_id, "dir": str(files.dir)}).encode()], ancillary)
+            report = await asyncio.wait_for(future, 120)
+        finally:
+            self._pending.pop(request_id, None)
+        return _started(report)
+
+    def _readable(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:  # the zygote is gone: fail what waits; the next spawn starts a new one
+                for future in self._pending.values():
+                    if not future.done():
+                        future.set_result({"error": "the container supervisor zygote exited"})
+                self.close()
+                return
+            with contextlib.suppress(ValueError, KeyError):
+                doc = json.loads(data)
+                future = self._pending[int(doc["id"])]
+                if not future.done():
+                    future.set_result(doc)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self._sock)
+            self._sock.close()
+            self._sock = None
+        if self._proc is not None:
+            try:
+                self._proc.wait(5)  # it exits when its socket closes
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
 
 
 def _docker_start_error(message: str) -> str:

@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -274,30 +275,95 @@ def write_json(path: str, doc: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def main(argv: list[str]) -> int:
-    directory, status_fd = argv[0], int(argv[1])
+def supervise(directory: str, report: Callable[[dict[str, Any]], None]) -> int:
+    """Start the container, ``report`` how that went, supervise it until it exits."""
     with open(os.path.join(directory, "shim.json")) as f:
         cfg = json.load(f)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    oom_before = 0
     try:
         pid, outputs = start(cfg, directory)
     except Exception as exc:
-        os.write(status_fd, (json.dumps({"error": str(exc)}) + "\n").encode())
-        os.close(status_fd)
+        report({"error": str(exc)})
         return 1
     oom_before = oom_count(cfg["cgroup"])
-    os.write(status_fd, (json.dumps({"pid": pid}) + "\n").encode())
-    os.close(status_fd)
+    report({"pid": pid, "shim_pid": os.getpid()})
     code = Supervisor(cfg, directory, pid, outputs).run()
     oom = oom_killed(cfg["cgroup"], oom_before)
+    # The engine runs `runc delete` when it sees this supervisor exit (or, after a restart of
+    # minicloud, when it re-adopts the container): the exit is reported sooner that way.
     write_json(os.path.join(directory, "exit.json"),
                {"code": code, "finished_at": now_rfc3339(), "oom_killed": oom})
-    subprocess.run([cfg["runc"], "--root", cfg["root"], "delete", "--force", cfg["id"]],
-                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return 0
 
 
+def main(argv: list[str]) -> int:
+    """Direct mode: ``shim.py <dir> <status fd>``."""
+    directory, status_fd = argv[0], int(argv[1])
+
+    def report(doc: dict[str, Any]) -> None:
+        os.write(status_fd, (json.dumps(doc) + "\n").encode())
+        os.close(status_fd)
+
+    return supervise(directory, report)
+
+
+def zygote(sock_fd: int) -> int:
+    """Zygote mode: ``shim.py --zygote <socket fd>``. Already started and with every module
+    imported, it forks one supervisor per request (a SOCK_SEQPACKET message ``{"id", "dir"}``,
+    optionally carrying the container's stdin as SCM_RIGHTS). The supervisor is a grandchild, in
+    its own session, so it outlives both the zygote and minicloud; it answers on the same socket.
+    The zygote exits when the engine closes its end."""
+    import array
+    import socket
+
+    sock = socket.socket(fileno=sock_fd)
+    while True:
+        fds = array.array("i")
+        try:
+            message, ancdata, _flags, _addr = sock.recvmsg(65536, socket.CMSG_SPACE(fds.itemsize))
+        except InterruptedError:
+            continue
+        if not message:
+            return 0
+        for level, kind, data in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+        request = json.loads(message)
+        child = os.fork()
+        if child == 0:
+            _zygote_child(sock, request, fds[0] if fds else None)
+        for fd in fds:
+            os.close(fd)
+        os.waitpid(child, 0)
+
+
+def _zygote_child(sock: socket.socket, request: dict[str, Any], stdin_fd: int | None) -> None:
+    try:
+        if os.fork() != 0:
+            os._exit(0)  # the zygote reaps this one; the grandchild is re-parented away
+        os.setsid()
+        directory = request["dir"]
+        os.dup2(stdin_fd if stdin_fd is not None else os.open(os.devnull, os.O_RDONLY), 0)
+        log = os.open(os.path.join(directory, "shim.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.closerange(3, sock.fileno())
+        os.closerange(sock.fileno() + 1, 65536)
+        os.chdir(directory)
+
+        def report(doc: dict[str, Any]) -> None:
+            sock.send(json.dumps({**doc, "id": request["id"]}).encode())
+            sock.close()
+
+        os._exit(supervise(directory, report))
+    except BaseException as exc:  # never return into the zygote's loop
+        with contextlib.suppress(Exception):
+            sock.send(json.dumps({"id": request["id"], "error": f"supervisor failed: {exc}"}).encode())
+        os._exit(1)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--zygote"]:
+        sys.exit(zygote(int(sys.argv[2])))
     sys.exit(main(sys.argv[1:]))
