@@ -65,21 +65,13 @@ class QueryParser(RequestParser):
                                  and version != self._version):
             shown = version if isinstance(version, str) and version else "NO_VERSION_SPECIFIED"
             raise InvalidAction(f"Could not find operation {action} for version {shown}")
-        decoder = self._plans.get(action, _MISSING)
-        if decoder is _MISSING:
+        if action not in self._plans:
             shape = operation.input_shape
-            decoder = self._decoders.decoder(shape) if shape is not None else None
-            self._plans[action] = decoder
+            self._plans[action] = self._decoders.decoder(shape) if shape is not None else None
+        decoder = self._plans[action]
         if decoder is None:
             return operation, {}
         return operation, decoder(tree) or {}
-
-
-def _missing(_: Any) -> Any:  # a sentinel of the decoder's type
-    return None
-
-
-_MISSING: Decoder = _missing
 
 
 class JsonParser(RequestParser):
@@ -98,12 +90,10 @@ class JsonParser(RequestParser):
         if operation is None:
             raise UnknownOperation(f"The operation {name} is not recognized by "
                                    f"{self.service_model.service_id}.")
-        decoder = self._plans.get(name, _MISSING)
-        if decoder is _MISSING:
+        if name not in self._plans:
             shape = operation.input_shape
-            decoder = self._decoders.decoder(shape) if shape is not None else None
-            self._plans[name] = decoder
-        return operation, decoder
+            self._plans[name] = self._decoders.decoder(shape) if shape is not None else None
+        return operation, self._plans[name]
 
     def _parse(self, request: AwsRequest) -> tuple[OperationModel, dict[str, Any]]:
         target = request.headers.get("x-amz-target") or ""
