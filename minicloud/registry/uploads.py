@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-_UPLOAD_ID = re.compile(r"^[a-f0-9]{32}$")
+_UPLOAD_ID = re.compile(r"^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")
 
 
 def _range_header(offset: int) -> str:
@@ -144,7 +144,7 @@ class BlobHandlers:
         digest_text = req.arg("digest")
         if digest_text is not None:
             return await self._monolithic(req, name, repository, parse_digest(digest_text))
-        new_id = uuid.uuid4().hex
+        new_id = str(uuid.uuid4())
         now = datetime.now(UTC)
         repo_id = repository.id
         await self.db.write(lambda conn: create_upload(conn, new_id, repo_id, now))

@@ -205,3 +205,34 @@ def test_other_accounts_see_nothing_without_a_policy(server: MinicloudServer) ->
     assert code(err) == "AccessDeniedException"
     assert repo not in [r["repositoryName"] for r in
                         server.client("ecr", keys=other).describe_repositories()["repositories"]]
+
+
+def test_layer_upload_api_feeds_the_registry(server: MinicloudServer) -> None:
+    ecr = server.client("ecr")
+    repo = name()
+    ecr.create_repository(repositoryName=repo)
+    data = b"an ECR layer " * 5000
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    upload = ecr.initiate_layer_upload(repositoryName=repo)
+    assert upload["partSize"] > 0
+    first = ecr.upload_layer_part(repositoryName=repo, uploadId=upload["uploadId"], partFirstByte=0,
+                                  partLastByte=29_999, layerPartBlob=data[:30_000])
+    assert first["lastByteReceived"] == 29_999
+    with pytest.raises(ClientError) as err:
+        ecr.upload_layer_part(repositoryName=repo, uploadId=upload["uploadId"], partFirstByte=10,
+                              partLastByte=19, layerPartBlob=data[10:20])
+    assert code(err) == "InvalidLayerPartException"
+    ecr.upload_layer_part(repositoryName=repo, uploadId=upload["uploadId"], partFirstByte=30_000,
+                          partLastByte=len(data) - 1, layerPartBlob=data[30_000:])
+    done = ecr.complete_layer_upload(repositoryName=repo, uploadId=upload["uploadId"], layerDigests=[digest])
+    assert done["layerDigest"] == digest
+    layers = ecr.batch_check_layer_availability(repositoryName=repo, layerDigests=[digest, "sha256:" + "0" * 64])
+    assert layers["layers"][0]["layerAvailability"] == "AVAILABLE" and layers["layers"][0]["layerSize"] == len(data)
+    assert layers["failures"][0]["failureCode"] == "MissingLayerDigest"
+    url = ecr.get_download_url_for_layer(repositoryName=repo, layerDigest=digest)["downloadUrl"]
+    status, _, body = http(server, "GET", url.split(str(server.port), 1)[1])
+    assert status == 200 and body == data
+    with pytest.raises(ClientError) as err:
+        ecr.upload_layer_part(repositoryName=repo, uploadId=upload["uploadId"], partFirstByte=0, partLastByte=0,
+                              layerPartBlob=b"x")
+    assert code(err) == "UploadNotFoundException"

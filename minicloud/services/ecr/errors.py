@@ -67,3 +67,23 @@ class ReferencedImagesNotFoundException(ClientError):
 
 class ValidationException(ClientError):
     code = "ValidationException"
+
+
+class UploadNotFoundException(ClientError):
+    code = "UploadNotFoundException"
+
+
+class InvalidLayerPartException(ClientError):
+    code = "InvalidLayerPartException"
+
+
+class InvalidLayerException(ClientError):
+    code = "InvalidLayerException"
+
+
+class EmptyUploadException(ClientError):
+    code = "EmptyUploadException"
+
+
+class LayerAlreadyExistsException(ClientError):
+    code = "LayerAlreadyExistsException"

@@ -8,7 +8,9 @@ that account; other accounts reach a repository only where its repository policy
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,12 +42,14 @@ from minicloud.services.ecr.errors import (
     TooManyTagsException,
 )
 from minicloud.services.ecr.images import ImagesMixin
+from minicloud.services.ecr.layers import LayersMixin
 from minicloud.services.ecr.lifecycle import LifecycleController, validate_lifecycle_policy
+from minicloud.storage.blobs import ReplicatedBlobStore, WritePolicy
 
 MAX_TAGS = 50
 
 
-class EcrProvider(ImagesMixin, Provider):
+class EcrProvider(ImagesMixin, LayersMixin, Provider):
     service_name = "ecr"
     access_denied = AccessDeniedException
 
@@ -55,6 +59,13 @@ class EcrProvider(ImagesMixin, Provider):
         self.auth = RegistryAuth(runtime.credentials, runtime.authorizer, load_key(runtime.config.data_dir),
                                  runtime.topology.default_region)
         runtime.controllers.append(LifecycleController(runtime))
+        region = runtime.topology.default_region
+        zones = [z.name for z in runtime.topology.zones(region)] or [region]
+        self.blobs = ReplicatedBlobStore.for_zones(runtime.config.data_dir / "blobs", zones, WritePolicy.ALL, workers=4)
+        self._upload_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    async def stop(self) -> None:
+        self.blobs.close()
 
     # -- shared helpers ------------------------------------------------------------------------------
     @staticmethod
