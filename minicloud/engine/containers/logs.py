@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 STDIN, STDOUT, STDERR = 0, 1, 2
 _STREAMS = {"stdout": STDOUT, "stderr": STDERR}
@@ -73,34 +75,53 @@ def render(entry: Entry, *, tty: bool, timestamps: bool) -> bytes:
 
 
 async def follow(path: Path, offset: int, running: Callable[[], bool],
-                 nap: Callable[[float], Awaitable[object]] = asyncio.sleep) -> AsyncIterator[Entry]:
+                 nap: Callable[[float], Awaitable[object]] = asyncio.sleep,
+                 opened: BinaryIO | None = None) -> AsyncIterator[Entry]:
     """Entries appended after ``offset``, until ``running()`` turns false and the file is drained.
-    Between polls it ``nap``s; a nap that returns early on a state change ends the follow sooner."""
+    Between polls it ``nap``s; a nap that returns early on a state change ends the follow sooner.
+    The file stays open once found, so a removal (``--rm``) cannot cut the last lines off."""
     pending = b""
-    while True:
-        alive = running()
-        chunk = await asyncio.to_thread(_read_from, path, offset) if log_size(path) > offset else b""
-        if chunk:
-            offset += len(chunk)
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                entry = parse_line(line)
-                if entry is not None:
-                    yield entry
-            continue
-        if not alive:
-            return
-        await nap(POLL_SECONDS)
-
-
-def _read_from(path: Path, offset: int) -> bytes:
+    log = opened
     try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            return f.read(1 << 20)
+        while True:
+            alive = running()
+            if log is None:
+                log = _open_at(path, offset)
+            chunk = b""
+            if log is not None and os.fstat(log.fileno()).st_size > log.tell():
+                chunk = await asyncio.to_thread(log.read, 1 << 20)
+            if chunk:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    entry = parse_line(line)
+                    if entry is not None:
+                        yield entry
+                continue
+            if not alive:
+                return
+            await nap(POLL_SECONDS)
+    finally:
+        if log is not None:
+            log.close()
+
+
+def open_for_attach(path: Path) -> BinaryIO:
+    """The log opened (created if need be: the supervisor appends to the same file) before the
+    container starts, so that an attach sees every line even if the container is gone at once."""
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    log = os.fdopen(fd, "rb")
+    log.seek(0, os.SEEK_END)
+    return log
+
+
+def _open_at(path: Path, offset: int) -> BinaryIO | None:
+    try:
+        log = open(path, "rb")  # noqa: SIM115 - closed by follow
     except FileNotFoundError:
-        return b""
+        return None
+    log.seek(offset)
+    return log
 
 
 def log_size(path: Path) -> int:

@@ -54,6 +54,13 @@ class Handle:
     stdin: int = -1  # write end of the container's stdin pipe
     exits: int = 0
     removed: bool = False
+    cleanup: asyncio.Task[None] | None = None  # `runc delete` of the last run, off the exit's path
+
+    async def cleaned(self) -> None:
+        if self.cleanup is not None:
+            with contextlib.suppress(Exception):
+                await self.cleanup
+            self.cleanup = None
 
     async def nap(self, seconds: float) -> None:
         """Sleep, but wake up at the next state change (an exit ends attach streams at once)."""
@@ -91,7 +98,10 @@ class ContainerManager:
         self.names: dict[str, str] = {}
         self._swap = swap_accounting()
         self.zygote = Zygote(root.parent / "zygote.log")
+        self.trash = root.parent / "trash"
+        self.trash.mkdir(exist_ok=True)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._cleanups: set[asyncio.Task[None]] = set()
         self._closing = False
 
     # -- lookup ---------------------------------------------------------------------------------
@@ -194,6 +204,7 @@ class ContainerManager:
         from minicloud.engine.containers.state import check
 
         check(container.state.status, Status.RUNNING, container.id[:12])
+        await handle.cleaned()  # the previous run's runtime state must be gone before a new run
         files = self.files(container)
         mounts = self.snapshots.mounts(container.id)
         await asyncio.to_thread(prepare, container, files, mounts, swap_accounting=self._swap,
@@ -251,7 +262,10 @@ class ContainerManager:
         except (OSError, ValueError):
             report = {"code": 255, "finished_at": now_rfc3339(), "oom_killed": False}
             container.state.error = "the container's supervisor exited without recording an exit status"
-        await asyncio.gather(self.runc.delete(container.id), asyncio.to_thread(unmount, files.rootfs))
+        handle.cleanup = asyncio.get_running_loop().create_task(self.runc.delete(container.id))
+        self._cleanups.add(handle.cleanup)
+        handle.cleanup.add_done_callback(self._cleanups.discard)
+        await asyncio.to_thread(unmount, files.rootfs)
         handle.release()
         state = container.state
         if state.status is not Status.EXITED:
@@ -410,12 +424,7 @@ class ContainerManager:
                     await handle.changed.wait_for(lambda: handle.removed)
                 return
         container.transition(Status.REMOVING)
-        files = self.files(container)
-        await asyncio.to_thread(files.save, container)
-        await asyncio.to_thread(unmount, files.rootfs)
-        if self.snapshots.exists(container.id):
-            await asyncio.to_thread(self.snapshots.remove, container.id)
-        await asyncio.to_thread(shutil.rmtree, files.dir, True)
+        await asyncio.to_thread(self._discard, container)
         self.containers.pop(container.id, None)
         self.handles.pop(container.id, None)
         if self.names.get(container.name) == container.id:
@@ -426,9 +435,22 @@ class ContainerManager:
         async with handle.changed:
             handle.changed.notify_all()
 
+    def _discard(self, container: Container) -> None:
+        """Blocking. Renaming the directory into the trash is the commit point (atomic): after a
+        crash the container is gone, and ``load`` sweeps the trash and snapshots nobody owns."""
+        files = self.files(container)
+        unmount(files.rootfs)
+        trash = self.trash / f"{container.id}-{new_id()[:8]}"
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(files.dir, trash)
+        if self.snapshots.exists(container.id):
+            self.snapshots.remove(container.id)
+        shutil.rmtree(trash, ignore_errors=True)
+
     # -- start-up and shut-down -----------------------------------------------------------------
     async def load(self) -> None:
         """Read every container back; re-adopt running ones whose supervisor is still alive."""
+        await asyncio.to_thread(self._sweep)
         for path in sorted(self.root.glob("*/container.json")):
             try:
                 container = Container.from_json(json.loads(path.read_text()))
@@ -444,6 +466,16 @@ class ContainerManager:
             if container.state.status is Status.EXITED and not container.stopped_by_user and \
                     policy in ("always", "unless-stopped"):
                 self._spawn(self._restart_later(container))
+
+    def _sweep(self) -> None:
+        """What a crash in the middle of a removal left: trash, and writable layers nobody owns."""
+        for entry in self.trash.iterdir():
+            unmount(entry / "rootfs")
+            shutil.rmtree(entry, ignore_errors=True)
+        known = {path.parent.name for path in self.root.glob("*/container.json")}
+        for key in self.snapshots.list_keys():
+            if self.snapshots.stat(key).kind == "active" and not key.startswith("extract-") and key not in known:
+                self.snapshots.remove(key)
 
     async def _adopt(self, container: Container) -> None:
         handle = self.handle(container)
@@ -468,6 +500,7 @@ class ContainerManager:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.zygote.close()  # it exits at once when its socket closes
+        await asyncio.gather(*self._cleanups, return_exceptions=True)
         for handle in self.handles.values():
             handle.release()
 

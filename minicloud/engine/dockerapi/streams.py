@@ -41,7 +41,8 @@ async def attach(engine: Engine, request: Request) -> Hijack:
     running = container.state.status is Status.RUNNING
     runs, exits = container.runs, handle.exits
     path = manager.files(container).log
-    offset = logfile.log_size(path) if running else (0 if container.runs == 0 else logfile.log_size(path))
+    log = logfile.open_for_attach(path)
+    offset = log.tell()
 
     def attached_run_active() -> bool:
         if handle.removed:
@@ -55,7 +56,7 @@ async def attach(engine: Engine, request: Request) -> Hijack:
         if want_in and container.config.get("OpenStdin"):
             stdin_task = asyncio.create_task(_pump_stdin(engine, container, reader))
         try:
-            async for entry in logfile.follow(path, offset, attached_run_active, handle.nap):
+            async for entry in logfile.follow(path, offset, attached_run_active, handle.nap, log):
                 if (entry.stream == logfile.STDOUT and not want_out) or \
                         (entry.stream == logfile.STDERR and not want_err):
                     continue
