@@ -27,7 +27,7 @@ from minicloud.aws.errors import (
 )
 from minicloud.aws.payload import RequestPayload
 from minicloud.aws.protocol.models import load_service_model
-from minicloud.aws.protocol.parsers import RequestParser, create_parser
+from minicloud.aws.protocol.parsers import RequestParser, create_parser, note_request_protocol
 from minicloud.aws.protocol.rest_parsers import RestParser
 from minicloud.aws.protocol.serializers import ResponseSerializer, create_serializer
 from minicloud.aws.protocol.validate import validate
@@ -124,6 +124,7 @@ class AwsDispatcher:
                     raise MissingAuthenticationToken("Missing Authentication Token")
                 raise SignatureDoesNotMatch("Credential should be scoped to correct service: "
                                             f"'{auth.service}'. ")
+            note_request_protocol(endpoint.model, request)  # errors from here on speak its protocol
             streaming = await self._prepare_body(request, endpoint)
             if auth is None and not (endpoint.provider.anonymous_access and _may_be_anonymous(request)):
                 # Anonymous access exists only where AWS allows it (S3); the services that

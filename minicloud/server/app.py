@@ -141,7 +141,9 @@ class MinicloudApp:
             await send_stream(send, receive if stream is None or stream.done else None, response.status,
                               response_headers, response.stream)
         else:
-            await send_response(send, response.status, response_headers, response.body)
+            # A HEAD response never carries a body (errors included); its headers stay.
+            body = b"" if request.method == "HEAD" else response.body
+            await send_response(send, response.status, response_headers, body)
 
     async def _internal(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
