@@ -10,6 +10,8 @@ def build_providers(runtime: Runtime) -> list[Provider]:
     from minicloud.services.ecr.provider import EcrProvider
     from minicloud.services.iam.provider import IamProvider
     from minicloud.services.organizations.provider import OrganizationsProvider
+    from minicloud.services.s3.provider import S3Provider
     from minicloud.services.sts.provider import StsProvider
 
-    return [IamProvider(runtime), StsProvider(runtime), OrganizationsProvider(runtime), EcrProvider(runtime)]
+    return [IamProvider(runtime), StsProvider(runtime), OrganizationsProvider(runtime), EcrProvider(runtime),
+            S3Provider(runtime)]

@@ -300,6 +300,14 @@ class ReplicatedIngest:
                 entry[1].close()
             entry[0].remove_ingest(self.ref)
 
+    async def hexdigest(self, algorithm: str = "sha256") -> str:
+        """The hex digest of every byte written so far (after writing out what is buffered), in
+        ``algorithm`` (one of ``stream_algorithms`` is free; another reads the file again): for a
+        caller that learns a blob's name only from its content, before ``commit``."""
+        await self.flush()
+        await self._settle()
+        return await self.store.run(self._digest_of_ingest, algorithm)
+
     async def commit(self, expected: Digest, expected_size: int | None = None) -> BlobInfo:
         await self.flush()
         await self._settle()

@@ -1,0 +1,86 @@
+"""What every S3 operation shares: the metadata store, the object data, bucket look-ups (cached)
+and authorization with the bucket policy."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from minicloud.aws.context import ConditionValues, RequestContext
+from minicloud.aws.provider import Provider
+from minicloud.runtime import Runtime
+from minicloud.services.s3 import store
+from minicloud.services.s3.data import ObjectData
+from minicloud.services.s3.errors import AccessDenied, NoSuchBucket
+from minicloud.services.s3.names import bucket_arn, object_arn
+from minicloud.services.s3.store import Bucket
+
+log = logging.getLogger("minicloud.s3")
+
+BUCKET_CACHE_SECONDS = 2.0  # how long another API server's bucket change may go unseen
+
+
+class S3Base(Provider):
+    service_name = "s3"
+    access_denied = AccessDenied
+    anonymous_access = True
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.db = runtime.db
+        self.region = runtime.topology.default_region
+        zones = [z.name for z in runtime.topology.zones(self.region)] or [self.region]
+        self.data = ObjectData(runtime.config.data_dir / "s3", zones)
+        self._buckets: dict[str, tuple[float, Bucket | None]] = {}
+
+    async def start(self) -> None:
+        dropped = await self.data.cleanup_ingests()
+        if dropped:
+            log.info("removed %d unfinished S3 uploads left by an earlier run", dropped)
+
+    async def stop(self) -> None:
+        self.data.close()
+
+    # -- buckets -------------------------------------------------------------------------------------
+    async def find_bucket(self, name: str) -> Bucket | None:
+        hit = self._buckets.get(name)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = await self.db.read(lambda conn: store.get_bucket(conn, name))
+        if len(self._buckets) > 10_000:
+            self._buckets.clear()
+        self._buckets[name] = (now + BUCKET_CACHE_SECONDS, found)
+        return found
+
+    def forget_bucket(self, name: str) -> None:
+        self._buckets.pop(name, None)
+
+    async def bucket(self, name: str) -> Bucket:
+        found = await self.find_bucket(name)
+        if found is None:
+            raise NoSuchBucket("The specified bucket does not exist", BucketName=name)
+        return found
+
+    async def authorize(self, ctx: RequestContext, action: str, bucket: Bucket, key: str | None = None,
+                        context: ConditionValues | None = None) -> None:
+        """IAM and the bucket policy together, as S3 evaluates them (the bucket's owner is the
+        resource account: another account needs the policy to allow it)."""
+        resource = object_arn(bucket.name, key) if key is not None else bucket_arn(bucket.name)
+        await ctx.authorize(f"s3:{action}", resource, context=context, resource_policy=bucket.policy,
+                            resource_account=bucket.account_id)
+
+    async def bucket_for(self, ctx: RequestContext, params: dict[str, Any], action: str,
+                         key: str | None = None, context: ConditionValues | None = None) -> Bucket:
+        bucket = await self.bucket(params["Bucket"])
+        await self.authorize(ctx, action, bucket, key, context)
+        return bucket
+
+    # -- blobs ---------------------------------------------------------------------------------------
+    async def release(self, digests: list[str]) -> None:
+        """Delete the files of blobs whose last reference went away, unless one came back."""
+        for digest in digests:
+            async with self.data.lock(digest):
+                if not await self.db.read(lambda conn, d=digest: store.is_referenced(conn, d)):  # type: ignore[misc]
+                    await self.data.delete(digest)

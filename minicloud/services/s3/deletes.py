@@ -1,0 +1,124 @@
+"""Deleting objects: DeleteObject and DeleteObjects, with versions and delete markers.
+
+Unversioned bucket: the object (its "null" version) goes. Versioning enabled: a delete marker
+becomes the latest version. Suspended: the "null" version is replaced by a "null" delete marker.
+With a version id: that version goes for good (a delete marker too).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from minicloud.aws.context import RequestContext
+from minicloud.aws.errors import ServiceError, error_code
+from minicloud.services.s3 import store
+from minicloud.services.s3.base import S3Base
+from minicloud.services.s3.errors import BadDigest, InvalidRequest, MalformedXML
+from minicloud.services.s3.store import Bucket
+
+MAX_DELETE_KEYS = 1000
+
+
+@dataclass(slots=True)
+class Deleted:
+    key: str
+    version_id: str | None = None
+    delete_marker: bool = False
+    marker_version_id: str | None = None
+
+    def member(self, requested_version: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = {"Key": self.key}
+        if requested_version is not None:
+            out["VersionId"] = requested_version
+        if self.delete_marker:
+            out["DeleteMarker"] = True
+            if self.marker_version_id is not None:
+                out["DeleteMarkerVersionId"] = self.marker_version_id
+        return out
+
+
+def delete_one(conn: sa.Connection, bucket: Bucket, key: str, version_id: str | None, owner: str,
+               now: Any, released: list[str]) -> Deleted:
+    if version_id is not None:
+        row = store.get_object(conn, bucket.name, key, version_id)
+        if row is None:
+            return Deleted(key, version_id)
+        released += store.delete_version(conn, row)
+        return Deleted(key, version_id, row.delete_marker, version_id if row.delete_marker else None)
+    if bucket.versioning is None:
+        row = store.get_object(conn, bucket.name, key, store.NULL_VERSION)
+        if row is not None:
+            released += store.delete_version(conn, row)
+        return Deleted(key)
+    marker_id = secrets.token_urlsafe(24) if bucket.versioning == "Enabled" else store.NULL_VERSION
+    released += store.put_version(conn, {
+        "bucket": bucket.name, "key": key, "version_id": marker_id, "delete_marker": True, "size": 0,
+        "etag": "", "last_modified": now.replace(microsecond=0), "storage_class": "STANDARD", "owner": owner,
+        "digest": None,
+        "parts": None, "meta": None, "checksums": None, "tags": None}, bucket.versioning)
+    return Deleted(key, marker_id, True, marker_id)
+
+
+class DeleteOperations(S3Base):
+    async def delete_object(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        key, version_id = params["Key"], params.get("VersionId")
+        bucket = await self.bucket_for(ctx, params, "DeleteObjectVersion" if version_id else "DeleteObject", key)
+        released: list[str] = []
+        owner = ctx.account_id or bucket.account_id
+        done = await self.db.write(lambda conn: delete_one(conn, bucket, key, version_id, owner, ctx.now, released))
+        await self.release(released)
+        result: dict[str, Any] = {}
+        if done.delete_marker:
+            result["DeleteMarker"] = True
+        if done.version_id is not None and (bucket.versioning or version_id is not None):
+            result["VersionId"] = done.version_id
+        return result
+
+    async def delete_objects(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = await self.bucket(params["Bucket"])
+        request = params.get("Delete") or {}
+        objects = request.get("Objects") or []
+        if not objects or len(objects) > MAX_DELETE_KEYS:
+            raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
+                               "published schema")
+        self._check_body_digest(ctx, params)
+        allowed: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        for item in objects:
+            action = "DeleteObjectVersion" if item.get("VersionId") else "DeleteObject"
+            try:
+                await self.authorize(ctx, action, bucket, item["Key"])
+                allowed.append(item)
+            except ServiceError as error:
+                errors.append({"Key": item["Key"], "Code": error_code(error), "Message": error.message,
+                               **({"VersionId": item["VersionId"]} if item.get("VersionId") else {})})
+        ctx.authorized = True  # each key was authorised (or refused) on its own
+        released: list[str] = []
+        owner = ctx.account_id or bucket.account_id
+
+        def delete_all(conn: sa.Connection) -> list[Deleted]:
+            return [delete_one(conn, bucket, item["Key"], item.get("VersionId"), owner, ctx.now, released)
+                    for item in allowed]
+        done = await self.db.write(delete_all)
+        await self.release(released)
+        result: dict[str, Any] = {}
+        if not request.get("Quiet"):
+            result["Deleted"] = [d.member(item.get("VersionId")) for d, item in zip(done, allowed, strict=True)]
+        if errors:
+            result["Errors"] = errors
+        return result
+
+    def _check_body_digest(self, ctx: RequestContext, params: dict[str, Any]) -> None:
+        headers = ctx.request.headers
+        if params.get("ContentMD5") is None and not any(name.startswith("x-amz-checksum-") for name in headers):
+            raise InvalidRequest("Missing required header for this request: Content-MD5")
+        if params.get("ContentMD5") is not None:
+            computed = base64.b64encode(hashlib.md5(ctx.request.body).digest()).decode()
+            if computed != params["ContentMD5"]:
+                raise BadDigest("The Content-MD5 you specified did not match what we received.")

@@ -1,0 +1,169 @@
+"""S3's error codes, each with the HTTP status S3 answers it with."""
+
+from __future__ import annotations
+
+from minicloud.aws.errors import ClientError, ServiceError
+from minicloud.aws.protocol.wire_errors import InvalidArgument, InvalidRequest, MalformedXML, MethodNotAllowed
+
+__all__ = ["InvalidArgument", "InvalidRequest", "MalformedXML", "MethodNotAllowed"]
+
+
+class AccessDenied(ClientError):
+    code = "AccessDenied"
+    status = 403
+
+
+class NoSuchBucket(ClientError):
+    code = "NoSuchBucket"
+    status = 404
+
+
+class NoSuchKey(ClientError):
+    code = "NoSuchKey"
+    status = 404
+
+
+class NoSuchVersion(ClientError):
+    code = "NoSuchVersion"
+    status = 404
+
+
+class NoSuchUpload(ClientError):
+    code = "NoSuchUpload"
+    status = 404
+
+
+class NoSuchBucketPolicy(ClientError):
+    code = "NoSuchBucketPolicy"
+    status = 404
+
+
+class NoSuchTagSet(ClientError):
+    code = "NoSuchTagSet"
+    status = 404
+
+
+class NoSuchCORSConfiguration(ClientError):
+    code = "NoSuchCORSConfiguration"
+    status = 404
+
+
+class BucketAlreadyExists(ClientError):
+    code = "BucketAlreadyExists"
+    status = 409
+
+
+class BucketAlreadyOwnedByYou(ClientError):
+    code = "BucketAlreadyOwnedByYou"
+    status = 409
+
+
+class BucketNotEmpty(ClientError):
+    code = "BucketNotEmpty"
+    status = 409
+
+
+class InvalidBucketName(ClientError):
+    code = "InvalidBucketName"
+
+
+class KeyTooLongError(ClientError):
+    code = "KeyTooLongError"
+
+
+class BadDigest(ClientError):
+    code = "BadDigest"
+
+
+class InvalidDigest(ClientError):
+    code = "InvalidDigest"
+
+
+class InvalidRange(ClientError):
+    code = "InvalidRange"
+    status = 416
+
+
+class InvalidPartNumber(ClientError):
+    code = "InvalidPartNumber"
+    status = 416
+
+
+class PreconditionFailed(ClientError):
+    code = "PreconditionFailed"
+    status = 412
+
+
+class NotModified(ClientError):
+    code = "NotModified"
+    status = 304
+
+
+class EntityTooLarge(ClientError):
+    code = "EntityTooLarge"
+
+
+class EntityTooSmall(ClientError):
+    code = "EntityTooSmall"
+
+
+class InvalidPart(ClientError):
+    code = "InvalidPart"
+
+
+class InvalidPartOrder(ClientError):
+    code = "InvalidPartOrder"
+
+
+class MissingContentLength(ClientError):
+    code = "MissingContentLength"
+    status = 411
+
+
+class MalformedPolicy(ClientError):
+    code = "MalformedPolicy"
+
+
+class InvalidLocationConstraint(ClientError):
+    code = "InvalidLocationConstraint"
+
+
+class IllegalLocationConstraintException(ClientError):
+    code = "IllegalLocationConstraintException"
+
+
+class InvalidTag(ClientError):
+    code = "InvalidTag"
+
+
+class IllegalVersioningConfiguration(ClientError):
+    code = "IllegalVersioningConfigurationException"
+
+
+class InvalidStorageClass(ClientError):
+    code = "InvalidStorageClass"
+
+
+class OperationAborted(ClientError):
+    code = "OperationAborted"
+    status = 409
+
+
+class ServiceUnavailable(ServiceError):
+    code = "ServiceUnavailable"
+    status = 503
+
+
+class SlowDown(ServiceError):
+    code = "SlowDown"
+    status = 503
+
+
+class InternalError(ServiceError):
+    code = "InternalError"
+    status = 500
+
+
+class NotImplementedFeature(ServiceError):
+    code = "NotImplemented"
+    status = 501

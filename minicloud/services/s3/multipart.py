@@ -1,0 +1,193 @@
+"""Multipart uploads: each part is a blob; completing one records the object as the ordered list
+of its parts' blobs (no bytes are copied), with the ETag md5(md5(part 1) + ... )-N."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import secrets
+from typing import Any
+
+import sqlalchemy as sa
+
+from minicloud.aws.context import RequestContext
+from minicloud.services.s3 import store
+from minicloud.services.s3.checksums import ALGORITHMS, MEMBER, composite
+from minicloud.services.s3.errors import (
+    EntityTooSmall,
+    InvalidArgument,
+    InvalidPart,
+    InvalidPartOrder,
+    MalformedXML,
+    NoSuchUpload,
+)
+from minicloud.services.s3.http import content_headers
+from minicloud.services.s3.names import check_key, owner
+from minicloud.services.s3.objects import (
+    ObjectOperations,
+    PutCondition,
+    new_version_id,
+    parse_tagging,
+    storage_class_of,
+)
+from minicloud.services.s3.store import Bucket
+from minicloud.services.s3.tables import s3_uploads
+from minicloud.services.s3.uploads import checksum_members, receive_body
+
+MIN_PART_BYTES = 5 * 1024 * 1024
+MAX_PARTS = 10_000
+
+
+class MultipartOperations(ObjectOperations):
+    async def _upload(self, bucket: Bucket, key: str, upload_id: str) -> Any:
+        upload = await self.db.read(lambda conn: store.get_upload(conn, upload_id))
+        if upload is None or upload.bucket != bucket.name or upload.key != key:
+            raise NoSuchUpload("The specified upload does not exist. The upload ID may be invalid, or the upload "
+                               "may have been aborted or completed.", UploadId=upload_id)
+        return upload
+
+    async def create_multipart_upload(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        key: str = params["Key"]
+        check_key(key)
+        bucket = await self.bucket_for(ctx, params, "PutObject", key)
+        upload_id = secrets.token_urlsafe(48)
+        algorithm = params.get("ChecksumAlgorithm")
+        values = {
+            "upload_id": upload_id, "bucket": bucket.name, "key": key, "created_at": ctx.now,
+            "storage_class": storage_class_of(params), "owner": ctx.account_id or bucket.account_id,
+            "meta": json.dumps(content_headers(params)), "checksum_algorithm": algorithm,
+            "tags": parse_tagging(params.get("Tagging")),
+        }
+        await self.db.write(lambda conn: conn.execute(s3_uploads.insert().values(**values)))
+        result: dict[str, Any] = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id}
+        if algorithm:
+            result["ChecksumAlgorithm"] = algorithm
+            result["ChecksumType"] = "COMPOSITE"
+        return result
+
+    async def upload_part(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        key: str = params["Key"]
+        bucket = await self.bucket_for(ctx, params, "PutObject", key)
+        number = int(params["PartNumber"])
+        if not 1 <= number <= MAX_PARTS:
+            raise InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
+                                  ArgumentName="partNumber", ArgumentValue=str(number))
+        upload = await self._upload(bucket, key, params["UploadId"])
+        if upload.checksum_algorithm and not params.get("ChecksumAlgorithm"):
+            params["ChecksumAlgorithm"] = upload.checksum_algorithm
+        staged = await receive_body(self.data, params, upload.storage_class,
+                                    ctx.request.headers.get("x-amz-trailer") or "")
+        values = {"upload_id": upload.upload_id, "part_number": number, "digest": staged.digest,
+                  "size": staged.size, "etag": f'"{staged.md5}"', "last_modified": ctx.now.replace(microsecond=0),
+                  "checksums": json.dumps(staged.checksums) if staged.checksums else None}
+
+        def write(conn: sa.Connection) -> list[str]:
+            if store.get_upload(conn, upload.upload_id) is None:
+                raise NoSuchUpload("The specified upload does not exist.", UploadId=upload.upload_id)
+            return store.put_part(conn, values)
+
+        async with self.data.lock(staged.digest):
+            await staged.commit()
+            try:
+                released = await self.db.write(write)
+            except BaseException:
+                await self.release_unlocked([staged.digest])
+                raise
+        await self.release(released)
+        return {"ETag": values["etag"], **{MEMBER[n]: v for n, v in staged.checksums.items()}}
+
+    async def complete_multipart_upload(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        key: str = params["Key"]
+        bucket = await self.bucket_for(ctx, params, "PutObject", key)
+        upload = await self._upload(bucket, key, params["UploadId"])
+        requested = (params.get("MultipartUpload") or {}).get("Parts") or []
+        if not requested:
+            raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
+                               "published schema")
+        numbers = [int(p.get("PartNumber") or 0) for p in requested]
+        if any(b <= a for a, b in itertools.pairwise(numbers)):
+            raise InvalidPartOrder("The list of parts was not in ascending order. Parts must be ordered by part "
+                                   "number.", UploadId=upload.upload_id)
+        stored = {row.part_number: row for row in await self.db.read(
+            lambda conn: store.list_parts(conn, upload.upload_id))}
+        chosen = []
+        for i, part in enumerate(requested):
+            row = stored.get(numbers[i])
+            if row is None or str(part.get("ETag") or "").strip('"') != row.etag.strip('"'):
+                raise InvalidPart("One or more of the specified parts could not be found. The part may not have "
+                                  "been uploaded, or the specified entity tag may not match the part's entity tag.",
+                                  UploadId=upload.upload_id, PartNumber=str(numbers[i]),
+                                  ETag=str(part.get("ETag") or ""))
+            if i < len(requested) - 1 and row.size < MIN_PART_BYTES:
+                raise EntityTooSmall("Your proposed upload is smaller than the minimum allowed object size.",
+                                     ProposedSize=str(row.size), MinSizeAllowed=str(MIN_PART_BYTES),
+                                     PartNumber=str(numbers[i]), ETag=row.etag)
+            chosen.append(row)
+        md5s = b"".join(bytes.fromhex(row.etag.strip('"')) for row in chosen)
+        etag = f'"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}"'
+        checksums = self._composite(upload.checksum_algorithm, chosen)
+        values = {
+            "bucket": bucket.name, "key": key, "version_id": new_version_id(bucket), "delete_marker": False,
+            "size": sum(row.size for row in chosen), "etag": etag, "last_modified": ctx.now.replace(microsecond=0),
+            "storage_class": upload.storage_class, "owner": upload.owner, "digest": None,
+            "parts": json.dumps([[row.digest, row.size] for row in chosen]), "meta": upload.meta,
+            "checksums": json.dumps(checksums) if checksums else None, "tags": upload.tags,
+        }
+        condition = PutCondition(params)
+
+        def write(conn: sa.Connection) -> list[str]:
+            if store.get_upload(conn, upload.upload_id) is None:
+                raise NoSuchUpload("The specified upload does not exist.", UploadId=upload.upload_id)
+            condition.check(store.get_object(conn, bucket.name, key), key)
+            released = store.put_version(conn, values, bucket.versioning)
+            return released + store.drop_upload(conn, upload.upload_id)
+
+        await self.release(await self.db.write(write))
+        result: dict[str, Any] = {"Location": f"/{bucket.name}/{key}", "Bucket": bucket.name, "Key": key,
+                                  "ETag": etag, **checksum_members(checksums)}
+        if bucket.versioning:
+            result["VersionId"] = values["version_id"]
+        return result
+
+    def _composite(self, algorithm: str | None, parts: list[Any]) -> dict[str, Any]:
+        if not algorithm or algorithm.upper() not in ALGORITHMS:
+            return {}
+        name = algorithm.upper()
+        values = [json.loads(p.checksums or "{}").get(name) for p in parts]
+        if not all(values):
+            return {}
+        return {name: composite(name, values), "type": "COMPOSITE"}
+
+    async def abort_multipart_upload(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        key: str = params["Key"]
+        bucket = await self.bucket_for(ctx, params, "AbortMultipartUpload", key)
+        upload = await self._upload(bucket, key, params["UploadId"])
+        await self.release(await self.db.write(lambda conn: store.drop_upload(conn, upload.upload_id)))
+        return {}
+
+    async def list_parts(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        key: str = params["Key"]
+        bucket = await self.bucket_for(ctx, params, "ListMultipartUploadParts", key)
+        upload = await self._upload(bucket, key, params["UploadId"])
+        limit = min(int(params.get("MaxParts") or 1000), 1000)
+        after = int(params.get("PartNumberMarker") or 0)
+        rows = await self.db.read(lambda conn: store.list_parts(conn, upload.upload_id, after, limit + 1))
+        parts = []
+        for row in rows[:limit]:
+            part = {"PartNumber": row.part_number, "LastModified": row.last_modified, "ETag": row.etag,
+                    "Size": row.size}
+            for name, value in json.loads(row.checksums or "{}").items():
+                part[MEMBER[name]] = value
+            parts.append(part)
+        result: dict[str, Any] = {
+            "Bucket": bucket.name, "Key": key, "UploadId": upload.upload_id, "Parts": parts,
+            "PartNumberMarker": after, "MaxParts": limit, "IsTruncated": len(rows) > limit,
+            "StorageClass": upload.storage_class, "Owner": owner(upload.owner),
+            "Initiator": {"ID": owner(upload.owner)["ID"], "DisplayName": upload.owner},
+        }
+        if parts:
+            result["NextPartNumberMarker"] = parts[-1]["PartNumber"]
+        if upload.checksum_algorithm:
+            result["ChecksumAlgorithm"] = upload.checksum_algorithm
+        return result

@@ -1,0 +1,312 @@
+"""Objects: PutObject, GetObject, HeadObject, CopyObject and object tagging."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import sqlalchemy as sa
+
+from minicloud.aws.context import RequestContext
+from minicloud.aws.protocol.rest_serializers import RESULT_STATUS
+from minicloud.services.s3 import store
+from minicloud.services.s3.base import S3Base
+from minicloud.services.s3.buckets import check_tags, tag_set
+from minicloud.services.s3.data import Staged
+from minicloud.services.s3.errors import (
+    InvalidArgument,
+    InvalidPartNumber,
+    InvalidRequest,
+    InvalidStorageClass,
+    MethodNotAllowed,
+    NoSuchKey,
+    NoSuchVersion,
+    PreconditionFailed,
+)
+from minicloud.services.s3.http import (
+    OVERRIDES,
+    check_copy_conditions,
+    check_read_conditions,
+    content_headers,
+    parse_range,
+    stored_headers,
+)
+from minicloud.services.s3.names import check_key
+from minicloud.services.s3.store import Bucket, ObjectRow
+from minicloud.services.s3.uploads import MAX_PUT_BYTES, checksum_members, receive_body
+from minicloud.storage.blobs import Digest
+
+STORAGE_CLASSES = frozenset({"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
+                             "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "OUTPOSTS", "SNOW", "EXPRESS_ONEZONE"})
+
+
+def new_version_id(bucket: Bucket) -> str:
+    return secrets.token_urlsafe(24) if bucket.versioning == "Enabled" else store.NULL_VERSION
+
+
+def storage_class_of(params: dict[str, Any]) -> str:
+    value = params.get("StorageClass") or "STANDARD"
+    if value not in STORAGE_CLASSES:
+        raise InvalidStorageClass("The storage class you specified is not valid", StorageClassRequested=value)
+    return str(value)
+
+
+def parse_tagging(text: str | None) -> str | None:
+    """The x-amz-tagging header (a query string) as stored tags."""
+    if not text:
+        return None
+    pairs = parse_qsl(text, keep_blank_values=True)
+    return check_tags([{"Key": k, "Value": v} for k, v in pairs], limit=10)
+
+
+class PutCondition:
+    """If-None-Match: * and If-Match on writes, checked again inside the committing transaction."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.if_none_match = params.get("IfNoneMatch")
+        self.if_match = params.get("IfMatch")
+
+    def check(self, current: ObjectRow | None, key: str) -> None:
+        live = current if current is not None and not current.delete_marker else None
+        if self.if_none_match is not None and live is not None:
+            raise PreconditionFailed("At least one of the pre-conditions you specified did not hold",
+                                     Condition="If-None-Match")
+        if self.if_match is not None:
+            if live is None:
+                raise NoSuchKey("The specified key does not exist.", Key=key)
+            if self.if_match.strip() != "*" and self.if_match.strip('"') != live.etag.strip('"'):
+                raise PreconditionFailed("At least one of the pre-conditions you specified did not hold",
+                                         Condition="If-Match")
+
+
+class ObjectOperations(S3Base):
+    # -- writing -------------------------------------------------------------------------------------
+    async def put_object(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        key: str = params["Key"]
+        check_key(key)
+        bucket = await self.bucket_for(ctx, params, "PutObject", key)
+        storage_class = storage_class_of(params)
+        tags = parse_tagging(params.get("Tagging"))
+        condition = PutCondition(params)
+        if condition.if_none_match is not None and condition.if_none_match.strip() != "*":
+            raise InvalidArgument("If-None-Match only accepts '*' on writes", ArgumentName="If-None-Match")
+        if condition.if_match is not None or condition.if_none_match is not None:
+            condition.check(await self.db.read(lambda conn: store.get_object(conn, bucket.name, key)), key)
+        staged = await receive_body(self.data, params, storage_class,
+                                    ctx.request.headers.get("x-amz-trailer") or "")
+        checksums = {**staged.checksums, "type": "FULL_OBJECT"} if staged.checksums else {}
+        values = {
+            "bucket": bucket.name, "key": key, "version_id": new_version_id(bucket), "delete_marker": False,
+            "size": staged.size, "etag": f'"{staged.md5}"', "last_modified": ctx.now.replace(microsecond=0),
+            "storage_class": storage_class, "owner": ctx.account_id or bucket.account_id,
+            "digest": staged.digest, "parts": None, "meta": json.dumps(content_headers(params)),
+            "checksums": json.dumps(checksums) if checksums else None, "tags": tags,
+        }
+        await self.commit_version(bucket, staged, values, condition)
+        result: dict[str, Any] = {"ETag": values["etag"], **checksum_members(checksums)}
+        if bucket.versioning:
+            result["VersionId"] = values["version_id"]
+        return result
+
+    async def commit_version(self, bucket: Bucket, staged: Staged | None, values: dict[str, Any],
+                             condition: PutCondition | None = None) -> None:
+        """Make the data durable, then its metadata; a crash in between leaves an unreferenced
+        blob (removed by the next sweep), never a visible half-written object."""
+        def write(conn: sa.Connection) -> list[str]:
+            if condition is not None:
+                condition.check(store.get_object(conn, values["bucket"], values["key"]), values["key"])
+            return store.put_version(conn, values, bucket.versioning)
+
+        if staged is None:
+            released = await self.db.write(write)
+        else:
+            async with self.data.lock(staged.digest):
+                await staged.commit()
+                try:
+                    released = await self.db.write(write)
+                except BaseException:
+                    released = [staged.digest]
+                    await self.release_unlocked(released)
+                    raise
+        await self.release(released)
+
+    async def release_unlocked(self, digests: list[str]) -> None:
+        """``release`` for a caller that already holds the digests' locks."""
+        for digest in digests:
+            if not await self.db.read(lambda conn, d=digest: store.is_referenced(conn, d)):  # type: ignore[misc]
+                await self.data.delete(digest)
+
+    # -- reading -------------------------------------------------------------------------------------
+    async def find_object(self, ctx: RequestContext, bucket: Bucket, key: str,
+                          version_id: str | None) -> ObjectRow:
+        row = await self.db.read(lambda conn: store.get_object(conn, bucket.name, key, version_id))
+        if row is None:
+            if version_id is not None:
+                if version_id != store.NULL_VERSION and len(version_id) != 32:
+                    raise InvalidArgument("Invalid version id specified", ArgumentName="versionId",
+                                          ArgumentValue=version_id)
+                raise NoSuchVersion("The specified version does not exist.", Key=key, VersionId=version_id)
+            if not await self.may(ctx, "ListBucket", bucket):
+                raise self.access_denied("Access Denied")
+            raise NoSuchKey("The specified key does not exist.", Key=key)
+        if row.delete_marker:
+            if version_id is not None:
+                raise MethodNotAllowed("The specified method is not allowed against this resource.",
+                                       Method=ctx.request.method, ResourceType="DeleteMarker")
+            raise NoSuchKey("The specified key does not exist.", Key=key)
+        return row
+
+    async def may(self, ctx: RequestContext, action: str, bucket: Bucket) -> bool:
+        result = await ctx.authorizer.check(
+            ctx.principal, f"s3:{action}", f"arn:aws:s3:::{bucket.name}", context=ctx.condition_keys(),
+            resource_policy=bucket.policy, resource_account=bucket.account_id)
+        return result.allowed
+
+    async def get_object(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._read(ctx, params, body=True)
+
+    async def head_object(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._read(ctx, params, body=False)
+
+    async def _read(self, ctx: RequestContext, params: dict[str, Any], *, body: bool) -> dict[str, Any]:
+        key: str = params["Key"]
+        version_id = params.get("VersionId")
+        action = "GetObjectVersion" if version_id else "GetObject"
+        bucket = await self.bucket_for(ctx, params, action, key)
+        row = await self.find_object(ctx, bucket, key, version_id)
+        check_read_conditions(params, row.etag, row.last_modified)
+        segments = row.segments()
+        result = self.describe(row, bucket)
+        span: tuple[int, int] | None
+        part_number = params.get("PartNumber")
+        if part_number is not None:
+            span = self._part_span(row, segments, int(part_number))
+        else:
+            span = parse_range(params.get("Range"), row.size)
+        start, end = span if span is not None else (0, row.size)
+        if span is not None:
+            result[RESULT_STATUS] = 206
+            result["ContentRange"] = f"bytes {start}-{end - 1}/{row.size}"
+        elif params.get("ChecksumMode") == "ENABLED":
+            result.update(checksum_members(row.checksum_values()))
+        result["ContentLength"] = end - start
+        for override, member in OVERRIDES.items():
+            if params.get(override) is not None:
+                result[member] = params[override]
+        if body and end > start:
+            result["Body"] = self.data.read(segments, start, end)
+        return result
+
+    def _part_span(self, row: ObjectRow, segments: list[tuple[str, int]], number: int) -> tuple[int, int] | None:
+        if not row.parts:
+            if number != 1:
+                raise InvalidPartNumber("The requested partnumber is not satisfiable", PartNumberRequested=str(number),
+                                        ActualPartCount="1")
+            return None
+        if not 1 <= number <= len(segments):
+            raise InvalidPartNumber("The requested partnumber is not satisfiable", PartNumberRequested=str(number),
+                                    ActualPartCount=str(len(segments)))
+        start = sum(size for _, size in segments[:number - 1])
+        return start, start + segments[number - 1][1]
+
+    def describe(self, row: ObjectRow, bucket: Bucket) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "ETag": row.etag, "LastModified": row.last_modified, "AcceptRanges": "bytes",
+            **stored_headers(row.metadata()),
+        }
+        if row.storage_class != "STANDARD":
+            result["StorageClass"] = row.storage_class
+        if bucket.versioning or row.version_id != store.NULL_VERSION:
+            result["VersionId"] = row.version_id
+        if row.parts:
+            result["PartsCount"] = len(json.loads(row.parts))
+        tags = row.tag_pairs()
+        if tags:
+            result["TagCount"] = len(tags)
+        return result
+
+    # -- copying -------------------------------------------------------------------------------------
+    async def copy_object(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        key: str = params["Key"]
+        check_key(key)
+        source_bucket_name, source_key, source_version = parse_copy_source(params["CopySource"])
+        source_bucket = await self.bucket(source_bucket_name)
+        action = "GetObjectVersion" if source_version else "GetObject"
+        await self.authorize(ctx, action, source_bucket, source_key)
+        bucket = await self.bucket_for(ctx, params, "PutObject", key)
+        source = await self.find_object(ctx, source_bucket, source_key, source_version)
+        check_copy_conditions(params, source.etag, source.last_modified)
+        if source.size > MAX_PUT_BYTES:
+            raise InvalidRequest("The specified copy source is larger than the maximum allowable size for a copy "
+                                 f"source: {MAX_PUT_BYTES}")
+        replace = params.get("MetadataDirective") == "REPLACE"
+        storage_class = storage_class_of(params) if params.get("StorageClass") else source.storage_class
+        same = (source_bucket.name == bucket.name and source.key == key and source_version is None)
+        if same and not replace and not params.get("StorageClass") and not params.get("WebsiteRedirectLocation"):
+            raise InvalidRequest("This copy request is illegal because it is trying to copy an object to itself "
+                                 "without changing the object's metadata, storage class, website redirect "
+                                 "location or encryption attributes.")
+        meta = json.dumps(content_headers(params)) if replace else source.meta
+        tags = parse_tagging(params.get("Tagging")) if params.get("TaggingDirective") == "REPLACE" else source.tags
+        values = {
+            "bucket": bucket.name, "key": key, "version_id": new_version_id(bucket), "delete_marker": False,
+            "size": source.size, "etag": source.etag, "last_modified": ctx.now.replace(microsecond=0),
+            "storage_class": storage_class,
+            "owner": ctx.account_id or bucket.account_id, "digest": source.digest, "parts": source.parts,
+            "meta": meta, "checksums": source.checksums, "tags": tags,
+        }
+        if storage_class not in ("ONEZONE_IA", "REDUCED_REDUNDANCY"):
+            for digest, _ in source.segments():  # data kept in one zone now needs every zone
+                await self.data.store.repair(Digest.parse(digest))
+        await self.commit_version(bucket, None, values)
+        result: dict[str, Any] = {"CopyObjectResult": {"ETag": source.etag, "LastModified": values["last_modified"]}}
+        if bucket.versioning:
+            result["VersionId"] = values["version_id"]
+        if source_bucket.versioning or source.version_id != store.NULL_VERSION:
+            result["CopySourceVersionId"] = source.version_id
+        return result
+
+    # -- tagging -------------------------------------------------------------------------------------
+    async def put_object_tagging(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        key, version_id = params["Key"], params.get("VersionId")
+        bucket = await self.bucket_for(ctx, params, "PutObjectVersionTagging" if version_id else "PutObjectTagging",
+                                       key)
+        row = await self.find_object(ctx, bucket, key, version_id)
+        tags = check_tags((params.get("Tagging") or {}).get("TagSet") or [], limit=10)
+        await self.db.write(lambda conn: store.set_object_tags(conn, row.id, tags))
+        return {"VersionId": row.version_id} if bucket.versioning else {}
+
+    async def get_object_tagging(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        key, version_id = params["Key"], params.get("VersionId")
+        bucket = await self.bucket_for(ctx, params, "GetObjectVersionTagging" if version_id else "GetObjectTagging",
+                                       key)
+        row = await self.find_object(ctx, bucket, key, version_id)
+        result: dict[str, Any] = {"TagSet": tag_set(row.tags)}
+        if bucket.versioning:
+            result["VersionId"] = row.version_id
+        return result
+
+    async def delete_object_tagging(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        key, version_id = params["Key"], params.get("VersionId")
+        bucket = await self.bucket_for(ctx, params,
+                                       "DeleteObjectVersionTagging" if version_id else "DeleteObjectTagging", key)
+        row = await self.find_object(ctx, bucket, key, version_id)
+        await self.db.write(lambda conn: store.set_object_tags(conn, row.id, None))
+        return {"VersionId": row.version_id} if bucket.versioning else {}
+
+
+def parse_copy_source(text: str) -> tuple[str, str, str | None]:
+    """``bucket/key[?versionId=...]`` (URL-encoded, maybe with a leading slash)."""
+    path, _, query = text.partition("?")
+    path = unquote(path).lstrip("/")
+    bucket, _, key = path.partition("/")
+    if not bucket or not key:
+        raise InvalidArgument("Invalid copy source object key", ArgumentName="x-amz-copy-source",
+                              ArgumentValue=text)
+    version = None
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name == "versionId":
+            version = value
+    return bucket, key, version

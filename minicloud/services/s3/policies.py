@@ -1,0 +1,102 @@
+"""Bucket policies (validated as resource policies, enforced with IAM on every request) and CORS
+configuration."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from minicloud.aws.context import RequestContext
+from minicloud.iam.policy import MalformedPolicyDocument, PolicyKind, parse_policy
+from minicloud.services.s3 import store
+from minicloud.services.s3.base import S3Base
+from minicloud.services.s3.errors import MalformedPolicy, MalformedXML, NoSuchBucketPolicy, NoSuchCORSConfiguration
+
+MAX_POLICY_BYTES = 20 * 1024
+_CORS_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "HEAD"})
+
+
+def check_policy(text: str, bucket: str) -> None:
+    if len(text.encode()) > MAX_POLICY_BYTES:
+        raise MalformedPolicy("Policies must be less than 20 KB")
+    if not text.lstrip().startswith("{"):
+        raise MalformedPolicy("Policies must be valid JSON and the first byte must be '{'")
+    try:
+        policy = parse_policy(text, PolicyKind.RESOURCE)
+    except MalformedPolicyDocument as exc:
+        raise MalformedPolicy(exc.message) from None
+    document = json.loads(text)
+    statements = document.get("Statement")
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(statement, dict):
+            continue
+        resources = statement.get("Resource", statement.get("NotResource", []))
+        for resource in [resources] if isinstance(resources, str) else resources or []:
+            if not _names_bucket(str(resource), bucket):
+                raise MalformedPolicy("Policy has invalid resource")
+    del policy
+
+
+def _names_bucket(resource: str, bucket: str) -> bool:
+    if resource == "*":
+        return True
+    if not resource.startswith("arn:aws:s3:::"):
+        return False
+    name = resource[len("arn:aws:s3:::"):].split("/", 1)[0]
+    return name == bucket or ("*" in name or "?" in name)
+
+
+class PolicyOperations(S3Base):
+    async def put_bucket_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = await self.bucket_for(ctx, params, "PutBucketPolicy")
+        text: str = params.get("Policy") or ""
+        check_policy(text, bucket.name)
+        await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, policy=text))
+        self.forget_bucket(bucket.name)
+        return {}
+
+    async def get_bucket_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = await self.bucket_for(ctx, params, "GetBucketPolicy")
+        if not bucket.policy:
+            raise NoSuchBucketPolicy("The bucket policy does not exist", BucketName=bucket.name)
+        return {"Policy": bucket.policy}
+
+    async def delete_bucket_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = await self.bucket_for(ctx, params, "DeleteBucketPolicy")
+        await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, policy=None))
+        self.forget_bucket(bucket.name)
+        return {}
+
+    async def get_bucket_policy_status(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = await self.bucket_for(ctx, params, "GetBucketPolicyStatus")
+        public = bool(bucket.policy) and '"*"' in (bucket.policy or "")
+        return {"PolicyStatus": {"IsPublic": public}}
+
+    # -- CORS ----------------------------------------------------------------------------------------
+    async def put_bucket_cors(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = await self.bucket_for(ctx, params, "PutBucketCORS")
+        rules = (params.get("CORSConfiguration") or {}).get("CORSRules") or []
+        if not rules or len(rules) > 100:
+            raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
+                               "published schema")
+        for rule in rules:
+            methods = rule.get("AllowedMethods") or []
+            if not methods or not rule.get("AllowedOrigins") or not set(methods) <= _CORS_METHODS:
+                raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
+                                   "published schema")
+        text = json.dumps(rules, default=str)
+        await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, cors=text))
+        self.forget_bucket(bucket.name)
+        return {}
+
+    async def get_bucket_cors(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = await self.bucket_for(ctx, params, "GetBucketCORS")
+        if not bucket.cors:
+            raise NoSuchCORSConfiguration("The CORS configuration does not exist", BucketName=bucket.name)
+        return {"CORSRules": json.loads(bucket.cors)}
+
+    async def delete_bucket_cors(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = await self.bucket_for(ctx, params, "PutBucketCORS")
+        await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, cors=None))
+        self.forget_bucket(bucket.name)
+        return {}

@@ -1,0 +1,13 @@
+"""The S3 provider: every operation, one mixin per resource (see the package docstring)."""
+
+from __future__ import annotations
+
+from minicloud.services.s3.buckets import BucketOperations
+from minicloud.services.s3.deletes import DeleteOperations
+from minicloud.services.s3.listing import ListingOperations
+from minicloud.services.s3.multipart import MultipartOperations
+from minicloud.services.s3.policies import PolicyOperations
+
+
+class S3Provider(MultipartOperations, DeleteOperations, BucketOperations, PolicyOperations, ListingOperations):
+    """Amazon S3 over minicloud's metadata store and replicated blob store."""

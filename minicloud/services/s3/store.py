@@ -1,0 +1,281 @@
+"""S3's metadata rows: blocking functions over a SQLAlchemy connection (run by ``Database``).
+
+Every change to what references a blob adjusts ``s3_blobs.refs`` in the same transaction; the
+functions return the digests whose count reached zero, for the caller to delete their files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from minicloud.services.s3.tables import s3_blobs, s3_buckets, s3_objects, s3_upload_parts, s3_uploads
+
+NULL_VERSION = "null"
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    name: str
+    account_id: str
+    region: str
+    created_at: datetime
+    versioning: str | None
+    policy: str | None
+    tags: str | None
+    cors: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRow:
+    id: int
+    bucket: str
+    key: str
+    version_id: str
+    latest: bool
+    delete_marker: bool
+    size: int
+    etag: str
+    last_modified: datetime
+    storage_class: str
+    owner: str
+    digest: str | None
+    parts: str | None
+    meta: str | None
+    checksums: str | None
+    tags: str | None
+
+    def segments(self) -> list[tuple[str, int]]:
+        if self.parts:
+            return [(str(d), int(n)) for d, n in json.loads(self.parts)]
+        if self.digest:
+            return [(self.digest, self.size)]
+        return []
+
+    def metadata(self) -> dict[str, Any]:
+        return json.loads(self.meta) if self.meta else {}
+
+    def checksum_values(self) -> dict[str, Any]:
+        return json.loads(self.checksums) if self.checksums else {}
+
+    def tag_pairs(self) -> list[list[str]]:
+        return json.loads(self.tags) if self.tags else []
+
+
+_OBJECT_COLUMNS = [s3_objects.c[name] for name in ObjectRow.__slots__]
+
+
+def _object(row: Any) -> ObjectRow:
+    return ObjectRow(*row)
+
+
+# -- buckets -----------------------------------------------------------------------------------------
+
+def get_bucket(conn: sa.Connection, name: str) -> Bucket | None:
+    row = conn.execute(sa.select(s3_buckets).where(s3_buckets.c.name == name)).first()
+    return Bucket(*row) if row else None
+
+
+def insert_bucket(conn: sa.Connection, bucket: Bucket) -> bool:
+    if get_bucket(conn, bucket.name) is not None:
+        return False
+    conn.execute(s3_buckets.insert().values(
+        name=bucket.name, account_id=bucket.account_id, region=bucket.region, created_at=bucket.created_at,
+        versioning=None, policy=None, tags=None, cors=None))
+    return True
+
+
+def update_bucket(conn: sa.Connection, name: str, **values: Any) -> None:
+    conn.execute(s3_buckets.update().where(s3_buckets.c.name == name).values(**values))
+
+
+def list_buckets(conn: sa.Connection, account_id: str, after: str, prefix: str, limit: int) -> list[Bucket]:
+    query = (sa.select(s3_buckets).where(s3_buckets.c.account_id == account_id, s3_buckets.c.name > after)
+             .order_by(s3_buckets.c.name).limit(limit))
+    if prefix:
+        query = query.where(s3_buckets.c.name >= prefix, s3_buckets.c.name < prefix_end(prefix))
+    return [Bucket(*row) for row in conn.execute(query)]
+
+
+def bucket_is_empty(conn: sa.Connection, name: str) -> bool:
+    has_object = conn.execute(sa.select(s3_objects.c.id).where(s3_objects.c.bucket == name).limit(1)).first()
+    has_upload = conn.execute(sa.select(s3_uploads.c.upload_id).where(s3_uploads.c.bucket == name)
+                              .limit(1)).first()
+    return has_object is None and has_upload is None
+
+
+def delete_bucket(conn: sa.Connection, name: str) -> None:
+    conn.execute(s3_buckets.delete().where(s3_buckets.c.name == name))
+
+
+# -- blob references ---------------------------------------------------------------------------------
+
+def add_refs(conn: sa.Connection, digests: list[str]) -> None:
+    for digest in digests:
+        done = conn.execute(s3_blobs.update().where(s3_blobs.c.digest == digest)
+                            .values(refs=s3_blobs.c.refs + 1))
+        if done.rowcount == 0:
+            conn.execute(s3_blobs.insert().values(digest=digest, refs=1))
+
+
+def drop_refs(conn: sa.Connection, digests: list[str]) -> list[str]:
+    """Decrement; the digests no longer referenced (their rows are gone)."""
+    released = []
+    for digest in digests:
+        conn.execute(s3_blobs.update().where(s3_blobs.c.digest == digest).values(refs=s3_blobs.c.refs - 1))
+        refs = conn.execute(sa.select(s3_blobs.c.refs).where(s3_blobs.c.digest == digest)).scalar()
+        if refs is not None and refs <= 0:
+            conn.execute(s3_blobs.delete().where(s3_blobs.c.digest == digest))
+            released.append(digest)
+    return released
+
+
+def is_referenced(conn: sa.Connection, digest: str) -> bool:
+    return conn.execute(sa.select(s3_blobs.c.refs).where(s3_blobs.c.digest == digest)).first() is not None
+
+
+def _digests(row: ObjectRow) -> list[str]:
+    return [digest for digest, _ in row.segments()]
+
+
+# -- objects -----------------------------------------------------------------------------------------
+
+def get_object(conn: sa.Connection, bucket: str, key: str, version_id: str | None = None) -> ObjectRow | None:
+    query = sa.select(*_OBJECT_COLUMNS).where(s3_objects.c.bucket == bucket, s3_objects.c.key == key)
+    if version_id is None:
+        query = query.where(s3_objects.c.latest == sa.true())
+    else:
+        query = query.where(s3_objects.c.version_id == version_id)
+    row = conn.execute(query.order_by(s3_objects.c.id.desc()).limit(1)).first()
+    return _object(row) if row else None
+
+
+def put_version(conn: sa.Connection, values: dict[str, Any], versioning: str | None) -> list[str]:
+    """Make ``values`` the latest version of its key; what it replaces is released (unversioned
+    or suspended buckets keep a single "null" version)."""
+    bucket, key = values["bucket"], values["key"]
+    where = (s3_objects.c.bucket == bucket, s3_objects.c.key == key)
+    released: list[str] = []
+    if versioning != "Enabled":
+        for row in conn.execute(sa.select(*_OBJECT_COLUMNS).where(
+                *where, s3_objects.c.version_id == NULL_VERSION)):
+            released += drop_refs(conn, _digests(_object(row)))
+            conn.execute(s3_objects.delete().where(s3_objects.c.id == row.id))
+    conn.execute(s3_objects.update().where(*where, s3_objects.c.latest == sa.true()).values(latest=False))
+    conn.execute(s3_objects.insert().values(latest=True, **values))
+    segments = json.loads(values["parts"]) if values.get("parts") else (
+        [[values["digest"], values["size"]]] if values.get("digest") else [])
+    add_refs(conn, [d for d, _ in segments])
+    return [d for d in released if d not in {s[0] for s in segments}]
+
+
+def delete_version(conn: sa.Connection, row: ObjectRow) -> list[str]:
+    """Remove one version for good; the newest remaining version becomes the latest."""
+    conn.execute(s3_objects.delete().where(s3_objects.c.id == row.id))
+    released = drop_refs(conn, _digests(row))
+    if row.latest:
+        newest = conn.execute(sa.select(s3_objects.c.id).where(
+            s3_objects.c.bucket == row.bucket, s3_objects.c.key == row.key)
+            .order_by(s3_objects.c.id.desc()).limit(1)).scalar()
+        if newest is not None:
+            conn.execute(s3_objects.update().where(s3_objects.c.id == newest).values(latest=True))
+    return released
+
+
+def set_object_tags(conn: sa.Connection, row_id: int, tags: str | None) -> None:
+    conn.execute(s3_objects.update().where(s3_objects.c.id == row_id).values(tags=tags))
+
+
+def prefix_end(prefix: str) -> str:
+    """The smallest string greater than every string starting with ``prefix``."""
+    chars = list(prefix)
+    while chars:
+        last = ord(chars[-1])
+        if last < 0x10FFFF:
+            chars[-1] = chr(last + 1 if last + 1 not in range(0xD800, 0xE000) else 0xE000)
+            return "".join(chars)
+        chars.pop()
+    return "\U0010ffff" * 2
+
+
+def list_latest(conn: sa.Connection, bucket: str, after: str | None, prefix: str,
+                limit: int, *, inclusive: bool = False) -> list[ObjectRow]:
+    """Current, non-deleted objects in key order, keys > ``after`` (>= when ``inclusive``)."""
+    c = s3_objects.c
+    query = sa.select(*_OBJECT_COLUMNS).where(c.bucket == bucket, c.latest == sa.true(),
+                                              c.delete_marker == sa.false())
+    if after is not None:
+        query = query.where(c.key >= after if inclusive else c.key > after)
+    if prefix:
+        query = query.where(c.key >= prefix, c.key < prefix_end(prefix))
+    return [_object(row) for row in conn.execute(query.order_by(c.key).limit(limit))]
+
+
+def list_versions(conn: sa.Connection, bucket: str, after: tuple[str, int] | None, prefix: str,
+                  limit: int) -> list[ObjectRow]:
+    """Every version in (key, newest first) order, after the (key, id) position ``after``."""
+    c = s3_objects.c
+    query = sa.select(*_OBJECT_COLUMNS).where(c.bucket == bucket)
+    if after is not None:
+        key, row_id = after
+        if row_id < 0:  # every version of keys >= key
+            query = query.where(c.key >= key)
+        else:
+            query = query.where(sa.or_(c.key > key, sa.and_(c.key == key, c.id < row_id)))
+    if prefix:
+        query = query.where(c.key >= prefix, c.key < prefix_end(prefix))
+    return [_object(row) for row in conn.execute(query.order_by(c.key, c.id.desc()).limit(limit))]
+
+
+# -- multipart uploads -------------------------------------------------------------------------------
+
+def get_upload(conn: sa.Connection, upload_id: str) -> Any:
+    return conn.execute(sa.select(s3_uploads).where(s3_uploads.c.upload_id == upload_id)).first()
+
+
+def put_part(conn: sa.Connection, values: dict[str, Any]) -> list[str]:
+    c = s3_upload_parts.c
+    old = conn.execute(sa.select(c.digest).where(c.upload_id == values["upload_id"],
+                                                 c.part_number == values["part_number"])).scalar()
+    released: list[str] = []
+    if old is not None:
+        conn.execute(s3_upload_parts.delete().where(c.upload_id == values["upload_id"],
+                                                    c.part_number == values["part_number"]))
+        released = drop_refs(conn, [old])
+    conn.execute(s3_upload_parts.insert().values(**values))
+    add_refs(conn, [values["digest"]])
+    return [d for d in released if d != values["digest"]]
+
+
+def list_parts(conn: sa.Connection, upload_id: str, after: int = 0, limit: int | None = None) -> list[Any]:
+    c = s3_upload_parts.c
+    query = (sa.select(s3_upload_parts).where(c.upload_id == upload_id, c.part_number > after)
+             .order_by(c.part_number))
+    if limit is not None:
+        query = query.limit(limit)
+    return list(conn.execute(query))
+
+
+def drop_upload(conn: sa.Connection, upload_id: str, keep: set[int] | None = None) -> list[str]:
+    """Delete an upload and its parts; parts in ``keep`` hand their references to the object."""
+    c = s3_upload_parts.c
+    parts = conn.execute(sa.select(c.part_number, c.digest).where(c.upload_id == upload_id)).all()
+    conn.execute(s3_upload_parts.delete().where(c.upload_id == upload_id))
+    conn.execute(s3_uploads.delete().where(s3_uploads.c.upload_id == upload_id))
+    return drop_refs(conn, [digest for number, digest in parts if not keep or number not in keep])
+
+
+def list_uploads(conn: sa.Connection, bucket: str, after: tuple[str, str] | None, prefix: str,
+                 limit: int) -> list[Any]:
+    c = s3_uploads.c
+    query = sa.select(s3_uploads).where(c.bucket == bucket)
+    if after is not None:
+        key, upload_id = after
+        query = query.where(sa.or_(c.key > key, sa.and_(c.key == key, c.upload_id > upload_id)))
+    if prefix:
+        query = query.where(c.key >= prefix, c.key < prefix_end(prefix))
+    return list(conn.execute(query.order_by(c.key, c.upload_id).limit(limit)))

@@ -1,0 +1,92 @@
+"""S3's metadata tables (created by migration ``0020_s3``).
+
+    s3_buckets        one row per bucket: owner, region, versioning, policy, tags, CORS
+    s3_objects        one row per object version (``version_id`` "null" when unversioned);
+                      ``latest`` marks the current version; a delete marker has no data.
+                      Data is one blob (``digest``) or, after a multipart upload, ``parts``:
+                      a JSON list of [digest, size] in order.
+    s3_blobs          reference counts of blobs: a blob is deleted when its count reaches zero
+    s3_uploads        multipart uploads in progress
+    s3_upload_parts   their parts, each a blob
+
+Keys compare as bytes (S3 lists in UTF-8 binary order): SQLite's default collation does so,
+PostgreSQL is told ``COLLATE "C"``.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from minicloud.storage.metadata.schema import UtcDateTime, metadata
+
+
+def key_type(length: int) -> sa.types.TypeEngine[str]:
+    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
+
+
+ROW_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+s3_buckets = sa.Table(
+    "s3_buckets", metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("account_id", sa.String(12), nullable=False, index=True),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("versioning", sa.String(16), nullable=True),  # None, Enabled, Suspended
+    sa.Column("policy", sa.Text, nullable=True),
+    sa.Column("tags", sa.Text, nullable=True),  # JSON [[key, value], ...]
+    sa.Column("cors", sa.Text, nullable=True),  # JSON list of rules
+)
+
+s3_objects = sa.Table(
+    "s3_objects", metadata,
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
+    sa.Column("bucket", sa.String(63), nullable=False),
+    sa.Column("key", key_type(1024), nullable=False),
+    sa.Column("version_id", sa.String(64), nullable=False),
+    sa.Column("latest", sa.Boolean, nullable=False),
+    sa.Column("delete_marker", sa.Boolean, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("etag", sa.String(64), nullable=False),
+    sa.Column("last_modified", UtcDateTime, nullable=False),
+    sa.Column("storage_class", sa.String(32), nullable=False),
+    sa.Column("owner", sa.String(12), nullable=False),
+    sa.Column("digest", sa.String(80), nullable=True),
+    sa.Column("parts", sa.Text, nullable=True),
+    sa.Column("meta", sa.Text, nullable=True),  # JSON: content headers and user metadata
+    sa.Column("checksums", sa.Text, nullable=True),  # JSON {"CRC32": "...", "type": ...}
+    sa.Column("tags", sa.Text, nullable=True),
+    sa.Index("ix_s3_objects_bucket_key_id", "bucket", "key", "id"),
+    sa.Index("ix_s3_objects_bucket_latest_key", "bucket", "latest", "key"),
+)
+
+s3_blobs = sa.Table(
+    "s3_blobs", metadata,
+    sa.Column("digest", sa.String(80), primary_key=True),
+    sa.Column("refs", sa.Integer, nullable=False),
+)
+
+s3_uploads = sa.Table(
+    "s3_uploads", metadata,
+    sa.Column("upload_id", sa.String(96), primary_key=True),
+    sa.Column("bucket", sa.String(63), nullable=False),
+    sa.Column("key", key_type(1024), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("storage_class", sa.String(32), nullable=False),
+    sa.Column("owner", sa.String(12), nullable=False),
+    sa.Column("meta", sa.Text, nullable=True),
+    sa.Column("checksum_algorithm", sa.String(16), nullable=True),
+    sa.Column("tags", sa.Text, nullable=True),
+    sa.Index("ix_s3_uploads_bucket_key_upload_id", "bucket", "key", "upload_id"),
+)
+
+s3_upload_parts = sa.Table(
+    "s3_upload_parts", metadata,
+    sa.Column("upload_id", sa.String(96), primary_key=True),
+    sa.Column("part_number", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(80), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("etag", sa.String(64), nullable=False),
+    sa.Column("last_modified", UtcDateTime, nullable=False),
+    sa.Column("checksums", sa.Text, nullable=True),
+)
