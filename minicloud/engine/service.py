@@ -18,6 +18,7 @@ from minicloud.engine.containers.runtime import Runc
 from minicloud.engine.content import ContentStore
 from minicloud.engine.events import Events
 from minicloud.engine.images.pull import Puller
+from minicloud.engine.images.registry import Credentials
 from minicloud.engine.images.store import ImageStore
 from minicloud.engine.snapshots.overlay import OverlaySnapshotter
 from minicloud.engine.snapshots.unpack import Unpacker
@@ -30,6 +31,7 @@ class EngineSettings:
     data_dir: Path
     socket_path: Path
     mirror: str | None = None  # where docker.io references are pulled from
+    mirror_credentials: Credentials | None = None  # used there when the client sends none
     runc: str | None = None  # path to runc; found on PATH when None
 
 
@@ -43,7 +45,7 @@ class Engine:
         self.images = ImageStore(root / "images", self.content)
         self.snapshots = OverlaySnapshotter(root / "snapshots")
         self.unpacker = Unpacker(self.content, self.snapshots)
-        self.puller = Puller(self.content, self.images, self.unpacker, settings.mirror)
+        self.puller = Puller(self.content, self.images, self.unpacker, settings.mirror, settings.mirror_credentials)
         runc = settings.runc or shutil.which("runc") or "runc"
         self.runc = Runc(runc, root / "runc")
         self.containers = ContainerManager(root / "containers", self.images, self.snapshots, self.unpacker,
@@ -77,11 +79,15 @@ class Engine:
             self.settings.socket_path.unlink()
 
 
-async def start_engine(config: Config) -> Engine | None:
-    """Start the engine for ``minicloud up``; a failure is logged and leaves the rest of minicloud up."""
+async def start_engine(config: Config, own_registry_keys: tuple[str, str] | None = None) -> Engine | None:
+    """Start the engine for ``minicloud up``; a failure is logged and leaves the rest of minicloud up.
+    Without a configured mirror, docker.io images come from minicloud's own registry, which the
+    engine signs in to with ``own_registry_keys``."""
+    own = not config.engine_mirror
     mirror = config.engine_mirror or f"http://{_loopback(config.host)}:{config.port}"
+    credentials = Credentials(*own_registry_keys) if own and own_registry_keys else None
     engine = Engine(EngineSettings(data_dir=config.data_dir, socket_path=config.data_dir / "docker.sock",
-                                   mirror=mirror))
+                                   mirror=mirror, mirror_credentials=credentials))
     try:
         await engine.start()
     except Exception:

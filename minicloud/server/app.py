@@ -56,7 +56,8 @@ class MinicloudApp:
         if self.runtime.config.engine:
             from minicloud.engine.service import start_engine
 
-            self.engine = await start_engine(self.runtime.config)
+            keys = self.runtime.root_keys  # the engine pulls from minicloud's own registry as root
+            self.engine = await start_engine(self.runtime.config, (keys.access_key_id, keys.secret_access_key))
 
     async def shutdown(self) -> None:
         if self.engine is not None:

@@ -58,6 +58,7 @@ def busybox_rootfs_tar(target: Path) -> Path:
 class Registry:
     port: int
     process: subprocess.Popen[bytes]
+    root: Path
 
     @property
     def host(self) -> str:
@@ -84,7 +85,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
             break
         except OSError:
             time.sleep(0.05)
-    yield Registry(port, proc)
+    yield Registry(port, proc, root)
     proc.terminate()
     proc.wait(10)
 
@@ -286,9 +287,9 @@ def test_save_load_tag_rmi(engine: Engine) -> None:
     engine.docker("rmi", "copy/busybox:v1")
 
 
-def push_to_registry(engine: Engine, registry: Registry, name: str) -> None:
+def push_to_registry(engine: Engine, registry: Registry, name: str, source: str = "busybox") -> None:
     archive = engine.work / f"{name.replace('/', '_').replace(':', '_')}.tar"
-    engine.docker("save", "-o", str(archive), "busybox")
+    engine.docker("save", "-o", str(archive), source)
     subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", "--dest-compress", f"docker-archive:{archive}",
                     f"docker://{registry.host}/{name}"], check=True, capture_output=True, timeout=60)
 
@@ -315,6 +316,68 @@ def test_docker_io_goes_to_the_mirror(engine: Engine, registry: Registry) -> Non
     engine.docker("rmi", "mirrored")
 
 
+def test_corrupted_layer_is_refused(engine: Engine, registry: Registry, tmp_path: Path) -> None:
+    unique = tmp_path / "unique.tar"
+    with tarfile.open(unique, "w") as tar:
+        (tmp_path / "file").write_bytes(os.urandom(4096))
+        tar.add(tmp_path / "file", arcname="file")
+    engine.docker("import", str(unique), "corrupt-src")
+    push_to_registry(engine, registry, "team/corrupt:1", "corrupt-src")
+    engine.docker("rmi", "corrupt-src")
+    manifest = json.loads(subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{registry.host}/team/corrupt:1"],
+        capture_output=True, text=True, check=True).stdout)
+    digest = manifest["layers"][0]["digest"]
+    blobs = Path(registry.root) / "data" / "docker" / "registry" / "v2" / "blobs" / "sha256"
+    data = blobs / digest[7:9] / digest[7:] / "data"
+    data.write_bytes(bytes(len(data.read_bytes())))  # same size, other bytes
+    failed = engine.docker("pull", f"{registry.host}/team/corrupt:1", check=False)
+    assert failed.returncode != 0 and "digest mismatch" in failed.stdout + failed.stderr
+    ingest = engine.server.data_dir / "engine" / "content" / "ingest"
+    assert list(ingest.iterdir()) == []  # the partial download is discarded, never resumed
+    blob = engine.server.data_dir / "engine" / "content" / "blobs" / "sha256" / digest[7:]
+    assert not blob.exists()
+
+
+def test_restart_policy_survives_a_restart_of_minicloud(engine: Engine) -> None:
+    engine.docker("run", "-d", "--name", "always", "--restart", "always", "busybox", "sleep", "1000")
+    engine.docker("run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c",
+                  "echo try; exit 1")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if engine.docker("inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "flaky").stdout.split() == \
+                ["2", "exited"]:
+            break
+        time.sleep(0.1)
+    assert engine.docker("logs", "flaky").stdout == "try\ntry\ntry\n"
+    engine.server.stop()
+    engine.server.start()
+    deadline = time.monotonic() + 10
+    status = ""
+    while time.monotonic() < deadline:
+        status = engine.docker("inspect", "-f", "{{.State.Status}}", "always").stdout.strip()
+        if status == "running":
+            break
+        time.sleep(0.1)
+    assert status == "running"
+    assert engine.docker("inspect", "-f", "{{.State.Status}}", "flaky").stdout.strip() == "exited"
+    engine.docker("rm", "-f", "always", "flaky")
+
+
+def test_events_stream(engine: Engine) -> None:
+    events = subprocess.Popen([DOCKER, "events", "--format", "{{.Type}} {{.Action}}"], env=engine.env,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        engine.docker("run", "--rm", "busybox", "true")
+        assert events.stdout is not None
+        seen = [events.stdout.readline().strip() for _ in range(4)]
+    finally:
+        events.terminate()
+        events.wait(5)
+    assert seen == ["container create", "container start", "container die", "container destroy"]
+
+
 def test_restart_of_minicloud_readopts(engine: Engine) -> None:
     engine.docker("run", "-d", "--name", "survivor", "busybox", "sh", "-c",
                   "trap 'exit 0' TERM; echo up; while true; do sleep 0.1; done")
@@ -328,6 +391,26 @@ def test_restart_of_minicloud_readopts(engine: Engine) -> None:
     assert state["Status"] == "exited" and state["ExitCode"] == 0
     assert engine.docker("logs", "survivor").stdout == "up\n"
     engine.docker("rm", "survivor")
+
+
+def test_docker_io_defaults_to_minicloud_registry(fresh_server: MinicloudServer, engine: Engine) -> None:
+    """Without a configured mirror, docker.io images come from minicloud's own registry."""
+    fresh_server.env["MINICLOUD_CONTROLLERS"] = "0"
+    fresh_server.start()
+    try:
+        assert fresh_server.root is not None
+        archive = engine.work / "own.tar"
+        engine.docker("save", "-o", str(archive), "busybox")
+        keys = f"{fresh_server.root.access_key_id}:{fresh_server.root.secret_access_key}"
+        subprocess.run(["skopeo", "copy", "--dest-creds", keys, "--dest-tls-verify=false", f"docker-archive:{archive}",
+                        f"docker://127.0.0.1:{fresh_server.port}/library/ownbox:latest"],
+                       check=True, capture_output=True, timeout=60)
+        env = {**engine.env, "DOCKER_HOST": f"unix://{fresh_server.data_dir / 'docker.sock'}"}
+        result = subprocess.run([DOCKER, "run", "--rm", "ownbox", "echo", "own"], env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert result.stdout == "own\n", result.stderr
+    finally:
+        fresh_server.stop()
 
 
 def test_nothing_left_behind(engine: Engine) -> None:

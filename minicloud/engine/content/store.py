@@ -91,7 +91,9 @@ class Writer:
             if expected is not None and digest != expected:
                 raise DigestMismatch(f"digest mismatch: expected {expected}, got {digest}")
             target = self._store.blob_path(digest)
-            if not target.exists():
+            if target.exists():  # already there: success, and this copy is not needed
+                (self._dir / "data").unlink(missing_ok=True)
+            else:
                 self._file.flush()
                 os.fsync(self._file.fileno())
                 os.chmod(self._dir / "data", 0o444)

@@ -15,7 +15,7 @@ from typing import Any
 
 from minicloud.engine.content import ContentStore, Digest
 from minicloud.engine.errors import InvalidArgument, NotFound
-from minicloud.engine.images.reference import Reference
+from minicloud.engine.images.reference import DEFAULT_DOMAIN, Reference
 from minicloud.engine.images.registry import Credentials, Manifest, RegistryClient, endpoint_for
 from minicloud.engine.images.store import (
     MEDIA_DOCKER_LIST,
@@ -48,13 +48,17 @@ def _human(n: int) -> str:
 
 
 class Puller:
-    def __init__(self, content: ContentStore, images: ImageStore, unpacker: Unpacker, mirror: str | None) -> None:
+    def __init__(self, content: ContentStore, images: ImageStore, unpacker: Unpacker, mirror: str | None,
+                 mirror_credentials: Credentials | None = None) -> None:
+        self.mirror_credentials = mirror_credentials
         self.content = content
         self.images = images
         self.unpacker = unpacker
         self.mirror = mirror
 
     async def pull(self, ref: Reference, credentials: Credentials | None, progress: Progress) -> Image:
+        if credentials is None and ref.domain == DEFAULT_DOMAIN:
+            credentials = self.mirror_credentials
         client = RegistryClient(endpoint_for(ref, self.mirror), ref.path, credentials)
         manifest = await asyncio.to_thread(client.manifest, ref.digest or ref.tag or "latest")
         progress({"status": f"Pulling from {ref.path}", "id": ref.tag or ref.digest})
@@ -79,9 +83,12 @@ class Puller:
         for layer in layers:
             if not self.content.exists(Digest(layer.digest)):
                 progress({"status": "Pulling fs layer", "progressDetail": {}, "id": layer.digest[7:19]})
-        async with asyncio.TaskGroup() as group:
-            for layer in layers:
-                group.create_task(download(layer))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for layer in layers:
+                    group.create_task(download(layer))
+        except BaseExceptionGroup as failed:  # report the first failure itself, as Docker does
+            raise failed.exceptions[0] from None
         await self.unpacker.unpack([layer.digest for layer in layers], diff_ids)
         for layer in layers:
             progress({"status": "Pull complete", "progressDetail": {}, "id": layer.digest[7:19]})

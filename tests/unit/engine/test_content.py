@@ -75,3 +75,12 @@ def test_delete_walk_and_errors(tmp_path: Path) -> None:
         store.delete(a)
     with pytest.raises(InvalidArgument):
         Digest("sha256:xyz")
+
+
+def test_ingest_of_an_existing_blob_leaves_nothing(tmp_path: Path) -> None:
+    import io
+
+    store = ContentStore(tmp_path)
+    store.put(b"same")
+    assert store.ingest_file(io.BytesIO(b"same")).digest == digest_of(b"same")
+    assert not list((tmp_path / "ingest").iterdir())
