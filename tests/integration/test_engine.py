@@ -9,14 +9,17 @@ supervisor is left behind.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import pty
 import select
 import shutil
-import signal
+import struct
 import subprocess
 import tarfile
+import termios
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -209,10 +212,18 @@ def test_stdin_is_piped(engine: Engine) -> None:
     assert engine.docker("run", "--rm", "-i", "busybox", "tr", "a-z", "A-Z", stdin="shout\n").stdout == "SHOUT\n"
 
 
-def test_interactive_tty(engine: Engine) -> None:
+def on_a_terminal(engine: Engine, *args: str, rows: int = 0, cols: int = 0) -> tuple[int, int]:
+    """Run the docker CLI on a new pseudo-terminal; returns (pid, master fd)."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: the docker CLI on a pseudo-terminal
-        os.execve(DOCKER, [DOCKER, "run", "--rm", "-it", "busybox", "sh"], engine.env)
+        os.execve(DOCKER, [DOCKER, *args], engine.env)
+    if rows and cols:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    return pid, fd
+
+
+def test_interactive_tty(engine: Engine) -> None:
+    pid, fd = on_a_terminal(engine, "run", "--rm", "-it", "busybox", "sh")
     output = b""
 
     def read_until(marker: bytes, timeout: float = 10) -> None:
@@ -237,6 +248,30 @@ def test_interactive_tty(engine: Engine) -> None:
         os.close(fd)
     assert b"tty-42" in output and b"/dev/pts/" in output
     assert os.waitstatus_to_exitcode(status) == 4
+
+
+def test_exec_with_a_tty(engine: Engine) -> None:
+    engine.docker("run", "-d", "--name", "shellbox", "busybox", "sleep", "1000")
+    pid, fd = on_a_terminal(engine, "exec", "-it", "shellbox", "sh", rows=33, cols=99)
+    output = b""
+    deadline = time.monotonic() + 10
+    sent = False
+    while time.monotonic() < deadline and b"/dev/pts/" not in output:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                output += os.read(fd, 4096)
+            except OSError:
+                break
+        if b"# " in output and not sent:
+            os.write(fd, b"echo ex''ec; stty size; tty\n")
+            sent = True
+    os.write(fd, b"exit 6\n")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert b"exec\r\n33 99\r\n/dev/pts/" in output
+    assert os.waitstatus_to_exitcode(status) == 6
+    engine.docker("rm", "-f", "shellbox")
 
 
 def test_memory_limit_kills(engine: Engine) -> None:
@@ -420,10 +455,13 @@ def test_nothing_left_behind(engine: Engine) -> None:
         assert [line for line in f if data in line] == []
     listed = subprocess.run(["runc", "--root", f"{data}/engine/runc", "list", "-q"], capture_output=True, text=True)
     assert listed.stdout.strip() == ""
-    shims = subprocess.run(["pgrep", "-f", f"shim.py {data}"], capture_output=True, text=True)
-    assert shims.stdout.strip() == ""
+    supervisors = []  # a supervisor works in its container's directory
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and os.readlink(proc / "cwd").startswith(data):
+                supervisors.append(proc.name)
+    assert supervisors == []
     leftover = [p for p in Path("/sys/fs/cgroup/memory/minicloud").glob("*")
                 if p.is_dir()] if Path("/sys/fs/cgroup/memory/minicloud").exists() else []
     ours = [p for p in leftover if (Path(data) / "engine" / "containers" / p.name).exists()]
     assert ours == []
-    _ = signal

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
+import signal
+import struct
 import subprocess
+import termios
+import tty
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +23,7 @@ from minicloud.engine.containers.manager import ContainerManager
 from minicloud.engine.containers.model import new_id
 from minicloud.engine.containers.spec import merge_env, resolve_user
 from minicloud.engine.containers.state import Status
-from minicloud.engine.errors import Conflict, InvalidArgument, NotFound, NotImplementedYet
+from minicloud.engine.errors import Conflict, InvalidArgument, NotFound
 
 
 @dataclass
@@ -40,10 +45,28 @@ class Exec:
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+@dataclass
+class ExecProcess:
+    """A started exec: ``runc exec`` and, with a TTY, the master side of its terminal."""
+
+    proc: asyncio.subprocess.Process
+    master: int = -1
+
+    def close(self) -> None:
+        if self.master >= 0:
+            os.close(self.master)
+            self.master = -1
+
+
+def set_window_size(fd: int, height: int, width: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+
 class ExecManager:
     def __init__(self, containers: ContainerManager) -> None:
         self.containers = containers
         self.execs: dict[str, Exec] = {}
+        self.processes: dict[str, ExecProcess] = {}
 
     def create(self, ref: str, body: dict[str, Any]) -> Exec:
         container = self.containers.get(ref)
@@ -86,13 +109,14 @@ class ExecManager:
         process.pop("consoleSize", None)
         return process
 
-    async def start(self, exec_id: str, detach: bool = False) -> asyncio.subprocess.Process:
-        """Start the process; its pipes are the caller's to pump. The exit code is recorded here."""
+    async def start(self, exec_id: str, detach: bool = False,
+                    console_size: tuple[int, int] | None = None) -> ExecProcess:
+        """Start the process; its streams are the caller's to pump. The exit code is recorded here.
+        With a TTY, runc gets a pseudo-terminal of ours as its stdio: it puts it in raw mode,
+        copies it to and from the container's own terminal, and follows its window size."""
         exec_ = self.get(exec_id)
         if exec_.started:
             raise Conflict(f"Error: Exec command {exec_id} has already run")
-        if exec_.tty:
-            raise NotImplementedYet("docker exec with a TTY (-t) is not available yet in minicloud's engine")
         container = self.containers.get(exec_.container_id)
         if container.state.status is not Status.RUNNING:
             raise Conflict(f"Container {container.id} is not running")
@@ -100,20 +124,43 @@ class ExecManager:
         files = self.containers.files(container)
         spec_path = files.dir / f"exec-{exec_.id}.json"
         spec_path.write_text(json.dumps(self.process_spec(exec_)))
-        runc = self.containers.runc
-        proc = await asyncio.create_subprocess_exec(
-            *runc.base(), "exec", "--process", str(spec_path), container.id,
-            stdin=subprocess.PIPE if exec_.attach_stdin and not detach else subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL if detach else subprocess.PIPE,
-            stderr=subprocess.DEVNULL if detach else subprocess.PIPE)
+        args = [*self.containers.runc.base(), "exec", "--process", str(spec_path), container.id]
+        master = -1
+        if exec_.tty and not detach:
+            master, slave = os.openpty()
+            tty.setraw(slave)  # a plain byte pipe: the container's own terminal does the line discipline
+            if console_size:
+                set_window_size(master, *console_size)
+            try:
+                proc = await asyncio.create_subprocess_exec(*args, stdin=slave, stdout=slave, stderr=slave,
+                                                            start_new_session=True)
+            finally:
+                os.close(slave)
+        else:
+            proc = await asyncio.create_subprocess_exec(
+                *args, stdin=subprocess.PIPE if exec_.attach_stdin and not detach else subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL if detach else subprocess.PIPE,
+                stderr=subprocess.DEVNULL if detach else subprocess.PIPE)
         exec_.running, exec_.pid = True, proc.pid
+        handle = ExecProcess(proc, master)
+        self.processes[exec_.id] = handle
         asyncio.get_running_loop().create_task(self._reap(exec_, proc, spec_path))
-        return proc
+        return handle
+
+    def resize(self, exec_id: str, height: int, width: int) -> None:
+        exec_ = self.get(exec_id)
+        process = self.processes.get(exec_id)
+        if process is None or process.master < 0 or not exec_.running:
+            return
+        set_window_size(process.master, height, width)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.proc.pid, signal.SIGWINCH)  # runc copies the new size into the container
 
     async def _reap(self, exec_: Exec, proc: asyncio.subprocess.Process, spec_path: os.PathLike[str]) -> None:
         code = await proc.wait()
         exec_.exit_code = 128 - code if code < 0 else code
         exec_.running = False
         exec_.done.set()
+        self.processes.pop(exec_.id, None)  # the terminal's master is closed by whoever pumps it
         with contextlib.suppress(OSError):
             os.unlink(spec_path)

@@ -286,6 +286,9 @@ class ContainerManager:
             with contextlib.suppress(NotFound, Conflict):
                 await self.remove(container.id, force=True)
         elif self._should_restart(container):
+            container.transition(Status.RESTARTING)  # Docker's state during the back-off
+            container.restart_count += 1
+            await asyncio.to_thread(files.save, container)
             self._spawn(self._restart_later(container))
 
     def _should_restart(self, container: Container) -> bool:
@@ -299,18 +302,19 @@ class ContainerManager:
         return kind in ("always", "unless-stopped")
 
     async def _restart_later(self, container: Container) -> None:
-        delay = min(0.1 * 2 ** container.restart_count, 60.0)
+        delay = min(0.1 * 2 ** max(0, container.restart_count - 1), 60.0)
         await asyncio.sleep(delay)
         handle = self.handles.get(container.id)
         if handle is None or self._closing:
             return
         async with handle.lock:
-            if container.state.status is Status.EXITED and not container.stopped_by_user:
-                container.restart_count += 1
+            if container.state.status is Status.RESTARTING and not container.stopped_by_user:
                 try:
                     await self._launch(container, handle, None)
                 except Exception:
                     log.exception("restarting container %s failed", container.id[:12])
+                    container.transition(Status.EXITED)
+                    await asyncio.to_thread(self.files(container).save, container)
 
     # -- signals --------------------------------------------------------------------------------
     async def kill(self, ref: str, sig: int = signal.SIGKILL) -> None:
@@ -330,6 +334,11 @@ class ContainerManager:
 
     async def stop(self, ref: str, timeout: int | None = None, sig: int | None = None) -> None:
         container = self.get(ref)
+        if container.state.status is Status.RESTARTING:  # stopping ends the restart loop
+            container.stopped_by_user = True
+            container.transition(Status.EXITED)
+            await asyncio.to_thread(self.files(container).save, container)
+            return
         if container.state.status not in (Status.RUNNING, Status.PAUSED):
             raise NotModified("container already stopped")
         container.stopped_by_user = True
@@ -465,6 +474,7 @@ class ContainerManager:
             policy = (container.host_config.get("RestartPolicy") or {}).get("Name") or "no"
             if container.state.status is Status.EXITED and not container.stopped_by_user and \
                     policy in ("always", "unless-stopped"):
+                container.transition(Status.RESTARTING)
                 self._spawn(self._restart_later(container))
 
     def _sweep(self) -> None:
@@ -485,8 +495,11 @@ class ContainerManager:
             await self.remove(container.id, force=True)
         elif status in (Status.RUNNING, Status.PAUSED) and process_alive(container.state.shim_pid, "shim.py"):
             self._watch(container, handle)
-        elif status in (Status.RUNNING, Status.PAUSED, Status.RESTARTING):
+        elif status in (Status.RUNNING, Status.PAUSED):
             await self._exited(container)
+        elif status is Status.RESTARTING:  # stopped during a back-off: the policy decides below
+            container.state.status = Status.EXITED
+            await asyncio.to_thread(unmount, self.files(container).rootfs)
         else:
             await asyncio.to_thread(unmount, self.files(container).rootfs)
 

@@ -86,28 +86,6 @@ class Runc:
         for stale in (files.exit, files.init_pid):
             stale.unlink(missing_ok=True)
 
-    def spawn(self, files: ContainerFiles, stdin_fd: int | None) -> Started:
-        """Start a supervisor as a new process (the zygote's fallback); blocking."""
-        status_r, status_w = os.pipe()
-        with open(files.dir / "shim.log", "ab") as shim_log:
-            try:
-                proc = subprocess.Popen(
-                    [sys.executable, "-I", "-S", str(SHIM), str(files.dir), str(status_w)],
-                    stdin=stdin_fd if stdin_fd is not None else subprocess.DEVNULL,
-                    stdout=shim_log, stderr=shim_log, pass_fds=(status_w,), start_new_session=True,
-                    env=_SHIM_ENV, cwd=str(files.dir))
-            finally:
-                os.close(status_w)
-        with os.fdopen(status_r, "rb") as status:
-            line = status.readline()
-        try:
-            report: dict[str, Any] = json.loads(line or b"{}")
-        except ValueError:
-            report = {}
-        if "pid" not in report:
-            proc.wait()
-        return _started(report)
-
 
 def _started(report: dict[str, Any]) -> Started:
     if "pid" not in report:

@@ -15,6 +15,7 @@ import os
 from typing import TYPE_CHECKING
 
 from minicloud.engine.containers import logs as logfile
+from minicloud.engine.containers.exec import ExecProcess
 from minicloud.engine.containers.model import Container
 from minicloud.engine.containers.state import Status
 from minicloud.engine.dockerapi.http import Hijack, Request, Response, json_response
@@ -123,7 +124,12 @@ async def exec_start(engine: Engine, request: Request) -> Response | Hijack:
     if body.get("Detach"):
         await engine.execs.start(exec_id, detach=True)
         return Response(200)
-    proc = await engine.execs.start(exec_id)
+    size = body.get("ConsoleSize") or []
+    console = (int(size[0]), int(size[1])) if len(size) == 2 and size[0] and size[1] else None
+    process = await engine.execs.start(exec_id, console_size=console)
+    if process.master >= 0:
+        return Hijack(lambda reader, writer: _pump_terminal(process, reader, writer), RAW)
+    proc = process.proc
 
     async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         async def copy_out(source: asyncio.StreamReader | None, stream: int) -> None:
@@ -146,14 +152,65 @@ async def exec_start(engine: Engine, request: Request) -> Response | Hijack:
             await asyncio.gather(copy_out(proc.stdout, logfile.STDOUT), copy_out(proc.stderr, logfile.STDERR))
             await proc.wait()
         finally:
-            feeder.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await feeder
-            with contextlib.suppress(Exception):
-                writer.write_eof()
-                await writer.drain()
+            await _finish(feeder, writer)
 
     return Hijack(run, MULTIPLEXED)
+
+
+async def _pump_terminal(process: ExecProcess, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Raw bytes between the connection and the terminal's master side, until the process exits
+    (the master then reads EIO)."""
+    loop = asyncio.get_running_loop()
+    master = process.master
+    output: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            data = os.read(master, 32 * 1024)
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(master)
+        output.put_nowait(data)
+
+    async def copy_in() -> None:
+        while data := await reader.read(32 * 1024):
+            view = memoryview(data)
+            while view:
+                try:
+                    view = view[os.write(master, view):]
+                except BlockingIOError:
+                    await asyncio.sleep(0.01)
+                except OSError:
+                    return
+
+    os.set_blocking(master, False)
+    loop.add_reader(master, readable)
+    feeder = asyncio.create_task(copy_in())
+    try:
+        while data := await output.get():
+            writer.write(data)
+            await writer.drain()
+        await process.proc.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            loop.remove_reader(master)
+        process.close()
+        await _finish(feeder, writer)
+
+
+async def _finish(feeder: asyncio.Task[None], writer: asyncio.StreamWriter) -> None:
+    feeder.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await feeder
+    with contextlib.suppress(Exception):
+        writer.write_eof()
+        await writer.drain()
+
+
+async def exec_resize(engine: Engine, request: Request) -> Response:
+    engine.execs.resize(request.params["id"], request.int_arg("h", 0) or 0, request.int_arg("w", 0) or 0)
+    return Response(200)
 
 
 ROUTES: list[Route] = [
@@ -161,9 +218,5 @@ ROUTES: list[Route] = [
     ("POST", r"/containers/(?P<id>[^/]+)/exec", exec_create),
     ("POST", r"/exec/(?P<id>[^/]+)/start", exec_start),
     ("GET", r"/exec/(?P<id>[^/]+)/json", exec_inspect),
-    ("POST", r"/exec/(?P<id>[^/]+)/resize", lambda e, r: _ok()),
+    ("POST", r"/exec/(?P<id>[^/]+)/resize", exec_resize),
 ]
-
-
-async def _ok() -> Response:
-    return Response(200)
