@@ -120,6 +120,7 @@ async def _import(engine: Engine, request: Request) -> StreamResponse:
                                             changes, request.arg("message"))
     finally:
         path.unlink(missing_ok=True)
+    await engine.unpacker.unpack([layer.digest for layer in image.layers], image.diff_ids)
     engine.events.publish("image", "import", image.id)
 
     async def body() -> AsyncIterator[bytes]:
@@ -139,7 +140,7 @@ async def list_images(engine: Engine, request: Request) -> Response:
             continue
         if references and not any(_matches_reference(t, r) for t in image.repo_tags for r in references):
             continue
-        docs.append(image_summary(engine.images, image))
+        docs.append(image_summary(engine.images, image, engine.unpacker.unpacked_size(image.diff_ids)))
     docs.sort(key=lambda d: d["Created"], reverse=True)
     return json_response(docs)
 
@@ -159,7 +160,7 @@ def _matches_reference(tag: str, pattern: str) -> bool:
 
 async def inspect(engine: Engine, request: Request) -> Response:
     image = engine.images.resolve(request.params["name"])
-    return json_response(image_inspect(engine.images, image))
+    return json_response(image_inspect(engine.images, image, engine.unpacker.unpacked_size(image.diff_ids)))
 
 
 async def history(engine: Engine, request: Request) -> Response:
@@ -248,9 +249,14 @@ async def load(engine: Engine, request: Request) -> StreamResponse:
     path = await spool(request, engine.root)
     try:
         with open(path, "rb") as source:
-            lines = await asyncio.to_thread(archive.load_archive, engine.content, engine.images, source)
+            loaded = await asyncio.to_thread(archive.load_archive, engine.content, engine.images, source)
     finally:
         path.unlink(missing_ok=True)
+    lines = []
+    for line, image in loaded:
+        await engine.unpacker.unpack([layer.digest for layer in image.layers], image.diff_ids)
+        engine.events.publish("image", "load", image.id)
+        lines.append(line)
 
     async def body() -> AsyncIterator[bytes]:  # quiet=1 only silences progress, which there is none of
         for line in lines:

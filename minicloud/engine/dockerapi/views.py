@@ -122,13 +122,14 @@ def image_created(images: ImageStore, image: Image) -> str:
     return str(images.config(image).get("created") or "")
 
 
-def image_summary(images: ImageStore, image: Image) -> dict[str, Any]:
+def image_summary(images: ImageStore, image: Image, size: int | None = None) -> dict[str, Any]:
     config = images.config(image)
     created = config.get("created")
     return {
         "Id": image.id, "ParentId": "", "RepoTags": [parse(t).familiar() for t in image.repo_tags],
         "RepoDigests": [_familiar_digest(d) for d in image.repo_digests],
-        "Created": int(timestamp(created)) if created else 0, "Size": image.size, "SharedSize": -1,
+        "Created": int(timestamp(created)) if created else 0, "Size": image.size if size is None else size,
+        "SharedSize": -1,
         "Labels": (config.get("config") or {}).get("Labels") or {}, "Containers": -1,
     }
 
@@ -140,7 +141,7 @@ def _familiar_digest(ref: str) -> str:
         return ref
 
 
-def image_inspect(images: ImageStore, image: Image) -> dict[str, Any]:
+def image_inspect(images: ImageStore, image: Image, size: int | None = None) -> dict[str, Any]:
     config = images.config(image)
     history = config.get("history") or []
     return {
@@ -149,7 +150,7 @@ def image_inspect(images: ImageStore, image: Image) -> dict[str, Any]:
         "Comment": history[-1].get("comment", "") if history else "", "Created": config.get("created", ""),
         "DockerVersion": config.get("docker_version", ""), "Author": config.get("author", ""),
         "Config": config.get("config") or {}, "Architecture": config.get("architecture", "amd64"),
-        "Os": config.get("os", "linux"), "Size": image.size,
+        "Os": config.get("os", "linux"), "Size": image.size if size is None else size,
         "GraphDriver": {"Name": "overlay", "Data": None},
         "RootFS": {"Type": "layers", "Layers": image.diff_ids},
         "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},

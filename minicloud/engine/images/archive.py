@@ -124,8 +124,8 @@ def import_rootfs(content: ContentStore, images: ImageStore, source: IO[bytes], 
     return store_image(content, images, config, [layer], tags)
 
 
-def load_archive(content: ContentStore, images: ImageStore, source: IO[bytes]) -> list[str]:
-    """Load a docker-archive; returns Docker's "Loaded image: ..." lines."""
+def load_archive(content: ContentStore, images: ImageStore, source: IO[bytes]) -> list[tuple[str, Image]]:
+    """Load a docker-archive; returns Docker's "Loaded image: ..." lines with their images."""
     blobs: dict[str, Digest] = {}
     small: dict[str, bytes] = {}
     try:
@@ -144,7 +144,7 @@ def load_archive(content: ContentStore, images: ImageStore, source: IO[bytes]) -
         raise InvalidArgument(f"invalid tar archive: {exc}") from None
     if "manifest.json" not in small:
         raise InvalidArgument("invalid archive: no manifest.json (an OCI layout without it is not supported yet)")
-    loaded: list[str] = []
+    loaded: list[tuple[str, Image]] = []
     for entry in json.loads(small["manifest.json"]):
         config_digest = blobs.get(entry["Config"])
         if config_digest is None:
@@ -165,9 +165,9 @@ def load_archive(content: ContentStore, images: ImageStore, source: IO[bytes]) -
         tags = [parse(tag) for tag in entry.get("RepoTags") or []]
         image = store_image(content, images, config, layers, tags)
         if tags:
-            loaded += [f"Loaded image: {tag.familiar()}" for tag in tags]
+            loaded += [(f"Loaded image: {tag.familiar()}", image) for tag in tags]
         else:
-            loaded.append(f"Loaded image ID: {image.id}")
+            loaded.append((f"Loaded image ID: {image.id}", image))
     return loaded
 
 

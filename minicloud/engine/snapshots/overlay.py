@@ -30,6 +30,7 @@ class Snapshot:
     id: int
     kind: Kind
     parent: str | None
+    size: int = 0  # bytes of the layer's files (committed snapshots)
 
 
 class OverlaySnapshotter:
@@ -109,7 +110,7 @@ class OverlaySnapshotter:
             self._save()
         return self.mounts(key)
 
-    def commit(self, name: str, key: str) -> None:
+    def commit(self, name: str, key: str, size: int = 0) -> None:
         with self._lock:
             snap = self.stat(key)
             if snap.kind != "active":
@@ -118,7 +119,7 @@ class OverlaySnapshotter:
                 raise Conflict(f"snapshot {name} already exists")
             shutil.rmtree(self._dir(snap.id) / "work", ignore_errors=True)
             del self._snapshots[key]
-            self._snapshots[name] = Snapshot(name, snap.id, "committed", snap.parent)
+            self._snapshots[name] = Snapshot(name, snap.id, "committed", snap.parent, size)
             self._save()
 
     def remove(self, key: str) -> None:
@@ -155,7 +156,8 @@ class OverlaySnapshotter:
 
     def _save(self) -> None:
         doc = {"next": self._next, "snapshots": {
-            k: {"id": s.id, "kind": s.kind, "parent": s.parent} for k, s in self._snapshots.items()}}
+            k: {"id": s.id, "kind": s.kind, "parent": s.parent, "size": s.size}
+            for k, s in self._snapshots.items()}}
         tmp = self._meta.with_suffix(".tmp")
         with open(tmp, "w") as f:
             json.dump(doc, f)

@@ -68,10 +68,19 @@ class Unpacker:
             if result["diff_id"] != diff_id:
                 raise InvalidArgument(f"failed to register layer: layer {digest} unpacks to {result['diff_id']}, "
                                       f"but the image config expects {diff_id}")
-            await asyncio.to_thread(self.snapshots.commit, chain_id, key)
+            await asyncio.to_thread(self.snapshots.commit, chain_id, key, int(result.get("size") or 0))
         except BaseException:
             await asyncio.to_thread(self._discard, key)
             raise
+
+    def unpacked_size(self, diff_ids: Sequence[str]) -> int | None:
+        """Bytes of an image's unpacked layers (Docker's image size); None until it is unpacked."""
+        total = 0
+        for chain_id in chain_ids(diff_ids):
+            if not self.snapshots.exists(chain_id):
+                return None
+            total += self.snapshots.stat(chain_id).size
+        return total
 
     def _discard(self, key: str) -> None:
         if self.snapshots.exists(key):
