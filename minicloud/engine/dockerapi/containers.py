@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from minicloud.engine.containers import logs as logfile
-from minicloud.engine.containers.manager import parse_signal
 from minicloud.engine.containers.model import Container
+from minicloud.engine.containers.requests import parse_signal
 from minicloud.engine.containers.state import Status
 from minicloud.engine.dockerapi.http import HttpError, Request, Response, StreamResponse, json_response
 from minicloud.engine.dockerapi.views import container_inspect, container_summary, require_body
