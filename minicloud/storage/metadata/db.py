@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,12 +41,13 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
-            self.engine = sa.create_engine(url, poolclass=sa.pool.QueuePool, pool_size=2, max_overflow=2)
+            self.engine = sa.create_engine(url, poolclass=sa.pool.QueuePool, pool_size=4, max_overflow=8)
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             if url.startswith("postgresql://"):
                 url = "postgresql+psycopg://" + url[len("postgresql://"):]
             self.engine = sa.create_engine(url, pool_size=8, max_overflow=4, pool_pre_ping=True)
+        self._readers = threading.local()
         workers = 1 if self.is_sqlite else 8
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metadata")
 
@@ -70,8 +72,23 @@ class Database:
             # A SQLite read is a few microseconds of CPU on pages in memory (WAL readers never
             # wait for the writer): handing it to a thread costs far more (a GIL hand-over can
             # take the whole 5 ms switch interval under load), so it runs right here.
-            return self.read_sync(fn)
+            return self._read_inline(fn)
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.read_sync, fn)
+
+    def _read_inline(self, fn: Callable[[sa.Connection], T]) -> T:
+        """A read on this thread's own long-lived connection, its transaction ended right after
+        (so the next read sees every commit made since)."""
+        conn: sa.Connection | None = getattr(self._readers, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._readers.conn = self.engine.connect()
+        try:
+            return fn(conn)
+        except sa.exc.DBAPIError:
+            conn.invalidate()
+            raise
+        finally:
+            if not conn.invalidated:
+                conn.rollback()
 
     async def write(self, fn: Callable[[sa.Connection], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.write_sync, fn)
