@@ -14,7 +14,6 @@ DEBIAN_PACKAGES=(
   skopeo            # engine tests: push images into a local registry
   docker-registry   # engine tests: a local registry to pull from
   docker.io         # registry tests: a real dockerd as the registry client (and a peer)
-  golang-go         # registry tests: builds the OCI distribution-spec conformance suite
 )
 
 missing=()
