@@ -14,6 +14,7 @@ DEBIAN_PACKAGES=(
   skopeo            # engine tests: push images into a local registry
   docker-registry   # engine tests: a local registry to pull from
   docker.io         # registry tests: a real dockerd as the registry client (and a peer)
+  nftables          # engine: its own table isolates networks (the host's rules are never touched)
 )
 
 missing=()
