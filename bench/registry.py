@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,14 +244,14 @@ def measure(target: Target, args: argparse.Namespace, blob: Path, digest: str, l
             "skopeo push s": push, "skopeo pull s": pull}
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--blob-mib", type=int, default=1024)
     parser.add_argument("--image-mib", type=int, default=500)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=float, default=5.0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-registry-") as tmp:
         work = Path(tmp)
         blob = work / "blob.bin"
@@ -276,6 +276,7 @@ def main() -> None:
                     target.stop()
                     shutil.rmtree(peer_dir, ignore_errors=True)
         report(results, args)
+    return 0
 
 
 def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
@@ -292,4 +293,4 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
