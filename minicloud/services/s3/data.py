@@ -37,6 +37,8 @@ from minicloud.storage.blobs.store import ReplicatedIngest
 log = logging.getLogger("minicloud.s3.data")
 
 CHUNK = 1 << 20
+WORKERS = 24  # file work in parallel: fsyncs overlap on the device
+SMALL = 1 << 20  # bodies up to this size are received in memory and written to replicas in one go
 ONE_ZONE_CLASSES = frozenset({"ONEZONE_IA", "REDUCED_REDUNDANCY"})
 VERIFY_BEFORE_SENDING = 4 << 20  # blobs up to this size are verified before their first byte goes out
 
@@ -47,13 +49,16 @@ class CorruptBlob(Exception):
 
 @dataclass(slots=True)
 class Staged:
-    """Bytes written to an ingest, not yet a blob."""
+    """Bytes received, not yet a blob: in an ingest (large bodies) or in memory (small ones)."""
 
-    ingest: ReplicatedIngest
     size: int
     sha256: str
     md5: str
     checksums: dict[str, str] = field(default_factory=dict)
+    ingest: ReplicatedIngest | None = None
+    body: bytes | None = None
+    replicas: list[Replica] = field(default_factory=list)
+    writer: ObjectData | None = None
 
     @property
     def digest(self) -> str:
@@ -61,26 +66,31 @@ class Staged:
 
     async def commit(self) -> None:
         try:
-            await self.ingest.commit(Digest("sha256", self.sha256), self.size)
+            if self.ingest is not None:
+                await self.ingest.commit(Digest("sha256", self.sha256), self.size)
+            elif self.writer is not None and self.body is not None:
+                await self.writer.write_replicas(self.replicas, self.body, Digest("sha256", self.sha256))
         except NoReplicaAvailable as exc:
             log.error("object data could not be made durable: %s", exc)
             raise ServiceUnavailable("Please reduce your request rate.") from None
 
     async def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.ingest.abort()
+        if self.ingest is not None:
+            with contextlib.suppress(Exception):
+                await self.ingest.abort()
 
 
 class ObjectData:
     def __init__(self, root: Path, zones: Sequence[str]) -> None:
         self.replicas = [Replica(root / zone, zone) for zone in zones]
         algorithms = ("sha256", "md5")
-        self.store = ReplicatedBlobStore(self.replicas, WritePolicy.QUORUM, workers=8,
+        self.store = ReplicatedBlobStore(self.replicas, WritePolicy.QUORUM, workers=WORKERS,
                                          stream_algorithms=algorithms)
         self._single = [ReplicatedBlobStore([r], WritePolicy.ALL, workers=2, stream_algorithms=algorithms)
                         for r in self.replicas]
         self._next_zone = 0
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._background: set[asyncio.Future[None]] = set()
 
     def close(self) -> None:
         for store in (self.store, *self._single):
@@ -105,6 +115,30 @@ class ObjectData:
     # -- writing -------------------------------------------------------------------------------------
     async def stage(self, body: AsyncIterable[bytes], storage_class: str, *, checksums: set[str],
                     limit: int) -> Staged:
+        """Receive a body. One that fits in ``SMALL`` stays in memory until ``commit`` writes it
+        to the replicas in parallel; a larger one streams into an ingest."""
+        iterator = aiter(body)
+        head = bytearray()
+        while len(head) <= SMALL:
+            try:
+                head += await anext(iterator)
+            except StopAsyncIteration:
+                return await self._stage_small(bytes(head), storage_class, checksums, limit)
+        return await self._stage_large(bytes(head), iterator, storage_class, checksums, limit)
+
+    async def _stage_small(self, data: bytes, storage_class: str, checksums: set[str], limit: int) -> Staged:
+        _check_limit(len(data), limit)
+
+        def digest() -> tuple[str, str, dict[str, str]]:
+            summer = Checksums(checksums)
+            summer.update(data)
+            return hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), summer.values()
+        sha256, md5, values = await self.store.run(digest)
+        return Staged(len(data), sha256, md5, values, body=data, replicas=self._replicas_for(storage_class),
+                      writer=self)
+
+    async def _stage_large(self, head: bytes, rest: AsyncIterator[bytes], storage_class: str,
+                           checksums: set[str], limit: int) -> Staged:
         store = self._store_for(storage_class)
         try:
             ingest = await store.ingest(f"s3-{uuid.uuid4().hex}")
@@ -112,13 +146,13 @@ class ObjectData:
             log.error("no replica can take object data: %s", exc)
             raise ServiceUnavailable("Please reduce your request rate.") from None
         summer = Checksums(checksums)
-        size = 0
+        size = len(head)
         try:
-            async for chunk in body:
+            summer.update(head)
+            await ingest.write(head)
+            async for chunk in rest:
                 size += len(chunk)
-                if size > limit:
-                    raise EntityTooLarge("Your proposed upload exceeds the maximum allowed size",
-                                         MaxSizeAllowed=str(limit), ProposedSize=str(size))
+                _check_limit(size, limit)
                 summer.update(chunk)
                 await ingest.write(chunk)
             sha256 = await ingest.hexdigest("sha256")
@@ -127,7 +161,35 @@ class ObjectData:
             with contextlib.suppress(Exception):
                 await ingest.abort()
             raise
-        return Staged(ingest, size, sha256, md5, summer.values())
+        return Staged(size, sha256, md5, summer.values(), ingest=ingest)
+
+    def _replicas_for(self, storage_class: str) -> list[Replica]:
+        healthy = [r for r in self.replicas if r.healthy()]
+        if storage_class in ONE_ZONE_CLASSES and healthy:
+            self._next_zone = (self._next_zone + 1) % len(healthy)
+            return [healthy[self._next_zone]]
+        return healthy
+
+    async def write_replicas(self, replicas: list[Replica], data: bytes, digest: Digest) -> None:
+        """Write a small blob to each replica in parallel (temporary file, fsync, rename); return
+        once a quorum has it durably, the others finishing in the background."""
+        need = len(replicas) // 2 + 1 if len(replicas) > 1 else 1
+        if len(replicas) < need or not replicas:
+            raise NoReplicaAvailable(f"{len(replicas)} healthy replicas")
+        pending = {asyncio.ensure_future(self.store.run(_write_replica, r, data, digest)) for r in replicas}
+        written = 0
+        while pending and written < need:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task.exception() is None:
+                    written += 1
+                else:
+                    log.warning("a replica failed writing %s: %s", digest, task.exception())
+        for task in pending:  # the rest finish on their own
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        if written < need:
+            raise NoReplicaAvailable(f"{digest} written to {written} replicas, {need} required")
 
     async def delete(self, digest: str) -> None:
         """Remove a blob whose last reference is gone (the caller holds ``lock(digest)``)."""
@@ -139,7 +201,13 @@ class ObjectData:
         refs = [status.ref async for status in self.store.ingests() if status.ref.startswith("s3-")]
         for ref in refs:
             await self.store.abort_ingest(ref)
-        return len(refs)
+
+        def small_leftovers() -> int:
+            found = [p for r in self.replicas for p in r.ingest_root.glob(".s3-*")]
+            for path in found:
+                path.unlink(missing_ok=True)
+            return len(found)
+        return len(refs) + await self.store.run(small_leftovers)
 
     # -- reading -------------------------------------------------------------------------------------
     async def read(self, segments: Sequence[tuple[str, int]], start: int, end: int) -> AsyncIterator[bytes]:
@@ -216,6 +284,26 @@ class ObjectData:
                         bad.copy_from(other, digest)
                         return
         await self.store.run(repair)
+
+
+def _check_limit(size: int, limit: int) -> None:
+    if size > limit:
+        raise EntityTooLarge("Your proposed upload exceeds the maximum allowed size",
+                             MaxSizeAllowed=str(limit), ProposedSize=str(size))
+
+
+def _write_replica(replica: Replica, data: bytes, digest: Digest) -> None:
+    if replica.path(digest).exists():
+        return
+    tmp = replica.ingest_root / f".s3-{uuid.uuid4().hex}"
+    try:
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        replica.install(tmp, digest)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _open_at(replica: Replica, digest: Digest, offset: int) -> BinaryIO:
