@@ -42,6 +42,7 @@ from bench.proc import (
     cpu_seconds,
     free_port,
     machine_busy_seconds,
+    set_autogroup_nice,
     tree_rss,
 )
 from bench.profile import PySpy, ensure_py_spy, summarize
@@ -134,8 +135,8 @@ class Options:
     ceiling: bool = True
     users: int = 0
     max_noise: float = 0.3       # CPU cores other processes may use during a phase before it is re-run
-    noise_retries: int = 2
-    quiet_wait_s: float = 20.0   # how long to wait for the machine to quieten before a phase
+    noise_retries: int = 1
+    quiet_wait_s: float = 10.0   # how long to wait for the machine to quieten before a phase
     nice: int = 0                # niceness for the harness, servers and generator (inherited)
     json_path: Path = RESULTS / "foundation.json"
     profile: Path | None = None
@@ -392,6 +393,7 @@ def run(opts: Options) -> dict[str, Any]:
     if opts.nice:
         try:  # every process started from here on (servers, generator workers) inherits it
             os.setpriority(os.PRIO_PROCESS, 0, opts.nice)
+            set_autogroup_nice(os.getpid(), opts.nice)  # servers' own sessions get it in ServerProcess.start
         except OSError as exc:
             log(f"could not set niceness {opts.nice}: {exc}")
     report: dict[str, Any] = {"area": "foundation", "started_at": started_at.isoformat(timespec="seconds"),
@@ -431,19 +433,25 @@ def run(opts: Options) -> dict[str, Any]:
             stats[name].idle_rss_mib = rss.rss_mib
             log(f"{target.name} idle RSS {rss.rss_mib:.1f} MiB ({rss.processes} process(es))")
         order = [n for n in opts.targets if n in runners]
-        for rnd in range(opts.rounds):
-            rotated = order[rnd % len(order):] + order[:rnd % len(order)] if order else []
-            log(f"round {rnd + 1}/{opts.rounds}: order {', '.join(rotated)}")
-            for op in OPERATIONS:
-                for name in rotated:
-                    runners[name].sequential(op)
-            for op in OPERATIONS:
-                for name in rotated:
-                    runners[name].throughput(op)
-        for name, target in targets.items():
-            stats[name].hwm_mib = tree_rss(target.pid).hwm_mib
-        if opts.profile is not None and "minicloud" in runners:
-            report["profile"] = profile_minicloud(runners["minicloud"], opts.profile)
+        try:
+            for rnd in range(opts.rounds):
+                rotated = order[rnd % len(order):] + order[:rnd % len(order)] if order else []
+                log(f"round {rnd + 1}/{opts.rounds}: order {', '.join(rotated)}")
+                for op in OPERATIONS:
+                    for name in rotated:
+                        runners[name].sequential(op)
+                for op in OPERATIONS:
+                    for name in rotated:
+                        runners[name].throughput(op)
+                report["rounds_completed"] = rnd + 1
+            for name, target in targets.items():
+                stats[name].hwm_mib = tree_rss(target.pid).hwm_mib
+            if opts.profile is not None and "minicloud" in runners:
+                report["profile"] = profile_minicloud(runners["minicloud"], opts.profile)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # Stopped from outside (Ctrl-C, SIGTERM, a timeout): report what was measured so far.
+            report["interrupted"] = f"{type(exc).__name__} during round {report.get('rounds_completed', 0) + 1}"
+            log(f"interrupted: {report['interrupted']}; reporting what was measured")
     finally:
         for name, target in targets.items():
             log(f"stopping {name} (pid {target.pid})")
@@ -605,7 +613,10 @@ def render_table(report: dict[str, Any]) -> str:
                  f"else during the recorded phases: up to {noisy:.2f} cores (a phase above "
                  f"{opts['max_noise']:g} is measured again, up to {opts['noise_retries']} time(s))")
     if opts.get("nice"):
-        notes.append(f"- all servers and the generator ran at niceness {opts['nice']} (same for every server)")
+        notes.append(f"- all servers and the generator ran at niceness {opts['nice']} (process and scheduler "
+                     f"autogroup; the same for every server) so that other work on the machine disturbs less")
+    if report.get("interrupted"):
+        notes.append(f"- INTERRUPTED ({report['interrupted']}): medians over the phases that completed")
     notes.append(f"- median of {opts['rounds']} round(s); each round: {opts['requests']} sequential "
                  f"requests per operation and server on one keep-alive connection, then "
                  f"{opts['warmup_s']:g} s warm-up + {opts['duration_s']:g} s measured at {conns} "
@@ -632,8 +643,8 @@ def parse_args(argv: Sequence[str]) -> Options:
                    help="IAM users to create on every server first (default 0)")
     p.add_argument("--max-noise", type=float, default=0.3,
                    help="CPU cores other processes may use during a phase before it is measured again")
-    p.add_argument("--noise-retries", type=int, default=2, help="re-runs of a phase disturbed by other work")
-    p.add_argument("--quiet-wait", type=float, default=20.0,
+    p.add_argument("--noise-retries", type=int, default=1, help="re-runs of a phase disturbed by other work")
+    p.add_argument("--quiet-wait", type=float, default=10.0,
                    help="seconds to wait, before each phase, for other work on the machine to finish")
     p.add_argument("--nice", type=int, default=-10 if os.geteuid() == 0 else 0,
                    help="niceness of the harness, every server and the generator (inherited), so other work "
@@ -669,4 +680,6 @@ def main(argv: Sequence[str]) -> int:
                 print(f"    {n / max(1, prof['samples']):6.1%}  {name}")
     print(f"(JSON: {opts.json_path})")
     failed = [n for n, s in report["targets"].items() if s["failed"]]
+    if report.get("interrupted"):
+        return 130
     return 1 if failed and len(failed) == len(report["targets"]) else 0

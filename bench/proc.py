@@ -127,6 +127,20 @@ def machine_busy_seconds() -> float:
 
 
 # -- a managed server process -----------------------------------------------------------------------
+def set_autogroup_nice(pid: int, nice: int) -> bool:
+    """Give ``pid``'s scheduler autogroup this niceness (Linux with autogroups: one per session).
+
+    With autogroups on, a process's own niceness only ranks it within its session; a server started
+    in its own session competes with other sessions as a whole, so its group gets the niceness too.
+    """
+    try:
+        with open(f"/proc/{pid}/autogroup", "w") as f:
+            f.write(str(nice))
+        return True
+    except OSError:
+        return False
+
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -166,6 +180,9 @@ class ServerProcess:
                 list(self.argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=self.env, cwd=self.cwd, start_new_session=True, preexec_fn=_die_with_parent,
             )
+        nice = os.getpriority(os.PRIO_PROCESS, 0)
+        if nice < 0:  # the harness runs with a raised priority: so does the server's own session
+            set_autogroup_nice(self.process.pid, nice)
         deadline = time.monotonic() + timeout
         url = f"{self.endpoint}{self.ready_path}"
         while time.monotonic() < deadline:
