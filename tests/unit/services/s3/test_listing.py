@@ -11,13 +11,16 @@ from minicloud.services.s3.store import prefix_end
 KEYS = sorted(["a", "b/1", "b/2", "b/3/x", "c", "d/1", "d/2", "e"])
 
 
+def start_of(keys: list[str], after: str | None, inclusive: bool) -> int:
+    if after is None:
+        return 0
+    return bisect.bisect_left(keys, after) if inclusive else bisect.bisect_right(keys, after)
+
+
 def fetcher(keys: list[str], prefix: str, calls: list[int]) -> Any:
     def fetch(after: str | None, inclusive: bool, limit: int) -> list[str]:
         calls.append(limit)
-        if after is None:
-            lo = 0
-        else:
-            lo = bisect.bisect_left(keys, after) if inclusive else bisect.bisect_right(keys, after)
+        lo = start_of(keys, after, inclusive)
         found = [k for k in keys[lo:] if k.startswith(prefix)] if prefix else keys[lo:]
         if prefix:
             found = [k for k in found if prefix <= k < prefix_end(prefix)]
