@@ -15,6 +15,8 @@ DEBIAN_PACKAGES=(
   docker-registry   # engine tests: a local registry to pull from
   docker.io         # registry tests: a real dockerd as the registry client (and a peer)
   nftables          # engine: its own table isolates networks (the host's rules are never touched)
+  rclone            # S3 client tests
+  s3cmd             # S3 client tests
 )
 
 missing=()

@@ -167,3 +167,74 @@ def test_kill_9_during_concurrent_uploads(fresh_server: MinicloudServer) -> None
             assert hashlib.sha256(body).hexdigest() == acked[key], key
     leftovers = [p for p in (server.data_dir / "s3").glob("*/ingest/s3-*")]
     assert leftovers == [], "unfinished uploads were not cleaned up at restart"
+
+
+def _rclone_env(server: MinicloudServer, tmp_path: Path) -> dict[str, str]:
+    assert server.root is not None
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+    env.update(RCLONE_CONFIG=str(tmp_path / "rclone.conf"), RCLONE_CONFIG_MC_TYPE="s3",
+               RCLONE_CONFIG_MC_PROVIDER="Other", RCLONE_CONFIG_MC_ENDPOINT=server.endpoint,
+               RCLONE_CONFIG_MC_ACCESS_KEY_ID=server.root.access_key_id,
+               RCLONE_CONFIG_MC_SECRET_ACCESS_KEY=server.root.secret_access_key,
+               RCLONE_CONFIG_MC_REGION="us-east-1", RCLONE_CONFIG_MC_FORCE_PATH_STYLE="true")
+    return env
+
+
+def test_rclone(server: MinicloudServer, tmp_path: Path) -> None:
+    rclone = shutil.which("rclone")
+    if rclone is None:
+        pytest.skip("rclone is not installed (scripts/install.sh installs it)")
+    env = _rclone_env(server, tmp_path)
+    bucket = f"rclone-{uuid.uuid4().hex[:8]}"
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "small.txt").write_bytes(b"rclone small")
+    (src / "d" / "big.bin").write_bytes(os.urandom(30 * MiB))  # over rclone's multipart cutoff
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([rclone, *args], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    run("mkdir", f"mc:{bucket}")
+    run("copy", str(src), f"mc:{bucket}/tree")
+    run("check", str(src), f"mc:{bucket}/tree")  # sizes and hashes (MD5 ETags, multipart metadata)
+    listed = run("ls", f"mc:{bucket}").stdout
+    assert "tree/small.txt" in listed and "tree/d/big.bin" in listed
+    run("copy", f"mc:{bucket}/tree", str(tmp_path / "back"))
+    assert (tmp_path / "back" / "d" / "big.bin").read_bytes() == (src / "d" / "big.bin").read_bytes()
+    run("purge", f"mc:{bucket}")
+    assert bucket not in run("lsd", "mc:").stdout
+
+
+def test_s3cmd(server: MinicloudServer, tmp_path: Path) -> None:
+    s3cmd = shutil.which("s3cmd")
+    if s3cmd is None:
+        pytest.skip("s3cmd is not installed (scripts/install.sh installs it)")
+    assert server.root is not None
+    config = tmp_path / "s3cfg"
+    config.write_text(f"""[default]
+access_key = {server.root.access_key_id}
+secret_key = {server.root.secret_access_key}
+host_base = 127.0.0.1:{server.port}
+host_bucket = 127.0.0.1:{server.port}
+bucket_location = us-east-1
+use_https = False
+signature_v2 = False
+""")
+    bucket = f"s3cmd-{uuid.uuid4().hex[:8]}"
+    data = os.urandom(20 * MiB)  # multipart (s3cmd's chunks are 15 MiB)
+    (tmp_path / "up.bin").write_bytes(data)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([s3cmd, "-c", str(config), *args], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    run("mb", f"s3://{bucket}")
+    run("put", str(tmp_path / "up.bin"), f"s3://{bucket}/up.bin")
+    assert "up.bin" in run("ls", f"s3://{bucket}").stdout
+    run("get", f"s3://{bucket}/up.bin", str(tmp_path / "down.bin"))
+    assert (tmp_path / "down.bin").read_bytes() == data
+    run("del", f"s3://{bucket}/up.bin")
+    run("rb", f"s3://{bucket}")
