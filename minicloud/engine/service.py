@@ -4,6 +4,7 @@ stops them at shutdown, and serves the Docker Engine API on ``<data-dir>/docker.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -12,16 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minicloud.config import Config
+from minicloud.engine.containers.attachments import Attachments
 from minicloud.engine.containers.exec import ExecManager
 from minicloud.engine.containers.manager import ContainerManager
+from minicloud.engine.containers.model import new_id, now_rfc3339
 from minicloud.engine.containers.runtime import Runc
 from minicloud.engine.content import ContentStore
 from minicloud.engine.events import Events
 from minicloud.engine.images.pull import Puller
 from minicloud.engine.images.registry import Credentials
 from minicloud.engine.images.store import ImageStore
+from minicloud.engine.network.manager import NetworkManager
 from minicloud.engine.snapshots.overlay import OverlaySnapshotter
 from minicloud.engine.snapshots.unpack import Unpacker
+from minicloud.engine.volumes.store import VolumeStore
 
 log = logging.getLogger("minicloud.engine")
 
@@ -48,8 +53,10 @@ class Engine:
         self.puller = Puller(self.content, self.images, self.unpacker, settings.mirror, settings.mirror_credentials)
         runc = settings.runc or shutil.which("runc") or "runc"
         self.runc = Runc(runc, root / "runc")
+        self.networks = NetworkManager(root, new_id, now_rfc3339)
+        self.volumes = VolumeStore(root / "volumes")
         self.containers = ContainerManager(root / "containers", self.images, self.snapshots, self.unpacker,
-                                           self.runc, self.events)
+                                           self.runc, self.events, Attachments(self.networks, self.volumes))
         self.execs = ExecManager(self.containers)
         self._server: object | None = None
 
@@ -63,6 +70,8 @@ class Engine:
         for key in self.snapshots.list_keys():  # extractions interrupted by a crash
             if key.startswith("extract-"):
                 self.snapshots.remove(key)
+        await asyncio.to_thread(self.volumes.sweep)
+        await self.networks.start()
         await self.containers.load()
         server = DockerApiServer(self)
         await server.start(self.settings.socket_path)
@@ -75,6 +84,10 @@ class Engine:
         if isinstance(self._server, DockerApiServer):
             await self._server.stop()
         await self.containers.close()
+        try:
+            await self.networks.stop()
+        except Exception:
+            log.exception("removing the engine's networking failed")
         with contextlib.suppress(OSError):
             self.settings.socket_path.unlink()
 

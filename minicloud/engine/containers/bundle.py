@@ -1,5 +1,6 @@
 """Preparing a container's OCI bundle at start: the rootfs mounted from its snapshot, the files
-Docker bind-mounts into ``/etc`` (hostname, hosts, resolv.conf) and ``config.json``.
+Docker bind-mounts into ``/etc`` (hostname, hosts, resolv.conf), volumes and binds, and
+``config.json``.
 Blocking (mounts, file writes): called in a thread.
 """
 
@@ -9,6 +10,7 @@ import json
 import os
 import shlex
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from minicloud.engine.containers.model import Container, ContainerFiles
 from minicloud.engine.containers.spec import BundleSpec, Limits, ProcessSpec, build, merge_env, resolve_user
 from minicloud.engine.errors import InvalidArgument
 from minicloud.engine.snapshots.mounts import Mount, mount, unmount
+from minicloud.engine.volumes.mounts import MountSpec, oci_mount, ordered, populate
 
 
 def command(config: dict[str, Any]) -> list[str]:
@@ -31,14 +34,25 @@ def command(config: dict[str, Any]) -> list[str]:
     return args
 
 
-def network_mode(host_config: dict[str, Any]) -> str:
-    mode = host_config.get("NetworkMode") or "default"
-    if mode in ("default", "bridge", "none"):
-        return "none"  # its own namespace with loopback only, until bridges exist
-    if mode == "host":
-        return "host"
-    raise InvalidArgument(f"network {mode} is not available yet: minicloud's engine supports "
-                          "--network none (the default: loopback only) and --network host so far")
+@dataclass(frozen=True, slots=True)
+class NetworkPlan:
+    """How a starting container is networked: ``none`` (a new namespace with loopback only),
+    ``host``, or ``join`` (the namespace at ``netns``: its own on a bridge network, or another
+    container's, whose /etc files it then shares through ``etc_from``)."""
+
+    mode: str = "none"
+    netns: str = ""
+    hosts: tuple[tuple[str, str], ...] = ()  # (address, name) lines of /etc/hosts
+    nameserver: str = ""
+    etc_from: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VolumePlan:
+    """The container's mounts, with where each volume's data lives on the host."""
+
+    specs: tuple[MountSpec, ...] = ()
+    volume_data: tuple[tuple[str, Path], ...] = ()  # (volume name, its _data directory)
 
 
 def limits(host_config: dict[str, Any]) -> Limits:
@@ -49,18 +63,24 @@ def limits(host_config: dict[str, Any]) -> Limits:
                   pids=max(0, int(host_config.get("PidsLimit") or 0)))
 
 
-def write_etc_files(files: ContainerFiles, hostname: str, network: str) -> dict[str, Path]:
+def write_etc_files(files: ContainerFiles, hostname: str, plan: NetworkPlan) -> dict[str, Path]:
     (files.dir / "hostname").write_text(hostname + "\n")
-    if network == "host":
+    if plan.etc_from is not None:
+        return {"/etc/hostname": files.dir / "hostname", "/etc/hosts": plan.etc_from / "hosts",
+                "/etc/resolv.conf": plan.etc_from / "resolv.conf"}
+    if plan.mode == "host":
         shutil.copyfile("/etc/hosts", files.dir / "hosts")
     else:
+        own = "".join(f"{address}\t{name}\n" for address, name in plan.hosts) or f"127.0.0.1\t{hostname}\n"
         (files.dir / "hosts").write_text(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-            f"127.0.0.1\t{hostname}\n")
-    try:
-        shutil.copyfile("/etc/resolv.conf", files.dir / "resolv.conf")
-    except OSError:
-        (files.dir / "resolv.conf").write_text("")
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" + own)
+    if plan.nameserver:  # the engine's name server of the network; nothing beyond it
+        (files.dir / "resolv.conf").write_text(f"nameserver {plan.nameserver}\noptions ndots:0\n")
+    else:
+        try:
+            shutil.copyfile("/etc/resolv.conf", files.dir / "resolv.conf")
+        except OSError:
+            (files.dir / "resolv.conf").write_text("")
     return {"/etc/hostname": files.dir / "hostname", "/etc/hosts": files.dir / "hosts",
             "/etc/resolv.conf": files.dir / "resolv.conf"}
 
@@ -72,14 +92,42 @@ def mount_rootfs(files: ContainerFiles, mounts: list[Mount]) -> None:
         mount(m, files.rootfs)
 
 
+def hostname_of(container: Container) -> str:
+    return str(container.config.get("Hostname") or container.id[:12])
+
+
+def volume_mounts(plan: VolumePlan, rootfs: Path) -> list[dict[str, Any]]:
+    """OCI mounts of the container's volumes, binds and tmpfs; an empty volume first gets the
+    image's files at its path (unless ``nocopy``)."""
+    data = dict(plan.volume_data)
+    result = []
+    for spec in ordered(list(plan.specs)):
+        source = ""
+        if spec.type == "volume":
+            source_path = data[spec.source]
+            if not spec.nocopy:
+                populate(source_path, rootfs, spec.destination)
+            source = str(source_path)
+        elif spec.type == "bind":
+            if not os.path.exists(spec.source):
+                if not spec.create_source:
+                    raise InvalidArgument(f'invalid mount config for type "bind": bind source path does not '
+                                          f"exist: {spec.source}")
+                os.makedirs(spec.source, exist_ok=True)
+            source = spec.source
+        result.append(oci_mount(spec, source))
+    return result
+
+
 def prepare(container: Container, files: ContainerFiles, mounts: list[Mount], *,
-            swap_accounting: bool, console_size: tuple[int, int] | None = None) -> dict[str, Any]:
+            swap_accounting: bool, console_size: tuple[int, int] | None = None,
+            network: NetworkPlan | None = None, volumes: VolumePlan | None = None) -> dict[str, Any]:
     """Mount the rootfs and write ``config.json``; returns the spec (the rootfs stays mounted)."""
     config, host = container.config, container.host_config
-    network = network_mode(host)
+    plan = network or NetworkPlan()
     mount_rootfs(files, mounts)
     try:
-        hostname = config.get("Hostname") or container.id[:12]
+        hostname = hostname_of(container)
         extra = {"HOSTNAME": hostname}
         if config.get("Tty"):
             extra["TERM"] = "xterm"
@@ -90,7 +138,8 @@ def prepare(container: Container, files: ContainerFiles, mounts: list[Mount], *,
             console_size=console_size)
         spec = BundleSpec(
             container_id=container.id, rootfs=files.rootfs, process=process, hostname=hostname,
-            network=network, etc_files=write_etc_files(files, hostname, network),
+            network=plan.mode, netns_path=plan.netns, etc_files=write_etc_files(files, hostname, plan),
+            extra_mounts=volume_mounts(volumes or VolumePlan(), files.rootfs),
             limits=limits(host), readonly_rootfs=bool(host.get("ReadonlyRootfs")),
             swap_accounting=swap_accounting)
         doc = build(spec)

@@ -13,12 +13,13 @@ import os
 import re
 import shutil
 import signal
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from minicloud.engine.containers.bundle import prepare
+from minicloud.engine.containers.attachments import Attachments, volume_users
+from minicloud.engine.containers.bundle import NetworkPlan, prepare
 from minicloud.engine.containers.model import Container, ContainerFiles, new_id, now_rfc3339, random_name
 from minicloud.engine.containers.requests import merge_config, parse_signal, validate_host_config
 from minicloud.engine.containers.runtime import (
@@ -86,8 +87,9 @@ class Handle:
 
 class ContainerManager:
     def __init__(self, root: Path, images: ImageStore, snapshots: OverlaySnapshotter, unpacker: Unpacker,
-                 runc: Runc, events: Events) -> None:
+                 runc: Runc, events: Events, attachments: Attachments) -> None:
         self.root = root
+        self.attachments = attachments
         root.mkdir(parents=True, exist_ok=True)
         self.images = images
         self.snapshots = snapshots
@@ -146,14 +148,18 @@ class ContainerManager:
                 raise InvalidArgument("no command specified")
             host_config = dict(body.get("HostConfig") or {})
             validate_host_config(host_config)
+            await self.attachments.reserve(container_id, name, body, config, host_config, self.get)
+            mounts = await self.attachments.create_volumes(config, host_config)
             chain = await self.unpacker.unpack([layer.digest for layer in image.layers], image.diff_ids)
             await asyncio.to_thread(self.snapshots.prepare, container_id, chain)
             container = Container(id=container_id, name=name, created=now_rfc3339(), image_id=image.id,
-                                  image_name=image_name, config=config, host_config=host_config)
+                                  image_name=image_name, config=config, host_config=host_config,
+                                  endpoints=self.attachments.endpoints(container_id), mounts=mounts)
             files = self.files(container)
             files.dir.mkdir(parents=True, exist_ok=True)
             await asyncio.to_thread(files.save, container)
         except BaseException:
+            self.attachments.abandon(container_id)
             self.names.pop(name, None)
             if self.snapshots.exists(container_id):
                 await asyncio.to_thread(self.snapshots.remove, container_id)
@@ -208,19 +214,24 @@ class ContainerManager:
         await handle.cleaned()  # the previous run's runtime state must be gone before a new run
         files = self.files(container)
         mounts = self.snapshots.mounts(container.id)
-        await asyncio.to_thread(prepare, container, files, mounts, swap_accounting=self._swap,
-                                console_size=console_size)
         stdin_r = -1
-        if container.config.get("OpenStdin"):
-            stdin_r, handle.stdin = os.pipe()
-            os.set_blocking(handle.stdin, False)
         try:
+            volumes = self.attachments.volume_plan(container)
+            network: NetworkPlan = await self.attachments.connect(container, files, self.get, self.files)
+            container.ports = await self.attachments.publish(container)
+            await asyncio.to_thread(prepare, container, files, mounts, swap_accounting=self._swap,
+                                    console_size=console_size, network=network, volumes=volumes)
+            if container.config.get("OpenStdin"):
+                stdin_r, handle.stdin = os.pipe()
+                os.set_blocking(handle.stdin, False)
             await asyncio.to_thread(self.runc.write_shim_config, files, container.id, tty=container.tty,
                                     stdin=stdin_r >= 0, cgroup=f"{CGROUP_PARENT}/{container.id}")
             started = await self.zygote.spawn(files, stdin_r if stdin_r >= 0 else None)
         except Exception as exc:
             handle.close_stdin()
             await asyncio.to_thread(unmount, files.rootfs)
+            await self.attachments.disconnect(container)
+            container.ports = {}
             container.state.error = str(exc)
             container.state.exit_code = 127 if "not found" in str(exc) or "no such file" in str(exc) else 126 \
                 if "permission denied" in str(exc) else 128
@@ -263,9 +274,12 @@ class ContainerManager:
         except (OSError, ValueError):
             report = {"code": 255, "finished_at": now_rfc3339(), "oom_killed": False}
             container.state.error = "the container's supervisor exited without recording an exit status"
-        handle.cleanup = asyncio.get_running_loop().create_task(self.runc.delete(container.id))
+        # off the exit's path: `runc delete` and the network's teardown (a next run waits for them)
+        handle.cleanup = asyncio.get_running_loop().create_task(
+            _together(self.runc.delete(container.id), self.attachments.disconnect(container)))
         self._cleanups.add(handle.cleanup)
         handle.cleanup.add_done_callback(self._cleanups.discard)
+        container.ports = {}
         await asyncio.to_thread(unmount, files.rootfs)
         handle.release()
         state = container.state
@@ -285,7 +299,7 @@ class ContainerManager:
             return
         if container.host_config.get("AutoRemove"):
             with contextlib.suppress(NotFound, Conflict):
-                await self.remove(container.id, force=True)
+                await self.remove(container.id, force=True, volumes=True)
         elif self._should_restart(container):
             container.transition(Status.RESTARTING)  # Docker's state during the back-off
             container.restart_count += 1
@@ -421,7 +435,8 @@ class ContainerManager:
 
         return wait()
 
-    async def remove(self, ref: str, force: bool = False) -> None:
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        """Remove the container; with ``volumes`` (``rm -v``, ``--rm``) its anonymous volumes too."""
         container = self.get(ref)
         handle = self.handle(container)
         if container.state.status in (Status.RUNNING, Status.PAUSED):
@@ -439,6 +454,7 @@ class ContainerManager:
         self.handles.pop(container.id, None)
         if self.names.get(container.name) == container.id:
             del self.names[container.name]
+        await self.attachments.release(container, volumes, self.volume_users)
         handle.release()
         handle.removed = True
         self.events.publish("container", "destroy", container.id, {"name": container.name})
@@ -457,6 +473,12 @@ class ContainerManager:
             self.snapshots.remove(container.id)
         shutil.rmtree(trash, ignore_errors=True)
 
+    def volume_users(self, name: str) -> list[str]:
+        return volume_users(list(self.containers.values()), name)
+
+    async def save(self, container: Container) -> None:
+        await asyncio.to_thread(self.files(container).save, container)
+
     # -- start-up and shut-down -----------------------------------------------------------------
     async def load(self) -> None:
         """Read every container back; re-adopt running ones whose supervisor is still alive."""
@@ -470,7 +492,9 @@ class ContainerManager:
             self.containers[container.id] = container
             self.handles[container.id] = Handle()
             self.names[container.name] = container.id
+            self.attachments.networks.register(container.id, container.name, container.endpoints)
             await self._adopt(container)
+        await self.attachments.networks.sweep()
         for container in list(self.containers.values()):
             policy = (container.host_config.get("RestartPolicy") or {}).get("Name") or "no"
             if container.state.status is Status.EXITED and not container.stopped_by_user and \
@@ -495,6 +519,7 @@ class ContainerManager:
             container.state.status = Status.DEAD
             await self.remove(container.id, force=True)
         elif status in (Status.RUNNING, Status.PAUSED) and process_alive(container.state.shim_pid, "shim.py"):
+            await self.attachments.readopt(container)
             self._watch(container, handle)
         elif status in (Status.RUNNING, Status.PAUSED):
             await self._exited(container)
@@ -522,3 +547,10 @@ class ContainerManager:
 def status_of(container: Container) -> Status:
     """The current status (a call, so that type narrowing from before an ``await`` does not stick)."""
     return container.state.status
+
+
+async def _together(*work: Awaitable[None]) -> None:
+    results = await asyncio.gather(*work, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            log.warning("cleaning up after a container failed: %s", result)

@@ -67,6 +67,9 @@ class Container:
     restart_count: int = 0
     stopped_by_user: bool = False
     runs: int = 0  # how many times it was started (attach and wait count runs)
+    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # by network id: network.model.Endpoint
+    mounts: list[dict[str, Any]] = field(default_factory=list)  # volumes.mounts.MountSpec, resolved at create
+    ports: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # published now, as Docker shows them
 
     @property
     def tty(self) -> bool:

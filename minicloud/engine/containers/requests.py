@@ -6,8 +6,8 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from minicloud.engine.containers.bundle import network_mode
 from minicloud.engine.errors import InvalidArgument
+from minicloud.engine.network.model import network_mode
 
 
 def parse_signal(value: str | int) -> int:
@@ -53,16 +53,12 @@ def merge_config(body: dict[str, Any], image: dict[str, Any]) -> dict[str, Any]:
 
 def validate_host_config(host: dict[str, Any]) -> None:
     """Refuse, by name, what the engine cannot do yet (never pretend)."""
-    unsupported = {
-        "Binds": "volumes and bind mounts (-v)", "Mounts": "mounts (--mount)",
-        "PortBindings": "published ports (-p)", "VolumesFrom": "--volumes-from",
-        "Links": "links (--link)", "Devices": "devices (--device)",
-    }
+    unsupported = {"VolumesFrom": "--volumes-from", "Links": "links (--link)", "Devices": "devices (--device)"}
     for key, what in unsupported.items():
         if host.get(key):
             raise InvalidArgument(f"{what} are not available yet in minicloud's engine")
     if host.get("Privileged"):
         raise InvalidArgument("--privileged is not available yet in minicloud's engine")
-    if host.get("PublishAllPorts"):
-        raise InvalidArgument("published ports (-P) are not available yet in minicloud's engine")
-    network_mode(host)
+    kind, _target = network_mode(host)
+    if kind == "container" and (host.get("PortBindings") or host.get("PublishAllPorts")):
+        raise InvalidArgument("conflicting options: port publishing and the container type network mode")

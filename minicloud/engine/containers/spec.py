@@ -1,7 +1,7 @@
 """OCI runtime spec (``config.json``) generation with Docker's secure defaults.
 
 Docker's default capability set, its masked and read-only paths, no-new-privileges, private
-pid/ipc/uts/mount namespaces (and a network namespace with only loopback unless ``host``),
+pid/ipc/uts/mount namespaces (a network namespace: new with only loopback, joined, or the host's),
 cgroup limits for ``--memory``, ``--cpus``, ``--pids-limit``, and an RLIMIT_NOFILE never above
 the host's limit (20000 on this machine).
 """
@@ -64,8 +64,10 @@ class BundleSpec:
     rootfs: Path
     process: ProcessSpec
     hostname: str
-    network: str = "none"  # "none" (own namespace, loopback only) or "host"
+    network: str = "none"  # "none" (a new namespace, loopback only), "host", or "join" (netns_path)
+    netns_path: str = ""  # the namespace to join: the engine's for the container, or another container's
     etc_files: dict[str, Path] = field(default_factory=dict)  # /etc/hosts, /etc/hostname, /etc/resolv.conf
+    extra_mounts: list[dict[str, Any]] = field(default_factory=list)  # volumes, binds, tmpfs (OCI mounts)
     limits: Limits = field(default_factory=Limits)
     cgroup_parent: str = "/minicloud"
     readonly_rootfs: bool = False
@@ -146,6 +148,7 @@ def _mounts(spec: BundleSpec) -> list[dict[str, Any]]:
     for destination, source in sorted(spec.etc_files.items()):
         mounts.append({"destination": destination, "type": "bind", "source": str(source),
                        "options": ["rbind", "rprivate"]})
+    mounts.extend(spec.extra_mounts)
     return mounts
 
 
@@ -173,8 +176,8 @@ def _resources(spec: BundleSpec) -> dict[str, Any]:
 
 def build(spec: BundleSpec) -> dict[str, Any]:
     """The ``config.json`` document for ``spec``."""
-    if spec.network not in ("none", "host"):
-        raise InvalidArgument(f"network {spec.network!r} is not available yet: only 'none' and 'host' are")
+    if spec.network not in ("none", "host", "join") or (spec.network == "join") != bool(spec.netns_path):
+        raise InvalidArgument(f"network {spec.network!r} is not a network mode of the runtime spec")
     proc = spec.process
     caps = list(DEFAULT_CAPABILITIES)
     nofile = nofile_limit()
@@ -195,6 +198,8 @@ def build(spec: BundleSpec) -> dict[str, Any]:
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     if spec.network == "none":
         namespaces.append({"type": "network"})
+    elif spec.network == "join":
+        namespaces.append({"type": "network", "path": spec.netns_path})
     return {
         "ociVersion": "1.0.2",
         "process": process,

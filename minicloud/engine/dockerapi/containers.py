@@ -27,10 +27,6 @@ async def create(engine: Engine, request: Request) -> Response:
     body = require_body(await request.json())
     if request.arg("platform") not in ("", "linux/amd64", "linux"):
         raise InvalidArgument(f"platform {request.arg('platform')} is not available: only linux/amd64 is")
-    networking = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
-    for network in networking:
-        if network not in ("none", "host", "default", "bridge"):
-            raise InvalidArgument(f"network {network} is not available yet in minicloud's engine")
     container = await engine.containers.create(body, request.arg("name") or None)
     warnings: list[str] = []
     return json_response({"Id": container.id, "Warnings": warnings}, 201)
@@ -67,7 +63,7 @@ async def list_containers(engine: Engine, request: Request) -> Response:
     filters = request.json_arg("filters") or {}
     show_all = request.flag("all")
     containers = sorted(engine.containers.containers.values(), key=lambda c: c.created, reverse=True)
-    docs = [container_summary(c) for c in containers
+    docs = [container_summary(engine.containers, c) for c in containers
             if (show_all or c.state.status in (Status.RUNNING, Status.PAUSED) or filters.get("status"))
             and _matches(engine, c, filters)]
     limit = request.int_arg("limit", -1) or -1
@@ -134,11 +130,9 @@ async def wait(engine: Engine, request: Request) -> StreamResponse:
 
 
 async def delete(engine: Engine, request: Request) -> Response:
-    if request.flag("v"):
-        pass  # no volumes exist yet, so there are none to remove
     if request.flag("link"):
         raise InvalidArgument("links are not available in minicloud's engine")
-    await engine.containers.remove(request.params["id"], force=request.flag("force"))
+    await engine.containers.remove(request.params["id"], force=request.flag("force"), volumes=request.flag("v"))
     return Response(204)
 
 

@@ -81,9 +81,9 @@ def render_error(exc: Exception) -> Response:
 
 
 def all_routes() -> list[Route]:
-    from minicloud.engine.dockerapi import containers, images, streams, system
+    from minicloud.engine.dockerapi import containers, images, networks, streams, system, volumes
 
-    return [*system.ROUTES, *images.ROUTES, *streams.ROUTES, *containers.ROUTES]
+    return [*system.ROUTES, *images.ROUTES, *streams.ROUTES, *containers.ROUTES, *networks.ROUTES, *volumes.ROUTES]
 
 
 class DockerApiServer:

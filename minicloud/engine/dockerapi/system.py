@@ -47,7 +47,8 @@ async def info(engine: Engine, request: Request) -> Response:
         "ContainersPaused": counts[Status.PAUSED],
         "ContainersStopped": len(containers) - counts[Status.RUNNING] - counts[Status.PAUSED],
         "Images": len(engine.images.list()), "Driver": "overlay", "DriverStatus": [],
-        "Plugins": {"Volume": [], "Network": ["host", "null"], "Authorization": None, "Log": ["json-file"]},
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": None,
+                    "Log": ["json-file"]},
         "MemoryLimit": True, "SwapLimit": os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
         "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True, "PidsLimit": True, "OomKillDisable": False,
         "IPv4Forwarding": False, "Debug": False, "NFd": len(os.listdir("/proc/self/fd")),
@@ -62,8 +63,8 @@ async def info(engine: Engine, request: Request) -> Response:
                   "Error": "", "RemoteManagers": None},
         "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
         "SecurityOptions": ["name=no-new-privileges"], "Warnings": [
-            "minicloud's engine: no bridge networks yet (containers get loopback only, or --network host)",
-            "minicloud's engine: no seccomp profile yet"],
+            "minicloud's engine: no seccomp profile yet",
+            "minicloud's engine: published ports listen on loopback addresses only"],
         "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []},
     })
 

@@ -14,6 +14,8 @@ from minicloud.engine.containers.state import Status
 from minicloud.engine.dockerapi.http import HttpError
 from minicloud.engine.images.reference import parse
 from minicloud.engine.images.store import Image, ImageStore
+from minicloud.engine.network.model import Endpoint, network_mode
+from minicloud.engine.volumes.mounts import MountSpec
 
 
 def human_duration(seconds: float) -> str:
@@ -67,15 +69,80 @@ def _args(container: Container) -> list[str]:
         return []
 
 
-def container_summary(container: Container) -> dict[str, Any]:
+def _networks(manager: ContainerManager, container: Container) -> dict[str, dict[str, Any]]:
+    """Docker's ``NetworkSettings.Networks``: addresses shown while the container runs."""
+    networks = manager.attachments.networks
+    running = container.state.status in (Status.RUNNING, Status.PAUSED)
+    kind, _ = network_mode(container.host_config)
+    if kind in ("host", "none"):
+        return {kind: {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "", "DriverOpts": None,
+                       "GwPriority": 0, "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
+                       "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                       "DNSNames": None}}
+    result = {}
+    for network_id, raw in container.endpoints.items():
+        network = networks.networks.get(network_id)
+        if network is None:
+            continue
+        endpoint = Endpoint.from_json(raw)
+        dns_names = [container.name, container.id[:12], *endpoint.aliases] if network.resolves_names else None
+        result[network.name] = {
+            "IPAMConfig": {"IPv4Address": endpoint.requested_ip} if endpoint.requested_ip else None,
+            "Links": None, "Aliases": endpoint.aliases or None, "MacAddress": endpoint.mac if running else "",
+            "DriverOpts": None, "GwPriority": 0, "NetworkID": network.id,
+            "EndpointID": endpoint.endpoint_id if running else "", "Gateway": network.gateway if running else "",
+            "IPAddress": endpoint.ip if running else "", "IPPrefixLen": network.prefixlen if running else 0,
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": dns_names}
+    return result
+
+
+def _ports(container: Container) -> dict[str, Any]:
+    """Docker's ``NetworkSettings.Ports``: exposed ports, with their bindings while it runs."""
+    ports: dict[str, Any] = {}
+    for key in container.config.get("ExposedPorts") or {}:
+        ports[key if "/" in key else f"{key}/tcp"] = None
+    for key in container.host_config.get("PortBindings") or {}:
+        ports.setdefault(key if "/" in key else f"{key}/tcp", None)
+    ports.update(container.ports)
+    return ports
+
+
+def _mounts(manager: ContainerManager, container: Container) -> list[dict[str, Any]]:
+    docs = []
+    for raw in container.mounts:
+        spec = MountSpec.from_json(raw)
+        doc: dict[str, Any] = {"Type": spec.type, "Destination": spec.destination, "Mode": spec.mode,
+                               "RW": not spec.readonly, "Propagation": "rprivate" if spec.type == "bind" else ""}
+        if spec.type == "volume":
+            doc.update(Name=spec.source, Source=str(manager.attachments.volumes.data(spec.source)), Driver="local")
+        else:
+            doc["Source"] = spec.source
+        docs.append(doc)
+    return docs
+
+
+def _port_summary(container: Container) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for key, bindings in _ports(container).items():
+        port, _, proto = key.partition("/")
+        if not bindings:
+            rows.append({"PrivatePort": int(port), "Type": proto})
+        for binding in bindings or []:
+            rows.append({"IP": binding["HostIp"], "PrivatePort": int(port), "PublicPort": int(binding["HostPort"]),
+                         "Type": proto})
+    return rows
+
+
+def container_summary(manager: ContainerManager, container: Container) -> dict[str, Any]:
     args = _args(container)
     return {
         "Id": container.id, "Names": [f"/{container.name}"], "Image": container.image_name,
         "ImageID": container.image_id, "Command": " ".join(shlex.quote(a) if " " in a else a for a in args),
-        "Created": int(timestamp(container.created)), "Ports": [], "Labels": container.config.get("Labels") or {},
+        "Created": int(timestamp(container.created)), "Ports": _port_summary(container),
+        "Labels": container.config.get("Labels") or {},
         "State": container.state.status.value, "Status": status_text(container),
         "HostConfig": {"NetworkMode": container.host_config.get("NetworkMode") or "default"},
-        "NetworkSettings": {"Networks": {}}, "Mounts": [],
+        "NetworkSettings": {"Networks": _networks(manager, container)}, "Mounts": _mounts(manager, container),
     }
 
 
@@ -99,9 +166,28 @@ def container_inspect(manager: ContainerManager, container: Container) -> dict[s
         "ExecIDs": [e.id for e in _execs(manager, container)] or None,
         "HostConfig": host_config_view(container.host_config),
         "GraphDriver": {"Name": "overlay", "Data": {"UpperDir": snapshot_dir, "MergedDir": str(files.rootfs)}},
-        "Mounts": [], "Config": {**container.config, "Image": container.image_name},
-        "NetworkSettings": {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "Networks": {}},
+        "Mounts": _mounts(manager, container), "Config": {**container.config, "Image": container.image_name},
+        "NetworkSettings": _network_settings(manager, container),
     }
+
+
+def _network_settings(manager: ContainerManager, container: Container) -> dict[str, Any]:
+    networks = _networks(manager, container)
+    running = container.state.status in (Status.RUNNING, Status.PAUSED)
+    netns = manager.attachments.networks.netns_dir / container.id
+    settings: dict[str, Any] = {
+        "Bridge": "", "SandboxID": container.id if running and container.endpoints else "",
+        "SandboxKey": str(netns) if running and container.endpoints else "", "HairpinMode": False,
+        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": _ports(container),
+        "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "",
+        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+        "MacAddress": "", "Networks": networks,
+    }
+    default = networks.get("bridge")
+    if default is not None:  # Docker repeats the default bridge's endpoint at the top level
+        for key in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
+            settings[key] = default[key]
+    return settings
 
 
 def _execs(manager: ContainerManager, container: Container) -> list[Any]:

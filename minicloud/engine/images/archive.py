@@ -66,7 +66,8 @@ def diff_id(content: ContentStore, digest: Digest) -> str:
 
 
 def apply_changes(config: dict[str, Any], changes: list[str]) -> None:
-    """``--change`` instructions of ``docker import``: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE."""
+    """``--change`` instructions of ``docker import``: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE,
+    VOLUME."""
     for change in changes:
         keyword, _, rest = change.strip().partition(" ")
         keyword, rest = keyword.upper(), rest.strip()
@@ -90,6 +91,10 @@ def apply_changes(config: dict[str, Any], changes: list[str]) -> None:
         elif keyword == "EXPOSE":
             for port in rest.split():
                 config.setdefault("ExposedPorts", {})[port if "/" in port else f"{port}/tcp"] = {}
+        elif keyword == "VOLUME":
+            paths = json.loads(rest) if rest.startswith("[") else rest.split()
+            for path in paths:
+                config.setdefault("Volumes", {})[str(path)] = {}
         else:
             raise InvalidArgument(f"{keyword} is not a valid change command")
 

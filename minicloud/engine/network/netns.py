@@ -1,0 +1,125 @@
+"""Network namespaces kept as files: ``unshare --net=<file>`` bind-mounts a new namespace on an
+empty file, so it lives until the file is unmounted, independent of any process; ``nsenter`` runs
+``ip`` inside one; a worker thread that has ``setns``-ed into one creates sockets that belong to it.
+
+The directory holding the files is bind-mounted on itself with private propagation (as iproute2
+does for ``/run/netns``), so that the namespace mounts never propagate to other mount namespaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import subprocess
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from minicloud.engine.errors import EngineError
+from minicloud.engine.snapshots.mounts import is_mounted, unmount
+
+CLONE_NEWNET = 0x40000000
+MS_BIND = 4096
+MS_PRIVATE = 1 << 18
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+T = TypeVar("T")
+
+
+class NetworkSetupFailed(EngineError):
+    """A command that builds networking (``ip``, ``nft``, ``unshare``) failed."""
+
+
+def private_directory(directory: Path) -> None:
+    """Blocking. Make ``directory`` a mount point of its own with private propagation."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if is_mounted(directory):
+        return
+    raw = str(directory).encode()
+    if _libc.mount(raw, raw, None, MS_BIND, None) != 0 or _libc.mount(b"none", raw, None, MS_PRIVATE, None) != 0:
+        err = ctypes.get_errno()
+        raise NetworkSetupFailed(f"cannot make {directory} a private mount: {os.strerror(err)}")
+
+
+def create(path: Path) -> None:
+    """Blocking. A new network namespace (only ``lo``, down) held by the file ``path``."""
+    if is_mounted(path):
+        return
+    path.touch()
+    result = subprocess.run(["unshare", f"--net={path}", "true"], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise NetworkSetupFailed(f"cannot create a network namespace at {path}: {result.stderr.strip()}")
+
+
+def remove(path: Path) -> None:
+    """Blocking. Drop the file's hold on the namespace (the kernel frees it, and the interfaces in
+    it, when no process is left inside) and remove the file."""
+    unmount(path)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def exists(path: Path) -> bool:
+    return is_mounted(path)
+
+
+async def run_ip(netns: Path, commands: list[str], *, tolerate: bool = False) -> str:
+    """Run ``ip -batch`` inside ``netns``; raise unless every command succeeded (or ``tolerate``)."""
+    if not commands:
+        return ""
+    args = ["nsenter", f"--net={netns}", "ip", *(["-force"] if tolerate else []), "-batch", "-"]
+    proc = await asyncio.create_subprocess_exec(*args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                stderr=subprocess.PIPE)
+    out, err = await proc.communicate("\n".join(commands).encode() + b"\n")
+    if proc.returncode != 0 and not tolerate:
+        raise NetworkSetupFailed(f"ip failed in {netns.name}: {err.decode(errors='replace').strip()}")
+    return out.decode(errors="replace")
+
+
+async def run_nft(netns: Path, ruleset: str) -> None:
+    """Load ``ruleset`` atomically (one ``nft -f`` transaction) inside ``netns``."""
+    proc = await asyncio.create_subprocess_exec(
+        "nsenter", f"--net={netns}", "nft", "-f", "-", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)
+    _out, err = await proc.communicate(ruleset.encode())
+    if proc.returncode != 0:
+        raise NetworkSetupFailed(f"nft failed in {netns.name}: {err.decode(errors='replace').strip()}")
+
+
+def _enter(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns {path}: {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+class NamespaceThread:
+    """One worker thread living in a network namespace: a socket it creates belongs to that
+    namespace for good (the namespace is fixed at creation), so the event loop can use it after."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, initializer=_enter, initargs=(str(path),),
+                                            thread_name_prefix="netns")
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    def write_sysctl(self, name: str, value: str) -> None:
+        """Blocking (run through ``call``). A sysctl of the namespace, never of the host."""
+        path = Path("/proc/sys") / name.replace(".", "/")
+        with contextlib.suppress(FileNotFoundError):
+            path.write_text(value)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
