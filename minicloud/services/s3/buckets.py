@@ -99,15 +99,15 @@ class BucketOperations(S3Base):
     async def delete_bucket(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         bucket = await self.bucket_for(ctx, params, "DeleteBucket")
 
-        def delete(conn: Any) -> bool:
+        def delete(conn: Any) -> list[str] | None:
             if not store.bucket_is_empty(conn, bucket.name):
-                return False
-            store.delete_bucket(conn, bucket.name)
-            return True
-        deleted = await self.db.write(delete)
+                return None
+            return store.delete_bucket(conn, bucket.name)
+        released = await self.db.write(delete)
         self.forget_bucket(bucket.name)
-        if not deleted:
+        if released is None:
             raise BucketNotEmpty("The bucket you tried to delete is not empty", BucketName=bucket.name)
+        await self.release(released)
         return {}
 
     async def list_buckets(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

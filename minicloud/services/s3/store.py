@@ -102,14 +102,17 @@ def list_buckets(conn: sa.Connection, account_id: str, after: str, prefix: str, 
 
 
 def bucket_is_empty(conn: sa.Connection, name: str) -> bool:
-    has_object = conn.execute(sa.select(s3_objects.c.id).where(s3_objects.c.bucket == name).limit(1)).first()
-    has_upload = conn.execute(sa.select(s3_uploads.c.upload_id).where(s3_uploads.c.bucket == name)
-                              .limit(1)).first()
-    return has_object is None and has_upload is None
+    """No object version or delete marker (unfinished multipart uploads do not count, as on S3)."""
+    return conn.execute(sa.select(s3_objects.c.id).where(s3_objects.c.bucket == name).limit(1)).first() is None
 
 
-def delete_bucket(conn: sa.Connection, name: str) -> None:
+def delete_bucket(conn: sa.Connection, name: str) -> list[str]:
+    """Delete a bucket and its unfinished uploads; the blobs released."""
+    released: list[str] = []
+    for (upload_id,) in conn.execute(sa.select(s3_uploads.c.upload_id).where(s3_uploads.c.bucket == name)).all():
+        released += drop_upload(conn, upload_id)
     conn.execute(s3_buckets.delete().where(s3_buckets.c.name == name))
+    return released
 
 
 # -- blob references ---------------------------------------------------------------------------------
