@@ -123,7 +123,8 @@ class Attachments:
                                f"{other.id} is {other.state.status.value}")
             own = self.networks.netns_dir / other.id
             path = str(own) if own.exists() else f"/proc/{other.state.pid}/ns/net"
-            return NetworkPlan(mode="join", netns=path, etc_from=container_files(other).dir)
+            return NetworkPlan(mode="join", netns=path, etc_from=container_files(other).dir,
+                               hostname=hostname_of(other))
         sandbox = await self.networks.attach(container.id, hostname_of(container))
         return NetworkPlan(mode="join", netns=str(sandbox.netns), hosts=tuple(sandbox.hosts),
                            nameserver=sandbox.nameserver)

@@ -45,6 +45,7 @@ class NetworkPlan:
     hosts: tuple[tuple[str, str], ...] = ()  # (address, name) lines of /etc/hosts
     nameserver: str = ""
     etc_from: Path | None = None
+    hostname: str = ""  # another container's, when sharing its namespace
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,7 @@ def prepare(container: Container, files: ContainerFiles, mounts: list[Mount], *,
     plan = network or NetworkPlan()
     mount_rootfs(files, mounts)
     try:
-        hostname = hostname_of(container)
+        hostname = plan.hostname or hostname_of(container)
         extra = {"HOSTNAME": hostname}
         if config.get("Tty"):
             extra["TERM"] = "xterm"

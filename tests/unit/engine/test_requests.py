@@ -34,11 +34,13 @@ def test_entrypoint_drops_the_image_cmd() -> None:
 
 
 def test_unsupported_options_are_refused_by_name() -> None:
-    for host, what in [({"Binds": ["/a:/b"]}, "volumes"), ({"PortBindings": {"80/tcp": [{}]}}, "ports"),
-                       ({"Privileged": True}, "privileged"), ({"NetworkMode": "mynet"}, "network mynet")]:
+    for host, what in [({"Links": ["a:b"]}, "links"), ({"VolumesFrom": ["c"]}, "volumes-from"),
+                       ({"Privileged": True}, "privileged"),
+                       ({"NetworkMode": "container:x", "PortBindings": {"80/tcp": [{}]}}, "port publishing")]:
         with pytest.raises(InvalidArgument, match=what):
             validate_host_config(host)
     validate_host_config({"NetworkMode": "host", "Memory": 1 << 20})
+    validate_host_config({"NetworkMode": "mynet", "Binds": ["/a:/b"], "PortBindings": {"80/tcp": [{}]}})
 
 
 def test_signals() -> None:

@@ -46,8 +46,17 @@ def test_secure_defaults() -> None:
 def test_host_network_shares_the_namespace() -> None:
     doc = build(spec(network="host"))
     assert "network" not in {n["type"] for n in doc["linux"]["namespaces"]}
-    with pytest.raises(InvalidArgument, match="not available yet"):
+    with pytest.raises(InvalidArgument, match="not a network mode"):
         build(spec(network="bridge"))
+
+
+def test_joined_network_namespace_and_extra_mounts() -> None:
+    volume = {"destination": "/data", "type": "bind", "source": "/v/_data", "options": ["rbind", "rprivate", "ro"]}
+    doc = build(spec(network="join", netns_path="/n/c1", extra_mounts=[volume]))
+    assert {"type": "network", "path": "/n/c1"} in doc["linux"]["namespaces"]
+    assert doc["mounts"][-1] == volume
+    with pytest.raises(InvalidArgument):
+        build(spec(network="join"))  # a namespace to join is required
 
 
 def test_limits() -> None:
