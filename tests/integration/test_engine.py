@@ -295,9 +295,9 @@ def test_security_defaults(engine: Engine) -> None:
     cap_eff = int(next(line for line in out.splitlines() if line.startswith("CapEff")).split()[1], 16)
     assert cap_eff == 0xa80425fb  # Docker's default set
     assert int(out.split()[-2]) <= 20000
-    assert out.split()[-1] == "1"  # only loopback in the container's network namespace
-    failed = engine.docker("run", "--rm", "-p", "8080:80", "busybox", "true", check=False)
-    assert failed.returncode != 0 and "not available yet" in failed.stderr
+    assert out.split()[-1] == "2"  # loopback and eth0 on the default bridge, in the container's own namespace
+    failed = engine.docker("run", "--rm", "-p", "192.0.2.1:8080:80", "busybox", "true", check=False)
+    assert failed.returncode != 0 and "loopback addresses (127.0.0.0/8) only" in failed.stderr
 
 
 def test_errors_in_dockers_words(engine: Engine) -> None:
@@ -451,8 +451,16 @@ def test_docker_io_defaults_to_minicloud_registry(fresh_server: MinicloudServer,
 def test_nothing_left_behind(engine: Engine) -> None:
     assert engine.docker("ps", "-aq").stdout.strip() == ""
     data = str(engine.server.data_dir)
+    netns = f"{data}/engine/netns"
+    deadline = time.monotonic() + 10  # a namespace's teardown runs just after its container's exit
+    while time.monotonic() < deadline and sorted(os.listdir(netns)) != ["engine"]:
+        time.sleep(0.1)
+    assert sorted(os.listdir(netns)) == ["engine"]  # only the engine's own, while it runs
     with open("/proc/self/mountinfo") as f:
-        assert [line for line in f if data in line] == []
+        assert sorted(line.split()[4] for line in f if data in line) == [netns, f"{netns}/engine"]
+    veths = subprocess.run(["nsenter", f"--net={netns}/engine", "ip", "-o", "link", "show"], capture_output=True,
+                           text=True, check=True).stdout
+    assert [line for line in veths.splitlines() if ": mv" in line] == []
     listed = subprocess.run(["runc", "--root", f"{data}/engine/runc", "list", "-q"], capture_output=True, text=True)
     assert listed.stdout.strip() == ""
     supervisors = []  # a supervisor works in its container's directory
@@ -465,3 +473,8 @@ def test_nothing_left_behind(engine: Engine) -> None:
                 if p.is_dir()] if Path("/sys/fs/cgroup/memory/minicloud").exists() else []
     ours = [p for p in leftover if (Path(data) / "engine" / "containers" / p.name).exists()]
     assert ours == []
+    engine.server.stop()  # and once minicloud stops, nothing at all: no mount, no namespace
+    with open("/proc/self/mountinfo") as f:
+        assert [line for line in f if data in line] == []
+    assert os.listdir(netns) == []
+    engine.server.start()
