@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import signal
+from typing import Any
 
 import pytest
 
@@ -34,9 +35,11 @@ def test_entrypoint_drops_the_image_cmd() -> None:
 
 
 def test_unsupported_options_are_refused_by_name() -> None:
-    for host, what in [({"Links": ["a:b"]}, "links"), ({"VolumesFrom": ["c"]}, "volumes-from"),
-                       ({"Privileged": True}, "privileged"),
-                       ({"NetworkMode": "container:x", "PortBindings": {"80/tcp": [{}]}}, "port publishing")]:
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"Links": ["a:b"]}, "links"), ({"VolumesFrom": ["c"]}, "volumes-from"),
+        ({"Privileged": True}, "privileged"),
+        ({"NetworkMode": "container:x", "PortBindings": {"80/tcp": [{}]}}, "port publishing")]
+    for host, what in cases:
         with pytest.raises(InvalidArgument, match=what):
             validate_host_config(host)
     validate_host_config({"NetworkMode": "host", "Memory": 1 << 20})
