@@ -81,6 +81,7 @@ def test_containers_of_a_network_reach_each_other_by_name(engine: Engine) -> Non
     assert web_ip.startswith("172.") and f"Address: {web_ip}" in out
     inspect = json.loads(engine.docker("network", "inspect", "appnet").stdout)[0]
     assert [c["Name"] for c in inspect["Containers"].values()] == ["web"]
+    assert engine.docker("ps", "--filter", "network=appnet", "--format", "{{.Names}}").stdout == "web\n"
     assert inspect["IPAM"]["Config"][0]["Gateway"].endswith(".1")
     listed = engine.docker("network", "ls", "--format", "{{.Name}} {{.Driver}}").stdout.split("\n")
     assert {"appnet bridge", "bridge bridge", "host host", "none null"} <= set(listed)

@@ -46,6 +46,15 @@ def _matches(engine: Engine, container: Container, filters: dict[str, Any]) -> b
     if (exited := values("exited")) and (container.state.status is not Status.EXITED or
                                          str(container.state.exit_code) not in exited):
         return False
+    if networks := values("network"):
+        joined = {engine.networks.networks[n].name for n in container.endpoints if n in engine.networks.networks}
+        joined |= set(container.endpoints)
+        if not any(n in joined or any(j.startswith(n) for j in container.endpoints) for n in networks):
+            return False
+    if volumes := values("volume"):
+        mounted = {m.get("source") for m in container.mounts} | {m.get("destination") for m in container.mounts}
+        if not any(v in mounted for v in volumes):
+            return False
     labels = container.config.get("Labels") or {}
     for label in values("label"):
         key, sep, value = label.partition("=")

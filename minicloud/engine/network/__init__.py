@@ -1,0 +1,1 @@
+"""Networks: the engine's namespace, bridges, IPAM, veth pairs, nftables, DNS, published ports."""
