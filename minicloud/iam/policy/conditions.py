@@ -30,11 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
+from .glob import any_of, glob
 from .matching import (
     Template,
     arn_matcher,
-    compile_regex,
-    glob_regex,
     has_wildcard,
     parse_template,
     template_matcher,
@@ -158,11 +157,11 @@ def _string_like(values: list[str], variables: bool) -> BaseTest:
     static, dynamic = _templates(values, variables)
     exact = frozenset(v for v in static if not has_wildcard(v))
     wild = [v for v in static if has_wildcard(v)]
-    regex = compile_regex("|".join(f"(?:{glob_regex(v)})" for v in wild)).fullmatch if wild else None
+    regex = any_of(glob(v) for v in wild) if wild else None
     matchers = [template_matcher(template, arn=False) for template in dynamic]
 
     def test(value: str, context: EvalContext) -> bool:
-        if value in exact or (regex is not None and regex(value) is not None):
+        if value in exact or (regex is not None and regex(value)):
             return True
         return any(match(value, context) for match in matchers)
 

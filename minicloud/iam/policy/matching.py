@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from .glob import ArnGlob, SegmentGlob, any_of, arn_glob, glob, tokens_of_rendered
+
 Matcher = Callable[[str], object]
 """Returns something truthy when the request value matches."""
 
@@ -40,8 +42,6 @@ class VariableSource(Protocol):
         ...
 
 
-_WILDCARDS = re.compile(r"([*?])")
-_ARN_SEGMENTS = 6
 
 
 def has_wildcard(text: str) -> bool:
@@ -50,36 +50,6 @@ def has_wildcard(text: str) -> bool:
 
 def _always(_value: str) -> bool:
     return True
-
-
-def glob_regex(pattern: str, star: str = ".*", qmark: str = ".") -> str:
-    """Regular-expression source for a glob: ``*`` and ``?`` become *star* and *qmark*."""
-    out: list[str] = []
-    for piece in _WILDCARDS.split(pattern):
-        if piece == "*":
-            out.append(star)
-        elif piece == "?":
-            out.append(qmark)
-        elif piece:
-            out.append(re.escape(piece))
-    return "".join(out)
-
-
-def arn_glob_regex(pattern: str) -> str:
-    """Regular-expression source for an ARN pattern (see the module docstring).
-
-    A pattern with fewer than six segments is not an ARN; it is matched as a plain glob.
-    """
-    parts = pattern.split(":", _ARN_SEGMENTS - 1)
-    if len(parts) < _ARN_SEGMENTS:
-        return glob_regex(pattern)
-    head = [glob_regex(part, "[^:]*", "[^:]") for part in parts[:-1]]
-    return ":".join([*head, glob_regex(parts[-1])])
-
-
-@functools.lru_cache(maxsize=8192)
-def compile_regex(source: str) -> re.Pattern[str]:
-    return re.compile(source, re.DOTALL)
 
 
 def glob_matcher(pattern: str) -> Matcher:
@@ -91,7 +61,7 @@ def glob_matcher(pattern: str) -> Matcher:
     stem = pattern[:-1]
     if pattern.endswith("*") and not has_wildcard(stem):
         return lambda value: value.startswith(stem)
-    return compile_regex(glob_regex(pattern)).fullmatch
+    return glob(pattern)
 
 
 def arn_matcher(pattern: str) -> Matcher:
@@ -100,7 +70,7 @@ def arn_matcher(pattern: str) -> Matcher:
         return _always
     if not has_wildcard(pattern):
         return pattern.__eq__
-    return compile_regex(arn_glob_regex(pattern)).fullmatch
+    return arn_glob(pattern)
 
 
 def any_glob_matcher(patterns: list[str], arn: bool = False) -> Matcher:
@@ -120,8 +90,8 @@ def any_glob_matcher(patterns: list[str], arn: bool = False) -> Matcher:
             prefixes.append(stem)
         else:
             others.append(pattern)
-    convert = arn_glob_regex if arn else glob_regex
-    regex = compile_regex("|".join(f"(?:{convert(p)})" for p in others)).fullmatch if others else None
+    convert = arn_glob if arn else glob
+    regex = any_of(convert(p) for p in others) if others else None
     starts = tuple(prefixes)
     if regex is None and not starts:
         return exact.__contains__
@@ -215,40 +185,10 @@ def _variable(body: str) -> Variable:
     return Variable(key=name.lower(), default=default)
 
 
-_ARN_TOKENS = re.compile(r"([*?:])")
-
-
-def arn_pieces_regex(pieces: tuple[str, ...]) -> str:
-    """Regex source for a rendered ARN template (policy text at even positions, values at odd)."""
-    if sum(piece.count(":") for piece in pieces) < _ARN_SEGMENTS - 1:
-        return "".join(glob_regex(p) if i % 2 == 0 else re.escape(p) for i, p in enumerate(pieces))
-    out: list[str] = []
-    colons = 0
-    for index, piece in enumerate(pieces):
-        if index % 2:
-            out.append(re.escape(piece))
-            colons += piece.count(":")
-            continue
-        for token in _ARN_TOKENS.split(piece):
-            if token == ":":
-                colons += 1
-                out.append(":")
-            elif token == "*":
-                out.append(".*" if colons >= _ARN_SEGMENTS - 1 else "[^:]*")
-            elif token == "?":
-                out.append("." if colons >= _ARN_SEGMENTS - 1 else "[^:]")
-            elif token:
-                out.append(re.escape(token))
-    return "".join(out)
-
-
 @functools.lru_cache(maxsize=8192)
-def _rendered_matcher(rendered: tuple[str, ...], arn: bool) -> Callable[[str], object]:
-    if arn:
-        source = arn_pieces_regex(rendered)
-    else:
-        source = "".join(glob_regex(p) if i % 2 == 0 else re.escape(p) for i, p in enumerate(rendered))
-    return compile_regex(source).fullmatch
+def _rendered_matcher(rendered: tuple[str, ...], arn: bool) -> Callable[[str], bool]:
+    tokens = tokens_of_rendered(rendered)
+    return ArnGlob(tokens) if arn else SegmentGlob(tokens)
 
 
 def template_matcher(template: Template, arn: bool) -> Callable[[str, VariableSource], bool]:
@@ -259,6 +199,6 @@ def template_matcher(template: Template, arn: bool) -> Callable[[str, VariableSo
         rendered = template.render(source)
         if rendered is None:
             return False
-        return _rendered_matcher(rendered, arn)(value) is not None
+        return _rendered_matcher(rendered, arn)(value)
 
     return match
