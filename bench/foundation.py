@@ -9,7 +9,8 @@ In one run, with all three servers up on loopback (each idle while another is me
 - RSS of the server's process tree: idle (after start and warm-up) and the peak sampled during
   the throughput phases.
 Rounds alternate the order of the servers; the table shows the median over rounds. Before any
-server, the same generator runs against ``bench.trivial_server`` to show its own ceiling.
+server, the same generator runs against ``bench.trivial_server`` to show its own ceiling, and against
+``bench.asgi_floor`` (uvicorn as minicloud runs it, with a trivial app) to show the HTTP stack's floor.
 
 minicloud checks every signature and evaluates IAM policy; moto and MiniStack run with their
 defaults (no signature or policy checks). A tampered signature is sent to each to show which
@@ -333,13 +334,21 @@ def profile_minicloud(runner: Runner, out_dir: Path) -> dict[str, Any]:
     return out
 
 
-# -- the load generator's own ceiling -----------------------------------------------------------------
-def measure_ceiling(opts: Options) -> dict[str, Any]:
-    tmp = tempfile.TemporaryDirectory(prefix="bench-trivial-")
+# -- the load generator's own ceiling, and the floor of minicloud's HTTP stack ----------------------------
+REFERENCES = {
+    # name: (module run as the server, what it shows)
+    "ceiling": ("bench.trivial_server", "the load generator's own ceiling (a trivial asyncio server)"),
+    "asgi_floor": ("bench.asgi_floor", "minicloud's HTTP stack alone (uvicorn + a trivial ASGI app)"),
+}
+
+
+def measure_reference(kind: str, opts: Options) -> dict[str, Any]:
+    """Sequential latency and throughput of a reference server, with the same generator and settings."""
+    module, what = REFERENCES[kind]
+    tmp = tempfile.TemporaryDirectory(prefix=f"bench-{kind}-")
     port = free_port()
     server = ServerProcess(
-        name="trivial",
-        argv=[sys.executable, "-m", "bench.trivial_server", "--host", LOOPBACK, "--port", str(port)],
+        name=kind, argv=[sys.executable, "-m", module, "--host", LOOPBACK, "--port", str(port)],
         env=clean_env(tmp_dir=Path(tmp.name)), cwd=BENCH.parent, log_path=Path(tmp.name) / "server.log",
         port=port, ready_path="/",
     )
@@ -358,15 +367,16 @@ def measure_ceiling(opts: Options) -> dict[str, Any]:
         tmp.cleanup()
     us_per_request = tput.client_cpu_s / tput.ok * 1e6 if tput.ok else 0.0
     out: dict[str, Any] = {
+        "what": what,
         "seq_p50_ms": percentile(seq.latencies_ns, 50) / 1e6,
         "seq_p99_ms": percentile(seq.latencies_ns, 99) / 1e6,
         "rps": tput.rps, "errors": seq.errors + tput.errors, "client_cpu": tput.client_cpu_util,
-        "server_cpu": (marks[1][0] - marks[0][0]) / (marks[1][1] - marks[0][1]),
+        "server_cpu": (marks[1][0] - marks[0][0]) / (marks[1][1] - marks[0][1]) if len(marks) == 2 else None,
         "client_us_per_request": us_per_request,
     }
-    log(f"load generator vs trivial server: sequential p50 {out['seq_p50_ms'] * 1000:.0f} us, "
-        f"{tput.rps:.0f} req/s @{opts.connections}, client CPU {tput.client_cpu_util:.2f}, "
-        f"{us_per_request:.1f} us client CPU per request")
+    log(f"{what}: sequential p50 {out['seq_p50_ms'] * 1000:.0f} us, {tput.rps:.0f} req/s "
+        f"@{opts.connections}, errors {out['errors']}, generator CPU {tput.client_cpu_util:.2f} "
+        f"({us_per_request:.1f} us per request), server CPU {out['server_cpu'] or 0:.2f}")
     return out
 
 
@@ -400,8 +410,8 @@ def run(opts: Options) -> dict[str, Any]:
                               "options": {k: str(v) if isinstance(v, Path) else v
                                           for k, v in vars(opts).items()}}
     if opts.ceiling:
-        log("measuring the load generator's ceiling against a trivial server")
-        report["ceiling"] = measure_ceiling(opts)
+        for kind in REFERENCES:
+            report[kind] = measure_reference(kind, opts)
     stats = {name: TargetStats(name) for name in opts.targets}
     targets: dict[str, Target] = {}
     runners: dict[str, Runner] = {}
@@ -588,6 +598,11 @@ def render_table(report: dict[str, Any]) -> str:
                      f"{ceiling['rps']:,.0f} req/s @{conns}, "
                      f"sequential p50 {ceiling['seq_p50_ms'] * 1000:.0f} us; "
                      f"{ceiling['client_us_per_request']:.1f} us of generator CPU per request")
+    floor = report.get("asgi_floor")
+    if floor:
+        notes.append(f"- minicloud's HTTP stack alone (uvicorn with uvloop + httptools, as `minicloud up` runs "
+                     f"it, serving a trivial ASGI app): {floor['rps']:,.0f} req/s @{conns}, sequential p50 "
+                     f"{floor['seq_p50_ms'] * 1000:.0f} us: the most any minicloud request can reach today")
     cpu = []
     for n in present:
         parts = []
@@ -638,7 +653,8 @@ def parse_args(argv: Sequence[str]) -> Options:
                    help="unmeasured seconds before each throughput window")
     p.add_argument("--procs", type=int, default=1,
                    help="load generator processes for the throughput phases")
-    p.add_argument("--no-ceiling", action="store_true", help="skip the load generator's own ceiling")
+    p.add_argument("--no-ceiling", action="store_true",
+                   help="skip the reference servers (the generator's ceiling, the HTTP stack's floor)")
     p.add_argument("--users", type=int, default=0,
                    help="IAM users to create on every server first (default 0)")
     p.add_argument("--max-noise", type=float, default=0.3,
