@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -23,7 +24,10 @@ def _config_from(args: argparse.Namespace) -> Config:
 def _open_store(config: Config) -> Any:
     from minicloud.storage.metadata.db import Database
 
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    # Everything minicloud writes (the metadata store holds every secret) is for root's eyes only.
+    os.umask(0o077)
+    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    config.data_dir.chmod(0o700)
     db = Database(config.database_url)
     db.migrate()
     return db

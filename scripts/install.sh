@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 DEBIAN_PACKAGES=(
   postgresql        # optional metadata store; the storage test suite runs against it
   python3-venv
+  iproute2          # engine: network namespaces, veth pairs, addresses
   curl
   runc              # engine: runs containers from OCI bundles
   busybox-static    # engine: the offline busybox image for tests

@@ -53,6 +53,8 @@ class RequestContext:
         }
         if p.kind is PrincipalKind.USER:
             keys["aws:username"] = p.name
+        if p.source_identity is not None:
+            keys["aws:SourceIdentity"] = p.source_identity
         for tag_key, tag_value in p.tags:
             keys[f"aws:PrincipalTag/{tag_key}"] = tag_value
         return keys

@@ -86,6 +86,10 @@ class AwsDispatcher:
 
     # -- routing ---------------------------------------------------------------------------------
     def _route(self, signing_name: str | None, request: AwsRequest) -> ServiceEndpoint | None:
+        if signing_name is None:  # unsigned: a JSON target or a query Action names its service
+            unsigned = self._route_unsigned(request)
+            if unsigned is not None:
+                return unsigned
         candidates = self._by_signing_name.get(signing_name or "s3")
         if not candidates:
             return None
@@ -101,6 +105,20 @@ class AwsDispatcher:
             if version and endpoint.model.api_version == version:
                 return endpoint
         return candidates[0]
+
+    def _route_unsigned(self, request: AwsRequest) -> ServiceEndpoint | None:
+        target = request.headers.get("x-amz-target")
+        if target:
+            for endpoint in self.endpoints:
+                prefix = endpoint.model.metadata.get("targetPrefix")
+                if prefix and target.startswith(prefix + "."):
+                    return endpoint
+        if not _may_be_anonymous(request):
+            version = _query_param(request, "Version")
+            for endpoint in self.endpoints:
+                if version and endpoint.protocol in ("query", "ec2") and endpoint.model.api_version == version:
+                    return endpoint
+        return None
 
     def _fallback_endpoint(self) -> ServiceEndpoint | None:
         for name in ("sts", "iam"):

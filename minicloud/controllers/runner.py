@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,12 @@ class LeaderLease:
         self.name = name
         self.ttl = ttl
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._valid_until = 0.0  # monotonic time until which the lease is surely still ours
+
+    def held(self) -> bool:
+        """True while the lease is ours by this process's own clock: a process stalled past the
+        lease's end stops reconciling even before its renewal task gets to run again."""
+        return time.monotonic() < self._valid_until
 
     def _try_acquire(self, conn: sa.Connection) -> bool:
         now = datetime.now(UTC)
@@ -71,12 +78,16 @@ class LeaderLease:
         return False
 
     async def acquire(self) -> bool:
+        started = time.monotonic()
         try:
-            return await self.db.write(self._try_acquire)
+            acquired = await self.db.write(self._try_acquire)
         except sa.exc.IntegrityError:
-            return False
+            acquired = False
+        self._valid_until = started + self.ttl if acquired else 0.0
+        return acquired
 
     async def release(self) -> None:
+        self._valid_until = 0.0
         await self.db.write(lambda conn: conn.execute(
             leases.delete().where(leases.c.name == self.name, leases.c.holder == self.holder)))
 
@@ -144,7 +155,7 @@ class ControllerRunner:
 
     async def _loop(self, state: ControllerState) -> None:
         while not self._stopping.is_set():
-            if self.is_leader:
+            if self.is_leader and self.lease.held():
                 state.wake.clear()
                 try:
                     await state.controller.reconcile()

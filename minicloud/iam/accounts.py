@@ -103,6 +103,11 @@ def bootstrap_root(conn: sa.Connection, credentials_file: Path,
             conn.execute(access_keys.update().where(access_keys.c.access_key_id == key_id)
                          .values(secret_access_key=secret, status="Active"))
         keys = RootKeys(account.account_id, key_id, secret)
+        previous = _read_credentials_file(credentials_file)
+        if previous and previous != key_id:  # the key minicloud managed before is replaced, not kept
+            conn.execute(access_keys.delete().where(access_keys.c.access_key_id == previous,
+                                                    access_keys.c.account_id == account.account_id,
+                                                    access_keys.c.user_id.is_(None)))
     else:
         row = conn.execute(
             sa.select(access_keys).where(access_keys.c.account_id == account.account_id,
@@ -114,6 +119,14 @@ def bootstrap_root(conn: sa.Connection, credentials_file: Path,
         keys = RootKeys(account.account_id, row._mapping["access_key_id"], row._mapping["secret_access_key"])
     _write_credentials_file(credentials_file, keys)
     return keys
+
+
+def _read_credentials_file(path: Path) -> str | None:
+    try:
+        value = json.loads(path.read_text()).get("access_key_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _write_credentials_file(path: Path, keys: RootKeys) -> None:

@@ -181,8 +181,9 @@ class OrganizationsProvider(Provider):
 
     async def describe_account(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         account_id = params["AccountId"]
+        management = await self._management()
         management = await self._require_management(ctx, "organizations:DescribeAccount",
-                                                     f"arn:aws:organizations::*:account/*/{account_id}")
+                                                     self._account_arn(management, account_id))
         account = await self.runtime.db.read(lambda conn: get_account(conn, account_id))
         if account is None:
             raise AccountNotFoundException("You specified an account that doesn't exist.")
@@ -204,7 +205,7 @@ class OrganizationsProvider(Provider):
         if params.get("NextToken"):
             position = decode_token(params["NextToken"])
             offset = position.get("offset") if position else None
-            if not isinstance(offset, int) or offset < 0:
+            if type(offset) is not int or offset < 0:
                 raise InvalidInputException("The provided pagination token is invalid.",
                                             Reason="INVALID_PAGINATION_TOKEN")
             start = offset

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from minicloud.aws.context import RequestContext
-from minicloud.aws.errors import AccessDenied, ValidationError
+from minicloud.aws.errors import AccessDenied, InvalidParameterValue, ValidationError
 from minicloud.aws.provider import Provider
 from minicloud.iam import sessions, store
 from minicloud.iam.identity import Credential, Principal, PrincipalKind
@@ -59,7 +59,7 @@ class StsProvider(Provider):
         caller = ctx.principal
         if _issued_by(ctx) is not None or caller.kind not in (PrincipalKind.USER, PrincipalKind.ROOT):
             raise AccessDenied("Cannot call GetSessionToken with session credentials")
-        await ctx.authorize("sts:GetSessionToken", "*")
+        ctx.allow_unauthenticated()  # "No permissions are required for a user to get a session token."
         limit = ROOT_SESSION_MAX if caller.kind is PrincipalKind.ROOT else USER_SESSION_MAX
         duration = params.get("DurationSeconds", ROOT_SESSION_MAX if caller.kind is PrincipalKind.ROOT else 43200)
         if not 900 <= duration <= limit:
@@ -98,6 +98,12 @@ class StsProvider(Provider):
         if request_tags:
             await ctx.authorize("sts:TagSession", role_arn, context=context,
                                 resource_policy=role.assume_role_policy, resource_account=role.account_id)
+        source_identity = params.get("SourceIdentity")
+        if source_identity is not None:
+            if caller.source_identity is not None and source_identity != caller.source_identity:
+                raise ValidationError("SourceIdentity cannot be changed once it is set for a role session.")
+            await ctx.authorize("sts:SetSourceIdentity", role_arn, context=context,
+                                resource_policy=role.assume_role_policy, resource_account=role.account_id)
         chained = caller.kind is PrincipalKind.ASSUMED_ROLE
         duration = params.get("DurationSeconds", 3600)
         if chained and duration > ROLE_CHAINING_MAX:
@@ -105,7 +111,7 @@ class StsProvider(Provider):
                                   "assumed by role chaining.")
         if duration > role.max_session_duration:
             raise ValidationError("The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
-        session_policies, packed = await self._session_policies(params)
+        session_policies, packed = await self._session_policies(params, role.account_id)
         tags = dict(await self.runtime.db.read(lambda conn: store.get_tags(conn, ROLE, role.role_id)))
         tags.update(request_tags)
         principal = Principal(
@@ -113,7 +119,7 @@ class StsProvider(Provider):
             arn=f"arn:aws:sts::{role.account_id}:assumed-role/{role.name}/{session_name}",
             user_id=f"{role.role_id}:{session_name}", name=session_name, role_arn=role.arn, role_id=role.role_id,
             tags=tuple(sorted(tags.items())), session_policies=tuple(session_policies),
-            source_identity=params.get("SourceIdentity") or caller.source_identity,
+            source_identity=source_identity or caller.source_identity,
         )
         expires = _whole_seconds(ctx.now + timedelta(seconds=duration))
 
@@ -132,7 +138,7 @@ class StsProvider(Provider):
             result["SourceIdentity"] = principal.source_identity
         return result
 
-    async def _session_policies(self, params: dict[str, Any]) -> tuple[list[str], int | None]:
+    async def _session_policies(self, params: dict[str, Any], role_account: str) -> tuple[list[str], int | None]:
         texts: list[str] = []
         packed: int | None = None
         if params.get("Policy") is not None:
@@ -147,10 +153,22 @@ class StsProvider(Provider):
                 raise PackedPolicyTooLarge(
                     f"Packed size of consumed sessions policies exceeds the limit. Policy is {packed}% of the limit.")
             texts.append(text)
-        arns = [p["arn"] for p in params.get("PolicyArns") or []]
+        arns = list(dict.fromkeys(p["arn"] for p in params.get("PolicyArns") or []))
         if arns:
-            texts.extend(await self.runtime.db.read(lambda conn: store.managed_policy_documents(conn, arns)))
+            texts.extend(await self.runtime.db.read(lambda conn: _managed_session_policies(conn, arns, role_account)))
         return texts, packed
+
+
+def _managed_session_policies(conn: sa.Connection, arns: list[str], role_account: str) -> list[str]:
+    """The documents of the managed session policies; fails closed: each ARN must name an
+    AWS-managed policy or a customer-managed one of the role's own account."""
+    documents = []
+    for arn in arns:
+        found = store.managed_policy_documents(conn, [arn]) if _arn_account(arn) in ("aws", role_account) else []
+        if not found:
+            raise InvalidParameterValue(f"Policy {arn} does not exist or is not attachable.")
+        documents.append(found[0])
+    return documents
 
 
 def _issued_by(ctx: RequestContext) -> str | None:

@@ -3,7 +3,8 @@
 Statements run on worker threads (SQLite reads excepted, see ``read``): ``await db.read(fn)`` and
 ``await db.write(fn)`` call ``fn(connection)`` inside a transaction. SQLite has a single writer,
 so its writes are serialised on one thread (no ``database is locked`` upgrades) and its reads,
-microseconds of CPU, run inline; PostgreSQL uses a small pool for both. A write has been committed (and, in WAL mode, survives ``kill -9``) when it returns.
+microseconds of CPU, run inline; PostgreSQL uses a small pool for both. A write has been
+committed (and, in WAL mode, survives ``kill -9``) when it returns.
 """
 
 from __future__ import annotations

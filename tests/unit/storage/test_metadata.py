@@ -91,3 +91,14 @@ def test_leader_lease_is_exclusive_until_it_expires(metadata_db: Database) -> No
         assert await a.acquire()
 
     asyncio.run(scenario())
+
+
+def test_rotating_root_keys_through_the_environment_replaces_the_old_one(metadata_db: Database,
+                                                                         tmp_path: Path) -> None:
+    creds = tmp_path / "credentials.json"
+    generated = metadata_db.write_sync(lambda c: bootstrap_root(c, creds, None))
+    metadata_db.write_sync(lambda c: bootstrap_root(c, creds, ("AKIAROTATEDKEY000001", "a" * 40)))
+    metadata_db.write_sync(lambda c: bootstrap_root(c, creds, ("AKIAROTATEDKEY000002", "b" * 40)))
+    keys = metadata_db.read_sync(lambda c: {r.access_key_id for r in c.execute(sa.select(access_keys.c.access_key_id))})
+    assert keys == {"AKIAROTATEDKEY000002"}
+    assert generated.access_key_id not in keys
