@@ -3,6 +3,7 @@ and authorization with the bucket policy."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -18,6 +19,7 @@ from minicloud.services.s3.store import Bucket
 
 log = logging.getLogger("minicloud.s3")
 
+RELEASE_GRACE_SECONDS = 10.0  # a released blob outlives GETs that found it just before
 BUCKET_CACHE_SECONDS = 2.0  # how long another API server's bucket change may go unseen
 
 
@@ -33,6 +35,7 @@ class S3Base(Provider):
         zones = [z.name for z in runtime.topology.zones(self.region)] or [self.region]
         self.data = ObjectData(runtime.config.data_dir / "s3", zones)
         self._buckets: dict[str, tuple[float, Bucket | None]] = {}
+        self._deletions: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
         dropped = await self.data.cleanup_ingests()
@@ -40,6 +43,8 @@ class S3Base(Provider):
             log.info("removed %d unfinished S3 uploads left by an earlier run", dropped)
 
     async def stop(self) -> None:
+        for task in list(self._deletions):  # unreferenced blobs left now are orphans, not data loss
+            task.cancel()
         self.data.close()
 
     # -- buckets -------------------------------------------------------------------------------------
@@ -79,8 +84,22 @@ class S3Base(Provider):
 
     # -- blobs ---------------------------------------------------------------------------------------
     async def release(self, digests: list[str]) -> None:
-        """Delete the files of blobs whose last reference went away, unless one came back."""
+        """Delete, after a grace period, the files of blobs whose last reference went away: a GET
+        that looked the object up just before it was replaced still streams it. The deletion
+        re-checks that no reference came back and that no read is streaming the blob."""
         for digest in digests:
+            task = asyncio.ensure_future(self._delete_later(digest))
+            self._deletions.add(task)
+            task.add_done_callback(self._deletions.discard)
+
+    async def _delete_later(self, digest: str) -> None:
+        try:
+            while True:
+                await asyncio.sleep(RELEASE_GRACE_SECONDS)
+                if not self.data.reading(digest):
+                    break
             async with self.data.lock(digest):
-                if not await self.db.read(lambda conn, d=digest: store.is_referenced(conn, d)):  # type: ignore[misc]
+                if not await self.db.read(lambda conn: store.is_referenced(conn, digest)):
                     await self.data.delete(digest)
+        except Exception:
+            log.exception("deleting the released blob %s failed", digest)

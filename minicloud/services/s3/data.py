@@ -91,6 +91,7 @@ class ObjectData:
         self._next_zone = 0
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._background: set[asyncio.Future[None]] = set()
+        self._readers: dict[str, int] = {}
 
     def close(self) -> None:
         for store in (self.store, *self._single):
@@ -225,7 +226,24 @@ class ObjectData:
     def _sources(self, digest: Digest) -> list[Replica]:
         return [r for r in self.replicas if r.healthy() and r.path(digest).exists()]
 
+    def reading(self, digest: str) -> bool:
+        """Whether a response is streaming the blob right now."""
+        return self._readers.get(digest, 0) > 0
+
     async def _read_blob(self, digest: Digest, size: int, lo: int, hi: int) -> AsyncIterator[bytes]:
+        name = str(digest)
+        self._readers[name] = self._readers.get(name, 0) + 1
+        try:
+            async for chunk in self._read_blob_counted(digest, size, lo, hi):
+                yield chunk
+        finally:
+            left = self._readers.get(name, 1) - 1
+            if left:
+                self._readers[name] = left
+            else:
+                self._readers.pop(name, None)
+
+    async def _read_blob_counted(self, digest: Digest, size: int, lo: int, hi: int) -> AsyncIterator[bytes]:
         whole = lo == 0 and hi == size
         if whole and size <= VERIFY_BEFORE_SENDING:
             yield await self._read_small(digest)
