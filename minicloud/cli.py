@@ -41,6 +41,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from minicloud.iam.credentials import CredentialStore
     from minicloud.runtime import Runtime
     from minicloud.server.app import MinicloudApp
+    from minicloud.server.http import bounded_protocol
     from minicloud.topology import Topology
 
     config = _config_from(args)
@@ -69,7 +70,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         flush=True,
     )
     server = uvicorn.Server(uvicorn.Config(
-        app, host=config.host, port=config.port, loop="uvloop", http="httptools", lifespan="on",
+        app, host=config.host, port=config.port, loop="uvloop", lifespan="on",
+        http=bounded_protocol(config.max_header_bytes),
         access_log=config.access_log, log_level=config.log_level, server_header=False,
         date_header=True, timeout_keep_alive=30,
     ))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import stat
@@ -151,4 +152,21 @@ def test_oversized_body_is_refused(server: MinicloudServer) -> None:
         urllib.request.urlopen(request, timeout=30)
     if isinstance(err.value, urllib.error.HTTPError):
         assert err.value.code == 413
+    assert _health(server)["status"] == "running"
+
+
+def test_an_endless_header_is_cut_off(server: MinicloudServer) -> None:
+    import socket
+
+    refused = False
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        try:
+            for _ in range(64):  # at most 64 MiB, far past the limit: the server must hang up first
+                sock.sendall(b"a" * (1024 * 1024))
+        except OSError:
+            refused = True  # reset or broken pipe: the server closed the connection
+        with contextlib.suppress(OSError):
+            refused = sock.recv(1024).startswith(b"HTTP/1.1 431") or refused
+    assert refused, "the server kept reading an endless header"
     assert _health(server)["status"] == "running"
