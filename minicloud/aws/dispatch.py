@@ -70,6 +70,15 @@ class ServiceEndpoint:
         return self.provider.service_name
 
 
+@dataclass(slots=True)
+class _Exchange:
+    """What is known of a request so far, for rendering its error in the right protocol."""
+
+    request_id: str
+    endpoint: ServiceEndpoint | None = None
+    operation: OperationModel | None = None
+
+
 class AwsDispatcher:
     def __init__(self, providers: Iterable[Provider], credentials: CredentialStore,
                  authorizer: Authorizer, topology: Topology, *,
@@ -129,74 +138,76 @@ class AwsDispatcher:
 
     # -- the request pipeline ------------------------------------------------------------------------
     async def handle(self, request: AwsRequest) -> AwsResponse:
-        request_id = str(uuid.uuid4())
-        endpoint: ServiceEndpoint | None = None
-        operation: OperationModel | None = None
+        """Answer one request; every failure leaves as the addressed service's own error."""
+        exchange = _Exchange(str(uuid.uuid4()))
         try:
-            auth = sigv4.parse_auth(request)
-            endpoint = self._route(auth.service if auth else None, request)
-            if endpoint is None:
-                endpoint = self._fallback_endpoint()
-                await self._read_stream(request)
-                if auth is None:
-                    raise MissingAuthenticationToken("Missing Authentication Token")
-                raise SignatureDoesNotMatch("Credential should be scoped to correct service: "
-                                            f"'{auth.service}'. ")
-            note_request_protocol(endpoint.model, request)  # errors from here on speak its protocol
-            streaming = await self._prepare_body(request, endpoint)
-            if auth is None and not (endpoint.provider.anonymous_access and _may_be_anonymous(request)):
-                # Anonymous access exists only where AWS allows it (S3); the services that
-                # allow it authorise the anonymous principal themselves (bucket policies).
-                raise MissingAuthenticationToken("Request is missing Authentication Token")
-            region = (auth.region if auth else "") or self._topology.default_region  # SigV2 has no scope
-            if not endpoint.provider.global_service and not self._topology.has_region(region):
-                raise SignatureDoesNotMatch("Credential should be scoped to a valid region. ")
-            now = datetime.now(UTC)
-            credential = None
-            if auth is not None:
-                credential = await self._authenticate(request, auth, endpoint, now,
-                                                      check_payload=streaming is None)
-            operation, params = endpoint.parser.parse(request)
-            validate(operation, params, endpoint.protocol)
-            if streaming is not None:
-                params[streaming] = RequestPayload.for_request(
-                    request, auth, credential.secret_access_key if credential else None)
-            handler = endpoint.handlers.get(operation.name)
-            if handler is None:
-                raise NotImplementedOperation(
-                    f"The operation {operation.name} of {endpoint.model.service_id} is not "
-                    "implemented by minicloud.")
-            ctx = RequestContext(
-                request_id=request_id, service=endpoint.name, operation=operation.name,
-                region=region, principal=credential.principal if credential else ANONYMOUS,
-                request=request, now=now,
-                authorizer=self._authorizer, access_denied=endpoint.provider.access_denied,
-            )
-            ctx.extra["credential"] = credential
-            ctx.extra["auth"] = auth
-            result = await handler(ctx, params)
-            if not ctx.authorized:
-                raise InternalFailure(f"{operation.name} returned without an authorization check")
-            if credential is not None:
-                self._credentials.note_used(credential.access_key_id, endpoint.name, region, now)
-            return endpoint.serializer.serialize_result(operation, result, request_id)
+            return await self._serve(request, exchange)
         except ClientDisconnected:
-            return self._render_error(IncompleteBody(
-                "You did not provide the number of bytes specified by the Content-Length HTTP header"),
-                endpoint, operation, request_id)
-        except ServiceError as error:
-            return self._render_error(error, endpoint, operation, request_id)
+            error: ServiceError = IncompleteBody(
+                "You did not provide the number of bytes specified by the Content-Length HTTP header")
+        except ServiceError as service_error:
+            error = service_error
         except sigv4.AuthFailure as failure:
-            if endpoint is None and failure.details and failure.details.get("service"):
-                endpoint = self._route(str(failure.details["service"]), request)
-            protocol = endpoint.protocol if endpoint else "query"
-            service = endpoint.name if endpoint else "sts"
-            return self._render_error(sigv4.auth_error(failure, protocol, service), endpoint, operation,
-                                      request_id)
+            if exchange.endpoint is None and failure.details and failure.details.get("service"):
+                exchange.endpoint = self._route(str(failure.details["service"]), request)
+            endpoint = exchange.endpoint
+            error = sigv4.auth_error(failure, endpoint.protocol if endpoint else "query",
+                                     endpoint.name if endpoint else "sts")
         except Exception:
-            log.exception("unhandled error in %s", operation.name if operation else request.path)
-            return self._render_error(InternalFailure("We encountered an internal error. Please try again."),
-                                      endpoint, operation, request_id)
+            log.exception("unhandled error in %s", exchange.operation.name if exchange.operation else request.path)
+            error = InternalFailure("We encountered an internal error. Please try again.")
+        return self._render_error(error, exchange.endpoint, exchange.operation, exchange.request_id)
+
+    async def _serve(self, request: AwsRequest, exchange: _Exchange) -> AwsResponse:
+        auth = sigv4.parse_auth(request)
+        endpoint = exchange.endpoint = await self._address(request, auth)
+        streaming = await self._prepare_body(request, endpoint)
+        region = (auth.region if auth else "") or self._topology.default_region  # SigV2 has no scope
+        if not endpoint.provider.global_service and not self._topology.has_region(region):
+            raise SignatureDoesNotMatch("Credential should be scoped to a valid region. ")
+        now = datetime.now(UTC)
+        credential = None
+        if auth is not None:
+            credential = await self._authenticate(request, auth, endpoint, now, check_payload=streaming is None)
+        operation, params = endpoint.parser.parse(request)
+        exchange.operation = operation
+        validate(operation, params, endpoint.protocol)
+        if streaming is not None:
+            params[streaming] = RequestPayload.for_request(
+                request, auth, credential.secret_access_key if credential else None)
+        handler = endpoint.handlers.get(operation.name)
+        if handler is None:
+            raise NotImplementedOperation(
+                f"The operation {operation.name} of {endpoint.model.service_id} is not implemented by minicloud.")
+        ctx = RequestContext(
+            request_id=exchange.request_id, service=endpoint.name, operation=operation.name, region=region,
+            principal=credential.principal if credential else ANONYMOUS, request=request, now=now,
+            authorizer=self._authorizer, access_denied=endpoint.provider.access_denied,
+        )
+        ctx.extra["credential"] = credential
+        ctx.extra["auth"] = auth
+        result = await handler(ctx, params)
+        if not ctx.authorized:
+            raise InternalFailure(f"{operation.name} returned without an authorization check")
+        if credential is not None:
+            self._credentials.note_used(credential.access_key_id, endpoint.name, region, now)
+        return endpoint.serializer.serialize_result(operation, result, exchange.request_id)
+
+    async def _address(self, request: AwsRequest, auth: sigv4.SigV4Auth | None) -> ServiceEndpoint:
+        """The service a request is for, or the error that says it cannot be served."""
+        endpoint = self._route(auth.service if auth else None, request)
+        if endpoint is None:
+            await self._read_stream(request)
+            if auth is None:
+                raise MissingAuthenticationToken("Missing Authentication Token")
+            raise SignatureDoesNotMatch(f"Credential should be scoped to correct service: '{auth.service}'. ")
+        note_request_protocol(endpoint.model, request)  # errors from here on speak its protocol
+        if auth is None and not (endpoint.provider.anonymous_access and _may_be_anonymous(request)):
+            # Anonymous access exists only where AWS allows it (S3); the services that allow it
+            # authorise the anonymous principal themselves (bucket policies).
+            await self._read_stream(request)
+            raise MissingAuthenticationToken("Request is missing Authentication Token")
+        return endpoint
 
     async def _prepare_body(self, request: AwsRequest, endpoint: ServiceEndpoint) -> str | None:
         """Route first: a body left unread by the server stays a stream for an operation whose

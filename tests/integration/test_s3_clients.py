@@ -34,6 +34,9 @@ def test_cli_cp_sync_mv_rm_ls(server: MinicloudServer, tmp_path: Path) -> None:
     files = {"a.txt": b"alpha", "nested/b.bin": os.urandom(20 * MiB), "nested/c.txt": b"gamma"}
     for name, data in files.items():
         (src / name).write_bytes(data)
+        # S3's LastModified has whole seconds: a file written in the same second as its upload
+        # would look newer than its copy to `s3 sync` (on AWS too), so the files are a minute old.
+        os.utime(src / name, (time.time() - 60, time.time() - 60))
     server.aws("s3", "sync", str(src), f"s3://{bucket}/tree")
     listing = server.aws("s3", "ls", "--recursive", f"s3://{bucket}/").stdout
     assert all(f"tree/{name}" in listing for name in files)
