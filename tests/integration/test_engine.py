@@ -213,13 +213,47 @@ def test_stdin_is_piped(engine: Engine) -> None:
 
 
 def on_a_terminal(engine: Engine, *args: str, rows: int = 0, cols: int = 0) -> tuple[int, int]:
-    """Run the docker CLI on a new pseudo-terminal; returns (pid, master fd)."""
+    """Run the docker CLI on a new pseudo-terminal; returns (pid, master fd). The window size is
+    set before the CLI starts, so that it is the size the CLI reads and sends."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: the docker CLI on a pseudo-terminal
+        if rows and cols:
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         os.execve(DOCKER, [DOCKER, *args], engine.env)
-    if rows and cols:
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     return pid, fd
+
+
+def read_terminal(fd: int, until: bytes | None = None, timeout: float = 10) -> bytes:
+    """What the terminal shows until ``until`` appears, the other side closes, or ``timeout``."""
+    output = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (until is None or until not in output):
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:  # EIO: the CLI has exited
+                break
+            if not data:
+                break
+            output += data
+    return output
+
+
+def end_on_terminal(pid: int, fd: int, timeout: float = 10) -> int:
+    """The CLI's exit code once it has exited (killed after ``timeout``); closes the terminal."""
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.05)
+        os.kill(pid, 9)
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
+    finally:
+        os.close(fd)
 
 
 def test_interactive_tty(engine: Engine) -> None:
@@ -251,27 +285,29 @@ def test_interactive_tty(engine: Engine) -> None:
 
 
 def test_exec_with_a_tty(engine: Engine) -> None:
+    """The container's own terminal, as in Docker: ONLCR on (\\r\\n, never \\r\\r\\n however early the
+    shell reads its settings), sized before the process starts, passed through untouched."""
     engine.docker("run", "-d", "--name", "shellbox", "busybox", "sleep", "1000")
-    pid, fd = on_a_terminal(engine, "exec", "-it", "shellbox", "sh", rows=33, cols=99)
-    output = b""
-    deadline = time.monotonic() + 10
-    sent = False
-    while time.monotonic() < deadline and b"/dev/pts/" not in output:
-        ready, _, _ = select.select([fd], [], [], 0.1)
-        if ready:
-            try:
-                output += os.read(fd, 4096)
-            except OSError:
-                break
-        if b"# " in output and not sent:
+    try:
+        pid, fd = on_a_terminal(engine, "exec", "-it", "shellbox", "sh", rows=33, cols=99)
+        try:
+            output = read_terminal(fd, b"# ")
             os.write(fd, b"echo ex''ec; stty size; tty\n")
-            sent = True
-    os.write(fd, b"exit 6\n")
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    assert b"exec\r\n33 99\r\n/dev/pts/" in output
-    assert os.waitstatus_to_exitcode(status) == 6
-    engine.docker("rm", "-f", "shellbox")
+            output += read_terminal(fd, b"/dev/pts/")
+            os.write(fd, b"exit 6\n")
+            output += read_terminal(fd)
+        finally:
+            code = end_on_terminal(pid, fd)
+        assert b"exec\r\n33 99\r\n/dev/pts/" in output and b"\r\r\n" not in output
+        assert code == 6
+        pid, fd = on_a_terminal(engine, "exec", "-it", "shellbox", "stty", "size", rows=21, cols=77)
+        try:
+            output = read_terminal(fd)
+        finally:
+            code = end_on_terminal(pid, fd)
+        assert output == b"21 77\r\n" and code == 0
+    finally:
+        engine.docker("rm", "-f", "shellbox", check=False)
 
 
 def test_memory_limit_kills(engine: Engine) -> None:

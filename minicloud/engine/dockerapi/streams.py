@@ -129,6 +129,8 @@ async def exec_start(engine: Engine, request: Request) -> Response | Hijack:
     process = await engine.execs.start(exec_id, console_size=console)
     if process.master >= 0:
         return Hijack(lambda reader, writer: _pump_terminal(process, reader, writer), RAW)
+    if process.error:  # on a terminal, and runc could not start it: say why, as runc would have
+        return Hijack(lambda reader, writer: _report_failure(process, process.error, writer), RAW)
     proc = process.proc
 
     async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -197,6 +199,17 @@ async def _pump_terminal(process: ExecProcess, reader: asyncio.StreamReader, wri
             loop.remove_reader(master)
         process.close()
         await _finish(feeder, writer)
+
+
+async def _report_failure(process: ExecProcess, error: str, writer: asyncio.StreamWriter) -> None:
+    try:
+        writer.write(error.encode() + b"\r\n")
+        await writer.drain()
+        await process.proc.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            writer.write_eof()
+            await writer.drain()
 
 
 async def _finish(feeder: asyncio.Task[None], writer: asyncio.StreamWriter) -> None:
