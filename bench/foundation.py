@@ -583,6 +583,18 @@ def render_table(report: dict[str, Any]) -> str:
             if o["failed"] and not t[n]["failed"]:
                 notes.append(f"- {heads[n]} {op} not measured: {o['failed'][:300]}")
     if "minicloud" in t and peer_names:
+        per_round = []
+        for op in ("GetCallerIdentity", "ListUsers"):
+            mine = t["minicloud"]["ops"][op]["rounds"]["rps"]
+            peers_rps = [t[n]["ops"][op]["rounds"]["rps"] for n in peer_names
+                         if not t[n]["failed"] and not t[n]["ops"][op]["failed"]]
+            ratios = [m / max(p[i] for p in peers_rps) for i, m in enumerate(mine)
+                      if peers_rps and all(i < len(p) for p in peers_rps) and max(p[i] for p in peers_rps) > 0]
+            if ratios:
+                per_round.append(f"{op} " + ", ".join(f"{r:.2f}x" for r in ratios))
+        if per_round:
+            notes.append("- throughput ratio to the faster peer in each round (phases of a round run back to back): "
+                         + "; ".join(per_round))
         verdicts = []
         for op in ("GetCallerIdentity", "ListUsers"):
             _, r = _ratio(op_val("minicloud", op, "rps"), [op_val(n, op, "rps") for n in peer_names], True)
