@@ -63,12 +63,18 @@ class RequestContext:
                         context: ConditionValues | None = None, resource_policy: str | None = None,
                         resource_account: str | None = None) -> None:
         """Raise the service's access-denied error unless IAM allows ``action`` on ``resource``."""
+        owner = resource_account if resource_account is not None else self.account_id
+        if self.principal.kind is PrincipalKind.ROOT and resource_policy is None and owner == self.account_id:
+            # An account's root user may do anything to its own account's resources; only a
+            # resource policy's explicit deny could stop it, and there is none here.
+            self.authorized = True
+            return
         keys = self.condition_keys()
         if context:
             keys.update(context)
         result = await self.authorizer.check(
             self.principal, action, resource, context=keys, resource_policy=resource_policy,
-            resource_account=resource_account if resource_account is not None else self.account_id,
+            resource_account=owner,
         )
         if not result.allowed:
             raise self.access_denied(result.message)
