@@ -120,21 +120,29 @@ class OrganizationsProvider(Provider):
         request_id = "car-" + secrets.token_hex(16)
         now = datetime.now(UTC)
 
+        base: dict[str, Any] = {
+            "request_id": request_id, "management_account_id": management.account_id,
+            "account_name": name, "requested_at": now, "completed_at": now,
+        }
+        email_exists = {**base, "state": "FAILED", "failure_reason": "EMAIL_ALREADY_EXISTS", "account_id": None}
+
         def create(conn: sa.Connection) -> dict[str, Any]:
-            record: dict[str, Any] = {
-                "request_id": request_id, "management_account_id": management.account_id,
-                "account_name": name, "requested_at": now, "completed_at": now,
-            }
-            if email_taken(conn, email):
-                record.update(state="FAILED", failure_reason="EMAIL_ALREADY_EXISTS", account_id=None)
-            else:
+            record = email_exists
+            if not email_taken(conn, email):
                 account, _keys = create_account(conn, name, email)
                 create_access_role(conn, account.account_id, management.account_id, role_name, now)
-                record.update(state="SUCCEEDED", failure_reason=None, account_id=account.account_id)
+                record = {**base, "state": "SUCCEEDED", "failure_reason": None, "account_id": account.account_id}
             conn.execute(create_account_requests.insert().values(**record))
             return record
 
-        record = await self.runtime.db.write(create)
+        def record_failure(conn: sa.Connection) -> dict[str, Any]:
+            conn.execute(create_account_requests.insert().values(**email_exists))
+            return email_exists
+
+        try:
+            record = await self.runtime.db.write(create)
+        except sa.exc.IntegrityError:  # a concurrent request took the email first (PostgreSQL)
+            record = await self.runtime.db.write(record_failure)
         self.runtime.credentials.invalidate()
         return {"CreateAccountStatus": self._status(record)}
 
