@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import secrets
 from typing import Any
 
@@ -14,29 +15,58 @@ import sqlalchemy as sa
 from minicloud.aws.context import RequestContext
 from minicloud.services.s3 import store
 from minicloud.services.s3.checksums import ALGORITHMS, MEMBER, composite
+from minicloud.services.s3.data import Staged
 from minicloud.services.s3.errors import (
     EntityTooSmall,
     InvalidArgument,
     InvalidPart,
     InvalidPartOrder,
+    InvalidRange,
+    InvalidRequest,
     MalformedXML,
     NoSuchUpload,
 )
-from minicloud.services.s3.http import content_headers
+from minicloud.services.s3.http import check_copy_conditions, content_headers
 from minicloud.services.s3.names import check_key, owner
 from minicloud.services.s3.objects import (
     ObjectOperations,
     PutCondition,
     new_version_id,
+    parse_copy_source,
     parse_tagging,
     storage_class_of,
 )
 from minicloud.services.s3.store import Bucket
 from minicloud.services.s3.tables import s3_uploads
-from minicloud.services.s3.uploads import checksum_members, receive_body
+from minicloud.services.s3.uploads import MAX_PUT_BYTES, checksum_members, receive_body
 
 MIN_PART_BYTES = 5 * 1024 * 1024
 MAX_PARTS = 10_000
+_COPY_RANGE = re.compile(r"bytes=(\d+)-(\d+)")
+
+
+def _part_number(params: dict[str, Any]) -> int:
+    number = int(params["PartNumber"])
+    if not 1 <= number <= MAX_PARTS:
+        raise InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
+                              ArgumentName="partNumber", ArgumentValue=str(number))
+    return number
+
+
+def _copy_range(text: str | None, size: int) -> tuple[int, int]:
+    """x-amz-copy-source-range ``bytes=first-last`` (inclusive) as [start, end); the whole object if absent."""
+    if text is None:
+        return 0, size
+    match = _COPY_RANGE.fullmatch(text.strip())
+    if match is None:
+        raise InvalidArgument("The x-amz-copy-source-range value must be of the form bytes=first-last where first "
+                              "and last are the zero-based offsets of the first and last bytes to copy",
+                              ArgumentName="x-amz-copy-source-range", ArgumentValue=text)
+    first, last = int(match.group(1)), int(match.group(2))
+    if first > last or last >= size:
+        raise InvalidRange("The requested range is not satisfiable", RangeRequested=text,
+                           ActualObjectSize=str(size))
+    return first, last + 1
 
 
 class MultipartOperations(ObjectOperations):
@@ -69,15 +99,39 @@ class MultipartOperations(ObjectOperations):
     async def upload_part(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         key: str = params["Key"]
         bucket = await self.bucket_for(ctx, params, "PutObject", key)
-        number = int(params["PartNumber"])
-        if not 1 <= number <= MAX_PARTS:
-            raise InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
-                                  ArgumentName="partNumber", ArgumentValue=str(number))
+        number = _part_number(params)
         upload = await self._upload(bucket, key, params["UploadId"])
         if upload.checksum_algorithm and not params.get("ChecksumAlgorithm"):
             params["ChecksumAlgorithm"] = upload.checksum_algorithm
         staged = await receive_body(self.data, params, upload.storage_class,
                                     ctx.request.headers.get("x-amz-trailer") or "")
+        values = await self._store_part(ctx, upload, number, staged)
+        return {"ETag": values["etag"], **{MEMBER[n]: v for n, v in staged.checksums.items()}}
+
+    async def upload_part_copy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        """A part made of (a range of) another object's bytes, read and verified from the blob store."""
+        key: str = params["Key"]
+        source_bucket_name, source_key, source_version = parse_copy_source(params["CopySource"])
+        source_bucket = await self.bucket(source_bucket_name)
+        await self.authorize(ctx, "GetObjectVersion" if source_version else "GetObject", source_bucket, source_key)
+        bucket = await self.bucket_for(ctx, params, "PutObject", key)
+        number = _part_number(params)
+        upload = await self._upload(bucket, key, params["UploadId"])
+        source = await self.find_object(ctx, source_bucket, source_key, source_version)
+        check_copy_conditions(params, source.etag, source.last_modified)
+        start, end = _copy_range(params.get("CopySourceRange"), source.size)
+        if end - start > MAX_PUT_BYTES:
+            raise InvalidRequest("The specified copy source is larger than the maximum allowable size for a copy "
+                                 f"source: {MAX_PUT_BYTES}")
+        body = self.data.read(source.segments(), start, end)
+        staged = await self.data.stage(body, upload.storage_class, checksums=set(), limit=MAX_PUT_BYTES)
+        values = await self._store_part(ctx, upload, number, staged)
+        result: dict[str, Any] = {"CopyPartResult": {"ETag": values["etag"], "LastModified": values["last_modified"]}}
+        if source_bucket.versioning or source.version_id != store.NULL_VERSION:
+            result["CopySourceVersionId"] = source.version_id
+        return result
+
+    async def _store_part(self, ctx: RequestContext, upload: Any, number: int, staged: Staged) -> dict[str, Any]:
         values = {"upload_id": upload.upload_id, "part_number": number, "digest": staged.digest,
                   "size": staged.size, "etag": f'"{staged.md5}"', "last_modified": ctx.now.replace(microsecond=0),
                   "checksums": json.dumps(staged.checksums) if staged.checksums else None}
@@ -95,7 +149,7 @@ class MultipartOperations(ObjectOperations):
                 await self.release_unlocked([staged.digest])
                 raise
         await self.release(released)
-        return {"ETag": values["etag"], **{MEMBER[n]: v for n, v in staged.checksums.items()}}
+        return values
 
     async def complete_multipart_upload(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         key: str = params["Key"]
