@@ -532,3 +532,27 @@ def test_cli_copies_a_large_object_between_buckets(server: MinicloudServer, s3: 
     # objects over the CLI's 8 MiB threshold are copied part by part with UploadPartCopy
     server.aws("s3", "cp", f"s3://{bucket}/big", f"s3://{target}/big")
     assert s3.get_object(Bucket=target, Key="big")["Body"].read() == data
+
+
+def test_get_object_attributes(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="plain", Body=b"hello", ChecksumAlgorithm="SHA256")
+    attrs = s3.get_object_attributes(Bucket=bucket, Key="plain",
+                                     ObjectAttributes=["ETag", "ObjectSize", "StorageClass", "Checksum"])
+    assert attrs["ETag"] == hashlib.md5(b"hello").hexdigest()
+    assert attrs["ObjectSize"] == 5 and attrs["StorageClass"] == "STANDARD"
+    assert attrs["Checksum"]["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(b"hello").digest()).decode()
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="multi")["UploadId"]
+    chunks = [os.urandom(5 * MiB), os.urandom(5 * MiB), b"tail"]
+    parts = [{"PartNumber": n, "ETag": s3.upload_part(Bucket=bucket, Key="multi", UploadId=upload, PartNumber=n,
+                                                      Body=chunk)["ETag"]} for n, chunk in enumerate(chunks, 1)]
+    s3.complete_multipart_upload(Bucket=bucket, Key="multi", UploadId=upload, MultipartUpload={"Parts": parts})
+    page = s3.get_object_attributes(Bucket=bucket, Key="multi", ObjectAttributes=["ObjectParts"], MaxParts=2)
+    object_parts = page["ObjectParts"]
+    assert object_parts["TotalPartsCount"] == 3 and object_parts["IsTruncated"]
+    assert [p["Size"] for p in object_parts["Parts"]] == [5 * MiB, 5 * MiB]
+    rest = s3.get_object_attributes(Bucket=bucket, Key="multi", ObjectAttributes=["ObjectParts"],
+                                    PartNumberMarker=object_parts["NextPartNumberMarker"])
+    assert [p["PartNumber"] for p in rest["ObjectParts"]["Parts"]] == [3]
+    with pytest.raises(ClientError) as err:
+        s3.get_object_attributes(Bucket=bucket, Key="missing", ObjectAttributes=["ETag"])
+    assert code(err) == "NoSuchKey"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from minicloud.services.s3.attributes import AttributeOperations
 from minicloud.services.s3.buckets import BucketOperations
 from minicloud.services.s3.deletes import DeleteOperations
 from minicloud.services.s3.listing import ListingOperations
@@ -9,5 +10,6 @@ from minicloud.services.s3.multipart import MultipartOperations
 from minicloud.services.s3.policies import PolicyOperations
 
 
-class S3Provider(MultipartOperations, DeleteOperations, BucketOperations, PolicyOperations, ListingOperations):
+class S3Provider(MultipartOperations, AttributeOperations, DeleteOperations, BucketOperations, PolicyOperations,
+                 ListingOperations):
     """Amazon S3 over minicloud's metadata store and replicated blob store."""
