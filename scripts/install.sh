@@ -29,6 +29,13 @@ if [ "$(id -u)" = 0 ] && command -v dpkg-query >/dev/null; then
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "install: apt-get install ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # minicloud starts the daemons it needs itself (its own folders, loopback only): keep the packages'
+    # init scripts from starting system-wide ones (dockerd would add a bridge and firewall rules).
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+      chmod +x /usr/sbin/policy-rc.d
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
