@@ -407,3 +407,20 @@ def test_policy_and_role_tags(iam: Any) -> None:
     iam.untag_role(RoleName=role, TagKeys=["X"])  # tag keys ignore case
     assert iam.list_role_tags(RoleName=role)["Tags"] == []
     iam.delete_role(RoleName=role)
+
+
+def test_path_prefixes_match_literally(server: MinicloudServer) -> None:
+    iam = server.client("iam")
+    tag = uuid.uuid4().hex[:8]
+    literal, lookalike, other = f"/a_b%{tag}/", f"/axbz{tag}/", f"/q{tag}/"
+    for path, name in ((literal, "lit"), (lookalike, "look"), (other, "other")):
+        iam.create_user(UserName=f"{name}-{tag}", Path=path)
+        iam.create_role(RoleName=f"{name}-{tag}", Path=path, AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": server.account_id},
+                                                    "Action": "sts:AssumeRole"}]}))
+        iam.create_group(GroupName=f"{name}-{tag}", Path=path)
+    assert [u["UserName"] for u in iam.list_users(PathPrefix=literal)["Users"]] == [f"lit-{tag}"]
+    assert [r["RoleName"] for r in iam.list_roles(PathPrefix=literal)["Roles"]] == [f"lit-{tag}"]
+    assert [g["GroupName"] for g in iam.list_groups(PathPrefix=literal)["Groups"]] == [f"lit-{tag}"]
+    paged = iam.list_users(PathPrefix=f"/q{tag}", MaxItems=1)
+    assert [u["UserName"] for u in paged["Users"]] == [f"other-{tag}"] and not paged["IsTruncated"]

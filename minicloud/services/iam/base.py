@@ -174,6 +174,37 @@ def page_query(conn: sa.Connection, query: sa.Select[Any], key: sa.ColumnElement
     return rows, encode_token({"after": rows[-1]._mapping[key]})
 
 
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+class PathListing:
+    """One page of an entity table (users, groups, roles) by account and path prefix, ordered by
+    name: the same as ``page_query`` over ``path_filter``, with its two statements built once (a
+    listing is a hot read; building a statement cost more than running it)."""
+
+    def __init__(self, table: sa.Table) -> None:
+        key = table.c.name_key
+        base = sa.select(table).where(table.c.account_id == sa.bindparam("account"),
+                                      table.c.path.like(sa.bindparam("path"), escape="\\"))
+        self._first = base.order_by(key).limit(sa.bindparam("limit"))
+        self._after = base.where(key > sa.bindparam("after")).order_by(key).limit(sa.bindparam("limit"))
+
+    def page(self, conn: sa.Connection, account_id: str, prefix: str,
+             params: Params) -> tuple[list[sa.Row[Any]], str | None]:
+        limit = int(params.get("MaxItems") or DEFAULT_MAX_ITEMS)
+        after = _after(params)
+        binds: dict[str, Any] = {"account": account_id, "path": _like_prefix(prefix), "limit": limit + 1}
+        statement = self._first
+        if after is not None:
+            binds["after"], statement = after, self._after
+        rows = list(conn.execute(statement, binds))
+        if len(rows) <= limit:
+            return rows, None
+        rows = rows[:limit]
+        return rows, encode_token({"after": rows[-1]._mapping["name_key"]})
+
+
 def page_list(items: Sequence[T], key: Callable[[T], str], params: Params) -> tuple[list[T], str | None]:
     """One page of an in-memory list (sorted here by the unique ``key``)."""
     limit = int(params.get("MaxItems") or DEFAULT_MAX_ITEMS)

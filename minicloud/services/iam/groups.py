@@ -18,13 +18,13 @@ from minicloud.iam.tables import (
 )
 from minicloud.services.iam.base import (
     Params,
+    PathListing,
     Result,
     count,
     group_shape,
     not_found,
     page_query,
     paged,
-    path_filter,
     user_shape,
 )
 from minicloud.services.iam.errors import DeleteConflict, EntityAlreadyExists, NoSuchEntity, quota
@@ -32,6 +32,9 @@ from minicloud.services.iam.users import UsersMixin
 
 GROUPS_QUOTA = 300
 GROUPS_PER_USER = 10
+
+
+_GROUPS = PathListing(iam_groups)
 
 
 class GroupsMixin(UsersMixin):
@@ -77,12 +80,7 @@ class GroupsMixin(UsersMixin):
         prefix = params.get("PathPrefix") or "/"
         await ctx.authorize("iam:ListGroups", f"arn:aws:iam::{ctx.account_id}:group{prefix}")
 
-        def load(conn: sa.Connection) -> tuple[list[Any], str | None]:
-            query = sa.select(iam_groups).where(iam_groups.c.account_id == ctx.account_id,
-                                                path_filter(iam_groups.c.path, prefix))
-            return page_query(conn, query, iam_groups.c.name_key, params)
-
-        rows, marker = await self.read(load)
+        rows, marker = await self.read(lambda conn: _GROUPS.page(conn, ctx.account_id, prefix, params))
         return paged("Groups", [group_shape(store.group_from_row(r)) for r in rows], marker)
 
     async def list_groups_for_user(self, ctx: RequestContext, params: Params) -> Result:

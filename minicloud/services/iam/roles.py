@@ -20,6 +20,7 @@ from minicloud.iam.tables import (
 )
 from minicloud.services.iam.base import (
     Params,
+    PathListing,
     Result,
     check_attachable,
     check_policy_arn,
@@ -27,9 +28,7 @@ from minicloud.services.iam.base import (
     count,
     delete_tags,
     not_found,
-    page_query,
     paged,
-    path_filter,
     request_tag_context,
     resource_tag_context,
     role_shape,
@@ -47,6 +46,9 @@ from minicloud.services.iam.tags import (
 
 ROLES_QUOTA = 1000
 DEFAULT_MAX_SESSION = 3600
+
+
+_ROLES = PathListing(iam_roles)
 
 
 class RolesMixin(GroupsMixin):
@@ -110,12 +112,7 @@ class RolesMixin(GroupsMixin):
         prefix = params.get("PathPrefix") or "/"
         await ctx.authorize("iam:ListRoles", f"arn:aws:iam::{ctx.account_id}:role{prefix}")
 
-        def load(conn: sa.Connection) -> tuple[list[Any], str | None]:
-            query = sa.select(iam_roles).where(iam_roles.c.account_id == ctx.account_id,
-                                               path_filter(iam_roles.c.path, prefix))
-            return page_query(conn, query, iam_roles.c.name_key, params)
-
-        rows, marker = await self.read(load)
+        rows, marker = await self.read(lambda conn: _ROLES.page(conn, ctx.account_id, prefix, params))
         return paged("Roles", [role_shape(store.role_from_row(r)) for r in rows], marker)
 
     async def update_role(self, ctx: RequestContext, params: Params) -> Result:

@@ -22,6 +22,7 @@ from minicloud.iam.tables import (
 from minicloud.services.iam.base import (
     IamBase,
     Params,
+    PathListing,
     Result,
     check_attachable,
     check_policy_arn,
@@ -29,9 +30,7 @@ from minicloud.services.iam.base import (
     delete_tags,
     non_user_caller,
     not_found,
-    page_query,
     paged,
-    path_filter,
     request_tag_context,
     resource_tag_context,
     user_shape,
@@ -48,6 +47,9 @@ from minicloud.services.iam.tags import (
 from minicloud.storage.metadata.schema import access_keys
 
 USERS_QUOTA = 5000
+
+
+_USERS = PathListing(iam_users)
 
 
 class UsersMixin(IamBase):
@@ -132,12 +134,7 @@ class UsersMixin(IamBase):
         prefix = params.get("PathPrefix") or "/"
         await ctx.authorize("iam:ListUsers", f"arn:aws:iam::{ctx.account_id}:user{prefix}")
 
-        def load(conn: sa.Connection) -> tuple[list[Any], str | None]:
-            query = sa.select(iam_users).where(iam_users.c.account_id == ctx.account_id,
-                                               path_filter(iam_users.c.path, prefix))
-            return page_query(conn, query, iam_users.c.name_key, params)
-
-        rows, marker = await self.read(load)
+        rows, marker = await self.read(lambda conn: _USERS.page(conn, ctx.account_id, prefix, params))
         return paged("Users", [user_shape(store.user_from_row(r)) for r in rows], marker)
 
     async def update_user(self, ctx: RequestContext, params: Params) -> Result:
