@@ -89,8 +89,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_accounts_create(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
+    from minicloud.iam.access_role import create_access_role
     from minicloud.iam.accounts import create_account, email_taken, management_account
-    from minicloud.services.organizations.roles import create_access_role
 
     config = _config_from(args)
     db = _open_store(config)

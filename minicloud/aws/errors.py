@@ -177,13 +177,6 @@ class RequestExpired(ClientError):
     status = 400
 
 
-class InvalidRegion(ClientError):
-    """An unknown region in the credential scope (what AWS answers for a region it does not have)."""
-
-    code = "InvalidClientTokenId"
-    status = 403
-
-
 class RequestEntityTooLarge(ClientError):
     code = "RequestEntityTooLarge"
     status = 413

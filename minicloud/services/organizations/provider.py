@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from minicloud.aws.context import RequestContext
 from minicloud.aws.pagination import decode_token, encode_token
 from minicloud.aws.provider import Provider
+from minicloud.iam.access_role import create_access_role
 from minicloud.iam.accounts import (
     Account,
     create_account,
@@ -35,7 +36,6 @@ from minicloud.services.organizations.errors import (
     CreateAccountStatusNotFoundException,
     InvalidInputException,
 )
-from minicloud.services.organizations.roles import create_access_role
 from minicloud.services.organizations.tables import create_account_requests
 
 _ALNUM = string.ascii_lowercase + string.digits

@@ -1,4 +1,5 @@
-"""The role a new member account is created with, so that its management account can get in."""
+"""The role a new member account is created with, so that its management account can get in
+(used by Organizations CreateAccount and `minicloud accounts create`)."""
 
 from __future__ import annotations
 
