@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from minicloud.config import Config
 from minicloud.controllers.runner import Controller
@@ -22,6 +23,9 @@ class Runtime:
     authorizer: Authorizer
     root_keys: RootKeys
     controllers: list[Controller] = field(default_factory=list)
+    # The container engine (minicloud.engine.service.Engine), once `minicloud up` has started it;
+    # None when disabled or failed. Controllers use ``engine.workloads``; providers never run processes.
+    engine: Any = None
 
     @property
     def endpoint_url(self) -> str:

@@ -27,6 +27,7 @@ from minicloud.engine.network.manager import NetworkManager
 from minicloud.engine.snapshots.overlay import OverlaySnapshotter
 from minicloud.engine.snapshots.unpack import Unpacker
 from minicloud.engine.volumes.store import VolumeStore
+from minicloud.engine.workloads import Workloads
 
 log = logging.getLogger("minicloud.engine")
 
@@ -58,6 +59,7 @@ class Engine:
         self.containers = ContainerManager(root / "containers", self.images, self.snapshots, self.unpacker,
                                            self.runc, self.events, Attachments(self.networks, self.volumes))
         self.execs = ExecManager(self.containers)
+        self.workloads = Workloads(self.containers, self.images, self.puller)
         self._server: object | None = None
 
     @property

@@ -50,20 +50,21 @@ class MinicloudApp:
     async def startup(self) -> None:
         for provider in self.providers:
             await provider.start()
-        if self.runtime.config.controllers:
-            self.runner = ControllerRunner(self.runtime.db, self.runtime.controllers)
-            await self.runner.start()
-        if self.runtime.config.engine:
+        if self.runtime.config.engine:  # before the controllers: they run workloads on it
             from minicloud.engine.service import start_engine
 
             keys = self.runtime.root_keys  # the engine pulls from minicloud's own registry as root
             self.engine = await start_engine(self.runtime.config, (keys.access_key_id, keys.secret_access_key))
+            self.runtime.engine = self.engine
+        if self.runtime.config.controllers:
+            self.runner = ControllerRunner(self.runtime.db, self.runtime.controllers)
+            await self.runner.start()
 
     async def shutdown(self) -> None:
-        if self.engine is not None:
-            await self.engine.stop()
         if self.runner is not None:
             await self.runner.stop()
+        if self.engine is not None:
+            await self.engine.stop()
         for provider in reversed(self.providers):
             try:
                 await provider.stop()

@@ -116,6 +116,10 @@ class Attachments:
         kind, target = network_mode(container.host_config)
         if kind in ("none", "host"):
             return NetworkPlan(mode=kind)
+        if kind == "ns":
+            if not os.path.exists(target):
+                raise Conflict(f"network namespace {target} does not exist")
+            return NetworkPlan(mode="join", netns=target)
         if kind == "container":
             other = get(target)
             if other.state.status not in (Status.RUNNING, Status.PAUSED):

@@ -20,7 +20,15 @@ from typing import Any
 
 from minicloud.engine.containers.attachments import Attachments, volume_users
 from minicloud.engine.containers.bundle import NetworkPlan, prepare
-from minicloud.engine.containers.model import Container, ContainerFiles, new_id, now_rfc3339, random_name
+from minicloud.engine.containers.model import (
+    DOCKER,
+    Container,
+    ContainerFiles,
+    name_key,
+    new_id,
+    now_rfc3339,
+    random_name,
+)
 from minicloud.engine.containers.requests import merge_config, parse_signal, validate_host_config
 from minicloud.engine.containers.runtime import (
     ExitWatch,
@@ -35,6 +43,7 @@ from minicloud.engine.errors import Conflict, InvalidArgument, NotFound, NotModi
 from minicloud.engine.events import Events
 from minicloud.engine.images.reference import parse
 from minicloud.engine.images.store import ImageStore
+from minicloud.engine.network.model import network_mode_is_path
 from minicloud.engine.snapshots.mounts import unmount
 from minicloud.engine.snapshots.overlay import OverlaySnapshotter
 from minicloud.engine.snapshots.unpack import Unpacker
@@ -111,24 +120,32 @@ class ContainerManager:
     def files(self, container: Container | str) -> ContainerFiles:
         return ContainerFiles(self.root, container if isinstance(container, str) else container.id)
 
-    def get(self, ref: str) -> Container:
+    def get(self, ref: str, namespace: str = DOCKER) -> Container:
+        """The container ``ref`` (id, name or id prefix) names in ``namespace``: the Docker API sees
+        only the user's own containers; EC2, Lambda and the others see only theirs."""
         ref = ref.removeprefix("/")
-        if ref in self.containers:
-            return self.containers[ref]
-        if ref in self.names:
-            return self.containers[self.names[ref]]
-        matches = [c for c in self.containers.values() if c.id.startswith(ref)] if ref else []
+        found = self.containers.get(ref)
+        if found is not None and found.namespace == namespace:
+            return found
+        key = name_key(namespace, ref)
+        if self.names.get(key):
+            return self.containers[self.names[key]]
+        matches = [c for c in self.containers.values()
+                   if c.id.startswith(ref) and c.namespace == namespace] if ref else []
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
             raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
         raise NotFound(f"No such container: {ref}")
 
+    def in_namespace(self, namespace: str = DOCKER) -> list[Container]:
+        return [c for c in self.containers.values() if c.namespace == namespace]
+
     def handle(self, container: Container) -> Handle:
         return self.handles[container.id]
 
     # -- create ---------------------------------------------------------------------------------
-    async def create(self, body: dict[str, Any], name: str | None) -> Container:
+    async def create(self, body: dict[str, Any], name: str | None, namespace: str = DOCKER) -> Container:
         image_name = body.get("Image") or ""
         if not image_name:
             raise InvalidArgument("config.Image is required")
@@ -139,7 +156,9 @@ class ContainerManager:
             except InvalidArgument:
                 shown = image_name
             raise NotFound(f"No such image: {shown}")
-        name = self._claim_name(name)
+        if namespace == DOCKER and network_mode_is_path(body.get("HostConfig") or {}):
+            raise InvalidArgument(f"invalid network mode: {body['HostConfig']['NetworkMode']}")
+        name = self._claim_name(name, namespace)
         container_id = new_id()
         try:
             image_config = self.images.config(image).get("config") or {}
@@ -154,27 +173,28 @@ class ContainerManager:
             await asyncio.to_thread(self.snapshots.prepare, container_id, chain)
             container = Container(id=container_id, name=name, created=now_rfc3339(), image_id=image.id,
                                   image_name=image_name, config=config, host_config=host_config,
-                                  endpoints=self.attachments.endpoints(container_id), mounts=mounts)
+                                  endpoints=self.attachments.endpoints(container_id), mounts=mounts,
+                                  namespace=namespace)
             files = self.files(container)
             files.dir.mkdir(parents=True, exist_ok=True)
             await asyncio.to_thread(files.save, container)
         except BaseException:
             self.attachments.abandon(container_id)
-            self.names.pop(name, None)
+            self.names.pop(name_key(namespace, name), None)
             if self.snapshots.exists(container_id):
                 await asyncio.to_thread(self.snapshots.remove, container_id)
             raise
         self.containers[container.id] = container
         self.handles[container.id] = Handle()
-        self.names[name] = container.id
+        self.names[name_key(namespace, name)] = container.id
         self.events.publish("container", "create", container.id, {"name": name, "image": image_name})
         return container
 
-    def _claim_name(self, name: str | None) -> str:
+    def _claim_name(self, name: str | None, namespace: str = DOCKER) -> str:
         if not name:
             for _ in range(100):
                 candidate = random_name()
-                if candidate not in self.names:
+                if name_key(namespace, candidate) not in self.names:
                     name = candidate
                     break
             else:
@@ -182,16 +202,17 @@ class ContainerManager:
         if not _NAME.match(name):
             raise InvalidArgument(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         name = name.removeprefix("/")
-        if name in self.names:
+        key = name_key(namespace, name)
+        if key in self.names:
             raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
-                           f'"{self.names[name]}". You have to remove (or rename) that container to be able '
+                           f'"{self.names[key]}". You have to remove (or rename) that container to be able '
                            f"to reuse that name.")
-        self.names[name] = ""  # reserved until created
+        self.names[key] = ""  # reserved until created
         return name
 
     # -- start ----------------------------------------------------------------------------------
-    async def start(self, ref: str, console_size: tuple[int, int] | None = None) -> None:
-        container = self.get(ref)
+    async def start(self, ref: str, console_size: tuple[int, int] | None = None, namespace: str = DOCKER) -> None:
+        container = self.get(ref, namespace)
         handle = self.handle(container)
         async with handle.lock:
             if container.state.status is Status.RUNNING:
@@ -204,7 +225,7 @@ class ContainerManager:
                 error = exc
         if container.host_config.get("AutoRemove"):  # as Docker does: --rm also when the start fails
             with contextlib.suppress(NotFound, Conflict):
-                await self.remove(container.id, force=True)
+                await self.remove(container.id, force=True, namespace=container.namespace)
         raise error
 
     async def _launch(self, container: Container, handle: Handle, console_size: tuple[int, int] | None) -> None:
@@ -299,7 +320,7 @@ class ContainerManager:
             return
         if container.host_config.get("AutoRemove"):
             with contextlib.suppress(NotFound, Conflict):
-                await self.remove(container.id, force=True, volumes=True)
+                await self.remove(container.id, force=True, volumes=True, namespace=container.namespace)
         elif self._should_restart(container):
             container.transition(Status.RESTARTING)  # Docker's state during the back-off
             container.restart_count += 1
@@ -332,8 +353,8 @@ class ContainerManager:
                     await asyncio.to_thread(self.files(container).save, container)
 
     # -- signals --------------------------------------------------------------------------------
-    async def kill(self, ref: str, sig: int = signal.SIGKILL) -> None:
-        container = self.get(ref)
+    async def kill(self, ref: str, sig: int = signal.SIGKILL, namespace: str = DOCKER) -> None:
+        container = self.get(ref, namespace)
         if container.state.status not in (Status.RUNNING, Status.PAUSED):
             raise Conflict(f"Cannot kill container: {ref}: Container {container.id} is not running")
         await self._signal(container, sig)
@@ -347,8 +368,9 @@ class ContainerManager:
             container.transition(Status.RUNNING)
         self.events.publish("container", "kill", container.id, {"name": container.name, "signal": str(sig)})
 
-    async def stop(self, ref: str, timeout: int | None = None, sig: int | None = None) -> None:
-        container = self.get(ref)
+    async def stop(self, ref: str, timeout: int | None = None, sig: int | None = None,
+                   namespace: str = DOCKER) -> None:
+        container = self.get(ref, namespace)
         if container.state.status is Status.RESTARTING:  # stopping ends the restart loop
             container.stopped_by_user = True
             container.transition(Status.EXITED)
@@ -386,18 +408,18 @@ class ContainerManager:
             except TimeoutError:
                 return False
 
-    async def restart(self, ref: str, timeout: int | None = None) -> None:
-        container = self.get(ref)
+    async def restart(self, ref: str, timeout: int | None = None, namespace: str = DOCKER) -> None:
+        container = self.get(ref, namespace)
         if container.state.status in (Status.RUNNING, Status.PAUSED):
-            await self.stop(ref, timeout)
+            await self.stop(ref, timeout, namespace=namespace)
         handle = self.handle(container)
         async with handle.lock:
             container.stopped_by_user = False
             await self._launch(container, handle, None)
         self.events.publish("container", "restart", container.id, {"name": container.name})
 
-    async def pause(self, ref: str) -> None:
-        container = self.get(ref)
+    async def pause(self, ref: str, namespace: str = DOCKER) -> None:
+        container = self.get(ref, namespace)
         if container.state.status is not Status.RUNNING:
             container.transition(Status.PAUSED)  # raises the right conflict
         await self.runc.pause(container.id)
@@ -405,8 +427,8 @@ class ContainerManager:
         await asyncio.to_thread(self.files(container).save, container)
         self.events.publish("container", "pause", container.id, {"name": container.name})
 
-    async def unpause(self, ref: str) -> None:
-        container = self.get(ref)
+    async def unpause(self, ref: str, namespace: str = DOCKER) -> None:
+        container = self.get(ref, namespace)
         if container.state.status is not Status.PAUSED:
             raise Conflict(f"Container {container.id} is not paused")
         await self.runc.resume(container.id)
@@ -415,9 +437,10 @@ class ContainerManager:
         self.events.publish("container", "unpause", container.id, {"name": container.name})
 
     # -- wait and remove ------------------------------------------------------------------------
-    def waiter(self, ref: str, condition: str = "not-running") -> Coroutine[Any, Any, Container]:
+    def waiter(self, ref: str, condition: str = "not-running",
+               namespace: str = DOCKER) -> Coroutine[Any, Any, Container]:
         """A wait registered now (``next-exit`` counts exits from this moment), awaited later."""
-        container = self.get(ref)
+        container = self.get(ref, namespace)
         handle = self.handle(container)
         exits = handle.exits
 
@@ -435,9 +458,9 @@ class ContainerManager:
 
         return wait()
 
-    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False, namespace: str = DOCKER) -> None:
         """Remove the container; with ``volumes`` (``rm -v``, ``--rm``) its anonymous volumes too."""
-        container = self.get(ref)
+        container = self.get(ref, namespace)
         handle = self.handle(container)
         if container.state.status in (Status.RUNNING, Status.PAUSED):
             if not force:
@@ -452,8 +475,9 @@ class ContainerManager:
         await asyncio.to_thread(self._discard, container)
         self.containers.pop(container.id, None)
         self.handles.pop(container.id, None)
-        if self.names.get(container.name) == container.id:
-            del self.names[container.name]
+        key = name_key(container.namespace, container.name)
+        if self.names.get(key) == container.id:
+            del self.names[key]
         await self.attachments.release(container, volumes, self.volume_users)
         handle.release()
         handle.removed = True
@@ -491,7 +515,7 @@ class ContainerManager:
                 continue
             self.containers[container.id] = container
             self.handles[container.id] = Handle()
-            self.names[container.name] = container.id
+            self.names[name_key(container.namespace, container.name)] = container.id
             self.attachments.networks.register(container.id, container.name, container.endpoints)
             await self._adopt(container)
         await self.attachments.networks.sweep()
@@ -517,7 +541,7 @@ class ContainerManager:
         status = container.state.status
         if status is Status.REMOVING:
             container.state.status = Status.DEAD
-            await self.remove(container.id, force=True)
+            await self.remove(container.id, force=True, namespace=container.namespace)
         elif status in (Status.RUNNING, Status.PAUSED) and process_alive(container.state.shim_pid, "shim.py"):
             await self.attachments.readopt(container)
             self._watch(container, handle)

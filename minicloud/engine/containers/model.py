@@ -20,6 +20,15 @@ from typing import Any
 from minicloud.engine.containers.state import Status, check
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
+# Engine namespaces keep apart who a container belongs to: the Docker API's user ("docker") or a
+# minicloud service ("ec2", "lambda", ...). Each sees and names only its own.
+DOCKER = "docker"
+
+
+def name_key(namespace: str, name: str) -> str:
+    """Where a container's name is reserved: Docker names never contain "/", so a service's names
+    (``ec2/i-0123``) can never collide with the user's."""
+    return name if namespace == DOCKER else f"{namespace}/{name}"
 
 
 def now_rfc3339() -> str:
@@ -70,6 +79,7 @@ class Container:
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # by network id: network.model.Endpoint
     mounts: list[dict[str, Any]] = field(default_factory=list)  # volumes.mounts.MountSpec, resolved at create
     ports: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # published now, as Docker shows them
+    namespace: str = DOCKER
 
     @property
     def tty(self) -> bool:

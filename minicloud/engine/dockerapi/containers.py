@@ -71,7 +71,7 @@ def _matches(engine: Engine, container: Container, filters: dict[str, Any]) -> b
 async def list_containers(engine: Engine, request: Request) -> Response:
     filters = request.json_arg("filters") or {}
     show_all = request.flag("all")
-    containers = sorted(engine.containers.containers.values(), key=lambda c: c.created, reverse=True)
+    containers = sorted(engine.containers.in_namespace(), key=lambda c: c.created, reverse=True)
     docs = [container_summary(engine.containers, c) for c in containers
             if (show_all or c.state.status in (Status.RUNNING, Status.PAUSED) or filters.get("status"))
             and _matches(engine, c, filters)]

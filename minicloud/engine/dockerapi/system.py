@@ -39,7 +39,7 @@ async def version(engine: Engine, request: Request) -> Response:
 
 
 async def info(engine: Engine, request: Request) -> Response:
-    containers = list(engine.containers.containers.values())
+    containers = engine.containers.in_namespace()
     counts = {s: sum(1 for c in containers if c.state.status is s) for s in Status}
     mem_total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return json_response({

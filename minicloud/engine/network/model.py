@@ -121,6 +121,10 @@ def validate_name(name: str) -> str:
     return name
 
 
+def network_mode_is_path(host_config: dict[str, Any]) -> bool:
+    return str(host_config.get("NetworkMode") or "").startswith("ns:")
+
+
 def network_mode(host_config: dict[str, Any]) -> tuple[str, str]:
     """``(kind, target)``: ``("bridge", network)``, ``("none", "")``, ``("host", "")`` or
     ``("container", container reference)``."""
@@ -129,6 +133,8 @@ def network_mode(host_config: dict[str, Any]) -> tuple[str, str]:
         return "bridge", DEFAULT_BRIDGE
     if mode in ("none", "host"):
         return mode, ""
+    if mode.startswith("ns:"):  # a network namespace made by a minicloud service (EC2's VPCs)
+        return "ns", mode.split(":", 1)[1]
     if mode.startswith("container:"):
         target = mode.split(":", 1)[1]
         if not target:

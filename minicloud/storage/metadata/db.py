@@ -58,7 +58,7 @@ class Database:
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         with self.engine.begin() as connection:
             cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, "heads")  # one branch per service, all from 0020_s3
 
     def read_sync(self, fn: Callable[[sa.Connection], T]) -> T:
         with self.engine.connect() as connection:
