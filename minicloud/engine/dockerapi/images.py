@@ -17,8 +17,9 @@ from minicloud.engine.dockerapi.http import HttpError, Request, Response, Stream
 from minicloud.engine.dockerapi.views import image_history, image_inspect, image_summary
 from minicloud.engine.errors import Conflict, EngineError, InvalidArgument
 from minicloud.engine.images import archive
-from minicloud.engine.images.reference import Reference, looks_like_id, parse
-from minicloud.engine.images.registry import Credentials
+from minicloud.engine.images.push import Pusher
+from minicloud.engine.images.reference import DEFAULT_DOMAIN, Reference, looks_like_id, parse
+from minicloud.engine.images.registry import Credentials, RegistryClient, endpoint_for
 
 if TYPE_CHECKING:
     from minicloud.engine.dockerapi.server import Route
@@ -127,6 +128,48 @@ async def _import(engine: Engine, request: Request) -> StreamResponse:
         yield _line({"status": image.id})
 
     return StreamResponse(body())
+
+
+async def push(engine: Engine, request: Request) -> StreamResponse:
+    """``docker push``: the progress stream of ``images.push``; failures end it as ``errorDetail``."""
+    name = request.params["name"]
+    tag_name = request.arg("tag")
+    ref = parse(f"{name}:{tag_name}" if tag_name else name, default_tag=False)
+    pusher = Pusher(engine.content, engine.images, engine.puller.mirror, engine.puller.mirror_credentials)
+    pusher.tags_to_push(ref)  # a missing image is refused with 404 before the stream starts
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    task = asyncio.get_running_loop().create_task(pusher.push(ref, credentials(request), queue.put_nowait))
+    task.add_done_callback(lambda _: queue.put_nowait(None))
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            while (event := await queue.get()) is not None:
+                yield _line(event)
+            exc = task.exception()
+            if exc is not None:
+                yield _line({"errorDetail": {"message": str(exc)}, "error": str(exc)})
+            else:
+                engine.events.publish("image", "push", ref.familiar())
+        finally:
+            if not task.done():
+                task.cancel()
+
+    return StreamResponse(body())
+
+
+async def login(engine: Engine, request: Request) -> Response:
+    """``docker login``: the credentials are checked against the registry (the CLI keeps them)."""
+    doc = await request.json()
+    if not isinstance(doc, dict) or not doc.get("username"):
+        raise InvalidArgument("username and password are required to log in")
+    address = str(doc.get("serveraddress") or DEFAULT_DOMAIN)
+    host = address.split("://", 1)[-1].split("/", 1)[0]
+    if host in ("index.docker.io", "registry-1.docker.io", ""):
+        host = DEFAULT_DOMAIN
+    base = endpoint_for(Reference(host, "library/x"), engine.puller.mirror)
+    client = RegistryClient(base, "", Credentials(str(doc["username"]), str(doc.get("password") or "")))
+    await asyncio.to_thread(client.check_login)
+    return json_response({"Status": "Login Succeeded", "IdentityToken": ""})
 
 
 async def list_images(engine: Engine, request: Request) -> Response:
@@ -298,6 +341,7 @@ async def save(engine: Engine, request: Request) -> StreamResponse:
 
 
 ROUTES: list[Route] = [
+    ("POST", r"/auth", login),
     ("POST", r"/images/create", create),
     ("GET", r"/images/json", list_images),
     ("POST", r"/images/load", load),
@@ -306,7 +350,7 @@ ROUTES: list[Route] = [
     ("GET", r"/images/(?P<name>.+)/json", inspect),
     ("GET", r"/images/(?P<name>.+)/history", history),
     ("POST", r"/images/(?P<name>.+)/tag", tag),
-    ("POST", r"/images/(?P<name>.+)/push", lambda e, r: _not_yet("docker push")),
+    ("POST", r"/images/(?P<name>.+)/push", push),
     ("POST", r"/build", lambda e, r: _not_yet("docker build")),
     ("DELETE", r"/images/(?P<name>.+)", delete),
 ]
