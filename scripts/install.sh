@@ -18,6 +18,7 @@ DEBIAN_PACKAGES=(
   nftables          # engine: its own table isolates networks (the host's rules are never touched)
   rclone            # S3 client tests
   s3cmd             # S3 client tests
+  chromium          # console e2e tests (driven by Playwright)
 )
 
 missing=()

@@ -14,6 +14,7 @@ from typing import Any
 from minicloud.aws.dispatch import AwsDispatcher
 from minicloud.aws.errors import RequestEntityTooLarge
 from minicloud.aws.request import AwsRequest, Headers
+from minicloud.console.app import ConsoleApp
 from minicloud.controllers.runner import ControllerRunner
 from minicloud.registry.api import RegistryApp
 from minicloud.runtime import Runtime
@@ -46,6 +47,7 @@ class MinicloudApp:
         # The OCI registry (ECR's data plane): an ASGI app for /v2/ and /_minicloud/registry/.
         self.registry: ASGIApp | None = RegistryApp(runtime)
         self.started_at = datetime.now(UTC)
+        self.console = ConsoleApp(runtime, self.dispatcher, self._health)  # /_minicloud/console/
 
     async def startup(self) -> None:
         for provider in self.providers:
@@ -147,11 +149,16 @@ class MinicloudApp:
             body = b"" if request.method == "HEAD" else response.body
             await send_response(send, response.status, response_headers, body)
 
+    def _health(self) -> bytes:
+        return health_document(self.dispatcher, self.runner, self.started_at, self.runtime.topology.regions)
+
     async def _internal(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         if path in ("/_minicloud/health", "/_minicloud/health/"):
-            body = health_document(self.dispatcher, self.runner, self.started_at, self.runtime.topology.regions)
-            await send_response(send, 200, [("content-type", "application/json")], body)
+            await send_response(send, 200, [("content-type", "application/json")], self._health())
+            return
+        if path == "/_minicloud/console" or path.startswith("/_minicloud/console/"):
+            await self.console(scope, receive, send)
             return
         await send_response(send, 404, [("content-type", "application/json")],
                             b'{"error": "not found"}')

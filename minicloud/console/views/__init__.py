@@ -1,0 +1,11 @@
+"""The console's pages, one module per service."""
+
+from __future__ import annotations
+
+from minicloud.console.page import Route
+
+
+def all_routes() -> list[Route]:
+    from minicloud.console.views import ecr, home, iam, s3
+
+    return [*home.ROUTES, *iam.ROUTES, *s3.ROUTES, *ecr.ROUTES]

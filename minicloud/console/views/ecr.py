@@ -1,0 +1,5 @@
+"""stub"""
+
+from minicloud.console.page import Route
+
+ROUTES: list[Route] = []

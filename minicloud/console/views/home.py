@@ -1,0 +1,53 @@
+"""The home page: every service's health (as /_minicloud/health reports it) and resource counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from minicloud.console.http import Response
+from minicloud.console.page import Page, route
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    label: str
+    service: str
+    value: int | None
+    error: str | None = None
+    link: str | None = None
+
+
+# (label, service, operation, params, result member, page)
+_COUNTS: list[tuple[str, str, str, dict[str, Any], str, str | None]] = [
+    ("S3 buckets", "s3", "ListBuckets", {}, "Buckets", "/s3/buckets"),
+    ("IAM users", "iam", "ListUsers", {}, "Users", "/iam/users"),
+    ("IAM groups", "iam", "ListGroups", {}, "Groups", "/iam/groups"),
+    ("IAM roles", "iam", "ListRoles", {}, "Roles", "/iam/roles"),
+    ("Customer managed policies", "iam", "ListPolicies", {"Scope": "Local"}, "Policies", "/iam/policies"),
+    ("ECR repositories", "ecr", "DescribeRepositories", {}, "repositories", "/ecr/repositories"),
+    ("Lambda functions", "lambda", "ListFunctions", {}, "Functions", "/lambda/functions"),
+]
+
+
+async def _counts(page: Page) -> list[Count]:
+    counts = []
+    for label, service, operation, params, member, link in _COUNTS:
+        if not page.calls.has(service):
+            continue
+        result, failure = await page.attempt(service, operation, params)
+        if failure is not None:
+            counts.append(Count(label, service, None, failure.message or failure.code, link))
+        else:
+            counts.append(Count(label, service, len((result or {}).get(member) or []), None, link))
+    return counts
+
+
+async def home(page: Page) -> Response:
+    health: dict[str, Any] = orjson.loads(page.console.health())
+    return page.render("home.html", health=health, counts=await _counts(page))
+
+
+ROUTES = [route("GET", "/", home)]
