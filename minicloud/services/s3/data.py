@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from minicloud.services.s3 import crypto
 from minicloud.services.s3.checksums import Checksums
+from minicloud.services.s3.crypto import Sealer
 from minicloud.services.s3.errors import EntityTooLarge, ServiceUnavailable
 from minicloud.storage.blobs import Digest, ReplicatedBlobStore, WritePolicy
 from minicloud.storage.blobs.core import BlobNotFound, NoReplicaAvailable
@@ -41,6 +43,7 @@ WORKERS = 24  # file work in parallel: fsyncs overlap on the device
 SMALL = 1 << 20  # bodies up to this size are received in memory and written to replicas in one go
 ONE_ZONE_CLASSES = frozenset({"ONEZONE_IA", "REDUCED_REDUNDANCY"})
 VERIFY_BEFORE_SENDING = 4 << 20  # blobs up to this size are verified before their first byte goes out
+SEALED_BATCH = 16  # frames of an encrypted blob read and decrypted at a time (1 MiB)
 
 
 class CorruptBlob(Exception):
@@ -59,17 +62,20 @@ class Staged:
     body: bytes | None = None
     replicas: list[Replica] = field(default_factory=list)
     writer: ObjectData | None = None
+    sealed_sha256: str | None = None  # an encrypted body: the digest and size of the sealed blob
+    sealed_size: int | None = None
 
     @property
     def digest(self) -> str:
-        return f"sha256:{self.sha256}"
+        return f"sha256:{self.sealed_sha256 or self.sha256}"
 
     async def commit(self) -> None:
+        blob = Digest("sha256", self.sealed_sha256 or self.sha256)
         try:
             if self.ingest is not None:
-                await self.ingest.commit(Digest("sha256", self.sha256), self.size)
+                await self.ingest.commit(blob, self.sealed_size if self.sealed_size is not None else self.size)
             elif self.writer is not None and self.body is not None:
-                await self.writer.write_replicas(self.replicas, self.body, Digest("sha256", self.sha256))
+                await self.writer.write_replicas(self.replicas, self.body, blob)
         except NoReplicaAvailable as exc:
             log.error("object data could not be made durable: %s", exc)
             raise ServiceUnavailable("Please reduce your request rate.") from None
@@ -115,31 +121,39 @@ class ObjectData:
 
     # -- writing -------------------------------------------------------------------------------------
     async def stage(self, body: AsyncIterable[bytes], storage_class: str, *, checksums: set[str],
-                    limit: int) -> Staged:
-        """Receive a body. One that fits in ``SMALL`` stays in memory until ``commit`` writes it
-        to the replicas in parallel; a larger one streams into an ingest."""
+                    limit: int, sealer: Sealer | None = None) -> Staged:
+        """Receive a body (sealed on the way when ``sealer`` is given: the checksums, MD5 and
+        SHA-256 stay those of the plaintext). One that fits in ``SMALL`` stays in memory until
+        ``commit`` writes it to the replicas in parallel; a larger one streams into an ingest."""
         iterator = aiter(body)
         head = bytearray()
         while len(head) <= SMALL:
             try:
                 head += await anext(iterator)
             except StopAsyncIteration:
-                return await self._stage_small(bytes(head), storage_class, checksums, limit)
-        return await self._stage_large(bytes(head), iterator, storage_class, checksums, limit)
+                return await self._stage_small(bytes(head), storage_class, checksums, limit, sealer)
+        return await self._stage_large(bytes(head), iterator, storage_class, checksums, limit, sealer)
 
-    async def _stage_small(self, data: bytes, storage_class: str, checksums: set[str], limit: int) -> Staged:
+    async def _stage_small(self, data: bytes, storage_class: str, checksums: set[str], limit: int,
+                           sealer: Sealer | None) -> Staged:
         _check_limit(len(data), limit)
 
-        def digest() -> tuple[str, str, dict[str, str]]:
+        def digest() -> Staged:
             summer = Checksums(checksums)
             summer.update(data)
-            return hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), summer.values()
-        sha256, md5, values = await self.store.run(digest)
-        return Staged(len(data), sha256, md5, values, body=data, replicas=self._replicas_for(storage_class),
-                      writer=self)
+            staged = Staged(len(data), hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(),
+                            summer.values(), body=data)
+            if sealer is not None:
+                staged.body = sealer.seal_all(data)
+                staged.sealed_sha256 = hashlib.sha256(staged.body).hexdigest()
+                staged.sealed_size = len(staged.body)
+            return staged
+        staged = await self.store.run(digest)
+        staged.replicas, staged.writer = self._replicas_for(storage_class), self
+        return staged
 
     async def _stage_large(self, head: bytes, rest: AsyncIterator[bytes], storage_class: str,
-                           checksums: set[str], limit: int) -> Staged:
+                           checksums: set[str], limit: int, sealer: Sealer | None) -> Staged:
         store = self._store_for(storage_class)
         try:
             ingest = await store.ingest(f"s3-{uuid.uuid4().hex}")
@@ -147,15 +161,28 @@ class ObjectData:
             log.error("no replica can take object data: %s", exc)
             raise ServiceUnavailable("Please reduce your request rate.") from None
         summer = Checksums(checksums)
+        plain = _PlainDigests() if sealer is not None else None
         size = len(head)
+
+        def take(chunk: bytes) -> bytes:
+            summer.update(chunk)
+            if plain is None or sealer is None:
+                return chunk
+            plain.update(chunk)
+            return sealer.feed(chunk)
         try:
-            summer.update(head)
-            await ingest.write(head)
+            if sealer is not None:
+                await ingest.write(sealer.header)
+            await ingest.write(await self.store.run(take, head))
             async for chunk in rest:
                 size += len(chunk)
                 _check_limit(size, limit)
-                summer.update(chunk)
-                await ingest.write(chunk)
+                await ingest.write(await self.store.run(take, chunk))
+            if sealer is not None and plain is not None:
+                await ingest.write(await self.store.run(sealer.finish))
+                sealed_sha256 = await ingest.hexdigest("sha256")
+                return Staged(size, plain.sha256.hexdigest(), plain.md5.hexdigest(), summer.values(),
+                              ingest=ingest, sealed_sha256=sealed_sha256, sealed_size=ingest.offset)
             sha256 = await ingest.hexdigest("sha256")
             md5 = await ingest.hexdigest("md5")
         except BaseException:
@@ -222,6 +249,54 @@ class ObjectData:
             lo, hi = max(start, seg_start) - seg_start, min(end, seg_end) - seg_start
             async for chunk in self._read_blob(Digest.parse(digest), size, lo, hi):
                 yield chunk
+
+    async def read_sealed(self, segments: Sequence[tuple[str, int]], start: int, end: int,
+                          kek: bytes) -> AsyncIterator[bytes]:
+        """``read`` for encrypted objects: ``segments`` are sealed blobs with their plaintext
+        sizes; only the frames [start, end) touches are read, each authenticated by its tag."""
+        offset = 0
+        for digest, size in segments:
+            seg_start, seg_end = offset, offset + size
+            offset = seg_end
+            if seg_end <= start or seg_start >= end:
+                continue
+            lo, hi = max(start, seg_start) - seg_start, min(end, seg_end) - seg_start
+            name = digest
+            self._readers[name] = self._readers.get(name, 0) + 1
+            try:
+                async for chunk in self._read_sealed_blob(Digest.parse(digest), size, lo, hi, kek):
+                    yield chunk
+            finally:
+                left = self._readers.get(name, 1) - 1
+                if left:
+                    self._readers[name] = left
+                else:
+                    self._readers.pop(name, None)
+
+    async def _read_sealed_blob(self, digest: Digest, size: int, lo: int, hi: int,
+                                kek: bytes) -> AsyncIterator[bytes]:
+        first, count, _ = crypto.frame_span(size, lo, hi)
+        sources = await self.store.run(self._sources, digest)
+        frame, skip = first, lo - first * crypto.FRAME
+        remaining = hi - lo
+        while remaining > 0:
+            if not sources:
+                raise BlobNotFound(str(digest))
+            replica = sources[0]
+            batch = min(SEALED_BATCH, first + count - frame)
+            try:
+                plain = await self.store.run(_read_frames, replica, digest, kek, frame, batch, size)
+            except (crypto.InvalidTag, OSError, CorruptBlob) as exc:
+                log.warning("replica %s cannot give frames of %s: %s", replica.name, digest, exc)
+                sources.pop(0)
+                await self._repair(replica, digest)
+                continue
+            piece = plain[skip:skip + remaining]
+            skip = 0
+            frame += batch
+            remaining -= len(piece)
+            if piece:
+                yield piece
 
     def _sources(self, digest: Digest) -> list[Replica]:
         return [r for r in self.replicas if r.healthy() and r.path(digest).exists()]
@@ -304,6 +379,16 @@ class ObjectData:
         await self.store.run(repair)
 
 
+class _PlainDigests:
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5()
+
+    def update(self, data: bytes) -> None:
+        self.sha256.update(data)
+        self.md5.update(data)
+
+
 def _check_limit(size: int, limit: int) -> None:
     if size > limit:
         raise EntityTooLarge("Your proposed upload exceeds the maximum allowed size",
@@ -322,6 +407,19 @@ def _write_replica(replica: Replica, data: bytes, digest: Digest) -> None:
         replica.install(tmp, digest)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _read_frames(replica: Replica, digest: Digest, kek: bytes, first: int, count: int, plain_size: int) -> bytes:
+    """Frames [first, first + count) of a sealed blob on one replica, decrypted."""
+    with replica.open(digest) as f:
+        header = f.read(crypto.HEADER)
+        data_key = crypto.unwrap(kek, header)
+        f.seek(crypto.HEADER + first * (crypto.FRAME + crypto.TAG))
+        wanted = min(count * (crypto.FRAME + crypto.TAG), crypto.sealed_size(plain_size) - f.tell())
+        sealed = f.read(wanted)
+    if len(sealed) != wanted:
+        raise CorruptBlob(f"{digest} on {replica.name} is shorter than expected")
+    return crypto.open_frames(data_key, sealed, first, plain_size)
 
 
 def _open_at(replica: Replica, digest: Digest, offset: int) -> BinaryIO:

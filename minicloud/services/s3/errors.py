@@ -164,6 +164,10 @@ class InternalError(ServiceError):
     status = 500
 
 
+class InvalidEncryptionAlgorithmError(ClientError):
+    code = "InvalidEncryptionAlgorithmError"
+
+
 class NotImplementedFeature(ServiceError):
     code = "NotImplemented"
     status = 501

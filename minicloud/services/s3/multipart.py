@@ -16,6 +16,7 @@ from minicloud.aws.context import RequestContext
 from minicloud.services.s3 import store
 from minicloud.services.s3.checksums import ALGORITHMS, MEMBER, composite
 from minicloud.services.s3.data import Staged
+from minicloud.services.s3.encryption import response_members
 from minicloud.services.s3.errors import (
     EntityTooSmall,
     InvalidArgument,
@@ -69,6 +70,11 @@ def _copy_range(text: str | None, size: int) -> tuple[int, int]:
     return first, last + 1
 
 
+def upload_extra(upload: Any) -> dict[str, Any]:
+    """What an upload keeps for its object beside the columns: encryption, lock, ACL."""
+    return json.loads(upload.extra) if upload.extra else {}
+
+
 class MultipartOperations(ObjectOperations):
     async def _upload(self, bucket: Bucket, key: str, upload_id: str) -> Any:
         upload = await self.db.read(lambda conn: store.get_upload(conn, upload_id))
@@ -83,14 +89,16 @@ class MultipartOperations(ObjectOperations):
         bucket = await self.bucket_for(ctx, params, "PutObject", key)
         upload_id = secrets.token_urlsafe(48)
         algorithm = params.get("ChecksumAlgorithm")
+        object_key = self.write_key(params, bucket)
         values = {
             "upload_id": upload_id, "bucket": bucket.name, "key": key, "created_at": ctx.now,
             "storage_class": storage_class_of(params), "owner": ctx.account_id or bucket.account_id,
             "meta": json.dumps(content_headers(params)), "checksum_algorithm": algorithm,
             "tags": parse_tagging(params.get("Tagging")),
+            "extra": json.dumps({"encryption": object_key.stored}),
         }
         await self.db.write(lambda conn: conn.execute(s3_uploads.insert().values(**values)))
-        result: dict[str, Any] = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id}
+        result: dict[str, Any] = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id, **object_key.members()}
         if algorithm:
             result["ChecksumAlgorithm"] = algorithm
             result["ChecksumType"] = "COMPOSITE"
@@ -103,10 +111,13 @@ class MultipartOperations(ObjectOperations):
         upload = await self._upload(bucket, key, params["UploadId"])
         if upload.checksum_algorithm and not params.get("ChecksumAlgorithm"):
             params["ChecksumAlgorithm"] = upload.checksum_algorithm
+        part_key = self.upload_key(params, upload_extra(upload).get("encryption"))
         staged = await receive_body(self.data, params, upload.storage_class,
-                                    ctx.request.headers.get("x-amz-trailer") or "")
+                                    ctx.request.headers.get("x-amz-trailer") or "",
+                                    part_key.sealer() if part_key else None)
         values = await self._store_part(ctx, upload, number, staged)
-        return {"ETag": values["etag"], **{MEMBER[n]: v for n, v in staged.checksums.items()}}
+        return {"ETag": values["etag"], **{MEMBER[n]: v for n, v in staged.checksums.items()},
+                **(part_key.members() if part_key else {})}
 
     async def upload_part_copy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         """A part made of (a range of) another object's bytes, read and verified from the blob store."""
@@ -118,15 +129,19 @@ class MultipartOperations(ObjectOperations):
         number = _part_number(params)
         upload = await self._upload(bucket, key, params["UploadId"])
         source = await self.find_object(ctx, source_bucket, source_key, source_version)
+        source_kek = self.read_key(params, source, copy_source=True)
+        part_key = self.upload_key(params, upload_extra(upload).get("encryption"))
         check_copy_conditions(params, source.etag, source.last_modified)
         start, end = _copy_range(params.get("CopySourceRange"), source.size)
         if end - start > MAX_PUT_BYTES:
             raise InvalidRequest("The specified copy source is larger than the maximum allowable size for a copy "
                                  f"source: {MAX_PUT_BYTES}")
-        body = self.data.read(source.segments(), start, end)
-        staged = await self.data.stage(body, upload.storage_class, checksums=set(), limit=MAX_PUT_BYTES)
+        body = self.read_data(source.segments(), start, end, source_kek)
+        staged = await self.data.stage(body, upload.storage_class, checksums=set(), limit=MAX_PUT_BYTES,
+                                       sealer=part_key.sealer() if part_key else None)
         values = await self._store_part(ctx, upload, number, staged)
-        result: dict[str, Any] = {"CopyPartResult": {"ETag": values["etag"], "LastModified": values["last_modified"]}}
+        result: dict[str, Any] = {"CopyPartResult": {"ETag": values["etag"], "LastModified": values["last_modified"]},
+                                  **(part_key.members() if part_key else {})}
         if source_bucket.versioning or source.version_id != store.NULL_VERSION:
             result["CopySourceVersionId"] = source.version_id
         return result
@@ -181,12 +196,14 @@ class MultipartOperations(ObjectOperations):
         md5s = b"".join(bytes.fromhex(row.etag.strip('"')) for row in chosen)
         etag = f'"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}"'
         checksums = self._composite(upload.checksum_algorithm, chosen)
+        encryption = upload_extra(upload).get("encryption")
         values = {
             "bucket": bucket.name, "key": key, "version_id": new_version_id(bucket), "delete_marker": False,
             "size": sum(row.size for row in chosen), "etag": etag, "last_modified": ctx.now.replace(microsecond=0),
             "storage_class": upload.storage_class, "owner": upload.owner, "digest": None,
             "parts": json.dumps([[row.digest, row.size] for row in chosen]), "meta": upload.meta,
             "checksums": json.dumps(checksums) if checksums else None, "tags": upload.tags,
+            "encryption": json.dumps(encryption) if encryption else None,
         }
         condition = PutCondition(params)
 
@@ -199,7 +216,7 @@ class MultipartOperations(ObjectOperations):
 
         await self.release(await self.db.write(write))
         result: dict[str, Any] = {"Location": f"/{bucket.name}/{key}", "Bucket": bucket.name, "Key": key,
-                                  "ETag": etag, **checksum_members(checksums)}
+                                  "ETag": etag, **checksum_members(checksums), **response_members(encryption)}
         if bucket.versioning:
             result["VersionId"] = values["version_id"]
         return result

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from minicloud.aws.context import RequestContext
 from minicloud.aws.protocol.rest_serializers import RESULT_STATUS
 from minicloud.services.s3 import store
-from minicloud.services.s3.base import S3Base
 from minicloud.services.s3.buckets import check_tags, tag_set
 from minicloud.services.s3.data import Staged
+from minicloud.services.s3.encryption import EncryptionOperations, ObjectKey, response_members, stored_encryption
 from minicloud.services.s3.errors import (
     InvalidArgument,
     InvalidPartNumber,
@@ -81,7 +81,7 @@ class PutCondition:
                                          Condition="If-Match")
 
 
-class ObjectOperations(S3Base):
+class ObjectOperations(EncryptionOperations):
     # -- writing -------------------------------------------------------------------------------------
     async def put_object(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         key: str = params["Key"]
@@ -94,8 +94,9 @@ class ObjectOperations(S3Base):
             raise InvalidArgument("If-None-Match only accepts '*' on writes", ArgumentName="If-None-Match")
         if condition.if_match is not None or condition.if_none_match is not None:
             condition.check(await self.db.read(lambda conn: store.get_object(conn, bucket.name, key)), key)
+        object_key = self.write_key(params, bucket)
         staged = await receive_body(self.data, params, storage_class,
-                                    ctx.request.headers.get("x-amz-trailer") or "")
+                                    ctx.request.headers.get("x-amz-trailer") or "", object_key.sealer())
         checksums = {**staged.checksums, "type": "FULL_OBJECT"} if staged.checksums else {}
         values = {
             "bucket": bucket.name, "key": key, "version_id": new_version_id(bucket), "delete_marker": False,
@@ -103,9 +104,10 @@ class ObjectOperations(S3Base):
             "storage_class": storage_class, "owner": ctx.account_id or bucket.account_id,
             "digest": staged.digest, "parts": None, "meta": json.dumps(content_headers(params)),
             "checksums": json.dumps(checksums) if checksums else None, "tags": tags,
+            "encryption": json.dumps(object_key.stored),
         }
         await self.commit_version(bucket, staged, values, condition)
-        result: dict[str, Any] = {"ETag": values["etag"], **checksum_members(checksums)}
+        result: dict[str, Any] = {"ETag": values["etag"], **checksum_members(checksums), **object_key.members()}
         if bucket.versioning:
             result["VersionId"] = values["version_id"]
         return result
@@ -176,6 +178,7 @@ class ObjectOperations(S3Base):
         action = "GetObjectVersion" if version_id else "GetObject"
         bucket = await self.bucket_for(ctx, params, action, key)
         row = await self.find_object(ctx, bucket, key, version_id)
+        kek = self.read_key(params, row)
         check_read_conditions(params, row.etag, row.last_modified)
         segments = row.segments()
         result = self.describe(row, bucket)
@@ -196,8 +199,14 @@ class ObjectOperations(S3Base):
             if params.get(override) is not None:
                 result[member] = params[override]
         if body and end > start:
-            result["Body"] = self.data.read(segments, start, end)
+            result["Body"] = self.read_data(segments, start, end, kek)
         return result
+
+    def read_data(self, segments: list[tuple[str, int]], start: int, end: int, kek: bytes | None) -> Any:
+        """Plaintext bytes [start, end) of an object's segments (sealed ones opened with ``kek``)."""
+        if kek is None:
+            return self.data.read(segments, start, end)
+        return self.data.read_sealed(segments, start, end, kek)
 
     def _part_span(self, row: ObjectRow, segments: list[tuple[str, int]], number: int) -> tuple[int, int] | None:
         if not row.parts:
@@ -225,6 +234,7 @@ class ObjectOperations(S3Base):
         tags = row.tag_pairs()
         if tags:
             result["TagCount"] = len(tags)
+        result.update(response_members(stored_encryption(row)))
         return result
 
     # -- copying -------------------------------------------------------------------------------------
@@ -237,6 +247,8 @@ class ObjectOperations(S3Base):
         await self.authorize(ctx, action, source_bucket, source_key)
         bucket = await self.bucket_for(ctx, params, "PutObject", key)
         source = await self.find_object(ctx, source_bucket, source_key, source_version)
+        source_kek = self.read_key(params, source, copy_source=True)
+        object_key = self.write_key(params, bucket)
         check_copy_conditions(params, source.etag, source.last_modified)
         if source.size > MAX_PUT_BYTES:
             raise InvalidRequest("The specified copy source is larger than the maximum allowable size for a copy "
@@ -244,7 +256,8 @@ class ObjectOperations(S3Base):
         replace = params.get("MetadataDirective") == "REPLACE"
         storage_class = storage_class_of(params) if params.get("StorageClass") else source.storage_class
         same = (source_bucket.name == bucket.name and source.key == key and source_version is None)
-        if same and not replace and not params.get("StorageClass") and not params.get("WebsiteRedirectLocation"):
+        if (same and not replace and not params.get("StorageClass") and not params.get("WebsiteRedirectLocation")
+                and not params.get("ServerSideEncryption") and not params.get("SSECustomerAlgorithm")):
             raise InvalidRequest("This copy request is illegal because it is trying to copy an object to itself "
                                  "without changing the object's metadata, storage class, website redirect "
                                  "location or encryption attributes.")
@@ -255,18 +268,32 @@ class ObjectOperations(S3Base):
             "size": source.size, "etag": source.etag, "last_modified": ctx.now.replace(microsecond=0),
             "storage_class": storage_class,
             "owner": ctx.account_id or bucket.account_id, "digest": source.digest, "parts": source.parts,
-            "meta": meta, "checksums": source.checksums, "tags": tags,
+            "meta": meta, "checksums": source.checksums, "tags": tags, "encryption": json.dumps(object_key.stored),
         }
-        if storage_class not in ("ONEZONE_IA", "REDUCED_REDUNDANCY"):
+        staged = await self._copy_data(source, source_kek, object_key, storage_class)
+        if staged is not None:
+            values.update(digest=staged.digest, parts=None)
+        elif storage_class not in ("ONEZONE_IA", "REDUCED_REDUNDANCY"):
             for digest, _ in source.segments():  # data kept in one zone now needs every zone
                 await self.data.store.repair(Digest.parse(digest))
-        await self.commit_version(bucket, None, values)
-        result: dict[str, Any] = {"CopyObjectResult": {"ETag": source.etag, "LastModified": values["last_modified"]}}
+        await self.commit_version(bucket, staged, values)
+        result: dict[str, Any] = {"CopyObjectResult": {"ETag": source.etag, "LastModified": values["last_modified"]},
+                                  **object_key.members()}
         if bucket.versioning:
             result["VersionId"] = values["version_id"]
         if source_bucket.versioning or source.version_id != store.NULL_VERSION:
             result["CopySourceVersionId"] = source.version_id
         return result
+
+    async def _copy_data(self, source: ObjectRow, source_kek: bytes | None, object_key: ObjectKey,
+                         storage_class: str) -> Staged | None:
+        """None when the copy can share the source's blobs (both sealed with the master key);
+        else the source's plaintext sealed anew for the destination's key."""
+        if source_kek is not None and stored_encryption(source) == object_key.stored == {"sse": "AES256"}:
+            return None
+        body = self.read_data(source.segments(), 0, source.size, source_kek)
+        return await self.data.stage(body, storage_class, checksums=set(), limit=MAX_PUT_BYTES,
+                                     sealer=object_key.sealer())
 
     # -- tagging -------------------------------------------------------------------------------------
     async def put_object_tagging(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,18 @@ class Bucket:
     policy: str | None
     tags: str | None
     cors: str | None
+    encryption: str | None = None
+    object_lock: str | None = None
+    lifecycle: str | None = None
+    notification: str | None = None
+    acl: str | None = None
+    ownership: str | None = None
+    public_access_block: str | None = None
+
+    def config(self, name: str) -> Any:
+        """One of the JSON configurations (encryption, object_lock, ...), None when unset."""
+        text = getattr(self, name)
+        return json.loads(text) if text else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +60,9 @@ class ObjectRow:
     meta: str | None
     checksums: str | None
     tags: str | None
+    encryption: str | None = None
+    lock: str | None = None
+    acl: str | None = None
 
     def segments(self) -> list[tuple[str, int]]:
         if self.parts:
@@ -85,7 +100,8 @@ def insert_bucket(conn: sa.Connection, bucket: Bucket) -> bool:
         return False
     conn.execute(s3_buckets.insert().values(
         name=bucket.name, account_id=bucket.account_id, region=bucket.region, created_at=bucket.created_at,
-        versioning=None, policy=None, tags=None, cors=None))
+        versioning=bucket.versioning, policy=None, tags=None, cors=None, object_lock=bucket.object_lock,
+        acl=bucket.acl, ownership=bucket.ownership))
     return True
 
 

@@ -8,6 +8,8 @@
     s3_blobs          reference counts of blobs: a blob is deleted when its count reaches zero
     s3_uploads        multipart uploads in progress
     s3_upload_parts   their parts, each a blob
+    s3_event_outbox   S3 event messages for Lambda (written here, drained by the Lambda service;
+                      addressed with a lightweight ``sa.table`` so that either side may declare it)
 
 Keys compare as bytes (S3 lists in UTF-8 binary order): SQLite's default collation does so,
 PostgreSQL is told ``COLLATE "C"``.
@@ -36,6 +38,14 @@ s3_buckets = sa.Table(
     sa.Column("policy", sa.Text, nullable=True),
     sa.Column("tags", sa.Text, nullable=True),  # JSON [[key, value], ...]
     sa.Column("cors", sa.Text, nullable=True),  # JSON list of rules
+    # from 0021_s3_features: JSON documents of each configuration, None when unset
+    sa.Column("encryption", sa.Text, nullable=True),
+    sa.Column("object_lock", sa.Text, nullable=True),
+    sa.Column("lifecycle", sa.Text, nullable=True),
+    sa.Column("notification", sa.Text, nullable=True),
+    sa.Column("acl", sa.Text, nullable=True),
+    sa.Column("ownership", sa.Text, nullable=True),
+    sa.Column("public_access_block", sa.Text, nullable=True),
 )
 
 s3_objects = sa.Table(
@@ -56,6 +66,9 @@ s3_objects = sa.Table(
     sa.Column("meta", sa.Text, nullable=True),  # JSON: content headers and user metadata
     sa.Column("checksums", sa.Text, nullable=True),  # JSON {"CRC32": "...", "type": ...}
     sa.Column("tags", sa.Text, nullable=True),
+    sa.Column("encryption", sa.Text, nullable=True),  # JSON: SSE algorithm, wrapped data key, SSE-C key HMAC
+    sa.Column("lock", sa.Text, nullable=True),  # JSON: retention mode/until, legal hold
+    sa.Column("acl", sa.Text, nullable=True),  # JSON grants
     sa.Index("ix_s3_objects_bucket_key_id", "bucket", "key", "id"),
     sa.Index("ix_s3_objects_bucket_latest_key", "bucket", "latest", "key"),
 )
@@ -77,6 +90,7 @@ s3_uploads = sa.Table(
     sa.Column("meta", sa.Text, nullable=True),
     sa.Column("checksum_algorithm", sa.String(16), nullable=True),
     sa.Column("tags", sa.Text, nullable=True),
+    sa.Column("extra", sa.Text, nullable=True),  # JSON: encryption, lock and ACL for the object
     sa.Index("ix_s3_uploads_bucket_key_upload_id", "bucket", "key", "upload_id"),
 )
 
@@ -89,4 +103,12 @@ s3_upload_parts = sa.Table(
     sa.Column("etag", sa.String(64), nullable=False),
     sa.Column("last_modified", UtcDateTime, nullable=False),
     sa.Column("checksums", sa.Text, nullable=True),
+)
+
+
+s3_event_outbox = sa.table(
+    "s3_event_outbox",
+    sa.column("id", sa.Integer), sa.column("account_id", sa.Text), sa.column("region", sa.Text),
+    sa.column("function_arn", sa.Text), sa.column("bucket", sa.Text), sa.column("event_json", sa.Text),
+    sa.column("created_at", UtcDateTime),
 )

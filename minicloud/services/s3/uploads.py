@@ -11,6 +11,7 @@ from typing import Any
 
 from minicloud.aws.payload import RequestPayload
 from minicloud.services.s3.checksums import ALGORITHMS, HEADER, MEMBER
+from minicloud.services.s3.crypto import Sealer
 from minicloud.services.s3.data import ObjectData, Staged
 from minicloud.services.s3.errors import (
     BadDigest,
@@ -48,7 +49,7 @@ def wanted_checksums(params: dict[str, Any], payload: RequestPayload | None, dec
 
 
 async def receive_body(data: ObjectData, params: dict[str, Any], storage_class: str,
-                       declared_trailer: str) -> Staged:
+                       declared_trailer: str, sealer: Sealer | None = None) -> Staged:
     payload = params.get("Body")
     if payload is not None and not isinstance(payload, RequestPayload):
         raise InvalidRequest("The request body could not be read.")
@@ -67,7 +68,7 @@ async def receive_body(data: ObjectData, params: dict[str, Any], storage_class: 
     if "CRC64NVME" in wanted:
         pass  # computed in pure Python: slow for large bodies, exact all the same
     source: AsyncIterable[bytes] = payload if payload is not None else _empty()
-    staged = await data.stage(source, storage_class, checksums=wanted, limit=MAX_PUT_BYTES)
+    staged = await data.stage(source, storage_class, checksums=wanted, limit=MAX_PUT_BYTES, sealer=sealer)
     try:
         if payload is not None and payload.declared_sha256 is not None:
             payload.check_sha256(staged.sha256)
