@@ -199,6 +199,19 @@ async def resize(engine: Engine, request: Request) -> Response:
     return Response(200)
 
 
+async def commit(engine: Engine, request: Request) -> Response:
+    """``docker commit``: the container's changes as a new image (``images/commit.py``)."""
+    from minicloud.engine.images.commit import commit_container
+
+    repo, tag = request.arg("repo"), request.arg("tag")
+    body = await request.json()
+    image = await commit_container(engine, request.arg("container"), f"{repo}:{tag}" if repo and tag else repo or None,
+                                   request.query.get("changes") or [], message=request.arg("comment"),
+                                   author=request.arg("author"), pause=request.flag("pause", True),
+                                   config=body if isinstance(body, dict) else None)
+    return json_response({"Id": image.id}, 201)
+
+
 async def not_yet(engine: Engine, request: Request) -> Response:
     raise HttpError(501, f"{request.method} {request.path} is not available yet in minicloud's engine")
 
@@ -218,6 +231,7 @@ ROUTES: list[Route] = [
     ("POST", r"/containers/(?P<id>[^/]+)/resize", resize),
     ("GET", r"/containers/(?P<id>[^/]+)/logs", logs),
     ("GET", r"/containers/(?P<id>[^/]+)/(?:top|stats|changes|export|archive)", not_yet),
-    ("POST", r"/containers/(?P<id>[^/]+)/(?:rename|update|commit)", not_yet),
+    ("POST", r"/containers/(?P<id>[^/]+)/(?:rename|update)", not_yet),
+    ("POST", r"/commit", commit),
     ("DELETE", r"/containers/(?P<id>[^/]+)", delete),
 ]
