@@ -82,6 +82,15 @@ class S3Base(Provider):
         await self.authorize(ctx, action, bucket, key, context)
         return bucket
 
+    async def bypass_governance(self, ctx: RequestContext, params: dict[str, Any], bucket: Bucket, key: str) -> bool:
+        """x-amz-bypass-governance-retention, honoured only with s3:BypassGovernanceRetention."""
+        if not params.get("BypassGovernanceRetention"):
+            return False
+        result = await ctx.authorizer.check(
+            ctx.principal, "s3:BypassGovernanceRetention", object_arn(bucket.name, key),
+            context=ctx.condition_keys(), resource_policy=bucket.policy, resource_account=bucket.account_id)
+        return bool(result.allowed)
+
     # -- blobs ---------------------------------------------------------------------------------------
     async def release(self, digests: list[str]) -> None:
         """Delete, after a grace period, the files of blobs whose last reference went away: a GET

@@ -16,11 +16,11 @@ from minicloud.services.s3.errors import (
     IllegalLocationConstraintException,
     IllegalVersioningConfiguration,
     InvalidArgument,
+    InvalidBucketState,
     InvalidLocationConstraint,
     InvalidTag,
     MalformedXML,
     NoSuchTagSet,
-    NotImplementedFeature,
 )
 from minicloud.services.s3.names import bucket_arn, check_bucket_name, owner
 from minicloud.services.s3.store import Bucket
@@ -60,9 +60,9 @@ class BucketOperations(S3Base):
         check_bucket_name(name)
         await ctx.authorize("s3:CreateBucket", bucket_arn(name))
         region = self._bucket_region(ctx, params.get("CreateBucketConfiguration") or {})
-        if params.get("ObjectLockEnabledForBucket"):
-            raise NotImplementedFeature("Object Lock is not implemented by minicloud yet.")
-        bucket = Bucket(name, ctx.account_id, region, ctx.now, None, None, None, None)
+        locked = bool(params.get("ObjectLockEnabledForBucket"))
+        bucket = Bucket(name, ctx.account_id, region, ctx.now, "Enabled" if locked else None, None, None, None,
+                        object_lock=json.dumps({"enabled": True}) if locked else None)
         created = await self.db.write(lambda conn: store.insert_bucket(conn, bucket))
         self.forget_bucket(name)
         if not created:
@@ -149,6 +149,9 @@ class BucketOperations(S3Base):
         if status not in ("Enabled", "Suspended"):
             raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
                                "published schema")
+        if status == "Suspended" and bucket.object_lock:
+            raise InvalidBucketState("An Object Lock configuration is present on this bucket, so the versioning "
+                                     "state cannot be changed.", BucketName=bucket.name)
         if config.get("MFADelete") == "Enabled":
             raise IllegalVersioningConfiguration("MFA delete is not supported by minicloud.")
         await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, versioning=status))

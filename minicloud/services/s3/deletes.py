@@ -19,7 +19,8 @@ from minicloud.aws.context import RequestContext
 from minicloud.aws.errors import ServiceError, error_code
 from minicloud.services.s3 import store
 from minicloud.services.s3.base import S3Base
-from minicloud.services.s3.errors import BadDigest, InvalidRequest, MalformedXML
+from minicloud.services.s3.errors import AccessDenied, BadDigest, InvalidRequest, MalformedXML
+from minicloud.services.s3.locks import check_deletable
 from minicloud.services.s3.store import Bucket
 
 MAX_DELETE_KEYS = 1000
@@ -44,11 +45,12 @@ class Deleted:
 
 
 def delete_one(conn: sa.Connection, bucket: Bucket, key: str, version_id: str | None, owner: str,
-               now: Any, released: list[str]) -> Deleted:
+               now: Any, released: list[str], bypass_governance: bool = False) -> Deleted:
     if version_id is not None:
         row = store.get_object(conn, bucket.name, key, version_id)
         if row is None:
             return Deleted(key, version_id)
+        check_deletable(row, now, bypass_governance)
         released += store.delete_version(conn, row)
         return Deleted(key, version_id, row.delete_marker, version_id if row.delete_marker else None)
     if bucket.versioning is None:
@@ -71,7 +73,9 @@ class DeleteOperations(S3Base):
         bucket = await self.bucket_for(ctx, params, "DeleteObjectVersion" if version_id else "DeleteObject", key)
         released: list[str] = []
         owner = ctx.account_id or bucket.account_id
-        done = await self.db.write(lambda conn: delete_one(conn, bucket, key, version_id, owner, ctx.now, released))
+        bypass = await self.bypass_governance(ctx, params, bucket, key)
+        done = await self.db.write(lambda conn: delete_one(conn, bucket, key, version_id, owner, ctx.now, released,
+                                                           bypass))
         await self.release(released)
         result: dict[str, Any] = {}
         if done.delete_marker:
@@ -101,15 +105,23 @@ class DeleteOperations(S3Base):
         ctx.authorized = True  # each key was authorised (or refused) on its own
         released: list[str] = []
         owner = ctx.account_id or bucket.account_id
+        bypass = {item["Key"]: await self.bypass_governance(ctx, params, bucket, item["Key"]) for item in allowed}
 
-        def delete_all(conn: sa.Connection) -> list[Deleted]:
-            return [delete_one(conn, bucket, item["Key"], item.get("VersionId"), owner, ctx.now, released)
-                    for item in allowed]
+        def delete_all(conn: sa.Connection) -> list[tuple[Deleted, dict[str, Any]]]:
+            done = []
+            for item in allowed:
+                try:
+                    done.append((delete_one(conn, bucket, item["Key"], item.get("VersionId"), owner, ctx.now,
+                                            released, bypass[item["Key"]]), item))
+                except AccessDenied as error:
+                    errors.append({"Key": item["Key"], "Code": "AccessDenied", "Message": error.message,
+                                   **({"VersionId": item["VersionId"]} if item.get("VersionId") else {})})
+            return done
         done = await self.db.write(delete_all)
         await self.release(released)
         result: dict[str, Any] = {}
         if not request.get("Quiet"):
-            result["Deleted"] = [d.member(item.get("VersionId")) for d, item in zip(done, allowed, strict=True)]
+            result["Deleted"] = [d.member(item.get("VersionId")) for d, item in done]
         if errors:
             result["Errors"] = errors
         return result

@@ -164,6 +164,21 @@ class InternalError(ServiceError):
     status = 500
 
 
+class InvalidBucketState(ClientError):
+    code = "InvalidBucketState"
+    status = 409
+
+
+class NoSuchObjectLockConfiguration(ClientError):
+    code = "NoSuchObjectLockConfiguration"
+    status = 404
+
+
+class ObjectLockConfigurationNotFoundError(ClientError):
+    code = "ObjectLockConfigurationNotFoundError"
+    status = 404
+
+
 class InvalidEncryptionAlgorithmError(ClientError):
     code = "InvalidEncryptionAlgorithmError"
 

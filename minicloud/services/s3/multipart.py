@@ -28,6 +28,7 @@ from minicloud.services.s3.errors import (
     NoSuchUpload,
 )
 from minicloud.services.s3.http import check_copy_conditions, content_headers
+from minicloud.services.s3.locks import lock_for_write
 from minicloud.services.s3.names import check_key, owner
 from minicloud.services.s3.objects import (
     ObjectOperations,
@@ -95,7 +96,7 @@ class MultipartOperations(ObjectOperations):
             "storage_class": storage_class_of(params), "owner": ctx.account_id or bucket.account_id,
             "meta": json.dumps(content_headers(params)), "checksum_algorithm": algorithm,
             "tags": parse_tagging(params.get("Tagging")),
-            "extra": json.dumps({"encryption": object_key.stored}),
+            "extra": json.dumps({"encryption": object_key.stored, "lock": lock_for_write(params, bucket, ctx.now)}),
         }
         await self.db.write(lambda conn: conn.execute(s3_uploads.insert().values(**values)))
         result: dict[str, Any] = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id, **object_key.members()}
@@ -204,6 +205,7 @@ class MultipartOperations(ObjectOperations):
             "parts": json.dumps([[row.digest, row.size] for row in chosen]), "meta": upload.meta,
             "checksums": json.dumps(checksums) if checksums else None, "tags": upload.tags,
             "encryption": json.dumps(encryption) if encryption else None,
+            "lock": upload_extra(upload).get("lock"),
         }
         condition = PutCondition(params)
 

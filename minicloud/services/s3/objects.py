@@ -33,6 +33,7 @@ from minicloud.services.s3.http import (
     parse_range,
     stored_headers,
 )
+from minicloud.services.s3.locks import lock_for_write, lock_members
 from minicloud.services.s3.names import check_key
 from minicloud.services.s3.store import Bucket, ObjectRow
 from minicloud.services.s3.uploads import MAX_PUT_BYTES, checksum_members, receive_body
@@ -95,6 +96,7 @@ class ObjectOperations(EncryptionOperations):
         if condition.if_match is not None or condition.if_none_match is not None:
             condition.check(await self.db.read(lambda conn: store.get_object(conn, bucket.name, key)), key)
         object_key = self.write_key(params, bucket)
+        lock_for_write(params, bucket, ctx.now)  # refused before the body is read
         staged = await receive_body(self.data, params, storage_class,
                                     ctx.request.headers.get("x-amz-trailer") or "", object_key.sealer())
         checksums = {**staged.checksums, "type": "FULL_OBJECT"} if staged.checksums else {}
@@ -104,7 +106,7 @@ class ObjectOperations(EncryptionOperations):
             "storage_class": storage_class, "owner": ctx.account_id or bucket.account_id,
             "digest": staged.digest, "parts": None, "meta": json.dumps(content_headers(params)),
             "checksums": json.dumps(checksums) if checksums else None, "tags": tags,
-            "encryption": json.dumps(object_key.stored),
+            "encryption": json.dumps(object_key.stored), "lock": lock_for_write(params, bucket, ctx.now),
         }
         await self.commit_version(bucket, staged, values, condition)
         result: dict[str, Any] = {"ETag": values["etag"], **checksum_members(checksums), **object_key.members()}
@@ -235,6 +237,7 @@ class ObjectOperations(EncryptionOperations):
         if tags:
             result["TagCount"] = len(tags)
         result.update(response_members(stored_encryption(row)))
+        result.update(lock_members(row))
         return result
 
     # -- copying -------------------------------------------------------------------------------------
@@ -269,6 +272,7 @@ class ObjectOperations(EncryptionOperations):
             "storage_class": storage_class,
             "owner": ctx.account_id or bucket.account_id, "digest": source.digest, "parts": source.parts,
             "meta": meta, "checksums": source.checksums, "tags": tags, "encryption": json.dumps(object_key.stored),
+            "lock": lock_for_write(params, bucket, ctx.now),
         }
         staged = await self._copy_data(source, source_kek, object_key, storage_class)
         if staged is not None:

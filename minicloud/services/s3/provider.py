@@ -8,8 +8,9 @@ from minicloud.services.s3.deletes import DeleteOperations
 from minicloud.services.s3.listing import ListingOperations
 from minicloud.services.s3.multipart import MultipartOperations
 from minicloud.services.s3.policies import PolicyOperations
+from minicloud.services.s3.retention import LockOperations
 
 
-class S3Provider(MultipartOperations, AttributeOperations, DeleteOperations, BucketOperations, PolicyOperations,
-                 ListingOperations):
+class S3Provider(LockOperations, MultipartOperations, AttributeOperations, DeleteOperations, BucketOperations,
+                 PolicyOperations, ListingOperations):
     """Amazon S3 over minicloud's metadata store and replicated blob store."""

@@ -1,0 +1,172 @@
+"""S3 Object Lock through boto3 against a real ``minicloud up``: lock-enabled buckets, default
+retention, GOVERNANCE and COMPLIANCE retention, legal holds, refused deletes and the governance
+bypass (header + s3:BypassGovernanceRetention)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.support.server import Keys, MinicloudServer
+
+
+def code(err: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(err.value.response["Error"]["Code"])
+
+
+def status(err: pytest.ExceptionInfo[ClientError]) -> int:
+    return int(err.value.response["ResponseMetadata"]["HTTPStatusCode"])
+
+
+@pytest.fixture
+def s3(server: MinicloudServer) -> Any:
+    return server.client("s3")
+
+
+@pytest.fixture
+def locked(s3: Any) -> str:
+    name = f"lock-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+    return name
+
+
+def later(days: int = 1) -> datetime:
+    return (datetime.now(UTC) + timedelta(days=days)).replace(microsecond=0)
+
+
+def test_lock_enabled_bucket_is_versioned(s3: Any, locked: str) -> None:
+    assert s3.get_bucket_versioning(Bucket=locked)["Status"] == "Enabled"
+    config = s3.get_object_lock_configuration(Bucket=locked)["ObjectLockConfiguration"]
+    assert config == {"ObjectLockEnabled": "Enabled"}
+    with pytest.raises(ClientError) as err:
+        s3.put_bucket_versioning(Bucket=locked, VersioningConfiguration={"Status": "Suspended"})
+    assert code(err) == "InvalidBucketState" and status(err) == 409
+    plain = f"plain-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=plain)
+    with pytest.raises(ClientError) as err:
+        s3.get_object_lock_configuration(Bucket=plain)
+    assert code(err) == "ObjectLockConfigurationNotFoundError"
+    with pytest.raises(ClientError) as err:
+        s3.put_object(Bucket=plain, Key="k", Body=b"x", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=later())
+    assert code(err) == "InvalidRequest"
+    with pytest.raises(ClientError) as err:
+        s3.put_object_lock_configuration(Bucket=plain, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled"})
+    assert code(err) == "InvalidBucketState"
+    # cleanup tools send the bypass header everywhere: it must simply work
+    s3.put_object(Bucket=plain, Key="k", Body=b"x")
+    s3.delete_object(Bucket=plain, Key="k", BypassGovernanceRetention=True)
+
+
+def test_default_retention(s3: Any, locked: str) -> None:
+    s3.put_object_lock_configuration(Bucket=locked, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 2}}})
+    rule = s3.get_object_lock_configuration(Bucket=locked)["ObjectLockConfiguration"]["Rule"]
+    assert rule == {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 2}}
+    version = s3.put_object(Bucket=locked, Key="k", Body=b"x")["VersionId"]
+    head = s3.head_object(Bucket=locked, Key="k")
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    assert later(1) < head["ObjectLockRetainUntilDate"] <= later(2) + timedelta(seconds=5)
+    with pytest.raises(ClientError) as err:
+        s3.delete_object(Bucket=locked, Key="k", VersionId=version)
+    assert code(err) == "AccessDenied" and status(err) == 403
+    s3.delete_object(Bucket=locked, Key="k", VersionId=version, BypassGovernanceRetention=True)
+    for bad in ({"Mode": "GOVERNANCE"}, {"Mode": "GOVERNANCE", "Days": 1, "Years": 1}, {"Mode": "X", "Days": 1}):
+        with pytest.raises(ClientError) as err:
+            s3.put_object_lock_configuration(Bucket=locked, ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": bad}})
+        assert code(err) == "MalformedXML", bad
+    with pytest.raises(ClientError) as err:
+        s3.put_object_lock_configuration(Bucket=locked, ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": -1}}})
+    assert code(err) == "InvalidArgument"
+
+
+def test_compliance_retention_cannot_be_bypassed(s3: Any, locked: str) -> None:
+    version = s3.put_object(Bucket=locked, Key="c", Body=b"x", ObjectLockMode="COMPLIANCE",
+                            ObjectLockRetainUntilDate=later())["VersionId"]
+    retention = s3.get_object_retention(Bucket=locked, Key="c")["Retention"]
+    assert retention["Mode"] == "COMPLIANCE" and retention["RetainUntilDate"] == later()
+    for kwargs in ({}, {"BypassGovernanceRetention": True}):
+        with pytest.raises(ClientError) as err:
+            s3.delete_object(Bucket=locked, Key="c", VersionId=version, **kwargs)
+        assert code(err) == "AccessDenied"
+    with pytest.raises(ClientError) as err:  # shortening a COMPLIANCE retention
+        s3.put_object_retention(Bucket=locked, Key="c", BypassGovernanceRetention=True,
+                                Retention={"Mode": "GOVERNANCE", "RetainUntilDate": later()})
+    assert code(err) == "AccessDenied"
+    s3.put_object_retention(Bucket=locked, Key="c", Retention={"Mode": "COMPLIANCE", "RetainUntilDate": later(3)})
+    # deleting without a version id only adds a delete marker
+    assert s3.delete_object(Bucket=locked, Key="c")["DeleteMarker"] is True
+    result = s3.delete_objects(Bucket=locked, Delete={"Objects": [{"Key": "c", "VersionId": version}]})
+    assert result["Errors"][0]["Code"] == "AccessDenied" and "Deleted" not in result
+
+
+def test_governance_changes_need_bypass(s3: Any, locked: str) -> None:
+    s3.put_object(Bucket=locked, Key="g", Body=b"x")
+    with pytest.raises(ClientError) as err:
+        s3.get_object_retention(Bucket=locked, Key="g")
+    assert code(err) == "NoSuchObjectLockConfiguration"
+    s3.put_object_retention(Bucket=locked, Key="g", Retention={"Mode": "GOVERNANCE", "RetainUntilDate": later(2)})
+    with pytest.raises(ClientError) as err:
+        s3.put_object_retention(Bucket=locked, Key="g", Retention={"Mode": "GOVERNANCE",
+                                                                    "RetainUntilDate": later(1)})
+    assert code(err) == "AccessDenied"
+    s3.put_object_retention(Bucket=locked, Key="g", BypassGovernanceRetention=True,
+                            Retention={"Mode": "GOVERNANCE", "RetainUntilDate": later(1)})
+    assert s3.get_object_retention(Bucket=locked, Key="g")["Retention"]["RetainUntilDate"] == later(1)
+    with pytest.raises(ClientError) as err:
+        s3.put_object_retention(Bucket=locked, Key="g", Retention={"Mode": "GOVERNANCE",
+                                                                    "RetainUntilDate": datetime(2000, 1, 1)})
+    assert code(err) == "InvalidArgument"
+
+
+def test_legal_hold(s3: Any, locked: str) -> None:
+    version = s3.put_object(Bucket=locked, Key="h", Body=b"x", ObjectLockLegalHoldStatus="ON")["VersionId"]
+    assert s3.get_object_legal_hold(Bucket=locked, Key="h")["LegalHold"]["Status"] == "ON"
+    assert s3.head_object(Bucket=locked, Key="h")["ObjectLockLegalHoldStatus"] == "ON"
+    with pytest.raises(ClientError) as err:
+        s3.delete_object(Bucket=locked, Key="h", VersionId=version, BypassGovernanceRetention=True)
+    assert code(err) == "AccessDenied"
+    s3.put_object_legal_hold(Bucket=locked, Key="h", LegalHold={"Status": "OFF"})
+    s3.delete_object(Bucket=locked, Key="h", VersionId=version)
+    with pytest.raises(ClientError) as err:
+        s3.head_object(Bucket=locked, Key="h", VersionId=version)
+    assert status(err) == 404
+
+
+def test_bypass_needs_the_permission(server: MinicloudServer, s3: Any, locked: str) -> None:
+    iam = server.client("iam")
+    user = f"locker-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion",
+                                                     "s3:PutObjectRetention"], "Resource": "*"}]}))
+    created = iam.create_access_key(UserName=user)["AccessKey"]
+    client = server.client("s3", Keys(created["AccessKeyId"], created["SecretAccessKey"]))
+    version = client.put_object(Bucket=locked, Key="b", Body=b"x", ObjectLockMode="GOVERNANCE",
+                                ObjectLockRetainUntilDate=later())["VersionId"]
+    with pytest.raises(ClientError) as err:
+        client.delete_object(Bucket=locked, Key="b", VersionId=version, BypassGovernanceRetention=True)
+    assert code(err) == "AccessDenied"
+    iam.put_user_policy(UserName=user, PolicyName="bypass", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:BypassGovernanceRetention", "Resource": "*"}]}))
+    client.delete_object(Bucket=locked, Key="b", VersionId=version, BypassGovernanceRetention=True)
+
+
+def test_multipart_upload_takes_its_lock(s3: Any, locked: str) -> None:
+    upload = s3.create_multipart_upload(Bucket=locked, Key="mp", ObjectLockMode="GOVERNANCE",
+                                        ObjectLockRetainUntilDate=later())
+    etag = s3.upload_part(Bucket=locked, Key="mp", UploadId=upload["UploadId"], PartNumber=1, Body=b"data")["ETag"]
+    done = s3.complete_multipart_upload(Bucket=locked, Key="mp", UploadId=upload["UploadId"],
+                                        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert s3.get_object_retention(Bucket=locked, Key="mp")["Retention"]["Mode"] == "GOVERNANCE"
+    with pytest.raises(ClientError) as err:
+        s3.delete_object(Bucket=locked, Key="mp", VersionId=done["VersionId"])
+    assert code(err) == "AccessDenied"
