@@ -20,6 +20,7 @@ from minicloud.aws.errors import ServiceError, error_code
 from minicloud.services.s3 import store
 from minicloud.services.s3.base import S3Base
 from minicloud.services.s3.errors import AccessDenied, BadDigest, InvalidRequest, MalformedXML
+from minicloud.services.s3.events import Notice, notice_for
 from minicloud.services.s3.locks import check_deletable
 from minicloud.services.s3.store import Bucket
 
@@ -44,8 +45,37 @@ class Deleted:
         return out
 
 
+@dataclass(slots=True)
+class DeleteNotices:
+    """The ObjectRemoved notices of a delete (which one applies is known inside the transaction)."""
+
+    deleted: Notice | None
+    marker: Notice | None
+
+    @classmethod
+    def of(cls, ctx: RequestContext, bucket: Bucket) -> DeleteNotices | None:
+        found = cls(notice_for(ctx, bucket, "s3:ObjectRemoved:Delete"),
+                    notice_for(ctx, bucket, "s3:ObjectRemoved:DeleteMarkerCreated"))
+        return found if found.deleted or found.marker else None
+
+    def write(self, conn: sa.Connection, done: Deleted, requested_version: str | None) -> None:
+        marker_created = done.delete_marker and requested_version is None
+        notice = self.marker if marker_created else self.deleted
+        if notice is not None:
+            notice.write(conn, done.key, version_id=done.version_id)
+
+
 def delete_one(conn: sa.Connection, bucket: Bucket, key: str, version_id: str | None, owner: str,
-               now: Any, released: list[str], bypass_governance: bool = False) -> Deleted:
+               now: Any, released: list[str], bypass_governance: bool = False,
+               notices: DeleteNotices | None = None) -> Deleted:
+    done = _delete_one(conn, bucket, key, version_id, owner, now, released, bypass_governance)
+    if notices is not None:
+        notices.write(conn, done, version_id)
+    return done
+
+
+def _delete_one(conn: sa.Connection, bucket: Bucket, key: str, version_id: str | None, owner: str,
+                now: Any, released: list[str], bypass_governance: bool) -> Deleted:
     if version_id is not None:
         row = store.get_object(conn, bucket.name, key, version_id)
         if row is None:
@@ -74,8 +104,9 @@ class DeleteOperations(S3Base):
         released: list[str] = []
         owner = ctx.account_id or bucket.account_id
         bypass = await self.bypass_governance(ctx, params, bucket, key)
+        notices = DeleteNotices.of(ctx, bucket)
         done = await self.db.write(lambda conn: delete_one(conn, bucket, key, version_id, owner, ctx.now, released,
-                                                           bypass))
+                                                           bypass, notices))
         await self.release(released)
         result: dict[str, Any] = {}
         if done.delete_marker:
@@ -106,13 +137,14 @@ class DeleteOperations(S3Base):
         released: list[str] = []
         owner = ctx.account_id or bucket.account_id
         bypass = {item["Key"]: await self.bypass_governance(ctx, params, bucket, item["Key"]) for item in allowed}
+        notices = DeleteNotices.of(ctx, bucket)
 
         def delete_all(conn: sa.Connection) -> list[tuple[Deleted, dict[str, Any]]]:
             done = []
             for item in allowed:
                 try:
                     done.append((delete_one(conn, bucket, item["Key"], item.get("VersionId"), owner, ctx.now,
-                                            released, bypass[item["Key"]]), item))
+                                            released, bypass[item["Key"]], notices), item))
                 except AccessDenied as error:
                     errors.append({"Key": item["Key"], "Code": "AccessDenied", "Message": error.message,
                                    **({"VersionId": item["VersionId"]} if item.get("VersionId") else {})})

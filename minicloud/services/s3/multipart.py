@@ -27,6 +27,7 @@ from minicloud.services.s3.errors import (
     MalformedXML,
     NoSuchUpload,
 )
+from minicloud.services.s3.events import notice_for
 from minicloud.services.s3.http import check_copy_conditions, content_headers
 from minicloud.services.s3.locks import lock_for_write
 from minicloud.services.s3.names import check_key, owner
@@ -208,12 +209,15 @@ class MultipartOperations(ObjectOperations):
             "lock": upload_extra(upload).get("lock"),
         }
         condition = PutCondition(params)
+        notice = notice_for(ctx, bucket, "s3:ObjectCreated:CompleteMultipartUpload")
 
         def write(conn: sa.Connection) -> list[str]:
             if store.get_upload(conn, upload.upload_id) is None:
                 raise NoSuchUpload("The specified upload does not exist.", UploadId=upload.upload_id)
             condition.check(store.get_object(conn, bucket.name, key), key)
             released = store.put_version(conn, values, bucket.versioning)
+            if notice is not None:
+                notice.write(conn, key, size=values["size"], etag=etag, version_id=values["version_id"])
             return released + store.drop_upload(conn, upload.upload_id)
 
         await self.release(await self.db.write(write))

@@ -25,6 +25,7 @@ from minicloud.services.s3.errors import (
     NoSuchVersion,
     PreconditionFailed,
 )
+from minicloud.services.s3.events import Notice, notice_for
 from minicloud.services.s3.http import (
     OVERRIDES,
     check_copy_conditions,
@@ -108,20 +109,25 @@ class ObjectOperations(EncryptionOperations):
             "checksums": json.dumps(checksums) if checksums else None, "tags": tags,
             "encryption": json.dumps(object_key.stored), "lock": lock_for_write(params, bucket, ctx.now),
         }
-        await self.commit_version(bucket, staged, values, condition)
+        await self.commit_version(bucket, staged, values, condition,
+                                  notice_for(ctx, bucket, "s3:ObjectCreated:Put"))
         result: dict[str, Any] = {"ETag": values["etag"], **checksum_members(checksums), **object_key.members()}
         if bucket.versioning:
             result["VersionId"] = values["version_id"]
         return result
 
     async def commit_version(self, bucket: Bucket, staged: Staged | None, values: dict[str, Any],
-                             condition: PutCondition | None = None) -> None:
+                             condition: PutCondition | None = None, notice: Notice | None = None) -> None:
         """Make the data durable, then its metadata; a crash in between leaves an unreferenced
         blob (removed by the next sweep), never a visible half-written object."""
         def write(conn: sa.Connection) -> list[str]:
             if condition is not None:
                 condition.check(store.get_object(conn, values["bucket"], values["key"]), values["key"])
-            return store.put_version(conn, values, bucket.versioning)
+            released = store.put_version(conn, values, bucket.versioning)
+            if notice is not None:
+                notice.write(conn, values["key"], size=values["size"], etag=values["etag"],
+                             version_id=values["version_id"])
+            return released
 
         if staged is None:
             released = await self.db.write(write)
@@ -280,7 +286,7 @@ class ObjectOperations(EncryptionOperations):
         elif storage_class not in ("ONEZONE_IA", "REDUCED_REDUNDANCY"):
             for digest, _ in source.segments():  # data kept in one zone now needs every zone
                 await self.data.store.repair(Digest.parse(digest))
-        await self.commit_version(bucket, staged, values)
+        await self.commit_version(bucket, staged, values, notice=notice_for(ctx, bucket, "s3:ObjectCreated:Copy"))
         result: dict[str, Any] = {"CopyObjectResult": {"ETag": source.etag, "LastModified": values["last_modified"]},
                                   **object_key.members()}
         if bucket.versioning:
