@@ -83,13 +83,17 @@ class PrincipalCalls:
         )
 
     async def call(self, service: str, operation: str, params: dict[str, Any] | None = None, *,
-                   method: str = "POST") -> dict[str, Any]:
-        """The operation's result; its service error is raised as the API would answer it."""
+                   method: str = "POST", payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The operation's result; its service error is raised as the API would answer it.
+        ``payload`` holds a streaming body member (S3 PutObject's Body), added after validation as
+        the edge does."""
         if not self._calls.has(service):
             raise NotImplementedOperation(f"The service {service} is not run by this minicloud.")
         endpoint = self._calls.endpoint(service)
         params = dict(params or {})
         validate(endpoint.model.operation_model(operation), params, endpoint.protocol)
+        if payload:
+            params.update(payload)
         handler = endpoint.handlers.get(operation)
         if handler is None:
             raise NotImplementedOperation(

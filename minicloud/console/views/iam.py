@@ -16,7 +16,7 @@ _NAME = r"(?P<name>[\w+=,.@-]{1,128})"
 # -- users -----------------------------------------------------------------------------------------
 async def users(page: Page, status: int = 200, **extra: Any) -> Response:
     result, failure = await page.attempt("iam", "ListUsers", {})
-    values: dict[str, Any] = {"users": (result or {}).get("Users", []), "failure": failure, "errors": {},
+    values: dict[str, Any] = {"users": (result or {}).get("Users") or [], "failure": failure, "errors": {},
                               "values": {}}
     values.update(extra)
     return page.render("iam_users.html", status, **values)
@@ -55,12 +55,12 @@ async def user(page: Page, status: int = 200, **extra: Any) -> Response:
     all_groups, _ = await page.attempt("iam", "ListGroups", {})
     values: dict[str, Any] = {
         "user": (found or {}).get("User", {}),
-        "keys": (keys or {}).get("AccessKeyMetadata", []), "keys_failure": keys_failure,
+        "keys": (keys or {}).get("AccessKeyMetadata") or [], "keys_failure": keys_failure,
         "profile": (profile or {}).get("LoginProfile"),
         "profile_failure": profile_failure if profile_failure and profile_failure.code != "NoSuchEntity" else None,
-        "groups": (groups or {}).get("Groups", []), "groups_failure": groups_failure,
-        "all_groups": [g["GroupName"] for g in (all_groups or {}).get("Groups", [])],
-        "attached": (attached or {}).get("AttachedPolicies", []), "attached_failure": attached_failure,
+        "groups": (groups or {}).get("Groups") or [], "groups_failure": groups_failure,
+        "all_groups": [g["GroupName"] for g in (all_groups or {}).get("Groups") or []],
+        "attached": (attached or {}).get("AttachedPolicies") or [], "attached_failure": attached_failure,
         "errors": {}, "new_key": None, "action_failure": None,
     }
     values.update(extra)

@@ -21,7 +21,7 @@ _NAME = r"(?P<name>[\w+=,.@-]{1,128})"
 # -- groups ----------------------------------------------------------------------------------------
 async def groups(page: Page, status: int = 200, **extra: Any) -> Response:
     result, failure = await page.attempt("iam", "ListGroups", {})
-    values: dict[str, Any] = {"groups": (result or {}).get("Groups", []), "failure": failure, "errors": {},
+    values: dict[str, Any] = {"groups": (result or {}).get("Groups") or [], "failure": failure, "errors": {},
                               "values": {}}
     values.update(extra)
     return page.render("iam_groups.html", status, **values)
@@ -43,8 +43,8 @@ async def group(page: Page, status: int = 200, **extra: Any) -> Response:
         return page.render("error.html", status_of(failure), code=failure.code, message=failure.message)
     attached, attached_failure = await page.attempt("iam", "ListAttachedGroupPolicies", {"GroupName": name})
     values: dict[str, Any] = {
-        "group": (found or {}).get("Group", {}), "members": (found or {}).get("Users", []),
-        "attached": (attached or {}).get("AttachedPolicies", []), "attached_failure": attached_failure,
+        "group": (found or {}).get("Group", {}), "members": (found or {}).get("Users") or [],
+        "attached": (attached or {}).get("AttachedPolicies") or [], "attached_failure": attached_failure,
         "errors": {}, "action_failure": None,
     }
     values.update(extra)
@@ -81,7 +81,7 @@ async def group_detach(page: Page) -> Response:
 # -- roles -----------------------------------------------------------------------------------------
 async def roles(page: Page, status: int = 200, **extra: Any) -> Response:
     result, failure = await page.attempt("iam", "ListRoles", {})
-    values: dict[str, Any] = {"roles": (result or {}).get("Roles", []), "failure": failure, "errors": {},
+    values: dict[str, Any] = {"roles": (result or {}).get("Roles") or [], "failure": failure, "errors": {},
                               "values": {"trust": EXAMPLE_TRUST_POLICY}}
     values.update(extra)
     return page.render("iam_roles.html", status, **values)
@@ -108,7 +108,7 @@ async def role(page: Page, status: int = 200, **extra: Any) -> Response:
     found_role = (found or {}).get("Role", {})
     values: dict[str, Any] = {
         "role": found_role, "trust": decode_document(found_role.get("AssumeRolePolicyDocument")),
-        "attached": (attached or {}).get("AttachedPolicies", []), "attached_failure": attached_failure,
+        "attached": (attached or {}).get("AttachedPolicies") or [], "attached_failure": attached_failure,
         "errors": {}, "action_failure": None,
     }
     values.update(extra)
@@ -151,7 +151,7 @@ async def policies(page: Page, status: int = 200, **extra: Any) -> Response:
     scope = page.request.query.get("scope", "Local")
     scope = scope if scope in ("Local", "AWS", "All") else "Local"
     result, failure = await page.attempt("iam", "ListPolicies", {"Scope": scope})
-    values: dict[str, Any] = {"policies": (result or {}).get("Policies", []), "failure": failure, "scope": scope,
+    values: dict[str, Any] = {"policies": (result or {}).get("Policies") or [], "failure": failure, "scope": scope,
                               "errors": {}, "values": {"document": EXAMPLE_POLICY}}
     values.update(extra)
     return page.render("iam_policies.html", status, **values)
