@@ -12,6 +12,7 @@ DEBIAN_PACKAGES=(
   curl
   runc              # engine: runs containers from OCI bundles
   busybox-static    # engine: the offline busybox image for tests
+  mmdebstrap        # images bootstrap: base images built from Debian's packages
   skopeo            # engine tests: push images into a local registry
   docker-registry   # engine tests: a local registry to pull from
   docker.io         # registry tests: a real dockerd as the registry client (and a peer)
