@@ -109,7 +109,8 @@ class ConsoleApp:
             request.params = {k: v for k, v in match.groupdict().items() if v is not None}
             if session.flash:
                 await self.sessions.set_flash(session.token_hash, None)
-            calls = self.calls.as_principal(principal, session.region, request.client_ip, request.secure)
+            calls = self.calls.as_principal(principal, session.region, request.client_ip, request.secure,
+                                            request.headers.get("host"))
             page = Page(self, request, session, principal, calls)
             try:
                 return await candidate.handler(page)

@@ -57,13 +57,16 @@ class ServiceCalls:
     def endpoint(self, service: str) -> ServiceEndpoint:
         return self._endpoints[service]
 
-    def as_principal(self, principal: Principal, region: str, client_ip: str, secure: bool) -> PrincipalCalls:
-        return PrincipalCalls(self, principal, region, client_ip, secure)
+    def as_principal(self, principal: Principal, region: str, client_ip: str, secure: bool,
+                     host: str | None = None) -> PrincipalCalls:
+        return PrincipalCalls(self, principal, region, client_ip, secure, host)
 
 
 class PrincipalCalls:
-    def __init__(self, calls: ServiceCalls, principal: Principal, region: str, client_ip: str, secure: bool) -> None:
+    def __init__(self, calls: ServiceCalls, principal: Principal, region: str, client_ip: str, secure: bool,
+                 host: str | None = None) -> None:
         self._calls = calls
+        self._host = host
         self.principal = principal
         self.region = region
         self._client_ip = client_ip
@@ -74,8 +77,10 @@ class PrincipalCalls:
 
     def context(self, service: str, operation: str, method: str = "POST") -> RequestContext:
         endpoint = self._calls.endpoint(service)
-        request = AwsRequest(method=method, path="/", headers=Headers([("user-agent", "minicloud-console")]),
-                             client_ip=self._client_ip, secure=self._secure)
+        headers = Headers([("user-agent", "minicloud-console")])
+        if self._host:
+            headers.add("host", self._host)  # services that print endpoints (ECR's repositoryUri) use it
+        request = AwsRequest(method=method, path="/", headers=headers, client_ip=self._client_ip, secure=self._secure)
         return RequestContext(
             request_id=str(uuid.uuid4()), service=service, operation=operation, region=self.region,
             principal=self.principal, request=request, now=datetime.now(UTC), authorizer=self._calls._authorizer,
