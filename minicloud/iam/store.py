@@ -45,6 +45,7 @@ from minicloud.iam.tables import (
     iam_users,
 )
 from minicloud.storage.metadata.db import Database
+from minicloud.storage.metadata.prepared import HasMapping
 from minicloud.storage.metadata.schema import access_keys, accounts
 
 # --- ARNs ---------------------------------------------------------------------------------------
@@ -148,20 +149,20 @@ class ManagedPolicyRecord:
     description: str | None = None
 
 
-def _fields(row: sa.Row[Any], record: type[Any]) -> dict[str, Any]:
+def _fields(row: HasMapping, record: type[Any]) -> dict[str, Any]:
     m = row._mapping
     return {f.name: m[f.name] for f in dataclasses.fields(record)}
 
 
-def user_from_row(row: sa.Row[Any]) -> UserRecord:
+def user_from_row(row: HasMapping) -> UserRecord:
     return UserRecord(**_fields(row, UserRecord))
 
 
-def group_from_row(row: sa.Row[Any]) -> GroupRecord:
+def group_from_row(row: HasMapping) -> GroupRecord:
     return GroupRecord(**_fields(row, GroupRecord))
 
 
-def role_from_row(row: sa.Row[Any]) -> RoleRecord:
+def role_from_row(row: HasMapping) -> RoleRecord:
     return RoleRecord(**_fields(row, RoleRecord))
 
 

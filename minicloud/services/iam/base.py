@@ -25,6 +25,7 @@ from minicloud.iam.policy import PolicyKind, policy_size
 from minicloud.iam.tables import iam_tags
 from minicloud.runtime import Runtime
 from minicloud.services.iam.errors import ConcurrentModification, InvalidInput, LimitExceeded, NoSuchEntity
+from minicloud.storage.metadata.prepared import Prepared, PreparedRow
 
 T = TypeVar("T")
 Params = dict[str, Any]
@@ -174,31 +175,39 @@ def page_query(conn: sa.Connection, query: sa.Select[Any], key: sa.ColumnElement
     return rows, encode_token({"after": rows[-1]._mapping[key]})
 
 
-def _like_prefix(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
 class PathListing:
     """One page of an entity table (users, groups, roles) by account and path prefix, ordered by
-    name: the same as ``page_query`` over ``path_filter``, with its two statements built once (a
-    listing is a hot read; building a statement cost more than running it)."""
+    name: the same as ``page_query`` over ``path_filter``, with its statements built once (a
+    listing is a hot read; building a statement cost more than running it). The prefix is compared
+    with ``substr``, not ``LIKE``: SQLite re-prepares a statement whose LIKE pattern is a bound
+    parameter at every execution, which cost more than the query itself; and every path starts with
+    "/", so the usual prefix "/" needs no condition at all."""
 
     def __init__(self, table: sa.Table) -> None:
         key = table.c.name_key
-        base = sa.select(table).where(table.c.account_id == sa.bindparam("account"),
-                                      table.c.path.like(sa.bindparam("path"), escape="\\"))
-        self._first = base.order_by(key).limit(sa.bindparam("limit"))
-        self._after = base.where(key > sa.bindparam("after")).order_by(key).limit(sa.bindparam("limit"))
+        in_account = sa.select(table).where(table.c.account_id == sa.bindparam("account"))
+        prefix: sa.BindParameter[str] = sa.bindparam("path")
+        under = in_account.where(sa.func.substr(table.c.path, 1, sa.func.length(prefix)) == prefix)
+        after = key > sa.bindparam("after")
+        limit: sa.BindParameter[int] = sa.bindparam("limit")
+        self._statements = {
+            (False, False): Prepared(in_account.order_by(key).limit(limit)),
+            (False, True): Prepared(in_account.where(after).order_by(key).limit(limit)),
+            (True, False): Prepared(under.order_by(key).limit(limit)),
+            (True, True): Prepared(under.where(after).order_by(key).limit(limit)),
+        }
 
     def page(self, conn: sa.Connection, account_id: str, prefix: str,
-             params: Params) -> tuple[list[sa.Row[Any]], str | None]:
+             params: Params) -> tuple[list[PreparedRow], str | None]:
         limit = int(params.get("MaxItems") or DEFAULT_MAX_ITEMS)
         after = _after(params)
-        binds: dict[str, Any] = {"account": account_id, "path": _like_prefix(prefix), "limit": limit + 1}
-        statement = self._first
+        binds: dict[str, Any] = {"account": account_id, "limit": limit + 1}
+        filtered = prefix != "/"
+        if filtered:
+            binds["path"] = prefix
         if after is not None:
-            binds["after"], statement = after, self._after
-        rows = list(conn.execute(statement, binds))
+            binds["after"] = after
+        rows = self._statements[filtered, after is not None].rows(conn, binds)
         if len(rows) <= limit:
             return rows, None
         rows = rows[:limit]
