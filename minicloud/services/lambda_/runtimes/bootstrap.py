@@ -1,0 +1,165 @@
+"""minicloud's Lambda runtime client for Python: the standard library only.
+
+Runs as the environment's first process: imports the handler named by ``_HANDLER`` ("module.function",
+the module path relative to /var/task), then loops on the Runtime API at ``AWS_LAMBDA_RUNTIME_API``:
+``GET /invocation/next``, call the handler, ``POST .../response`` or ``.../error``.
+
+Errors are reported as AWS's Python runtime reports them: a handler that cannot be loaded answers
+every invocation with ``Runtime.ImportModuleError``, ``Runtime.UserCodeSyntaxError``,
+``Runtime.HandlerNotFound`` or ``Runtime.MalformedHandlerName``; an exception raised by the handler
+with its type, message and stack trace.
+"""
+
+import http.client
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+
+API = "/2018-06-01/runtime"
+
+
+class Fault(Exception):
+    def __init__(self, error_type, message, trace=None):
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.trace = trace or []
+
+
+class LambdaContext:
+    def __init__(self, request_id, deadline_ms, invoked_arn, client_context, identity):
+        self.aws_request_id = request_id
+        self.invoked_function_arn = invoked_arn
+        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
+        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME", "")
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
+        self.client_context = client_context
+        self.identity = identity
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self):
+        return max(0, int(self._deadline_ms - time.time() * 1000))
+
+
+class RuntimeApi:
+    def __init__(self, address):
+        host, _, port = address.partition(":")
+        self.connection = http.client.HTTPConnection(host, int(port or 80))
+
+    def call(self, method, path, body=None, headers=None):
+        for attempt in (0, 1):
+            try:
+                self.connection.request(method, API + path, body=body, headers=headers or {})
+                response = self.connection.getresponse()
+                return response, response.read()
+            except (http.client.HTTPException, OSError):
+                self.connection.close()
+                if attempt:
+                    raise
+        raise RuntimeError("unreachable")
+
+    def next(self):
+        return self.call("GET", "/invocation/next")
+
+    def respond(self, request_id, body):
+        self.call("POST", f"/invocation/{request_id}/response", body, {"Content-Type": "application/json"})
+
+    def fail(self, path, error):
+        body = json.dumps(error).encode()
+        self.call("POST", path, body, {"Content-Type": "application/json",
+                                       "Lambda-Runtime-Function-Error-Type": error["errorType"]})
+
+
+def load_handler(spec):
+    try:
+        module_path, name = spec.rsplit(".", 1)
+    except ValueError as exc:
+        raise Fault("Runtime.MalformedHandlerName", f"Bad handler '{spec}': {exc}") from None
+    module_name = module_path.replace("/", ".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise Fault("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}") from None
+    except SyntaxError as exc:
+        message = f"Syntax error in module '{module_name}': {exc}"
+        trace = [f'  File "{exc.filename}" Line {exc.lineno}\n', f"    {(exc.text or '').strip()}\n"]
+        raise Fault("Runtime.UserCodeSyntaxError", message, trace) from None
+    except Exception as exc:  # an error raised while the module initialises
+        raise Fault(type(exc).__name__, str(exc), traceback.format_list(traceback.extract_tb(exc.__traceback__)))
+    handler = getattr(module, name, None)
+    if handler is None:
+        raise Fault("Runtime.HandlerNotFound", f"Handler '{name}' missing on module '{module_name}'")
+    return handler
+
+
+def error_document(exc, request_id=None):
+    if isinstance(exc, Fault):
+        doc = {"errorMessage": exc.message, "errorType": exc.error_type, "stackTrace": exc.trace}
+    else:
+        frames = traceback.extract_tb(exc.__traceback__)[1:]  # without this file's frame
+        doc = {"errorMessage": str(exc), "errorType": type(exc).__name__,
+               "stackTrace": traceback.format_list(frames)}
+    if request_id:
+        doc["requestId"] = request_id
+    return doc
+
+
+def log_error(doc):
+    lines = [f"[ERROR] {doc['errorType']}: {doc['errorMessage']}"]
+    if doc.get("stackTrace"):
+        lines.append("Traceback (most recent call last):")
+        lines.extend(line.rstrip("\n") for line in doc["stackTrace"])
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def main():
+    api = RuntimeApi(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
+    sys.path.insert(0, task_root)
+    os.chdir(task_root)
+    try:
+        handler = load_handler(os.environ.get("_HANDLER", ""))
+        fault = None
+    except Fault as exc:
+        handler, fault = None, exc
+        log_error(error_document(exc))
+    while True:
+        response, payload = api.next()
+        headers = response.headers
+        request_id = headers.get("Lambda-Runtime-Aws-Request-Id", "")
+        os.environ["_X_AMZN_TRACE_ID"] = headers.get("Lambda-Runtime-Trace-Id", "")
+        client_context = headers.get("Lambda-Runtime-Client-Context")
+        identity = headers.get("Lambda-Runtime-Cognito-Identity")
+        context = LambdaContext(request_id, int(headers.get("Lambda-Runtime-Deadline-Ms") or 0),
+                                headers.get("Lambda-Runtime-Invoked-Function-Arn", ""),
+                                json.loads(client_context) if client_context else None,
+                                json.loads(identity) if identity else None)
+        try:
+            if fault is not None:
+                raise fault
+            event = json.loads(payload) if payload else {}
+            result = handler(event, context)
+            try:
+                body = json.dumps(result).encode()
+            except (TypeError, ValueError) as exc:
+                raise Fault("Runtime.MarshalError", f"Unable to marshal response: {exc}") from None
+        except Exception as exc:  # the handler's error, reported as the function's
+            doc = error_document(exc, request_id)
+            if fault is None:
+                log_error(doc)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            api.fail(f"/invocation/{request_id}/error", doc)
+            continue
+        sys.stdout.flush()
+        sys.stderr.flush()
+        api.respond(request_id, body)
+
+
+if __name__ == "__main__":
+    main()
