@@ -78,6 +78,21 @@ def test_ingest_commits_read_only_blob_on_every_replica(store: ReplicatedBlobSto
     assert run(store.stat(digest)).size == len(data)  # type: ignore[attr-defined]
 
 
+def test_a_large_blob_is_synced_on_every_replica_at_once(tmp_path: Path) -> None:
+    from minicloud.storage.blobs.store import PARALLEL_SYNC_BYTES
+
+    store = ReplicatedBlobStore.for_zones(tmp_path / "blobs", ZONES)
+    data = os.urandom(PARALLEL_SYNC_BYTES + 1)
+    try:
+        info = run(ingest(store, "big", data))
+        assert info.size == len(data)  # type: ignore[attr-defined]
+        for replica in store.replicas:
+            assert hashlib.sha256(replica.path(sha256(data)).read_bytes()).digest() == hashlib.sha256(data).digest()
+            assert not replica.ingest_dir("big").exists()
+    finally:
+        store.close()
+
+
 def test_wrong_digest_or_size_leaves_nothing_visible(store: ReplicatedBlobStore) -> None:
     data = b"hello" * 1000
     with pytest.raises(DigestMismatch):
