@@ -7,6 +7,7 @@ from minicloud.runtime import Runtime
 
 
 def build_providers(runtime: Runtime) -> list[Provider]:
+    from minicloud.services.ec2.provider import Ec2Provider
     from minicloud.services.ecr.provider import EcrProvider
     from minicloud.services.iam.provider import IamProvider
     from minicloud.services.organizations.provider import OrganizationsProvider
@@ -14,4 +15,4 @@ def build_providers(runtime: Runtime) -> list[Provider]:
     from minicloud.services.sts.provider import StsProvider
 
     return [IamProvider(runtime), StsProvider(runtime), OrganizationsProvider(runtime), EcrProvider(runtime),
-            S3Provider(runtime)]
+            S3Provider(runtime), Ec2Provider(runtime)]

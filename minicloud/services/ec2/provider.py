@@ -1,0 +1,27 @@
+"""Amazon EC2 (ec2 protocol): the provider records desired state; ``InstanceController`` converges."""
+
+from __future__ import annotations
+
+import os
+
+from minicloud.aws.provider import Provider
+from minicloud.runtime import Runtime
+from minicloud.services.ec2.defaults import DefaultVpcs
+from minicloud.services.ec2.regions import RegionsMixin
+from minicloud.services.ec2.routing import RoutingMixin
+from minicloud.services.ec2.security_groups import SecurityGroupsMixin
+from minicloud.services.ec2.settings import Ec2Settings
+from minicloud.services.ec2.tags import TagsMixin
+from minicloud.services.ec2.vpcs import VpcsMixin
+
+
+class Ec2Provider(RegionsMixin, VpcsMixin, RoutingMixin, SecurityGroupsMixin, TagsMixin, Provider):
+    service_name = "ec2"
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = Ec2Settings.from_environ(os.environ)
+        self.defaults = DefaultVpcs(runtime.db, runtime.topology)
+
+    def wake_controller(self) -> None:
+        pass
