@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from minicloud.engine.build.cache import BuildCache
 from minicloud.engine.dockerapi.http import HttpError, Request, Response, StreamResponse, json_response
 from minicloud.engine.dockerapi.views import image_history, image_inspect, image_summary
 from minicloud.engine.errors import Conflict, EngineError, InvalidArgument
@@ -177,8 +178,11 @@ async def list_images(engine: Engine, request: Request) -> Response:
     images = engine.images.list()
     references = _filter_values(filters, "reference")
     dangling = _filter_values(filters, "dangling")
+    hidden = set() if request.flag("all") else BuildCache(engine.root / "build").parents()
     docs = []
     for image in images:
+        if image.id in hidden and not image.repo_tags:
+            continue
         if dangling and ("true" in dangling) == bool(image.repo_tags):
             continue
         if references and not any(_matches_reference(t, r) for t in image.repo_tags for r in references):
@@ -351,10 +355,6 @@ ROUTES: list[Route] = [
     ("GET", r"/images/(?P<name>.+)/history", history),
     ("POST", r"/images/(?P<name>.+)/tag", tag),
     ("POST", r"/images/(?P<name>.+)/push", push),
-    ("POST", r"/build", lambda e, r: _not_yet("docker build")),
     ("DELETE", r"/images/(?P<name>.+)", delete),
 ]
 
-
-async def _not_yet(what: str) -> Response:
-    raise HttpError(501, f"{what} is not available yet in minicloud's engine")

@@ -81,9 +81,10 @@ def render_error(exc: Exception) -> Response:
 
 
 def all_routes() -> list[Route]:
-    from minicloud.engine.dockerapi import containers, images, networks, streams, system, volumes
+    from minicloud.engine.dockerapi import build, containers, images, networks, streams, system, volumes
 
-    return [*system.ROUTES, *images.ROUTES, *streams.ROUTES, *containers.ROUTES, *networks.ROUTES, *volumes.ROUTES]
+    return [*system.ROUTES, *images.ROUTES, *streams.ROUTES, *containers.ROUTES, *networks.ROUTES, *volumes.ROUTES,
+            *build.ROUTES]
 
 
 class DockerApiServer:
