@@ -105,6 +105,7 @@ class OverlaySnapshotter:
             self._next += 1
             directory = self._dir(snap.id)
             (directory / "fs").mkdir(parents=True)
+            (directory / "fs").chmod(0o755)  # a container's / is 0755, whatever minicloud's umask (077)
             (directory / "work").mkdir()
             self._snapshots[key] = snap
             self._save()
