@@ -1,4 +1,4 @@
-"""``minicloud`` command line: ``up``, ``accounts``."""
+"""``minicloud`` command line: ``up``, ``accounts``, ``images``."""
 
 from __future__ import annotations
 
@@ -125,6 +125,12 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_images_bootstrap(args: argparse.Namespace) -> int:
+    from minicloud.images.cli import run_bootstrap
+
+    return run_bootstrap(_config_from(args), args.names, args.endpoint, args.cache_dir)
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="where minicloud keeps its state (default ./data)")
     parser.add_argument("--metadata-url", help="postgresql://... (default: SQLite in the data dir)")
@@ -150,6 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     listing = accounts.add_parser("list", help="list accounts")
     _common(listing)
     listing.set_defaults(func=cmd_accounts_list)
+
+    images = commands.add_parser("images", help="base images").add_subparsers(dest="action", required=True)
+    boot = images.add_parser("bootstrap", help="build base images from Debian's packages and push them")
+    boot.add_argument("names", nargs="*", metavar="NAME", help="busybox, debian, python, nginx, ... (default: all)")
+    boot.add_argument("--endpoint", help="registry URL (default: the configured host and port)")
+    boot.add_argument("--cache-dir", type=Path, help="build cache (default ~/.cache/minicloud/images)")
+    _common(boot)
+    boot.set_defaults(func=cmd_images_bootstrap)
     return parser
 
 

@@ -70,7 +70,7 @@ def _own_layer(recipe: Recipe, rootfs: Path, base: CachedImage | None, cache: Im
                             len(deleted), recipe.base, sorted(deleted)[0])
                 flattened = True
             else:
-                names = changed
+                names = layerlib.with_parents(changed, tree.members)
         return layerlib.write_layer(layerlib.rootfs_entries(tree, names, SOURCE_DATE_EPOCH), cache.blob_dir), flattened
     finally:
         tree.close()

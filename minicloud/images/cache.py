@@ -21,7 +21,7 @@ from pathlib import Path
 
 from minicloud.images.oci import LayerRecord
 
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 
 
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:

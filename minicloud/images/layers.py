@@ -153,6 +153,20 @@ def changed_paths(lower: dict[str, Signature], upper: dict[str, Signature]) -> t
     return changed, set(lower) - set(upper)
 
 
+def with_parents(names: set[str], available: Iterable[str]) -> set[str]:
+    """``names`` and every directory above them that ``available`` holds: a layer carries the
+    parents of what it changes (as Docker's diffs do), so that an engine extracting it never has to
+    invent a directory's mode or owner."""
+    known = set(available)
+    result = set(names)
+    for name in names:
+        parent = os.path.dirname(name)
+        while parent and parent not in result and parent in known:
+            result.add(parent)
+            parent = os.path.dirname(parent)
+    return result
+
+
 # -- writing a layer ------------------------------------------------------------------------------
 def _clean(member: tarfile.TarInfo, name: str, clamp: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
