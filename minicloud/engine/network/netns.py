@@ -70,27 +70,34 @@ def exists(path: Path) -> bool:
     return is_mounted(path)
 
 
-async def run_ip(netns: Path, commands: list[str], *, tolerate: bool = False) -> str:
+def _inside(netns: Path | None) -> list[str]:
+    """The command prefix that runs a program in ``netns`` (``None``: this process's own namespace)."""
+    return [] if netns is None else ["nsenter", f"--net={netns}"]
+
+
+async def run_ip(netns: Path | None, commands: list[str], *, tolerate: bool = False) -> str:
     """Run ``ip -batch`` inside ``netns``; raise unless every command succeeded (or ``tolerate``)."""
     if not commands:
         return ""
-    args = ["nsenter", f"--net={netns}", "ip", *(["-force"] if tolerate else []), "-batch", "-"]
+    args = [*_inside(netns), "ip", *(["-force"] if tolerate else []), "-batch", "-"]
     proc = await asyncio.create_subprocess_exec(*args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                                 stderr=subprocess.PIPE)
     out, err = await proc.communicate("\n".join(commands).encode() + b"\n")
     if proc.returncode != 0 and not tolerate:
-        raise NetworkSetupFailed(f"ip failed in {netns.name}: {err.decode(errors='replace').strip()}")
+        where = "this namespace" if netns is None else netns.name
+        raise NetworkSetupFailed(f"ip failed in {where}: {err.decode(errors='replace').strip()}")
     return out.decode(errors="replace")
 
 
-async def run_nft(netns: Path, ruleset: str) -> None:
+async def run_nft(netns: Path | None, ruleset: str) -> None:
     """Load ``ruleset`` atomically (one ``nft -f`` transaction) inside ``netns``."""
     proc = await asyncio.create_subprocess_exec(
-        "nsenter", f"--net={netns}", "nft", "-f", "-", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        *_inside(netns), "nft", "-f", "-", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE)
     _out, err = await proc.communicate(ruleset.encode())
     if proc.returncode != 0:
-        raise NetworkSetupFailed(f"nft failed in {netns.name}: {err.decode(errors='replace').strip()}")
+        where = "this namespace" if netns is None else netns.name
+        raise NetworkSetupFailed(f"nft failed in {where}: {err.decode(errors='replace').strip()}")
 
 
 def _enter(path: str) -> None:
