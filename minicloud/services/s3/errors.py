@@ -164,6 +164,15 @@ class InternalError(ServiceError):
     status = 500
 
 
+class BadRequest(ClientError):
+    code = "BadRequest"
+
+
+class CORSResponse(ClientError):
+    code = "CORSResponse"
+    status = 403
+
+
 class InvalidBucketState(ClientError):
     code = "InvalidBucketState"
     status = 409

@@ -10,10 +10,10 @@ from minicloud.aws.context import RequestContext
 from minicloud.iam.policy import MalformedPolicyDocument, PolicyKind, parse_policy
 from minicloud.services.s3 import store
 from minicloud.services.s3.base import S3Base
-from minicloud.services.s3.errors import MalformedPolicy, MalformedXML, NoSuchBucketPolicy, NoSuchCORSConfiguration
+from minicloud.services.s3.cors import check_rules
+from minicloud.services.s3.errors import MalformedPolicy, NoSuchBucketPolicy, NoSuchCORSConfiguration
 
 MAX_POLICY_BYTES = 20 * 1024
-_CORS_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "HEAD"})
 
 
 def check_policy(text: str, bucket: str) -> None:
@@ -76,14 +76,7 @@ class PolicyOperations(S3Base):
     async def put_bucket_cors(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         bucket = await self.bucket_for(ctx, params, "PutBucketCORS")
         rules = (params.get("CORSConfiguration") or {}).get("CORSRules") or []
-        if not rules or len(rules) > 100:
-            raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
-                               "published schema")
-        for rule in rules:
-            methods = rule.get("AllowedMethods") or []
-            if not methods or not rule.get("AllowedOrigins") or not set(methods) <= _CORS_METHODS:
-                raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
-                                   "published schema")
+        check_rules(rules)
         text = json.dumps(rules, default=str)
         await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, cors=text))
         self.forget_bucket(bucket.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from minicloud.services.s3.attributes import AttributeOperations
 from minicloud.services.s3.buckets import BucketOperations
+from minicloud.services.s3.cors import CorsOperations
 from minicloud.services.s3.deletes import DeleteOperations
 from minicloud.services.s3.events import NotificationOperations
 from minicloud.services.s3.listing import ListingOperations
@@ -13,5 +14,5 @@ from minicloud.services.s3.retention import LockOperations
 
 
 class S3Provider(LockOperations, MultipartOperations, AttributeOperations, DeleteOperations, BucketOperations,
-                 PolicyOperations, ListingOperations, NotificationOperations):
+                 PolicyOperations, ListingOperations, NotificationOperations, CorsOperations):
     """Amazon S3 over minicloud's metadata store and replicated blob store."""
