@@ -7,6 +7,8 @@ import os
 from minicloud.aws.provider import Provider
 from minicloud.runtime import Runtime
 from minicloud.services.ec2.defaults import DefaultVpcs
+from minicloud.services.ec2.images import ImagesMixin
+from minicloud.services.ec2.keypairs import KeyPairsMixin
 from minicloud.services.ec2.regions import RegionsMixin
 from minicloud.services.ec2.routing import RoutingMixin
 from minicloud.services.ec2.security_groups import SecurityGroupsMixin
@@ -15,7 +17,8 @@ from minicloud.services.ec2.tags import TagsMixin
 from minicloud.services.ec2.vpcs import VpcsMixin
 
 
-class Ec2Provider(RegionsMixin, VpcsMixin, RoutingMixin, SecurityGroupsMixin, TagsMixin, Provider):
+class Ec2Provider(RegionsMixin, VpcsMixin, RoutingMixin, SecurityGroupsMixin, TagsMixin, KeyPairsMixin,
+                  ImagesMixin, Provider):
     service_name = "ec2"
 
     def __init__(self, runtime: Runtime) -> None:

@@ -1,0 +1,209 @@
+"""AMIs over minicloud's registry. Every tag of a ``library/*`` repository (the bootstrap images,
+and the AMI images with sshd the EC2 guest adds) is a public AMI owned by minicloud
+(ImageOwnerAlias ``minicloud``; ``Owners=amazon`` finds them too), named like
+``debian-12-amd64-minicloud``, with an id derived from the reference (stable across restarts).
+
+RegisterImage takes a registry reference in ImageLocation (``<repository>:<tag>`` or
+``<repository>@sha256:...``): AWS's RegisterImage has no field for a container image, so minicloud
+reads the one field that names where an image lives. CreateImage commits an instance's container.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from minicloud.aws.context import RequestContext
+from minicloud.aws.errors import NotImplementedOperation
+from minicloud.registry.repositories import get_manifest, get_repository, list_repositories, list_tags, resolve
+from minicloud.services.ec2 import store
+from minicloud.services.ec2.base import Ec2Base
+from minicloud.services.ec2.errors import (
+    InvalidAMIIDMalformed,
+    InvalidAMIIDNotFound,
+    InvalidAMINameDuplicate,
+    InvalidParameterValue,
+    MissingParameter,
+    OperationNotPermitted,
+)
+from minicloud.services.ec2.filters import check, matches, member
+from minicloud.services.ec2.ids import new_id, stable_id, well_formed
+from minicloud.services.ec2.store import Resource, public
+
+MINICLOUD_OWNER_ID = "000000000000"
+MINICLOUD_ALIAS = "minicloud"
+PUBLIC_PREFIXES = ("library/",)
+
+IMAGE_FILTERS = {
+    "image-id": member("ImageId"), "name": member("Name"), "owner-alias": member("ImageOwnerAlias"),
+    "owner-id": member("OwnerId"), "architecture": member("Architecture"), "state": member("State"),
+    "image-type": member("ImageType"), "is-public": member("Public"), "root-device-type": member("RootDeviceType"),
+    "root-device-name": member("RootDeviceName"), "virtualization-type": member("VirtualizationType"),
+    "platform-details": member("PlatformDetails"), "description": member("Description"),
+    "hypervisor": member("Hypervisor"), "image-location": member("ImageLocation"),
+    "block-device-mapping.device-name": member("BlockDeviceMappings", "DeviceName"),
+}
+
+
+def image_not_found(image_id: str) -> InvalidAMIIDNotFound:
+    return InvalidAMIIDNotFound(f"The image id '[{image_id}]' does not exist")
+
+
+def ami_name(repository: str, tag: str) -> str:
+    base = repository.rsplit("/", 1)[-1].removeprefix("ami-")
+    return f"{base}-{tag}-amd64-minicloud"
+
+
+def image_doc(image_id: str, name: str, location: str, reference: str, owner: str, created: datetime, *,
+              public_image: bool, description: str = "", alias: str | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "ImageId": image_id, "ImageLocation": location, "State": "available", "OwnerId": owner,
+        "CreationDate": created.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "Public": public_image,
+        "Architecture": "x86_64", "ImageType": "machine", "PlatformDetails": "Linux/UNIX",
+        "UsageOperation": "RunInstances", "RootDeviceType": "ebs", "RootDeviceName": "/dev/xvda",
+        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {
+            "DeleteOnTermination": True, "SnapshotId": stable_id("volume", image_id).replace("vol-", "snap-"),
+            "VolumeSize": 8, "VolumeType": "gp3", "Encrypted": False}}],
+        "VirtualizationType": "hvm", "Hypervisor": "xen", "EnaSupport": True, "Name": name,
+        "Description": description, "BootMode": "uefi-preferred", "Tags": [], "_image": reference,
+    }
+    if alias:
+        doc["ImageOwnerAlias"] = alias
+    return doc
+
+
+def public_images(conn: sa.Connection, region: str) -> list[Resource]:
+    """The registry's ``library/*`` tags as public AMIs."""
+    found = []
+    for repository in list_repositories(conn):
+        if not repository.name.startswith(PUBLIC_PREFIXES):
+            continue
+        for tag in list_tags(conn, repository.id):
+            manifest = get_manifest(conn, repository.id, tag)
+            created = manifest.pushed_at if manifest else repository.created_at
+            image_id = stable_id("image", repository.name, tag)
+            reference = f"{repository.name}:{tag}"
+            doc = image_doc(image_id, ami_name(repository.name, tag), f"{MINICLOUD_ALIAS}/{reference}", reference,
+                            MINICLOUD_OWNER_ID, created, public_image=True, alias=MINICLOUD_ALIAS,
+                            description=f"minicloud {reference} (from minicloud's registry)")
+            found.append(Resource(image_id, MINICLOUD_OWNER_ID, region, "image", doc, created_at=created))
+    return found
+
+
+def registry_reference(conn: sa.Connection, location: str) -> str | None:
+    """``location`` when it names an image in minicloud's registry (repo:tag or repo@digest)."""
+    if "@" in location:
+        name, _, reference = location.partition("@")
+    else:
+        name, _, reference = location.rpartition(":")
+        if not name or "/" in reference:
+            name, reference = location, "latest"
+    repository = get_repository(conn, name)
+    if repository is None or resolve(conn, repository.id, reference) is None:
+        return None
+    return f"{name}@{reference}" if "@" in location else f"{name}:{reference}"
+
+
+class ImagesMixin(Ec2Base):
+    async def visible_images(self, ctx: RequestContext) -> list[Resource]:
+        def load(conn: sa.Connection) -> list[Resource]:
+            return public_images(conn, ctx.region) + store.select(conn, ctx.account_id, ctx.region, "image")
+        return await self.runtime.db.read(load)
+
+    async def image(self, ctx: RequestContext, image_id: str) -> Resource:
+        if not well_formed(image_id, "image"):
+            raise InvalidAMIIDMalformed(f'Invalid id: "{image_id}" (expecting "ami-...")')
+        for image in await self.visible_images(ctx):
+            if image.id == image_id:
+                return image
+        raise image_not_found(image_id)
+
+    async def describe_images(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        await self.begin(ctx, params, "DescribeImages")
+        check(params.get("Filters"), IMAGE_FILTERS)
+        images = await self.visible_images(ctx)
+        ids = params.get("ImageIds")
+        if ids:
+            for image_id in ids:
+                if not well_formed(image_id, "image"):
+                    raise InvalidAMIIDMalformed(f'Invalid id: "{image_id}" (expecting "ami-...")')
+            have = {i.id for i in images}
+            for image_id in ids:
+                if image_id not in have:
+                    raise image_not_found(image_id)
+            images = [i for i in images if i.id in ids]
+        owners = params.get("Owners")
+        if owners:
+            images = [i for i in images if self._owned_by(ctx, i, owners)]
+        users = params.get("ExecutableUsers")
+        if users:
+            images = [i for i in images if i.doc["Public"] or any(u in ("self", ctx.account_id) for u in users)]
+        images = [i for i in images if matches(i, params.get("Filters"), IMAGE_FILTERS)]
+        items, token = self.page(images, params)
+        out: dict[str, Any] = {"Images": [public(i.doc) for i in items]}
+        if token:
+            out["NextToken"] = token
+        return out
+
+    @staticmethod
+    def _owned_by(ctx: RequestContext, image: Resource, owners: list[str]) -> bool:
+        for owner in owners:
+            if owner == "self" and image.account_id == ctx.account_id:
+                return True
+            if owner in ("amazon", MINICLOUD_ALIAS) and image.doc.get("ImageOwnerAlias") == MINICLOUD_ALIAS:
+                return True
+            if owner == image.doc["OwnerId"]:
+                return True
+        return False
+
+    async def register_image(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        await self.begin(ctx, params, "RegisterImage")
+        name, location = params.get("Name"), params.get("ImageLocation")
+        if not name:
+            raise MissingParameter("The request must contain the parameter name")
+        if not location:
+            raise InvalidParameterValue("minicloud registers an image from its registry: set ImageLocation to "
+                                        "'<repository>:<tag>' (or '<repository>@sha256:...')")
+        if (params.get("Architecture") or "x86_64") != "x86_64":
+            raise InvalidParameterValue(f"Invalid value '{params['Architecture']}' for architecture: minicloud "
+                                        "runs x86_64 images")
+        image = await self._register(ctx, name, location, params.get("Description") or "",
+                                     self.tags_for(params, "image"))
+        return {"ImageId": image.id}
+
+    async def _register(self, ctx: RequestContext, name: str, location: str, description: str,
+                        tags: list[dict[str, str]]) -> Resource:
+        image_id = new_id("image")
+
+        def register(conn: sa.Connection) -> Resource:
+            reference = registry_reference(conn, location)
+            if reference is None:
+                raise InvalidParameterValue(f"ImageLocation '{location}' is not an image in minicloud's registry "
+                                            "(expected '<repository>:<tag>')")
+            taken = store.select(conn, ctx.account_id, ctx.region, "image", name=name)
+            if taken:
+                raise InvalidAMINameDuplicate(f"AMI name {name} is already in use by AMI {taken[0].id}")
+            doc = image_doc(image_id, name, location, reference, ctx.account_id, datetime.now(UTC),
+                            public_image=False, description=description)
+            doc["Tags"] = tags
+            image = Resource(image_id, ctx.account_id, ctx.region, "image", doc, name=name)
+            store.insert(conn, image)
+            return image
+        return await self.runtime.db.write(register)
+
+    async def deregister_image(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        image_id = params["ImageId"]
+        await self.begin(ctx, params, "DeregisterImage", f"image/{image_id}")
+        image = await self.image(ctx, image_id)
+        if image.account_id != ctx.account_id:
+            raise OperationNotPermitted(f"You do not own the image {image_id}: minicloud's public images cannot be "
+                                        "deregistered")
+        await self.runtime.db.write(lambda conn: store.delete(conn, image_id))
+        return {"Return": True}
+
+    async def create_image(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        await self.begin(ctx, params, "CreateImage", f"instance/{params.get('InstanceId')}")
+        raise NotImplementedOperation("CreateImage is not implemented by minicloud yet: it needs the engine's "
+                                      "container commit; register a pushed image with RegisterImage instead")
