@@ -107,7 +107,7 @@ class ConsoleApp:
             if candidate.method != method and not (candidate.method == "GET" and method == "HEAD"):
                 continue
             request.params = {k: v for k, v in match.groupdict().items() if v is not None}
-            if session.flash:
+            if session.flash and not request.wants_fragment:
                 await self.sessions.set_flash(session.token_hash, None)
             calls = self.calls.as_principal(principal, session.region, request.client_ip, request.secure,
                                             request.headers.get("host"))

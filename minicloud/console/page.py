@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ class Page:
 
     def render(self, template: str, status: int = 200, **values: Any) -> Response:
         """The page, or only its ``live`` block when the browser polls for a fragment."""
-        values.setdefault("flash", self.session.flash)
+        flash = _read_flash(self.session.flash) if not self.request.wants_fragment else {}
+        values.setdefault("flash", flash.get("message"))
+        values.setdefault("reveal", flash.get("reveal"))
         body = self.console.templates.render(template, self._common(), values,
                                              block="live" if self.request.wants_fragment else None)
         return html(body, status)
@@ -39,9 +42,11 @@ class Page:
                 "regions": self.console.calls.topology.regions, "services": self.console.calls.services,
                 "path": self.request.path}
 
-    async def done(self, location: str, message: str) -> Response:
-        """Post/redirect/get with a one-time notice shown on the next page."""
-        await self.console.sessions.set_flash(self.session.token_hash, message)
+    async def done(self, location: str, message: str, reveal: dict[str, Any] | None = None) -> Response:
+        """Post/redirect/get with a one-time notice shown on the next page; ``reveal`` holds what
+        that page shows once and never again (a new access key's secret)."""
+        flash = json.dumps({"message": message, "reveal": reveal})
+        await self.console.sessions.set_flash(self.session.token_hash, flash)
         return redirect(location)
 
     async def attempt(self, service: str, operation: str, params: dict[str, Any] | None = None,
@@ -53,6 +58,16 @@ class Page:
 
     def form(self, name: str, default: str = "") -> str:
         return self.request.form.get(name, default)
+
+
+def _read_flash(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 PageHandler = Callable[[Page], Awaitable[Response]]

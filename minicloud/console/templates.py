@@ -49,13 +49,15 @@ class Templates:
             autoescape=jinja2.select_autoescape(["html"]),
             trim_blocks=True, lstrip_blocks=True,
         )
-        self.env.globals.update(u=url, prefix=PREFIX)
+        self.env.globals.update(u=url, base_url=PREFIX)
         self.env.filters.update(size=human_size, ts=timestamp, pretty_json=pretty_json)
 
     def render(self, name: str, common: dict[str, Any], values: dict[str, Any], *, block: str | None = None) -> str:
         template = self.env.get_template(name)
         variables = {**common, **values}
         if block is not None and block in template.blocks:
+            # A block alone runs none of its template's top-level imports: give it the macros.
+            variables["m"] = self.env.get_template("macros.html").make_module(variables)
             context = template.new_context(variables)
             return "".join(template.blocks[block](context))
         return template.render(variables)

@@ -61,7 +61,7 @@ async def user(page: Page, status: int = 200, **extra: Any) -> Response:
         "groups": (groups or {}).get("Groups") or [], "groups_failure": groups_failure,
         "all_groups": [g["GroupName"] for g in (all_groups or {}).get("Groups") or []],
         "attached": (attached or {}).get("AttachedPolicies") or [], "attached_failure": attached_failure,
-        "errors": {}, "new_key": None, "action_failure": None,
+        "errors": {}, "action_failure": None,
     }
     values.update(extra)
     return page.render("iam_user.html", status, **values)
@@ -73,8 +73,11 @@ async def create_key(page: Page) -> Response:
     result, failure = await page.attempt("iam", "CreateAccessKey", {"UserName": name})
     if failure is not None:
         return await user(page, status_of(failure), action_failure=failure)
-    # The secret is shown on this response only: it is never stored by the console.
-    return await user(page, new_key=(result or {}).get("AccessKey"))
+    key = (result or {}).get("AccessKey") or {}
+    # The next page shows the secret once (the session keeps it until that page is rendered).
+    return await page.done(url(f"/iam/users/{name}"), f"Access key {key.get('AccessKeyId')} created.",
+                           reveal={"AccessKeyId": key.get("AccessKeyId"),
+                                   "SecretAccessKey": key.get("SecretAccessKey")})
 
 
 async def key_status(page: Page) -> Response:

@@ -38,7 +38,7 @@ async def browse(page: Page, status: int = 200, **extra: Any) -> Response:
     versioning, _ = await page.attempt("s3", "GetBucketVersioning", {"Bucket": bucket})
     listing = listing or {}
     values: dict[str, Any] = {
-        "bucket": bucket, "prefix": prefix, "crumbs": breadcrumbs(prefix), "failure": failure,
+        "bucket": bucket, "folder": prefix, "crumbs": breadcrumbs(prefix), "failure": failure,
         "folders": [p["Prefix"] for p in listing.get("CommonPrefixes") or []],
         "objects": [o for o in listing.get("Contents") or [] if o["Key"] != prefix],
         "next_token": listing.get("NextContinuationToken"),

@@ -1,0 +1,68 @@
+"""A real browser (Debian's chromium, driven by Playwright) against a real ``minicloud up``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import MinicloudServer
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = os.environ.get("MINICLOUD_CHROMIUM", "/usr/bin/chromium")
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[sync_api.Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing (Debian's chromium package, installed by scripts/install.sh)")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="session")
+def artefacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Screenshots of the main pages (pytest's temporary directory; never committed)."""
+    return tmp_path_factory.mktemp("console-artefacts")
+
+
+@pytest.fixture
+def context(browser: sync_api.Browser) -> Iterator[sync_api.BrowserContext]:
+    ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    ctx.set_default_timeout(15_000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: sync_api.BrowserContext) -> sync_api.Page:
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())  # the console confirms destructive actions
+    return page
+
+
+def console(server: MinicloudServer, path: str = "/") -> str:
+    return f"{server.endpoint}/_minicloud/console{path}"
+
+
+def sign_in_root(page: sync_api.Page, server: MinicloudServer) -> None:
+    assert server.root is not None
+    page.goto(console(server, "/signin?mode=root"))
+    page.get_by_label("Root access key ID").fill(server.root.access_key_id)
+    page.get_by_label("Secret access key").fill(server.root.secret_access_key)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(console(server, "/"))
+
+
+def sign_in_user(page: sync_api.Page, server: MinicloudServer, account: str, user: str, password: str) -> None:
+    page.goto(console(server, "/signin"))
+    page.get_by_label("Account ID or alias").fill(account)
+    page.get_by_label("IAM user name").fill(user)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
