@@ -201,17 +201,35 @@ class _Lexer:
         return "".join(self._until(lambda ch: False))
 
     def words(self) -> list[str]:
+        """Words split on unquoted whitespace, an unquoted variable's value split too (as Docker does)."""
         result: list[str] = []
+        current: list[str] = []
+        started = False
         while self.pos < len(self.text):
-            while self.peek() and self.peek().isspace():
+            ch = self.peek()
+            if ch.isspace():
                 self.pos += 1
-            if not self.peek():
-                break
-            parts = self._until(lambda ch: ch.isspace())
-            result.append("".join(parts))
+                if started:
+                    result.append("".join(current))
+                    current, started = [], False
+                continue
+            if ch == "$":
+                self.pos += 1
+                pieces = self._variable().split()
+                for index, piece in enumerate(pieces):
+                    if index:
+                        result.append("".join(current))
+                        current = []
+                    current.append(piece)
+                    started = True
+                continue
+            current += self._until(lambda c: c.isspace() or c == "$", single=True)
+            started = True
+        if started:
+            result.append("".join(current))
         return result
 
-    def _until(self, stop: Callable[[str], bool]) -> list[str]:
+    def _until(self, stop: Callable[[str], bool], single: bool = False) -> list[str]:
         out: list[str] = []
         while self.pos < len(self.text):
             ch = self.peek()
@@ -230,6 +248,8 @@ class _Lexer:
                 out.append(self._variable())
             else:
                 out.append(ch)
+            if single:
+                break
         return out
 
     def _single_quoted(self) -> str:
