@@ -48,7 +48,8 @@ def summary(outcomes: list[Outcome], seconds: float) -> str:
     lines = []
     for o in outcomes:
         state = f"built in {o.build.seconds:.1f} s" if o.build.built else "cached"
-        lines.append(f"  {o.recipe.name:<12} {', '.join(o.references):<60} {state}; "
+        more = f" (+{len(o.references) - 1} tags)" if len(o.references) > 1 else ""
+        lines.append(f"  {o.recipe.name:<12} {o.reference}{more}: {state}; "
                      f"{o.push.uploaded} blobs uploaded ({_mb(o.push.uploaded_bytes)}), {o.push.mounted} mounted, "
                      f"{o.push.present} present, {o.push.manifests_put} tags updated")
     built = sum(o.build.built for o in outcomes)

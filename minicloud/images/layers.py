@@ -50,7 +50,8 @@ class Blob:
 def normalise_name(name: str) -> str:
     while name.startswith("./"):
         name = name[2:]
-    return name.strip("/")
+    name = name.strip("/")
+    return "" if name == "." else name
 
 
 def kept(name: str) -> bool:
