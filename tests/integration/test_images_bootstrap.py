@@ -53,7 +53,7 @@ def test_bootstrap_then_docker_pull_and_run(fresh_server: MinicloudServer, image
     first = bootstrap(fresh_server, image_cache, "busybox", "debian", "nginx")
     assert first.returncode == 0, f"{first.stdout}\n{first.stderr}"
     assert re.search(r"^3 images: \d built, \d+ blobs uploaded", first.stdout, re.M), first.stdout
-    assert "127.0.0.1:%d/library/nginx:latest" % fresh_server.port in first.stdout
+    assert f"127.0.0.1:{fresh_server.port}/library/nginx:latest" in first.stdout
 
     (tmp_path / "docker-config").mkdir()
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
