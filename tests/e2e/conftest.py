@@ -28,7 +28,12 @@ def browser() -> Iterator[sync_api.Browser]:
 
 @pytest.fixture(scope="session")
 def artefacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Screenshots of the main pages (pytest's temporary directory; never committed)."""
+    """Screenshots of the main pages: in $MINICLOUD_CONSOLE_ARTEFACTS when set (CI keeps them), else in
+    pytest's temporary directory; never committed."""
+    chosen = os.environ.get("MINICLOUD_CONSOLE_ARTEFACTS")
+    if chosen:
+        Path(chosen).mkdir(parents=True, exist_ok=True)
+        return Path(chosen)
     return tmp_path_factory.mktemp("console-artefacts")
 
 
