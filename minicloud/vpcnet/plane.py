@@ -17,6 +17,7 @@ from minicloud.engine.network.plumbing import parse_link_names
 from minicloud.vpcnet import addressing as addr
 from minicloud.vpcnet import hosttable, rules
 from minicloud.vpcnet.model import Conflict, InvalidInput, NotFound, Port, SecurityGroup
+from minicloud.vpcnet.nftlib import Nft
 
 log = logging.getLogger("minicloud.vpcnet")
 
@@ -46,6 +47,7 @@ class _Vpc:
     router: Path
     link: str
     thread: netns.NamespaceThread
+    nft: Nft
     subnets: dict[str, ipaddress.IPv4Network] = field(default_factory=dict)
     groups: dict[str, SecurityGroup] = field(default_factory=dict)
     services: set[rules.Service] = field(default_factory=set)
@@ -77,16 +79,16 @@ class VpcDataPlane:
         self._ports: dict[str, _PortState] = {}
         self._port_locks: dict[str, asyncio.Lock] = {}
         self._host_lock = asyncio.Lock()
-        self._host_changes = 0
-        self._host_applied = 0
+        self._host_nft: Nft | None = None
         self._started = False
 
     # -- start and stop -------------------------------------------------------------------------
     async def start(self) -> None:
         """Own the host table; sweep what a previous run left (namespaces, veths, routes, table)."""
         await asyncio.to_thread(netns.private_directory, self.netns_dir)
+        self._host_nft = Nft(None, None)
         await self._sweep()
-        await netns.run_nft(None, hosttable.ruleset(self.table, [], {}))
+        await self._host_nft.load(hosttable.ruleset(self.table, [], {}))
         self._started = True
 
     async def stop(self) -> None:
@@ -94,7 +96,10 @@ class VpcDataPlane:
         for vpc_id in list(self._vpcs):
             with contextlib.suppress(Exception):
                 await self.remove_vpc(vpc_id)
-        await self._sweep()
+        if self._host_nft is not None:
+            await self._sweep()
+            await self._host_nft.close()
+            self._host_nft = None
         from minicloud.engine.snapshots.mounts import unmount
 
         await asyncio.to_thread(unmount, self.netns_dir)
@@ -105,7 +110,8 @@ class VpcDataPlane:
         links = parse_link_names(await netns.run_ip(None, ["link show"]))
         await netns.run_ip(None, [f"link del {name}" for name in sorted(links) if name.startswith(prefix)],
                            tolerate=True)
-        await netns.run_nft(None, hosttable.removal(self.table))
+        assert self._host_nft is not None
+        await self._host_nft.load(hosttable.removal(self.table))
         await asyncio.to_thread(self._remove_namespace_files)
 
     def _remove_namespace_files(self) -> None:
@@ -151,7 +157,7 @@ class VpcDataPlane:
         await asyncio.to_thread(netns.remove, router)
         await asyncio.to_thread(netns.create, router)
         thread = netns.NamespaceThread(router)
-        vpc = _Vpc(vpc_id, net, router, link, thread)
+        vpc = _Vpc(vpc_id, net, router, link, thread, Nft(thread, router))
         try:
             await thread.call(lambda: _write_all(thread, ROUTER_SYSCTLS))
             await netns.run_ip(None, [f"link del {link}"], tolerate=True)
@@ -182,6 +188,7 @@ class VpcDataPlane:
 
     async def _drop_vpc(self, vpc: _Vpc) -> None:
         await netns.run_ip(None, [f"link del {vpc.link}"], tolerate=True)
+        await vpc.nft.close()
         vpc.thread.close()
         await asyncio.to_thread(netns.remove, vpc.router)
 
@@ -245,9 +252,7 @@ class VpcDataPlane:
                 await self.remove_port(port.instance_id, _locked=True)
             self._check_free(port)
             await self.ensure_subnet(port.vpc_id, port.subnet_id, port.subnet_cidr)
-            state = await self._build_port(vpc, subnet, replace(port, public_ip=None))
-            if port.public_ip is not None:
-                await self._set_public(state, port.public_ip)
+            state = await self._build_port(vpc, subnet, port)
             return str(state.netns)
 
     def _check_free(self, port: Port) -> None:
@@ -262,25 +267,41 @@ class VpcDataPlane:
     async def _build_port(self, vpc: _Vpc, subnet: ipaddress.IPv4Network, port: Port) -> _PortState:
         path = self.netns_dir / f"instance.{port.instance_id}"
         ifname = addr.router_port(port.instance_id)
+        transit = None
+        if port.public_ip is not None:
+            async with self._host_lock:
+                transit = await self._route_transit(vpc)
         await asyncio.to_thread(netns.remove, path)
         await asyncio.to_thread(netns.create, path)
         try:
             await _write_sysctls(path, INSTANCE_SYSCTLS)
-            await netns.run_ip(vpc.router, [f"link del {ifname}"], tolerate=True)
-            await netns.run_ip(vpc.router, [
+            router_side = [
                 f"link add {ifname} type veth peer name {addr.INSTANCE_IFNAME} address {port.mac} netns {path}",
                 f"ntable change name arp_cache dev {ifname} proxy_delay 0",
-                f"link set {ifname} up", f"route replace {port.private_ip}/32 dev {ifname}"])
+                f"link set {ifname} up", f"route replace {port.private_ip}/32 dev {ifname}"]
+            try:
+                await netns.run_ip(vpc.router, router_side)
+            except netns.NetworkSetupFailed:  # a pair left under the same name: once more
+                await netns.run_ip(vpc.router, [f"link del {ifname}"], tolerate=True)
+                await netns.run_ip(vpc.router, router_side)
             await netns.run_ip(path, [
                 "link set lo up", f"addr add {port.private_ip}/{subnet.prefixlen} dev {addr.INSTANCE_IFNAME}",
                 f"link set {addr.INSTANCE_IFNAME} up", f"route add default via {addr.gateway(subnet)}"])
-            state = _PortState(port, ifname, path)
+            state = _PortState(port, ifname, path, transit)
             self._ports[port.instance_id] = state
             await self._refresh_router(vpc)
+            if transit is not None:
+                async with self._host_lock:
+                    await self._apply_host_table()
         except BaseException:
-            self._ports.pop(port.instance_id, None)
+            registered = self._ports.pop(port.instance_id, None) is not None
             await netns.run_ip(vpc.router, [f"link del {ifname}"], tolerate=True)
             await asyncio.to_thread(netns.remove, path)
+            if transit is not None:
+                await netns.run_ip(None, [f"route del {transit}/32 dev {vpc.link}"], tolerate=True)
+                if registered:
+                    async with self._host_lock:
+                        await self._apply_host_table()
             raise
         return state
 
@@ -403,14 +424,15 @@ class VpcDataPlane:
                 return
             seen = vpc.changes
             text = rules.ruleset(self._views(vpc), vpc.groups, vpc.services, self._gateways(vpc))
-            await netns.run_nft(vpc.router, text)
+            await vpc.nft.load(text)
             vpc.applied = seen
 
     async def _apply_host_table(self) -> None:
         """Load the host table (called under the host lock)."""
         links = [v.link for v in self._vpcs.values()]
         public = {s.port.public_ip: s.transit for s in self._ports.values() if s.port.public_ip and s.transit}
-        await netns.run_nft(None, hosttable.ruleset(self.table, links, public))
+        assert self._host_nft is not None
+        await self._host_nft.load(hosttable.ruleset(self.table, links, public))
 
     def _require_started(self) -> None:
         if not self._started:
