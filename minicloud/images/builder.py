@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -123,10 +123,13 @@ class Builder:
     async def _make(self, recipe: Recipe, key: str, base: CachedImage | None) -> CachedImage:
         root = chain(recipe.name)[0]
         base_layers = [self.cache.blob_path(layer.digest) for layer in base.layers] if base else []
-        with tempfile.TemporaryDirectory(dir=self.cache.root, prefix=".build-") as work:
-            rootfs = Path(work) / "rootfs.tar"
+        work = self.cache.work_dir()
+        try:
+            rootfs = work / "rootfs.tar"
             await build_rootfs(recipe, self.source, rootfs, base_layers, slim=root.slim)
             blob, flattened = await asyncio.to_thread(_own_layer, recipe, rootfs, base, self.cache)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
         own = LayerRecord(blob.digest, blob.diff_id, blob.size, _now(), describe(recipe, self.source))
         layers = (own,) if flattened or base is None else (*base.layers, own)
         return CachedImage(key, recipe.name, layers, flattened)

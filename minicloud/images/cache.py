@@ -15,6 +15,8 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,16 @@ from pathlib import Path
 from minicloud.images.oci import LayerRecord
 
 BUILDER_VERSION = "2"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -53,6 +65,19 @@ class ImageCache:
         self.locks_dir = root / "locks"
         for path in (self.blob_dir / "sha256", self.images_dir, self.locks_dir):
             path.mkdir(parents=True, exist_ok=True)
+        self._sweep()
+
+    def work_dir(self) -> Path:
+        """A fresh directory for one build, named after this process so a later run can tell
+        whether it is abandoned."""
+        return Path(tempfile.mkdtemp(dir=self.root, prefix=f".build-{os.getpid()}-"))
+
+    def _sweep(self) -> None:
+        """Remove the work directories of builds whose process is gone (killed mid-build)."""
+        for path in self.root.glob(".build-*-*"):
+            pid = path.name.split("-")[1]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
 
     def blob_path(self, digest: str) -> Path:
         algorithm, _, hexdigest = digest.partition(":")

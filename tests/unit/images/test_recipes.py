@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,3 +161,13 @@ def test_mmdebstrap_command_lines(tmp_path: Path) -> None:
     assert any(a.startswith("--customize-hook=install -D -m 755") and "docker-entrypoint.sh" in a for a in derived)
     busybox = mmdebstrap_command(lib.BUSYBOX, source, tmp_path / "out.tar", tmp_path)
     assert "--variant=extract" in busybox and "--include=busybox-static" in busybox
+
+
+def test_abandoned_work_directories_are_swept(tmp_path: Path) -> None:
+    ImageCache(tmp_path)
+    abandoned = tmp_path / ".build-999999999-abc"
+    (abandoned / "rootfs.tar").parent.mkdir()
+    (abandoned / "rootfs.tar").write_bytes(b"x")
+    mine = ImageCache(tmp_path).work_dir()
+    ImageCache(tmp_path)
+    assert not abandoned.exists() and mine.exists() and mine.name.startswith(f".build-{os.getpid()}-")
