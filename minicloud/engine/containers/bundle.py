@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from minicloud.engine.containers.model import Container, ContainerFiles
-from minicloud.engine.containers.spec import BundleSpec, Limits, ProcessSpec, build, merge_env, resolve_user
+from minicloud.engine.containers.spec import (
+    BundleSpec,
+    Limits,
+    ProcessSpec,
+    apply_security,
+    build,
+    merge_env,
+    resolve_user,
+)
 from minicloud.engine.errors import InvalidArgument
 from minicloud.engine.snapshots.mounts import Mount, mount, unmount
 from minicloud.engine.volumes.mounts import MountSpec, oci_mount, ordered, populate
@@ -145,6 +153,7 @@ def prepare(container: Container, files: ContainerFiles, mounts: list[Mount], *,
             swap_accounting=swap_accounting)
         doc = build(spec)
         _apply_capabilities(doc, host)
+        apply_security(doc, host)  # seccomp and no-new-privileges follow the final capability set
         _ensure_workdir(files.rootfs, process.cwd, user.uid, user.gid)
         tmp = files.dir / "config.json.tmp"
         tmp.write_text(json.dumps(doc))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 from typing import Any
 
+from minicloud.engine.containers.spec import security_options
 from minicloud.engine.errors import InvalidArgument
 from minicloud.engine.network.model import network_mode
 
@@ -57,8 +58,7 @@ def validate_host_config(host: dict[str, Any]) -> None:
     for key, what in unsupported.items():
         if host.get(key):
             raise InvalidArgument(f"{what} are not available yet in minicloud's engine")
-    if host.get("Privileged"):
-        raise InvalidArgument("--privileged is not available yet in minicloud's engine")
+    security_options(host)  # an unknown --security-opt is refused at create, as Docker does
     kind, _target = network_mode(host)
     if kind == "container" and (host.get("PortBindings") or host.get("PublishAllPorts")):
         raise InvalidArgument("conflicting options: port publishing and the container type network mode")

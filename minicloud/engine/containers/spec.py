@@ -1,18 +1,24 @@
 """OCI runtime spec (``config.json``) generation with Docker's secure defaults.
 
-Docker's default capability set, its masked and read-only paths, no-new-privileges, private
+Docker's default capability set, its default seccomp profile (``seccomp.py``), its masked and
+read-only paths, no-new-privileges when asked for (``--security-opt no-new-privileges``), private
 pid/ipc/uts/mount namespaces (a network namespace: new with only loopback, joined, or the host's),
 cgroup limits for ``--memory``, ``--cpus``, ``--pids-limit``, and an RLIMIT_NOFILE never above
-the host's limit (20000 on this machine).
+the host's limit (20000 on this machine). ``--privileged`` lifts the confinement as Docker does:
+every capability, no seccomp, no masked or read-only paths, writable /sys, every host device.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import resource
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from minicloud.engine.containers.seccomp import default_profile, to_oci
 from minicloud.engine.errors import InvalidArgument
 
 DEFAULT_CAPABILITIES = (
@@ -189,7 +195,7 @@ def build(spec: BundleSpec) -> dict[str, Any]:
         "cwd": proc.cwd,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
-        "noNewPrivileges": True,
+        "noNewPrivileges": False,
     }
     if proc.user.additional_gids:
         process["user"]["additionalGids"] = list(proc.user.additional_gids)
@@ -214,3 +220,112 @@ def build(spec: BundleSpec) -> dict[str, Any]:
             "readonlyPaths": list(READONLY_PATHS),
         },
     }
+
+
+# Every capability, in the kernel's numbering (--privileged grants those the engine itself holds).
+ALL_CAPABILITIES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
+    "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+)
+_RUNTIME_DEVICES = frozenset({"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty",
+                              "/dev/console", "/dev/ptmx"})
+_SKIPPED_DEV_DIRS = frozenset({"/dev/pts", "/dev/shm", "/dev/mqueue"})
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityOptions:
+    no_new_privileges: bool = False
+    seccomp: dict[str, Any] | None = None  # a Docker-format profile; None: unconfined
+    system_paths_unconfined: bool = False
+
+
+def security_options(host_config: dict[str, Any]) -> SecurityOptions:
+    """``HostConfig.SecurityOpt`` as Docker reads it (``key=value`` or the older ``key:value``)."""
+    nnp, profile, unconfined_paths = False, default_profile(), False
+    seccomp: dict[str, Any] | None = profile
+    for option in host_config.get("SecurityOpt") or []:
+        text = str(option)
+        key, sep, value = text.partition("=")
+        if not sep:
+            key, sep, value = text.partition(":")
+        if key == "no-new-privileges":
+            if value not in ("", "true", "false"):
+                raise InvalidArgument(f"invalid --security-opt 2: {text!r}")
+            nnp = value != "false"
+        elif key == "seccomp":
+            seccomp = None if value == "unconfined" else _custom_profile(value)
+        elif key == "systempaths" and value == "unconfined":
+            unconfined_paths = True
+        elif (key, value) in (("apparmor", "unconfined"), ("label", "disable")):
+            continue  # neither AppArmor nor SELinux confines containers on this host
+        else:
+            raise InvalidArgument(f"invalid --security-opt: {text!r} (minicloud's engine takes no-new-privileges, "
+                                  "seccomp=unconfined|<profile>, systempaths=unconfined, apparmor=unconfined, "
+                                  "label=disable)")
+    return SecurityOptions(nnp, seccomp, unconfined_paths)
+
+
+def _custom_profile(value: str) -> dict[str, Any]:
+    try:
+        profile = json.loads(value)
+    except ValueError:
+        raise InvalidArgument("Decoding seccomp profile failed: the profile must be JSON (the docker CLI sends "
+                              "the file's content)") from None
+    if not isinstance(profile, dict):
+        raise InvalidArgument("Decoding seccomp profile failed: not a JSON object")
+    return profile
+
+
+def bounding_capabilities() -> list[str]:
+    """The capabilities the engine's own process may pass on (runc cannot grant others)."""
+    try:
+        with open("/proc/self/status") as f:
+            mask = next(int(line.split()[1], 16) for line in f if line.startswith("CapBnd:"))
+    except (OSError, StopIteration, ValueError):
+        return list(ALL_CAPABILITIES)
+    return [name for bit, name in enumerate(ALL_CAPABILITIES) if mask >> bit & 1]
+
+
+def host_devices(root: str = "/dev") -> list[dict[str, Any]]:
+    """The host's device nodes as OCI devices (``--privileged``), runc's own defaults excepted."""
+    devices: list[dict[str, Any]] = []
+    for base, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if os.path.join(base, d) not in _SKIPPED_DEV_DIRS]
+        for name in sorted(files):
+            path = os.path.join(base, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if path in _RUNTIME_DEVICES or not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+                continue
+            devices.append({"path": path, "type": "c" if stat.S_ISCHR(st.st_mode) else "b",
+                            "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                            "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid})
+    return devices
+
+
+def apply_security(doc: dict[str, Any], host_config: dict[str, Any]) -> None:
+    """no-new-privileges, seccomp and ``--privileged`` on a spec whose capabilities are final."""
+    options = security_options(host_config)
+    process, linux = doc["process"], doc["linux"]
+    process["noNewPrivileges"] = options.no_new_privileges
+    if host_config.get("Privileged"):
+        caps = bounding_capabilities()
+        process["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted")}
+        linux["maskedPaths"], linux["readonlyPaths"] = [], []
+        linux["resources"]["devices"] = [{"allow": True, "access": "rwm"}]
+        linux["devices"] = host_devices()
+        for m in doc["mounts"]:
+            if m["destination"] in ("/sys", "/sys/fs/cgroup"):
+                m["options"] = [o for o in m["options"] if o != "ro"]
+        return
+    if options.system_paths_unconfined:
+        linux["maskedPaths"], linux["readonlyPaths"] = [], []
+    if options.seccomp is not None:
+        linux["seccomp"] = to_oci(options.seccomp, process["capabilities"]["bounding"])

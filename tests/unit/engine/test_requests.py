@@ -37,7 +37,7 @@ def test_entrypoint_drops_the_image_cmd() -> None:
 def test_unsupported_options_are_refused_by_name() -> None:
     cases: list[tuple[dict[str, Any], str]] = [
         ({"Links": ["a:b"]}, "links"), ({"VolumesFrom": ["c"]}, "volumes-from"),
-        ({"Privileged": True}, "privileged"),
+        ({"SecurityOpt": ["bogus=1"]}, "security-opt"),
         ({"NetworkMode": "container:x", "PortBindings": {"80/tcp": [{}]}}, "port publishing")]
     for host, what in cases:
         with pytest.raises(InvalidArgument, match=what):

@@ -29,7 +29,7 @@ def spec(**kw: object) -> BundleSpec:
 def test_secure_defaults() -> None:
     doc = build(spec())
     process = doc["process"]
-    assert process["noNewPrivileges"] is True
+    assert process["noNewPrivileges"] is False  # Docker's default; --security-opt no-new-privileges sets it
     assert process["capabilities"]["bounding"] == list(DEFAULT_CAPABILITIES)
     assert "CAP_SYS_ADMIN" not in process["capabilities"]["effective"]
     (nofile,) = [r for r in process["rlimits"] if r["type"] == "RLIMIT_NOFILE"]
