@@ -383,6 +383,8 @@ class VpcDataPlane:
         new ones follow the new rules at once."""
         vpc = self._vpc(vpc_id)
         by_id = {g.group_id: g for g in groups}
+        if by_id == vpc.groups and vpc.applied == vpc.changes:
+            return  # already in force (a controller may apply the same rules on every pass)
         ports = self._views(vpc)
         rules.ruleset(ports, by_id, vpc.services, self._gateways(vpc))  # bad input raises before the swap
         vpc.groups = by_id

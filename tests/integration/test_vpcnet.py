@@ -320,6 +320,10 @@ def test_public_ip_reaches_allowed_ports_and_revoking_stops_new_connections(
         servers.start(netns["i-p"], "p", 22, 80)
         assert connect_from_host("127.100.7.8", 22) == f"ok p 22 {LINK_HOST}"
         assert connect_from_host("127.100.7.8", 80) in ("timeout", "refused")
+        assert not host_ping("127.100.7.8")  # no ICMP rule
+        with_ping = (*ssh_only.ingress, Rule("icmp", 8, -1, ("0.0.0.0/0",)))
+        secure(loop, plane, "vpc-pub", group("sg-ssh", "vpc-pub", with_ping))
+        assert host_ping("127.100.7.8")
         assert connect_from_host("127.100.7.9", 22) in ("timeout", "refused")  # not mapped: the host's own
         kept = socket.create_connection(("127.100.7.8", 22), timeout=2)
         assert kept.makefile().readline().startswith("p 22")
@@ -341,6 +345,11 @@ def test_public_ip_reaches_allowed_ports_and_revoking_stops_new_connections(
     assert connect_from_host("127.100.7.10", 22) in ("timeout", "refused")
 
 
+def host_ping(address: str) -> bool:
+    return subprocess.run(["/bin/busybox", "ping", "-c", "1", "-W", "1", address], capture_output=True, check=False,
+                          timeout=30).returncode == 0
+
+
 def nft_host_table(plane: VpcDataPlane) -> str:
     return subprocess.run(["nft", "list", "table", "inet", plane.table], capture_output=True, text=True,
                           check=False).stdout
@@ -353,6 +362,7 @@ def test_ensure_is_idempotent_and_fast(loop: LoopThread, plane: VpcDataPlane) ->
     loop.run(plane.ensure_subnet("vpc-fast", "subnet-f", "10.9.0.0/24"))
     loop.run(plane.ensure_subnet("vpc-fast", "subnet-f", "10.9.0.0/24"))
     groups = [group("sg-f", "vpc-fast", ALLOW_ALL)]
+    other = [group("sg-f", "vpc-fast", (Rule("tcp", 22, 22, ("0.0.0.0/0",)),))]
     ready, applied = [], []
     try:
         for n in range(10):
@@ -363,6 +373,7 @@ def test_ensure_is_idempotent_and_fast(loop: LoopThread, plane: VpcDataPlane) ->
             loop.run(plane.apply_security("vpc-fast", groups))
             ready.append(time.perf_counter() - started)
             assert loop.run(plane.ensure_port(p)) == path  # a second time: the same namespace
+            applied.append(secure(loop, plane, "vpc-fast", *other))  # a change: loaded
             applied.append(secure(loop, plane, "vpc-fast", *groups))
         assert ping(str(plane.port_netns("i-f0")), "10.9.0.19")
         print(f"\nvpcnet timings: ensure_port+apply_security median {statistics.median(ready) * 1000:.1f} ms "
@@ -371,6 +382,26 @@ def test_ensure_is_idempotent_and_fast(loop: LoopThread, plane: VpcDataPlane) ->
         assert statistics.median(ready) < 0.25 and statistics.median(applied) < 0.25
     finally:
         loop.run(plane.remove_vpc("vpc-fast"))
+
+
+def test_twenty_ports_at_once(loop: LoopThread, plane: VpcDataPlane) -> None:
+    loop.run(plane.ensure_vpc("vpc-many", "10.8.0.0/16"))
+    ports = [port(f"i-m{n}", "vpc-many", f"subnet-m{n % 3}", f"10.8.{n % 3}.0/24", f"10.8.{n % 3}.{10 + n}",
+                  ("sg-m",), f"127.100.8.{10 + n}") for n in range(20)]
+
+    async def all_at_once() -> list[str]:
+        await plane.apply_security("vpc-many", [group("sg-m", "vpc-many", ALLOW_ALL)])
+        return list(await asyncio.gather(*(plane.ensure_port(p) for p in ports)))
+    try:
+        started = time.perf_counter()
+        paths = loop.run(all_at_once())
+        took = time.perf_counter() - started
+        print(f"\nvpcnet timings: 20 ports (with public IPs) at once: {took * 1000:.0f} ms")
+        assert len(set(paths)) == 20 and took < 5
+        assert ping(paths[0], "10.8.1.29") and ping(paths[19], "10.8.0.10")
+        assert host_ping("127.100.8.29") and host_ping("127.100.8.10")
+    finally:
+        loop.run(plane.remove_vpc("vpc-many"))
 
 
 def host_state(plane: VpcDataPlane) -> dict[str, Any]:
