@@ -21,9 +21,10 @@ umask 022
 cd /
 
 action=""
-trap 'action=stop' TERM INT
-trap 'action=poweroff' USR1 USR2
-trap 'action=reboot' HUP
+# The traps end the instance themselves: a signal arriving just before `wait` is never lost.
+trap 'end stop' TERM INT
+trap 'end poweroff' USR1 USR2
+trap 'end reboot' HUP
 
 say() { printf '%s\n' "$*"; }
 
@@ -144,6 +145,7 @@ user_data() {  # the first boot's user data, in the background; its output goes 
         return 1
     fi
     script="$INSTANCE_DIR/scripts/part-001"
+    mkdir -p /var/log
     cp "$data" "$script"
     chmod 700 "$script"
     (
@@ -162,17 +164,19 @@ finished() {
 
 stop_everything() {
     say "minicloud-init: $1: stopping all processes"
-    kill -s TERM -1 2>/dev/null
+    kill -TERM -1 2>/dev/null
     tries=0
     while kill -0 -1 2>/dev/null && [ "$tries" -lt 50 ]; do  # up to 5 s; the sleep reaps the exited
         sleep 0.1
         tries=$((tries + 1))
     done
-    kill -s KILL -1 2>/dev/null
+    kill -KILL -1 2>/dev/null
     sleep 0.05
 }
 
-finish() {
+end() {
+    [ -z "$action" ] || return 0  # already ending
+    action=$1
     case $action in
         stop) stop_everything "stop"; say "minicloud-init: stopped"; exit 0 ;;
         poweroff) stop_everything "power off"; say "minicloud-init: powered off"; exit 130 ;;
@@ -204,14 +208,12 @@ user_data || finished
 
 failures=0
 while :; do
-    finish
     if [ -n "$sshd_pid" ]; then wait "$sshd_pid"; else wait "$keepalive_pid"; fi
-    finish
+    kill -0 "${sshd_pid:-$keepalive_pid}" 2>/dev/null && continue  # woken by a signal that is not ours
     # the main child ended by itself: start it again (slower after repeated failures)
     failures=$((failures + 1))
     say "minicloud-init: ${sshd_pid:+sshd}${keepalive_pid:+keepalive} exited; restarting"
     if [ "$failures" -gt 5 ]; then sleep 10; else sleep 1; fi
-    finish
     sshd_pid=""
     keepalive_pid=""
     start_main

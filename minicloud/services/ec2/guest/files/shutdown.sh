@@ -19,7 +19,7 @@ case $name in
 esac
 for arg in "$@"; do
     case $arg in
-        --help|-h) echo "usage: $name [options]: ends this instance (minicloud)"; exit 0 ;;
+        --help) echo "usage: $name [options]: ends this instance (minicloud)"; exit 0 ;;
     esac
 done
 if [ "$(id -u)" != 0 ]; then
@@ -27,4 +27,4 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 echo "$name: the system is going down now" >&2
-exec kill -s "$signal" 1
+kill -s "$signal" 1
