@@ -31,6 +31,7 @@ class ConsoleRequest:
     receive: Receive
     form: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)  # named groups of the matched route
+    form_lists: dict[str, list[str]] = field(default_factory=dict)  # every value of repeated fields
 
     @classmethod
     def from_scope(cls, scope: Scope, receive: Receive) -> ConsoleRequest:
@@ -60,7 +61,13 @@ class ConsoleRequest:
         except BodyTooLarge:
             raise FormTooLarge() from None
         if content_type == "application/x-www-form-urlencoded":
-            self.form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+            pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+            self.form = dict(pairs)
+            for key, value in pairs:
+                self.form_lists.setdefault(key, []).append(value)
+
+    def form_all(self, name: str) -> list[str]:
+        return self.form_lists.get(name, [])
 
     def value(self, name: str, default: str = "") -> str:
         return self.form.get(name, self.query.get(name, default))

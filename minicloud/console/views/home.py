@@ -28,8 +28,21 @@ _COUNTS: list[tuple[str, str, str, dict[str, Any], str, str | None]] = [
     ("IAM roles", "iam", "ListRoles", {}, "Roles", "/iam/roles"),
     ("Customer managed policies", "iam", "ListPolicies", {"Scope": "Local"}, "Policies", "/iam/policies"),
     ("ECR repositories", "ecr", "DescribeRepositories", {}, "repositories", "/ecr/repositories"),
-    ("Lambda functions", "lambda", "ListFunctions", {}, "Functions", "/lambda/functions"),
+    ("EC2 instances", "ec2", "DescribeInstances", {}, "Reservations", "/ec2/instances"),
+    ("VPCs", "ec2", "DescribeVpcs", {}, "Vpcs", "/ec2/vpcs"),
+    ("Security groups", "ec2", "DescribeSecurityGroups", {}, "SecurityGroups", "/ec2/security-groups"),
+    ("Key pairs", "ec2", "DescribeKeyPairs", {}, "KeyPairs", "/ec2/key-pairs"),
+    ("Elastic IPs", "ec2", "DescribeAddresses", {}, "Addresses", "/ec2/addresses"),
+    ("Lambda functions", "lambda", "ListFunctions", {}, "Functions", None),
 ]
+
+
+def _size(result: dict[str, Any], member: str) -> int:
+    items = result.get(member) or []
+    if member == "Reservations":  # instances, not reservations; terminated ones are history
+        return sum(1 for r in items for i in r.get("Instances") or []
+                   if (i.get("State") or {}).get("Name") != "terminated")
+    return len(items)
 
 
 async def _counts(page: Page) -> list[Count]:
@@ -41,7 +54,7 @@ async def _counts(page: Page) -> list[Count]:
         if failure is not None:
             counts.append(Count(label, service, None, failure.message or failure.code, link))
         else:
-            counts.append(Count(label, service, len((result or {}).get(member) or []), None, link))
+            counts.append(Count(label, service, _size(result or {}, member), None, link))
     return counts
 
 
