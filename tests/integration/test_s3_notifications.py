@@ -49,7 +49,8 @@ def test_configuration_round_trip(server: MinicloudServer, s3: Any, bucket: str)
         "Id": "images", "LambdaFunctionArn": function_arn(server, "thumbs"), "Events": ["s3:ObjectCreated:*"],
         "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "img/"},
                                            {"Name": "suffix", "Value": ".jpg"}]}}}]}
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config,
+                                             SkipDestinationValidation=True)
     got = s3.get_bucket_notification_configuration(Bucket=bucket)["LambdaFunctionConfigurations"]
     assert got[0]["Id"] == "images" and got[0]["Events"] == ["s3:ObjectCreated:*"]
     assert got[0]["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "img/"},
@@ -77,6 +78,21 @@ def test_invalid_configurations(s3: Any, bucket: str, config: dict[str, Any]) ->
     assert code(err) == "InvalidArgument"
 
 
+def test_missing_function_refused_when_lambda_keeps_functions(server: MinicloudServer, s3: Any, bucket: str) -> None:
+    with sqlite3.connect(server.data_dir / "metadata.sqlite3") as conn:
+        lambda_present = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'lambda_functions'").fetchone()
+    config = {"LambdaFunctionConfigurations": [{"LambdaFunctionArn": function_arn(server, "no-such-function"),
+                                                "Events": ["s3:ObjectCreated:*"]}]}
+    if lambda_present:
+        with pytest.raises(ClientError) as err:
+            s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
+        assert code(err) == "InvalidArgument"
+        assert "Unable to validate" in err.value.response["Error"]["Message"]
+    else:  # no Lambda service to ask: accepted, as the configuration alone is valid
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
+        assert s3.get_bucket_notification_configuration(Bucket=bucket)["LambdaFunctionConfigurations"]
+
+
 def test_events_written_to_the_outbox(server: MinicloudServer, s3: Any, bucket: str) -> None:
     arn = function_arn(server, "on-upload")
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -84,7 +100,8 @@ def test_events_written_to_the_outbox(server: MinicloudServer, s3: Any, bucket: 
         "LambdaFunctionConfigurations": [
             {"Id": "created", "LambdaFunctionArn": arn, "Events": ["s3:ObjectCreated:*"],
              "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "in/"}]}}},
-            {"Id": "removed", "LambdaFunctionArn": arn, "Events": ["s3:ObjectRemoved:*"]}]})
+            {"Id": "removed", "LambdaFunctionArn": arn, "Events": ["s3:ObjectRemoved:*"]}]},
+        SkipDestinationValidation=True)
     put = s3.put_object(Bucket=bucket, Key="in/a photo.jpg", Body=b"hello")
     s3.put_object(Bucket=bucket, Key="out/ignored", Body=b"x")
     s3.copy_object(Bucket=bucket, Key="in/copy", CopySource={"Bucket": bucket, "Key": "in/a photo.jpg"})
@@ -121,7 +138,7 @@ def test_events_written_to_the_outbox(server: MinicloudServer, s3: Any, bucket: 
 def test_failed_write_records_no_event(server: MinicloudServer, s3: Any, bucket: str) -> None:
     s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
         "LambdaFunctionConfigurations": [{"LambdaFunctionArn": function_arn(server, "f"),
-                                          "Events": ["s3:ObjectCreated:Put"]}]})
+                                          "Events": ["s3:ObjectCreated:Put"]}]}, SkipDestinationValidation=True)
     s3.put_object(Bucket=bucket, Key="k", Body=b"1")
     with pytest.raises(ClientError):
         s3.put_object(Bucket=bucket, Key="k", Body=b"2", IfNoneMatch="*")

@@ -87,10 +87,11 @@ def test_default_retention(s3: Any, locked: str) -> None:
 
 
 def test_compliance_retention_cannot_be_bypassed(s3: Any, locked: str) -> None:
+    until = later()
     version = s3.put_object(Bucket=locked, Key="c", Body=b"x", ObjectLockMode="COMPLIANCE",
-                            ObjectLockRetainUntilDate=later())["VersionId"]
+                            ObjectLockRetainUntilDate=until)["VersionId"]
     retention = s3.get_object_retention(Bucket=locked, Key="c")["Retention"]
-    assert retention["Mode"] == "COMPLIANCE" and retention["RetainUntilDate"] == later()
+    assert retention["Mode"] == "COMPLIANCE" and retention["RetainUntilDate"] == until
     for kwargs in ({}, {"BypassGovernanceRetention": True}):
         with pytest.raises(ClientError) as err:
             s3.delete_object(Bucket=locked, Key="c", VersionId=version, **kwargs)
@@ -116,9 +117,10 @@ def test_governance_changes_need_bypass(s3: Any, locked: str) -> None:
         s3.put_object_retention(Bucket=locked, Key="g", Retention={"Mode": "GOVERNANCE",
                                                                     "RetainUntilDate": later(1)})
     assert code(err) == "AccessDenied"
+    shorter = later(1)
     s3.put_object_retention(Bucket=locked, Key="g", BypassGovernanceRetention=True,
-                            Retention={"Mode": "GOVERNANCE", "RetainUntilDate": later(1)})
-    assert s3.get_object_retention(Bucket=locked, Key="g")["Retention"]["RetainUntilDate"] == later(1)
+                            Retention={"Mode": "GOVERNANCE", "RetainUntilDate": shorter})
+    assert s3.get_object_retention(Bucket=locked, Key="g")["Retention"]["RetainUntilDate"] == shorter
     with pytest.raises(ClientError) as err:
         s3.put_object_retention(Bucket=locked, Key="g", Retention={"Mode": "GOVERNANCE",
                                                                     "RetainUntilDate": datetime(2000, 1, 1)})

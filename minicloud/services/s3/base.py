@@ -7,11 +7,20 @@ import asyncio
 import logging
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 from minicloud.aws.context import ConditionValues, RequestContext
 from minicloud.aws.provider import Provider
 from minicloud.runtime import Runtime
 from minicloud.services.s3 import store
+from minicloud.services.s3.acl import (
+    ACTION_PERMISSIONS,
+    grants_allow,
+    is_public_policy,
+    ownership,
+    public_access_block,
+    stored_grants,
+)
 from minicloud.services.s3.data import ObjectData
 from minicloud.services.s3.errors import AccessDenied, NoSuchBucket
 from minicloud.services.s3.names import bucket_arn, object_arn
@@ -73,8 +82,35 @@ class S3Base(Provider):
         """IAM and the bucket policy together, as S3 evaluates them (the bucket's owner is the
         resource account: another account needs the policy to allow it)."""
         resource = object_arn(bucket.name, key) if key is not None else bucket_arn(bucket.name)
-        await ctx.authorize(f"s3:{action}", resource, context=context, resource_policy=bucket.policy,
-                            resource_account=bucket.account_id)
+        policy = bucket.policy
+        if (policy and bucket.public_access_block and ctx.principal.account_id != bucket.account_id
+                and public_access_block(bucket)["RestrictPublicBuckets"] and is_public_policy(policy)):
+            policy = None  # a public policy grants no one outside the owner's account
+        try:
+            await ctx.authorize(f"s3:{action}", resource, context=context, resource_policy=policy,
+                                resource_account=bucket.account_id)
+        except AccessDenied as denied:
+            if "explicit deny" in denied.message or not await self._acl_allows(ctx, action, bucket, key):
+                raise
+            ctx.authorized = True
+
+    async def _acl_allows(self, ctx: RequestContext, action: str, bucket: Bucket, key: str | None) -> bool:
+        """Whether the bucket's or the object's ACL grants what ``action`` needs."""
+        needed = ACTION_PERMISSIONS.get(action)
+        if needed is None or ownership(bucket) == "BucketOwnerEnforced":
+            return False
+        permission, on_object = needed
+        ignore_public = public_access_block(bucket)["IgnorePublicAcls"]
+        if not on_object:
+            return grants_allow(stored_grants(bucket.acl, bucket.account_id), ctx.principal, permission,
+                                ignore_public)
+        if key is None:
+            return False
+        version = dict(parse_qsl(ctx.request.query)).get("versionId")
+        row = await self.db.read(lambda conn: store.get_object(conn, bucket.name, key, version))
+        if row is None or row.delete_marker:
+            return False
+        return grants_allow(stored_grants(row.acl, row.owner), ctx.principal, permission, ignore_public)
 
     async def bucket_for(self, ctx: RequestContext, params: dict[str, Any], action: str,
                          key: str | None = None, context: ConditionValues | None = None) -> Bucket:

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 from minicloud.aws.context import RequestContext
 from minicloud.aws.pagination import decode_token, encode_token
 from minicloud.services.s3 import store
+from minicloud.services.s3.acl import acl_for_write
 from minicloud.services.s3.base import S3Base
 from minicloud.services.s3.errors import (
+    AccessControlListNotSupported,
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
     IllegalLocationConstraintException,
     IllegalVersioningConfiguration,
     InvalidArgument,
+    InvalidBucketAclWithObjectOwnership,
     InvalidBucketState,
     InvalidLocationConstraint,
     InvalidTag,
@@ -61,8 +65,19 @@ class BucketOperations(S3Base):
         await ctx.authorize("s3:CreateBucket", bucket_arn(name))
         region = self._bucket_region(ctx, params.get("CreateBucketConfiguration") or {})
         locked = bool(params.get("ObjectLockEnabledForBucket"))
+        setting = params.get("ObjectOwnership")
+        if setting is not None and setting not in ("BucketOwnerPreferred", "ObjectWriter", "BucketOwnerEnforced"):
+            raise InvalidArgument("Invalid x-amz-object-ownership header", ArgumentName="x-amz-object-ownership",
+                                  ArgumentValue=str(setting))
+        ownership = json.dumps({"Rules": [{"ObjectOwnership": setting}]}) if setting else None
         bucket = Bucket(name, ctx.account_id, region, ctx.now, "Enabled" if locked else None, None, None, None,
-                        object_lock=json.dumps({"enabled": True}) if locked else None)
+                        object_lock=json.dumps({"enabled": True}) if locked else None, ownership=ownership)
+        try:
+            acl = acl_for_write(params, bucket, ctx.account_id)
+        except AccessControlListNotSupported:
+            raise InvalidBucketAclWithObjectOwnership("Bucket cannot have ACLs set with ObjectOwnership's "
+                                                      "BucketOwnerEnforced setting") from None
+        bucket = dataclasses.replace(bucket, acl=acl)
         created = await self.db.write(lambda conn: store.insert_bucket(conn, bucket))
         self.forget_bucket(name)
         if not created:

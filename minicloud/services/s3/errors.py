@@ -173,6 +173,37 @@ class CORSResponse(ClientError):
     status = 403
 
 
+class AccessControlListNotSupported(ClientError):
+    code = "AccessControlListNotSupported"
+
+
+class MalformedACLError(ClientError):
+    code = "MalformedACLError"
+
+
+class UnresolvableGrantByEmailAddress(ClientError):
+    code = "UnresolvableGrantByEmailAddress"
+
+
+class InvalidBucketAclWithObjectOwnership(ClientError):
+    code = "InvalidBucketAclWithObjectOwnership"
+
+
+class OwnershipControlsNotFoundError(ClientError):
+    code = "OwnershipControlsNotFoundError"
+    status = 404
+
+
+class NoSuchPublicAccessBlockConfiguration(ClientError):
+    code = "NoSuchPublicAccessBlockConfiguration"
+    status = 404
+
+
+class NoSuchLifecycleConfiguration(ClientError):
+    code = "NoSuchLifecycleConfiguration"
+    status = 404
+
+
 class InvalidBucketState(ClientError):
     code = "InvalidBucketState"
     status = 409

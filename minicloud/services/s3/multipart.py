@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from minicloud.aws.context import RequestContext
 from minicloud.services.s3 import store
+from minicloud.services.s3.acl import acl_for_write
 from minicloud.services.s3.checksums import ALGORITHMS, MEMBER, composite
 from minicloud.services.s3.data import Staged
 from minicloud.services.s3.encryption import response_members
@@ -35,6 +36,7 @@ from minicloud.services.s3.objects import (
     ObjectOperations,
     PutCondition,
     new_version_id,
+    object_owner,
     parse_copy_source,
     parse_tagging,
     storage_class_of,
@@ -94,10 +96,11 @@ class MultipartOperations(ObjectOperations):
         object_key = self.write_key(params, bucket)
         values = {
             "upload_id": upload_id, "bucket": bucket.name, "key": key, "created_at": ctx.now,
-            "storage_class": storage_class_of(params), "owner": ctx.account_id or bucket.account_id,
+            "storage_class": storage_class_of(params), "owner": object_owner(params, bucket, ctx.account_id),
             "meta": json.dumps(content_headers(params)), "checksum_algorithm": algorithm,
             "tags": parse_tagging(params.get("Tagging")),
-            "extra": json.dumps({"encryption": object_key.stored, "lock": lock_for_write(params, bucket, ctx.now)}),
+            "extra": json.dumps({"encryption": object_key.stored, "lock": lock_for_write(params, bucket, ctx.now),
+                                 "acl": acl_for_write(params, bucket, object_owner(params, bucket, ctx.account_id))}),
         }
         await self.db.write(lambda conn: conn.execute(s3_uploads.insert().values(**values)))
         result: dict[str, Any] = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id, **object_key.members()}
@@ -206,7 +209,7 @@ class MultipartOperations(ObjectOperations):
             "parts": json.dumps([[row.digest, row.size] for row in chosen]), "meta": upload.meta,
             "checksums": json.dumps(checksums) if checksums else None, "tags": upload.tags,
             "encryption": json.dumps(encryption) if encryption else None,
-            "lock": upload_extra(upload).get("lock"),
+            "lock": upload_extra(upload).get("lock"), "acl": upload_extra(upload).get("acl"),
         }
         condition = PutCondition(params)
         notice = notice_for(ctx, bucket, "s3:ObjectCreated:CompleteMultipartUpload")

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from minicloud.aws.context import RequestContext
 from minicloud.aws.protocol.rest_serializers import RESULT_STATUS
 from minicloud.services.s3 import store
+from minicloud.services.s3.acl import acl_for_write, ownership
 from minicloud.services.s3.buckets import check_tags, tag_set
 from minicloud.services.s3.data import Staged
 from minicloud.services.s3.encryption import EncryptionOperations, ObjectKey, response_members, stored_encryption
@@ -63,6 +64,15 @@ def parse_tagging(text: str | None) -> str | None:
     return check_tags([{"Key": k, "Value": v} for k, v in pairs], limit=10)
 
 
+def object_owner(params: dict[str, Any], bucket: Bucket, writer: str) -> str:
+    """Who owns a new object: its writer, or the bucket owner under the ownership controls."""
+    setting = ownership(bucket)
+    if setting == "BucketOwnerEnforced" or (setting == "BucketOwnerPreferred"
+                                            and params.get("ACL") == "bucket-owner-full-control"):
+        return bucket.account_id
+    return writer or bucket.account_id
+
+
 class PutCondition:
     """If-None-Match: * and If-Match on writes, checked again inside the committing transaction."""
 
@@ -98,13 +108,14 @@ class ObjectOperations(EncryptionOperations):
             condition.check(await self.db.read(lambda conn: store.get_object(conn, bucket.name, key)), key)
         object_key = self.write_key(params, bucket)
         lock_for_write(params, bucket, ctx.now)  # refused before the body is read
+        acl = acl_for_write(params, bucket, object_owner(params, bucket, ctx.account_id))
         staged = await receive_body(self.data, params, storage_class,
                                     ctx.request.headers.get("x-amz-trailer") or "", object_key.sealer())
         checksums = {**staged.checksums, "type": "FULL_OBJECT"} if staged.checksums else {}
         values = {
             "bucket": bucket.name, "key": key, "version_id": new_version_id(bucket), "delete_marker": False,
             "size": staged.size, "etag": f'"{staged.md5}"', "last_modified": ctx.now.replace(microsecond=0),
-            "storage_class": storage_class, "owner": ctx.account_id or bucket.account_id,
+            "storage_class": storage_class, "owner": object_owner(params, bucket, ctx.account_id), "acl": acl,
             "digest": staged.digest, "parts": None, "meta": json.dumps(content_headers(params)),
             "checksums": json.dumps(checksums) if checksums else None, "tags": tags,
             "encryption": json.dumps(object_key.stored), "lock": lock_for_write(params, bucket, ctx.now),
@@ -271,12 +282,13 @@ class ObjectOperations(EncryptionOperations):
                                  "without changing the object's metadata, storage class, website redirect "
                                  "location or encryption attributes.")
         meta = json.dumps(content_headers(params)) if replace else source.meta
+        writer = object_owner(params, bucket, ctx.account_id)
         tags = parse_tagging(params.get("Tagging")) if params.get("TaggingDirective") == "REPLACE" else source.tags
         values = {
             "bucket": bucket.name, "key": key, "version_id": new_version_id(bucket), "delete_marker": False,
             "size": source.size, "etag": source.etag, "last_modified": ctx.now.replace(microsecond=0),
-            "storage_class": storage_class,
-            "owner": ctx.account_id or bucket.account_id, "digest": source.digest, "parts": source.parts,
+            "storage_class": storage_class, "acl": acl_for_write(params, bucket, writer),
+            "owner": writer, "digest": source.digest, "parts": source.parts,
             "meta": meta, "checksums": source.checksums, "tags": tags, "encryption": json.dumps(object_key.stored),
             "lock": lock_for_write(params, bucket, ctx.now),
         }

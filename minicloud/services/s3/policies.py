@@ -9,9 +9,10 @@ from typing import Any
 from minicloud.aws.context import RequestContext
 from minicloud.iam.policy import MalformedPolicyDocument, PolicyKind, parse_policy
 from minicloud.services.s3 import store
+from minicloud.services.s3.acl import is_public_policy, public_access_block
 from minicloud.services.s3.base import S3Base
 from minicloud.services.s3.cors import check_rules
-from minicloud.services.s3.errors import MalformedPolicy, NoSuchBucketPolicy, NoSuchCORSConfiguration
+from minicloud.services.s3.errors import AccessDenied, MalformedPolicy, NoSuchBucketPolicy, NoSuchCORSConfiguration
 
 MAX_POLICY_BYTES = 20 * 1024
 
@@ -51,6 +52,8 @@ class PolicyOperations(S3Base):
         bucket = await self.bucket_for(ctx, params, "PutBucketPolicy")
         text: str = params.get("Policy") or ""
         check_policy(text, bucket.name)
+        if public_access_block(bucket)["BlockPublicPolicy"] and is_public_policy(text):
+            raise AccessDenied("Access Denied")
         await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, policy=text))
         self.forget_bucket(bucket.name)
         return {}
@@ -66,11 +69,6 @@ class PolicyOperations(S3Base):
         await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, policy=None))
         self.forget_bucket(bucket.name)
         return {}
-
-    async def get_bucket_policy_status(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        bucket = await self.bucket_for(ctx, params, "GetBucketPolicyStatus")
-        public = bool(bucket.policy) and '"*"' in (bucket.policy or "")
-        return {"PolicyStatus": {"IsPublic": public}}
 
     # -- CORS ----------------------------------------------------------------------------------------
     async def put_bucket_cors(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

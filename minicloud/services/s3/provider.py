@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from minicloud.runtime import Runtime
 from minicloud.services.s3.attributes import AttributeOperations
 from minicloud.services.s3.buckets import BucketOperations
 from minicloud.services.s3.cors import CorsOperations
 from minicloud.services.s3.deletes import DeleteOperations
 from minicloud.services.s3.events import NotificationOperations
+from minicloud.services.s3.expiry import LifecycleController, day_seconds_from_environment
+from minicloud.services.s3.lifecycle import LifecycleOperations
 from minicloud.services.s3.listing import ListingOperations
 from minicloud.services.s3.multipart import MultipartOperations
+from minicloud.services.s3.permissions import AclOperations
 from minicloud.services.s3.policies import PolicyOperations
 from minicloud.services.s3.retention import LockOperations
 
 
-class S3Provider(LockOperations, MultipartOperations, AttributeOperations, DeleteOperations, BucketOperations,
-                 PolicyOperations, ListingOperations, NotificationOperations, CorsOperations):
+class S3Provider(AclOperations, LockOperations, MultipartOperations, AttributeOperations, DeleteOperations,
+                 BucketOperations, PolicyOperations, ListingOperations, NotificationOperations, CorsOperations,
+                 LifecycleOperations):
     """Amazon S3 over minicloud's metadata store and replicated blob store."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime)
+        runtime.controllers.append(LifecycleController(self.db, self.release, day_seconds_from_environment()))

@@ -209,6 +209,10 @@ def set_object_tags(conn: sa.Connection, row_id: int, tags: str | None) -> None:
     conn.execute(s3_objects.update().where(s3_objects.c.id == row_id).values(tags=tags))
 
 
+def set_object_acl(conn: sa.Connection, row_id: int, acl: str | None) -> None:
+    conn.execute(s3_objects.update().where(s3_objects.c.id == row_id).values(acl=acl))
+
+
 def set_object_lock(conn: sa.Connection, row_id: int, lock: str | None) -> None:
     conn.execute(s3_objects.update().where(s3_objects.c.id == row_id).values(lock=lock))
 

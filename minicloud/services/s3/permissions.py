@@ -1,0 +1,138 @@
+"""ACL, ownership-control and public-access-block operations (the rules are in ``acl.py``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from minicloud.aws.context import RequestContext
+from minicloud.services.s3 import store
+from minicloud.services.s3.acl import (
+    CANNED,
+    body_grants,
+    canned_grants,
+    check_acl_allowed,
+    header_grants,
+    is_public_policy,
+    ownership,
+    stored_grants,
+)
+from minicloud.services.s3.errors import (
+    InvalidArgument,
+    InvalidRequest,
+    MalformedXML,
+    NoSuchPublicAccessBlockConfiguration,
+    OwnershipControlsNotFoundError,
+)
+from minicloud.services.s3.names import canonical_id, owner
+from minicloud.services.s3.objects import ObjectOperations
+from minicloud.services.s3.store import Bucket
+
+_MALFORMED = "The XML you provided was not well-formed or did not validate against our published schema"
+_OWNERSHIPS = ("BucketOwnerPreferred", "ObjectWriter", "BucketOwnerEnforced")
+_BLOCKS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+
+
+def _grants_from_request(params: dict[str, Any], bucket: Bucket, owner_account: str) -> list[dict[str, Any]]:
+    """PutBucketAcl/PutObjectAcl: a canned ACL, grant headers or an AccessControlPolicy body."""
+    accounts = {canonical_id(a): a for a in (bucket.account_id, owner_account)}
+    canned = params.get("ACL")
+    headers = header_grants(params, accounts)
+    body = params.get("AccessControlPolicy")
+    given = [x for x in (canned, headers, body) if x]
+    if len(given) != 1:
+        raise InvalidRequest("Specifying both Canned ACLs and Header Grants is not allowed" if len(given) > 1
+                             else "Missing required header for this request: x-amz-acl")
+    if canned is not None and canned not in CANNED:
+        raise InvalidArgument("", ArgumentName="x-amz-acl", ArgumentValue=str(canned))
+    grants = canned_grants(str(canned), owner_account, bucket.account_id) if canned else \
+        headers if headers is not None else body_grants(body or {}, accounts)
+    check_acl_allowed(bucket, None if canned else grants, canned)
+    return grants
+
+
+class AclOperations(ObjectOperations):
+    # -- ACLs ----------------------------------------------------------------------------------------
+    async def put_bucket_acl(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = await self.bucket_for(ctx, params, "PutBucketAcl")
+        grants = _grants_from_request(params, bucket, bucket.account_id)
+        text = json.dumps(grants)
+        await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, acl=text))
+        self.forget_bucket(bucket.name)
+        return {}
+
+    async def get_bucket_acl(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = await self.bucket_for(ctx, params, "GetBucketAcl")
+        acl = None if ownership(bucket) == "BucketOwnerEnforced" else bucket.acl
+        return {"Owner": owner(bucket.account_id), "Grants": stored_grants(acl, bucket.account_id)}
+
+    async def put_object_acl(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        key, version_id = params["Key"], params.get("VersionId")
+        bucket = await self.bucket_for(ctx, params, "PutObjectVersionAcl" if version_id else "PutObjectAcl", key)
+        row = await self.find_object(ctx, bucket, key, version_id)
+        grants = _grants_from_request(params, bucket, row.owner)
+        text = json.dumps(grants)
+        await self.db.write(lambda conn: store.set_object_acl(conn, row.id, text))
+        return {}
+
+    async def get_object_acl(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        key, version_id = params["Key"], params.get("VersionId")
+        bucket = await self.bucket_for(ctx, params, "GetObjectVersionAcl" if version_id else "GetObjectAcl", key)
+        row = await self.find_object(ctx, bucket, key, version_id)
+        enforced = ownership(bucket) == "BucketOwnerEnforced"
+        object_owner = bucket.account_id if enforced else row.owner
+        return {"Owner": owner(object_owner), "Grants": stored_grants(None if enforced else row.acl, object_owner)}
+
+    # -- ownership controls --------------------------------------------------------------------------
+    async def put_bucket_ownership_controls(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = await self.bucket_for(ctx, params, "PutBucketOwnershipControls")
+        rules = (params.get("OwnershipControls") or {}).get("Rules") or []
+        if len(rules) != 1 or rules[0].get("ObjectOwnership") not in _OWNERSHIPS:
+            raise MalformedXML(_MALFORMED)
+        text = json.dumps({"Rules": [{"ObjectOwnership": rules[0]["ObjectOwnership"]}]})
+        await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, ownership=text))
+        self.forget_bucket(bucket.name)
+        return {}
+
+    async def get_bucket_ownership_controls(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = await self.bucket_for(ctx, params, "GetBucketOwnershipControls")
+        config = bucket.config("ownership")
+        if not config:
+            raise OwnershipControlsNotFoundError("The bucket ownership controls were not found",
+                                                 BucketName=bucket.name)
+        return {"OwnershipControls": config}
+
+    async def delete_bucket_ownership_controls(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = await self.bucket_for(ctx, params, "PutBucketOwnershipControls")
+        await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, ownership=None))
+        self.forget_bucket(bucket.name)
+        return {}
+
+    # -- public access block -------------------------------------------------------------------------
+    async def put_public_access_block(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = await self.bucket_for(ctx, params, "PutBucketPublicAccessBlock")
+        config = params.get("PublicAccessBlockConfiguration") or {}
+        if not any(name in config for name in _BLOCKS):
+            raise InvalidRequest("Must specify at least one configuration.")
+        text = json.dumps({name: bool(config.get(name, False)) for name in _BLOCKS})
+        await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, public_access_block=text))
+        self.forget_bucket(bucket.name)
+        return {}
+
+    async def get_public_access_block(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = await self.bucket_for(ctx, params, "GetBucketPublicAccessBlock")
+        config = bucket.config("public_access_block")
+        if not config:
+            raise NoSuchPublicAccessBlockConfiguration("The public access block configuration was not found",
+                                                       BucketName=bucket.name)
+        return {"PublicAccessBlockConfiguration": config}
+
+    async def delete_public_access_block(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = await self.bucket_for(ctx, params, "PutBucketPublicAccessBlock")
+        await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, public_access_block=None))
+        self.forget_bucket(bucket.name)
+        return {}
+
+    async def get_bucket_policy_status(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = await self.bucket_for(ctx, params, "GetBucketPolicyStatus")
+        return {"PolicyStatus": {"IsPublic": is_public_policy(bucket.policy)}}

@@ -1,0 +1,136 @@
+"""S3 ACLs, object ownership controls and the public access block against a real
+``minicloud up``: boto3 for the configuration, unsigned HTTP requests for anonymous access."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.support.server import MinicloudServer
+
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+
+
+def code(err: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(err.value.response["Error"]["Code"])
+
+
+@pytest.fixture
+def s3(server: MinicloudServer) -> Any:
+    return server.client("s3")
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    name = f"acl-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+def anonymous_get(server: MinicloudServer, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"{server.endpoint}/{path}", timeout=10) as response:
+            response.read()
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def test_public_read_object_is_readable_unsigned(server: MinicloudServer, s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="public.txt", Body=b"hello", ACL="public-read")
+    s3.put_object(Bucket=bucket, Key="private.txt", Body=b"secret")
+    assert anonymous_get(server, f"{bucket}/public.txt") == 200
+    assert anonymous_get(server, f"{bucket}/private.txt") == 403
+    assert anonymous_get(server, bucket) == 403  # listing needs READ on the bucket
+    grants = s3.get_object_acl(Bucket=bucket, Key="public.txt")["Grants"]
+    assert {"Grantee": {"Type": "Group", "URI": ALL_USERS}, "Permission": "READ"} in grants
+    assert any(g["Permission"] == "FULL_CONTROL" and g["Grantee"]["Type"] == "CanonicalUser" for g in grants)
+    s3.put_object_acl(Bucket=bucket, Key="public.txt", ACL="private")
+    assert anonymous_get(server, f"{bucket}/public.txt") == 403
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    assert anonymous_get(server, bucket) == 200
+    acl = s3.get_bucket_acl(Bucket=bucket)
+    assert acl["Owner"]["ID"] and len(acl["Grants"]) == 2
+
+
+def test_explicit_grants(server: MinicloudServer, s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    owner = s3.get_object_acl(Bucket=bucket, Key="k")["Owner"]
+    s3.put_object_acl(Bucket=bucket, Key="k", AccessControlPolicy={
+        "Owner": owner,
+        "Grants": [{"Grantee": {"Type": "CanonicalUser", "ID": owner["ID"]}, "Permission": "FULL_CONTROL"},
+                   {"Grantee": {"Type": "Group", "URI": ALL_USERS}, "Permission": "READ"}]})
+    assert anonymous_get(server, f"{bucket}/k") == 200
+    s3.put_object_acl(Bucket=bucket, Key="k", GrantRead=f'id="{owner["ID"]}"')
+    assert anonymous_get(server, f"{bucket}/k") == 403
+    with pytest.raises(ClientError) as err:
+        s3.put_object_acl(Bucket=bucket, Key="k", GrantRead='emailAddress="nobody@example.com"')
+    assert code(err) == "UnresolvableGrantByEmailAddress"
+    with pytest.raises(ClientError) as err:
+        s3.put_object_acl(Bucket=bucket, Key="k", ACL="public-read", GrantRead=f'id="{owner["ID"]}"')
+    assert code(err) == "InvalidRequest"
+
+
+def test_bucket_owner_enforced_disables_acls(server: MinicloudServer, s3: Any) -> None:
+    name = f"own-{uuid.uuid4().hex[:12]}"
+    with pytest.raises(ClientError) as err:
+        s3.create_bucket(Bucket=name, ObjectOwnership="BucketOwnerEnforced", ACL="public-read")
+    assert code(err) == "InvalidBucketAclWithObjectOwnership"
+    s3.create_bucket(Bucket=name, ObjectOwnership="BucketOwnerEnforced")
+    rules = s3.get_bucket_ownership_controls(Bucket=name)["OwnershipControls"]["Rules"]
+    assert rules == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    with pytest.raises(ClientError) as err:
+        s3.put_object(Bucket=name, Key="k", Body=b"x", ACL="public-read")
+    assert code(err) == "AccessControlListNotSupported"
+    s3.put_object(Bucket=name, Key="k", Body=b"x", ACL="bucket-owner-full-control")
+    with pytest.raises(ClientError) as err:
+        s3.put_bucket_acl(Bucket=name, ACL="public-read")
+    assert code(err) == "AccessControlListNotSupported"
+    s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls={"Rules": [{"ObjectOwnership": "ObjectWriter"}]})
+    s3.put_object_acl(Bucket=name, Key="k", ACL="public-read")
+    assert anonymous_get(server, f"{name}/k") == 200
+    s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls={
+        "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+    assert anonymous_get(server, f"{name}/k") == 403  # ACLs no longer count
+    s3.delete_bucket_ownership_controls(Bucket=name)
+    with pytest.raises(ClientError) as err:
+        s3.get_bucket_ownership_controls(Bucket=name)
+    assert code(err) == "OwnershipControlsNotFoundError"
+
+
+def public_policy(bucket: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]})
+
+
+def test_public_access_block(server: MinicloudServer, s3: Any, bucket: str) -> None:
+    with pytest.raises(ClientError) as err:
+        s3.get_public_access_block(Bucket=bucket)
+    assert code(err) == "NoSuchPublicAccessBlockConfiguration"
+    s3.put_object(Bucket=bucket, Key="acl-public", Body=b"x", ACL="public-read")
+    s3.put_object(Bucket=bucket, Key="policy-public", Body=b"y")
+    s3.put_bucket_policy(Bucket=bucket, Policy=public_policy(bucket))
+    assert s3.get_bucket_policy_status(Bucket=bucket)["PolicyStatus"]["IsPublic"] is True
+    assert anonymous_get(server, f"{bucket}/policy-public") == 200
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    config = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert config == {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+                      "RestrictPublicBuckets": True}
+    assert anonymous_get(server, f"{bucket}/acl-public") == 403
+    assert anonymous_get(server, f"{bucket}/policy-public") == 403
+    assert s3.get_object(Bucket=bucket, Key="policy-public")["Body"].read() == b"y"  # the owner still can
+    with pytest.raises(ClientError) as err:
+        s3.put_bucket_policy(Bucket=bucket, Policy=public_policy(bucket))
+    assert code(err) == "AccessDenied"
+    with pytest.raises(ClientError) as err:
+        s3.put_object(Bucket=bucket, Key="new", Body=b"z", ACL="public-read")
+    assert code(err) == "AccessDenied"
+    s3.delete_public_access_block(Bucket=bucket)
+    assert anonymous_get(server, f"{bucket}/acl-public") == 200
