@@ -16,6 +16,7 @@ from minicloud.engine.network import netns
 from minicloud.engine.network.plumbing import parse_link_names
 from minicloud.vpcnet import addressing as addr
 from minicloud.vpcnet import hosttable, rules
+from minicloud.vpcnet.claims import DEFAULT_CLAIMS_DIR, PublicIpClaims
 from minicloud.vpcnet.model import Conflict, InvalidInput, NotFound, Port, SecurityGroup
 from minicloud.vpcnet.nftlib import Nft
 
@@ -66,7 +67,7 @@ class _PortState:
 
 class VpcDataPlane:
     def __init__(self, state_dir: Path, *, public_pool: str = addr.DEFAULT_PUBLIC_POOL,
-                 transit_pool: str = addr.DEFAULT_TRANSIT_POOL) -> None:
+                 transit_pool: str = addr.DEFAULT_TRANSIT_POOL, claims_dir: Path = DEFAULT_CLAIMS_DIR) -> None:
         self.state_dir = state_dir
         self.netns_dir = state_dir / "netns"
         self.tag = addr.instance_tag(str(state_dir.resolve()))
@@ -75,6 +76,7 @@ class VpcDataPlane:
         if not self.public_pool.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
             raise InvalidInput(f"the public address pool {public_pool} must be inside 127.0.0.0/8")
         self.transit_pool = ipaddress.IPv4Network(transit_pool)
+        self._claims = PublicIpClaims(claims_dir)
         self._vpcs: dict[str, _Vpc] = {}
         self._ports: dict[str, _PortState] = {}
         self._port_locks: dict[str, asyncio.Lock] = {}
@@ -100,6 +102,7 @@ class VpcDataPlane:
             await self._sweep()
             await self._host_nft.close()
             self._host_nft = None
+        self._claims.release_all()
         from minicloud.engine.snapshots.mounts import unmount
 
         await asyncio.to_thread(unmount, self.netns_dir)
@@ -270,7 +273,12 @@ class VpcDataPlane:
         transit = None
         if port.public_ip is not None:
             async with self._host_lock:
-                transit = await self._route_transit(vpc)
+                self._claims.claim(port.public_ip)
+                try:
+                    transit = await self._route_transit(vpc)
+                except BaseException:
+                    self._claims.release(port.public_ip)
+                    raise
         await asyncio.to_thread(netns.remove, path)
         await asyncio.to_thread(netns.create, path)
         try:
@@ -297,11 +305,12 @@ class VpcDataPlane:
             registered = self._ports.pop(port.instance_id, None) is not None
             await netns.run_ip(vpc.router, [f"link del {ifname}"], tolerate=True)
             await asyncio.to_thread(netns.remove, path)
-            if transit is not None:
+            if transit is not None and port.public_ip is not None:
                 await netns.run_ip(None, [f"route del {transit}/32 dev {vpc.link}"], tolerate=True)
-                if registered:
-                    async with self._host_lock:
+                async with self._host_lock:
+                    if registered:
                         await self._apply_host_table()
+                    self._claims.release(port.public_ip)
             raise
         return state
 
@@ -349,6 +358,7 @@ class VpcDataPlane:
         vpc = self._vpc(state.port.vpc_id)
         if public_ip == state.port.public_ip and (public_ip is None) == (state.transit is None):
             return
+        old = state.port.public_ip
         async with self._host_lock:
             if public_ip is None:
                 transit, state.transit = state.transit, None
@@ -357,12 +367,19 @@ class VpcDataPlane:
                 if transit is not None:
                     await netns.run_ip(None, [f"route del {transit}/32 dev {vpc.link}"], tolerate=True)
                 await self._refresh_router(vpc)
-                return
-            if state.transit is None:
-                state.transit = await self._route_transit(vpc)
-            state.port = replace(state.port, public_ip=public_ip)
-            await self._refresh_router(vpc)
-            await self._apply_host_table()
+            else:
+                self._claims.claim(public_ip)
+                try:
+                    if state.transit is None:
+                        state.transit = await self._route_transit(vpc)
+                except BaseException:
+                    self._claims.release(public_ip)
+                    raise
+                state.port = replace(state.port, public_ip=public_ip)
+                await self._refresh_router(vpc)
+                await self._apply_host_table()
+            if old is not None and old != public_ip:
+                self._claims.release(old)
 
     async def _route_transit(self, vpc: _Vpc) -> str:
         """A transit address of our own, routed to the VPC's uplink: the kernel's routing table

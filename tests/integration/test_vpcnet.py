@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from minicloud.vpcnet import Port, Rule, SecurityGroup, VpcDataPlane
+from minicloud.vpcnet import Conflict, Port, Rule, SecurityGroup, VpcDataPlane
 from minicloud.vpcnet.addressing import LINK_HOST
 
 pytestmark = pytest.mark.skipif(
@@ -348,6 +348,25 @@ def test_public_ip_reaches_allowed_ports_and_revoking_stops_new_connections(
 def host_ping(address: str) -> bool:
     return subprocess.run(["/bin/busybox", "ping", "-c", "1", "-W", "1", address], capture_output=True, check=False,
                           timeout=30).returncode == 0
+
+
+def test_two_data_planes_never_map_one_public_ip(loop: LoopThread, plane: VpcDataPlane, tmp_path: Path) -> None:
+    other = VpcDataPlane(tmp_path / "other")  # another minicloud on this host
+    loop.run(other.start())
+    try:
+        build_vpc(loop, plane, "vpc-one-of-two", "10.0.0.0/16", {"subnet-1": "10.0.1.0/24"},
+                  [port("i-first", "vpc-one-of-two", "subnet-1", "10.0.1.0/24", "10.0.1.10", (), "127.100.66.1")])
+        with pytest.raises(Conflict):
+            build_vpc(loop, other, "vpc-two-of-two", "10.0.0.0/16", {"subnet-1": "10.0.1.0/24"},
+                      [port("i-second", "vpc-two-of-two", "subnet-1", "10.0.1.0/24", "10.0.1.10", (), "127.100.66.1")])
+        assert other.port_netns("i-second") is None  # a failed port leaves nothing
+        assert not any(line.startswith("198.18.") for line in host_state(other)["routes"])
+        loop.run(plane.set_public_ip("i-first", None))  # released: now the other may map it
+        assert loop.run(other.ensure_port(port("i-second", "vpc-two-of-two", "subnet-1", "10.0.1.0/24", "10.0.1.10",
+                                               (), "127.100.66.1")))
+    finally:
+        loop.run(plane.remove_vpc("vpc-one-of-two"))
+        loop.run(other.stop())
 
 
 def nft_host_table(plane: VpcDataPlane) -> str:

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from minicloud.vpcnet.claims import PublicIpClaims
+from minicloud.vpcnet.model import Conflict
+
+
+def test_a_public_ip_is_held_by_one_holder_at_a_time(tmp_path: Path) -> None:
+    first, second = PublicIpClaims(tmp_path), PublicIpClaims(tmp_path)
+    first.claim("127.100.0.1")
+    first.claim("127.100.0.1")  # again: still ours
+    with pytest.raises(Conflict):
+        second.claim("127.100.0.1")
+    second.claim("127.100.0.2")
+    first.release("127.100.0.1")
+    assert not (tmp_path / "127.100.0.1").exists()
+    second.claim("127.100.0.1")
+    assert second.held() == {"127.100.0.1", "127.100.0.2"}
+    second.release_all()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_left_by_a_dead_holder_is_reused(tmp_path: Path) -> None:
+    (tmp_path / "127.100.0.7").write_text("")  # the file of a holder that died (its lock died with it)
+    claims = PublicIpClaims(tmp_path)
+    claims.claim("127.100.0.7")
+    assert claims.held() == {"127.100.0.7"}
+    claims.release_all()
