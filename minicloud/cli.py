@@ -72,6 +72,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     server = uvicorn.Server(uvicorn.Config(
         app, host=config.host, port=config.port, loop="uvloop", lifespan="on",
         http=bounded_protocol(config.max_header_bytes),
+        # A client's address is the connection's: X-Forwarded-For would let any local client pick
+        # the aws:SourceIp that bucket and IAM policies test.
+        proxy_headers=False,
         access_log=config.access_log, log_level=config.log_level, server_header=False,
         date_header=True, timeout_keep_alive=30,
     ))

@@ -144,6 +144,15 @@ def test_conditions_on_source_ip_and_username(admin: Any, user: User) -> None:
     user.client.list_groups()  # the test talks to 127.0.0.1
     with pytest.raises(ClientError):
         user.client.list_roles()
+
+    def forged_source(request: Any, **_: Any) -> None:  # a client cannot choose its source address
+        request.headers["X-Forwarded-For"] = "10.1.2.3"
+        request.headers["Forwarded"] = "for=10.1.2.3"
+
+    user.client.meta.events.register_first("before-sign.iam.ListRoles", forged_source)
+    with pytest.raises(ClientError):
+        user.client.list_roles()
+    user.client.meta.events.unregister("before-sign.iam.ListRoles", forged_source)
     assert user.client.get_user()["User"]["Arn"] == user.arn  # GetUser without a name: the caller
     keys = user.client.list_access_keys()["AccessKeyMetadata"]  # the caller's own keys
     assert [k["AccessKeyId"] for k in keys] == [user.keys.access_key_id]
