@@ -33,7 +33,7 @@ _COUNTS: list[tuple[str, str, str, dict[str, Any], str, str | None]] = [
     ("Security groups", "ec2", "DescribeSecurityGroups", {}, "SecurityGroups", "/ec2/security-groups"),
     ("Key pairs", "ec2", "DescribeKeyPairs", {}, "KeyPairs", "/ec2/key-pairs"),
     ("Elastic IPs", "ec2", "DescribeAddresses", {}, "Addresses", "/ec2/addresses"),
-    ("Lambda functions", "lambda", "ListFunctions", {}, "Functions", None),
+    ("Lambda functions", "lambda", "ListFunctions", {}, "Functions", "/lambda/functions"),
 ]
 
 
