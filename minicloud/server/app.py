@@ -160,6 +160,10 @@ class MinicloudApp:
         if path == "/_minicloud/console" or path.startswith("/_minicloud/console/"):
             await self.console(scope, receive, send)
             return
+        lambda_ = next((p for p in self.providers if p.service_name == "lambda"), None)
+        if lambda_ is not None and path.startswith("/_minicloud/lambda/"):  # code downloads, function URLs
+            await lambda_.asgi(scope, receive, send)  # type: ignore[attr-defined]
+            return
         await send_response(send, 404, [("content-type", "application/json")],
                             b'{"error": "not found"}')
 

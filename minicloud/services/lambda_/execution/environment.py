@@ -170,12 +170,13 @@ class Environment:
         return error_payload(invocation.request_id, "Sandbox.Timedout", detail), "Sandbox.Timedout", "timeout"
 
     def _exit_error(self, request_id: str, exit_info: Exit) -> bytes:
-        if exit_info.oom_killed or exit_info.code == 137 and self._memory_exhausted():
+        if exit_info.oom_killed or (exit_info.code == 137 and self._memory_exhausted()):
             return error_payload(request_id, "Runtime.OutOfMemory", "Runtime exited with error: signal: killed")
         if exit_info.code > 128:
             return error_payload(request_id, "Runtime.ExitError",
                                  f"Runtime exited with error: signal: {_signal_name(exit_info.code - 128)}")
-        return error_payload(request_id, "Runtime.ExitError", f"Runtime exited with error: exit status {exit_info.code}")
+        return error_payload(request_id, "Runtime.ExitError",
+                             f"Runtime exited with error: exit status {exit_info.code}")
 
     def _memory_exhausted(self) -> bool:
         usage = self.max_memory_bytes()

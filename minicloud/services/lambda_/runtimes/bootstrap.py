@@ -90,7 +90,8 @@ def load_handler(spec):
         trace = [f'  File "{exc.filename}" Line {exc.lineno}\n', f"    {(exc.text or '').strip()}\n"]
         raise Fault("Runtime.UserCodeSyntaxError", message, trace) from None
     except Exception as exc:  # an error raised while the module initialises
-        raise Fault(type(exc).__name__, str(exc), traceback.format_list(traceback.extract_tb(exc.__traceback__)))
+        trace = traceback.format_list(traceback.extract_tb(exc.__traceback__))
+        raise Fault(type(exc).__name__, str(exc), trace) from None
     handler = getattr(module, name, None)
     if handler is None:
         raise Fault("Runtime.HandlerNotFound", f"Handler '{name}' missing on module '{module_name}'")

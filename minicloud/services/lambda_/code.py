@@ -1,0 +1,151 @@
+"""Function code: zip archives kept by digest under ``<data-dir>/lambda/code``, each unpacked once
+into a read-only directory that environments mount at /var/task.
+
+Crash-safe: the zip is written to a temporary file, fsynced and renamed; the directory is unpacked
+beside its final name and renamed into place, so a half-written one is never used.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import os
+import shutil
+import stat
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from minicloud.services.lambda_.errors import InvalidParameterValueException, RequestEntityTooLargeException
+
+MAX_ZIPPED = 50 * 1024 * 1024  # a zip uploaded directly (ZipFile)
+MAX_UNZIPPED = 250 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCode:
+    sha256_hex: str
+    size: int
+
+    @property
+    def sha256_b64(self) -> str:
+        return base64.b64encode(bytes.fromhex(self.sha256_hex)).decode()
+
+
+class CodeStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "zips").mkdir(parents=True, exist_ok=True)
+        (root / "tasks").mkdir(parents=True, exist_ok=True)
+
+    def zip_path(self, sha256_hex: str) -> Path:
+        return self.root / "zips" / f"{sha256_hex}.zip"
+
+    def task_dir(self, sha256_hex: str) -> Path:
+        return self.root / "tasks" / sha256_hex
+
+    def put(self, data: bytes) -> StoredCode:
+        """Blocking. Check and keep a zip; raise AWS's errors for what Lambda would refuse."""
+        if len(data) > MAX_ZIPPED:
+            raise RequestEntityTooLargeException("Request must be smaller than 69905067 bytes for the "
+                                                 "CreateFunction operation")
+        check_zip(data)
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.zip_path(digest)
+        if not target.exists():
+            _write_atomically(target, data)
+        self.unpack(digest)
+        return StoredCode(digest, len(data))
+
+    def unpack(self, sha256_hex: str) -> Path:
+        """Blocking. The code's directory (made on first use)."""
+        target = self.task_dir(sha256_hex)
+        if target.is_dir():
+            return target
+        staging = Path(tempfile.mkdtemp(prefix=f".{sha256_hex[:12]}-", dir=self.root / "tasks"))
+        try:
+            with zipfile.ZipFile(self.zip_path(sha256_hex)) as archive:
+                for member in archive.infolist():
+                    _extract(archive, member, staging)
+            os.chmod(staging, 0o755)
+            try:
+                os.rename(staging, target)
+            except OSError:  # another caller got there first
+                if not target.is_dir():
+                    raise
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    def read(self, sha256_hex: str) -> bytes:
+        return self.zip_path(sha256_hex).read_bytes()
+
+    def discard(self, sha256_hex: str) -> None:
+        """Blocking. Remove code no version uses any more."""
+        with contextlib.suppress(FileNotFoundError):
+            self.zip_path(sha256_hex).unlink()
+        shutil.rmtree(self.task_dir(sha256_hex), ignore_errors=True)
+
+
+def check_zip(data: bytes) -> None:
+    """Lambda's checks on a deployment package: a readable zip, unzipped size within the limit."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+            total = sum(m.file_size for m in members)
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, NotImplementedError):
+        raise InvalidParameterValueException("Could not unzip uploaded file. Please check your file, then try "
+                                             "to upload again.") from None
+    if bad is not None:
+        raise InvalidParameterValueException("Could not unzip uploaded file. Please check your file, then try "
+                                             "to upload again.")
+    if total > MAX_UNZIPPED:
+        raise InvalidParameterValueException(f"Unzipped size must be smaller than {MAX_UNZIPPED} bytes")
+    for member in members:
+        name = member.filename
+        if name.startswith("/") or ".." in Path(name).parts:
+            raise InvalidParameterValueException("Could not unzip uploaded file. Please check your file, then try "
+                                                 "to upload again.")
+
+
+def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo, root: Path) -> None:
+    target = root / member.filename
+    mode = (member.external_attr >> 16) & 0o7777
+    kind = (member.external_attr >> 16) & 0o170000
+    if member.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        os.chmod(target, 0o755)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for parent in target.relative_to(root).parents:
+        if str(parent) != ".":
+            os.chmod(root / parent, 0o755)
+    if kind == stat.S_IFLNK:
+        link = archive.read(member).decode()
+        if link.startswith("/") or ".." in Path(link).parts:
+            return  # never a link out of the task root
+        os.symlink(link, target)
+        return
+    with archive.open(member) as source, open(target, "wb") as out:
+        shutil.copyfileobj(source, out)
+    # As Lambda does: files readable by all, executable when the zip says so (a provided bootstrap).
+    os.chmod(target, 0o755 if mode & 0o111 else 0o644)
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
