@@ -2,7 +2,7 @@
 must never map the same 127.x.y.z address, or the host's connections would go to whichever
 table the kernel evaluates first. A claim is an exclusive ``flock`` on a file named after the
 address, held while it is mapped; the kernel drops it when the process dies, so a crash leaves
-no stale claim (the file, if left, is reused).
+no stale claim (the file, if left, is reused, and removed by ``sweep``).
 """
 
 from __future__ import annotations
@@ -55,6 +55,26 @@ class PublicIpClaims:
     def release_all(self) -> None:
         for address in list(self._held):
             self.release(address)
+
+    def sweep(self) -> None:
+        """Blocking. Remove the files of claims nobody holds (their holders died)."""
+        if not self.directory.is_dir():
+            return
+        for path in self.directory.iterdir():
+            if path.name in self._held:
+                continue
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            except BlockingIOError:
+                pass  # held: another process's
+            finally:
+                os.close(fd)
 
     def held(self) -> set[str]:
         return set(self._held)

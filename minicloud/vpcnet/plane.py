@@ -116,6 +116,7 @@ class VpcDataPlane:
         assert self._host_nft is not None
         await self._host_nft.load(hosttable.removal(self.table))
         await asyncio.to_thread(self._remove_namespace_files)
+        await asyncio.to_thread(self._claims.sweep)
 
     def _remove_namespace_files(self) -> None:
         if self.netns_dir.is_dir():
@@ -136,6 +137,9 @@ class VpcDataPlane:
         addr.check_id(vpc_id, "VPC id")
         net = addr.network(cidr, "VPC CIDR")
         self._require_started()
+        known = self._vpcs.get(vpc_id)
+        if known is not None and known.cidr == net and not netns.exists(known.router):
+            await self.remove_vpc(vpc_id)  # its router went missing: rebuilt below, its ports ensured again
         async with self._host_lock:
             existing = self._vpcs.get(vpc_id)
             if existing is not None:

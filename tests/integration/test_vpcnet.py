@@ -24,6 +24,7 @@ import pytest
 
 from minicloud.vpcnet import Conflict, Port, Rule, SecurityGroup, VpcDataPlane
 from minicloud.vpcnet.addressing import LINK_HOST
+from minicloud.vpcnet.claims import DEFAULT_CLAIMS_DIR
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not Path("/bin/busybox").exists() or not shutil.which("nft")
@@ -507,6 +508,7 @@ def test_start_after_a_kill_sweeps_leftovers(loop: LoopThread, tmp_path: Path) -
         swept = host_state(dp)
         assert swept["links"] == [] and swept["routes"] == [] and swept["files"] == []
         assert connect_from_host("127.100.44.1", 22, 0.5) in ("timeout", "refused")
+        assert not (DEFAULT_CLAIMS_DIR / "127.100.44.1").exists()  # the dead process's claim is gone
     finally:
         loop.run(dp.stop())
     assert host_state(dp)["tables"] == [] and host_state(dp)["mounts"] == []

@@ -29,3 +29,12 @@ def test_a_file_left_by_a_dead_holder_is_reused(tmp_path: Path) -> None:
     claims.claim("127.100.0.7")
     assert claims.held() == {"127.100.0.7"}
     claims.release_all()
+
+
+def test_sweep_removes_only_claims_nobody_holds(tmp_path: Path) -> None:
+    (tmp_path / "127.100.0.7").write_text("")
+    holder = PublicIpClaims(tmp_path)
+    holder.claim("127.100.0.8")
+    PublicIpClaims(tmp_path).sweep()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["127.100.0.8"]
+    holder.release_all()
