@@ -90,6 +90,8 @@ def write_etc_files(files: ContainerFiles, hostname: str, plan: NetworkPlan) -> 
             shutil.copyfile("/etc/resolv.conf", files.dir / "resolv.conf")
         except OSError:
             (files.dir / "resolv.conf").write_text("")
+    for name in ("hostname", "hosts", "resolv.conf"):  # readable by the container's users (apt's _apt), as Docker's
+        os.chmod(files.dir / name, 0o644)
     return {"/etc/hostname": files.dir / "hostname", "/etc/hosts": files.dir / "hosts",
             "/etc/resolv.conf": files.dir / "resolv.conf"}
 
