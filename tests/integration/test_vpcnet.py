@@ -7,6 +7,7 @@ controller drives it. Traffic goes only to loopback and into namespaces the data
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -512,3 +513,81 @@ def test_start_after_a_kill_sweeps_leftovers(loop: LoopThread, tmp_path: Path) -
     finally:
         loop.run(dp.stop())
     assert host_state(dp)["tables"] == [] and host_state(dp)["mounts"] == []
+
+
+# -- a host firewall like dockerd's ----------------------------------------------------------------
+DOCKER_LIKE_RULES = """*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:DOCKER - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER
+-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE
+COMMIT
+*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:DOCKER-USER - [0:0]
+-A INPUT -i lo -j ACCEPT
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -j DOCKER-USER
+-A DOCKER-USER -j RETURN
+COMMIT
+"""
+UNDER_FIREWALL = r"""
+import asyncio, json, socket, subprocess, sys
+from pathlib import Path
+from minicloud.vpcnet import Port, Rule, SecurityGroup, VpcDataPlane
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+Path("/proc/sys/net/ipv4/conf/all/rp_filter").write_text("1")  # strict, in this namespace only
+subprocess.run(["iptables-restore"], input=sys.argv[2], text=True, check=True)
+def rules():  # the rules themselves: no comments (dates) nor packet counters
+    text = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    return [line.split(" [")[0] for line in text.splitlines() if not line.startswith("#")]
+before = rules()
+def connect(port):
+    try:
+        with socket.create_connection(("127.100.77.1", port), timeout=1) as conn:
+            return conn.makefile().readline().strip()
+    except OSError as exc:
+        return type(exc).__name__
+async def main():
+    dp = VpcDataPlane(Path(sys.argv[1]))
+    await dp.start()
+    try:
+        await dp.ensure_vpc("vpc-fw", "10.0.0.0/16")
+        path = await dp.ensure_port(Port("i-fw", "vpc-fw", "subnet-fw", "10.0.1.0/24", "10.0.1.10",
+                                         "02:00:00:00:00:01", ("sg-fw",), "127.100.77.1"))
+        await dp.apply_security("vpc-fw", [SecurityGroup("sg-fw", "vpc-fw", (Rule("tcp", 22, 22, ("0.0.0.0/0",)),),
+                                                         (Rule("all", -1, -1, ("0.0.0.0/0",)),))])
+        server = subprocess.Popen(["nsenter", f"--net={path}", sys.executable, "-c", sys.argv[3], "fw", "22", "80"],
+                                  stdout=subprocess.PIPE, text=True)
+        server.stdout.readline()
+        result = {"22": await asyncio.to_thread(connect, 22), "80": await asyncio.to_thread(connect, 80)}
+        server.kill()
+        server.wait()
+    finally:
+        await dp.stop()
+    result["unchanged"] = rules() == before
+    result["rules"] = rules()
+    print(json.dumps(result))
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not shutil.which("iptables-restore") or not shutil.which("unshare"),
+                    reason="needs iptables (as dockerd uses it) and unshare")
+def test_works_under_a_docker_like_host_firewall(tmp_path: Path) -> None:
+    """The data plane in a namespace of its own standing for a host whose firewall is dockerd's
+    (FORWARD dropped, its nat chains) plus INPUT dropped but for replies, and strict rp_filter:
+    public IPs still work, and those rules are left exactly as they were."""
+    out = subprocess.run(["unshare", "--net", sys.executable, "-c", UNDER_FIREWALL, str(tmp_path / "state"),
+                          DOCKER_LIKE_RULES, SERVER], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["22"] == f"fw 22 {LINK_HOST}"
+    assert result["80"] in ("TimeoutError", "ConnectionRefusedError")
+    assert result["unchanged"] and "-A FORWARD -j DOCKER-USER" in result["rules"]
