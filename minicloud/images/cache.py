@@ -23,7 +23,7 @@ from pathlib import Path
 
 from minicloud.images.oci import LayerRecord
 
-BUILDER_VERSION = "2"
+BUILDER_VERSION = "3"
 
 
 def _alive(pid: int) -> bool:

@@ -33,6 +33,10 @@ SLIM_DPKG_OPTIONS = (
 )
 
 
+DPKG_CONF = "/etc/dpkg/dpkg.cfg.d"
+UNSAFE_IO = f"{DPKG_CONF}/zz-minicloud-build-unsafe-io"
+
+
 class RootfsError(RuntimeError):
     pass
 
@@ -87,6 +91,11 @@ def mmdebstrap_command(recipe: Recipe, source: DebianSource, out: Path, staging:
         command += [f"--dpkgopt={option}" for option in SLIM_DPKG_OPTIONS]
     command += [f"--customize-hook={hook}" for hook in _file_hooks(recipe, staging)]
     command += ["--customize-hook=" + _chroot(c) for c in recipe.commands]
+    # dpkg without an fsync per file while building (the layer is fsynced once when written);
+    # the setting leaves with the build, it is not part of the image
+    command.insert(command.index("--mode=root") + 1, f"--setup-hook=mkdir -p \"$1{DPKG_CONF}\" && "
+                   f"echo force-unsafe-io > \"$1{UNSAFE_IO}\"")
+    command.append(f"--customize-hook=rm -f \"$1{UNSAFE_IO}\"")
     return [*command, source.suite, str(out), *source.sources()]
 
 
