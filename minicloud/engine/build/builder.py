@@ -32,7 +32,7 @@ from minicloud.engine.build.dockerfile import Dockerfile, DockerfileError, Instr
 from minicloud.engine.containers import logs as logfile
 from minicloud.engine.containers.spec import resolve_user
 from minicloud.engine.errors import EngineError, InvalidArgument, NotImplementedYet
-from minicloud.engine.images.commit import History, derive_image, store_layer
+from minicloud.engine.images.commit import History, adopt_snapshot, derive_image, store_layer
 from minicloud.engine.images.reference import Reference, looks_like_id
 from minicloud.engine.images.reference import parse as parse_reference
 from minicloud.engine.images.registry import Credentials
@@ -350,6 +350,8 @@ class Builder:
                 raise BuildError(f"The command '{' '.join(args)}' returned a non-zero code: {code}", code)
             layer = await asyncio.to_thread(store_layer, self.engine.content,
                                             self.engine.snapshots.fs_dir(container.id))
+            if self.options.remove:  # the container goes: its upper directory becomes the layer's snapshot
+                await asyncio.to_thread(adopt_snapshot, self.engine.snapshots, container.id, parent.diff_ids, layer)
             failed = False
             return layer
         finally:
@@ -430,10 +432,14 @@ class Builder:
                 await asyncio.to_thread(_put_files, target, matched, dest, ins)
             finally:
                 await asyncio.to_thread(unmount, target)
-            return await asyncio.to_thread(store_layer, self.engine.content, self.engine.snapshots.fs_dir(key))
+            layer = await asyncio.to_thread(store_layer, self.engine.content, self.engine.snapshots.fs_dir(key))
+            await asyncio.to_thread(adopt_snapshot, self.engine.snapshots, key,
+                                    parent.diff_ids if parent is not None else [], layer)
+            return layer
         finally:
             target.rmdir()
-            await asyncio.to_thread(self.engine.snapshots.remove, key)
+            if self.engine.snapshots.exists(key):
+                await asyncio.to_thread(self.engine.snapshots.remove, key)
 
 
 def _release(path: Path) -> None:

@@ -24,6 +24,8 @@ from minicloud.engine.content import ContentStore, Writer
 from minicloud.engine.images.archive import rfc3339, store_image
 from minicloud.engine.images.reference import Reference
 from minicloud.engine.images.store import MEDIA_LAYER_TAR, Image, ImageStore, Layer
+from minicloud.engine.snapshots.overlay import OverlaySnapshotter
+from minicloud.engine.snapshots.unpack import chain_ids
 
 if TYPE_CHECKING:
     from minicloud.engine.service import Engine
@@ -124,6 +126,26 @@ def store_layer(content: ContentStore, upper: Path) -> Layer:
         raise
     info = writer.commit()
     return Layer(str(info.digest), info.size, MEDIA_LAYER_TAR)
+
+
+def adopt_snapshot(snapshots: OverlaySnapshotter, key: str, parent_diff_ids: Sequence[str], layer: Layer) -> bool:
+    """Blocking: make the active snapshot ``key`` (whose upper directory ``layer`` was written from)
+    the committed snapshot of that layer, so that it need not be unpacked again; False when the
+    layer's snapshot exists already (``key`` is then left to its owner)."""
+    chain = chain_ids([*parent_diff_ids, layer.digest])[-1]
+    if snapshots.exists(chain):
+        return False
+    upper = snapshots.fs_dir(key)
+    for relative in sorted(RUNTIME_MOUNT_POINTS, reverse=True):  # as the layer leaves them out
+        path = upper / relative
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if _runtime_artifact(relative, str(path), st):
+            path.rmdir() if stat.S_ISDIR(st.st_mode) else path.unlink()
+    snapshots.commit(chain, key, layer.size)
+    return True
 
 
 class _WriterFile:
