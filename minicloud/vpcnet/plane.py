@@ -14,32 +14,14 @@ from pathlib import Path
 
 from minicloud.engine.network import netns
 from minicloud.engine.network.plumbing import parse_link_names
+from minicloud.engine.snapshots.mounts import unmount
 from minicloud.vpcnet import addressing as addr
-from minicloud.vpcnet import hosttable, rules
+from minicloud.vpcnet import hosttable, kernel, rules
 from minicloud.vpcnet.claims import DEFAULT_CLAIMS_DIR, PublicIpClaims
 from minicloud.vpcnet.model import Conflict, InvalidInput, NotFound, Port, SecurityGroup
 from minicloud.vpcnet.nftlib import Nft
 
 log = logging.getLogger("minicloud.vpcnet")
-
-# sysctls of a router namespace (never of the host): it forwards between its own interfaces only,
-# answers ARP for every address it routes (proxy ARP; without delay: each port's proxy_delay is 0),
-# drops spoofed sources
-ROUTER_SYSCTLS = {
-    "net.ipv4.ip_forward": "1",
-    "net.ipv4.conf.all.rp_filter": "1",
-    "net.ipv4.conf.default.rp_filter": "1",
-    "net.ipv4.conf.all.arp_ignore": "0",
-    "net.ipv4.conf.default.arp_ignore": "0",
-    "net.ipv4.conf.default.proxy_arp": "1",
-    "net.ipv4.conf.all.send_redirects": "0",
-    "net.ipv4.conf.default.send_redirects": "0",
-    "net.ipv6.conf.all.disable_ipv6": "1",
-    "net.ipv6.conf.default.disable_ipv6": "1",
-}
-# sysctls of an instance's namespace: no forwarding; its eth0 gets no IPv6 (lo keeps ::1)
-INSTANCE_SYSCTLS = {"net.ipv4.ip_forward": "0", "net.ipv6.conf.default.disable_ipv6": "1"}
-
 
 @dataclass(eq=False)
 class _Vpc:
@@ -87,6 +69,8 @@ class VpcDataPlane:
     # -- start and stop -------------------------------------------------------------------------
     async def start(self) -> None:
         """Own the host table; sweep what a previous run left (namespaces, veths, routes, table)."""
+        if self._started:
+            return
         await asyncio.to_thread(netns.private_directory, self.netns_dir)
         self._host_nft = Nft(None, None)
         await self._sweep()
@@ -103,8 +87,6 @@ class VpcDataPlane:
             await self._host_nft.close()
             self._host_nft = None
         self._claims.release_all()
-        from minicloud.engine.snapshots.mounts import unmount
-
         await asyncio.to_thread(unmount, self.netns_dir)
         self._started = False
 
@@ -166,10 +148,10 @@ class VpcDataPlane:
         thread = netns.NamespaceThread(router)
         vpc = _Vpc(vpc_id, net, router, link, thread, Nft(thread, router))
         try:
-            await thread.call(lambda: _write_all(thread, ROUTER_SYSCTLS))
+            await thread.call(lambda: kernel.write_all(thread, kernel.ROUTER_SYSCTLS))
             await netns.run_ip(None, [f"link del {link}"], tolerate=True)
             await netns.run_ip(None, [f"link add {link} type veth peer name {addr.UPLINK} netns {router}"])
-            await asyncio.to_thread(_host_link_sysctls, link)
+            await asyncio.to_thread(kernel.host_link_sysctls, link)
             await netns.run_ip(None, [f"addr add {addr.LINK_HOST}/32 dev {link}", f"link set {link} up"])
             await netns.run_ip(router, [
                 "link set lo up", f"addr add {addr.METADATA_ADDRESS}/32 dev lo",
@@ -286,7 +268,7 @@ class VpcDataPlane:
         await asyncio.to_thread(netns.remove, path)
         await asyncio.to_thread(netns.create, path)
         try:
-            await _write_sysctls(path, INSTANCE_SYSCTLS)
+            await kernel.write_sysctls(path, kernel.INSTANCE_SYSCTLS)
             router_side = [
                 f"link add {ifname} type veth peer name {addr.INSTANCE_IFNAME} address {port.mac} netns {path}",
                 f"ntable change name arp_cache dev {ifname} proxy_delay 0",
@@ -428,7 +410,7 @@ class VpcDataPlane:
             await netns.run_ip(vpc.router, [f"addr replace {value}/32 dev lo"])
         vpc.services.add(rules.Service(str(value), port))
         await self._refresh_router(vpc)
-        return await vpc.thread.call(lambda: _listening_socket(str(value), port))
+        return await vpc.thread.call(lambda: kernel.listening_socket(str(value), port))
 
     # -- rendering --------------------------------------------------------------------------------
     def _views(self, vpc: _Vpc) -> list[rules.PortView]:
@@ -465,38 +447,3 @@ class VpcDataPlane:
 def _same_link(old: Port, new: Port) -> bool:
     return (old.vpc_id, old.subnet_id, old.subnet_cidr, old.private_ip, old.mac) == (
         new.vpc_id, new.subnet_id, new.subnet_cidr, new.private_ip, new.mac)
-
-
-def _host_link_sysctls(link: str) -> None:
-    """Blocking. Sysctls of our own uplink's host end: 127/8 sources may leave through it (the
-    host's connections to public IPs) and it carries no IPv6."""
-    Path(f"/proc/sys/net/ipv4/conf/{link}/route_localnet").write_text("1")
-    with contextlib.suppress(FileNotFoundError):
-        Path(f"/proc/sys/net/ipv6/conf/{link}/disable_ipv6").write_text("1")
-
-
-async def _write_sysctls(path: Path, values: dict[str, str]) -> None:
-    thread = netns.NamespaceThread(path)
-    try:
-        await thread.call(lambda: _write_all(thread, values))
-    finally:
-        thread.close()
-
-
-def _write_all(thread: netns.NamespaceThread, values: dict[str, str]) -> None:
-    """Blocking, in the namespace's thread, in order."""
-    for name, value in values.items():
-        thread.write_sysctl(name, value)
-
-
-def _listening_socket(address: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((address, port))
-        sock.listen(512)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
