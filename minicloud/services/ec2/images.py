@@ -1,7 +1,8 @@
-"""AMIs over minicloud's registry. Every tag of a ``library/*`` repository (the bootstrap images,
-and the AMI images with sshd the EC2 guest adds) is a public AMI owned by minicloud
-(ImageOwnerAlias ``minicloud``; ``Owners=amazon`` finds them too), named like
-``debian-12-amd64-minicloud``, with an id derived from the reference (stable across restarts).
+"""AMIs over minicloud's registry. The EC2 guest's AMI images (``guest.AMIS``: e.g.
+``debian-12-amd64-minicloud`` with sshd, ``busybox-minicloud``) and every tag of a ``library/*``
+repository (the bootstrap images, named like ``nginx-latest-amd64-minicloud``) are public AMIs owned
+by minicloud (ImageOwnerAlias ``minicloud``; ``Owners=amazon`` finds them too), once pushed into the
+registry (``minicloud images bootstrap``), with ids derived from the reference (stable across restarts).
 
 RegisterImage takes a registry reference in ImageLocation (``<repository>:<tag>`` or
 ``<repository>@sha256:...``): AWS's RegisterImage has no field for a container image, so minicloud
@@ -74,20 +75,33 @@ def image_doc(image_id: str, name: str, location: str, reference: str, owner: st
     return doc
 
 
+def _curated() -> dict[tuple[str, str], tuple[str, str]]:
+    """The EC2 guest's AMIs: (repository, tag) -> (AMI name, description)."""
+    from minicloud.services.ec2.guest import AMIS
+
+    return {(ami.recipe.repository, ami.recipe.tags[0]): (ami.name, ami.description) for ami in AMIS}
+
+
 def public_images(conn: sa.Connection, region: str) -> list[Resource]:
-    """The registry's ``library/*`` tags as public AMIs."""
+    """The EC2 guest's AMI images and the registry's ``library/*`` tags, as public AMIs."""
+    curated = _curated()
+    curated_repositories = {repository for repository, _ in curated}
     found = []
     for repository in list_repositories(conn):
-        if not repository.name.startswith(PUBLIC_PREFIXES):
+        if not repository.name.startswith(PUBLIC_PREFIXES) and repository.name not in curated_repositories:
             continue
         for tag in list_tags(conn, repository.id):
+            known = curated.get((repository.name, tag))
+            if known is None and not repository.name.startswith(PUBLIC_PREFIXES):
+                continue
+            name, description = known or (ami_name(repository.name, tag),
+                                          f"minicloud {repository.name}:{tag} (from minicloud's registry)")
             manifest = get_manifest(conn, repository.id, tag)
             created = manifest.pushed_at if manifest else repository.created_at
             image_id = stable_id("image", repository.name, tag)
             reference = f"{repository.name}:{tag}"
-            doc = image_doc(image_id, ami_name(repository.name, tag), f"{MINICLOUD_ALIAS}/{reference}", reference,
-                            MINICLOUD_OWNER_ID, created, public_image=True, alias=MINICLOUD_ALIAS,
-                            description=f"minicloud {reference} (from minicloud's registry)")
+            doc = image_doc(image_id, name, f"{MINICLOUD_ALIAS}/{reference}", reference, MINICLOUD_OWNER_ID, created,
+                            public_image=True, alias=MINICLOUD_ALIAS, description=description)
             found.append(Resource(image_id, MINICLOUD_OWNER_ID, region, "image", doc, created_at=created))
     return found
 

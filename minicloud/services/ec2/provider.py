@@ -6,9 +6,13 @@ import os
 
 from minicloud.aws.provider import Provider
 from minicloud.runtime import Runtime
+from minicloud.services.ec2.addresses import AddressesMixin
+from minicloud.services.ec2.controller import InstanceController
 from minicloud.services.ec2.defaults import DefaultVpcs
 from minicloud.services.ec2.images import ImagesMixin
+from minicloud.services.ec2.instances import InstancesMixin
 from minicloud.services.ec2.keypairs import KeyPairsMixin
+from minicloud.services.ec2.metadata import Ec2InstanceMetadata
 from minicloud.services.ec2.regions import RegionsMixin
 from minicloud.services.ec2.routing import RoutingMixin
 from minicloud.services.ec2.security_groups import SecurityGroupsMixin
@@ -18,13 +22,19 @@ from minicloud.services.ec2.vpcs import VpcsMixin
 
 
 class Ec2Provider(RegionsMixin, VpcsMixin, RoutingMixin, SecurityGroupsMixin, TagsMixin, KeyPairsMixin,
-                  ImagesMixin, Provider):
+                  InstancesMixin, ImagesMixin, AddressesMixin, Provider):
     service_name = "ec2"
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.settings = Ec2Settings.from_environ(os.environ)
         self.defaults = DefaultVpcs(runtime.db, runtime.topology)
+        self.metadata = Ec2InstanceMetadata(runtime.db, runtime.topology, self.settings.credentials_ttl)
+        self.controller = InstanceController(runtime, self.settings, self.metadata)
+        runtime.controllers.append(self.controller)
 
     def wake_controller(self) -> None:
-        pass
+        self.controller.wake()
+
+    async def stop(self) -> None:
+        await self.controller.close()

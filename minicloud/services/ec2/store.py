@@ -130,3 +130,14 @@ def release_public_ip(conn: sa.Connection, address: str) -> None:
 def public_ip_owner(conn: sa.Connection, address: str) -> str | None:
     row = conn.execute(sa.select(ec2_public_ips.c.owner_id).where(ec2_public_ips.c.address == address)).first()
     return None if row is None else str(row.owner_id)
+
+
+FOREIGN = "foreign"  # an address another program on the host maps: skipped by take_public_ip
+
+
+def mark_public_ip_foreign(conn: sa.Connection, address: str) -> None:
+    conn.execute(ec2_public_ips.update().where(ec2_public_ips.c.address == address).values(owner_id=FOREIGN))
+
+
+def forget_foreign_public_ips(conn: sa.Connection) -> None:
+    conn.execute(ec2_public_ips.delete().where(ec2_public_ips.c.owner_id == FOREIGN))
