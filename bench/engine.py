@@ -1,9 +1,11 @@
 """Container engine: ``docker run --rm busybox true`` latency, minicloud side by side with Debian's
 dockerd (``docker.io``, own folders, ``--bridge none --iptables=false``) and raw ``runc run`` as
-the floor. The same busybox root filesystem (Debian's busybox-static) is imported into both
-engines; runs alternate between them so that machine noise hits everyone alike.
+the floor; then a 6-step classic build (``DOCKER_BUILDKIT=0 docker build --network none``: FROM,
+COPY of 4 MiB, two RUNs, ENV, CMD) uncached (``--no-cache``) and cached. The same busybox root
+filesystem (Debian's busybox-static) is imported into both engines; runs alternate between them
+so that machine noise hits everyone alike.
 
-    .venv/bin/python bench/run.py engine [--runs 20]
+    .venv/bin/python bench/run.py engine [--runs 20] [--build-runs 5]
 """
 
 from __future__ import annotations
@@ -103,6 +105,48 @@ def runc_bundle(root: Path, rootfs: Path) -> Path:
     return bundle
 
 
+BUILD_DOCKERFILE = """\
+FROM busybox
+COPY data.bin /app/data.bin
+RUN md5sum /app/data.bin > /app/sum
+RUN mkdir -p /app/out && cp /app/sum /app/out/copy
+ENV APP=/app
+CMD ["cat", "/app/sum"]
+"""
+
+
+def build_context(root: Path) -> Path:
+    context = root / "build-context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(BUILD_DOCKERFILE)
+    (context / "data.bin").write_bytes(os.urandom(4 << 20))
+    return context
+
+
+def build_bench(envs: dict[str, dict[str, str]], context: Path, runs: int) -> None:
+    """Uncached and cached builds of the same context, alternating between the engines."""
+    def build(env: dict[str, str], *extra: str) -> float:
+        return timed([DOCKER, "build", "--network", "none", "-t", "bench-build", *extra, str(context)],
+                     {**env, "DOCKER_BUILDKIT": "0"})
+
+    results: dict[str, dict[str, list[float]]] = {name: {"uncached": [], "cached": []} for name in envs}
+    for env in envs.values():
+        build(env)  # warm-up: base image unpacked, cache filled
+    for _ in range(runs):
+        for name, env in envs.items():
+            results[name]["uncached"].append(build(env, "--no-cache"))
+            results[name]["cached"].append(build(env))
+    print("\n== engine: 6-step classic build (DOCKER_BUILDKIT=0, --network none) ==")
+    for kind in ("uncached", "cached"):
+        for name in envs:
+            print(f"  {kind:8} {name:22} {summary(results[name][kind])}")
+        if "minicloud" in results and len(results) > 1:
+            base = statistics.median(results["minicloud"][kind])
+            for name in envs:
+                if name != "minicloud":
+                    print(f"  {kind:8} minicloud / {name}: {base / statistics.median(results[name][kind]):.2f}x")
+
+
 def summary(samples: list[float]) -> str:
     ordered = sorted(samples)
     p90 = ordered[int(0.9 * (len(ordered) - 1))]
@@ -112,6 +156,7 @@ def summary(samples: list[float]) -> str:
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench/run.py engine", description=__doc__)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--build-runs", type=int, default=5, help="0 skips the build benchmark")
     args = parser.parse_args(list(argv))
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         root = Path(tmp)
@@ -151,6 +196,11 @@ def main(argv: Sequence[str]) -> int:
             for name, values in samples.items():
                 if name != "minicloud":
                     print(f"  minicloud / {name}: {base / statistics.median(values):.2f}x")
+            if args.build_runs > 0:
+                envs = {"minicloud": env_mc}
+                if "dockerd (docker.io)" in contenders:
+                    envs["dockerd (docker.io)"] = env_d
+                build_bench(envs, build_context(root), args.build_runs)
         finally:
             for stop in reversed(stops):
                 stop()
