@@ -3,11 +3,18 @@ namespaces and interfaces (never the host's), and listening sockets inside a rou
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import errno
+import os
 import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from minicloud.engine.network import netns
+from minicloud.vpcnet import rtnl
+from minicloud.vpcnet.addressing import INSTANCE_IFNAME, LINK_ROUTER
 
 # sysctls of a router namespace (never of the host): it forwards between its own interfaces only,
 # answers ARP for every address it routes (proxy ARP; without delay: each port's proxy_delay is 0),
@@ -36,14 +43,6 @@ def host_link_sysctls(link: str) -> None:
         Path(f"/proc/sys/net/ipv6/conf/{link}/disable_ipv6").write_text("1")
 
 
-async def write_sysctls(path: Path, values: dict[str, str]) -> None:
-    thread = netns.NamespaceThread(path)
-    try:
-        await thread.call(lambda: write_all(thread, values))
-    finally:
-        thread.close()
-
-
 def write_all(thread: netns.NamespaceThread, values: dict[str, str]) -> None:
     """Blocking, in the namespace's thread, in order."""
     for name, value in values.items():
@@ -61,3 +60,68 @@ def listening_socket(address: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def build_instance_side(path: Path, router: Path, ifname: str, mac: str, address: str, prefixlen: int,
+                        gateway: str) -> None:
+    """Blocking, in a thread of its own that ends afterwards. Create the instance's namespace at
+    ``path`` and its veth pair: ``eth0`` (the port's MAC and address, default route via the
+    gateway) here, ``ifname`` in the router's namespace."""
+    rtnl.enter_new_namespace(path)
+    for name, value in INSTANCE_SYSCTLS.items():
+        Path("/proc/sys", name.replace(".", "/")).write_text(value)
+    router_fd = os.open(router, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with rtnl.Rtnl() as nl:
+            nl.set_up("lo")
+            nl.add_veth(INSTANCE_IFNAME, mac, ifname, router_fd)
+            nl.add_address(INSTANCE_IFNAME, address, prefixlen)
+            nl.set_up(INSTANCE_IFNAME)
+            nl.route("0.0.0.0", 0, INSTANCE_IFNAME, gateway)
+    finally:
+        os.close(router_fd)
+
+
+def attach_router_side(ifname: str, address: str) -> None:
+    """Blocking, in the router's thread. Bring the router's end up, answering ARP at once, with
+    the instance's /32 route over it."""
+    Path(f"/proc/sys/net/ipv4/neigh/{ifname}/proxy_delay").write_text("0")
+    with rtnl.Rtnl() as nl:
+        nl.set_up(ifname)
+        nl.route(address, 32, ifname)
+
+
+def delete_link(name: str) -> None:
+    """Blocking, in the namespace's thread: delete an interface (a veth: both ends) if there."""
+    with rtnl.Rtnl() as nl:
+        nl.delete_link(name)
+
+
+def route_transit(candidate: str, link: str) -> bool:
+    """Blocking, in the host's namespace: route ``candidate``/32 to the router over ``link``;
+    False when the host already routes it (another port's, maybe another process's)."""
+    with rtnl.Rtnl() as nl:
+        try:
+            nl.route(candidate, 32, link, LINK_ROUTER, onlink=True)
+        except FileExistsError:
+            return False
+    return True
+
+
+def unroute_transit(transit: str, link: str) -> None:
+    """Blocking, in the host's namespace: remove a transit route (gone already is fine)."""
+    with rtnl.Rtnl() as nl:
+        try:
+            nl.route(transit, 32, link, LINK_ROUTER, onlink=True, delete=True)
+        except OSError as exc:
+            if exc.errno not in (errno.ESRCH, errno.ENODEV, errno.ENOENT):
+                raise
+
+
+async def in_new_thread(fn: Callable[[], None]) -> None:
+    """Run ``fn`` in a thread of its own (one that may change namespace), which then ends."""
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netns-new")
+    try:
+        await asyncio.get_running_loop().run_in_executor(executor, fn)
+    finally:
+        executor.shutdown(wait=False)

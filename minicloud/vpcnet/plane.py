@@ -257,30 +257,19 @@ class VpcDataPlane:
         path = self.netns_dir / f"instance.{port.instance_id}"
         ifname = addr.router_port(port.instance_id)
         transit = None
-        if port.public_ip is not None:
-            async with self._host_lock:
-                self._claims.claim(port.public_ip)
-                try:
-                    transit = await self._route_transit(vpc)
-                except BaseException:
-                    self._claims.release(port.public_ip)
-                    raise
-        await asyncio.to_thread(netns.remove, path)
-        await asyncio.to_thread(netns.create, path)
-        try:
-            await kernel.write_sysctls(path, kernel.INSTANCE_SYSCTLS)
-            router_side = [
-                f"link add {ifname} type veth peer name {addr.INSTANCE_IFNAME} address {port.mac} netns {path}",
-                f"ntable change name arp_cache dev {ifname} proxy_delay 0",
-                f"link set {ifname} up", f"route replace {port.private_ip}/32 dev {ifname}"]
+        if port.public_ip is not None:  # (no lock needed: a claim is taken at once, and the kernel
+            self._claims.claim(port.public_ip)  # refuses a transit route that another port just took)
             try:
-                await netns.run_ip(vpc.router, router_side)
-            except netns.NetworkSetupFailed:  # a pair left under the same name: once more
-                await netns.run_ip(vpc.router, [f"link del {ifname}"], tolerate=True)
-                await netns.run_ip(vpc.router, router_side)
-            await netns.run_ip(path, [
-                "link set lo up", f"addr add {port.private_ip}/{subnet.prefixlen} dev {addr.INSTANCE_IFNAME}",
-                f"link set {addr.INSTANCE_IFNAME} up", f"route add default via {addr.gateway(subnet)}"])
+                transit = await self._route_transit(vpc)
+            except BaseException:
+                self._claims.release(port.public_ip)
+                raise
+        await asyncio.to_thread(netns.remove, path)
+        await vpc.thread.call(lambda: kernel.delete_link(ifname))  # a pair left under this name
+        try:
+            await kernel.in_new_thread(lambda: kernel.build_instance_side(
+                path, vpc.router, ifname, port.mac, port.private_ip, subnet.prefixlen, str(addr.gateway(subnet))))
+            await vpc.thread.call(lambda: kernel.attach_router_side(ifname, port.private_ip))
             state = _PortState(port, ifname, path, transit)
             self._ports[port.instance_id] = state
             await self._refresh_router(vpc)
@@ -289,10 +278,10 @@ class VpcDataPlane:
                     await self._apply_host_table()
         except BaseException:
             registered = self._ports.pop(port.instance_id, None) is not None
-            await netns.run_ip(vpc.router, [f"link del {ifname}"], tolerate=True)
+            await vpc.thread.call(lambda: kernel.delete_link(ifname))
             await asyncio.to_thread(netns.remove, path)
             if transit is not None and port.public_ip is not None:
-                await netns.run_ip(None, [f"route del {transit}/32 dev {vpc.link}"], tolerate=True)
+                await asyncio.to_thread(kernel.unroute_transit, transit, vpc.link)
                 async with self._host_lock:
                     if registered:
                         await self._apply_host_table()
@@ -323,7 +312,7 @@ class VpcDataPlane:
         vpc = self._vpcs.get(state.port.vpc_id)
         self._ports.pop(instance_id, None)
         if vpc is not None:
-            await netns.run_ip(vpc.router, [f"link del {state.ifname}"], tolerate=True)
+            await vpc.thread.call(lambda: kernel.delete_link(state.ifname))
             await self._refresh_router(vpc)
         await asyncio.to_thread(netns.remove, state.netns)
 
@@ -351,7 +340,7 @@ class VpcDataPlane:
                 state.port = replace(state.port, public_ip=None)
                 await self._apply_host_table()
                 if transit is not None:
-                    await netns.run_ip(None, [f"route del {transit}/32 dev {vpc.link}"], tolerate=True)
+                    await asyncio.to_thread(kernel.unroute_transit, transit, vpc.link)
                 await self._refresh_router(vpc)
             else:
                 self._claims.claim(public_ip)
@@ -372,12 +361,8 @@ class VpcDataPlane:
         decides which is free (another minicloud on this host may route some)."""
         used = [s.transit for s in self._ports.values() if s.transit]
         for candidate in addr.transit_candidates(self.transit_pool, used):
-            try:
-                await netns.run_ip(None, [f"route add {candidate}/32 via {addr.LINK_ROUTER} dev {vpc.link} onlink"])
+            if await asyncio.to_thread(kernel.route_transit, candidate, vpc.link):
                 return candidate
-            except netns.NetworkSetupFailed as exc:
-                if "File exists" not in str(exc):
-                    raise
         raise Conflict(f"the transit pool {self.transit_pool} is exhausted")
 
     # -- security -------------------------------------------------------------------------------
