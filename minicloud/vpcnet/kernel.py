@@ -1,5 +1,6 @@
-"""What the data plane asks of the kernel besides ``ip`` and nftables: sysctls of its own
-namespaces and interfaces (never the host's), and listening sockets inside a router."""
+"""What the data plane asks of the kernel directly: sysctls of its own namespaces and interfaces
+(never the host's), an instance's namespace and veth pair built by a thread without starting a
+process (``rtnl``), routes of its own on the host, and listening sockets inside a router."""
 
 from __future__ import annotations
 
