@@ -102,6 +102,8 @@ def mmdebstrap_command(recipe: Recipe, source: DebianSource, out: Path, staging:
 async def build_rootfs(recipe: Recipe, source: DebianSource, out: Path, base_layers: Sequence[Path] = (),
                        slim: bool = False) -> None:
     """Run mmdebstrap; its output (the last lines) is in the error when it fails."""
+    if os.geteuid() != 0:
+        raise RootfsError(f"building {recipe.name} needs root (mmdebstrap --mode=root chroots and mounts)")
     with tempfile.TemporaryDirectory(prefix="minicloud-recipe-") as staging:
         command = mmdebstrap_command(recipe, source, out, Path(staging), base_layers, slim)
         env = {**os.environ, "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH), "DEBIAN_FRONTEND": "noninteractive",

@@ -93,6 +93,14 @@ def test_bootstrap_then_docker_pull_and_run(fresh_server: MinicloudServer, image
         line = next(line for line in again.stdout.splitlines() if line.strip().startswith(f"{name} "))
         assert "cached; 0 blobs uploaded (0.0 MB), 0 mounted" in line and "0 tags updated" in line, line
 
+    # debian:bookworm-slim is nginx's base: its layer is mounted from library/nginx, not uploaded again
+    slim = bootstrap(fresh_server, image_cache, "debian:bookworm-slim")
+    assert slim.returncode == 0, slim.stderr
+    assert "1 blobs uploaded" in slim.stdout and "1 mounted" in slim.stdout, slim.stdout
+    listing = docker("run", "--rm", "debian:bookworm-slim", "sh", "-c",
+                     "ls /usr/share/man 2>/dev/null | wc -l; ls /usr/share/doc/*")
+    assert listing.splitlines()[0] == "0" and "copyright" in listing
+
 
 def test_bad_names_and_missing_credentials(fresh_server: MinicloudServer, image_cache: Path,  # noqa: F811
                                            tmp_path: Path) -> None:
