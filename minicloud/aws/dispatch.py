@@ -214,6 +214,8 @@ class AwsDispatcher:
         payload is a streaming blob (the member's name is returned); any other reads it here."""
         parser = endpoint.parser
         streaming = parser.streaming_payload(request) if isinstance(parser, RestParser) else None
+        if streaming is not None and not request.headers.get("x-amz-content-sha256"):
+            streaming = None  # no declared payload hash: the signature covers the body, so read it (Lambda Invoke)
         if streaming is None:
             await self._read_stream(request)
         return streaming
