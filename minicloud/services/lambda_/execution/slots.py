@@ -15,11 +15,11 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from minicloud.engine.network import netns
+from minicloud.engine.snapshots.mounts import unmount
 from minicloud.services.lambda_.execution.http import Handler, serve_connection
 from minicloud.services.lambda_.execution.spec import RUNTIME_API_PORT
 
@@ -174,6 +174,4 @@ class SlotPool:
                 log.exception("removing a Lambda network namespace failed")
         self._all.clear()
         self._free.clear()
-
-
-Factory = Callable[[], Slot]
+        await asyncio.to_thread(unmount, self.directory)  # the private mount ``start`` made
