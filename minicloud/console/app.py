@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
 from minicloud.aws.dispatch import AwsDispatcher
 from minicloud.aws.errors import ServiceError, error_status
@@ -124,7 +125,7 @@ class ConsoleApp:
         if request.method == "GET" and not request.wants_fragment:
             target = PREFIX + request.path
             if request.query:
-                target += "?" + "&".join(f"{k}={v}" for k, v in request.query.items())
+                target += "?" + urlencode(request.query)
             return redirect(url("/signin", next=target))
         return text("Your console session has ended: sign in again.", 401)
 

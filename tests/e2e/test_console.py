@@ -145,6 +145,15 @@ def test_user_without_s3_permission_sees_access_denied(page: Page, server: Minic
         viewer.get_by_role("button", name="Create bucket").click()
         expect(viewer.locator("#e-bucket_name")).to_contain_text("AccessDenied")
         assert bucket_names(server) == before
+        # An upload into root's bucket is refused with S3's answer, shown beside the file.
+        bucket = unique("private")
+        server.client("s3").create_bucket(Bucket=bucket)
+        viewer.goto(console(server, f"/s3/buckets/{bucket}"))
+        expect(viewer.locator(".error-box.denied")).to_contain_text("s3:ListBucket")
+        viewer.locator("#upload-input").set_input_files(
+            files=[{"name": "nope.bin", "mimeType": "application/octet-stream", "buffer": os.urandom(2_000_000)}])
+        expect(viewer.locator(".uploads li", has_text="nope.bin")).to_contain_text("Failed: AccessDenied")
+        assert server.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount") == 0
     finally:
         other.close()
 

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from minicloud.aws.errors import ServiceError, error_status
 from minicloud.aws.payload import RequestPayload
+from minicloud.aws.request import ClientDisconnected
 from minicloud.console.calls import CallFailure
 from minicloud.console.http import SECURITY_HEADERS, Response, text, url
 from minicloud.console.page import Page
@@ -17,6 +18,7 @@ from minicloud.console.views.common import field_error, status_of
 from minicloud.server.asgi import ReceiveStream
 
 PAGE_SIZE = 200
+DRAIN_LIMIT = 64 * 1024 * 1024
 
 
 def breadcrumbs(prefix: str) -> list[tuple[str, str]]:
@@ -65,9 +67,22 @@ async def upload(page: Page) -> Response:
         result = await page.calls.call("s3", "PutObject", params, method="PUT", payload={"Body": payload})
     except ServiceError as error:
         failure = CallFailure.of(error)
+        await _drain(stream)  # so that the browser reads the answer instead of a reset connection
         return text(f"{failure.code}: {failure.message}", error_status(error))
     body = json.dumps({"Bucket": bucket, "Key": key, "ETag": result.get("ETag")}).encode()
     return Response(200, [("content-type", "application/json"), *SECURITY_HEADERS], body)
+
+
+async def _drain(stream: ReceiveStream, limit: int = DRAIN_LIMIT) -> None:
+    """Read and drop what is left of a refused upload's body, up to ``limit`` bytes."""
+    seen = 0
+    try:
+        async for chunk in stream:
+            seen += len(chunk)
+            if seen > limit:
+                return
+    except ClientDisconnected:
+        return
 
 
 async def download(page: Page) -> Response:
