@@ -17,7 +17,7 @@ from minicloud.engine.network.plumbing import parse_link_names
 from minicloud.engine.snapshots.mounts import unmount
 from minicloud.vpcnet import addressing as addr
 from minicloud.vpcnet import hosttable, kernel, rules
-from minicloud.vpcnet.claims import DEFAULT_CLAIMS_DIR, PublicIpClaims
+from minicloud.vpcnet.claims import RUN_DIR, Orphan, PlaneLock, PublicIpClaims
 from minicloud.vpcnet.model import Conflict, InvalidInput, NotFound, Port, SecurityGroup
 from minicloud.vpcnet.nftlib import Nft
 
@@ -49,7 +49,7 @@ class _PortState:
 
 class VpcDataPlane:
     def __init__(self, state_dir: Path, *, public_pool: str = addr.DEFAULT_PUBLIC_POOL,
-                 transit_pool: str = addr.DEFAULT_TRANSIT_POOL, claims_dir: Path = DEFAULT_CLAIMS_DIR) -> None:
+                 transit_pool: str = addr.DEFAULT_TRANSIT_POOL, run_dir: Path = RUN_DIR) -> None:
         self.state_dir = state_dir
         self.netns_dir = state_dir / "netns"
         self.tag = addr.instance_tag(str(state_dir.resolve()))
@@ -58,7 +58,8 @@ class VpcDataPlane:
         if not self.public_pool.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
             raise InvalidInput(f"the public address pool {public_pool} must be inside 127.0.0.0/8")
         self.transit_pool = ipaddress.IPv4Network(transit_pool)
-        self._claims = PublicIpClaims(claims_dir)
+        self._claims = PublicIpClaims(run_dir / "vpc-public-ips")
+        self._lock = PlaneLock(run_dir / "vpc-planes", self.tag, state_dir.resolve())
         self._vpcs: dict[str, _Vpc] = {}
         self._ports: dict[str, _PortState] = {}
         self._port_locks: dict[str, asyncio.Lock] = {}
@@ -71,10 +72,23 @@ class VpcDataPlane:
         """Own the host table; sweep what a previous run left (namespaces, veths, routes, table)."""
         if self._started:
             return
-        await asyncio.to_thread(netns.private_directory, self.netns_dir)
-        self._host_nft = Nft(None, None)
-        await self._sweep()
-        await self._host_nft.load(hosttable.ruleset(self.table, [], {}))
+        await asyncio.to_thread(self._lock.acquire)
+        try:
+            await asyncio.to_thread(netns.private_directory, self.netns_dir)
+            self._host_nft = Nft(None, None)
+            await self._sweep(self.tag, self.netns_dir)
+            for orphan in await asyncio.to_thread(self._lock.orphans):
+                try:
+                    await self._sweep_orphan(orphan)
+                except Exception as exc:  # another's leftovers: never a reason not to start
+                    log.warning("cannot sweep what the dead VPC data plane %s left: %s", orphan.tag, exc)
+            await self._host_nft.load(hosttable.ruleset(self.table, [], {}))
+        except BaseException:
+            if self._host_nft is not None:
+                await self._host_nft.close()
+                self._host_nft = None
+            self._lock.release()
+            raise
         self._started = True
 
     async def stop(self) -> None:
@@ -83,27 +97,38 @@ class VpcDataPlane:
             with contextlib.suppress(Exception):
                 await self.remove_vpc(vpc_id)
         if self._host_nft is not None:
-            await self._sweep()
+            await self._sweep(self.tag, self.netns_dir)
             await self._host_nft.close()
             self._host_nft = None
         self._claims.release_all()
         await asyncio.to_thread(unmount, self.netns_dir)
+        self._lock.release()
         self._started = False
 
-    async def _sweep(self) -> None:
-        prefix = addr.host_link_prefix(self.tag)
+    async def _sweep(self, tag: str, netns_dir: Path | None) -> None:
+        """Remove the host links (with their routes), host table and namespaces of the data plane
+        named ``tag`` (this one, or a dead one)."""
+        prefix = addr.host_link_prefix(tag)
         links = parse_link_names(await netns.run_ip(None, ["link show"]))
         await netns.run_ip(None, [f"link del {name}" for name in sorted(links) if name.startswith(prefix)],
                            tolerate=True)
         assert self._host_nft is not None
-        await self._host_nft.load(hosttable.removal(self.table))
-        await asyncio.to_thread(self._remove_namespace_files)
+        await self._host_nft.load(hosttable.removal(addr.host_table(tag)))
+        if netns_dir is not None:
+            await asyncio.to_thread(_remove_namespace_files, netns_dir)
         await asyncio.to_thread(self._claims.sweep)
 
-    def _remove_namespace_files(self) -> None:
-        if self.netns_dir.is_dir():
-            for path in self.netns_dir.iterdir():
-                netns.remove(path)
+    async def _sweep_orphan(self, orphan: Orphan) -> None:
+        """What a dead data plane left (its state directory may be gone)."""
+        try:
+            netns_dir = orphan.state_dir / "netns" if orphan.state_dir else None
+            if netns_dir is not None and not netns.exists(netns_dir):
+                netns_dir = None
+            await self._sweep(orphan.tag, netns_dir)
+            if netns_dir is not None:
+                await asyncio.to_thread(unmount, netns_dir)
+        finally:
+            orphan.forget()
 
     # -- VPCs -----------------------------------------------------------------------------------
     def router_netns(self, vpc_id: str) -> Path:
@@ -432,3 +457,9 @@ class VpcDataPlane:
 def _same_link(old: Port, new: Port) -> bool:
     return (old.vpc_id, old.subnet_id, old.subnet_cidr, old.private_ip, old.mac) == (
         new.vpc_id, new.subnet_id, new.subnet_cidr, new.private_ip, new.mac)
+
+
+def _remove_namespace_files(directory: Path) -> None:
+    if directory.is_dir():
+        for path in directory.iterdir():
+            netns.remove(path)

@@ -25,7 +25,7 @@ import pytest
 
 from minicloud.vpcnet import Conflict, Port, Rule, SecurityGroup, VpcDataPlane
 from minicloud.vpcnet.addressing import LINK_HOST
-from minicloud.vpcnet.claims import DEFAULT_CLAIMS_DIR
+from minicloud.vpcnet.claims import RUN_DIR
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not Path("/bin/busybox").exists() or not shutil.which("nft")
@@ -495,6 +495,30 @@ asyncio.run(main())
 """
 
 
+def test_a_dead_data_plane_whose_directory_is_gone_is_swept_by_another(loop: LoopThread, tmp_path: Path) -> None:
+    dead_dir = tmp_path / "dead" / "state"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(dead_dir)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    with pytest.raises(Conflict):  # one live process per state directory
+        loop.run(VpcDataPlane(dead_dir).start())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    dead = VpcDataPlane(dead_dir)
+    assert host_state(dead)["links"] and host_state(dead)["tables"]
+    (tmp_path / "dead").rename(tmp_path / "renamed")  # as pytest does before deleting a directory
+    other = VpcDataPlane(tmp_path / "other")
+    loop.run(other.start())
+    try:
+        left = host_state(dead)
+        assert left["links"] == [] and left["routes"] == [] and left["tables"] == []
+        assert not (RUN_DIR / "vpc-planes" / dead.tag).exists()
+    finally:
+        loop.run(other.stop())
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():  # the renamed namespaces
+            if str(tmp_path / "renamed") in line.split()[4]:
+                subprocess.run(["umount", "-l", line.split()[4]], check=False)
+
+
 def test_start_after_a_kill_sweeps_leftovers(loop: LoopThread, tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(state_dir)], stdout=subprocess.PIPE, text=True)
@@ -509,7 +533,7 @@ def test_start_after_a_kill_sweeps_leftovers(loop: LoopThread, tmp_path: Path) -
         swept = host_state(dp)
         assert swept["links"] == [] and swept["routes"] == [] and swept["files"] == []
         assert connect_from_host("127.100.44.1", 22, 0.5) in ("timeout", "refused")
-        assert not (DEFAULT_CLAIMS_DIR / "127.100.44.1").exists()  # the dead process's claim is gone
+        assert not (RUN_DIR / "vpc-public-ips" / "127.100.44.1").exists()  # the dead process's claim is gone
     finally:
         loop.run(dp.stop())
     assert host_state(dp)["tables"] == [] and host_state(dp)["mounts"] == []

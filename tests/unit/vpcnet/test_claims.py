@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from minicloud.vpcnet.claims import PublicIpClaims
+from minicloud.vpcnet.claims import PlaneLock, PublicIpClaims
 from minicloud.vpcnet.model import Conflict
 
 
@@ -38,3 +38,20 @@ def test_sweep_removes_only_claims_nobody_holds(tmp_path: Path) -> None:
     PublicIpClaims(tmp_path).sweep()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["127.100.0.8"]
     holder.release_all()
+
+
+def test_one_live_data_plane_per_state_directory_and_dead_ones_are_orphans(tmp_path: Path) -> None:
+    running = PlaneLock(tmp_path, "aaaa", Path("/data/one"))
+    running.acquire()
+    with pytest.raises(Conflict):
+        PlaneLock(tmp_path, "aaaa", Path("/data/one")).acquire()
+    (tmp_path / "bbbb").write_text("/data/gone")  # a data plane that died
+    other = PlaneLock(tmp_path, "cccc", Path("/data/two"))
+    other.acquire()
+    orphans = other.orphans()
+    assert [(o.tag, o.state_dir) for o in orphans] == [("bbbb", Path("/data/gone"))]  # not the live "aaaa"
+    orphans[0].forget()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["aaaa", "cccc"]
+    running.release()
+    other.release()
+    assert list(tmp_path.iterdir()) == []
