@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,9 +110,13 @@ async def build_rootfs(recipe: Recipe, source: DebianSource, out: Path, base_lay
         env = {**os.environ, "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH), "DEBIAN_FRONTEND": "noninteractive",
                "LC_ALL": "C.UTF-8"}
         try:
+            if shutil.which("mmdebstrap") is None:
+                raise FileNotFoundError("mmdebstrap")
+            # files that hooks and maintainer scripts create get Debian's usual modes, whatever the
+            # caller's umask (minicloud up runs with 077)
             process = await asyncio.create_subprocess_exec(
-                *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, env=env)
+                "/bin/sh", "-c", 'umask 022 && exec "$@"', "sh", *command, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env)
         except FileNotFoundError:
             raise RootfsError("mmdebstrap is not installed (apt-get install mmdebstrap)") from None
         try:

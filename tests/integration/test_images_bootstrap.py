@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -118,3 +119,63 @@ def test_bad_names_and_missing_credentials(fresh_server: MinicloudServer, image_
                       env={"MINICLOUD_ROOT_ACCESS_KEY_ID": "AKIAWRONGWRONGWRONG1",
                            "MINICLOUD_ROOT_SECRET_ACCESS_KEY": "wrong"})
     assert wrong.returncode == 1 and "refused the credentials" in wrong.stderr
+
+
+ALL_IMAGES = "MINICLOUD_IMAGES_ALL"
+
+
+@pytest.mark.skipif(not os.environ.get(ALL_IMAGES), reason=f"{ALL_IMAGES}=1 builds and runs postgres, mariadb and "
+                    "python too (each build takes a minute or more on 2 busy cores)")
+def test_database_and_python_images(fresh_server: MinicloudServer, image_cache: Path,  # noqa: F811
+                                    tmp_path: Path) -> None:
+    fresh_server.env["MINICLOUD_CONTROLLERS"] = "0"
+    fresh_server.start()
+    result = bootstrap(fresh_server, image_cache, "postgres", "mariadb", "python-slim", "python")
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    (tmp_path / "docker-config").mkdir()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+           "DOCKER_HOST": f"unix://{fresh_server.data_dir / 'docker.sock'}",
+           "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+
+    def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([DOCKER, *args], env=env, capture_output=True, text=True, timeout=180,
+                              stdin=subprocess.DEVNULL)
+        assert not check or done.returncode == 0, f"docker {' '.join(args)}: {done.stderr}"
+        return done
+
+    python = docker("run", "--rm", "python:3.11-slim", "python", "-c", "import ssl, sqlite3; print(6 * 7)")
+    assert python.stdout == "42\n"
+    assert docker("run", "--rm", "python:3.11", "pip", "--version").stdout.startswith("pip ")
+
+    refused = docker("run", "--rm", "postgres", check=False)
+    assert refused.returncode == 1 and "POSTGRES_PASSWORD" in refused.stderr
+    pg_port = free_port()
+    docker("run", "-d", "--name", "pg", "-e", "POSTGRES_PASSWORD=s3cret", "-e", "POSTGRES_USER=alice",
+           "-e", "POSTGRES_DB=app", "-p", f"127.0.0.1:{pg_port}:5432", "postgres")
+    db_port = free_port()
+    docker("run", "-d", "--name", "db", "-e", "MARIADB_ROOT_PASSWORD=r00t'pw", "-e", "MARIADB_DATABASE=shop",
+           "-e", "MARIADB_USER=bob", "-e", "MARIADB_PASSWORD=bobpw", "-p", f"127.0.0.1:{db_port}:3306", "mariadb")
+    try:
+        psql = ["psql", "-h", "127.0.0.1", "-p", str(pg_port), "-U", "alice", "-d", "app", "-tAc",
+                "select current_user || ' ' || current_database()"]
+        deadline = time.monotonic() + 60
+        while True:
+            answer = subprocess.run(psql, env={**os.environ, "PGPASSWORD": "s3cret"}, capture_output=True, text=True)
+            if answer.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert answer.stdout.strip() == "alice app", answer.stderr + docker("logs", "pg").stderr
+        wrong = subprocess.run(psql, env={**os.environ, "PGPASSWORD": "nope"}, capture_output=True, text=True)
+        assert wrong.returncode != 0 and "password authentication failed" in wrong.stderr
+
+        query = ["exec", "db", "mariadb", "-h", "127.0.0.1", "-ubob", "-pbobpw", "shop", "-Nse", "select database()"]
+        deadline = time.monotonic() + 60
+        while (reply := docker(*query, check=False)).returncode != 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert reply.stdout.strip() == "shop", reply.stderr + docker("logs", "db").stderr
+        root = docker("exec", "db", "mariadb", "-h", "127.0.0.1", "-uroot", "-pr00t'pw", "-Nse", "select 1")
+        assert root.stdout.strip() == "1"
+        with socket.create_connection(("127.0.0.1", db_port), timeout=10) as conn:  # the server's greeting
+            assert b"MariaDB" in conn.recv(256)
+    finally:
+        docker("rm", "-f", "pg", "db", check=False)
