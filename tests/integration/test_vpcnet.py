@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from minicloud.vpcnet import Conflict, Port, Rule, SecurityGroup, VpcDataPlane
+from minicloud.vpcnet import Conflict, InvalidInput, Port, Rule, SecurityGroup, VpcDataPlane
 from minicloud.vpcnet.addressing import LINK_HOST
 from minicloud.vpcnet.claims import RUN_DIR
 
@@ -281,6 +281,27 @@ def test_metadata_socket_sees_the_instance_address(loop: LoopThread, plane: VpcD
     finally:
         server.close()
         loop.run(server.wait_closed())
+
+
+def test_other_router_services_listen_on_link_local_addresses(loop: LoopThread, plane: VpcDataPlane,
+                                                              vpc1: dict[str, str]) -> None:
+    async def serve() -> asyncio.Server:
+        sock = await plane.listen_socket("vpc-one", "169.254.170.2", 8080)
+
+        async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(f"service 8080 {writer.get_extra_info('peername')[0]}\n".encode())
+            await writer.drain()
+            writer.close()
+        return await asyncio.start_server(greet, sock=sock)
+
+    server = loop.run(serve())
+    try:
+        assert connect(vpc1["i-c"], "169.254.170.2", 8080) == "ok service 8080 10.0.2.30"
+    finally:
+        server.close()
+        loop.run(server.wait_closed())
+    with pytest.raises(InvalidInput):
+        loop.run(plane.listen_socket("vpc-one", "10.0.1.1", 80))  # not link-local: it could shadow an instance
 
 
 # -- isolation between VPCs ------------------------------------------------------------------------
