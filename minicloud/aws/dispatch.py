@@ -202,6 +202,7 @@ class AwsDispatcher:
                 raise MissingAuthenticationToken("Missing Authentication Token")
             raise SignatureDoesNotMatch(f"Credential should be scoped to correct service: '{auth.service}'. ")
         note_request_protocol(endpoint.model, request)  # errors from here on speak its protocol
+        endpoint.provider.readdress(request)
         if auth is None and not (endpoint.provider.anonymous_access and _may_be_anonymous(request)):
             # Anonymous access exists only where AWS allows it (S3); the services that allow it
             # authorise the anonymous principal themselves (bucket policies).

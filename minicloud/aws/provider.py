@@ -18,6 +18,7 @@ from minicloud.aws.errors import AccessDenied, ServiceError
 
 if TYPE_CHECKING:
     from minicloud.aws.context import RequestContext
+    from minicloud.aws.request import AwsRequest
 
 Handler = Callable[["RequestContext", dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -35,6 +36,9 @@ class Provider:
 
         method = getattr(self, xform_name(operation_name), None)
         return method if callable(method) else None
+
+    def readdress(self, request: AwsRequest) -> None:
+        """Adjust a request addressed to this service before it is parsed (S3: virtual hosts)."""
 
     async def start(self) -> None:
         """Called once when the server starts (after migrations)."""

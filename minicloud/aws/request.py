@@ -79,6 +79,7 @@ class AwsRequest:
     client_ip: str = "127.0.0.1"
     secure: bool = False
     stream: BodyStream | None = None
+    signed_path: str | None = None  # the path as signed, when a provider rewrote ``path`` (S3 virtual hosts)
 
 
 @dataclass(slots=True)

@@ -27,7 +27,7 @@ _UNRESERVED_PATH = re.compile(r"[A-Za-z0-9\-_.~/]*")
 
 def canonical_request(request: AwsRequest, *, s3: bool, presigned: bool,
                       signed_headers: tuple[str, ...], payload_hash: str) -> str:
-    uri = canonical_uri(request.path, s3=s3)
+    uri = canonical_uri(request.signed_path or request.path, s3=s3)
     query = canonical_query(request.query, presigned=presigned)
     return _assemble(request, signed_headers, uri, query, payload_hash)
 
@@ -95,7 +95,7 @@ def _remove_dot_segments(path: str) -> str:
 def variant_canonicals(request: AwsRequest, *, s3: bool, presigned: bool,
                        signed_headers: tuple[str, ...], payload_hash: str, primary: str) -> list[str]:
     """Canonical requests of clients that sign the bytes they send rather than AWS's encoding."""
-    path = request.path or "/"
+    path = request.signed_path or request.path or "/"
     uris = [canonical_uri(path, s3=s3)]
     if s3:
         uris.append(path)

@@ -105,7 +105,7 @@ def _resources(request: AwsRequest) -> list[str]:
         if name in SUB_RESOURCES:
             subresources.append((name, f"{name}={unquote(value)}" if eq else name))
     suffix = "?" + "&".join(text for _, text in sorted(subresources)) if subresources else ""
-    path = request.path or "/"
+    path = request.signed_path or request.path or "/"
     resources = [path + suffix]
     host = (request.headers.get("host") or "").rsplit(":", 1)[0]
     label = host.split(".", 1)[0]

@@ -204,6 +204,24 @@ class NoSuchLifecycleConfiguration(ClientError):
     status = 404
 
 
+class InvalidAccessKeyId(ClientError):
+    code = "InvalidAccessKeyId"
+    status = 403
+
+
+class SignatureDoesNotMatch(ClientError):
+    code = "SignatureDoesNotMatch"
+    status = 403
+
+
+class InvalidPolicyDocument(ClientError):
+    code = "InvalidPolicyDocument"
+
+
+class MalformedPOSTRequest(ClientError):
+    code = "MalformedPOSTRequest"
+
+
 class InvalidBucketState(ClientError):
     code = "InvalidBucketState"
     status = 409

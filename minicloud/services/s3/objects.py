@@ -96,6 +96,10 @@ class PutCondition:
 class ObjectOperations(EncryptionOperations):
     # -- writing -------------------------------------------------------------------------------------
     async def put_object(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        return await self.store_object(ctx, params, "s3:ObjectCreated:Put")
+
+    async def store_object(self, ctx: RequestContext, params: dict[str, Any], event: str) -> dict[str, Any]:
+        """PutObject, and a browser's POST upload (``event`` names which, for notifications)."""
         key: str = params["Key"]
         check_key(key)
         bucket = await self.bucket_for(ctx, params, "PutObject", key)
@@ -121,7 +125,7 @@ class ObjectOperations(EncryptionOperations):
             "encryption": json.dumps(object_key.stored), "lock": lock_for_write(params, bucket, ctx.now),
         }
         await self.commit_version(bucket, staged, values, condition,
-                                  notice_for(ctx, bucket, "s3:ObjectCreated:Put"))
+                                  notice_for(ctx, bucket, event))
         result: dict[str, Any] = {"ETag": values["etag"], **checksum_members(checksums), **object_key.members()}
         if bucket.versioning:
             result["VersionId"] = values["version_id"]

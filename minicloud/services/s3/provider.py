@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from minicloud.aws.request import AwsRequest
 from minicloud.runtime import Runtime
+from minicloud.services.s3.addressing import readdress
 from minicloud.services.s3.attributes import AttributeOperations
 from minicloud.services.s3.buckets import BucketOperations
 from minicloud.services.s3.cors import CorsOperations
@@ -14,14 +16,18 @@ from minicloud.services.s3.listing import ListingOperations
 from minicloud.services.s3.multipart import MultipartOperations
 from minicloud.services.s3.permissions import AclOperations
 from minicloud.services.s3.policies import PolicyOperations
+from minicloud.services.s3.post import PostOperations
 from minicloud.services.s3.retention import LockOperations
 
 
-class S3Provider(AclOperations, LockOperations, MultipartOperations, AttributeOperations, DeleteOperations,
-                 BucketOperations, PolicyOperations, ListingOperations, NotificationOperations, CorsOperations,
-                 LifecycleOperations):
+class S3Provider(PostOperations, AclOperations, LockOperations, MultipartOperations, AttributeOperations,
+                 DeleteOperations, BucketOperations, PolicyOperations, ListingOperations, NotificationOperations,
+                 CorsOperations, LifecycleOperations):
     """Amazon S3 over minicloud's metadata store and replicated blob store."""
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)
         runtime.controllers.append(LifecycleController(self.db, self.release, day_seconds_from_environment()))
+
+    def readdress(self, request: AwsRequest) -> None:
+        readdress(request)
