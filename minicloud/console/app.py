@@ -94,6 +94,10 @@ class ConsoleApp:
             refused = await self._check_csrf(request, session)
             if refused is not None:
                 return refused
+        if path not in ("/password", "/signout") and await self.auth.reset_required(session):
+            if method == "GET" and not request.wants_fragment:
+                return redirect(url("/password"))
+            return text("Choose a new console password first.", 403)
         if path == "/signout" and method == "POST":
             await self.sessions.delete(session.token_hash)
             response = redirect(url("/signin", notice="signed-out"))

@@ -55,6 +55,19 @@ class ConsoleAuth:
             return None
         return SignedIn(credential.principal)
 
+    async def reset_required(self, session: ConsoleSession) -> bool:
+        """Whether an IAM user must choose a new console password before doing anything else."""
+        user_id = session.user_id
+        if session.principal_kind is not PrincipalKind.USER or user_id is None:
+            return False
+
+        def load(conn: sa.Connection) -> bool:
+            user = store.get_user_by_id(conn, user_id)
+            profile = store.get_login_profile(conn, user) if user is not None else None
+            return bool(profile is not None and profile.password_reset_required)
+
+        return await self._db.read(load)
+
     async def principal_of(self, session: ConsoleSession) -> Principal | None:
         """The principal a live session acts as (None when its user no longer exists)."""
         if session.principal_kind is PrincipalKind.ROOT:

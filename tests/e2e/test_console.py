@@ -268,3 +268,35 @@ def test_narrow_window_is_usable(browser: Any, server: MinicloudServer, artefact
 @pytest.fixture(autouse=True)
 def _report_artefacts(artefacts: Path) -> None:
     print(f"console screenshots: {artefacts}")
+
+
+def test_password_reset_required_at_first_sign_in(page: Page, server: MinicloudServer, browser: Any) -> None:
+    iam = server.client("iam")
+    user = unique("reset")
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="own-password", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:ChangePassword",
+                                                "Resource": f"arn:aws:iam::{server.account_id}:user/{user}"}]}))
+    iam.create_login_profile(UserName=user, Password="First-Passw0rd!", PasswordResetRequired=True)
+    sign_in_user(page, server, server.account_id, user, "First-Passw0rd!")
+    expect(page).to_have_url(console(server, "/password"))
+    page.goto(console(server, "/s3/buckets"))  # nothing else until the password is changed
+    expect(page).to_have_url(console(server, "/password"))
+    page.get_by_label("Current password").fill("not-the-password")
+    page.get_by_label("New password", exact=True).fill("Second-Passw0rd!")
+    page.get_by_label("Confirm new password").fill("Second-Passw0rd!")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator("#e-old_password")).to_contain_text("AccessDenied: The old password was incorrect.")
+    page.get_by_label("Current password").fill("First-Passw0rd!")
+    page.get_by_label("New password", exact=True).fill("Second-Passw0rd!")
+    page.get_by_label("Confirm new password").fill("Second-Passw0rd!")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator(".notice")).to_contain_text("Your console password was changed.")
+    assert not iam.get_login_profile(UserName=user)["LoginProfile"]["PasswordResetRequired"]
+    other = browser.new_context()
+    try:
+        again = other.new_page()
+        sign_in_user(again, server, server.account_id, user, "Second-Passw0rd!")
+        expect(again.get_by_role("heading", name="Console home")).to_be_visible()
+    finally:
+        other.close()

@@ -6,6 +6,6 @@ from minicloud.console.page import Route
 
 
 def all_routes() -> list[Route]:
-    from minicloud.console.views import ec2, ecr, home, iam, lambda_, s3
+    from minicloud.console.views import account, ec2, ecr, home, iam, lambda_, s3
 
-    return [*home.ROUTES, *iam.ROUTES, *s3.ROUTES, *ecr.ROUTES, *ec2.ROUTES, *lambda_.ROUTES]
+    return [*home.ROUTES, *account.ROUTES, *iam.ROUTES, *s3.ROUTES, *ecr.ROUTES, *ec2.ROUTES, *lambda_.ROUTES]
