@@ -194,6 +194,36 @@ def test_docker_py_build(engine: Engine) -> None:
         client.close()
 
 
+def test_commit_changes_message_and_whiteouts(engine: Engine) -> None:
+    engine.docker("run", "--name", "changer", "busybox", "sh", "-c",
+                  "echo data > /made && rm /etc/group && mkdir -p /d && echo x > /d/f")
+    image = engine.docker("commit", "-c", 'CMD ["cat", "/made"]', "-c", "ENV MODE=committed", "-m", "snapshot",
+                          "-a", "tester", "changer", "committed:1").stdout.strip()
+    assert image.startswith("sha256:")
+    engine.docker("rm", "changer")
+    assert engine.docker("run", "--rm", "committed:1").stdout == "data\n"
+    out = engine.docker("run", "--rm", "committed:1", "sh", "-c",
+                        "ls /etc/group 2>/dev/null || echo gone; cat /d/f; echo $MODE").stdout
+    assert out.split() == ["gone", "x", "committed"]
+    doc = json.loads(engine.docker("image", "inspect", "committed:1").stdout)[0]
+    assert doc["Author"] == "tester" and doc["Comment"] == "snapshot" and len(doc["RootFS"]["Layers"]) == 2
+    engine.docker("run", "-d", "--name", "live", "busybox", "sh", "-c", "echo live > /live; sleep 1000")
+    engine.docker("exec", "live", "sh", "-c", "while [ ! -f /live ]; do sleep 0.05; done")
+    engine.docker("commit", "live", "committed:2")  # paused during the commit, running after it
+    assert engine.docker("inspect", "-f", "{{.State.Status}}", "live").stdout.strip() == "running"
+    assert engine.docker("run", "--rm", "committed:2", "cat", "/live").stdout == "live\n"
+    engine.docker("rm", "-f", "live")
+    missing = engine.docker("commit", "nosuchcontainer", check=False)
+    assert missing.returncode != 0 and "No such container: nosuchcontainer" in missing.stderr
+    engine.docker("rmi", "committed:1", "committed:2")
+
+
+def test_build_limits_apply_to_run_steps(engine: Engine) -> None:
+    ctx = context(engine.work / "limits", "FROM busybox\nRUN cat /sys/fs/cgroup/memory/memory.limit_in_bytes\n")
+    out = engine.docker("build", "--no-cache", "--memory", "64m", str(ctx)).stdout
+    assert f"\n{64 << 20}\n" in out
+
+
 def test_nothing_left_behind(engine: Engine) -> None:
     assert engine.docker("ps", "-aq").stdout.strip() == ""
     build_dir = engine.server.data_dir / "engine" / "build"

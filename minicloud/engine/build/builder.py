@@ -68,6 +68,7 @@ class BuildOptions:
     labels: dict[str, str] = field(default_factory=dict)
     network_mode: str = ""
     credentials: dict[str, Credentials] = field(default_factory=dict)  # by registry host
+    limits: dict[str, int] = field(default_factory=dict)  # HostConfig limits of RUN containers (Memory, ...)
 
 
 @dataclass(slots=True)
@@ -327,7 +328,8 @@ class Builder:
         config = stage.cfg.config
         body = {"Image": parent.id, "Cmd": args, "Entrypoint": [""],
                 "Env": [*(config.get("Env") or []), *build_env], "WorkingDir": config.get("WorkingDir") or "",
-                "User": config.get("User") or "", "HostConfig": {"NetworkMode": self.options.network_mode or "default"}}
+                "User": config.get("User") or "",
+                "HostConfig": {"NetworkMode": self.options.network_mode or "default", **self.options.limits}}
         container = await containers.create(body, None)
         self.say(f" ---> Running in {container.id[:12]}\n")
         handle = containers.handle(container)
@@ -440,6 +442,16 @@ class Builder:
             target.rmdir()
             if self.engine.snapshots.exists(key):
                 await asyncio.to_thread(self.engine.snapshots.remove, key)
+
+
+def sweep_leftovers(root: Path) -> None:
+    """Blocking, at start-up: mounts and contexts of builds that a crash interrupted."""
+    if not root.is_dir():
+        return
+    for entry in (root / "mnt").iterdir() if (root / "mnt").is_dir() else []:
+        _release(entry)
+    for entry in root.glob("ctx-*"):
+        shutil.rmtree(entry, ignore_errors=True)
 
 
 def _release(path: Path) -> None:

@@ -66,7 +66,20 @@ def options(request: Request) -> BuildOptions:
         target=request.arg("target"), no_cache=request.flag("nocache"), remove=request.flag("rm", True),
         force_remove=request.flag("forcerm"), quiet=request.flag("q"), pull=request.flag("pull"),
         labels={str(k): str(v) for k, v in labels.items()}, network_mode=request.arg("networkmode"),
-        credentials=registry_credentials(request))
+        credentials=registry_credentials(request), limits=limits(request))
+
+
+def limits(request: Request) -> dict[str, int]:
+    """``--memory``, ``--memory-swap``, ``--cpu-shares``, ``--cpu-period``/``--cpu-quota`` for RUN steps."""
+    result: dict[str, int] = {}
+    for arg, key in (("memory", "Memory"), ("memswap", "MemorySwap"), ("cpushares", "CpuShares")):
+        value = request.int_arg(arg, 0) or 0
+        if value:
+            result[key] = value
+    quota, period = request.int_arg("cpuquota", 0) or 0, request.int_arg("cpuperiod", 0) or 100_000
+    if quota > 0:
+        result["NanoCpus"] = quota * 1_000_000_000 // period
+    return result
 
 
 async def build(engine: Engine, request: Request) -> StreamResponse:
