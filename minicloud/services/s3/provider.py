@@ -18,6 +18,7 @@ from minicloud.services.s3.permissions import AclOperations
 from minicloud.services.s3.policies import PolicyOperations
 from minicloud.services.s3.post import PostOperations
 from minicloud.services.s3.retention import LockOperations
+from minicloud.services.s3.scrub import ScrubController, interval_from_environment
 
 
 class S3Provider(PostOperations, AclOperations, LockOperations, MultipartOperations, AttributeOperations,
@@ -28,6 +29,7 @@ class S3Provider(PostOperations, AclOperations, LockOperations, MultipartOperati
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)
         runtime.controllers.append(LifecycleController(self.db, self.release, day_seconds_from_environment()))
+        runtime.controllers.append(ScrubController(self.db, self.data, interval_from_environment()))
 
     def readdress(self, request: AwsRequest) -> None:
         readdress(request)
