@@ -90,7 +90,7 @@ class LambdaBase(Provider):
         if runtime:
             image = RUNTIMES[runtime]
             return image.reference, image.recipe
-        return _engine_reference(str(config["ImageUri"])), None
+        return self.images.engine_reference(str(config["ImageUri"])), None
 
     def environment_spec(self, function: FunctionRow, version: VersionRow) -> EnvironmentSpec:
         config = version.config
@@ -185,11 +185,6 @@ class LambdaBase(Provider):
 
     def not_found_error(self, arn: str) -> ResourceNotFoundException:
         return model.not_found(arn)
-
-
-def _engine_reference(image_uri: str) -> str:
-    """An ECR-style image URI as the engine pulls it (minicloud's registry host as given)."""
-    return image_uri
 
 
 def _load_key(path: Path) -> bytes:

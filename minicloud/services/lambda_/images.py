@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from minicloud.images import ImageConfig, Recipe, ensure_images, register
 
 log = logging.getLogger("minicloud.lambda")
+ECR_HOST = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +75,33 @@ class ImageProvisioner:
         async with lock:
             if engine.images.lookup(reference) is not None:
                 return
+            if recipe is None:  # a function's own image, in minicloud's registry: pulled as Lambda's service
+                await self._pull_own(reference)
+                return
             try:
                 await engine.workloads.ensure_image(reference)
                 return
             except Exception:
-                if recipe is None:
-                    raise
+                pass
             keys = self.runtime.root_keys
             log.info("building the Lambda runtime image %s", recipe.name)
             await ensure_images(self.runtime.endpoint_url, (keys.access_key_id, keys.secret_access_key),
                                 [recipe.name])
             await engine.workloads.ensure_image(reference)
+
+    async def _pull_own(self, reference: str) -> None:
+        from minicloud.engine.images.reference import parse
+        from minicloud.engine.images.registry import Credentials
+
+        keys = self.runtime.root_keys
+        credentials = Credentials(keys.access_key_id, keys.secret_access_key)
+        await self.runtime.engine.puller.pull(parse(reference), credentials, lambda _progress: None)
+
+    def engine_reference(self, image_uri: str) -> str:
+        """An image URI as the engine pulls it: ECR's host names (``<account>.dkr.ecr.<region>.amazonaws.com``)
+        and ``localhost`` stand for minicloud's own registry."""
+        host, slash, rest = image_uri.partition("/")
+        own = f"127.0.0.1:{self.runtime.config.port}"
+        if slash and (ECR_HOST.match(host) or host.split(":")[0] in ("localhost", "127.0.0.1")):
+            return f"{own}/{rest}"
+        return image_uri

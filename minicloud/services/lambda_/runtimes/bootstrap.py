@@ -124,7 +124,7 @@ def main():
     sys.path.insert(0, task_root)
     os.chdir(task_root)
     try:
-        handler = load_handler(os.environ.get("_HANDLER", ""))
+        handler = load_handler(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("_HANDLER", ""))
         fault = None
     except Fault as exc:
         handler, fault = None, exc
