@@ -9,13 +9,15 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_engine import Engine, busybox_rootfs_tar
+from tests.integration.test_engine import DOCKER, Engine, busybox_rootfs_tar
 from tests.support.server import MinicloudServer
 
 pytestmark = pytest.mark.skipif(
@@ -222,6 +224,21 @@ def test_build_limits_apply_to_run_steps(engine: Engine) -> None:
     ctx = context(engine.work / "limits", "FROM busybox\nRUN cat /sys/fs/cgroup/memory/memory.limit_in_bytes\n")
     out = engine.docker("build", "--no-cache", "--memory", "64m", str(ctx)).stdout
     assert f"\n{64 << 20}\n" in out
+
+
+def test_an_abandoned_build_stops(engine: Engine) -> None:
+    ctx = context(engine.work / "abandoned", "FROM busybox\nRUN echo started; sleep 60\n")
+    client = subprocess.Popen([DOCKER, "build", "--no-cache", str(ctx)], env=engine.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    assert client.stdout is not None
+    while "started" not in client.stdout.readline():
+        pass
+    client.kill()
+    client.wait(5)
+    deadline = time.monotonic() + 15
+    while engine.docker("ps", "-aq").stdout.strip() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert engine.docker("ps", "-aq").stdout.strip() == ""  # the step's container is gone with the client
 
 
 def test_nothing_left_behind(engine: Engine) -> None:

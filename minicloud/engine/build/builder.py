@@ -335,12 +335,11 @@ class Builder:
         handle = containers.handle(container)
         exits = handle.exits
         waiting = containers.waiter(container.id, "next-exit")
-        failed = True
+        failed, interrupted = True, False
         try:
             try:
                 await containers.start(container.id)
             except EngineError as exc:
-                waiting.close()
                 raise BuildError(str(exc), container.state.exit_code or 1) from None
             path = containers.files(container).log
             async for entry in logfile.follow(path, 0, lambda: handle.exits == exits and not handle.removed,
@@ -356,8 +355,12 @@ class Builder:
                 await asyncio.to_thread(adopt_snapshot, self.engine.snapshots, container.id, parent.diff_ids, layer)
             failed = False
             return layer
+        except asyncio.CancelledError:  # the client went away: the step's container goes too
+            interrupted = True
+            raise
         finally:
-            if (self.options.remove and not failed) or self.options.force_remove:
+            waiting.close()  # when it was never awaited (a failed start, an interruption)
+            if (self.options.remove and not failed) or self.options.force_remove or interrupted:
                 if not failed:
                     self.say(f"Removing intermediate container {container.id[:12]}\n")
                 await containers.remove(container.id, force=True, volumes=True)

@@ -27,6 +27,8 @@ from minicloud.engine.errors import InvalidArgument, NotImplementedYet
 from minicloud.engine.images.reference import parse as parse_reference
 from minicloud.engine.images.registry import Credentials
 
+HEARTBEAT = 1.0  # seconds
+
 if TYPE_CHECKING:
     from minicloud.engine.dockerapi.server import Route
     from minicloud.engine.service import Engine
@@ -109,7 +111,14 @@ async def build(engine: Engine, request: Request) -> StreamResponse:
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            while (event := await queue.get()) is not None:
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), HEARTBEAT)
+                except TimeoutError:  # a quiet step: whitespace, which JSON readers skip, so that a
+                    yield b"\n"  # client that went away is noticed (the write fails) and the build stops
+                    continue
+                if event is None:
+                    break
                 yield _line(event)
             exc = task.exception()
             if exc is not None:
