@@ -184,8 +184,11 @@ def _input_chain(services: Iterable[Service], gateways: Iterable[str]) -> list[s
 
 
 def _forward_chains(ports: Sequence[PortView], group_index: Mapping[str, int]) -> list[str]:
-    outs = [f'"{p.ifname}" : jump po{n}' for n, p in enumerate(ports)]
-    ins = [f'"{p.ifname}" : jump pi{n}' for n, p in enumerate(ports)]
+    """The two forward base chains; ports with the same groups share a pair of chains (``po``/``pi``
+    + the number of their combination), so the table grows by a map element per port."""
+    combos = {c: n for n, c in enumerate(dict.fromkeys(tuple(dict.fromkeys(p.group_ids)) for p in ports))}
+    outs = [f'"{p.ifname}" : jump po{combos[tuple(dict.fromkeys(p.group_ids))]}' for p in ports]
+    ins = [f'"{p.ifname}" : jump pi{combos[tuple(dict.fromkeys(p.group_ids))]}' for p in ports]
     lines = ["  chain egress {", "    type filter hook forward priority -10; policy accept;",
              "    ct state invalid drop", "    ct state established,related accept", f'    iifname "{UPLINK}" accept']
     if outs:
@@ -195,8 +198,8 @@ def _forward_chains(ports: Sequence[PortView], group_index: Mapping[str, int]) -
     if ins:
         lines.append(f"    oifname vmap {{ {', '.join(ins)} }}")
     lines.append("  }")
-    for n, port in enumerate(ports):
-        known = [group_index[g] for g in dict.fromkeys(port.group_ids)]
+    for combo, n in combos.items():
+        known = [group_index[g] for g in combo]
         lines += [f"  chain po{n} {{", *[f"    jump ge{g}" for g in known], "    drop", "  }"]
         lines += [f"  chain pi{n} {{", *[f"    jump gi{g}" for g in known], "  }"]
     return lines

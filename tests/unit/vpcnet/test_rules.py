@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -94,3 +95,11 @@ def test_nft_accepts_the_ruleset() -> None:
         result = subprocess.run(["unshare", "--net", "nft", "-c", "-f", "-"], input=text, capture_output=True,
                                 text=True, check=False)
         assert result.returncode == 0, result.stderr
+
+
+def test_ports_with_the_same_groups_share_their_chains() -> None:
+    ports = [PortView(f"p{n}", f"10.0.1.{10 + n}", ("sg-web", "sg-admin")) for n in range(50)]
+    ports.append(PortView("px", "10.0.1.99", ("sg-admin",)))
+    text = ruleset(ports, _groups(), [], [])
+    assert len(re.findall(r"chain po\d+ ", text)) == 2 and len(re.findall(r"chain pi\d+ ", text)) == 2
+    assert '"p7" : jump po0' in text and '"px" : jump po1' in text
