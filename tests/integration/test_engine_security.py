@@ -45,6 +45,8 @@ def status(engine: Engine, *options: str, script: str = "") -> dict[str, str]:
 
 def test_default_profile_blocks_with_eperm(engine: Engine) -> None:
     assert status(engine)["Seccomp"] == "2"  # a filter is installed
+    info = engine.docker("info", "--format", "{{json .SecurityOptions}}").stdout
+    assert json.loads(info) == ["name=seccomp,profile=builtin"]
     # creating a user namespace needs no capability: only the profile refuses it
     blocked = engine.docker("run", "--rm", "busybox", "unshare", "-U", "true", check=False)
     assert blocked.returncode != 0 and "Operation not permitted" in blocked.stderr
