@@ -195,3 +195,10 @@ class InsufficientInstanceCapacity(ClientError):
     code = "InsufficientInstanceCapacity"
     status = 500
     sender_fault = False
+
+
+class UnauthorizedOperation(ClientError):
+    """EC2's access denied."""
+
+    code = "UnauthorizedOperation"
+    status = 403

@@ -9,6 +9,7 @@ from minicloud.runtime import Runtime
 from minicloud.services.ec2.addresses import AddressesMixin
 from minicloud.services.ec2.controller import InstanceController
 from minicloud.services.ec2.defaults import DefaultVpcs
+from minicloud.services.ec2.errors import UnauthorizedOperation
 from minicloud.services.ec2.images import ImagesMixin
 from minicloud.services.ec2.instances import InstancesMixin
 from minicloud.services.ec2.keypairs import KeyPairsMixin
@@ -24,6 +25,7 @@ from minicloud.services.ec2.vpcs import VpcsMixin
 class Ec2Provider(RegionsMixin, VpcsMixin, RoutingMixin, SecurityGroupsMixin, TagsMixin, KeyPairsMixin,
                   InstancesMixin, ImagesMixin, AddressesMixin, Provider):
     service_name = "ec2"
+    access_denied = UnauthorizedOperation
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

@@ -51,6 +51,12 @@ DEBIAN_AMI = Recipe(
     config=ImageConfig(cmd=("bash",)),  # an instance runs boot_command() instead
     description="Debian 12 (bookworm) EC2 AMI: OpenSSH server, sudo, user admin; no systemd")
 
+# Opt-in (not among AMIS: Debian's awscli adds ~150 MB): `minicloud images bootstrap ami-debian-awscli`.
+DEBIAN_AWSCLI_AMI = Recipe(
+    name="ami-debian-awscli", repository="minicloud/ami-debian-awscli", tags=("bookworm", "12", "latest"),
+    base="ami-debian", packages=("awscli",), config=ImageConfig(cmd=("bash",)),
+    description="the debian AMI with Debian's AWS CLI v2 (credentials and region from the metadata service)")
+
 
 @dataclass(frozen=True, slots=True)
 class Ami:
@@ -74,3 +80,4 @@ AMIS: tuple[Ami, ...] = (
 AMI_RECIPES: list[Recipe] = [ami.recipe for ami in AMIS]
 
 register(DEBIAN_AMI)
+register(DEBIAN_AWSCLI_AMI)

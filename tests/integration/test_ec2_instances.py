@@ -1,0 +1,293 @@
+"""EC2 instances for real, through boto3 and the AWS CLI against a real ``minicloud up``: containers
+on minicloud's engine inside VPC namespaces (``minicloud.vpcnet``), the guest's AMIs (debian with
+sshd, busybox) pushed into the server's registry. Security groups drop packets, public addresses
+are 127.x host addresses, SSH logs in with the key pair, stop/start keeps files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+import minicloud.services.ec2.guest  # noqa: F401 - registers the AMI recipes
+from tests.support.images import BaseImages, base_images, image_cache  # noqa: F401 - fixtures
+from tests.support.server import MinicloudServer
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runc") or not shutil.which("ssh"),
+                                reason="instances need root, runc and Debian's ssh client")
+
+SSH_OPTIONS = ("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+               "-o", "ConnectTimeout=3", "-o", "LogLevel=ERROR")
+WEB_USER_DATA = """#!/bin/sh
+mkdir -p /tmp/www && echo "web on $(hostname)" > /tmp/www/index.html
+httpd -p 8080 -h /tmp/www
+httpd -p 9090 -h /tmp/www
+httpd -p 7070 -h /tmp/www
+echo web-servers-started
+"""
+
+
+def code(err: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(err.value.response["Error"]["Code"])
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
+
+
+def instance(ec2: Any, instance_id: str) -> dict[str, Any]:
+    return dict(ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0])
+
+
+def wait_state(ec2: Any, instance_id: str, state: str, timeout: float = 90) -> dict[str, Any]:
+    return dict(wait_for(f"{instance_id} {state}", lambda: (i := instance(ec2, instance_id))["State"]["Name"] == state
+                         and i, timeout))
+
+
+def tcp_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def ssh(key: Path, address: str, command: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ssh", "-i", str(key), *SSH_OPTIONS, f"admin@{address}", command], capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+class Lab:
+    """A VPC with a public subnet (internet gateway, route, public IPs) and the AMIs' ids."""
+
+    def __init__(self, server: MinicloudServer, images: BaseImages, work: Path) -> None:
+        images.push(server, ["busybox", "ami-debian"])
+        self.ec2 = ec2 = server.client("ec2")
+        names = {i["Name"]: i["ImageId"] for i in ec2.describe_images(Owners=["minicloud"])["Images"]}
+        self.debian, self.busybox = names["debian-12-amd64-minicloud"], names["busybox-minicloud"]
+        self.vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+        self.subnet = self.public_subnet(self.vpc, "10.8.1.0/24")
+        self.key_name = f"lab-{uuid.uuid4().hex[:6]}"
+        self.key = work / "lab.pem"
+        self.key.write_text(ec2.create_key_pair(KeyName=self.key_name, KeyType="ed25519")["KeyMaterial"])
+        self.key.chmod(0o600)
+
+    def public_subnet(self, vpc_id: str, cidr: str) -> str:
+        ec2 = self.ec2
+        subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr)["Subnet"]["SubnetId"]
+        ec2.modify_subnet_attribute(SubnetId=subnet, MapPublicIpOnLaunch={"Value": True})
+        igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc_id)
+        table = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["RouteTables"][0]
+        ec2.create_route(RouteTableId=table["RouteTableId"], DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+        return str(subnet)
+
+    def group(self, vpc_id: str, name: str) -> str:
+        return str(self.ec2.create_security_group(GroupName=name, Description=name, VpcId=vpc_id)["GroupId"])
+
+    def run(self, image: str, subnet: str, groups: list[str], user_data: str = "", **kw: Any) -> str:
+        result = self.ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.nano",
+                                        SubnetId=subnet, SecurityGroupIds=groups, UserData=user_data, **kw)
+        return str(result["Instances"][0]["InstanceId"])
+
+
+@pytest.fixture(scope="module")
+def lab(server: MinicloudServer, base_images: BaseImages,  # noqa: F811
+        tmp_path_factory: pytest.TempPathFactory) -> Lab:
+    return Lab(server, base_images, tmp_path_factory.mktemp("ec2lab"))
+
+
+def test_launch_errors_leave_nothing_behind(lab: Lab, server: MinicloudServer) -> None:
+    ec2 = lab.ec2
+    before = ec2.describe_instances()["Reservations"]
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"ImageId": "ami-0123456789abcdef0"}, "InvalidAMIID.NotFound"),
+        ({"SubnetId": "subnet-0123456789abcdef0"}, "InvalidSubnetID.NotFound"),
+        ({"SecurityGroupIds": ["sg-0123456789abcdef0"]}, "InvalidGroup.NotFound"),
+        ({"InstanceType": "t9.huge"}, "InvalidParameterValue"),
+        ({"KeyName": "no-such-key"}, "InvalidKeyPair.NotFound"),
+        ({"MinCount": 21, "MaxCount": 21}, "InstanceLimitExceeded"),
+        ({"PrivateIpAddress": "10.8.2.9"}, "InvalidParameterValue"),
+    ]
+    for overrides, expected in cases:
+        params = {"ImageId": lab.busybox, "MinCount": 1, "MaxCount": 1, "SubnetId": lab.subnet, **overrides}
+        with pytest.raises(ClientError) as err:
+            ec2.run_instances(**params)
+            pytest.fail(f"RunInstances with {overrides} succeeded")
+        assert code(err) == expected, overrides
+    assert ec2.describe_instances()["Reservations"] == before
+    with pytest.raises(ClientError) as err:
+        ec2.describe_instances(InstanceIds=["i-0123456789abcdef0"])
+    assert code(err) == "InvalidInstanceID.NotFound"
+
+
+def test_client_token_protection_and_attributes(lab: Lab, server: MinicloudServer) -> None:
+    ec2 = lab.ec2
+    token = uuid.uuid4().hex
+    first = ec2.run_instances(ImageId=lab.busybox, MinCount=1, MaxCount=1, SubnetId=lab.subnet, ClientToken=token,
+                              DisableApiTermination=True, TagSpecifications=[
+                                  {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "tok"}]}])
+    again = ec2.run_instances(ImageId=lab.busybox, MinCount=1, MaxCount=1, SubnetId=lab.subnet, ClientToken=token)
+    instance_id = first["Instances"][0]["InstanceId"]
+    assert again["Instances"][0]["InstanceId"] == instance_id
+    assert again["ReservationId"] == first["ReservationId"]
+    running = wait_state(ec2, instance_id, "running")
+    assert running["Tags"] == [{"Key": "Name", "Value": "tok"}] and running["PublicIpAddress"].startswith("127.")
+    found = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["tok"]},
+                                            {"Name": "instance-state-name", "Values": ["running"]}])
+    assert [i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]] == [instance_id]
+    with pytest.raises(ClientError) as err:
+        ec2.terminate_instances(InstanceIds=[instance_id])
+    assert code(err) == "OperationNotPermitted"
+    with pytest.raises(ClientError) as err:
+        ec2.modify_instance_attribute(InstanceId=instance_id, InstanceType={"Value": "t3.small"})
+    assert code(err) == "IncorrectInstanceState"
+    status = ec2.describe_instance_status(InstanceIds=[instance_id])["InstanceStatuses"]
+    assert status[0]["InstanceState"]["Name"] == "running"
+    ec2.modify_instance_attribute(InstanceId=instance_id, DisableApiTermination={"Value": False})
+    out = server.aws_json("ec2", "describe-instance-attribute", "--instance-id", instance_id,
+                          "--attribute", "disableApiTermination")
+    assert out["DisableApiTermination"] == {"Value": False}
+    ec2.terminate_instances(InstanceIds=[instance_id])
+    gone = wait_state(ec2, instance_id, "terminated")
+    assert "PublicIpAddress" not in gone
+
+
+def test_security_groups_isolation_and_public_addresses(lab: Lab, server: MinicloudServer) -> None:
+    """B (busybox) serves 8080 (allowed from A's group), 9090 (allowed from anywhere) and 7070 (no
+    rule). A (debian, ssh) reaches B on 8080 and not on 7070; the host reaches B's public address on
+    9090 only, until the rule is revoked; C in another VPC is unreachable from A."""
+    ec2 = lab.ec2
+    ssh_group, web_group = lab.group(lab.vpc, "ssh"), lab.group(lab.vpc, "web")
+    ec2.authorize_security_group_ingress(GroupId=ssh_group, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    ec2.authorize_security_group_ingress(GroupId=web_group, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "UserIdGroupPairs": [{"GroupId": ssh_group}]},
+        {"IpProtocol": "tcp", "FromPort": 9090, "ToPort": 9090, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    other_vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    other_subnet = lab.public_subnet(other_vpc, "10.9.1.0/24")
+    open_group = lab.group(other_vpc, "open")
+    ec2.authorize_security_group_ingress(GroupId=open_group, IpPermissions=[
+        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    started = time.monotonic()
+    a = lab.run(lab.debian, lab.subnet, [ssh_group], KeyName=lab.key_name)
+    b = lab.run(lab.busybox, lab.subnet, [web_group], WEB_USER_DATA)
+    c = lab.run(lab.busybox, other_subnet, [open_group], WEB_USER_DATA)
+    a_info, b_info, c_info = (wait_state(ec2, i, "running") for i in (a, b, c))
+    print(f"\nthree instances running {time.monotonic() - started:.2f} s after the first RunInstances")
+    a_ip, b_ip = a_info["PublicIpAddress"], b_info["PublicIpAddress"]
+    wait_for("sshd on A", lambda: ssh(lab.key, a_ip, "true").returncode == 0, timeout=60, every=0.5)
+    wait_for("B's web servers", lambda: "web-servers-started" in console(ec2, b), timeout=30)
+    wait_for("C's web servers", lambda: "web-servers-started" in console(ec2, c), timeout=30)
+
+    def from_a(address: str, port: int) -> bool:
+        probe = f"curl -s -m 2 -o /dev/null -w '%{{http_code}}' http://{address}:{port}/"
+        return ssh(lab.key, a_ip, probe).stdout.strip() == "200"
+    assert from_a(b_info["PrivateIpAddress"], 8080)
+    assert not from_a(b_info["PrivateIpAddress"], 7070)
+    assert not from_a(c_info["PrivateIpAddress"], 8080)  # another VPC: no route at all
+    assert tcp_open(b_ip, 9090) and not tcp_open(b_ip, 8080, 0.5) and not tcp_open(b_ip, 7070, 0.5)
+    assert not tcp_open(a_ip, 80, 0.5)
+    ec2.revoke_security_group_ingress(GroupId=web_group, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 9090, "ToPort": 9090, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    revoked = time.monotonic()
+    wait_for("the revoke to take effect", lambda: not tcp_open(b_ip, 9090, 0.3), timeout=5, every=0.05)
+    assert time.monotonic() - revoked < 1.5
+    for instance_id in (a, b, c):
+        ec2.terminate_instances(InstanceIds=[instance_id])
+
+
+def console(ec2: Any, instance_id: str) -> str:
+    """The console output (boto3 decodes its base64)."""
+    return str(ec2.get_console_output(InstanceId=instance_id).get("Output") or "")
+
+
+def test_ssh_user_data_stop_start_terminate(lab: Lab, server: MinicloudServer) -> None:
+    ec2 = lab.ec2
+    group = lab.group(lab.vpc, f"ssh-{uuid.uuid4().hex[:4]}")
+    server.aws("ec2", "authorize-security-group-ingress", "--group-id", group, "--protocol", "tcp", "--port", "22",
+               "--cidr", "0.0.0.0/0")
+    user_data = "#!/bin/bash\necho user-data-ran-once\necho made-by-user-data > /var/tmp/from-user-data\n"
+    out = server.aws_json("ec2", "run-instances", "--image-id", lab.debian, "--instance-type", "t3.micro",
+                          "--subnet-id", lab.subnet, "--security-group-ids", group, "--key-name", lab.key_name,
+                          "--user-data", user_data)
+    instance_id = out["Instances"][0]["InstanceId"]
+    address = wait_state(ec2, instance_id, "running")["PublicIpAddress"]
+    wait_for("ssh", lambda: ssh(lab.key, address, "true").returncode == 0, timeout=60, every=0.5)
+    result = ssh(lab.key, address, "cat /var/tmp/from-user-data; echo kept > ~/file; hostname; "
+                                   "curl -s http://169.254.169.254/latest/meta-data/instance-id")
+    assert result.stdout.split() == ["made-by-user-data", instance(ec2, instance_id)["PrivateDnsName"].split(".")[0],
+                                     instance_id]
+    assert "user-data-ran-once" in console(ec2, instance_id)
+    ec2.stop_instances(InstanceIds=[instance_id])
+    stopped = wait_state(ec2, instance_id, "stopped")
+    assert "PublicIpAddress" not in stopped and stopped["StateReason"]["Code"] == "Client.UserInitiatedShutdown"
+    assert not tcp_open(address, 22, 0.5)
+    ec2.modify_instance_attribute(InstanceId=instance_id, InstanceType={"Value": "t3.small"})
+    ec2.start_instances(InstanceIds=[instance_id])
+    started = wait_state(ec2, instance_id, "running")
+    assert started["InstanceType"] == "t3.small"
+    address = started["PublicIpAddress"]
+    wait_for("ssh after start", lambda: ssh(lab.key, address, "true").returncode == 0, timeout=60, every=0.5)
+    assert ssh(lab.key, address, "cat ~/file").stdout.strip() == "kept"
+    assert console(ec2, instance_id).count("user-data-ran-once") == 1
+    ec2.terminate_instances(InstanceIds=[instance_id])
+    wait_state(ec2, instance_id, "terminated")
+    assert not tcp_open(address, 22, 0.5)
+    netns = server.data_dir / "ec2" / "vpcnet" / "netns" / f"instance.{instance_id}"
+    assert not netns.exists()
+
+
+def test_instance_profile_credentials(lab: Lab, server: MinicloudServer) -> None:
+    ec2, iam = lab.ec2, server.client("iam")
+    name = f"reader-{uuid.uuid4().hex[:6]}"
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                                                     "Action": "sts:AssumeRole"}]}
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName=name, PolicyName="ec2-read", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:DescribeVpcs", "Resource": "*"}]}))
+    iam.create_instance_profile(InstanceProfileName=name)
+    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    group = lab.group(lab.vpc, f"p-{uuid.uuid4().hex[:4]}")
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    instance_id = lab.run(lab.debian, lab.subnet, [group], KeyName=lab.key_name, IamInstanceProfile={"Name": name})
+    info = wait_state(ec2, instance_id, "running")
+    assert info["IamInstanceProfile"]["Arn"].endswith(f":instance-profile/{name}")
+    address = info["PublicIpAddress"]
+    wait_for("ssh", lambda: ssh(lab.key, address, "true").returncode == 0, timeout=60, every=0.5)
+    doc = ssh(lab.key, address, f"curl -s http://169.254.169.254/latest/meta-data/iam/security-credentials/{name}")
+    creds = json.loads(doc.stdout)
+    assert creds["Code"] == "Success"
+    session = server.client("sts", keys=_keys(creds))
+    identity = session.get_caller_identity()
+    assert identity["Arn"].endswith(f":assumed-role/{name}/{instance_id}")
+    as_role = server.client("ec2", keys=_keys(creds))
+    assert as_role.describe_vpcs()["Vpcs"]
+    with pytest.raises(ClientError) as err:
+        as_role.create_vpc(CidrBlock="10.99.0.0/16")
+    assert code(err) == "UnauthorizedOperation"
+    ec2.terminate_instances(InstanceIds=[instance_id])
+
+
+def _keys(creds: dict[str, str]) -> Any:
+    from tests.support.server import Keys
+
+    return Keys(creds["AccessKeyId"], creds["SecretAccessKey"], creds["Token"])
