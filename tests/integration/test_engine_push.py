@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_engine import DOCKER, Engine, busybox_rootfs_tar
+from tests.integration.test_engine import DOCKER, Engine, Registry, busybox_rootfs_tar, push_to_registry
+from tests.integration.test_engine import registry as registry  # the fixture, for these tests
 from tests.support.server import MinicloudServer
 
 pytestmark = pytest.mark.skipif(
@@ -112,6 +113,28 @@ def test_docker_io_names_go_to_minicloud_registry(engine: Engine) -> None:
     engine.docker("rmi", "someone/tool:1")
     assert engine.docker("run", "--rm", "someone/tool:1", "echo", "back").stdout == "back\n"
     engine.docker("rmi", "someone/tool:1")
+
+
+def test_push_to_another_registry_by_name(engine: Engine, registry: Registry) -> None:
+    """Debian's CNCF distribution on loopback (plain HTTP, no authentication); a pulled image with
+    gzip layers keeps its manifest digest when pushed on."""
+    target = f"{registry.host}/ext/box:1"
+    engine.docker("tag", "busybox", target)
+    out = engine.docker("push", target).stdout
+    assert ": Pushed" in out and "1: digest: sha256:" in out
+    assert "Layer already exists" in engine.docker("push", target).stdout
+    inspected = json.loads(subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{target}"],
+                                          capture_output=True, text=True, check=True, timeout=60).stdout)
+    assert inspected["Digest"] == out.split("digest: ")[1].split()[0]
+    push_to_registry(engine, registry, "ext/gzipped:1")  # skopeo, with gzip-compressed layers
+    source = f"{registry.host}/ext/gzipped:1"
+    engine.docker("pull", source)
+    source_digest = json.loads(engine.docker("image", "inspect", source).stdout)[0]["RepoDigests"][0].split("@")[1]
+    login(engine)
+    onward = f"{registry_of(engine)}/team/gzipped:1"
+    engine.docker("tag", source, onward)
+    assert f"1: digest: {source_digest}" in engine.docker("push", onward).stdout
+    engine.docker("rmi", target, source, onward)
 
 
 def test_push_of_a_missing_image(engine: Engine) -> None:
