@@ -74,7 +74,7 @@ class InvokeMixin(LambdaBase):
                 f"The function could not be made ready: {version.config.get('StateReason')}")
 
     async def run(self, function: FunctionRow, version: VersionRow, qualifier: str | None, payload: bytes,
-                  tail: bool = False, client_context: str | None = None) -> Outcome:
+                  tail: bool = False, client_context: str | None = None, request_id: str | None = None) -> Outcome:
         if self.execution is None:
             raise ResourceNotReadyException("Functions cannot run: minicloud's container engine is not running.")
         key = (function.arn, version.version, version.config.get("RevisionId"), function.reserved_concurrency)
@@ -86,6 +86,8 @@ class InvokeMixin(LambdaBase):
             self._specs[key] = spec
         invoked = model.function_arn(function.region, function.account_id, function.name, qualifier)
         invocation = Invocation(payload, invoked, float(spec.timeout), client_context)
+        if request_id:  # an asynchronous invocation keeps its request id across retries, as on AWS
+            invocation.request_id = request_id
         try:
             return await self.execution.invoke(spec, invocation, tail)
         except Throttled as exc:
@@ -230,7 +232,8 @@ class QueueController:
         if version.config.get("State") == "Pending":
             return  # tried again on a later pass
         try:
-            outcome = await provider.run(function, version, row.qualifier or None, row.payload)
+            outcome = await provider.run(function, version, row.qualifier or None, row.payload,
+                                         request_id=row.request_id)
             failed = outcome.function_error is not None
         except TooManyRequestsException:
             await provider.db.write(lambda conn: conn.execute(lambda_event_queue.update().where(q.id == row.id).values(
