@@ -15,7 +15,7 @@ from pathlib import Path
 
 from minicloud.engine.network import netns
 from minicloud.vpcnet import rtnl
-from minicloud.vpcnet.addressing import INSTANCE_IFNAME, LINK_ROUTER
+from minicloud.vpcnet.addressing import INSTANCE_IFNAME, LINK_HOST, LINK_ROUTER, METADATA_ADDRESS, UPLINK
 
 # sysctls of a router namespace (never of the host): it forwards between its own interfaces only,
 # answers ARP for every address it routes (proxy ARP; without delay: each port's proxy_delay is 0),
@@ -81,6 +81,39 @@ def build_instance_side(path: Path, router: Path, ifname: str, mac: str, address
             nl.route("0.0.0.0", 0, INSTANCE_IFNAME, gateway)
     finally:
         os.close(router_fd)
+
+
+def build_uplink(link: str, router: Path) -> None:
+    """Blocking, in the host's namespace. The VPC's uplink: ``link`` here (LINK_HOST, 127/8 sources
+    may leave through it, no IPv6), its peer ``uplink`` in the router's namespace."""
+    router_fd = os.open(router, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with rtnl.Rtnl() as nl:
+            nl.delete_link(link)  # one left under this name
+            nl.add_veth(link, None, UPLINK, router_fd)
+            host_link_sysctls(link)
+            nl.add_address(link, LINK_HOST, 32)
+            nl.set_up(link)
+    finally:
+        os.close(router_fd)
+
+
+def configure_router(thread: netns.NamespaceThread) -> None:
+    """Blocking, in the router's thread: its sysctls, loopback (with the metadata address) and
+    uplink (LINK_ROUTER, a route to LINK_HOST)."""
+    write_all(thread, ROUTER_SYSCTLS)
+    with rtnl.Rtnl() as nl:
+        nl.set_up("lo")
+        nl.add_address("lo", METADATA_ADDRESS, 32)
+        nl.add_address(UPLINK, LINK_ROUTER, 32)
+        nl.set_up(UPLINK)
+        nl.route(LINK_HOST, 32, UPLINK)
+
+
+def loopback_address(address: str, *, delete: bool = False) -> None:
+    """Blocking, in a namespace's thread: add (or delete) ``address``/32 on its loopback."""
+    with rtnl.Rtnl() as nl:
+        nl.add_address("lo", address, 32, delete=delete)
 
 
 def attach_router_side(ifname: str, address: str) -> None:

@@ -173,15 +173,8 @@ class VpcDataPlane:
         thread = netns.NamespaceThread(router)
         vpc = _Vpc(vpc_id, net, router, link, thread, Nft(thread, router))
         try:
-            await thread.call(lambda: kernel.write_all(thread, kernel.ROUTER_SYSCTLS))
-            await netns.run_ip(None, [f"link del {link}"], tolerate=True)
-            await netns.run_ip(None, [f"link add {link} type veth peer name {addr.UPLINK} netns {router}"])
-            await asyncio.to_thread(kernel.host_link_sysctls, link)
-            await netns.run_ip(None, [f"addr add {addr.LINK_HOST}/32 dev {link}", f"link set {link} up"])
-            await netns.run_ip(router, [
-                "link set lo up", f"addr add {addr.METADATA_ADDRESS}/32 dev lo",
-                f"addr add {addr.LINK_ROUTER}/32 dev {addr.UPLINK}", f"link set {addr.UPLINK} up",
-                f"route add {addr.LINK_HOST}/32 dev {addr.UPLINK}"])
+            await asyncio.to_thread(kernel.build_uplink, link, router)
+            await thread.call(lambda: kernel.configure_router(thread))
         except BaseException:
             await self._drop_vpc(vpc)
             raise
@@ -201,7 +194,7 @@ class VpcDataPlane:
             await self._apply_host_table()
 
     async def _drop_vpc(self, vpc: _Vpc) -> None:
-        await netns.run_ip(None, [f"link del {vpc.link}"], tolerate=True)
+        await asyncio.to_thread(kernel.delete_link, vpc.link)
         await vpc.nft.close()
         vpc.thread.close()
         await asyncio.to_thread(netns.remove, vpc.router)
@@ -222,7 +215,7 @@ class VpcDataPlane:
                 raise Conflict(f"subnet CIDR {net} overlaps {other} of subnet {other_id}")
         vpc.subnets[subnet_id] = net
         try:
-            await netns.run_ip(vpc.router, [f"addr replace {addr.gateway(net)}/32 dev lo"])
+            await vpc.thread.call(lambda: kernel.loopback_address(str(addr.gateway(net))))
             await self._refresh_router(vpc)
         except BaseException:
             vpc.subnets.pop(subnet_id, None)
@@ -237,7 +230,7 @@ class VpcDataPlane:
                             if s.port.vpc_id == vpc_id and s.port.subnet_id == subnet_id]:
             await self.remove_port(instance_id)
         net = vpc.subnets.pop(subnet_id)
-        await netns.run_ip(vpc.router, [f"addr del {addr.gateway(net)}/32 dev lo"], tolerate=True)
+        await vpc.thread.call(lambda: kernel.loopback_address(str(addr.gateway(net)), delete=True))
         await self._refresh_router(vpc)
 
     # -- ports ----------------------------------------------------------------------------------
@@ -417,7 +410,7 @@ class VpcDataPlane:
             raise InvalidInput(f"a router service listens on a link-local address and port, not {address}:{port}")
         vpc = self._vpc(vpc_id)
         if str(value) != addr.METADATA_ADDRESS:
-            await netns.run_ip(vpc.router, [f"addr replace {value}/32 dev lo"])
+            await vpc.thread.call(lambda: kernel.loopback_address(str(value)))
         vpc.services.add(rules.Service(str(value), port))
         await self._refresh_router(vpc)
         return await vpc.thread.call(lambda: kernel.listening_socket(str(value), port))

@@ -19,7 +19,7 @@ from pathlib import Path
 NETLINK_ROUTE = 0
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 NLMSG_ERROR, NLMSG_DONE = 2, 3
-RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_NEWROUTE, RTM_DELROUTE = 16, 17, 20, 24, 25
+RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR, RTM_NEWROUTE, RTM_DELROUTE = 16, 17, 20, 21, 24, 25
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_LINKINFO, IFLA_NET_NS_FD = 1, 3, 18, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
@@ -85,13 +85,15 @@ class Rtnl:
                     return
                 offset += max(16, (length + 3) & ~3)
 
-    def add_veth(self, name: str, mac: str, peer: str, peer_netns: int) -> None:
-        """A veth pair: ``name`` (with ``mac``) here, ``peer`` in the namespace open as ``peer_netns``."""
+    def add_veth(self, name: str, mac: str | None, peer: str, peer_netns: int) -> None:
+        """A veth pair: ``name`` (with ``mac``, else a random one) here, ``peer`` in the namespace
+        open as ``peer_netns``."""
         peer_info = _ifinfo() + _attr(IFLA_IFNAME, _name(peer)) + _attr(IFLA_NET_NS_FD, struct.pack("=I", peer_netns))
         info = _attr(IFLA_INFO_KIND, _name("veth")) + _attr(IFLA_INFO_DATA, _attr(VETH_INFO_PEER, peer_info))
-        body = (_ifinfo() + _attr(IFLA_IFNAME, _name(name)) + _attr(IFLA_ADDRESS, bytes.fromhex(mac.replace(":", "")))
-                + _attr(IFLA_LINKINFO, info))
-        self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
+        body = _ifinfo() + _attr(IFLA_IFNAME, _name(name))
+        if mac is not None:
+            body += _attr(IFLA_ADDRESS, bytes.fromhex(mac.replace(":", "")))
+        self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body + _attr(IFLA_LINKINFO, info))
 
     def set_up(self, name: str) -> None:
         self.request(RTM_NEWLINK, 0, _ifinfo(0, IFF_UP, IFF_UP) + _attr(IFLA_IFNAME, _name(name)))
@@ -104,10 +106,15 @@ class Rtnl:
             if exc.errno not in (errno.ENODEV, errno.ENOENT):
                 raise
 
-    def add_address(self, name: str, address: str, prefixlen: int) -> None:
+    def add_address(self, name: str, address: str, prefixlen: int, *, delete: bool = False) -> None:
+        """Add an address (one already there is fine), or delete it (one gone is fine)."""
         body = struct.pack("=BBBBI", socket.AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, socket.if_nametoindex(name))
-        self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL,
-                     body + _attr(IFA_LOCAL, _ip(address)) + _attr(IFA_ADDRESS, _ip(address)))
+        body += _attr(IFA_LOCAL, _ip(address)) + _attr(IFA_ADDRESS, _ip(address))
+        try:
+            self.request(RTM_DELADDR if delete else RTM_NEWADDR, 0 if delete else NLM_F_CREATE | NLM_F_EXCL, body)
+        except OSError as exc:
+            if exc.errno != (errno.EADDRNOTAVAIL if delete else errno.EEXIST):
+                raise
 
     def route(self, dst: str, prefixlen: int, device: str, gateway: str | None = None, *, onlink: bool = False,
               delete: bool = False) -> None:
