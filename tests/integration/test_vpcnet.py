@@ -18,12 +18,13 @@ import sys
 import threading
 import time
 from collections.abc import Coroutine, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
-from minicloud.vpcnet import Conflict, InvalidInput, Port, Rule, SecurityGroup, VpcDataPlane
+from minicloud.vpcnet import Conflict, InvalidInput, NotFound, Port, Rule, SecurityGroup, VpcDataPlane
 from minicloud.vpcnet.addressing import LINK_HOST
 from minicloud.vpcnet.claims import RUN_DIR
 
@@ -43,7 +44,16 @@ def serve(sock):
     while True:
         conn, peer = sock.accept()
         threading.Thread(target=handle, args=(conn, peer, sock.getsockname()[1]), daemon=True).start()
+def echo_udp(sock):
+    while True:
+        data, peer = sock.recvfrom(4096)
+        sock.sendto(f"{sys.argv[1]} udp {peer[0]} ".encode() + data, peer)
 for port in sys.argv[2:]:
+    if port.startswith("u"):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("0.0.0.0", int(port[1:])))
+        threading.Thread(target=echo_udp, args=(sock,), daemon=True).start()
+        continue
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("0.0.0.0", int(port)))
@@ -106,7 +116,8 @@ class Servers:
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[str]] = []
 
-    def start(self, netns: str, name: str, *ports: int) -> None:
+    def start(self, netns: str, name: str, *ports: int | str) -> None:
+        """TCP ports, and UDP ports as ``"u53"``."""
         proc = subprocess.Popen(["nsenter", f"--net={netns}", sys.executable, "-c", SERVER, name,
                                  *map(str, ports)], stdout=subprocess.PIPE, text=True)
         self.procs.append(proc)
@@ -141,6 +152,25 @@ def connect_from_host(host: str, port: int, timeout: float = 1.0) -> str:
         return "refused"
 
 
+UDP_CLIENT = r"""
+import socket, sys
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.settimeout(float(sys.argv[3]))
+sock.sendto(b"hello", (sys.argv[1], int(sys.argv[2])))
+try:
+    print("ok", sock.recv(4096).decode())
+except TimeoutError:
+    print("timeout")
+except OSError as exc:
+    print("error", exc.errno)
+"""
+
+
+def udp(netns: str, host: str, port: int, timeout: float = 1.0) -> str:
+    return subprocess.run(["nsenter", f"--net={netns}", sys.executable, "-c", UDP_CLIENT, host, str(port),
+                           str(timeout)], capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+
+
 def ping(netns: str, host: str) -> bool:
     return subprocess.run(["nsenter", f"--net={netns}", "/bin/busybox", "ping", "-c", "1", "-W", "1", host],
                           capture_output=True, check=False, timeout=30).returncode == 0
@@ -167,7 +197,8 @@ def build_vpc(loop: LoopThread, plane: VpcDataPlane, vpc: str, cidr: str, subnet
 
 
 # -- one VPC ------------------------------------------------------------------------------------
-WEB = (Rule("tcp", 80, 80, ("10.0.0.0/16",)), Rule("icmp", -1, -1, ("10.0.0.0/16",)))
+WEB = (Rule("tcp", 80, 80, ("10.0.0.0/16",)), Rule("icmp", -1, -1, ("10.0.0.0/16",)),
+       Rule("udp", 53, 53, ("10.0.1.0/24",)))
 
 
 @pytest.fixture(scope="module")
@@ -195,13 +226,16 @@ def test_instances_reach_each_other_only_on_allowed_ports(loop: LoopThread, plan
     secure(loop, plane, "vpc-one", group("sg-client", "vpc-one"), group("sg-server", "vpc-one", WEB),
            group("sg-other", "vpc-one"))
     servers.start(vpc1["i-a"], "a", 80)
-    servers.start(vpc1["i-b"], "b", 80, 8080)
-    servers.start(vpc1["i-c"], "c", 80, 8080)
+    servers.start(vpc1["i-b"], "b", 80, 8080, "u53", "u54")
+    servers.start(vpc1["i-c"], "c", 80, 8080, "u53")
     assert connect(vpc1["i-a"], "10.0.1.20", 80) == "ok b 80 10.0.1.10"  # same subnet
     assert connect(vpc1["i-a"], "10.0.2.30", 80) == "ok c 80 10.0.1.10"  # other subnet, other AZ
     assert connect(vpc1["i-a"], "10.0.1.20", 8080) == "timeout"
     assert connect(vpc1["i-a"], "10.0.2.30", 8080) == "timeout"
     assert ping(vpc1["i-a"], "10.0.1.20") and ping(vpc1["i-a"], "10.0.2.30")
+    assert udp(vpc1["i-a"], "10.0.1.20", 53) == "ok b udp 10.0.1.10 hello"
+    assert udp(vpc1["i-a"], "10.0.1.20", 54) == "timeout"  # another port
+    assert udp(vpc1["i-c"], "10.0.1.20", 53) == "timeout"  # from outside the rule's CIDR
     # a port whose groups have no ingress rule gets nothing in (the replies above came back)
     assert connect(vpc1["i-b"], "10.0.1.10", 80) == "timeout"
     assert not ping(vpc1["i-b"], "10.0.1.10")
@@ -302,6 +336,31 @@ def test_other_router_services_listen_on_link_local_addresses(loop: LoopThread, 
         loop.run(server.wait_closed())
     with pytest.raises(InvalidInput):
         loop.run(plane.listen_socket("vpc-one", "10.0.1.1", 80))  # not link-local: it could shadow an instance
+
+
+def test_bad_input_is_refused_and_changes_nothing(loop: LoopThread, plane: VpcDataPlane, vpc1: dict[str, str],
+                                                  servers: Servers) -> None:
+    groups = [group("sg-client", "vpc-one"), group("sg-server", "vpc-one", WEB), group("sg-other", "vpc-one")]
+    secure(loop, plane, "vpc-one", *groups)
+    servers.start(vpc1["i-b"], "b", 80)
+    good = port("i-bad", "vpc-one", "subnet-a", "10.0.1.0/24", "10.0.1.77", ("sg-client",))
+    for bad, error in ((replace(good, mac="01:00:00:00:00:01"), InvalidInput),  # multicast MAC
+                       (replace(good, private_ip="10.0.2.77"), InvalidInput),  # outside its subnet
+                       (replace(good, private_ip="10.0.1.1"), InvalidInput),  # the gateway
+                       (replace(good, public_ip="127.0.0.1"), InvalidInput),  # outside the public pool
+                       (replace(good, private_ip="10.0.1.20"), Conflict),  # i-b's address
+                       (replace(good, subnet_cidr="10.0.1.0/25"), Conflict),  # subnet-a is a /24
+                       (replace(good, vpc_id="vpc-unknown"), NotFound)):
+        with pytest.raises(error):
+            loop.run(plane.ensure_port(bad))
+        assert plane.port_netns("i-bad") is None
+    assert not (plane.netns_dir / "instance.i-bad").exists()
+    with pytest.raises(NotFound):
+        loop.run(plane.set_public_ip("i-unknown", "127.100.1.1"))
+    bad_range = group("sg-server", "vpc-one", (Rule("tcp", 90, 80, ("0.0.0.0/0",)),))
+    with pytest.raises(InvalidInput):
+        loop.run(plane.apply_security("vpc-one", [*groups[:1], bad_range]))
+    assert connect(vpc1["i-a"], "10.0.1.20", 80) == "ok b 80 10.0.1.10"  # the rules in force are intact
 
 
 # -- isolation between VPCs ------------------------------------------------------------------------
