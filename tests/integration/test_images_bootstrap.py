@@ -47,6 +47,7 @@ def http_get(url: str, timeout: float = 15.0) -> str:
             time.sleep(0.2)
 
 
+@pytest.mark.timeout(900)  # with a cold build cache: four Debian builds, about 4 minutes on 2 busy cores
 def test_bootstrap_then_docker_pull_and_run(fresh_server: MinicloudServer, image_cache: Path,  # noqa: F811
                                             tmp_path: Path) -> None:
     fresh_server.env["MINICLOUD_CONTROLLERS"] = "0"
@@ -126,6 +127,7 @@ ALL_IMAGES = "MINICLOUD_IMAGES_ALL"
 
 @pytest.mark.skipif(not os.environ.get(ALL_IMAGES), reason=f"{ALL_IMAGES}=1 builds and runs postgres, mariadb and "
                     "python too (each build takes a minute or more on 2 busy cores)")
+@pytest.mark.timeout(1800)  # a cold build cache: four Debian builds
 def test_database_and_python_images(fresh_server: MinicloudServer, image_cache: Path,  # noqa: F811
                                     tmp_path: Path) -> None:
     fresh_server.env["MINICLOUD_CONTROLLERS"] = "0"
