@@ -49,6 +49,7 @@ async def bootstrap(endpoint: str, keys: tuple[str, str], names: Sequence[str] =
     cache = ImageCache(cache_dir or default_cache_dir())
     builder = Builder(cache, source, min(parallel, MAX_PARALLEL_BUILDS), report)
     pusher = Pusher(RegistryHTTP(endpoint, keys))
+    await asyncio.to_thread(pusher.http.ping)
     host = urlsplit(endpoint).netloc
 
     async def one(recipe: Recipe) -> Outcome:

@@ -92,6 +92,11 @@ class RegistryHTTP:
         if status not in expected:
             raise PushError(f"{what}: {_error_text(status, body)}")
 
+    def ping(self) -> None:
+        """Fail early (before any build) when the registry is unreachable or refuses the keys."""
+        status, _, body = self.request("GET", "/v2/")
+        self.check(status, body, f"registry at {self.netloc}", 200)
+
     # -- blobs ----------------------------------------------------------------------------------
     def has_blob(self, repo: str, digest: str) -> bool:
         status, _, body = self.request("HEAD", f"/v2/{repo}/blobs/{digest}")
