@@ -7,20 +7,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
 
 from tests.support.server import MinicloudServer
 
-sync_api = pytest.importorskip("playwright.sync_api")
-
 CHROMIUM = os.environ.get("MINICLOUD_CHROMIUM", "/usr/bin/chromium")
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[sync_api.Browser]:
+def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing (Debian's chromium package, installed by scripts/install.sh)")
-    with sync_api.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM)
         yield launched
         launched.close()
@@ -38,7 +37,7 @@ def artefacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def context(browser: sync_api.Browser) -> Iterator[sync_api.BrowserContext]:
+def context(browser: Browser) -> Iterator[BrowserContext]:
     ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
     ctx.set_default_timeout(15_000)
     yield ctx
@@ -46,7 +45,7 @@ def context(browser: sync_api.Browser) -> Iterator[sync_api.BrowserContext]:
 
 
 @pytest.fixture
-def page(context: sync_api.BrowserContext) -> sync_api.Page:
+def page(context: BrowserContext) -> Page:
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())  # the console confirms destructive actions
     return page
@@ -56,7 +55,7 @@ def console(server: MinicloudServer, path: str = "/") -> str:
     return f"{server.endpoint}/_minicloud/console{path}"
 
 
-def sign_in_root(page: sync_api.Page, server: MinicloudServer) -> None:
+def sign_in_root(page: Page, server: MinicloudServer) -> None:
     assert server.root is not None
     page.goto(console(server, "/signin?mode=root"))
     page.get_by_label("Root access key ID").fill(server.root.access_key_id)
@@ -65,7 +64,7 @@ def sign_in_root(page: sync_api.Page, server: MinicloudServer) -> None:
     page.wait_for_url(console(server, "/"))
 
 
-def sign_in_user(page: sync_api.Page, server: MinicloudServer, account: str, user: str, password: str) -> None:
+def sign_in_user(page: Page, server: MinicloudServer, account: str, user: str, password: str) -> None:
     page.goto(console(server, "/signin"))
     page.get_by_label("Account ID or alias").fill(account)
     page.get_by_label("IAM user name").fill(user)

@@ -11,16 +11,13 @@ import re
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, FilePayload, Page, expect
 
-from tests.e2e.conftest import console, sign_in_root, sign_in_user, sync_api
+from tests.e2e.conftest import console, sign_in_root, sign_in_user
 from tests.e2e.images import push_image
 from tests.support.server import MinicloudServer
-
-expect = sync_api.expect
-Page = sync_api.Page
 
 
 def unique(prefix: str) -> str:
@@ -112,7 +109,7 @@ def test_bucket_upload_download_and_presign(page: Page, server: MinicloudServer,
     expect(page.locator("#versioning-status")).to_have_text("Suspended")
 
 
-def test_user_without_s3_permission_sees_access_denied(page: Page, server: MinicloudServer, browser: Any,
+def test_user_without_s3_permission_sees_access_denied(page: Page, server: MinicloudServer, browser: Browser,
                                                       artefacts: Path) -> None:
     sign_in_root(page, server)
     user = unique("viewer")
@@ -150,8 +147,9 @@ def test_user_without_s3_permission_sees_access_denied(page: Page, server: Minic
         server.client("s3").create_bucket(Bucket=bucket)
         viewer.goto(console(server, f"/s3/buckets/{bucket}"))
         expect(viewer.locator(".error-box.denied")).to_contain_text("s3:ListBucket")
-        viewer.locator("#upload-input").set_input_files(
-            files=[{"name": "nope.bin", "mimeType": "application/octet-stream", "buffer": os.urandom(2_000_000)}])
+        refused: FilePayload = {"name": "nope.bin", "mimeType": "application/octet-stream",
+                                "buffer": os.urandom(2_000_000)}
+        viewer.locator("#upload-input").set_input_files(files=[refused])
         expect(viewer.locator(".uploads li", has_text="nope.bin")).to_contain_text("Failed: AccessDenied")
         assert server.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount") == 0
     finally:
@@ -249,7 +247,7 @@ def test_sign_out_and_csrf(page: Page, server: MinicloudServer, artefacts: Path)
     assert fragment.status == 401
 
 
-def test_narrow_window_is_usable(browser: Any, server: MinicloudServer, artefacts: Path) -> None:
+def test_narrow_window_is_usable(browser: Browser, server: MinicloudServer, artefacts: Path) -> None:
     narrow = browser.new_context(viewport={"width": 420, "height": 800})
     try:
         page = narrow.new_page()
@@ -270,7 +268,7 @@ def _report_artefacts(artefacts: Path) -> None:
     print(f"console screenshots: {artefacts}")
 
 
-def test_password_reset_required_at_first_sign_in(page: Page, server: MinicloudServer, browser: Any) -> None:
+def test_password_reset_required_at_first_sign_in(page: Page, server: MinicloudServer, browser: Browser) -> None:
     iam = server.client("iam")
     user = unique("reset")
     iam.create_user(UserName=user)

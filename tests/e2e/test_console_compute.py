@@ -12,13 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import console, sign_in_root, sync_api
+from tests.e2e.conftest import console, sign_in_root
 from tests.integration.test_ec2_images import push_busybox
 from tests.support.server import MinicloudServer
-
-expect = sync_api.expect
-Page = sync_api.Page
 
 LAMBDA_TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
