@@ -182,14 +182,18 @@ def wait_for_banner(host: str, port: int, timeout: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def ami_image(server: MinicloudServer, base_images) -> str:  # type: ignore[no-untyped-def]  # noqa: F811
-    refs = base_images.push(server, [guest.DEBIAN_AMI.name])
+def ami_images(server: MinicloudServer, base_images) -> dict[str, str]:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Every AMI's image reference, once they are in the server's registry."""
+    refs = base_images.push(server, [recipe.name for recipe in guest.AMI_RECIPES])
     assert refs[guest.DEBIAN_AMI.name].endswith("/minicloud/ami-debian:bookworm")
-    return guest.AMIS[0].image
+    return {ami.recipe.name: ami.image for ami in guest.AMIS}
 
 
 @pytest.fixture
-def instance(server: MinicloudServer, ami_image: str, tmp_path: Path) -> Iterator[Instance]:
+def instance(request: pytest.FixtureRequest, server: MinicloudServer, ami_images: dict[str, str],
+             tmp_path: Path) -> Iterator[Instance]:
+    """An instance of the debian AMI (or of the recipe named by the test's ``ami`` parameter)."""
+    ami_image = ami_images[getattr(request, "param", guest.DEBIAN_AMI.name)]
     assert server.root is not None
     loop = LoopThread()
     data = tmp_path / "engine"
@@ -239,8 +243,11 @@ def test_debian_instance_boots_with_ssh_user_data_and_metadata(instance: Instanc
     to_ssh = instance.start()
     time.sleep(0.3)  # the user data runs just after sshd starts
     console = instance.console()
+    print(f"\n--- console of {instance.instance_id} ---\n{console}---", file=sys.stderr)
     assert "Cloud-init v. " in console
-    assert "-----BEGIN SSH HOST KEY FINGERPRINTS-----" in console and "-----BEGIN SSH HOST KEY KEYS-----" in console
+    block = console.split("-----BEGIN SSH HOST KEY FINGERPRINTS-----\n", 1)[1].split("-----END SSH HOST KEY KEYS", 1)[0]
+    assert len([line for line in block.splitlines() if line.startswith("ec2: 256 SHA256:")]) == 2
+    assert "-----BEGIN SSH HOST KEY KEYS-----" in block and "Server listening" not in block
 
     # admin logs in with the seed's key; passwordless sudo; the key file as sshd wants it
     out = instance.ssh("id -un; hostname; sudo -n true && echo sudo-ok; stat -c '%a %U' ~/.ssh/authorized_keys")
@@ -303,3 +310,14 @@ def test_reboot_inside_exits_with_the_reboot_code(instance: Instance) -> None:
     assert instance.wait_exit() == guest.REBOOT_EXIT_CODE
     instance.start()  # the controller starts it again: same files, user data not repeated
     assert instance.ssh("wc -l < /var/tmp/user-data-runs").stdout.strip() == "1"
+
+
+@pytest.mark.parametrize("instance", ["busybox"], indirect=True)
+def test_busybox_instance_runs_user_data_and_powers_off(instance: Instance) -> None:
+    guest.write_seed(instance.work, guest.Seed(instance.instance_id, "ip-10-77-0-2.ec2.internal", b"#!/bin/sh\n"
+                                               b"echo hello from $(hostname) as $(id -u)\npoweroff\n", ()))
+    instance.loop.run(instance.engine.workloads.start(instance.container.id, "ec2"))
+    assert instance.wait_exit() == guest.POWEROFF_EXIT_CODE
+    console = instance.console()
+    assert "hello from ip-10-77-0-2.ec2.internal as 0" in console and "Cloud-init v. " in console
+    assert "SSH HOST KEY" not in console  # no SSH server in busybox

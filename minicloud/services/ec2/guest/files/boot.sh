@@ -201,9 +201,9 @@ print_network
 install_keys
 host_keys
 stage modules:config
+print_host_keys  # before sshd starts, so that its log lines do not split the block
 start_main
 stage modules:final
-print_host_keys
 user_data || finished
 
 failures=0
