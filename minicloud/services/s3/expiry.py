@@ -37,6 +37,7 @@ log = logging.getLogger("minicloud.s3.lifecycle")
 
 DAY = 86_400.0
 BATCH = 1000
+MAX_PAGES = 1000  # per rule action and pass: a million keys
 
 
 def day_seconds_from_environment() -> float:
@@ -71,38 +72,49 @@ class LifecycleController:
         now = datetime.now(UTC)
         for bucket in buckets:
             try:
-                released = await self.db.write(lambda conn, b=bucket: self.apply(conn, b, now))  # type: ignore[misc]
+                await self.apply(bucket, now)
             except Exception:
                 log.exception("applying the lifecycle rules of %s failed", bucket.name)
-                continue
-            await self.release(released)
 
-    def apply(self, conn: sa.Connection, bucket: Bucket, now: datetime) -> list[str]:
-        released: list[str] = []
+    async def apply(self, bucket: Bucket, now: datetime) -> None:
+        """Every enabled rule of the bucket, page by page (one short transaction a page)."""
         for rule in json.loads(bucket.lifecycle or "[]"):
-            if rule.get("Status") != "Enabled":
-                continue
-            flt = rule_filter(rule)
-            expiration = rule.get("Expiration") or {}
-            if expiration.get("Days") or expiration.get("Date"):
-                self._expire_current(conn, bucket, flt, expiration, now, released)
-            if expiration.get("ExpiredObjectDeleteMarker"):
-                self._remove_lone_markers(conn, bucket, flt, released)
-            if rule.get("NoncurrentVersionExpiration"):
-                self._expire_noncurrent(conn, bucket, flt, rule["NoncurrentVersionExpiration"], now, released)
-            if rule.get("AbortIncompleteMultipartUpload"):
-                days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
-                for upload in store.list_uploads(conn, bucket.name, None, flt["prefix"], BATCH):
-                    if self.due(upload.created_at, days) <= now:
-                        released += store.drop_upload(conn, upload.upload_id)
-        return released
+            if rule.get("Status") == "Enabled":
+                await self._apply_rule(bucket, rule, now)
+
+    async def _apply_rule(self, bucket: Bucket, rule: dict[str, Any], now: datetime) -> None:
+        flt = rule_filter(rule)
+        expiration = rule.get("Expiration") or {}
+        if expiration.get("Days") or expiration.get("Date"):
+            await self._pages(lambda conn, after: self._expire_current(conn, bucket, flt, expiration, now, after))
+        if expiration.get("ExpiredObjectDeleteMarker"):
+            await self._pages(lambda conn, after: self._by_key(conn, bucket, flt, after, self._lone_marker, now))
+        action = rule.get("NoncurrentVersionExpiration")
+        if action:
+            def noncurrent(conn: sa.Connection, versions: list[ObjectRow], when: datetime) -> list[str]:
+                return self._noncurrent(conn, versions, action, flt, when)
+            await self._pages(lambda conn, after: self._by_key(conn, bucket, flt, after, noncurrent, now))
+        if rule.get("AbortIncompleteMultipartUpload"):
+            days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+            await self._pages(lambda conn, after: self._abort_uploads(conn, bucket, flt, days, now, after))
+
+    async def _pages(self, page: Callable[[sa.Connection, Any], tuple[list[str], Any]]) -> None:
+        """Run ``page`` (released digests, next position or None) until it reports the end."""
+        after: Any = None
+        for _ in range(MAX_PAGES):
+            released, after = await self.db.write(lambda conn, a=after: page(conn, a))  # type: ignore[misc]
+            await self.release(released)
+            if after is None:
+                return
 
     def _expire_current(self, conn: sa.Connection, bucket: Bucket, flt: dict[str, Any],
-                        expiration: dict[str, Any], now: datetime, released: list[str]) -> None:
+                        expiration: dict[str, Any], now: datetime, after: str | None) -> tuple[list[str], Any]:
+        released: list[str] = []
         date = expiration.get("Date")
         if date is not None and datetime.fromisoformat(str(date)) > now:
-            return
-        for row in store.list_latest(conn, bucket.name, None, flt["prefix"], BATCH):
+            return released, None
+        rows = store.list_latest(conn, bucket.name, after, flt["prefix"], BATCH)
+        for row in rows:
             if not matches(flt, row):
                 continue
             if date is None and self.due(row.last_modified, int(expiration["Days"])) > now:
@@ -110,28 +122,50 @@ class LifecycleController:
             if bucket.versioning is None and not _deletable(row, now):
                 continue
             delete_one(conn, bucket, row.key, None, bucket.account_id, now, released)
+        return released, rows[-1].key if len(rows) == BATCH else None
 
-    def _remove_lone_markers(self, conn: sa.Connection, bucket: Bucket, flt: dict[str, Any],
-                             released: list[str]) -> None:
-        rows = store.list_versions(conn, bucket.name, None, flt["prefix"], BATCH * 5)
-        for _, group in groupby(rows, key=lambda r: r.key):
-            versions = list(group)
-            if len(versions) == 1 and versions[0].delete_marker and versions[0].latest:
-                released += store.delete_version(conn, versions[0])
+    def _by_key(self, conn: sa.Connection, bucket: Bucket, flt: dict[str, Any], after: tuple[str, int] | None,
+                handle: Callable[[sa.Connection, list[ObjectRow], datetime], list[str]],
+                now: datetime) -> tuple[list[str], Any]:
+        """A page of versions grouped by key (newest first); a key cut by the page's end is read
+        again, whole, by the next page (unless it alone fills a page)."""
+        rows = store.list_versions(conn, bucket.name, after, flt["prefix"], BATCH)
+        groups = [list(group) for _, group in groupby(rows, key=lambda r: r.key)]
+        following: tuple[str, int] | None = None
+        if len(rows) == BATCH:  # a cut key: all its versions next time, unless it alone fills the page
+            following = (groups.pop()[0].key, -1) if len(groups) > 1 else (rows[-1].key, rows[-1].id)
+        released: list[str] = []
+        for versions in groups:
+            released += handle(conn, versions, now)
+        return released, following
 
-    def _expire_noncurrent(self, conn: sa.Connection, bucket: Bucket, flt: dict[str, Any],
-                           action: dict[str, Any], now: datetime, released: list[str]) -> None:
+    @staticmethod
+    def _lone_marker(conn: sa.Connection, versions: list[ObjectRow], now: datetime) -> list[str]:
+        if len(versions) == 1 and versions[0].delete_marker and versions[0].latest:
+            return store.delete_version(conn, versions[0])
+        return []
+
+    def _noncurrent(self, conn: sa.Connection, versions: list[ObjectRow], action: dict[str, Any],
+                    flt: dict[str, Any], now: datetime) -> list[str]:
         days = int(action["NoncurrentDays"])
         keep = int(action.get("NewerNoncurrentVersions") or 0)
-        rows = store.list_versions(conn, bucket.name, None, flt["prefix"], BATCH * 5)
-        for _, group in groupby(rows, key=lambda r: r.key):
-            versions = list(group)  # newest first
-            for index in range(1, len(versions)):
-                row, successor = versions[index], versions[index - 1]
-                if row.latest or index - 1 < keep or (not matches(flt, row) and not row.delete_marker):
-                    continue
-                if self.due(successor.last_modified, days) <= now and _deletable(row, now):
-                    released += store.delete_version(conn, row)
+        released: list[str] = []
+        for index in range(1, len(versions)):  # newest first: each version was replaced by the one before it
+            row, successor = versions[index], versions[index - 1]
+            if row.latest or index - 1 < keep or (not row.delete_marker and not matches(flt, row)):
+                continue
+            if self.due(successor.last_modified, days) <= now and _deletable(row, now):
+                released += store.delete_version(conn, row)
+        return released
+
+    def _abort_uploads(self, conn: sa.Connection, bucket: Bucket, flt: dict[str, Any], days: int, now: datetime,
+                       after: tuple[str, str] | None) -> tuple[list[str], Any]:
+        released: list[str] = []
+        uploads = store.list_uploads(conn, bucket.name, after, flt["prefix"], BATCH)
+        for upload in uploads:
+            if self.due(upload.created_at, days) <= now:
+                released += store.drop_upload(conn, upload.upload_id)
+        return released, (uploads[-1].key, uploads[-1].upload_id) if len(uploads) == BATCH else None
 
 
 def _deletable(row: ObjectRow, now: datetime) -> bool:
