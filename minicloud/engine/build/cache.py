@@ -9,10 +9,12 @@ can hide them as Docker does (they stay for the cache).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
-import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -24,7 +26,13 @@ class BuildCache:
     def __init__(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self._path = root / "cache.json"
-        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One writer at a time, whichever build (or process) it is."""
+        with open(self._path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def _load(self) -> dict[str, dict[str, str]]:
         try:
@@ -42,11 +50,11 @@ class BuildCache:
         os.replace(tmp, self._path)
 
     def lookup(self, parent: str, instruction: str) -> str | None:
-        with self._lock:
+        with self._locked():
             return self._load()["steps"].get(step_key(parent, instruction))
 
     def record(self, parent: str, instruction: str, image_id: str) -> None:
-        with self._lock:
+        with self._locked():
             doc = self._load()
             doc["steps"][step_key(parent, instruction)] = image_id
             doc["intermediate"][image_id] = parent
@@ -55,11 +63,11 @@ class BuildCache:
     def parents(self) -> set[str]:
         """Images that a build step made another image from: ``docker images`` hides them unless
         tagged (Docker's intermediate images; they stay for the cache)."""
-        with self._lock:
+        with self._locked():
             return set(self._load()["intermediate"].values())
 
     def forget(self, image_ids: set[str]) -> None:
-        with self._lock:
+        with self._locked():
             doc = self._load()
             doc["steps"] = {k: v for k, v in doc["steps"].items() if v not in image_ids}
             doc["intermediate"] = {k: v for k, v in doc["intermediate"].items() if k not in image_ids}

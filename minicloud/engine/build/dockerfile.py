@@ -60,7 +60,7 @@ class Dockerfile:
 
 
 def parse(text: str) -> Dockerfile:
-    lines = text.replace("\r\n", "\n").split("\n")
+    lines = text.removeprefix("\ufeff").replace("\r\n", "\n").split("\n")
     escape, first = _directives(lines)
     result = Dockerfile([], escape)
     index = first
