@@ -249,3 +249,13 @@ def test_no_user_data_still_prints_the_final_line(boot: Callable[[Seed], Instanc
     instance.wait_for("Datasource DataSourceNoCloud")
     os.kill(instance.init_pid(), signal.SIGTERM)
     assert instance.exit_code() == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGQUIT])
+def test_other_stop_signals_stop_it(boot: Callable[[Seed], Instance], sig: signal.Signals) -> None:
+    # an image's StopSignal (nginx's is SIGQUIT) reaches PID 1 when the engine stops the instance
+    instance = boot(seed(None, keys=()))
+    instance.wait_for("finished at")
+    os.kill(instance.init_pid(), sig)
+    assert instance.exit_code() == 0
+    assert "minicloud-init: stopped" in instance.log()

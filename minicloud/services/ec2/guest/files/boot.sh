@@ -4,9 +4,9 @@
 # cloud-init-like console lines (with the host key fingerprints), sshd. At the first boot of an
 # instance: its user data, when it is a "#!" script. Then it stays, reaping orphans and restarting
 # sshd if it dies, until a signal says how to end:
-#   SIGTERM (the engine's stop)             -> processes stopped, exit 0
-#   SIGUSR1/SIGUSR2 (halt/poweroff inside)   -> processes stopped, exit 130 (power off, as reboot(2)
-#   SIGHUP (reboot inside)                   -> processes stopped, exit 129  reports in a pid namespace)
+#   SIGTERM, SIGINT, SIGQUIT (a stop)       -> processes stopped, exit 0
+#   SIGUSR1/SIGUSR2 (halt/poweroff inside)  -> processes stopped, exit 130 (power off, as reboot(2)
+#   SIGHUP (reboot inside)                  -> processes stopped, exit 129  reports in a pid namespace)
 # The seed (read-only) is at /run/minicloud/seed, this script and the shutdown shim at
 # /run/minicloud/guest.
 
@@ -22,7 +22,7 @@ cd /
 
 action=""
 # The traps end the instance themselves: a signal arriving just before `wait` is never lost.
-trap 'end stop' TERM INT
+trap 'end stop' TERM INT QUIT  # QUIT: an image's StopSignal (nginx's) still stops it
 trap 'end poweroff' USR1 USR2
 trap 'end reboot' HUP
 
