@@ -66,10 +66,11 @@ class Engine:
     def runc_available(self) -> bool:
         return os.path.exists(self.runc.binary) or shutil.which(self.runc.binary) is not None
 
-    async def commit(self, container_id: str, repo_tag: str | None = None, changes: tuple[str, ...] = ()) -> str:
+    async def commit(self, container_id: str, repo_tag: str | None = None, changes: tuple[str, ...] = (),
+                     namespace: str = "docker") -> str:
         """The container's writable layer as a new image (``docker commit``); returns the image id."""
         from minicloud.engine.images.commit import commit_container
-        return (await commit_container(self, container_id, repo_tag, changes)).id
+        return (await commit_container(self, container_id, repo_tag, changes, namespace=namespace)).id
 
     async def start(self) -> None:
         from minicloud.engine.dockerapi.server import DockerApiServer

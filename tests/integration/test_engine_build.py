@@ -199,8 +199,9 @@ def test_docker_py_build(engine: Engine) -> None:
 def test_commit_changes_message_and_whiteouts(engine: Engine) -> None:
     engine.docker("run", "--name", "changer", "busybox", "sh", "-c",
                   "echo data > /made && rm /etc/group && mkdir -p /d && echo x > /d/f")
-    image = engine.docker("commit", "-c", 'CMD ["cat", "/made"]', "-c", "ENV MODE=committed", "-m", "snapshot",
-                          "-a", "tester", "changer", "committed:1").stdout.strip()
+    image = engine.docker("commit", "-c", 'CMD ["cat", "/made"]', "-c", "ENV MODE=committed", "-c",
+                          "ONBUILD RUN echo child", "-m", "snapshot", "-a", "tester", "changer",
+                          "committed:1").stdout.strip()
     assert image.startswith("sha256:")
     engine.docker("rm", "changer")
     assert engine.docker("run", "--rm", "committed:1").stdout == "data\n"
@@ -209,6 +210,7 @@ def test_commit_changes_message_and_whiteouts(engine: Engine) -> None:
     assert out.split() == ["gone", "x", "committed"]
     doc = json.loads(engine.docker("image", "inspect", "committed:1").stdout)[0]
     assert doc["Author"] == "tester" and doc["Comment"] == "snapshot" and len(doc["RootFS"]["Layers"]) == 2
+    assert doc["Config"]["OnBuild"] == ["RUN echo child"]
     engine.docker("run", "-d", "--name", "live", "busybox", "sh", "-c", "echo live > /live; sleep 1000")
     engine.docker("exec", "live", "sh", "-c", "while [ ! -f /live ]; do sleep 0.05; done")
     engine.docker("commit", "live", "committed:2")  # paused during the commit, running after it

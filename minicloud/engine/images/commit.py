@@ -220,30 +220,35 @@ _RUNTIME_KEYS = ("Hostname", "Domainname", "AttachStdin", "AttachStdout", "Attac
 
 async def commit_container(engine: Engine, container_ref: str, repo_tag: str | None = None,
                            changes: Sequence[str] = (), *, message: str = "", author: str = "",
-                           pause: bool = True, config: dict[str, Any] | None = None) -> Image:
+                           pause: bool = True, config: dict[str, Any] | None = None,
+                           namespace: str = "docker") -> Image:
     """``docker commit``: the container's writable layer on top of its image, as a new image
-    tagged ``repo_tag``; ``changes`` are Dockerfile instructions (CMD, ENV, ...) applied to the
-    configuration, ``config`` a Docker Config merged over the container's."""
+    tagged ``repo_tag``; ``changes`` are Dockerfile instructions (CMD, ENV, ONBUILD, ...) applied to
+    the configuration, ``config`` a Docker Config merged over the container's. ``namespace``: the
+    engine namespace the container lives in (the Docker API's, or a service's)."""
     from minicloud.engine.containers.state import Status
     from minicloud.engine.images.archive import apply_changes
     from minicloud.engine.images.reference import parse
 
-    container = engine.containers.get(container_ref)
+    container = engine.containers.get(container_ref, namespace)
     tags = [parse(repo_tag)] if repo_tag else []
     parent = engine.images.get(container.image_id)
     new_config = {k: v for k, v in container.config.items() if k not in _RUNTIME_KEYS}
     for key, value in (config or {}).items():
         if value not in (None, "", [], {}):
             new_config[key] = value
-    apply_changes(new_config, list(changes))
+    triggers = [c.strip()[len("ONBUILD"):].strip() for c in changes if c.strip().upper().startswith("ONBUILD ")]
+    apply_changes(new_config, [c for c in changes if not c.strip().upper().startswith("ONBUILD ")])
+    if triggers:
+        new_config["OnBuild"] = [*(new_config.get("OnBuild") or []), *triggers]
     paused_here = pause and container.state.status is Status.RUNNING
     if paused_here:
-        await engine.containers.pause(container.id)
+        await engine.containers.pause(container.id, container.namespace)
     try:
         layer = await asyncio.to_thread(store_layer, engine.content, engine.snapshots.fs_dir(container.id))
     finally:
         if paused_here:
-            await engine.containers.unpause(container.id)
+            await engine.containers.unpause(container.id, container.namespace)
     args = container.config.get("Entrypoint") or []
     args = [*([args] if isinstance(args, str) else args), *(container.config.get("Cmd") or [])]
     history = History(created_by=" ".join(str(a) for a in args), comment=message, author=author)
