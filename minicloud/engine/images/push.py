@@ -75,6 +75,8 @@ class Pusher:
         semaphore = asyncio.Semaphore(CONCURRENT_UPLOADS)
 
         async def upload(layer: Layer) -> None:
+            if semaphore.locked():
+                progress({"status": "Waiting", "progressDetail": {}, "id": _short(layer.digest)})
             async with semaphore:
                 await self._push_blob(client, ref, Digest(layer.digest), _short(layer.digest), progress)
 
