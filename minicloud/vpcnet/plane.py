@@ -21,6 +21,7 @@ from minicloud.vpcnet import hosttable, kernel, rules
 from minicloud.vpcnet.claims import RUN_DIR, Orphan, PlaneLock, PublicIpClaims
 from minicloud.vpcnet.model import Conflict, InvalidInput, NotFound, Port, SecurityGroup
 from minicloud.vpcnet.nftlib import Nft
+from minicloud.vpcnet.relay import Relay
 
 log = logging.getLogger("minicloud.vpcnet")
 
@@ -35,6 +36,7 @@ class _Vpc:
     subnets: dict[str, ipaddress.IPv4Network] = field(default_factory=dict)
     groups: dict[str, SecurityGroup] = field(default_factory=dict)
     services: set[rules.Service] = field(default_factory=set)
+    relays: dict[rules.Service, Relay] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     changes: int = 0
     applied: int = 0
@@ -195,6 +197,9 @@ class VpcDataPlane:
             await self._apply_host_table()
 
     async def _drop_vpc(self, vpc: _Vpc) -> None:
+        for relay in vpc.relays.values():
+            await relay.close()
+        vpc.relays.clear()
         await asyncio.to_thread(kernel.delete_link, vpc.link)
         await vpc.nft.close()
         vpc.thread.close()
@@ -415,6 +420,22 @@ class VpcDataPlane:
         vpc.services.add(rules.Service(str(value), port))
         await self._refresh_router(vpc)
         return await vpc.thread.call(lambda: kernel.listening_socket(str(value), port))
+
+    async def relay(self, vpc_id: str, address: str, port: int, target: tuple[str, int]) -> None:
+        """Carry connections to ``address:port`` (link-local, in the VPC) to ``target`` on the host,
+        e.g. minicloud's API at ("127.0.0.1", 4566) for the AWS CLI inside instances. Idempotent;
+        closed with the VPC."""
+        vpc = self._vpc(vpc_id)
+        key = rules.Service(str(addr.address(address)), port)
+        if key in vpc.relays:
+            return
+        relay = Relay(target)
+        vpc.relays[key] = relay
+        try:
+            await relay.start(await self.listen_socket(vpc_id, address, port))
+        except BaseException:
+            vpc.relays.pop(key, None)
+            raise
 
     # -- rendering --------------------------------------------------------------------------------
     def _views(self, vpc: _Vpc) -> list[rules.PortView]:

@@ -363,6 +363,30 @@ def test_bad_input_is_refused_and_changes_nothing(loop: LoopThread, plane: VpcDa
     assert connect(vpc1["i-a"], "10.0.1.20", 80) == "ok b 80 10.0.1.10"  # the rules in force are intact
 
 
+def test_a_relay_carries_instances_to_a_host_endpoint(loop: LoopThread, plane: VpcDataPlane,
+                                                      vpc1: dict[str, str]) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))  # an endpoint on the host (as minicloud's API)
+    host_port = listener.getsockname()[1]
+
+    def answer_once() -> None:
+        conn, _peer = listener.accept()
+        with conn:
+            conn.sendall(b"api " + conn.recv(100))
+    thread = threading.Thread(target=answer_once, daemon=True)
+    thread.start()
+    try:
+        loop.run(plane.relay("vpc-one", "169.254.169.254", 4566, ("127.0.0.1", host_port)))
+        loop.run(plane.relay("vpc-one", "169.254.169.254", 4566, ("127.0.0.1", host_port)))  # idempotent
+        script = ("import socket\nc=socket.create_connection(('169.254.169.254',4566),timeout=3)\n"
+                  "c.sendall(b'hello')\nc.shutdown(socket.SHUT_WR)\nprint(c.makefile().read())")
+        out = subprocess.run(["nsenter", f"--net={vpc1['i-d']}", sys.executable, "-c", script], capture_output=True,
+                             text=True, check=True, timeout=30).stdout.strip()
+        assert out == "api hello"
+    finally:
+        thread.join(5)
+        listener.close()
+
+
 # -- isolation between VPCs ------------------------------------------------------------------------
 def test_vpcs_with_the_same_cidr_are_isolated(loop: LoopThread, plane: VpcDataPlane, servers: Servers) -> None:
     x = build_vpc(loop, plane, "vpc-x", "10.0.0.0/16", {"subnet-x": "10.0.1.0/24"},
