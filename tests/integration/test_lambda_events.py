@@ -12,7 +12,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.test_lambda import Lambda, lam, lambda_server  # noqa: F401 - fixtures
+from tests.integration import test_lambda as shared
+from tests.integration.test_lambda import Lambda
+
+lambda_server = shared.lambda_server  # the session's Lambda server and helper, shared with test_lambda.py
+lam = shared.lam
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runc"), reason="Lambda needs root and runc")
 
@@ -118,8 +122,9 @@ def handler(event, context):
     if event.get("isBase64Encoded"):
         body = base64.b64decode(body).decode()
     return {"statusCode": 201, "headers": {"x-echo": event["headers"].get("x-test", "")},
-            "cookies": ["a=1"], "body": json.dumps({"path": event["rawPath"], "query": event.get("queryStringParameters"),
-            "body": body, "version": event["version"], "cookies": event.get("cookies")})}
+            "cookies": ["a=1"], "body": json.dumps({"path": event["rawPath"],
+            "query": event.get("queryStringParameters"), "body": body, "version": event["version"],
+            "cookies": event.get("cookies")})}
 """
 
 

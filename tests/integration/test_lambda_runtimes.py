@@ -7,13 +7,18 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from minicloud.services.lambda_.execution.spec import RUNTIME_CLIENTS
-from tests.integration.test_lambda import Lambda, lam, lambda_server, zipped  # noqa: F401 - fixtures
+from tests.integration import test_lambda as shared
 from tests.integration.test_engine import DOCKER
+from tests.integration.test_lambda import Lambda, zipped
+
+lambda_server = shared.lambda_server  # the session's Lambda server and helper, shared with test_lambda.py
+lam = shared.lam
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runc"), reason="Lambda needs root and runc")
 
@@ -55,8 +60,8 @@ while true; do
   echo "bootstrap handling $REQUEST_ID"
   RESPONSE="{\"echo\": $EVENT, \"shell\": \"bash ${BASH_VERSINFO[0]}\", \"handler\": \"$_HANDLER\"}"
   exec 3<>"/dev/tcp/$HOST/$PORT"
-  printf 'POST /2018-06-01/runtime/invocation/%s/response HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
-    "$REQUEST_ID" "$HOST" "${#RESPONSE}" "$RESPONSE" >&3
+  HEAD='HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s'
+  printf "POST /2018-06-01/runtime/invocation/%s/response $HEAD" "$REQUEST_ID" "$HOST" "${#RESPONSE}" "$RESPONSE" >&3
   cat <&3 >/dev/null
   exec 3<&-
 done
@@ -131,7 +136,7 @@ def test_container_image_function(lam: Lambda, tmp_path: Path) -> None:
     ecr.create_repository(repositoryName="team/fn-image")
     host = f"127.0.0.1:{server.port}"
     tag = f"{host}/team/fn-image:v1"
-    password = subprocess.run([str(Path(os.sys.executable).with_name("aws")), "--endpoint-url", server.endpoint,
+    password = subprocess.run([str(Path(sys.executable).with_name("aws")), "--endpoint-url", server.endpoint,
                                "ecr", "get-login-password"], env=server.cli_env(), capture_output=True, text=True,
                               check=True).stdout
     docker("login", "--username", "AWS", "--password-stdin", host, stdin=password)

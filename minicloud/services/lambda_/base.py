@@ -84,6 +84,21 @@ class LambdaBase(Provider):
             return None
         return json.dumps({k: v for k, v in function.policy.items() if not k.startswith("_")})
 
+    def configuration(self, config: dict[str, Any]) -> dict[str, Any]:
+        doc = {k: v for k, v in config.items() if not k.startswith("_")}
+        if doc.get("PackageType") == "Image":
+            image_config = config.get("ImageConfig")
+            doc.pop("ImageConfig", None)
+            if image_config:
+                doc["ImageConfigResponse"] = {"ImageConfig": image_config}
+        else:
+            doc.pop("ImageConfig", None)
+        doc.pop("ImageUri", None)
+        doc.pop("ResolvedImageUri", None)
+        doc["LoggingConfig"] = config.get("LoggingConfig") or {
+            "LogFormat": "Text", "LogGroup": f"/aws/lambda/{config['FunctionName']}"}
+        return doc
+
     # -- execution --------------------------------------------------------------------------------
     def image_for(self, config: dict[str, Any]) -> tuple[str, Any]:
         runtime = config.get("Runtime")

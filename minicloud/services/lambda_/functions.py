@@ -163,21 +163,6 @@ class FunctionsMixin(LambdaBase):
         return await asyncio.to_thread(self.code.put, data), None
 
     # -- read --------------------------------------------------------------------------------------
-    def configuration(self, config: dict[str, Any]) -> dict[str, Any]:
-        doc = {k: v for k, v in config.items() if not k.startswith("_")}
-        if doc.get("PackageType") == "Image":
-            image_config = config.get("ImageConfig")
-            doc.pop("ImageConfig", None)
-            if image_config:
-                doc["ImageConfigResponse"] = {"ImageConfig": image_config}
-        else:
-            doc.pop("ImageConfig", None)
-        doc.pop("ImageUri", None)
-        doc.pop("ResolvedImageUri", None)
-        doc["LoggingConfig"] = config.get("LoggingConfig") or {
-            "LogFormat": "Text", "LogGroup": f"/aws/lambda/{config['FunctionName']}"}
-        return doc
-
     async def get_function_configuration(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         _function, version = await self.resolve(ctx, params, "lambda:GetFunctionConfiguration")
         return self.configuration(version.config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -82,7 +83,7 @@ class VersionsMixin(LambdaBase):
 
     async def _check_alias_target(self, function_id: str, version: str, routing: dict[str, float] | None) -> None:
         for target in [version, *(routing or {})]:
-            found = await self.db.read(lambda conn, t=target: model.get_version(conn, function_id, t))
+            found = await self.db.read(_version_reader(function_id, target))
             if found is None:
                 raise ResourceNotFoundException(f"Function not found: {target}", Type="User")
 
@@ -151,3 +152,7 @@ class VersionsMixin(LambdaBase):
         aliases = await self.db.read(lambda conn: model.list_aliases(conn, function.id))
         wanted = params.get("FunctionVersion")
         return {"Aliases": [self._alias_doc(function, a) for a in aliases if not wanted or a.version == wanted]}
+
+
+def _version_reader(function_id: str, version: str) -> Callable[[sa.Connection], VersionRow | None]:
+    return lambda conn: model.get_version(conn, function_id, version)

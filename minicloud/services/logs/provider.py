@@ -206,7 +206,7 @@ class LogsProvider(Provider):
             raise InvalidParameterException("Cannot order by LastEventTime with a logStreamNamePrefix.")
         descending = bool(params.get("descending"))
         limit = _limit(params, 50)
-        offset = int(_token(params) or 0)
+        offset = int(str(_token(params) or 0))
         c = logs_streams.c
         query = sa.select(logs_streams).where(c.group_id == group.id)
         if prefix:
@@ -309,7 +309,7 @@ class LogsProvider(Provider):
             raise InvalidParameterException("logStreamNames and logStreamNamePrefix are mutually exclusive.")
         matcher = compile_pattern(params.get("filterPattern") or "")
         limit = _limit(params, 10_000)
-        after = int(_token(params) or 0)
+        after = int(str(_token(params) or 0))
         c, s = logs_events.c, logs_streams.c
         query = sa.select(c.id, c.timestamp, c.message, c.ingestion_time, s.name.label("stream")) \
             .join(logs_streams, s.id == c.stream_id).where(c.group_id == group.id, c.id > after)
@@ -378,7 +378,7 @@ def _event_token(token: str) -> tuple[str, int]:
     return direction, int(number)
 
 
-def _time_window(query: sa.Select[Any], params: dict[str, Any]) -> sa.Select[Any]:
+def _time_window(query: Any, params: dict[str, Any]) -> Any:
     if params.get("startTime") is not None:
         query = query.where(logs_events.c.timestamp >= int(params["startTime"]))
     if params.get("endTime") is not None:

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,11 +49,11 @@ def get_group(conn: sa.Connection, account_id: str, region: str, name: str) -> G
 
 
 def create_group(conn: sa.Connection, account_id: str, region: str, name: str, tags: str = "{}") -> Group:
-    result = conn.execute(logs_groups.insert().values(
+    conn.execute(logs_groups.insert().values(
         account_id=account_id, region=region, name=name, created_at=datetime.now(UTC), retention_days=None,
         tags=tags))
     group = get_group(conn, account_id, region, name)
-    assert group is not None and result.rowcount == 1
+    assert group is not None
     return group
 
 
@@ -121,7 +121,7 @@ class LogWriter:
         while self._pending:
             batch, self._pending = self._pending, {}
             try:
-                await self.db.write(lambda conn, b=batch: _write_batch(conn, b))
+                await self.db.write(_batch_writer(batch))
             except Exception:
                 log.exception("writing %d log streams failed", len(batch))
 
@@ -131,6 +131,10 @@ class LogWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush()
+
+
+def _batch_writer(batch: dict[tuple[str, str, str, str], list[Event]]) -> Callable[[sa.Connection], None]:
+    return lambda conn: _write_batch(conn, batch)
 
 
 def _write_batch(conn: sa.Connection, batch: dict[tuple[str, str, str, str], list[Event]]) -> None:

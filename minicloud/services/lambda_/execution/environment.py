@@ -135,7 +135,8 @@ class Environment:
 
     async def wait_ready(self, timeout: float) -> bytes | None:
         """Until the runtime asks for its first invocation; an error document when it never does."""
-        done, _ = await asyncio.wait({self._ready, self._exit}, timeout=timeout,
+        waits: set[asyncio.Future[Any]] = {self._ready, self._exit}
+        done, _ = await asyncio.wait(waits, timeout=timeout,
                                      return_when=asyncio.FIRST_COMPLETED)
         if self._ready in done:
             self.init_duration_ms = (time.monotonic() - self._started_at) * 1000
@@ -153,7 +154,8 @@ class Environment:
         invocation.begin()
         assert invocation.done is not None
         self._queue.put_nowait(invocation)
-        done, _ = await asyncio.wait({invocation.done, self._exit}, timeout=invocation.timeout,
+        waits: set[asyncio.Future[Any]] = {invocation.done, self._exit}
+        done, _ = await asyncio.wait(waits, timeout=invocation.timeout,
                                      return_when=asyncio.FIRST_COMPLETED)
         self.last_used = time.monotonic()
         if invocation.done in done:

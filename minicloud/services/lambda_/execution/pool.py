@@ -118,7 +118,8 @@ class ExecutionService:
         record = PendingLog(spec, time.time(), invocation.request_id)
         if init_failure is not None:
             payload = init_failure.replace(b'"RequestId: init ', f'"RequestId: {invocation.request_id} '.encode())
-            error_type, ended = "Runtime.InitError", "init"
+            error_type: str | None = "Runtime.InitError"
+            ended = "init"
             duration = 0.0
         else:
             payload, error_type, ended = await env.run(invocation)

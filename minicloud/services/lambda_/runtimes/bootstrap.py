@@ -10,6 +10,8 @@ every invocation with ``Runtime.ImportModuleError``, ``Runtime.UserCodeSyntaxErr
 with its type, message and stack trace.
 """
 
+from __future__ import annotations
+
 import http.client
 import importlib
 import json
@@ -17,12 +19,14 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 API = "/2018-06-01/runtime"
 
 
 class Fault(Exception):
-    def __init__(self, error_type, message, trace=None):
+    def __init__(self, error_type: str, message: str, trace: list[str] | None = None) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
@@ -30,7 +34,8 @@ class Fault(Exception):
 
 
 class LambdaContext:
-    def __init__(self, request_id, deadline_ms, invoked_arn, client_context, identity):
+    def __init__(self, request_id: str, deadline_ms: int, invoked_arn: str, client_context: Any,
+                 identity: Any) -> None:
         self.aws_request_id = request_id
         self.invoked_function_arn = invoked_arn
         self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
@@ -42,16 +47,17 @@ class LambdaContext:
         self.identity = identity
         self._deadline_ms = deadline_ms
 
-    def get_remaining_time_in_millis(self):
+    def get_remaining_time_in_millis(self) -> int:
         return max(0, int(self._deadline_ms - time.time() * 1000))
 
 
 class RuntimeApi:
-    def __init__(self, address):
+    def __init__(self, address: str) -> None:
         host, _, port = address.partition(":")
         self.connection = http.client.HTTPConnection(host, int(port or 80))
 
-    def call(self, method, path, body=None, headers=None):
+    def call(self, method: str, path: str, body: bytes | None = None,
+             headers: dict[str, str] | None = None) -> tuple[http.client.HTTPResponse, bytes]:
         for attempt in (0, 1):
             try:
                 self.connection.request(method, API + path, body=body, headers=headers or {})
@@ -63,19 +69,19 @@ class RuntimeApi:
                     raise
         raise RuntimeError("unreachable")
 
-    def next(self):
+    def next(self) -> tuple[http.client.HTTPResponse, bytes]:
         return self.call("GET", "/invocation/next")
 
-    def respond(self, request_id, body):
+    def respond(self, request_id: str, body: bytes) -> None:
         self.call("POST", f"/invocation/{request_id}/response", body, {"Content-Type": "application/json"})
 
-    def fail(self, path, error):
+    def fail(self, path: str, error: dict[str, Any]) -> None:
         body = json.dumps(error).encode()
         self.call("POST", path, body, {"Content-Type": "application/json",
                                        "Lambda-Runtime-Function-Error-Type": error["errorType"]})
 
 
-def load_handler(spec):
+def load_handler(spec: str) -> Callable[[Any, LambdaContext], Any]:
     try:
         module_path, name = spec.rsplit(".", 1)
     except ValueError as exc:
@@ -95,12 +101,14 @@ def load_handler(spec):
     handler = getattr(module, name, None)
     if handler is None:
         raise Fault("Runtime.HandlerNotFound", f"Handler '{name}' missing on module '{module_name}'")
-    return handler
+    if not callable(handler):
+        raise Fault("Runtime.HandlerNotFound", f"Handler '{name}' missing on module '{module_name}'")
+    return handler  # type: ignore[no-any-return]
 
 
-def error_document(exc, request_id=None):
+def error_document(exc: BaseException, request_id: str | None = None) -> dict[str, Any]:
     if isinstance(exc, Fault):
-        doc = {"errorMessage": exc.message, "errorType": exc.error_type, "stackTrace": exc.trace}
+        doc: dict[str, Any] = {"errorMessage": exc.message, "errorType": exc.error_type, "stackTrace": exc.trace}
     else:
         frames = traceback.extract_tb(exc.__traceback__)[1:]  # without this file's frame
         doc = {"errorMessage": str(exc), "errorType": type(exc).__name__,
@@ -110,7 +118,7 @@ def error_document(exc, request_id=None):
     return doc
 
 
-def log_error(doc):
+def log_error(doc: dict[str, Any]) -> None:
     lines = [f"[ERROR] {doc['errorType']}: {doc['errorMessage']}"]
     if doc.get("stackTrace"):
         lines.append("Traceback (most recent call last):")
@@ -118,16 +126,17 @@ def log_error(doc):
     sys.stdout.write("\n".join(lines) + "\n")
 
 
-def main():
+def main() -> None:
     api = RuntimeApi(os.environ["AWS_LAMBDA_RUNTIME_API"])
     task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
     sys.path.insert(0, task_root)
     os.chdir(task_root)
+    handler: Callable[[Any, LambdaContext], Any] | None = None
+    fault: Fault | None = None
     try:
         handler = load_handler(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("_HANDLER", ""))
-        fault = None
     except Fault as exc:
-        handler, fault = None, exc
+        fault = exc
         log_error(error_document(exc))
     while True:
         response, payload = api.next()
@@ -141,8 +150,8 @@ def main():
                                 json.loads(client_context) if client_context else None,
                                 json.loads(identity) if identity else None)
         try:
-            if fault is not None:
-                raise fault
+            if fault is not None or handler is None:
+                raise fault or Fault("Runtime.HandlerNotFound", "no handler")
             event = json.loads(payload) if payload else {}
             result = handler(event, context)
             try:
