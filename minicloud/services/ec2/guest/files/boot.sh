@@ -28,9 +28,9 @@ trap 'end reboot' HUP
 
 say() { printf '%s\n' "$*"; }
 
-up_seconds() {  # since this container's PID 1 started
-    awk -v start="$(sed 's/.*) //' /proc/1/stat | cut -d' ' -f20)" \
-        '{ printf "%.2f", $1 - start / 100 }' /proc/uptime 2>/dev/null || printf '0.00'
+up_seconds() {  # since this container's PID 1 started (its start time is field 22 of its stat)
+    awk 'NR == 1 { sub(/.*\) /, ""); split($0, f, " "); start = f[20] }
+         NR == 2 { printf "%.2f", $1 - start / 100 }' /proc/1/stat /proc/uptime 2>/dev/null || printf '0.00'
 }
 
 stage() { say "Cloud-init v. $VERSION running '$1' at $(date -R). Up $(up_seconds) seconds."; }
