@@ -9,11 +9,15 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Coroutine, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -351,3 +355,14 @@ def test_times_are_rendered_in_utc() -> None:
     from minicloud.services.ec2.imds import _timestamp
     paris = timezone(timedelta(hours=1))
     assert _timestamp(datetime(2030, 1, 2, 5, 4, 5, tzinfo=paris)) == "2030-01-02T04:04:05Z"
+
+
+def test_the_aws_cli_takes_its_credentials_from_the_service(served: Served, tmp_path: Path) -> None:
+    aws = Path(sys.executable).parent / "aws"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+           "AWS_EC2_METADATA_SERVICE_ENDPOINT": served.base_url, "AWS_METADATA_SERVICE_TIMEOUT": "5",
+           "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    result = subprocess.run([str(aws), "configure", "list"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    access_key = next(line for line in result.stdout.splitlines() if line.split()[:1] == ["access_key"])
+    assert access_key.split()[1:] == ["****************EKEY", "iam-role"]
