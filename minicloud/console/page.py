@@ -40,7 +40,7 @@ class Page:
     def _common(self) -> dict[str, Any]:
         return {"session": self.session, "principal": self.principal, "csrf": self.session.csrf_token,
                 "regions": self.console.calls.topology.regions, "services": self.console.calls.services,
-                "path": self.request.path}
+                "path": self.request.path, "query": self.request.query}
 
     async def done(self, location: str, message: str, reveal: dict[str, Any] | None = None) -> Response:
         """Post/redirect/get with a one-time notice shown on the next page; ``reveal`` holds what

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import unquote
 
 from minicloud.console.calls import CallFailure
+
+
+def paged(page_marker: str, params: dict[str, Any], name: str = "Marker") -> dict[str, Any]:
+    """``params`` continuing from the marker the previous page handed out (IAM's Marker, ECR's nextToken)."""
+    return {**params, name: page_marker} if page_marker else params
+
+
+def next_marker(result: dict[str, Any] | None) -> str | None:
+    """The marker of the next page, when the service says there is one."""
+    result = result or {}
+    if result.get("IsTruncated") and result.get("Marker"):
+        return str(result["Marker"])
+    token = result.get("nextToken") or result.get("NextMarker")
+    return str(token) if token else None
 
 
 def field_error(failure: CallFailure, field: str) -> dict[str, str]:

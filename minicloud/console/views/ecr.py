@@ -9,7 +9,7 @@ from typing import Any
 from minicloud.console.calls import CallFailure
 from minicloud.console.http import Response, url
 from minicloud.console.page import Page, Route, route
-from minicloud.console.views.common import field_error, status_of
+from minicloud.console.views.common import field_error, next_marker, paged, status_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +44,10 @@ def manifest_parts(text: str) -> list[Layer]:
 
 
 async def repositories(page: Page, status: int = 200, **extra: Any) -> Response:
-    result, failure = await page.attempt("ecr", "DescribeRepositories", {})
+    result, failure = await page.attempt("ecr", "DescribeRepositories",
+                                         paged(page.request.query.get("marker", ""), {}, "nextToken"))
     values: dict[str, Any] = {"repositories": (result or {}).get("repositories") or [], "failure": failure,
-                              "errors": {}, "values": {}}
+                              "errors": {}, "values": {}, "next_marker": next_marker(result)}
     values.update(extra)
     return page.render("ecr_repositories.html", status, **values)
 

@@ -9,6 +9,7 @@ import orjson
 
 from minicloud.console.http import Response
 from minicloud.console.page import Page, route
+from minicloud.console.views.common import next_marker
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +19,7 @@ class Count:
     value: int | None
     error: str | None = None
     link: str | None = None
+    more: bool = False  # the first page of the listing was full: there are at least ``value``
 
 
 # (label, service, operation, params, result member, page)
@@ -54,7 +56,8 @@ async def _counts(page: Page) -> list[Count]:
         if failure is not None:
             counts.append(Count(label, service, None, failure.message or failure.code, link))
         else:
-            counts.append(Count(label, service, _size(result or {}, member), None, link))
+            counts.append(Count(label, service, _size(result or {}, member), None, link,
+                                next_marker(result) is not None or bool((result or {}).get("NextToken"))))
     return counts
 
 

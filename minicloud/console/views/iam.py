@@ -8,16 +8,16 @@ from minicloud.console.calls import CallFailure
 from minicloud.console.http import Response, url
 from minicloud.console.page import Page, Route, route
 from minicloud.console.views import iam_access
-from minicloud.console.views.common import field_error, status_of
+from minicloud.console.views.common import field_error, next_marker, paged, status_of
 
 _NAME = r"(?P<name>[\w+=,.@-]{1,128})"
 
 
 # -- users -----------------------------------------------------------------------------------------
 async def users(page: Page, status: int = 200, **extra: Any) -> Response:
-    result, failure = await page.attempt("iam", "ListUsers", {})
+    result, failure = await page.attempt("iam", "ListUsers", paged(page.request.query.get("marker", ""), {}))
     values: dict[str, Any] = {"users": (result or {}).get("Users") or [], "failure": failure, "errors": {},
-                              "values": {}}
+                              "values": {}, "next_marker": next_marker(result)}
     values.update(extra)
     return page.render("iam_users.html", status, **values)
 

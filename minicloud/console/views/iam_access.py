@@ -12,6 +12,8 @@ from minicloud.console.views.common import (
     decode_document,
     document_or_name,
     field_error,
+    next_marker,
+    paged,
     status_of,
 )
 
@@ -20,9 +22,9 @@ _NAME = r"(?P<name>[\w+=,.@-]{1,128})"
 
 # -- groups ----------------------------------------------------------------------------------------
 async def groups(page: Page, status: int = 200, **extra: Any) -> Response:
-    result, failure = await page.attempt("iam", "ListGroups", {})
+    result, failure = await page.attempt("iam", "ListGroups", paged(page.request.query.get("marker", ""), {}))
     values: dict[str, Any] = {"groups": (result or {}).get("Groups") or [], "failure": failure, "errors": {},
-                              "values": {}}
+                              "values": {}, "next_marker": next_marker(result)}
     values.update(extra)
     return page.render("iam_groups.html", status, **values)
 
@@ -80,9 +82,9 @@ async def group_detach(page: Page) -> Response:
 
 # -- roles -----------------------------------------------------------------------------------------
 async def roles(page: Page, status: int = 200, **extra: Any) -> Response:
-    result, failure = await page.attempt("iam", "ListRoles", {})
+    result, failure = await page.attempt("iam", "ListRoles", paged(page.request.query.get("marker", ""), {}))
     values: dict[str, Any] = {"roles": (result or {}).get("Roles") or [], "failure": failure, "errors": {},
-                              "values": {"trust": EXAMPLE_TRUST_POLICY}}
+                              "values": {"trust": EXAMPLE_TRUST_POLICY}, "next_marker": next_marker(result)}
     values.update(extra)
     return page.render("iam_roles.html", status, **values)
 
@@ -150,9 +152,10 @@ async def role_trust(page: Page) -> Response:
 async def policies(page: Page, status: int = 200, **extra: Any) -> Response:
     scope = page.request.query.get("scope", "Local")
     scope = scope if scope in ("Local", "AWS", "All") else "Local"
-    result, failure = await page.attempt("iam", "ListPolicies", {"Scope": scope})
+    result, failure = await page.attempt("iam", "ListPolicies",
+                                         paged(page.request.query.get("marker", ""), {"Scope": scope}))
     values: dict[str, Any] = {"policies": (result or {}).get("Policies") or [], "failure": failure, "scope": scope,
-                              "errors": {}, "values": {"document": EXAMPLE_POLICY}}
+                              "errors": {}, "values": {"document": EXAMPLE_POLICY}, "next_marker": next_marker(result)}
     values.update(extra)
     return page.render("iam_policies.html", status, **values)
 
