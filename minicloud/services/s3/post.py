@@ -142,7 +142,9 @@ class PostOperations(ObjectOperations):
     async def post_object(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         payload = params.get("Body")
         body = bytearray()
-        if isinstance(payload, RequestPayload):
+        if isinstance(payload, bytes | bytearray):
+            body += payload
+        elif isinstance(payload, RequestPayload):
             async for chunk in payload:
                 body += chunk
                 if len(body) > MAX_FORM_BYTES:

@@ -30,6 +30,10 @@ async def _empty() -> Any:
         yield b""
 
 
+async def _chunks(data: bytes) -> Any:
+    yield data
+
+
 def wanted_checksums(params: dict[str, Any], payload: RequestPayload | None, declared_trailer: str) -> set[str]:
     """The algorithms to compute: the SDK's choice, any x-amz-checksum-* header, a declared trailer."""
     wanted: set[str] = set()
@@ -51,6 +55,8 @@ def wanted_checksums(params: dict[str, Any], payload: RequestPayload | None, dec
 async def receive_body(data: ObjectData, params: dict[str, Any], storage_class: str,
                        declared_trailer: str, sealer: Sealer | None = None) -> Staged:
     payload = params.get("Body")
+    if isinstance(payload, bytes | bytearray):  # a body the edge had to read whole
+        payload = RequestPayload(_chunks(bytes(payload)), length=len(payload))
     if payload is not None and not isinstance(payload, RequestPayload):
         raise InvalidRequest("The request body could not be read.")
     if payload is not None:
