@@ -16,6 +16,7 @@ DEBIAN_PACKAGES=(
   skopeo            # engine tests: push images into a local registry
   docker-registry   # engine tests: a local registry to pull from
   docker.io         # registry tests: a real dockerd as the registry client (and a peer)
+  podman            # engine benchmark: a peer (own --root/--runroot, runc)
   nftables          # engine: its own table isolates networks (the host's rules are never touched)
   rclone            # S3 client tests
   s3cmd             # S3 client tests
