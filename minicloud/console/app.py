@@ -42,6 +42,7 @@ from minicloud.console.page import Page, Route
 from minicloud.console.sessions import ABSOLUTE_TIMEOUT, ConsoleSession, SessionStore, csrf_matches
 from minicloud.console.templates import Templates
 from minicloud.console.views import all_routes
+from minicloud.iam.identity import Principal
 from minicloud.runtime import Runtime
 from minicloud.server.asgi import Receive, Scope, Send, send_response, send_stream
 
@@ -85,8 +86,7 @@ class ConsoleApp:
             return _static_file(static.group(1))
         if path == "/signin":
             return await self._sign_in(request)
-        now = datetime.now(UTC)
-        session = await self.sessions.get(request.cookie(COOKIE), now)
+        session = await self.sessions.get(request.cookie(COOKIE), datetime.now(UTC))
         principal = await self.auth.principal_of(session) if session is not None else None
         if session is None or principal is None:
             return self._not_signed_in(request)
@@ -99,17 +99,16 @@ class ConsoleApp:
                 return redirect(url("/password"))
             return text("Choose a new console password first.", 403)
         if path == "/signout" and method == "POST":
-            await self.sessions.delete(session.token_hash)
-            response = redirect(url("/signin", notice="signed-out"))
-            clear_cookie(response, COOKIE)
-            return response
+            return await self._sign_out(session)
         if path == "/region" and method == "POST":
             return await self._set_region(request, session)
+        return await self._page(request, session, principal)
+
+    async def _page(self, request: ConsoleRequest, session: ConsoleSession, principal: Principal) -> Response:
+        """The page the route table names for the request, acting as ``principal``."""
         for candidate in self.routes:
-            match = candidate.pattern.fullmatch(path)
-            if match is None:
-                continue
-            if candidate.method != method and not (candidate.method == "GET" and method == "HEAD"):
+            match = candidate.pattern.fullmatch(request.path)
+            if match is None or not _method_matches(candidate.method, request.method):
                 continue
             request.params = {k: v for k, v in match.groupdict().items() if v is not None}
             if session.flash and not request.wants_fragment:
@@ -122,7 +121,13 @@ class ConsoleApp:
             except ServiceError as error:
                 failure = CallFailure.of(error)
                 return self._error_page(page, error_status(error), failure.code, failure.message)
-        return self._error_page(None, 404, "NotFound", f"There is no console page at {path}.")
+        return self._error_page(None, 404, "NotFound", f"There is no console page at {request.path}.")
+
+    async def _sign_out(self, session: ConsoleSession) -> Response:
+        await self.sessions.delete(session.token_hash)
+        response = redirect(url("/signin", notice="signed-out"))
+        clear_cookie(response, COOKIE)
+        return response
 
     # -- the gate ----------------------------------------------------------------------------------
     def _not_signed_in(self, request: ConsoleRequest) -> Response:
@@ -204,6 +209,10 @@ class ConsoleApp:
         body = self.templates.render("error.html", {"principal": None, "services": [], "regions": ()},
                                      {"code": code, "message": message})
         return html(body, status)
+
+
+def _method_matches(route_method: str, method: str) -> bool:
+    return route_method == method or (route_method == "GET" and method == "HEAD")
 
 
 def _safe_next(target: str) -> bool:
