@@ -27,6 +27,7 @@ AREAS: dict[str, tuple[str, str]] = {
     "foundation": ("bench.foundation",
                    "signed sts:GetCallerIdentity + iam:ListUsers: latency, req/s @32, RSS; moto, MiniStack"),
     "engine": ("bench.engine", "docker run --rm busybox true latency; Debian's dockerd, raw runc"),
+    "ec2": ("bench.ec2", "RunInstances -> running / SSH (1, 20), idle memory; DescribeInstances @500; moto, MiniStack"),
     "registry": ("bench.registry", "1 GiB blob up/down, manifest req/s @32, skopeo copy; CNCF distribution 2.8"),
 }
 
