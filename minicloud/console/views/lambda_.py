@@ -11,6 +11,7 @@ import json
 import urllib.request
 import zipfile
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from minicloud.console.http import Response, url
 from minicloud.console.page import Page, Route, route
@@ -70,11 +71,21 @@ def _download(location: str) -> bytes:
     return data
 
 
-async def _code(function: dict[str, Any]) -> bytes | None:
+def own_address(location: str, host: str, port: int) -> str:
+    """``location`` (built from the request's Host header) pointed at this server itself, so that
+    the console never fetches from a host a client named."""
+    parts = urlsplit(location)
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return urlunsplit(("http", netloc, parts.path, parts.query, ""))
+
+
+async def _code(page: Page, function: dict[str, Any]) -> bytes | None:
     location = (function.get("Code") or {}).get("Location")
     if not location or (function.get("Configuration") or {}).get("PackageType") == "Image":
         return None
-    data = await asyncio.to_thread(_download, str(location))
+    config = page.console.runtime.config
+    data = await asyncio.to_thread(_download, own_address(str(location), config.host, config.port))
     return data if len(data) <= MAX_ZIP_BYTES else None
 
 
@@ -115,7 +126,7 @@ async def function(page: Page, status: int = 200, **extra: Any) -> Response:
     if failure is not None:
         return page.render("error.html", status_of(failure), code=failure.code, message=failure.message)
     found = found or {}
-    data = None if page.request.wants_fragment else await _code(found)
+    data = None if page.request.wants_fragment else await _code(page, found)
     files = editable_files(data) if data else {}
     events, events_failure = await _recent_events(page, name)
     values: dict[str, Any] = {
@@ -142,7 +153,7 @@ async def _recent_events(page: Page, name: str) -> tuple[list[dict[str, Any]], A
 async def save_code(page: Page) -> Response:
     name, file_name = page.request.params["function"], page.form("file")
     found = await page.call("lambda", "GetFunction", {"FunctionName": name})
-    data = await _code(found)
+    data = await _code(page, found)
     if data is None:
         return await function(page, 400, errors={"code": "This function's code cannot be edited inline."})
     new_zip = replace_file(data, file_name, page.form("code"))

@@ -11,7 +11,7 @@ from minicloud.console.http import url
 from minicloud.console.templates import human_size
 from minicloud.console.topology import draw_vpc
 from minicloud.console.views.ecr import manifest_parts
-from minicloud.console.views.lambda_ import decode_log, editable_files, replace_file, zip_one
+from minicloud.console.views.lambda_ import decode_log, editable_files, own_address, replace_file, zip_one
 from minicloud.console.views.s3_objects import breadcrumbs
 
 
@@ -89,3 +89,10 @@ def test_lambda_packages_are_edited_one_file_at_a_time() -> None:
     assert editable_files(b"not a zip") == {}
     assert decode_log("U1RBUlQK") == "START\n"
     assert decode_log("not base64!") == "not base64!"
+
+
+def test_lambda_code_is_fetched_from_this_server_whatever_the_host_header_said() -> None:
+    location = "http://evil.example:80/_minicloud/lambda/code/1/abc?Expires=1&Signature=f"
+    assert own_address(location, "127.0.0.1", 4566) == "http://127.0.0.1:4566/_minicloud/lambda/code/1/abc?Expires=1&Signature=f"
+    assert own_address(location, "0.0.0.0", 4566).startswith("http://127.0.0.1:4566/")
+    assert own_address(location, "::1", 4566).startswith("http://[::1]:4566/")
