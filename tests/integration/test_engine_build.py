@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
 import time
@@ -241,6 +242,32 @@ def test_an_abandoned_build_stops(engine: Engine) -> None:
     while engine.docker("ps", "-aq").stdout.strip() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert engine.docker("ps", "-aq").stdout.strip() == ""  # the step's container is gone with the client
+
+
+def mirror_reachable() -> bool:
+    try:
+        socket.create_connection(("deb.debian.org", 80), timeout=5).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_run_steps_reach_only_the_package_mirror(engine: Engine) -> None:
+    if not mirror_reachable():
+        pytest.skip("this machine cannot reach deb.debian.org (the build network's only destination)")
+    ctx = context(engine.work / "mirror", """\
+FROM busybox
+RUN (printf 'HEAD http://deb.debian.org/debian/dists/bookworm/Release HTTP/1.1\\r\\nHost: deb.debian.org\\r\\n\\r\\n'; \\
+    sleep 3) | nc 127.0.0.1 3142 | head -n 1
+RUN printf 'GET http://192.0.2.1/ HTTP/1.1\\r\\nHost: 192.0.2.1\\r\\n\\r\\n' | nc 127.0.0.1 3142 | head -n 1
+RUN echo "proxy=$http_proxy"
+""")
+    out = engine.docker("build", "--no-cache", "-t", "mirror:1", str(ctx)).stdout
+    assert "HTTP/1.1 200 OK" in out and "HTTP/1.1 403 Forbidden" in out and "proxy=http://127.0.0.1:3142" in out
+    env = json.loads(engine.docker("image", "inspect", "mirror:1").stdout)[0]["Config"].get("Env") or []
+    assert not [e for e in env if "proxy" in e.lower()]  # the proxy is the build's, never the image's
+    assert sorted(os.listdir(engine.server.data_dir / "engine" / "netns")) == ["engine"]
+    engine.docker("rmi", "mirror:1")
 
 
 def test_nothing_left_behind(engine: Engine) -> None:

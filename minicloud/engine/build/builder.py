@@ -29,6 +29,7 @@ from minicloud.engine.build.cache import BuildCache
 from minicloud.engine.build.config import METADATA, StageConfig, apply, command_args
 from minicloud.engine.build.context import content_hash, find_sources
 from minicloud.engine.build.dockerfile import Dockerfile, DockerfileError, Instruction, expand, expand_words, parse
+from minicloud.engine.build.network import BuildNetwork, proxy_environment
 from minicloud.engine.containers import logs as logfile
 from minicloud.engine.containers.spec import resolve_user
 from minicloud.engine.errors import EngineError, InvalidArgument, NotImplementedYet
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from minicloud.engine.service import Engine
 
 Emit = Callable[[dict[str, Any]], None]
+DOCKER_NAMESPACE = "docker"  # the Docker API's engine namespace (containers.model.DOCKER)
+BUILD_NAMESPACE = "build"  # RUN containers on the build network (a network namespace path, refused to the API)
 PREDEFINED_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
                              "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"})
 
@@ -129,6 +132,7 @@ class Builder:
         self.used_args: set[str] = set()
         self.escape = "\\"
         self._meta: dict[str, str] = {}  # the ARGs before the first FROM, with their values
+        self.network: BuildNetwork | None = None  # made at the first RUN that needs it
 
     def say(self, text: str) -> None:
         if not self.options.quiet:
@@ -136,6 +140,13 @@ class Builder:
 
     # -- the build ------------------------------------------------------------------------------
     async def build(self, dockerfile: Dockerfile) -> Image:
+        try:
+            return await self._build(dockerfile)
+        finally:
+            if self.network is not None:
+                await self.network.close()
+
+    async def _build(self, dockerfile: Dockerfile) -> Image:
         self.escape = dockerfile.escape
         for warning in dockerfile.warnings:
             self.say(warning + "\n")
@@ -323,22 +334,35 @@ class Builder:
         layer = await self._run_container(stage, parent, args, build_env)
         await self._commit(stage, "", layer, cache_key=created_by, created_by=created_by)
 
+    async def _network(self) -> tuple[str, str, list[str]]:
+        """(network mode, engine namespace, extra environment) of RUN containers: the build network
+        with its mirror proxy, unless the build asked for a network (``--network``)."""
+        if self.options.network_mode not in ("", "default"):
+            return self.options.network_mode, DOCKER_NAMESPACE, []
+        if self.network is None:
+            network = BuildNetwork(self.engine.networks.netns_dir)
+            await network.start()
+            self.network = network
+        proxies = [f"{k}={self.options.build_args.get(k) or v}"
+                   for k, _, v in (e.partition("=") for e in proxy_environment())]
+        return self.network.network_mode, BUILD_NAMESPACE, proxies
+
     async def _run_container(self, stage: Stage, parent: Image, args: list[str], build_env: list[str]) -> Layer:
         containers = self.engine.containers
         config = stage.cfg.config
+        mode, namespace, proxies = await self._network()
         body = {"Image": parent.id, "Cmd": args, "Entrypoint": [""],
-                "Env": [*(config.get("Env") or []), *build_env], "WorkingDir": config.get("WorkingDir") or "",
-                "User": config.get("User") or "",
-                "HostConfig": {"NetworkMode": self.options.network_mode or "default", **self.options.limits}}
-        container = await containers.create(body, None)
+                "Env": [*(config.get("Env") or []), *build_env, *proxies], "WorkingDir": config.get("WorkingDir") or "",
+                "User": config.get("User") or "", "HostConfig": {"NetworkMode": mode, **self.options.limits}}
+        container = await containers.create(body, None, namespace=namespace)
         self.say(f" ---> Running in {container.id[:12]}\n")
         handle = containers.handle(container)
         exits = handle.exits
-        waiting = containers.waiter(container.id, "next-exit")
+        waiting = containers.waiter(container.id, "next-exit", namespace=namespace)
         failed, interrupted = True, False
         try:
             try:
-                await containers.start(container.id)
+                await containers.start(container.id, namespace=namespace)
             except EngineError as exc:
                 raise BuildError(str(exc), container.state.exit_code or 1) from None
             path = containers.files(container).log
@@ -360,10 +384,11 @@ class Builder:
             raise
         finally:
             waiting.close()  # when it was never awaited (a failed start, an interruption)
-            if (self.options.remove and not failed) or self.options.force_remove or interrupted:
+            hidden = namespace != DOCKER_NAMESPACE  # nobody could remove it later: it goes now
+            if (self.options.remove and not failed) or self.options.force_remove or interrupted or hidden:
                 if not failed:
                     self.say(f"Removing intermediate container {container.id[:12]}\n")
-                await containers.remove(container.id, force=True, volumes=True)
+                await containers.remove(container.id, force=True, volumes=True, namespace=namespace)
 
     # -- COPY and ADD ---------------------------------------------------------------------------
     async def _copy(self, stage: Stage, ins: Instruction) -> None:
