@@ -17,6 +17,7 @@ DEBIAN_PACKAGES=(
   docker-registry   # engine tests: a local registry to pull from
   docker.io         # registry tests: a real dockerd as the registry client (and a peer)
   podman            # engine benchmark: a peer (own --root/--runroot, runc)
+  nginx             # S3 benchmark: static files, the floor for GETs (run by the bench, never as a service)
   nftables          # engine: its own table isolates networks (the host's rules are never touched)
   rclone            # S3 client tests
   s3cmd             # S3 client tests
