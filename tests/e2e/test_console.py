@@ -37,6 +37,13 @@ def test_sign_in_as_root_shows_health_and_counts(page: Page, server: MinicloudSe
     expect(page.locator(".tile", has_text="iam")).to_contain_text("running")
     expect(page.get_by_role("cell", name="S3 buckets")).to_be_visible()
     expect(page.get_by_label("Region")).to_have_value("us-east-1")
+    # A refresh of the live region keeps what the user opened open.
+    page.locator("summary", has_text="Controllers").click()
+    page.locator("#controllers").evaluate("table => table.closest('details').dataset.old = '1'")
+    page.locator("h1").click()  # the focus leaves the live region, which may now refresh
+    page.evaluate("document.querySelector('[data-live]').dispatchEvent(new Event('minicloud:refresh'))")
+    expect(page.locator("details:not([data-old])")).to_have_count(1)
+    expect(page.locator("details:not([data-old])")).to_have_attribute("open", "")
     cookie = next(c for c in page.context.cookies() if c["name"] == "minicloud_console")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     page.screenshot(path=str(artefacts / "home.png"), full_page=True)

@@ -23,6 +23,11 @@
 
   // Live state: <div data-live="url?fragment=1" data-interval="5000"> is refreshed in place by
   // polling its fragment, unless the keyboard focus is inside it or the tab is hidden.
+  function detailsKey(details) {
+    var summary = details.querySelector("summary");
+    return details.id || (summary ? summary.textContent.replace(/\(.*\)/, "").trim() : "");
+  }
+
   function refresh(region) {
     if (document.hidden || region.contains(document.activeElement) || region.dataset.busy) { return; }
     region.dataset.busy = "1";
@@ -31,7 +36,15 @@
         if (response.status === 401) { region.dataset.stopped = "1"; return null; }
         return response.ok ? response.text() : null;
       })
-      .then(function (html) { if (html !== null && html !== undefined) { region.innerHTML = html; } })
+      .then(function (html) {
+        if (html === null || html === undefined) { return; }
+        // Keep what the user opened (<details>) open across the refresh.
+        var opened = Array.prototype.map.call(region.querySelectorAll("details[open]"), detailsKey);
+        region.innerHTML = html;
+        region.querySelectorAll("details").forEach(function (details) {
+          if (opened.indexOf(detailsKey(details)) >= 0) { details.open = true; }
+        });
+      })
       .catch(function () { /* the next poll tries again */ })
       .finally(function () { delete region.dataset.busy; });
   }
