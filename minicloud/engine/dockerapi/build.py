@@ -90,6 +90,10 @@ async def build(engine: Engine, request: Request) -> StreamResponse:
                                 "minicloud's engine: send the context")
     if request.arg("version") == "2":
         raise NotImplementedYet("BuildKit is not available in minicloud's engine: build with DOCKER_BUILDKIT=0")
+    if request.flag("squash"):
+        raise InvalidArgument("squash is only supported with experimental mode")
+    if request.arg("extrahosts"):
+        raise NotImplementedYet("--add-host is not available for builds in minicloud's engine")
     if request.arg("platform") not in ("", "linux/amd64", "linux"):
         raise InvalidArgument(f"platform {request.arg('platform')} is not available: only linux/amd64 is")
     opts = options(request)
