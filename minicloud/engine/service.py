@@ -78,7 +78,7 @@ class Engine:
         for key in self.snapshots.list_keys():  # extractions interrupted by a crash
             if key.startswith("extract-"):
                 self.snapshots.remove(key)
-        from minicloud.engine.build.builder import sweep_leftovers
+        from minicloud.engine.build.files import sweep_leftovers
         await asyncio.to_thread(sweep_leftovers, self.root / "build")  # before the snapshots they mount go
         await asyncio.to_thread(self.volumes.sweep)
         await self.networks.start()

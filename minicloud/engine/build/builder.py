@@ -15,23 +15,21 @@ import asyncio
 import copy
 import json
 import posixpath
-import shutil
-import subprocess
-import sys
-import tarfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from minicloud.engine.build.cache import BuildCache
 from minicloud.engine.build.config import METADATA, StageConfig, apply, command_args
 from minicloud.engine.build.context import content_hash, find_sources
 from minicloud.engine.build.dockerfile import Dockerfile, DockerfileError, Instruction, expand, expand_words, parse
+from minicloud.engine.build.errors import BuildError
+from minicloud.engine.build.files import put_files, release
 from minicloud.engine.build.network import BuildNetwork, proxy_environment
 from minicloud.engine.containers import logs as logfile
-from minicloud.engine.containers.spec import resolve_user
+from minicloud.engine.containers.model import DOCKER
 from minicloud.engine.errors import EngineError, InvalidArgument, NotImplementedYet
 from minicloud.engine.images.commit import History, adopt_snapshot, derive_image, store_layer
 from minicloud.engine.images.reference import Reference, looks_like_id
@@ -44,18 +42,9 @@ if TYPE_CHECKING:
     from minicloud.engine.service import Engine
 
 Emit = Callable[[dict[str, Any]], None]
-DOCKER_NAMESPACE = "docker"  # the Docker API's engine namespace (containers.model.DOCKER)
 BUILD_NAMESPACE = "build"  # RUN containers on the build network (a network namespace path, refused to the API)
 PREDEFINED_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
                              "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"})
-
-
-class BuildError(EngineError):
-    """A step failed: reported in the stream as ``errorDetail`` (``code``: a RUN's exit status)."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(slots=True)
@@ -338,7 +327,7 @@ class Builder:
         """(network mode, engine namespace, extra environment) of RUN containers: the build network
         with its mirror proxy, unless the build asked for a network (``--network``)."""
         if self.options.network_mode not in ("", "default"):
-            return self.options.network_mode, DOCKER_NAMESPACE, []
+            return self.options.network_mode, DOCKER, []
         if self.network is None:
             network = BuildNetwork(self.engine.networks.netns_dir)
             await network.start()
@@ -384,7 +373,7 @@ class Builder:
             raise
         finally:
             waiting.close()  # when it was never awaited (a failed start, an interruption)
-            hidden = namespace != DOCKER_NAMESPACE  # nobody could remove it later: it goes now
+            hidden = namespace != DOCKER  # nobody could remove it later: it goes now
             if (self.options.remove and not failed) or self.options.force_remove or interrupted or hidden:
                 if not failed:
                     self.say(f"Removing intermediate container {container.id[:12]}\n")
@@ -409,7 +398,7 @@ class Builder:
             await self._copy_from(stage, ins, source, sources, dest)
         finally:
             if source != self.context:
-                await asyncio.to_thread(_release, source)
+                await asyncio.to_thread(release, source)
 
     async def _copy_from(self, stage: Stage, ins: Instruction, root: Path, sources: list[str], dest: str) -> None:
         matched: list[Path] = []
@@ -459,7 +448,7 @@ class Builder:
             for m in mounts:
                 await asyncio.to_thread(mount, m, target)
             try:
-                await asyncio.to_thread(_put_files, target, matched, dest, ins)
+                await asyncio.to_thread(put_files, target, matched, dest, ins)
             finally:
                 await asyncio.to_thread(unmount, target)
             layer = await asyncio.to_thread(store_layer, self.engine.content, self.engine.snapshots.fs_dir(key))
@@ -470,92 +459,3 @@ class Builder:
             target.rmdir()
             if self.engine.snapshots.exists(key):
                 await asyncio.to_thread(self.engine.snapshots.remove, key)
-
-
-def sweep_leftovers(root: Path) -> None:
-    """Blocking, at start-up: mounts and contexts of builds that a crash interrupted."""
-    if not root.is_dir():
-        return
-    for entry in (root / "mnt").iterdir() if (root / "mnt").is_dir() else []:
-        _release(entry)
-    for entry in root.glob("ctx-*"):
-        shutil.rmtree(entry, ignore_errors=True)
-
-
-def _release(path: Path) -> None:
-    unmount(path)
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _owner(root: Path, chown: str, line: int) -> tuple[int, int]:
-    if not chown:
-        return 0, 0
-    try:
-        user = resolve_user(chown, root)
-    except InvalidArgument as exc:
-        raise BuildError(f"dockerfile parse error line {line}: {exc}") from None
-    return user.uid, user.gid
-
-
-def _put_files(root: Path, matched: list[Path], dest: str, ins: Instruction) -> None:
-    """Blocking: the matched files into ``root`` at ``dest``, through the chrooted ``copyin``."""
-    uid, gid = _owner(root, ins.flags.get("chown", ""), ins.line)
-    chmod = ins.flags.get("chmod", "")
-    if chmod and not all(c in "01234567" for c in chmod):
-        raise BuildError(f"dockerfile parse error line {ins.line}: invalid chmod value {chmod}")
-    mode = int(chmod, 8) if chmod else None
-    for source in matched:
-        if ins.keyword == "ADD" and source.is_file() and not source.is_symlink() and tarfile.is_tarfile(source):
-            _copyin(root, dest.rstrip("/") or "/", False, _sender(source))
-            continue
-        into_dir = dest.endswith("/") or source.is_dir() or len(matched) > 1
-        target = dest.rstrip("/") or "/"
-
-        def write(out: IO[bytes], source: Path = source) -> None:
-            _tar_source(out, source, uid, gid, mode)
-
-        _copyin(root, target, not into_dir, write)
-
-
-def _sender(path: Path) -> Callable[[IO[bytes]], None]:
-    def send(out: IO[bytes]) -> None:
-        with open(path, "rb") as f:
-            shutil.copyfileobj(f, out, 1 << 20)
-
-    return send
-
-
-def _tar_source(out: IO[bytes], source: Path, uid: int, gid: int, mode: int | None) -> None:
-    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        info.uid, info.gid, info.uname, info.gname = uid, gid, "", ""
-        if mode is not None and not info.issym():
-            info.mode = mode
-        return info
-
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        if source.is_dir() and not source.is_symlink():
-            for child in sorted(source.iterdir()):
-                tar.add(child, arcname=child.name, recursive=True, filter=owned)
-        else:
-            tar.add(source, arcname=source.name, recursive=False, filter=owned)
-
-
-def _copyin(root: Path, dest: str, rename: bool, write: Callable[[IO[bytes]], None]) -> None:
-    command = [sys.executable, "-I", "-m", "minicloud.engine.build.copyin", str(root), dest, *(["1"] if rename else [])]
-    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdin is not None
-    try:
-        write(proc.stdin)
-    except BrokenPipeError:
-        pass
-    finally:
-        proc.stdin.close()
-    assert proc.stdout is not None and proc.stderr is not None
-    out, err = proc.stdout.read(), proc.stderr.read()
-    proc.wait()
-    try:
-        result = json.loads(out.decode().strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise BuildError(f"copying files failed: {err.decode(errors='replace')[-500:]}") from None
-    if "error" in result:
-        raise BuildError(f"copying files failed: {result['error']}")

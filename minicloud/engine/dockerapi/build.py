@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from minicloud.engine.build.builder import Builder, BuildError, BuildOptions, plan
+from minicloud.engine.build.builder import Builder, BuildOptions, plan
 from minicloud.engine.build.context import read_dockerfile, unpack_context
 from minicloud.engine.build.dockerfile import DockerfileError, parse
+from minicloud.engine.build.errors import BuildError
 from minicloud.engine.dockerapi.http import HttpError, Request, StreamResponse
 from minicloud.engine.dockerapi.images import spool
 from minicloud.engine.errors import InvalidArgument, NotImplementedYet
