@@ -170,6 +170,32 @@ def test_client_token_protection_and_attributes(lab: Lab, server: MinicloudServe
     assert "PublicIpAddress" not in gone
 
 
+def test_describe_instances_pages_and_filters(lab: Lab, server: MinicloudServer) -> None:
+    ec2 = lab.ec2
+    reply = ec2.run_instances(ImageId=lab.busybox, MinCount=6, MaxCount=6, SubnetId=lab.subnet,
+                              InstanceType="t3.nano")
+    reservation, ids = reply["ReservationId"], [i["InstanceId"] for i in reply["Instances"]]
+    assert [i["AmiLaunchIndex"] for i in reply["Instances"]] == list(range(6))
+    assert len({i["PrivateIpAddress"] for i in reply["Instances"]}) == 6
+    by_reservation = [{"Name": "reservation-id", "Values": [reservation]}]
+    first = ec2.describe_instances(Filters=by_reservation, MaxResults=5)
+    assert sum(len(r["Instances"]) for r in first["Reservations"]) == 5 and first["NextToken"]
+    rest = ec2.describe_instances(Filters=by_reservation, MaxResults=5, NextToken=first["NextToken"])
+    assert sum(len(r["Instances"]) for r in rest["Reservations"]) == 1 and "NextToken" not in rest
+    out = server.aws_json("ec2", "describe-instances", "--filters", f"Name=reservation-id,Values={reservation}",
+                          "--page-size", "5", "--query", "Reservations[].Instances[].InstanceId")
+    assert sorted(out) == sorted(ids)
+    with pytest.raises(ClientError) as err:
+        ec2.describe_instances(InstanceIds=ids[:1], MaxResults=5)
+    assert code(err) == "InvalidParameterCombination"
+    found = ec2.describe_instances(Filters=[{"Name": "private-ip-address",
+                                             "Values": [reply["Instances"][2]["PrivateIpAddress"]]}])
+    assert [i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]] == [ids[2]]
+    ec2.terminate_instances(InstanceIds=ids)
+    for instance_id in ids:
+        wait_state(ec2, instance_id, "terminated")
+
+
 def test_security_groups_isolation_and_public_addresses(lab: Lab, server: MinicloudServer) -> None:
     """B (busybox) serves 8080 (allowed from A's group), 9090 (allowed from anywhere) and 7070 (no
     rule). A (debian, ssh) reaches B on 8080 and not on 7070; the host reaches B's public address on
