@@ -161,7 +161,7 @@ class Builder:
         if unused:
             self.say(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
         for tag in self.options.tags:
-            self.engine.images.tag(image, tag)
+            await asyncio.to_thread(self.engine.images.tag, image, tag)
             self.engine.events.publish("image", "tag", image.id, {"name": tag.familiar()})
         self.emit({"aux": {"ID": image.id}})
         if self.options.quiet:
@@ -280,7 +280,7 @@ class Builder:
         """Record a step's image (from the cache when possible)."""
         key = cache_key or f"#(nop) {text}"
         parent_id = stage.image.id if stage.image is not None else ""
-        if layer is None and self._cached(stage, key):
+        if layer is None and await self._cached(stage, key):
             return
         history = History(created_by or f"/bin/sh -c #(nop)  {text}", author=stage.cfg.author or "",
                           empty_layer=layer is None)
@@ -288,14 +288,14 @@ class Builder:
                                         stage.cfg.config, layer, history)
         if layer is not None:
             await self.engine.unpacker.unpack([lay.digest for lay in image.layers], image.diff_ids)
-        self.cache.record(parent_id, key, image.id)
+        await asyncio.to_thread(self.cache.record, parent_id, key, image.id)
         stage.image = image
         self.say(f" ---> {image.id[7:19]}\n")
 
-    def _cached(self, stage: Stage, key: str) -> bool:
+    async def _cached(self, stage: Stage, key: str) -> bool:
         if self.options.no_cache:
             return False
-        found = self.cache.lookup(stage.image.id if stage.image is not None else "", key)
+        found = await asyncio.to_thread(self.cache.lookup, stage.image.id if stage.image is not None else "", key)
         image = self.engine.images.lookup(found) if found else None
         if image is None:
             return False
@@ -317,7 +317,7 @@ class Builder:
         env = stage.cfg.env()
         build_env = [f"{k}={v}" for k, v in stage.args.items() if k not in env]
         created_by = (f"|{len(build_env)} {' '.join(build_env)} " if build_env else "") + " ".join(args)
-        if self._cached(stage, created_by):
+        if await self._cached(stage, created_by):
             return
         parent = await self._ensure_image(stage)
         layer = await self._run_container(stage, parent, args, build_env)
@@ -415,7 +415,7 @@ class Builder:
         kind = "dir" if len(matched) == 1 and matched[0].is_dir() else "file" if len(matched) == 1 else "multi"
         flags = "".join(f" --{k}={v}" for k, v in sorted(ins.flags.items()) if k != "from")
         text = f"{ins.keyword}{flags} {kind}:{digest} in {dest} "
-        if self._cached(stage, f"#(nop) {text}"):
+        if await self._cached(stage, f"#(nop) {text}"):
             return
         parent = stage.image
         layer = await self._write_layer(parent, matched, dest, ins)

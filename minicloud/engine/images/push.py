@@ -90,7 +90,7 @@ class Pusher:
         await self._push_blob(client, ref, config_digest, None, progress)
         reference = ref.tag or ref.digest or "latest"
         digest = await asyncio.to_thread(client.put_manifest, reference, manifest, media_type)
-        self.images.add(image, (), f"{ref.repository}@{digest}")
+        await asyncio.to_thread(self.images.add, image, (), f"{ref.repository}@{digest}")
         shown = ref.tag or ref.digest or "latest"
         progress({"status": f"{shown}: digest: {digest} size: {len(manifest)}"})
         progress({"progressDetail": {}, "aux": {"Tag": shown, "Digest": digest, "Size": len(manifest)}})
