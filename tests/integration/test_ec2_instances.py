@@ -13,6 +13,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +303,8 @@ def test_instance_profile_credentials(lab: Lab, server: MinicloudServer) -> None
     doc = ssh(lab.key, address, f"curl -s http://169.254.169.254/latest/meta-data/iam/security-credentials/{name}")
     creds = json.loads(doc.stdout)
     assert creds["Code"] == "Success"
+    lifetime = datetime.fromisoformat(creds["Expiration"].replace("Z", "+00:00")) - datetime.now(UTC)
+    assert timedelta(minutes=50) < lifetime <= timedelta(hours=1)
     session = server.client("sts", keys=_keys(creds))
     identity = session.get_caller_identity()
     assert identity["Arn"].endswith(f":assumed-role/{name}/{instance_id}")
@@ -310,6 +313,11 @@ def test_instance_profile_credentials(lab: Lab, server: MinicloudServer) -> None
     with pytest.raises(ClientError) as err:
         as_role.create_vpc(CidrBlock="10.99.0.0/16")
     assert code(err) == "UnauthorizedOperation"
+    v1 = "curl -s -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/meta-data/instance-id"
+    assert ssh(lab.key, address, v1).stdout == "200"
+    options = ec2.modify_instance_metadata_options(InstanceId=instance_id, HttpTokens="required")
+    assert options["InstanceMetadataOptions"]["HttpTokens"] == "required"
+    assert ssh(lab.key, address, v1).stdout == "401"  # IMDSv2 only now
     ec2.terminate_instances(InstanceIds=[instance_id])
 
 
@@ -317,3 +325,23 @@ def _keys(creds: dict[str, str]) -> Any:
     from tests.support.server import Keys
 
     return Keys(creds["AccessKeyId"], creds["SecretAccessKey"], creds["Token"])
+
+
+def test_a_launch_the_engine_cannot_run_ends_terminated(lab: Lab, server: MinicloudServer, tmp_path: Path) -> None:
+    from tests.integration.test_ec2_images import push_busybox
+    from tests.integration.test_ecr import http
+
+    ec2 = lab.ec2
+    repository = f"gone/app-{uuid.uuid4().hex[:6]}"
+    push_busybox(server, tmp_path, repository, "v1")
+    image_id = ec2.register_image(Name=repository.replace("/", "-"), ImageLocation=f"{repository}:v1")["ImageId"]
+    status, headers, _ = http(server, "HEAD", f"/v2/{repository}/manifests/v1",
+                              headers={"accept": "application/vnd.oci.image.manifest.v1+json"})
+    assert status == 200
+    status, _, body = http(server, "DELETE", f"/v2/{repository}/manifests/{headers['docker-content-digest']}")
+    assert status == 202, body
+    instance_id = lab.run(image_id, lab.subnet, [])
+    ended = wait_state(ec2, instance_id, "terminated", timeout=60)
+    assert ended["StateReason"]["Code"] == "Server.InternalError"
+    assert "PublicIpAddress" not in ended
+    assert not (server.data_dir / "ec2" / "vpcnet" / "netns" / f"instance.{instance_id}").exists()

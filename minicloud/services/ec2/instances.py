@@ -315,6 +315,38 @@ class InstancesMixin(ImagesMixin):
         self.wake_controller()
         return {}
 
+    async def modify_instance_metadata_options(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        instance_id = params["InstanceId"]
+        await self.begin(ctx, params, "ModifyInstanceMetadataOptions", f"instance/{instance_id}")
+        await self._instances(ctx, [instance_id])
+        allowed = {"HttpTokens": ("optional", "required"), "HttpEndpoint": ("enabled", "disabled"),
+                   "InstanceMetadataTags": ("enabled", "disabled")}
+        changes: dict[str, Any] = {}
+        for key, values in allowed.items():
+            value = params.get(key)
+            if value is not None:
+                if value not in values:
+                    raise InvalidParameterValue(f"Value ({value}) for parameter {key} is invalid.")
+                changes[key] = value
+        hops = params.get("HttpPutResponseHopLimit")
+        if hops is not None:
+            if not 1 <= int(hops) <= 64:
+                raise InvalidParameterValue(f"Value ({hops}) for parameter HttpPutResponseHopLimit is invalid.")
+            changes["HttpPutResponseHopLimit"] = int(hops)
+
+        def modify(conn: sa.Connection) -> dict[str, Any]:
+            instance = store.get(conn, instance_id)
+            assert instance is not None
+            if instance.state == "terminated":
+                raise IncorrectInstanceState(f"The instance '{instance_id}' is not in a valid state for this "
+                                             "operation.")
+            options = {**instance.doc["MetadataOptions"], **changes, "State": "applied"}
+            instance.doc["MetadataOptions"] = options
+            store.save(conn, instance)
+            return dict(options)
+        options = await self.runtime.db.write(modify)
+        return {"InstanceId": instance_id, "InstanceMetadataOptions": options}
+
     @staticmethod
     def _attribute_changes(params: dict[str, Any]) -> dict[str, Any]:
         changes: dict[str, Any] = {}

@@ -42,7 +42,8 @@ def instance_info(instance: Resource, vpc_cidr: str, subnet_cidr: str, zone_id: 
         public_keys=tuple((name, key) for name, key in doc.get("_public_keys") or []),
         instance_profile_arn=profile.get("Arn", ""), instance_profile_id=profile.get("Id", ""),
         http_tokens=options.get("HttpTokens", "optional"), http_endpoint=options.get("HttpEndpoint", "enabled"),
-        tags=tuple((t["Key"], t.get("Value", "")) for t in doc.get("Tags") or []), availability_zone_id=zone_id)
+        tags=tuple((t["Key"], t.get("Value", "")) for t in doc.get("Tags") or []), availability_zone_id=zone_id,
+        instance_metadata_tags=options.get("InstanceMetadataTags") == "enabled")
 
 
 class Ec2InstanceMetadata:
