@@ -33,8 +33,11 @@ class Page:
         flash = _read_flash(self.session.flash) if not self.request.wants_fragment else {}
         values.setdefault("flash", flash.get("message"))
         values.setdefault("reveal", flash.get("reveal"))
-        body = self.console.templates.render(template, self._common(), values,
-                                             block="live" if self.request.wants_fragment else None)
+        block = None
+        if self.request.wants_fragment:  # "live", or another live_* block the page polls
+            wanted = self.request.query.get("block", "live")
+            block = wanted if re.fullmatch(r"live(_[a-z]+)?", wanted) else "live"
+        body = self.console.templates.render(template, self._common(), values, block=block)
         return html(body, status)
 
     def _common(self) -> dict[str, Any]:

@@ -55,6 +55,8 @@ class Templates:
     def render(self, name: str, common: dict[str, Any], values: dict[str, Any], *, block: str | None = None) -> str:
         template = self.env.get_template(name)
         variables = {**common, **values}
+        if block is not None and block not in template.blocks:
+            block = "live"
         if block is not None and block in template.blocks:
             # A block alone runs none of its template's top-level imports: give it the macros.
             variables["m"] = self.env.get_template("macros.html").make_module(variables)

@@ -120,6 +120,7 @@ def test_lambda_create_invoke_edit(page: Page, server: MinicloudServer, artefact
     lam = server.client("lambda")
     # With a cold image cache the runtime image is built first (minutes); warm, this takes seconds.
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 240})
+    expect(page.locator("#function-details")).to_contain_text("Active", timeout=10_000)  # refreshed in place
     page.get_by_label("Event (JSON)").fill('{"name": "e2e"}')
     page.get_by_role("button", name="Invoke").click()
     expect(page.locator("#invoke-payload")).to_contain_text('"hello": "e2e"', timeout=60_000)
