@@ -19,7 +19,7 @@ BUSYBOX = Recipe(
     config=ImageConfig(cmd=("sh",)), description="busybox-static: /bin/busybox and its applets")
 
 DEBIAN = Recipe(
-    name="debian", repository="library/debian", tags=("bookworm", "latest", "12"),
+    name="debian", repository="library/debian", tags=("bookworm", "latest", "12", "stable"),
     config=ImageConfig(cmd=("bash",)), description="Debian 12 minbase")
 
 DEBIAN_SLIM = Recipe(
