@@ -1,27 +1,39 @@
-"""Container engine: ``docker run --rm busybox true`` latency, minicloud side by side with Debian's
-dockerd (``docker.io``, own folders, ``--bridge none --iptables=false``) and raw ``runc run`` as
-the floor; then a 6-step classic build (``DOCKER_BUILDKIT=0 docker build --network none``: FROM,
-COPY of 4 MiB, two RUNs, ENV, CMD) uncached (``--no-cache``) and cached. The same busybox root
-filesystem (Debian's busybox-static) is imported into both engines; runs alternate between them
-so that machine noise hits everyone alike.
+"""Container engine, minicloud side by side with Debian's dockerd (``docker.io``, own folders,
+``--bridge none --iptables=false``), podman (own --root/--runroot, cgroupfs, file events, runc,
+``--network none``) and raw ``runc run`` as the floor:
 
-    .venv/bin/python bench/run.py engine [--runs 20] [--build-runs 5]
+- ``docker run --rm busybox true`` latency (median and p90 of ``--runs``, runs alternating between
+  the engines so that machine noise hits everyone alike);
+- a cold and a warm pull of a 5-layer image of random bytes (``--pull-mib``, 300 MiB) that all pull
+  from one local CNCF registry (Debian's docker-registry, the image pushed with skopeo);
+- the memory of ``--idle`` (50) idle containers: RSS (and PSS) of the engine's own processes --
+  minicloud's process and its per-container supervisors, dockerd + containerd + containerd-shims,
+  podman's conmons -- never the containers' processes;
+- a 6-step classic build (``DOCKER_BUILDKIT=0 docker build --network none``: FROM, COPY of 4 MiB,
+  two RUNs, ENV, CMD) uncached (``--no-cache``) and cached, minicloud and dockerd.
+
+The same busybox root filesystem (Debian's busybox-static) is imported into every engine.
+
+    .venv/bin/python bench/run.py engine [--runs 20] [--build-runs 5] [--pull-mib 300] [--idle 50]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bench.engine_peers import Memory, Podman, Registry, big_image, engine_processes, memory_of, push_layout
 from bench.minicloud_server import start_minicloud
 from bench.proc import clean_env
 
@@ -48,9 +60,9 @@ def rootfs_tar(root: Path, target: Path) -> Path:
     return target
 
 
-def timed(argv: list[str], env: dict[str, str]) -> float:
+def timed(argv: list[str], env: dict[str, str], timeout: float = 60) -> float:
     started = time.perf_counter()
-    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout)
     return time.perf_counter() - started
 
 
@@ -153,55 +165,195 @@ def summary(samples: list[float]) -> str:
     return f"median {statistics.median(ordered) * 1000:7.1f} ms   p90 {p90 * 1000:7.1f} ms   n={len(ordered)}"
 
 
+def latency_bench(contenders: dict[str, Callable[[], float]], runs: int) -> dict[str, list[float]]:
+    """``run --rm busybox true`` on every contender, alternating, after one warm-up each."""
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for warm_up in contenders.values():
+        warm_up()
+    for _ in range(runs):
+        for name, run in contenders.items():
+            samples[name].append(run())
+    print("\n== engine: docker run --rm busybox true ==")
+    for name, values in samples.items():
+        print(f"  {name:22} {summary(values)}")
+    return samples
+
+
+def pull_bench(pullers: dict[str, Callable[[], float]], warm_runs: int) -> dict[str, tuple[float, float]]:
+    """A cold pull (nothing of the image local) once per engine, then ``warm_runs`` pulls of the
+    image already there (median); engines in turn, so they never pull at the same time."""
+    results: dict[str, tuple[float, float]] = {}
+    for name, pull in pullers.items():
+        cold = pull()
+        warm = statistics.median([pull() for _ in range(warm_runs)])
+        results[name] = (cold, warm)
+    print("\n== engine: pull of a 5-layer image of random bytes from a local registry ==")
+    for name, (cold, warm) in results.items():
+        print(f"  {name:22} cold {cold:7.2f} s   warm {warm * 1000:7.1f} ms")
+    return results
+
+
+def idle_memory(start: Callable[[int], object], measure: Callable[[], Memory], count: int) -> tuple[Memory, Memory]:
+    """An engine's memory with no container, then with ``count`` idle containers."""
+    before = measure()
+    for n in range(count):
+        start(n)
+    time.sleep(2)  # supervisors settle
+    return before, measure()
+
+
+def print_table(latency: dict[str, list[float]], pulls: dict[str, tuple[float, float]],
+                memory: dict[str, tuple[Memory, Memory]], idle: int) -> None:
+    """The side-by-side table, minicloud's figure divided by each peer's."""
+    names = [n for n in ("minicloud", "dockerd (docker.io)", "podman", "raw runc run") if n in latency]
+    rows: list[tuple[str, dict[str, float], str]] = [
+        ("run --rm busybox true, median", {n: statistics.median(latency[n]) * 1000 for n in names}, "ms"),
+        ("run --rm busybox true, p90", {n: sorted(latency[n])[int(0.9 * (len(latency[n]) - 1))] * 1000
+                                        for n in names}, "ms"),
+        ("cold pull, 5 layers", {n: pulls[n][0] for n in pulls}, "s"),
+        ("warm pull (image present)", {n: pulls[n][1] * 1000 for n in pulls}, "ms"),
+        (f"RSS, engine + supervisors, {idle} idle", {n: memory[n][1].rss_mib for n in memory}, "MiB"),
+        (f"RSS added by {idle} idle containers", {n: memory[n][1].rss_mib - memory[n][0].rss_mib for n in memory},
+         "MiB"),
+        (f"PSS, engine + supervisors, {idle} idle", {n: memory[n][1].pss_mib for n in memory}, "MiB"),
+    ]
+    print("\n== engine: side by side (ratio = minicloud / peer; lower is better) ==")
+    header = f"  {'figure':40}" + "".join(f"{n:>22}" for n in names)
+    print(header + "   ratios")
+    for label, values, unit in rows:
+        cells = "".join(f"{values[n]:>18.1f} {unit:3}" if n in values else f"{'-':>22}" for n in names)
+        base = values.get("minicloud")
+        ratios = ", ".join(f"{n.split()[0]} {base / values[n]:.2f}x" for n in names
+                           if n != "minicloud" and n in values and base is not None and values[n] > 0)
+        print(f"  {label:40}{cells}   {ratios}")
+    for name, (before, after) in memory.items():
+        print(f"  {name}: {before.processes} processes idle ({before.rss_mib:.1f} MiB RSS), "
+              f"{after.processes} with {idle} containers")
+    load = os.getloadavg()
+    print(f"  load average during the run: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (a shared, busy machine)")
+
+
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench/run.py engine", description=__doc__)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--build-runs", type=int, default=5, help="0 skips the build benchmark")
+    parser.add_argument("--pull-mib", type=int, default=300, help="size of the 5-layer image; 0 skips pulls")
+    parser.add_argument("--warm-pulls", type=int, default=3)
+    parser.add_argument("--idle", type=int, default=50, help="idle containers per engine; 0 skips memory")
     args = parser.parse_args(list(argv))
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         root = Path(tmp)
-        rootfs = busybox_rootfs(root)
-        tar = rootfs_tar(rootfs, root / "busybox.tar")
-        contenders: dict[str, Callable[[], float]] = {}
-        minicloud = start_minicloud()
-        stops: list[Callable[[], None]] = [minicloud.stop]
+        stops: list[Callable[[], None]] = []
         try:
-            env_mc = clean_env({"DOCKER_HOST": f"unix://{minicloud.data_dir / 'docker.sock'}",
-                                "DOCKER_CONFIG": str(root / "cfg"), "HOME": str(root)})
-            subprocess.run([DOCKER, "import", str(tar), "busybox"], env=env_mc, check=True, capture_output=True)
-            contenders["minicloud"] = lambda: timed([DOCKER, "run", "--rm", "busybox", "true"], env_mc)
-            (root / "dockerd").mkdir()
-            dockerd = Dockerd(root / "dockerd")
-            stops.append(dockerd.stop)
-            if dockerd.start():
-                env_d = clean_env({"DOCKER_HOST": f"unix://{root / 'dockerd' / 'docker.sock'}",
-                                   "DOCKER_CONFIG": str(root / "cfg"), "HOME": str(root)})
-                subprocess.run([DOCKER, "import", str(tar), "busybox"], env=env_d, check=True, capture_output=True)
-                contenders["dockerd (docker.io)"] = lambda: timed([DOCKER, "run", "--rm", "busybox", "true"], env_d)
-            bundle = runc_bundle(root, rootfs)
-            counter = iter(range(1_000_000))
-            contenders["raw runc run"] = lambda: timed(
-                ["runc", "--root", str(root / "runc"), "run", "--bundle", str(bundle), f"b{next(counter)}"],
-                clean_env())
-            samples: dict[str, list[float]] = {name: [] for name in contenders}
-            for warm_up in contenders.values():
-                warm_up()
-            for _ in range(args.runs):
-                for name, run in contenders.items():
-                    samples[name].append(run())
-            print("\n== engine: docker run --rm busybox true ==")
-            for name, values in samples.items():
-                print(f"  {name:22} {summary(values)}")
-            base = statistics.median(samples["minicloud"])
-            for name, values in samples.items():
-                if name != "minicloud":
-                    print(f"  minicloud / {name}: {base / statistics.median(values):.2f}x")
-            if args.build_runs > 0:
-                envs = {"minicloud": env_mc}
-                if "dockerd (docker.io)" in contenders:
-                    envs["dockerd (docker.io)"] = env_d
-                build_bench(envs, build_context(root), args.build_runs)
+            return run_all(root, args, stops)
         finally:
             for stop in reversed(stops):
                 stop()
+
+
+def run_all(root: Path, args: argparse.Namespace, stops: list[Callable[[], None]]) -> int:
+    rootfs = busybox_rootfs(root)
+    tar = rootfs_tar(rootfs, root / "busybox.tar")
+    minicloud = start_minicloud()
+    stops.append(minicloud.stop)
+    docker_envs: dict[str, dict[str, str]] = {}
+    env_mc = clean_env({"DOCKER_HOST": f"unix://{minicloud.data_dir / 'docker.sock'}",
+                        "DOCKER_CONFIG": str(root / "cfg"), "HOME": str(root)})
+    subprocess.run([DOCKER, "import", str(tar), "busybox"], env=env_mc, check=True, capture_output=True)
+    docker_envs["minicloud"] = env_mc
+    (root / "dockerd").mkdir()
+    dockerd = Dockerd(root / "dockerd")
+    stops.append(dockerd.stop)
+    if dockerd.start():
+        env_d = clean_env({"DOCKER_HOST": f"unix://{root / 'dockerd' / 'docker.sock'}",
+                           "DOCKER_CONFIG": str(root / "cfg"), "HOME": str(root)})
+        subprocess.run([DOCKER, "import", str(tar), "busybox"], env=env_d, check=True, capture_output=True)
+        docker_envs["dockerd (docker.io)"] = env_d
+    else:
+        print("dockerd did not start: no dockerd column", file=sys.stderr)
+    podman = Podman(root / "podman")
+    if podman.available:
+        stops.append(podman.stop)
+        subprocess.run(podman.argv("import", str(tar), "busybox"), check=True, capture_output=True)
+    else:
+        print("podman is not installed (scripts/install.sh installs it): no podman column", file=sys.stderr)
+    contenders: dict[str, Callable[[], float]] = {
+        name: functools.partial(timed, [DOCKER, "run", "--rm", "busybox", "true"], env)
+        for name, env in docker_envs.items()}
+    if podman.available:
+        contenders["podman"] = lambda: timed(podman.run_argv("--rm", "busybox", "true"), clean_env())
+    bundle = runc_bundle(root, rootfs)
+    counter = iter(range(1_000_000))
+    contenders["raw runc run"] = lambda: timed(
+        ["runc", "--root", str(root / "runc"), "run", "--bundle", str(bundle), f"b{next(counter)}"], clean_env())
+    latency = latency_bench(contenders, args.runs)
+    pulls = pull_section(root, args, docker_envs, podman, stops)
+    memory = memory_section(root, args, minicloud.pid, minicloud.data_dir, docker_envs, dockerd, podman)
+    print_table(latency, pulls, memory, args.idle)
+    if args.build_runs > 0:
+        build_bench(docker_envs, build_context(root), args.build_runs)
     return 0
+
+
+def pull_section(root: Path, args: argparse.Namespace, docker_envs: dict[str, dict[str, str]], podman: Podman,
+                 stops: list[Callable[[], None]]) -> dict[str, tuple[float, float]]:
+    if args.pull_mib <= 0:
+        return {}
+    (root / "registry").mkdir()
+    registry = Registry(root / "registry")
+    stops.append(registry.stop)
+    if not registry.start():
+        print("docker-registry did not start: no pull figures", file=sys.stderr)
+        return {}
+    reference = f"{registry.host}/bench/big:1"
+    started = time.perf_counter()
+    layout = big_image(root, 5, args.pull_mib)
+    push_layout(layout, reference)
+    shutil.rmtree(layout)
+    print(f"\n(image of 5 x {args.pull_mib // 5} MiB random layers built and pushed in "
+          f"{time.perf_counter() - started:.1f} s)")
+    pullers: dict[str, Callable[[], float]] = {
+        name: functools.partial(timed, [DOCKER, "pull", "-q", reference], env, 600)
+        for name, env in docker_envs.items()}
+    if podman.available:
+        pullers["podman"] = lambda: timed(podman.argv("pull", "-q", "--tls-verify=false", reference), clean_env(),
+                                          600)
+    results = pull_bench(pullers, args.warm_pulls)
+    for env in docker_envs.values():
+        subprocess.run([DOCKER, "rmi", reference], env=env, capture_output=True, check=False)
+    if podman.available:
+        subprocess.run(podman.argv("rmi", reference), capture_output=True, check=False)
+    return results
+
+
+def memory_section(root: Path, args: argparse.Namespace, minicloud_pid: int, data_dir: Path,
+                   docker_envs: dict[str, dict[str, str]], dockerd: Dockerd,
+                   podman: Podman) -> dict[str, tuple[Memory, Memory]]:
+    """``--idle`` idle containers per engine (one engine at a time, removed after), and the memory
+    of the engine's own processes: minicloud (its one process, every service included) and its
+    per-container supervisors; dockerd, containerd and the containerd-shims; podman's conmons."""
+    if args.idle <= 0:
+        return {}
+    results: dict[str, tuple[Memory, Memory]] = {}
+    idle_cmd = ["busybox", "sleep", "3600"]
+    for name, env in docker_envs.items():
+        if name == "minicloud":
+            roots, marker = [minicloud_pid], str(data_dir)
+        else:
+            roots, marker = [dockerd.process.pid] if dockerd.process else [], str(dockerd.root)
+
+        def start(n: int, env: dict[str, str] = env) -> float:
+            return timed([DOCKER, "run", "-d", "--name", f"idle{n}", *idle_cmd], env)
+
+        results[name] = idle_memory(start, functools.partial(lambda r, m: memory_of(engine_processes(r, m)),
+                                                             roots, marker), args.idle)
+        subprocess.run([DOCKER, "rm", "-f", *(f"idle{n}" for n in range(args.idle))], env=env, capture_output=True,
+                       check=False, timeout=300)
+    if podman.available:
+        marker = str(podman.root)
+        results["podman"] = idle_memory(
+            lambda n: timed(podman.run_argv("-d", "--name", f"idle{n}", *idle_cmd), clean_env()),
+            lambda: memory_of(engine_processes([], marker)), args.idle)
+        subprocess.run(podman.argv("rm", "-f", "-t", "0", *(f"idle{n}" for n in range(args.idle))),
+                       capture_output=True, check=False, timeout=300)
+    return results
