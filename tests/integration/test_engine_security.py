@@ -8,12 +8,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.test_engine import Engine, busybox_rootfs_tar
+from tests.support.images import BaseImages
+from tests.support.images import base_images as base_images  # the fixtures, for the Debian test
+from tests.support.images import image_cache as image_cache
 from tests.support.server import MinicloudServer
 
 pytestmark = pytest.mark.skipif(
@@ -26,11 +30,10 @@ STATUS = "grep -E '^(Seccomp|NoNewPrivs|CapEff):' /proc/self/status"
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     work = tmp_path_factory.mktemp("enginesec")
-    server = MinicloudServer(work / "data", env={"MINICLOUD_CONTROLLERS": "0",
-                                                 "MINICLOUD_ENGINE_MIRROR": "http://127.0.0.1:9"})
+    server = MinicloudServer(work / "data", env={"MINICLOUD_CONTROLLERS": "0"})
     server.start()
     (work / "docker-config").mkdir()
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work),
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work), "DOCKER_BUILDKIT": "0",
            "DOCKER_HOST": f"unix://{work / 'data' / 'docker.sock'}", "DOCKER_CONFIG": str(work / "docker-config")}
     eng = Engine(server, env, work)
     eng.docker("import", str(busybox_rootfs_tar(work)), "busybox")
@@ -86,3 +89,35 @@ def test_ordinary_work_still_runs(engine: Engine) -> None:
                         "echo x | md5sum >/dev/null && echo pipes; (sleep 0.1 &) ; wait; echo forks").stdout
     assert out.split() == ["ping", "date", "pipes", "forks"]
     assert engine.docker("ps", "-aq").stdout.strip() == ""
+
+
+def test_debian_shells_apt_and_python_under_the_profile(engine: Engine, base_images: BaseImages) -> None:
+    """A Debian image: bash and apt under Docker's profile, apt-get install in a build (through the
+    build network), python's processes and threads in the image it made."""
+    try:
+        socket.create_connection(("deb.debian.org", 80), timeout=5).close()
+    except OSError:
+        pytest.skip("this machine cannot reach deb.debian.org, which apt-get needs")
+    ref = base_images.push(engine.server, ["debian-slim"])["debian-slim"]
+    assert engine.server.root is not None
+    engine.docker("login", "-u", engine.server.root.access_key_id, "--password-stdin", ref.split("/")[0],
+                  stdin=engine.server.root.secret_access_key)
+    engine.docker("pull", ref)
+    shell = engine.docker("run", "--rm", ref, "bash", "-c", "echo bash $BASH_VERSINFO; apt-get --version | head -1; "
+                          + STATUS).stdout
+    assert shell.startswith("bash 5\napt ") and "Seccomp:\t2" in shell
+    context = engine.work / "debian-build"
+    context.mkdir(exist_ok=True)
+    (context / "Dockerfile").write_text(
+        f"FROM {ref}\nRUN apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-minimal "
+        ">/dev/null && rm -rf /var/lib/apt/lists/*\n")
+    engine.docker("build", "-t", "withpython:1", str(context), timeout=300)
+    script = "\n".join([
+        "import os, subprocess, threading",
+        "t = threading.Thread(target=print, args=('thread',)); t.start(); t.join()",
+        "print(subprocess.run(['echo', 'child'], capture_output=True, text=True).stdout.strip())",
+        "pid = os.fork()",
+        "os._exit(7) if pid == 0 else print('forked', os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))"])
+    out = engine.docker("run", "--rm", "withpython:1", "python3", "-c", script).stdout
+    assert out.split() == ["thread", "child", "forked", "7"]
+    engine.docker("rmi", "withpython:1", ref)
