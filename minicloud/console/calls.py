@@ -44,7 +44,7 @@ class ServiceCalls:
 
     def __init__(self, dispatcher: AwsDispatcher, authorizer: Authorizer, topology: Topology) -> None:
         self._endpoints = {endpoint.name: endpoint for endpoint in dispatcher.endpoints}
-        self._authorizer = authorizer
+        self.authorizer = authorizer
         self.topology = topology
 
     def has(self, service: str) -> bool:
@@ -83,7 +83,7 @@ class PrincipalCalls:
         request = AwsRequest(method=method, path="/", headers=headers, client_ip=self._client_ip, secure=self._secure)
         return RequestContext(
             request_id=str(uuid.uuid4()), service=service, operation=operation, region=self.region,
-            principal=self.principal, request=request, now=datetime.now(UTC), authorizer=self._calls._authorizer,
+            principal=self.principal, request=request, now=datetime.now(UTC), authorizer=self._calls.authorizer,
             access_denied=endpoint.provider.access_denied,
         )
 
