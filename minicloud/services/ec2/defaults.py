@@ -4,6 +4,7 @@ gateway, a main route table with 0.0.0.0/0 to it, the default security group."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
 import sqlalchemy as sa
@@ -20,12 +21,20 @@ class DefaultVpcs:
         self.db = db
         self.topology = topology
         self._done: set[tuple[str, str]] = set()
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     async def ensure(self, account_id: str, region: str) -> None:
-        if (account_id, region) in self._done:
+        key = (account_id, region)
+        if key in self._done:
             return
-        await self.db.write(lambda conn: self._ensure(conn, account_id, region))
-        self._done.add((account_id, region))
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            if key in self._done:
+                return
+            try:
+                await self.db.write(lambda conn: self._ensure(conn, account_id, region))
+            except sa.exc.IntegrityError:  # another API server on the same store made it meanwhile
+                pass
+            self._done.add(key)
 
     def _ensure(self, conn: sa.Connection, account_id: str, region: str) -> None:
         marker = f"default-vpc/{account_id}/{region}"
