@@ -5,6 +5,7 @@ gateway, a main route table with 0.0.0.0/0 to it, the default security group."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 
 import sqlalchemy as sa
@@ -30,10 +31,8 @@ class DefaultVpcs:
         async with self._locks.setdefault(key, asyncio.Lock()):
             if key in self._done:
                 return
-            try:
+            with contextlib.suppress(sa.exc.IntegrityError):  # another API server made it meanwhile
                 await self.db.write(lambda conn: self._ensure(conn, account_id, region))
-            except sa.exc.IntegrityError:  # another API server on the same store made it meanwhile
-                pass
             self._done.add(key)
 
     def _ensure(self, conn: sa.Connection, account_id: str, region: str) -> None:
