@@ -40,26 +40,34 @@ def test_launch_an_instance_and_watch_it_run(page: Page, server: MinicloudServer
                  cmd=("/bin/sh", "-c", "echo console-e2e-boot; sleep 600"))
     sign_in_root(page, server)
     page.goto(console(server, "/ec2/instances"))
-    page.get_by_label("Name (tag)").fill("console-e2e")
-    images = server.client("ec2").describe_images()["Images"]
-    ami = next(i["ImageId"] for i in images if tag in (i.get("Name") or ""))
+    ec2 = server.client("ec2")
+    ami = next(i["ImageId"] for i in ec2.describe_images()["Images"] if tag in (i.get("Name") or ""))
+    # A subnet of its own VPC, without public addresses: other minicloud servers on this host may hold
+    # the first public IPs (127.100.0.x), which the default subnet would map.
+    vpc_id = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
+    subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.77.1.0/24", AvailabilityZone="us-east-1a")[
+        "Subnet"]["SubnetId"]
+    page.reload()
     page.get_by_label("Image (AMI)").select_option(ami)
+    page.get_by_label("Subnet").select_option(subnet_id)
+    page.get_by_label("Name (tag)").fill("console-e2e")
     page.get_by_role("button", name="Launch instance").click()
     expect(page.get_by_role("heading", name=re.compile(r"Instance i-"))).to_be_visible()
     instance_id = page.get_by_role("heading", name=re.compile(r"Instance i-")).inner_text().split()[-1]
     # The details refresh in place until the instance runs.
     expect(page.locator("#instance-state")).to_have_text("running", timeout=60_000)
-    expect(page.locator("#instance-details")).to_contain_text("us-east-1")
+    expect(page.locator("#instance-details")).to_contain_text("us-east-1a")
+    expect(page.locator("#instance-details")).to_contain_text("10.77.1.")
     expect(page.locator("#console-output")).not_to_have_text("(no output yet)", timeout=30_000)
     page.screenshot(path=str(artefacts / "ec2-instance.png"), full_page=True)
-    vpc_id = page.locator("#instance-details a[href*='/ec2/vpcs/']").inner_text()
+    assert page.locator("#instance-details a[href*='/ec2/vpcs/']").inner_text() == vpc_id
     page.goto(console(server, f"/ec2/vpcs/{vpc_id}"))
     expect(page.locator("#topology")).to_contain_text(instance_id)
     page.screenshot(path=str(artefacts / "ec2-vpc-topology.png"), full_page=True)
     page.goto(console(server, f"/ec2/instances/{instance_id}"))
     page.get_by_role("button", name="Terminate").click()
     expect(page.locator("#instance-state")).to_have_text(re.compile("shutting-down|terminated"), timeout=30_000)
-    state = server.client("ec2").describe_instances(InstanceIds=[instance_id])
+    state = ec2.describe_instances(InstanceIds=[instance_id])
     assert state["Reservations"][0]["Instances"][0]["State"]["Name"] in ("shutting-down", "terminated")
 
 
