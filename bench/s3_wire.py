@@ -5,7 +5,7 @@ canonical query and headers; a unit test compares signatures), in ~20 us instead
 ``generate_presigned_url``, so that pools of thousands of distinct requests are ready in a blink.
 
 ``Wire`` is one keep-alive connection that sends a request head and its body (bytes, or a file range with
-``os.sendfile``: zero copies on the client) and reads the response into a reusable buffer with ``recv_into``
+``sendfile``: zero copies on the client) and reads the response into a reusable buffer with ``recv_into``
 (Content-Length, chunked, or until close), handing each piece to a callback: a client that moves GB/s on
 loopback, so that single-stream figures measure the server.
 """
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import BinaryIO
 from urllib.parse import quote
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -124,23 +124,23 @@ class Wire:
             self.sock.close()
             self.sock = None
 
-    def send(self, head: bytes, body_fd: int | None = None, offset: int = 0, count: int = 0) -> None:
+    def send(self, head: bytes, body: BinaryIO | None = None, offset: int = 0, count: int = 0) -> None:
+        """The head, then ``count`` bytes of ``body`` from ``offset`` (``socket.sendfile``: ``os.sendfile``
+        in a loop that also honours the socket's timeout)."""
         sock = self._socket()
         sock.sendall(head)
-        sent = 0
-        while sent < count:
-            assert body_fd is not None
-            n = os.sendfile(sock.fileno(), body_fd, offset + sent, count - sent)
-            if n == 0:
-                raise WireError("sendfile: unexpected end of file")
-            sent += n
+        if count:
+            assert body is not None
+            sent = sock.sendfile(body, offset, count)
+            if sent != count:
+                raise WireError(f"sendfile: {sent} of {count} bytes sent")
 
     def request(self, head: bytes, on_data: Callable[[memoryview, int], None] | None = None, *,
-                body_fd: int | None = None, offset: int = 0, count: int = 0, no_body: bool = False) -> Response:
+                body: BinaryIO | None = None, offset: int = 0, count: int = 0, no_body: bool = False) -> Response:
         """Send a request and read its response; with ``on_data`` the body is streamed to it as
         (piece, offset of the piece in the body) instead of being kept."""
         try:
-            self.send(head, body_fd, offset, count)
+            self.send(head, body, offset, count)
             return self._response(on_data, no_body)
         except BaseException:
             self.close()
