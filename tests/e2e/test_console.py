@@ -190,7 +190,19 @@ def test_policy_editor_shows_errors_and_changes_nothing(page: Page, server: Mini
                                                  "Resource": "*"}]}))
     page.get_by_role("button", name="Create policy").click()
     expect(page.get_by_role("heading", name=f"Policy {name}")).to_be_visible()
-    assert name in [p["PolicyName"] for p in iam.list_policies(Scope="Local")["Policies"]]
+    created = next(p for p in iam.list_policies(Scope="Local")["Policies"] if p["PolicyName"] == name)
+    # Editing makes a new default version; a bad document is refused next to the field.
+    editor = page.get_by_label("New version of the document")
+    editor.fill(json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*"}]}))
+    page.get_by_role("button", name="Save as the default version").click()
+    expect(page.locator(".field.has-error #e-document")).to_contain_text("MalformedPolicyDocument")
+    assert iam.get_policy(PolicyArn=created["Arn"])["Policy"]["DefaultVersionId"] == "v1"
+    page.get_by_label("New version of the document").fill(json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:List*", "Resource": "*"}]}))
+    page.get_by_role("button", name="Save as the default version").click()
+    expect(page.locator(".notice")).to_contain_text("Version v2 is now the default.")
+    expect(page.locator("#policy-document")).to_contain_text("s3:List*")
+    assert iam.get_policy(PolicyArn=created["Arn"])["Policy"]["DefaultVersionId"] == "v2"
 
 
 def test_access_key_secret_shown_once(page: Page, server: MinicloudServer) -> None:

@@ -185,10 +185,21 @@ async def policy(page: Page, status: int = 200, **extra: Any) -> Response:
     values: dict[str, Any] = {
         "policy": described, "version_failure": version_failure,
         "document": decode_document((version or {}).get("PolicyVersion", {}).get("Document")),
-        "entities": entities or {}, "action_failure": None,
+        "entities": entities or {}, "action_failure": None, "errors": {}, "draft": None,
     }
     values.update(extra)
     return page.render("iam_policy.html", status, **values)
+
+
+async def new_version(page: Page) -> Response:
+    """Edit a customer managed policy: its document becomes a new default version."""
+    arn, document = page.form("arn"), page.form("document")
+    result, failure = await page.attempt("iam", "CreatePolicyVersion",
+                                         {"PolicyArn": arn, "PolicyDocument": document, "SetAsDefault": True})
+    if failure is not None:
+        return await policy(page, status_of(failure), errors=field_error(failure, "document"), draft=document)
+    version = (result or {}).get("PolicyVersion", {}).get("VersionId", "")
+    return await page.done(url("/iam/policy", arn=arn), f"Version {version} is now the default.")
 
 
 async def delete_policy(page: Page) -> Response:
@@ -217,4 +228,5 @@ ROUTES: list[Route] = [
     route("POST", "/iam/policies", create_policy),
     route("GET", "/iam/policy", policy),
     route("POST", "/iam/policy/delete", delete_policy),
+    route("POST", "/iam/policy/version", new_version),
 ]
