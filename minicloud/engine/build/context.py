@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import stat
 import tarfile
 from collections.abc import Iterator
@@ -115,12 +116,36 @@ def unpack_context(source: IO[bytes], target: Path, dockerfile: str = "Dockerfil
                 name = _clean(member.name)
                 if not name or (ignore.excluded(name) and name not in keep):
                     continue
-                member.name = name
                 if member.isdev() or member.isfifo():
                     continue
-                tar.extract(member, target, filter="tar")
+                _extract(tar, member, name, target)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise InvalidArgument(f"failed to read the build context: {exc}") from None
+
+
+def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, target: Path) -> None:
+    """One entry, written only beneath ``target``: never through a symlink of the context (which
+    may point anywhere, as Docker allows, and is copied as a link), never over one."""
+    parent = target
+    for part in name.split("/")[:-1]:
+        parent = parent / part
+        if parent.is_symlink():
+            raise InvalidArgument(f"failed to read the build context: {name} passes through the symlink "
+                                  f"{parent.relative_to(target)}")
+    path = target / name
+    if path.is_symlink() or (path.exists() and not (member.isdir() and path.is_dir())):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    member.name = name
+    if member.islnk():
+        member.linkname = _clean(member.linkname)
+        source = target / member.linkname
+        if any(p.is_symlink() for p in [source, *source.parents] if target in p.parents or p == target):
+            raise InvalidArgument(f"failed to read the build context: the hard link {name} goes through a symlink")
+    member.mode &= 0o7777 & ~0o6000  # no set-user-id or set-group-id bits from a client
+    tar.extract(member, target, set_attrs=not member.issym(), numeric_owner=True, filter="fully_trusted")
 
 
 def read_dockerfile(root: Path, name: str) -> str:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import os
+import tarfile
+from pathlib import Path
+
 import pytest
 
 from minicloud.engine.build.config import StageConfig, apply, duration_ns
-from minicloud.engine.build.context import DockerIgnore, glob_regex
+from minicloud.engine.build.context import DockerIgnore, glob_regex, unpack_context
 from minicloud.engine.build.dockerfile import DockerfileError, expand, expand_words, name_values, parse
+from minicloud.engine.errors import InvalidArgument
 
 
 def test_continuations_comments_and_lines() -> None:
@@ -92,3 +98,40 @@ def test_dockerignore() -> None:
     assert ignore.excluded("secret.txt") and ignore.excluded("x/y/secret.pem")
     assert ignore.excluded("docs/a/b/c.md") and ignore.excluded("docs/c.md") and not ignore.excluded("docs/c.txt")
     assert glob_regex("[a-c]?.txt").match("b1.txt") and not glob_regex("[!a-c]*").match("abc")
+
+
+def _context_tar(entries: list[tuple[str, str, str]]) -> io.BytesIO:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, kind, value in entries:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                info.size, info.mode = len(value), 0o4755
+                tar.addfile(info, io.BytesIO(value.encode()))
+            elif kind == "symlink":
+                info.type, info.linkname = tarfile.SYMTYPE, value
+                tar.addfile(info)
+            else:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+    buf.seek(0)
+    return buf
+
+
+def test_context_keeps_symlinks_but_never_writes_through_them(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = tmp_path / "ctx"
+    target.mkdir()
+    unpack_context(_context_tar([("Dockerfile", "file", "FROM x\n"), ("link", "symlink", str(outside)),
+                                 ("passwd", "symlink", "/etc/passwd"), ("passwd", "file", "mine\n")]), target)
+    assert (target / "link").is_symlink() and os.readlink(target / "link") == str(outside)
+    assert not (target / "passwd").is_symlink() and (target / "passwd").read_text() == "mine\n"
+    assert (target / "passwd").stat().st_mode & 0o7777 == 0o755  # no set-user-id from a client
+    (tmp_path / "ctx2").mkdir()
+    with pytest.raises(InvalidArgument, match="passes through the symlink"):
+        unpack_context(_context_tar([("link", "symlink", str(outside)), ("link/escaped", "file", "x")]),
+                       tmp_path / "ctx2")
+    assert list(outside.iterdir()) == []
+    unpack_context(_context_tar([("../up", "file", "x")]), target)  # names are cleaned beneath the context
+    assert (target / "up").exists() and not (tmp_path / "up").exists()
