@@ -317,3 +317,26 @@ def test_password_reset_required_at_first_sign_in(page: Page, server: MinicloudS
         expect(again.get_by_role("heading", name="Console home")).to_be_visible()
     finally:
         other.close()
+
+
+def test_region_selector_scopes_what_is_created(page: Page, tmp_path: Path) -> None:
+    regional = MinicloudServer(tmp_path / "regions",
+                               env={"MINICLOUD_REGIONS": "us-east-1=us-east-1a,us-east-1b;eu-west-1=eu-west-1a",
+                                    "MINICLOUD_ENGINE": "false"})  # no containers needed here
+    regional.start(timeout=60)
+    try:
+        sign_in_root(page, regional)
+        region = page.get_by_label("Region")
+        expect(region.locator("option")).to_have_text(["us-east-1", "eu-west-1"])
+        page.goto(console(regional, "/s3/buckets"))
+        region.select_option("eu-west-1")  # submitted on change, back on the same page
+        expect(page.get_by_label("Region")).to_have_value("eu-west-1")
+        expect(page).to_have_url(console(regional, "/s3/buckets"))
+        bucket = unique("europe")
+        page.get_by_label("Bucket name").fill(bucket)
+        page.get_by_role("button", name="Create bucket").click()
+        expect(page.locator(".notice")).to_contain_text(f"Bucket {bucket} created in eu-west-1.")
+        location = regional.client("s3", region="eu-west-1").get_bucket_location(Bucket=bucket)
+        assert location["LocationConstraint"] == "eu-west-1"
+    finally:
+        regional.stop()
