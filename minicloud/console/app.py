@@ -42,7 +42,7 @@ from minicloud.console.page import Page, Route
 from minicloud.console.sessions import ABSOLUTE_TIMEOUT, ConsoleSession, SessionStore, csrf_matches
 from minicloud.console.templates import Templates
 from minicloud.console.views import all_routes
-from minicloud.iam.identity import Principal
+from minicloud.iam.identity import Principal, PrincipalKind
 from minicloud.runtime import Runtime
 from minicloud.server.asgi import Receive, Scope, Send, send_response, send_stream
 
@@ -136,6 +136,8 @@ class ConsoleApp:
             if request.query:
                 target += "?" + urlencode(request.query)
             return redirect(url("/signin", next=target))
+        if request.method == "POST" and "x-csrf-token" not in request.headers:  # a form, not a script
+            return redirect(url("/signin", next=PREFIX + "/"))
         return text("Your console session has ended: sign in again.", 401)
 
     async def _check_csrf(self, request: ConsoleRequest, session: ConsoleSession) -> Response | None:
@@ -179,7 +181,7 @@ class ConsoleApp:
                 return self._sign_in_page(request, 401, SIGN_IN_FAILED)
             p = signed.principal
             token, _session = await self.sessions.create(
-                p.kind, p.account_id, p.user_id if p.kind.value == "user" else None,
+                p.kind, p.account_id, p.user_id if p.kind is PrincipalKind.USER else None,
                 self.calls.topology.default_region, datetime.now(UTC))
             target = request.form.get("next", "")
             response = redirect(target if _safe_next(target) else PREFIX + "/")
