@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -40,14 +41,33 @@ class LambdaProvider(FunctionsMixin, VersionsMixin, InvokeMixin, PermissionsMixi
         self.queue = QueueController(self)
         runtime.controllers.append(self.queue)
         runtime.controllers.append(S3EventController(self))
-        self._engine_checked = False
+        self._starting = asyncio.Lock()
 
     async def start(self) -> None:
         await self.resume_pending()
+        task = asyncio.get_running_loop().create_task(self._prepare_when_engine_runs())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _prepare_when_engine_runs(self) -> None:
+        """Once ``minicloud up`` has started the engine (after the providers): remove what a previous
+        run left behind and get spare network namespaces ready for the first cold starts."""
+        for _ in range(600):
+            if self.runtime.engine is not None:
+                try:
+                    await self.ensure_execution()
+                except Exception:
+                    log.exception("preparing Lambda's execution service failed")
+                return
+            await asyncio.sleep(0.1)
 
     async def ensure_execution(self) -> ExecutionService | None:
         """The execution service, started on first use (the engine starts after the providers)."""
-        if self.execution is None and self.runtime.engine is not None:
+        if self.execution is not None or self.runtime.engine is None:
+            return self.execution
+        async with self._starting:  # concurrent first invocations start one service
+            if self.execution is not None:
+                return self.execution
             settings = ExecutionSettings(idle_timeout=self.settings.idle_timeout,
                                          freeze_delay=self.settings.freeze_delay,
                                          account_concurrency=self.settings.account_concurrency)
@@ -107,6 +127,5 @@ class LambdaProvider(FunctionsMixin, VersionsMixin, InvokeMixin, PermissionsMixi
                                 b"<Error><Code>NoSuchKey</Code><Message>The specified key does not exist."
                                 b"</Message></Error>")
             return
-        import asyncio
         data = await asyncio.to_thread(self.code.read, digest)
         await send_response(send, 200, [("content-type", "application/zip")], data)

@@ -112,6 +112,7 @@ class Environment:
             working_dir=spec.working_dir or ("/var/task" if spec.runtime else None),
             memory_bytes=spec.memory_mb << 20, pids_limit=1024, netns=str(self.slot.path), binds=tuple(binds),
             labels={"minicloud.lambda.function": spec.function_arn, "minicloud.lambda.version": spec.version},
+            stop_signal="SIGKILL",  # a runtime has no shutdown phase (no extensions): stopping is killing
         )
         self.slot.handler = self.handle
         self._started_at = time.monotonic()
@@ -119,7 +120,11 @@ class Environment:
         self.container_id = container.id
         self.output = OutputReader(Path(self.workloads.log_path(container)))
         waiter = self.workloads.wait(container.id, NAMESPACE)
-        await self.workloads.start(container.id, NAMESPACE)
+        try:
+            await self.workloads.start(container.id, NAMESPACE)
+        except BaseException:
+            waiter.close()
+            raise
         self._watch = asyncio.get_running_loop().create_task(self._watch_exit(waiter))
 
     async def _watch_exit(self, waiter: Any) -> None:

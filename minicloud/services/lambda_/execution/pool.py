@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from minicloud.services.lambda_.execution.environment import Environment, State
+from minicloud.services.lambda_.execution.environment import NAMESPACE, Environment, State
 from minicloud.services.lambda_.execution.invocation import Invocation, Outcome, error_payload
 from minicloud.services.lambda_.execution.slots import SlotPool
 from minicloud.services.lambda_.execution.spec import EnvironmentSpec
@@ -78,18 +78,30 @@ class ExecutionService:
         self._reaper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        await self.sweep()
         await self.slots.start()
         self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
 
     async def close(self) -> None:
+        """At shutdown, after the engine has stopped every container: forget the environments
+        (their containers are removed by ``sweep`` at the next start) and remove the namespaces."""
         if self._reaper is not None:
             self._reaper.cancel()
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*(env.destroy() for env in list(self._all)), return_exceptions=True)
+        for env in self._all:
+            self._flush_log(env)
         self._all.clear()
         self._idle.clear()
         await self.slots.close()
+
+    async def sweep(self) -> None:
+        """Remove what a previous run left in the engine's ``lambda`` namespace."""
+        for container in self.workloads.list(NAMESPACE):
+            try:
+                await self.workloads.remove(container.id, NAMESPACE)
+            except Exception:
+                log.exception("removing a stale execution environment failed")
 
     def busy(self, function_arn: str) -> int:
         return self._busy_by_function.get(function_arn, 0)

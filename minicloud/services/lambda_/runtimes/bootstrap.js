@@ -151,6 +151,9 @@ async function main() {
   }
 }
 
+// The first process of its container: without a handler it would ignore SIGTERM (PID 1).
+process.on("SIGTERM", () => process.exit(0));
+
 main().catch((error) => {
   console.error(error);
   process.exit(1);

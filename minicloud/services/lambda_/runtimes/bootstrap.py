@@ -16,6 +16,7 @@ import http.client
 import importlib
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -127,6 +128,8 @@ def log_error(doc: dict[str, Any]) -> None:
 
 
 def main() -> None:
+    # The first process of its container: without a handler it would ignore SIGTERM (PID 1).
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: os._exit(0))
     api = RuntimeApi(os.environ["AWS_LAMBDA_RUNTIME_API"])
     task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
     sys.path.insert(0, task_root)
