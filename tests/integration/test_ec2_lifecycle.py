@@ -66,7 +66,13 @@ def instance_state(ec2: Any, instance_id: str) -> str:
 
 def test_shutdown_reboot_and_elastic_ips(fresh_server: MinicloudServer,
                                          base_images: BaseImages) -> None:  # noqa: F811
+    fresh_server.env.update(MINICLOUD_EC2_TERMINATED_RETENTION="2", MINICLOUD_EC2_MAX_INSTANCES="4")
     ec2, image, _ = setup(fresh_server, base_images)
+    quota = ec2.describe_account_attributes(AttributeNames=["max-instances"])["AccountAttributes"][0]
+    assert quota["AttributeValues"] == [{"AttributeValue": "4"}]
+    with pytest.raises(ClientError) as err:
+        ec2.run_instances(ImageId=image, MinCount=5, MaxCount=5)
+    assert code(err) == "InstanceLimitExceeded"
     halt = "#!/bin/sh\nsleep 1\npoweroff\n"
     stops = run(ec2, image, halt)
     ends = run(ec2, image, halt, InstanceInitiatedShutdownBehavior="terminate")
@@ -104,3 +110,11 @@ def test_shutdown_reboot_and_elastic_ips(fresh_server: MinicloudServer,
     for instance_id in (web, stops):
         wait_state(ec2, instance_id, "terminated")
     assert time.monotonic() - started < 30
+
+    def gone() -> bool:
+        try:
+            ec2.describe_instances(InstanceIds=[web])
+        except ClientError as error:
+            return bool(error.response["Error"]["Code"] == "InvalidInstanceID.NotFound")
+        return False
+    wait_for("the terminated instance to go", gone, timeout=20, every=0.5)  # retention: 2 s here

@@ -78,8 +78,11 @@ class InstanceController:
         engine = self.runtime.engine
         if engine is None:
             return
-        await self._start_plane()
         instances = await self.runtime.db.read(lambda conn: store.select(conn, None, None, "instance"))
+        if self.plane is None and not (self.state_dir / "vpcnet").exists() and \
+                all(i.state == "terminated" for i in instances):
+            return  # nothing to network yet: no namespace or table on the host until an instance needs one
+        await self._start_plane()
         await self._expire(instances)
         semaphore = asyncio.Semaphore(PARALLEL)
 
