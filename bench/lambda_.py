@@ -199,8 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for name in names:
             targets.append(starters[name]())
-        for phase in (lambda t: cold(t, args.cold), lambda t: warm(t, args.warm),
-                      lambda t: throughput(t, args.seconds)):
+        phases: list[Callable[[Target], None]] = [lambda t: cold(t, args.cold), lambda t: warm(t, args.warm),
+                                                  lambda t: throughput(t, args.seconds)]
+        for phase in phases:
             for target in targets:  # alternating: each phase on every target before the next
                 phase(target)
         report(targets)
