@@ -158,7 +158,11 @@ def test_client_token_protection_and_attributes(lab: Lab, server: MinicloudServe
         ec2.terminate_instances(InstanceIds=[instance_id])
     assert code(err) == "OperationNotPermitted"
     with pytest.raises(ClientError) as err:
-        ec2.modify_instance_attribute(InstanceId=instance_id, InstanceType={"Value": "t3.small"})
+        image_id = ec2.create_image(InstanceId=instance_id, Name=f"snap-{uuid.uuid4().hex[:6]}")["ImageId"]
+    made = wait_for("the new AMI", lambda: (i := ec2.describe_images(ImageIds=[image_id])["Images"][0])[
+        "State"] != "pending" and i, timeout=120, every=0.5)
+    assert made["State"] == "available" and made["OwnerId"] == server.account_id
+    ec2.modify_instance_attribute(InstanceId=instance_id, InstanceType={"Value": "t3.small"})
     assert code(err) == "IncorrectInstanceState"
     status = ec2.describe_instance_status(InstanceIds=[instance_id])["InstanceStatuses"]
     assert status[0]["InstanceState"]["Name"] == "running"
@@ -267,6 +271,10 @@ def test_ssh_user_data_stop_start_terminate(lab: Lab, server: MinicloudServer) -
     stopped = wait_state(ec2, instance_id, "stopped")
     assert "PublicIpAddress" not in stopped and stopped["StateReason"]["Code"] == "Client.UserInitiatedShutdown"
     assert not tcp_open(address, 22, 0.5)
+    image_id = ec2.create_image(InstanceId=instance_id, Name=f"snap-{uuid.uuid4().hex[:6]}")["ImageId"]
+    made = wait_for("the new AMI", lambda: (i := ec2.describe_images(ImageIds=[image_id])["Images"][0])[
+        "State"] != "pending" and i, timeout=120, every=0.5)
+    assert made["State"] == "available" and made["OwnerId"] == server.account_id
     ec2.modify_instance_attribute(InstanceId=instance_id, InstanceType={"Value": "t3.small"})
     ec2.start_instances(InstanceIds=[instance_id])
     started = wait_state(ec2, instance_id, "running")
@@ -275,7 +283,13 @@ def test_ssh_user_data_stop_start_terminate(lab: Lab, server: MinicloudServer) -
     wait_for("ssh after start", lambda: ssh(lab.key, address, "true").returncode == 0, timeout=60, every=0.5)
     assert ssh(lab.key, address, "cat ~/file").stdout.strip() == "kept"
     assert console(ec2, instance_id).count("user-data-ran-once") == 1
-    ec2.terminate_instances(InstanceIds=[instance_id])
+    clone = lab.run(image_id, lab.subnet, [group], KeyName=lab.key_name)  # from the AMI made of the instance
+    clone_address = wait_state(ec2, clone, "running")["PublicIpAddress"]
+    wait_for("ssh to the clone", lambda: ssh(lab.key, clone_address, "true").returncode == 0, timeout=60, every=0.5)
+    assert ssh(lab.key, clone_address, "cat ~/file /var/tmp/from-user-data").stdout.split() == [
+        "kept", "made-by-user-data"]
+    assert "user-data-ran-once" not in console(ec2, clone)  # no user data of its own
+    ec2.terminate_instances(InstanceIds=[instance_id, clone])
     wait_state(ec2, instance_id, "terminated")
     assert not tcp_open(address, 22, 0.5)
     netns = server.data_dir / "ec2" / "vpcnet" / "netns" / f"instance.{instance_id}"

@@ -6,7 +6,8 @@ registry (``minicloud images bootstrap``), with ids derived from the reference (
 
 RegisterImage takes a registry reference in ImageLocation (``<repository>:<tag>`` or
 ``<repository>@sha256:...``): AWS's RegisterImage has no field for a container image, so minicloud
-reads the one field that names where an image lives. CreateImage commits an instance's container.
+reads the one field that names where an image lives. CreateImage commits an instance's container
+and pushes it into the registry (``ec2-images/<account>/<ami-id>``), as the controller gets to it.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from minicloud.aws.context import RequestContext
-from minicloud.aws.errors import NotImplementedOperation
 from minicloud.registry.repositories import get_manifest, get_repository, list_repositories, list_tags, resolve
 from minicloud.services.ec2 import store
 from minicloud.services.ec2.base import Ec2Base
 from minicloud.services.ec2.errors import (
+    IncorrectInstanceState,
     InvalidAMIIDMalformed,
     InvalidAMIIDNotFound,
     InvalidAMINameDuplicate,
+    InvalidInstanceIDNotFound,
     InvalidParameterValue,
     MissingParameter,
     OperationNotPermitted,
@@ -218,6 +220,35 @@ class ImagesMixin(Ec2Base):
         return {"Return": True}
 
     async def create_image(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        await self.begin(ctx, params, "CreateImage", f"instance/{params.get('InstanceId')}")
-        raise NotImplementedOperation("CreateImage is not implemented by minicloud yet: it needs the engine's "
-                                      "container commit; register a pushed image with RegisterImage instead")
+        """The instance's root filesystem as a new AMI: recorded ``pending`` here; the controller
+        commits the container (paused while it runs), pushes it into the registry as
+        ``ec2-images/<account>/<ami-id>:latest`` and makes the image ``available``."""
+        instance_id, name = params.get("InstanceId"), params.get("Name")
+        await self.begin(ctx, params, "CreateImage", f"instance/{instance_id}")
+        if not instance_id:
+            raise MissingParameter("The request must contain the parameter InstanceId")
+        if not name:
+            raise MissingParameter("The request must contain the parameter name")
+        image_id = new_id("image")
+        repository = f"ec2-images/{ctx.account_id}/{image_id}"
+        tags = self.tags_for(params, "image")
+
+        def create(conn: sa.Connection) -> None:
+            instance = store.get(conn, instance_id, kind="instance", account_id=ctx.account_id, region=ctx.region)
+            if instance is None:
+                raise InvalidInstanceIDNotFound(f"The instance ID '{instance_id}' does not exist")
+            if instance.state not in ("running", "stopped", "stopping"):
+                raise IncorrectInstanceState(f"The instance '{instance_id}' is not in a valid state for this "
+                                             "operation.")
+            taken = store.select(conn, ctx.account_id, ctx.region, "image", name=name)
+            if taken:
+                raise InvalidAMINameDuplicate(f"AMI name {name} is already in use by AMI {taken[0].id}")
+            doc = image_doc(image_id, name, f"{ctx.account_id}/{name}", f"{repository}:latest", ctx.account_id,
+                            datetime.now(UTC), public_image=False, description=params.get("Description") or "")
+            doc.update({"State": "pending", "Tags": tags, "SourceInstanceId": instance_id,
+                        "_source_instance": instance_id})
+            store.insert(conn, Resource(image_id, ctx.account_id, ctx.region, "image", doc, name=name,
+                                        state="pending"))
+        await self.runtime.db.write(create)
+        self.wake_controller()
+        return {"ImageId": image_id}
