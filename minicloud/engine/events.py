@@ -1,16 +1,21 @@
-"""Engine events (Docker's ``/events``): published in memory to whoever listens right now."""
+"""Engine events (Docker's ``/events``): published in memory to whoever listens right now; the last
+``HISTORY`` are kept for ``docker events --since``, as dockerd keeps its last 256."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncGenerator
 from typing import Any
+
+HISTORY = 256
 
 
 class Events:
     def __init__(self) -> None:
         self._queues: set[asyncio.Queue[dict[str, Any]]] = set()
+        self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
 
     def publish(self, kind: str, action: str, actor_id: str, attributes: dict[str, str] | None = None) -> None:
         ns = time.time_ns()
@@ -19,13 +24,19 @@ class Events:
         if kind == "container":
             event.update(status=action, id=actor_id, **({"from": attributes["image"]}
                                                       if attributes and "image" in attributes else {}))
+        self.history.append(event)
         for queue in self._queues:
             queue.put_nowait(event)
 
-    async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
+    async def subscribe(self, since_ns: int | None = None) -> AsyncGenerator[dict[str, Any], None]:
+        """Events from now on; with ``since_ns``, the kept ones from that time first (no gap: the
+        listener is registered in the same step as the history is read)."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._queues.add(queue)
+        backlog = [e for e in self.history if e["timeNano"] >= since_ns] if since_ns is not None else []
         try:
+            for event in backlog:
+                yield event
             while True:
                 yield await queue.get()
         finally:

@@ -75,6 +75,13 @@ class ExecProcess:
             self.master = -1
 
 
+def with_dockers_umask(argv: list[str]) -> list[str]:
+    """``argv`` run with umask 022: ``runc exec`` hands its own umask to the process (minicloud
+    runs with 077; Docker's processes start with 022), and ``process.user.umask`` is not honoured
+    by ``runc exec`` (1.1)."""
+    return ["/bin/sh", "-c", 'umask 022 && exec "$@"', "sh", *argv]
+
+
 def set_window_size(fd: int, height: int, width: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
@@ -148,7 +155,8 @@ class ExecManager:
             handle = await self._start_on_terminal(args, files.dir / f"exec-{exec_.id}.pid")
         else:
             proc = await asyncio.create_subprocess_exec(
-                *args, stdin=subprocess.PIPE if exec_.attach_stdin and not detach else subprocess.DEVNULL,
+                *with_dockers_umask(args),
+                stdin=subprocess.PIPE if exec_.attach_stdin and not detach else subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL if detach else subprocess.PIPE,
                 stderr=subprocess.DEVNULL if detach else subprocess.PIPE)
             handle = ExecProcess(proc)
@@ -170,7 +178,7 @@ class ExecManager:
             listener.listen(1)
             runc = [*args[:-1], "-d", "--console-socket", sock_path, "--pid-file", str(pid_file), args[-1]]
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", "-S", str(EXEC_PARENT), str(pid_file), *runc,
+                *with_dockers_umask([sys.executable, "-I", "-S", str(EXEC_PARENT), str(pid_file), *runc]),
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 start_new_session=True)
             assert proc.stdout is not None

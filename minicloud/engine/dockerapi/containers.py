@@ -219,7 +219,6 @@ async def not_yet(engine: Engine, request: Request) -> Response:
 ROUTES: list[Route] = [
     ("POST", r"/containers/create", create),
     ("GET", r"/containers/json", list_containers),
-    ("POST", r"/containers/prune", not_yet),
     ("GET", r"/containers/(?P<id>[^/]+)/json", inspect),
     ("POST", r"/containers/(?P<id>[^/]+)/start", start),
     ("POST", r"/containers/(?P<id>[^/]+)/stop", stop),
@@ -230,8 +229,8 @@ ROUTES: list[Route] = [
     ("POST", r"/containers/(?P<id>[^/]+)/wait", wait),
     ("POST", r"/containers/(?P<id>[^/]+)/resize", resize),
     ("GET", r"/containers/(?P<id>[^/]+)/logs", logs),
-    ("GET", r"/containers/(?P<id>[^/]+)/(?:top|stats|changes|export|archive)", not_yet),
-    ("POST", r"/containers/(?P<id>[^/]+)/(?:rename|update)", not_yet),
+    ("GET", r"/containers/(?P<id>[^/]+)/export", not_yet),
+    ("POST", r"/containers/(?P<id>[^/]+)/update", not_yet),
     ("POST", r"/commit", commit),
     ("DELETE", r"/containers/(?P<id>[^/]+)", delete),
 ]

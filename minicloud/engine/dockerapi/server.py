@@ -81,10 +81,21 @@ def render_error(exc: Exception) -> Response:
 
 
 def all_routes() -> list[Route]:
-    from minicloud.engine.dockerapi import build, containers, images, networks, streams, system, volumes
+    from minicloud.engine.dockerapi import (
+        archive,
+        build,
+        containers,
+        housekeeping,
+        images,
+        inspection,
+        networks,
+        streams,
+        system,
+        volumes,
+    )
 
-    return [*system.ROUTES, *images.ROUTES, *streams.ROUTES, *containers.ROUTES, *networks.ROUTES, *volumes.ROUTES,
-            *build.ROUTES]
+    return [*system.ROUTES, *images.ROUTES, *streams.ROUTES, *housekeeping.ROUTES, *inspection.ROUTES,
+            *archive.ROUTES, *containers.ROUTES, *networks.ROUTES, *volumes.ROUTES, *build.ROUTES]
 
 
 class DockerApiServer:

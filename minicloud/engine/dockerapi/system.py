@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import socket
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -69,9 +71,31 @@ async def info(engine: Engine, request: Request) -> Response:
 
 
 async def events(engine: Engine, request: Request) -> StreamResponse:
+    """Live events; ``since`` replays the kept ones first, ``until`` ends the stream, ``filters``
+    keeps what matches (type, event, container, image, network, volume, label)."""
+    from minicloud.engine.dockerapi.event_filters import event_time, matches
+
+    since, until = event_time(request.arg("since")), event_time(request.arg("until"))
+    filters = request.json_arg("filters") or {}
+
     async def stream() -> AsyncIterator[bytes]:
-        async for event in engine.events.subscribe():
-            yield orjson.dumps(event) + b"\n"
+        yield b""  # the header goes out now: the client knows it is listening
+        events = engine.events.subscribe(int(since * 1e9) if since is not None else None)
+        try:
+            while True:
+                left = None if until is None else until - time.time()
+                if left is not None and left <= 0:
+                    return
+                try:
+                    event = await asyncio.wait_for(anext(events), left)
+                except TimeoutError:
+                    return
+                if until is not None and event["timeNano"] > until * 1e9:
+                    return
+                if matches(event, filters):
+                    yield orjson.dumps(event) + b"\n"
+        finally:
+            await events.aclose()
 
     return StreamResponse(stream())
 

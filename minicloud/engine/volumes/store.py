@@ -86,6 +86,7 @@ class VolumeStore:
             labels[ANONYMOUS_LABEL] = ""
         volume = Volume(name=name, created=now, labels=labels)
         self.data(name).mkdir(parents=True, exist_ok=True)
+        self.data(name).chmod(0o755)  # as Docker makes it, whatever minicloud's umask (077)
         record = self.root / name / "volume.json"
         tmp = record.with_suffix(".tmp")
         with open(tmp, "w") as f:

@@ -1,0 +1,245 @@
+"""More of the engine through the unmodified docker CLI: top, stats, diff, cp both ways, rename,
+port, events, prune (containers, images), system df, ``--network host`` and ``container:``.
+
+A server of the module's own (prune must only meet what these tests made), with a busybox image
+built from Debian's busybox-static and ``docker import``-ed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_engine import DOCKER, Engine, busybox_rootfs_tar
+from tests.support.server import MinicloudServer, free_port
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("runc") or not Path("/bin/busybox").exists(),
+    reason="the engine needs root, runc and busybox-static")
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    work = tmp_path_factory.mktemp("engine-more")
+    server = MinicloudServer(work / "data", env={"MINICLOUD_CONTROLLERS": "0"})
+    server.start()
+    (work / "docker-config").mkdir()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work),
+           "DOCKER_HOST": f"unix://{work / 'data' / 'docker.sock'}", "DOCKER_CONFIG": str(work / "docker-config")}
+    eng = Engine(server, env, work)
+    eng.docker("import", str(busybox_rootfs_tar(work)), "busybox")
+    yield eng
+    eng.docker("rm", "-f", *eng.docker("ps", "-aq").stdout.split(), check=False)
+    server.stop()
+
+
+@pytest.fixture
+def sleeper(engine: Engine) -> Iterator[str]:
+    name = f"sleeper{time.monotonic_ns()}"
+    engine.docker("run", "-d", "--name", name, "busybox", "sleep", "1000")
+    yield name
+    engine.docker("rm", "-f", name, check=False)
+
+
+def test_top_lists_the_containers_processes(engine: Engine, sleeper: str) -> None:
+    engine.docker("exec", "-d", sleeper, "sh", "-c", "sleep 777")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "sleep 777" not in engine.docker("top", sleeper).stdout:
+        time.sleep(0.1)
+    lines = engine.docker("top", sleeper).stdout.splitlines()
+    assert lines[0].split()[:3] == ["UID", "PID", "PPID"]
+    commands = sorted(line.split(None, 7)[7] for line in lines[1:])
+    assert commands == ["sleep 1000", "sleep 777"]  # nothing of the host's
+    custom = engine.docker("top", sleeper, "-o", "pid,comm").stdout.splitlines()
+    assert custom[0].split() == ["PID", "COMMAND"] and len(custom) == 3
+    stopped = engine.docker("create", "busybox", "true").stdout.strip()
+    failed = engine.docker("top", stopped, check=False)
+    assert failed.returncode != 0 and "is not running" in failed.stderr
+    engine.docker("rm", stopped)
+
+
+def test_stats_no_stream(engine: Engine, sleeper: str) -> None:
+    out = engine.docker("stats", "--no-stream", "--format", "{{json .}}", sleeper).stdout
+    doc = json.loads(out)
+    assert doc["Name"] == sleeper and doc["PIDs"] == "1"
+    used, _, limit = doc["MemUsage"].partition(" / ")
+    assert used.endswith(("KiB", "MiB", "B")) and limit.endswith("GiB")
+    assert doc["CPUPerc"].endswith("%") and doc["NetIO"].count("/") == 1
+    limited = engine.docker("run", "-d", "--memory", "64m", "busybox", "sleep", "1000").stdout.strip()
+    try:
+        doc = json.loads(engine.docker("stats", "--no-stream", "--format", "{{json .}}", limited).stdout)
+        assert doc["MemUsage"].endswith("/ 64MiB")
+        everything = engine.docker("stats", "--no-stream", "--format", "{{.Name}}").stdout.split()
+        assert sleeper in everything and len(everything) == 2
+    finally:
+        engine.docker("rm", "-f", limited)
+
+
+def test_diff_shows_added_changed_deleted(engine: Engine, sleeper: str) -> None:
+    engine.docker("exec", sleeper, "sh", "-c", "echo new > /tmp/new; rm /etc/group; mkdir -p /srv/app")
+    lines = engine.docker("diff", sleeper).stdout.splitlines()
+    assert lines == ["C /etc", "D /etc/group", "A /srv", "A /srv/app", "C /tmp", "A /tmp/new"]
+    fresh = engine.docker("create", "busybox", "true").stdout.strip()
+    assert engine.docker("diff", fresh).stdout == ""
+    engine.docker("rm", fresh)
+
+
+def test_cp_both_ways(engine: Engine, sleeper: str, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("payload\n")
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    (tmp_path / "tree" / "sub" / "f").write_text("deep\n")
+    os.chmod(tmp_path / "tree" / "sub" / "f", 0o751)
+    engine.docker("cp", str(tmp_path / "in.txt"), f"{sleeper}:/tmp/")
+    engine.docker("cp", str(tmp_path / "tree"), f"{sleeper}:/tmp/tree")
+    assert engine.docker("exec", sleeper, "cat", "/tmp/in.txt", "/tmp/tree/sub/f").stdout == "payload\ndeep\n"
+    assert engine.docker("exec", sleeper, "stat", "-c", "%a", "/tmp/tree/sub/f").stdout.strip() == "751"
+    engine.docker("cp", f"{sleeper}:/etc/passwd", str(tmp_path / "passwd"))
+    assert (tmp_path / "passwd").read_text().startswith("root:x:0:0:")
+    engine.docker("cp", f"{sleeper}:/tmp/tree", str(tmp_path / "back"))
+    parent_missing = engine.docker("cp", str(tmp_path / "tree"), f"{sleeper}:/opt/tree", check=False)
+    assert parent_missing.returncode != 0 and "Could not find the file /opt" in parent_missing.stderr
+    assert (tmp_path / "back" / "sub" / "f").read_text() == "deep\n"
+    out = subprocess.run([DOCKER, "cp", f"{sleeper}:/etc/passwd", "-"], env=engine.env, capture_output=True,
+                         check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(out)) as tar:
+        assert tar.getnames() == ["passwd"]
+    missing = engine.docker("cp", f"{sleeper}:/no/such", str(tmp_path / "x"), check=False)
+    assert missing.returncode != 0 and "Could not find the file /no/such" in missing.stderr
+
+
+def test_cp_stays_inside_the_container(engine: Engine, sleeper: str, tmp_path: Path) -> None:
+    """A link to / inside the container is the container's /, never the host's."""
+    engine.docker("exec", sleeper, "sh", "-c", "ln -s / /tmp/root; ln -s ../../../../../etc /tmp/up")
+    (tmp_path / "marker").write_text("mine\n")
+    engine.docker("cp", str(tmp_path / "marker"), f"{sleeper}:/tmp/root/")
+    engine.docker("cp", str(tmp_path / "marker"), f"{sleeper}:/tmp/up/")
+    assert not Path("/marker").exists()
+    assert engine.docker("exec", sleeper, "cat", "/marker", "/etc/marker").stdout == "mine\nmine\n"
+    engine.docker("cp", f"{sleeper}:/tmp/up/passwd", str(tmp_path / "p"))
+    assert (tmp_path / "p").read_text().startswith("root:x:0:0:root:/root:/bin/sh\nnobody")
+
+
+def test_cp_with_a_stopped_container_and_a_volume(engine: Engine, tmp_path: Path) -> None:
+    engine.docker("create", "--name", "cpstopped", "-v", "cpdata:/data", "busybox", "cat", "/data/in", "/made")
+    try:
+        (tmp_path / "in").write_text("into the volume\n")
+        engine.docker("cp", str(tmp_path / "in"), "cpstopped:/data/in")
+        (tmp_path / "made").write_text("into the layer\n")
+        engine.docker("cp", str(tmp_path / "made"), "cpstopped:/made")
+        assert engine.docker("start", "-a", "cpstopped").stdout == "into the volume\ninto the layer\n"
+        engine.docker("cp", "cpstopped:/made", str(tmp_path / "out"))
+        assert (tmp_path / "out").read_text() == "into the layer\n"
+        assert engine.docker("diff", "cpstopped").stdout.splitlines() == ["A /made"]
+    finally:
+        engine.docker("rm", "-v", "cpstopped", check=False)
+        engine.docker("volume", "rm", "cpdata", check=False)
+
+
+def test_rename_port_and_events(engine: Engine) -> None:
+    port = free_port()
+    since = str(int(time.time()) - 1)
+    engine.docker("network", "create", "renames")
+    engine.docker("run", "-d", "--name", "before", "--network", "renames", "-p", f"127.0.0.1:{port}:80",
+                  "busybox", "httpd", "-f", "-p", "80")
+    try:
+        engine.docker("rename", "before", "after")
+        assert engine.docker("inspect", "-f", "{{.Name}}", "after").stdout.strip() == "/after"
+        assert engine.docker("inspect", "before", check=False).returncode != 0
+        assert engine.docker("port", "after").stdout.strip() == f"80/tcp -> 127.0.0.1:{port}"
+        assert engine.docker("port", "after", "80").stdout.strip() == f"127.0.0.1:{port}"
+        resolved = engine.docker("run", "--rm", "--network", "renames", "busybox", "sh", "-c",
+                                 "for i in $(seq 50); do wget -q -O /dev/null http://after/ 2>&1 | grep -q 404 "
+                                 "&& echo found && exit; sleep 0.1; done").stdout
+        assert resolved == "found\n"  # the network's DNS answers to the new name
+        engine.docker("run", "-d", "--name", "taken", "busybox", "true")
+        conflict = engine.docker("rename", "after", "taken", check=False)
+        assert conflict.returncode != 0 and 'The container name "/taken" is already in use' in conflict.stderr
+        events = engine.docker("events", "--since", since, "--until", str(int(time.time()) + 1), "--filter",
+                               "event=rename", "--format", "{{.Actor.Attributes.oldName}} {{.Actor.Attributes.name}}")
+        assert events.stdout.strip() == "/before after"
+    finally:
+        engine.docker("rm", "-f", "after", "taken", check=False)
+        engine.docker("network", "rm", "renames", check=False)
+
+
+def test_container_and_image_prune_and_system_df(engine: Engine) -> None:
+    engine.docker("run", "--name", "done1", "busybox", "sh", "-c", "echo x > /big")
+    engine.docker("create", "--name", "done2", "--label", "keep=yes", "busybox", "true")
+    engine.docker("run", "-d", "--name", "alive", "busybox", "sleep", "1000")
+    try:
+        df = engine.docker("system", "df", "--format", "{{json .}}").stdout.splitlines()
+        kinds = {json.loads(line)["Type"]: json.loads(line) for line in df}
+        assert kinds["Containers"]["TotalCount"] == "3" and kinds["Containers"]["Active"] == "1"
+        assert kinds["Images"]["TotalCount"] == "1"
+        pruned = engine.docker("container", "prune", "-f", "--filter", "label!=keep=yes").stdout
+        names = {c.strip() for c in engine.docker("ps", "-a", "--format", "{{.Names}}").stdout.split()}
+        assert names == {"done2", "alive"} and "Total reclaimed space" in pruned
+        engine.docker("container", "prune", "-f")
+        assert engine.docker("ps", "-a", "--format", "{{.Names}}").stdout.split() == ["alive"]
+    finally:
+        engine.docker("rm", "-f", "alive", "done1", "done2", check=False)
+    engine.docker("tag", "busybox", "spare:1")
+    engine.docker("commit", engine.docker("create", "busybox", "true").stdout.strip(), "dangling:1")
+    engine.docker("tag", "busybox", "dangling:1")  # dangling:1 moves: the committed image has no tag left
+    engine.docker("container", "prune", "-f")
+    before = engine.docker("images", "-a", "--format", "{{.ID}}").stdout.split()
+    out = engine.docker("image", "prune", "-f").stdout
+    assert "deleted: sha256:" in out
+    after = engine.docker("images", "-a", "--format", "{{.ID}}").stdout.split()
+    assert len(after) == len(before) - 1
+    user = engine.docker("run", "-d", "busybox", "sleep", "1000").stdout.strip()
+    try:
+        engine.docker("image", "prune", "-a", "-f")  # busybox is used by a container: it stays
+        assert engine.docker("images", "--format", "{{.Repository}}:{{.Tag}}", "busybox").stdout.strip() != ""
+    finally:
+        engine.docker("rm", "-f", user)
+    engine.docker("rmi", "spare:1", "dangling:1", check=False)
+
+
+def test_network_host_and_container_modes(engine: Engine, sleeper: str) -> None:
+    port = free_port()
+    host_links = engine.docker("run", "--rm", "--network", "host", "busybox", "cat", "/proc/net/dev").stdout
+    with open("/proc/net/dev") as f:
+        assert sorted(line.split(":")[0].strip() for line in host_links.splitlines()[2:]) == \
+            sorted(line.split(":")[0].strip() for line in f.read().splitlines()[2:])
+    web = engine.docker("run", "-d", "--network", "host", "busybox", "httpd", "-f", "-p", f"127.0.0.1:{port}").stdout
+    try:
+        deadline = time.monotonic() + 10
+        status = 0
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+            except urllib.error.HTTPError as exc:  # busybox httpd with no index: 404 is the answer
+                status = exc.code
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert status == 404
+    finally:
+        engine.docker("rm", "-f", web.strip())
+    engine.docker("exec", "-d", sleeper, "httpd", "-f", "-p", "127.0.0.1:8081")
+    joined = engine.docker("run", "--rm", f"--network=container:{sleeper}", "busybox", "sh", "-c",
+                           "for i in $(seq 50); do wget -q -O /dev/null http://127.0.0.1:8081/ 2>&1 | grep -q 404 "
+                           "&& echo shared && exit; sleep 0.1; done; echo unreachable").stdout
+    assert joined == "shared\n"
+
+
+def test_exec_and_volumes_have_dockers_modes(engine: Engine) -> None:
+    engine.docker("run", "-d", "--name", "modes", "-v", "modesdata:/data", "busybox", "sleep", "1000")
+    try:
+        assert engine.docker("exec", "modes", "sh", "-c", "umask").stdout.strip() == "0022"
+        assert engine.docker("exec", "modes", "stat", "-c", "%a", "/data").stdout.strip() == "755"
+    finally:
+        engine.docker("rm", "-f", "-v", "modes")
+        engine.docker("volume", "rm", "modesdata", check=False)
