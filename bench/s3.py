@@ -32,6 +32,7 @@ import json
 import os
 import re
 import resource
+import subprocess
 import sys
 import tempfile
 import threading
@@ -50,7 +51,7 @@ from bench import peers
 from bench.loadgen import LoadResult, LoadSpec, run_load
 from bench.minicloud_server import start_minicloud
 from bench.proc import LOOPBACK, cpu_seconds, machine_busy_seconds, process_tree, set_autogroup_nice, tree_rss
-from bench.profile import PySpy, summarize
+from bench.profile import PySpy, ensure_py_spy, summarize
 from bench.s3_wire import QuerySigner, Wire, frame
 
 KiB = 1024
@@ -219,6 +220,19 @@ class RssSampler:
         return self.peak_kib / 1024
 
 
+class GilSpy(PySpy):
+    """py-spy's samples of the thread holding the GIL only (``--gil``): minicloud's S3 runs file and metadata
+    work in thread pools, whose threads waiting in fsync or for the GIL would otherwise fill the profile."""
+
+    def start(self, max_seconds: int = 120) -> None:
+        exe = ensure_py_spy()
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [str(exe), "record", "--pid", str(self.pid), "--format", "raw", "--rate", str(self.rate), "--gil",
+             "--nonblocking", "--duration", str(max_seconds), "--output", str(self.out)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
 # -- starting servers --------------------------------------------------------------------------------
 def start(key: str, www: Path) -> Running:
     name = TARGETS[key]
@@ -277,7 +291,7 @@ def _load(target: Running, requests: list[bytes], opts: Options, phase: Phase,
         if opening:
             window.update(t=now[0], busy=now[1], server=now[2])
             if profile_to is not None:
-                spy = PySpy(target.pid, profile_to)
+                spy = GilSpy(target.pid, profile_to)
                 spy.start(max_seconds=int(opts.seconds) + 30)
         else:
             window.update(t1=now[0], busy1=now[1], server1=now[2])
@@ -597,7 +611,7 @@ def render(results: dict[str, Result], opts: Options, big_label: str) -> str:
     return "\n".join(lines)
 
 
-def goals(results: dict[str, Result]) -> list[str]:
+def goals(results: dict[str, Result], big_label: str = "1 GiB") -> list[str]:
     """The issue's goals, met or missed, from the figures of this run."""
     out: list[str] = []
     std, one = results.get("minicloud-std"), results.get("minicloud-1z")
@@ -622,7 +636,8 @@ def goals(results: dict[str, Result]) -> list[str]:
         for r in (x for x in (one, std) if x is not None):
             v = figure.get(r)
             ok = None if v is None or best is None else v >= 2 * best[1]
-            out.append(f"{figure.label}, {r.name}: {v and round(v)} vs 2x {best and best[0]} "
+            label = figure.label.replace("1 GiB", big_label)
+            out.append(f"{label}, {r.name}: {v and round(v)} vs 2x {best and best[0]} "
                        f"({best and round(2 * best[1])}): {verdict(ok)}")
     nginx = FIGURES[3].get(results["nginx"]) if "nginx" in results else None
     for r in (x for x in (one, std) if x is not None):
@@ -666,7 +681,8 @@ def parse(argv: Sequence[str]) -> Options:
     parser.add_argument("--big-mib", type=int, default=1024)
     parser.add_argument("--part-mib", type=int, default=64)
     parser.add_argument("--list-keys", type=int, default=LIST_KEYS)
-    parser.add_argument("--profile", type=Path, default=None, help="py-spy minicloud's 4 KiB phases into this dir")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="py-spy --gil of minicloud's 4 KiB phases into this dir")
     parser.add_argument("--json", type=Path, default=RESULTS / "s3.json")
     parser.add_argument("--nice", type=int, default=-10 if os.geteuid() == 0 else 0,
                         help="niceness of the harness, every server and the generator (as bench/foundation.py)")
@@ -715,11 +731,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in notes(results):
         print(f"- {line}")
     print("\nGoals:")
-    for line in goals(results):
+    for line in goals(results, big_label):
         print(f"- {line}")
     for r in results.values():
         for what, text in r.profiles.items():
-            print(f"\n### py-spy, {r.name}, 4 KiB {what.upper()}\n\n```\n{text}\n```")
+            print(f"\n### py-spy --gil, {r.name}, 4 KiB {what.upper()}\n\n```\n{text}\n```")
     opts.json_path.parent.mkdir(parents=True, exist_ok=True)
     opts.json_path.write_text(json.dumps({"started": started.isoformat(), "options": {
         k: str(v) for k, v in asdict(opts).items()}, "results": {k: asdict(r) for k, r in results.items()}},
