@@ -257,8 +257,8 @@ def test_run_steps_reach_only_the_package_mirror(engine: Engine) -> None:
         pytest.skip("this machine cannot reach deb.debian.org (the build network's only destination)")
     ctx = context(engine.work / "mirror", """\
 FROM busybox
-RUN (printf 'HEAD http://deb.debian.org/debian/dists/bookworm/Release HTTP/1.1\\r\\nHost: deb.debian.org\\r\\n\\r\\n'; \\
-    sleep 3) | nc 127.0.0.1 3142 | head -n 1
+RUN req='HEAD http://deb.debian.org/debian/dists/bookworm/Release HTTP/1.1\\r\\nHost: deb.debian.org\\r\\n\\r\\n'; \\
+    (printf "$req"; sleep 3) | nc 127.0.0.1 3142 | head -n 1
 RUN printf 'GET http://192.0.2.1/ HTTP/1.1\\r\\nHost: 192.0.2.1\\r\\n\\r\\n' | nc 127.0.0.1 3142 | head -n 1
 RUN echo "proxy=$http_proxy"
 """)
