@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,17 @@ from tests.support.server import MinicloudServer
 
 def code(err: pytest.ExceptionInfo[ClientError]) -> str:
     return str(err.value.response["Error"]["Code"])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinicloudServer]:
+    """A server of this module's own whose controllers do not run: the Lambda service's drain
+    would otherwise take the outbox rows these tests read."""
+    srv = MinicloudServer(Path(tmp_path_factory.mktemp("notifications")),
+                          env={"MINICLOUD_CONTROLLERS": "false", "MINICLOUD_ENGINE": "false"})
+    srv.start()
+    yield srv
+    srv.stop()
 
 
 @pytest.fixture

@@ -7,10 +7,11 @@ import asyncio
 import logging
 import time
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from minicloud.aws.context import ConditionValues, RequestContext
 from minicloud.aws.provider import Provider
+from minicloud.aws.request import AwsRequest
 from minicloud.runtime import Runtime
 from minicloud.services.s3 import store
 from minicloud.services.s3.acl import (
@@ -30,6 +31,34 @@ log = logging.getLogger("minicloud.s3")
 
 RELEASE_GRACE_SECONDS = 10.0  # a released blob outlives GETs that found it just before
 BUCKET_CACHE_SECONDS = 2.0  # how long another API server's bucket change may go unseen
+
+
+_HEADER_KEYS = ("x-amz-acl", "x-amz-server-side-encryption", "x-amz-server-side-encryption-customer-algorithm",
+                "x-amz-server-side-encryption-aws-kms-key-id", "x-amz-metadata-directive", "x-amz-storage-class",
+                "x-amz-grant-read", "x-amz-grant-write", "x-amz-grant-read-acp", "x-amz-grant-write-acp",
+                "x-amz-grant-full-control", "x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date",
+                "x-amz-object-lock-legal-hold", "x-amz-content-sha256", "x-amz-website-redirect-location")
+
+
+def request_condition_keys(request: AwsRequest) -> dict[str, str | list[str]]:
+    """The S3 condition keys a request's own headers and query carry (s3:x-amz-acl, ...)."""
+    keys: dict[str, str | list[str]] = {}
+    for header in _HEADER_KEYS:
+        value = request.headers.get(header)
+        if value is not None:
+            keys[f"s3:{header}"] = value
+    source = request.headers.get("x-amz-copy-source")
+    if source is not None:
+        keys["s3:x-amz-copy-source"] = unquote(source.split("?", 1)[0]).lstrip("/")
+    tagging = request.headers.get("x-amz-tagging")
+    if tagging:
+        pairs = parse_qsl(tagging, keep_blank_values=True)
+        keys["s3:RequestObjectTagKeys"] = [k for k, _ in pairs]
+        keys.update({f"s3:RequestObjectTag/{k}": v for k, v in pairs})
+    version = dict(parse_qsl(request.query)).get("versionId")
+    if version is not None:
+        keys["s3:versionid"] = version
+    return keys
 
 
 class S3Base(Provider):
@@ -86,6 +115,9 @@ class S3Base(Provider):
         if (policy and bucket.public_access_block and ctx.principal.account_id != bucket.account_id
                 and public_access_block(bucket)["RestrictPublicBuckets"] and is_public_policy(policy)):
             policy = None  # a public policy grants no one outside the owner's account
+        context = {**request_condition_keys(ctx.request), **(context or {})}
+        if key is not None and policy and "existingobjecttag" in policy.lower():
+            context.update(await self._existing_tag_keys(ctx, bucket, key))
         try:
             await ctx.authorize(f"s3:{action}", resource, context=context, resource_policy=policy,
                                 resource_account=bucket.account_id)
@@ -93,6 +125,11 @@ class S3Base(Provider):
             if "explicit deny" in denied.message or not await self._acl_allows(ctx, action, bucket, key):
                 raise
             ctx.authorized = True
+
+    async def _existing_tag_keys(self, ctx: RequestContext, bucket: Bucket, key: str) -> dict[str, str]:
+        version = dict(parse_qsl(ctx.request.query)).get("versionId")
+        row = await self.db.read(lambda conn: store.get_object(conn, bucket.name, key, version))
+        return {f"s3:ExistingObjectTag/{k}": v for k, v in row.tag_pairs()} if row else {}
 
     async def _acl_allows(self, ctx: RequestContext, action: str, bucket: Bucket, key: str | None) -> bool:
         """Whether the bucket's or the object's ACL grants what ``action`` needs."""

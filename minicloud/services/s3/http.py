@@ -48,7 +48,7 @@ def _unsatisfiable(header: str, size: int) -> InvalidRange:
                         ActualObjectSize=str(size))
 
 
-def _etag_matches(condition: str, etag: str) -> bool:
+def etag_matches(condition: str, etag: str) -> bool:
     bare = etag.strip('"')
     for candidate in condition.split(","):
         candidate = candidate.strip()
@@ -63,7 +63,7 @@ def check_read_conditions(params: dict[str, Any], etag: str, last_modified: date
     modified = last_modified.replace(microsecond=0)
     if_match = params.get("IfMatch")
     if if_match is not None:
-        if not _etag_matches(if_match, etag):
+        if not etag_matches(if_match, etag):
             raise PreconditionFailed("At least one of the pre-conditions you specified did not hold",
                                      Condition="If-Match")
     elif params.get("IfUnmodifiedSince") is not None and modified > params["IfUnmodifiedSince"]:
@@ -71,7 +71,7 @@ def check_read_conditions(params: dict[str, Any], etag: str, last_modified: date
                                  Condition="If-Unmodified-Since")
     if_none_match = params.get("IfNoneMatch")
     if if_none_match is not None:
-        if _etag_matches(if_none_match, etag):
+        if etag_matches(if_none_match, etag):
             raise NotModified("Not Modified")
     elif params.get("IfModifiedSince") is not None and modified <= params["IfModifiedSince"]:
         raise NotModified("Not Modified")

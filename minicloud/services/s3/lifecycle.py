@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 from minicloud.aws.context import RequestContext
@@ -22,7 +23,7 @@ from minicloud.services.s3.errors import (
     NoSuchLifecycleConfiguration,
     NotImplementedFeature,
 )
-from minicloud.services.s3.store import ObjectRow
+from minicloud.services.s3.store import Bucket, ObjectRow
 
 MAX_RULES = 1000
 _MALFORMED = "The XML you provided was not well-formed or did not validate against our published schema"
@@ -52,6 +53,30 @@ def matches(flt: dict[str, Any], row: ObjectRow) -> bool:
         tags = dict((k, v) for k, v in row.tag_pairs())
         return all(tags.get(k) == v for k, v in flt["tags"].items())
     return True
+
+
+def expiration_header(bucket: Bucket, row: ObjectRow) -> str | None:
+    """x-amz-expiration for a current version: the earliest expiration rule that applies (days
+    count to the next midnight UTC, as S3 rounds them)."""
+    if not bucket.lifecycle or row.delete_marker:
+        return None
+    found: tuple[datetime, str] | None = None
+    for rule in json.loads(bucket.lifecycle):
+        expiration = rule.get("Expiration") or {}
+        if rule.get("Status") != "Enabled" or not (expiration.get("Days") or expiration.get("Date")):
+            continue
+        if not matches(rule_filter(rule), row):
+            continue
+        if expiration.get("Date"):
+            at = datetime.fromisoformat(str(expiration["Date"]))
+        else:
+            start = row.last_modified + timedelta(days=int(expiration["Days"]))
+            at = start.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        if found is None or at < found[0]:
+            found = (at, str(rule.get("ID") or ""))
+    if found is None:
+        return None
+    return f'expiry-date="{format_datetime(found[0].astimezone(UTC), usegmt=True)}", rule-id="{found[1]}"'
 
 
 def _positive(value: Any, message: str) -> None:

@@ -17,7 +17,7 @@ from minicloud.services.s3 import store
 from minicloud.services.s3.acl import acl_for_write
 from minicloud.services.s3.checksums import ALGORITHMS, MEMBER, composite
 from minicloud.services.s3.data import Staged
-from minicloud.services.s3.encryption import response_members
+from minicloud.services.s3.encryption import response_members, stored_encryption
 from minicloud.services.s3.errors import (
     EntityTooSmall,
     InvalidArgument,
@@ -174,8 +174,14 @@ class MultipartOperations(ObjectOperations):
     async def complete_multipart_upload(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         key: str = params["Key"]
         bucket = await self.bucket_for(ctx, params, "PutObject", key)
-        upload = await self._upload(bucket, key, params["UploadId"])
         requested = (params.get("MultipartUpload") or {}).get("Parts") or []
+        try:
+            upload = await self._upload(bucket, key, params["UploadId"])
+        except NoSuchUpload:
+            done = await self._already_completed(bucket, key, requested)
+            if done is None:
+                raise
+            return done
         if not requested:
             raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
                                "published schema")
@@ -228,6 +234,23 @@ class MultipartOperations(ObjectOperations):
                                   "ETag": etag, **checksum_members(checksums), **response_members(encryption)}
         if bucket.versioning:
             result["VersionId"] = values["version_id"]
+        return result
+
+    async def _already_completed(self, bucket: Bucket, key: str,
+                                 requested: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """A repeated CompleteMultipartUpload of the object now at ``key`` succeeds again, as on S3."""
+        try:
+            md5s = b"".join(bytes.fromhex(str(p.get("ETag") or "").strip('"')) for p in requested)
+        except ValueError:
+            return None
+        etag = f'"{hashlib.md5(md5s).hexdigest()}-{len(requested)}"'
+        row = await self.db.read(lambda conn: store.get_object(conn, bucket.name, key))
+        if row is None or row.delete_marker or row.etag != etag:
+            return None
+        result: dict[str, Any] = {"Location": f"/{bucket.name}/{key}", "Bucket": bucket.name, "Key": key,
+                                  "ETag": etag, **response_members(stored_encryption(row))}
+        if bucket.versioning:
+            result["VersionId"] = row.version_id
         return result
 
     def _composite(self, algorithm: str | None, parts: list[Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from minicloud.services.s3.errors import (
     MethodNotAllowed,
     NoSuchKey,
     NoSuchVersion,
+    NotModified,
     PreconditionFailed,
 )
 from minicloud.services.s3.events import Notice, notice_for
@@ -32,9 +33,11 @@ from minicloud.services.s3.http import (
     check_copy_conditions,
     check_read_conditions,
     content_headers,
+    etag_matches,
     parse_range,
     stored_headers,
 )
+from minicloud.services.s3.lifecycle import expiration_header
 from minicloud.services.s3.locks import lock_for_write, lock_members
 from minicloud.services.s3.names import check_key
 from minicloud.services.s3.store import Bucket, ObjectRow
@@ -60,7 +63,7 @@ def parse_tagging(text: str | None) -> str | None:
     """The x-amz-tagging header (a query string) as stored tags."""
     if not text:
         return None
-    pairs = parse_qsl(text, keep_blank_values=True)
+    pairs = sorted(parse_qsl(text, keep_blank_values=True))
     return check_tags([{"Key": k, "Value": v} for k, v in pairs], limit=10)
 
 
@@ -82,7 +85,8 @@ class PutCondition:
 
     def check(self, current: ObjectRow | None, key: str) -> None:
         live = current if current is not None and not current.delete_marker else None
-        if self.if_none_match is not None and live is not None:
+        if (self.if_none_match is not None and live is not None
+                and (self.if_none_match.strip() == "*" or etag_matches(self.if_none_match, live.etag))):
             raise PreconditionFailed("At least one of the pre-conditions you specified did not hold",
                                      Condition="If-None-Match")
         if self.if_match is not None:
@@ -106,8 +110,6 @@ class ObjectOperations(EncryptionOperations):
         storage_class = storage_class_of(params)
         tags = parse_tagging(params.get("Tagging"))
         condition = PutCondition(params)
-        if condition.if_none_match is not None and condition.if_none_match.strip() != "*":
-            raise InvalidArgument("If-None-Match only accepts '*' on writes", ArgumentName="If-None-Match")
         if condition.if_match is not None or condition.if_none_match is not None:
             condition.check(await self.db.read(lambda conn: store.get_object(conn, bucket.name, key)), key)
         object_key = self.write_key(params, bucket)
@@ -116,7 +118,7 @@ class ObjectOperations(EncryptionOperations):
         staged = await receive_body(self.data, params, storage_class,
                                     ctx.request.headers.get("x-amz-trailer") or "", object_key.sealer())
         checksums = {**staged.checksums, "type": "FULL_OBJECT"} if staged.checksums else {}
-        values = {
+        values: dict[str, Any] = {
             "bucket": bucket.name, "key": key, "version_id": new_version_id(bucket), "delete_marker": False,
             "size": staged.size, "etag": f'"{staged.md5}"', "last_modified": ctx.now.replace(microsecond=0),
             "storage_class": storage_class, "owner": object_owner(params, bucket, ctx.account_id), "acl": acl,
@@ -129,6 +131,9 @@ class ObjectOperations(EncryptionOperations):
         result: dict[str, Any] = {"ETag": values["etag"], **checksum_members(checksums), **object_key.members()}
         if bucket.versioning:
             result["VersionId"] = values["version_id"]
+        expiration = expiration_header(bucket, ObjectRow(id=0, latest=True, **values))
+        if expiration:
+            result["Expiration"] = expiration
         return result
 
     async def commit_version(self, bucket: Bucket, staged: Staged | None, values: dict[str, Any],
@@ -202,7 +207,10 @@ class ObjectOperations(EncryptionOperations):
         bucket = await self.bucket_for(ctx, params, action, key)
         row = await self.find_object(ctx, bucket, key, version_id)
         kek = self.read_key(params, row)
-        check_read_conditions(params, row.etag, row.last_modified)
+        try:
+            check_read_conditions(params, row.etag, row.last_modified)
+        except NotModified:  # 304 still says which version is current
+            return {RESULT_STATUS: 304, "ETag": row.etag, "LastModified": row.last_modified}
         segments = row.segments()
         result = self.describe(row, bucket)
         span: tuple[int, int] | None
@@ -259,6 +267,9 @@ class ObjectOperations(EncryptionOperations):
             result["TagCount"] = len(tags)
         result.update(response_members(stored_encryption(row)))
         result.update(lock_members(row))
+        expiration = expiration_header(bucket, row)
+        if expiration:
+            result["Expiration"] = expiration
         return result
 
     # -- copying -------------------------------------------------------------------------------------
