@@ -29,6 +29,8 @@ AREAS: dict[str, tuple[str, str]] = {
     "engine": ("bench.engine", "docker run --rm busybox true latency; Debian's dockerd, raw runc"),
     "ec2": ("bench.ec2", "RunInstances -> running / SSH (1, 20), idle memory; DescribeInstances @500; moto, MiniStack"),
     "registry": ("bench.registry", "1 GiB blob up/down, manifest req/s @32, skopeo copy; CNCF distribution 2.8"),
+    "s3": ("bench.s3", "4 KiB PUT/GET ops/s @16, 1 GiB multipart PUT/GET MB/s, 10k listing, RSS; moto, MiniStack, "
+                       "SeaweedFS, nginx"),
     "lambda": ("bench.lambda_", "Lambda cold first invoke, warm p50/p99, invocations/s @8 through boto3; MiniStack"),
 }
 
