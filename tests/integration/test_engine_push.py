@@ -137,6 +137,23 @@ def test_push_to_another_registry_by_name(engine: Engine, registry: Registry) ->
     engine.docker("rmi", target, source, onward)
 
 
+def test_docker_py_push(engine: Engine) -> None:
+    docker = pytest.importorskip("docker")
+    assert engine.server.root is not None
+    client = docker.DockerClient(base_url=engine.env["DOCKER_HOST"])
+    try:
+        repository = f"{registry_of(engine)}/team/frompy"
+        client.images.get("busybox").tag(repository, "2")
+        auth = {"username": engine.server.root.access_key_id, "password": engine.server.root.secret_access_key}
+        events = list(client.images.push(repository, "2", auth_config=auth, stream=True, decode=True))
+        assert not [e for e in events if "error" in e], events
+        aux = [e["aux"] for e in events if "aux" in e]
+        assert aux and aux[0]["Tag"] == "2" and aux[0]["Digest"].startswith("sha256:")
+        client.images.remove(f"{repository}:2")
+    finally:
+        client.close()
+
+
 def test_push_of_a_missing_image(engine: Engine) -> None:
     failed = engine.docker("push", f"{registry_of(engine)}/team/none:1", check=False)
     assert failed.returncode != 0 and "An image does not exist locally with the tag" in failed.stderr
