@@ -220,6 +220,8 @@ class InstanceController:
         subnet maps public IPs at launch and routes to an attached internet gateway."""
         if instance.doc.get("PublicIpAddress"):
             return str(instance.doc["PublicIpAddress"])
+        if not await self.runtime.db.read(lambda conn: _wants_public_ip(conn, instance)):
+            return None
         pool = self.settings.public_ip_pool
 
         def take(conn: sa.Connection) -> str | None:
@@ -228,13 +230,7 @@ class InstanceController:
                 return None
             if current.doc.get("PublicIpAddress"):
                 return str(current.doc["PublicIpAddress"])
-            subnet = store.get(conn, current.doc["SubnetId"], kind="subnet")
-            if subnet is None:
-                return None
-            wanted = current.doc.get("_associate_public_ip")
-            if not (subnet.doc.get("MapPublicIpOnLaunch") if wanted is None else wanted):
-                return None
-            if not routes_to_internet(conn, subnet):
+            if not _wants_public_ip(conn, current):
                 return None
             address = store.take_public_ip(conn, pool, current.account_id, current.region, current.id)
             if address is None:
@@ -262,9 +258,14 @@ class InstanceController:
     def _instance_dir(self, instance_id: str) -> Path:
         return self.state_dir / "instances" / instance_id
 
+    async def _netns(self, instance: Resource) -> str:
+        """The instance's namespace: made by this pass's port phase, else now."""
+        assert self.plane is not None
+        path = self.plane.port_netns(instance.id)
+        return str(path) if path is not None else await self._ensure_port(instance)
+
     async def _launch(self, instance: Resource) -> None:
-        netns = await self._ensure_port(instance)
-        await self._run_container(instance, netns)
+        await self._run_container(instance, await self._netns(instance))
 
         def running(doc: Resource) -> None:
             doc.state = "running"
@@ -323,7 +324,7 @@ class InstanceController:
         alive = container is not None and container.state.status == "running"
         if instance.id not in self._started or container is None:
             # minicloud restarted (the namespace was swept, the container stopped): bring it back
-            await self._run_container(instance, await self._ensure_port(instance))
+            await self._run_container(instance, await self._netns(instance))
             return
         if not alive:
             assert container is not None
@@ -341,8 +342,6 @@ class InstanceController:
             def rebooted(doc: Resource) -> None:
                 doc.doc["_reboots_done"] = doc.doc.get("_reboots", 0)
             await self._update(instance.id, ("running",), rebooted)
-            return
-        await self._ensure_port(instance)  # group or public address changes
 
     async def _shut_down_from_inside(self, instance: Resource) -> None:
         terminate = instance.doc.get("_shutdown_behavior") == "terminate"
@@ -474,6 +473,18 @@ class InstanceController:
         if self.plane is not None:
             await self.plane.stop()
             self.plane = None
+
+
+def _wants_public_ip(conn: sa.Connection, instance: Resource) -> bool:
+    """Whether the instance gets an automatic public address: its subnet maps one at launch (or it
+    asked, AssociatePublicIpAddress) and routes to an internet gateway attached to its VPC."""
+    subnet = store.get(conn, instance.doc["SubnetId"], kind="subnet")
+    if subnet is None:
+        return False
+    wanted = instance.doc.get("_associate_public_ip")
+    if not (subnet.doc.get("MapPublicIpOnLaunch") if wanted is None else wanted):
+        return False
+    return routes_to_internet(conn, subnet)
 
 
 def _image_state(state: str, reason: dict[str, str] | None) -> Callable[[Resource], None]:
