@@ -187,13 +187,14 @@ class ExecutionService:
             env = idle.pop()
             if env.state is not State.IDLE:
                 continue
+            env.state = State.BUSY  # before thawing: a pending freeze must see it taken
             try:
                 await env.thaw()
             except Exception:
                 log.exception("thawing an environment failed")
+                env.state = State.DEAD
                 self._spawn(self._destroy(env))
                 continue
-            env.state = State.BUSY
             return env, None
         slot = await self.slots.acquire()
         credentials = await self.credentials(spec)
