@@ -15,8 +15,10 @@ CHROMIUM = os.environ.get("MINICLOUD_CHROMIUM", "/usr/bin/chromium")
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One browser per module: Playwright's sync API keeps an event loop running on this thread
+    while it is open, which would break every later test that runs one (asyncio.run)."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing (Debian's chromium package, installed by scripts/install.sh)")
     with sync_playwright() as playwright:

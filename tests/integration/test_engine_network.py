@@ -35,7 +35,7 @@ def host_state() -> tuple[list[str], list[str]]:
     names = sorted(n for n in (line.split(":")[1].strip() for line in links.splitlines())
                    if n.startswith(("mcb-", "mv")))
     rules = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
-    return names, [line for line in rules.splitlines() if "minicloud" in line]
+    return names, [line for line in rules.splitlines() if "minicloud_engine" in line]
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ A module that needs, say, nginx in its server's registry imports the fixtures an
     def test_x(server, base_images):
         refs = base_images.push(server, ["busybox", "nginx"])   # {"busybox": "127.0.0.1:p/library/busybox:latest", ...}
 
-The build cache is ``MINICLOUD_IMAGE_CACHE`` when set, else pytest's cache directory
-(``.pytest_cache/d/minicloud-images``), so a machine builds each image once, not once per session;
+The build cache is ``MINICLOUD_IMAGE_CACHE`` when set, else minicloud's own default
+(``~/.cache/minicloud/images``), so a machine builds each image once, not once per session;
 a push of cached images sends only what the server lacks.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from minicloud.images import ensure_images
+from minicloud.images import default_cache_dir, ensure_images
 from tests.support.server import MinicloudServer
 
 NEEDS = "images bootstrap needs root and mmdebstrap (scripts/install.sh installs it)"
@@ -44,13 +44,16 @@ class BaseImages:
 
 
 @pytest.fixture(scope="session")
-def image_cache(request: pytest.FixtureRequest) -> Path:
+def image_cache() -> Path:
     configured = os.environ.get("MINICLOUD_IMAGE_CACHE")
     if configured:
         path = Path(configured).expanduser()
         path.mkdir(parents=True, exist_ok=True)
         return path
-    return Path(request.config.cache.mkdir("minicloud-images"))
+    # (not pytest's cache directory: `make test` runs without the cache provider)
+    path = default_cache_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="session")
