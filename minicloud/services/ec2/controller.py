@@ -11,7 +11,8 @@
     shutting-down  remove the container, port, address and instance directory -> terminated
     terminated     deleted after ``terminated_retention`` seconds
 
-Every pass ends by handing each VPC's complete rule set to the data plane. The provider wakes the
+Every pass hands each VPC's complete rule set to the data plane, then makes the AMIs CreateImage
+asked for (``imagemaker``). The provider wakes the
 controller after every change (``wake``); container exits wake it too.
 """
 
@@ -31,6 +32,7 @@ import sqlalchemy as sa
 
 from minicloud.services.ec2 import store
 from minicloud.services.ec2.catalog import INSTANCE_TYPES
+from minicloud.services.ec2.imagemaker import make_pending_images
 from minicloud.services.ec2.launch import public_dns
 from minicloud.services.ec2.routing import routes_to_internet
 from minicloud.services.ec2.settings import Ec2Settings
@@ -100,7 +102,7 @@ class InstanceController:
         await self._apply_security()
         await asyncio.gather(*(converge(i) for i in live if i.state in ("pending", "running")))
         await self._drop_deleted_vpcs()
-        await self._make_images()
+        await make_pending_images(self.runtime)
 
     async def _failed(self, instance: Resource, exc: Exception) -> None:
         count = self._failures[instance.id] = self._failures.get(instance.id, 0) + 1
@@ -435,34 +437,6 @@ class InstanceController:
             return True
         return await self.runtime.db.write(update)
 
-    # -- CreateImage -----------------------------------------------------------------------------------
-    async def _make_images(self) -> None:
-        images = await self.runtime.db.read(lambda conn: store.select(conn, None, None, "image", states=["pending"]))
-        for image in images:
-            try:
-                await self._make_image(image)
-                change: Callable[[Resource], None] = _image_state("available", None)
-            except Exception as exc:
-                log.warning("image %s: %s", image.id, exc, exc_info=True)
-                change = _image_state("failed", {"Code": "Client.InternalError",
-                                                 "Message": f"Client.InternalError: {exc}"})
-            await self.runtime.db.write(_image_updater(image.id, change))
-
-    async def _make_image(self, image: Resource) -> None:
-        """Commit the source instance's container and push it into minicloud's registry."""
-        from minicloud.engine.images.push import Pusher
-        from minicloud.engine.images.reference import parse
-
-        engine = self.runtime.engine
-        instance_id = image.doc["_source_instance"]
-        container = engine.workloads.find(NAMESPACE, instance_id)
-        if container is None:
-            raise RuntimeError(f"instance {instance_id} has no root filesystem (it was never started)")
-        reference = image.doc["_image"]
-        await engine.commit(container.id, reference, namespace=NAMESPACE)
-        pusher = Pusher(engine.content, engine.images, engine.puller.mirror, engine.puller.mirror_credentials)
-        await pusher.push(parse(reference), None, lambda _progress: None)
-
     # -- shutdown ---------------------------------------------------------------------------------------
     async def close(self) -> None:
         for task in self._watchers.values():
@@ -485,24 +459,6 @@ def _wants_public_ip(conn: sa.Connection, instance: Resource) -> bool:
     if not (subnet.doc.get("MapPublicIpOnLaunch") if wanted is None else wanted):
         return False
     return routes_to_internet(conn, subnet)
-
-
-def _image_state(state: str, reason: dict[str, str] | None) -> Callable[[Resource], None]:
-    def change(image: Resource) -> None:
-        image.state = state
-        image.doc["State"] = state
-        if reason:
-            image.doc["StateReason"] = reason
-    return change
-
-
-def _image_updater(image_id: str, change: Callable[[Resource], None]) -> Callable[[sa.Connection], None]:
-    def update(conn: sa.Connection) -> None:
-        image = store.get(conn, image_id, kind="image")
-        if image is not None and image.state == "pending":
-            change(image)
-            store.save(conn, image)
-    return update
 
 
 def _getter(resource_id: str, kind: str) -> Callable[[sa.Connection], Resource | None]:
