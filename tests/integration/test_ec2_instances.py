@@ -192,6 +192,10 @@ def test_describe_instances_pages_and_filters(lab: Lab, server: MinicloudServer)
     found = ec2.describe_instances(Filters=[{"Name": "private-ip-address",
                                              "Values": [reply["Instances"][2]["PrivateIpAddress"]]}])
     assert [i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]] == [ids[2]]
+    enis = ec2.describe_network_interfaces(Filters=[{"Name": "attachment.instance-id", "Values": [ids[2]]}])
+    (eni,) = enis["NetworkInterfaces"]
+    assert eni["PrivateIpAddress"] == reply["Instances"][2]["PrivateIpAddress"] and eni["SubnetId"] == lab.subnet
+    assert eni["NetworkInterfaceId"] == reply["Instances"][2]["NetworkInterfaces"][0]["NetworkInterfaceId"]
     ec2.terminate_instances(InstanceIds=ids)
     for instance_id in ids:
         wait_state(ec2, instance_id, "terminated")

@@ -60,6 +60,9 @@ def test_default_vpc(ec2: Any) -> None:
     assert ingress == [{"IpProtocol": "-1", "IpRanges": [], "Ipv6Ranges": [], "PrefixListIds": [],
                         "UserIdGroupPairs": [{"GroupId": groups[0]["GroupId"], "UserId": groups[0]["OwnerId"]}]}]
     assert groups[0]["IpPermissionsEgress"][0]["IpRanges"] == [{"CidrIp": "0.0.0.0/0"}]
+    options = ec2.describe_dhcp_options(DhcpOptionsIds=[vpcs[0]["DhcpOptionsId"]])["DhcpOptions"][0]
+    servers = [c["Values"] for c in options["DhcpConfigurations"] if c["Key"] == "domain-name-servers"]
+    assert servers == [[{"Value": "AmazonProvidedDNS"}]]
 
 
 def test_vpc_and_subnets(ec2: Any) -> None:

@@ -202,3 +202,11 @@ class UnauthorizedOperation(ClientError):
 
     code = "UnauthorizedOperation"
     status = 403
+
+
+class InvalidNetworkInterfaceIDNotFound(ClientError):
+    code = "InvalidNetworkInterfaceID.NotFound"
+
+
+class InvalidDhcpOptionIDNotFound(ClientError):
+    code = "InvalidDhcpOptionID.NotFound"

@@ -12,6 +12,7 @@ from minicloud.services.ec2.defaults import DefaultVpcs
 from minicloud.services.ec2.errors import UnauthorizedOperation
 from minicloud.services.ec2.images import ImagesMixin
 from minicloud.services.ec2.instances import InstancesMixin
+from minicloud.services.ec2.interfaces import InterfacesMixin
 from minicloud.services.ec2.keypairs import KeyPairsMixin
 from minicloud.services.ec2.metadata import Ec2InstanceMetadata
 from minicloud.services.ec2.regions import RegionsMixin
@@ -23,7 +24,7 @@ from minicloud.services.ec2.vpcs import VpcsMixin
 
 
 class Ec2Provider(RegionsMixin, VpcsMixin, RoutingMixin, SecurityGroupsMixin, TagsMixin, KeyPairsMixin,
-                  InstancesMixin, ImagesMixin, AddressesMixin, Provider):
+                  InstancesMixin, ImagesMixin, AddressesMixin, InterfacesMixin, Provider):
     service_name = "ec2"
     access_denied = UnauthorizedOperation
 
