@@ -28,15 +28,21 @@ class Events:
         for queue in self._queues:
             queue.put_nowait(event)
 
-    async def subscribe(self, since_ns: int | None = None) -> AsyncGenerator[dict[str, Any], None]:
-        """Events from now on; with ``since_ns``, the kept ones from that time first (no gap: the
-        listener is registered in the same step as the history is read)."""
+    def listen(self, since_ns: int | None = None) -> tuple[list[dict[str, Any]], asyncio.Queue[dict[str, Any]]]:
+        """The kept events from ``since_ns`` on, and a queue of the events from now on (no gap:
+        it is registered in the same step as the history is read). ``unlisten`` it when done."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._queues.add(queue)
         backlog = [e for e in self.history if e["timeNano"] >= since_ns] if since_ns is not None else []
+        return backlog, queue
+
+    def unlisten(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._queues.discard(queue)
+
+    async def subscribe(self) -> AsyncGenerator[dict[str, Any], None]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._queues.add(queue)
         try:
-            for event in backlog:
-                yield event
             while True:
                 yield await queue.get()
         finally:

@@ -15,6 +15,7 @@ from pathlib import Path
 from minicloud.config import Config
 from minicloud.engine.containers.attachments import Attachments
 from minicloud.engine.containers.exec import ExecManager
+from minicloud.engine.containers.health import HealthMonitor
 from minicloud.engine.containers.manager import ContainerManager
 from minicloud.engine.containers.model import new_id, now_rfc3339
 from minicloud.engine.containers.runtime import Runc
@@ -59,6 +60,7 @@ class Engine:
         self.containers = ContainerManager(root / "containers", self.images, self.snapshots, self.unpacker,
                                            self.runc, self.events, Attachments(self.networks, self.volumes))
         self.execs = ExecManager(self.containers)
+        self.health = HealthMonitor(self.containers, self.execs, self.events)
         self.workloads = Workloads(self.containers, self.images, self.puller)
         self._server: object | None = None
 
@@ -83,6 +85,7 @@ class Engine:
         await asyncio.to_thread(self.volumes.sweep)
         await self.networks.start()
         await self.containers.load()
+        self.health.start()
         server = DockerApiServer(self)
         await server.start(self.settings.socket_path)
         self._server = server
@@ -93,6 +96,7 @@ class Engine:
 
         if isinstance(self._server, DockerApiServer):
             await self._server.stop()
+        await self.health.stop()
         await self.containers.close()
         try:
             await self.networks.stop()

@@ -243,3 +243,49 @@ def test_exec_and_volumes_have_dockers_modes(engine: Engine) -> None:
     finally:
         engine.docker("rm", "-f", "-v", "modes")
         engine.docker("volume", "rm", "modesdata", check=False)
+
+
+def wait_for_status(engine: Engine, name: str, wanted: str, timeout: float = 15) -> str:
+    deadline = time.monotonic() + timeout
+    status = ""
+    while time.monotonic() < deadline:
+        status = engine.docker("ps", "--filter", f"name={name}", "--format", "{{.Status}}").stdout.strip()
+        if status.endswith(wanted):
+            break
+        time.sleep(0.2)
+    return status
+
+
+def test_healthchecks(engine: Engine) -> None:
+    since = str(time.time() - 1)
+    engine.docker("run", "-d", "--name", "checked", "--health-cmd", "test -e /tmp/ready && echo ok",
+                  "--health-interval", "300ms", "--health-retries", "2", "busybox", "sleep", "1000")
+    engine.docker("run", "-d", "--name", "unchecked", "--no-healthcheck", "busybox", "sleep", "1000")
+    try:
+        assert wait_for_status(engine, "checked", "(unhealthy)").endswith("(unhealthy)")
+        health = json.loads(engine.docker("inspect", "-f", "{{json .State.Health}}", "checked").stdout)
+        assert health["Status"] == "unhealthy" and health["FailingStreak"] >= 2
+        assert health["Log"][-1]["ExitCode"] == 1 and len(health["Log"]) <= 5
+        engine.docker("exec", "checked", "touch", "/tmp/ready")
+        assert wait_for_status(engine, "checked", "(healthy)").endswith("(healthy)")
+        health = json.loads(engine.docker("inspect", "-f", "{{json .State.Health}}", "checked").stdout)
+        assert health["Log"][-1] == {**health["Log"][-1], "ExitCode": 0, "Output": "ok\n"}
+        assert engine.docker("inspect", "-f", "{{.ExecIDs}}", "checked").stdout.strip() == "[]"
+        assert "health" not in engine.docker("ps", "--filter", "name=unchecked", "--format", "{{.Status}}").stdout
+        assert engine.docker("inspect", "-f", "{{.State.Health}}", "unchecked").stdout.strip() == "<nil>"
+        events = engine.docker("events", "--since", since, "--until", str(time.time()), "--filter",
+                               "container=checked", "--format", "{{.Action}}").stdout.splitlines()
+        assert [e for e in events if e.startswith("health_status")] == \
+            ["health_status: unhealthy", "health_status: healthy"]
+    finally:
+        engine.docker("rm", "-f", "checked", "unchecked")
+
+
+def test_events_filters_and_bad_times(engine: Engine) -> None:
+    since = str(time.time())
+    engine.docker("run", "--rm", "--name", "evented", "busybox", "true")
+    seen = engine.docker("events", "--since", since, "--until", str(time.time()), "--filter", "event=start",
+                         "--filter", "type=container", "--format", "{{.Actor.Attributes.name}} {{.Action}}").stdout
+    assert seen.splitlines() == ["evented start"]
+    bad = engine.docker("events", "--since", "yesterday-ish", "--until", "0", check=False)
+    assert bad.returncode != 0

@@ -80,6 +80,7 @@ class Container:
     mounts: list[dict[str, Any]] = field(default_factory=list)  # volumes.mounts.MountSpec, resolved at create
     ports: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # published now, as Docker shows them
     namespace: str = DOCKER
+    health: dict[str, Any] | None = None  # Docker's State.Health while a healthcheck runs (containers/health.py)
 
     @property
     def tty(self) -> bool:

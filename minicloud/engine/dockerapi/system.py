@@ -79,15 +79,20 @@ async def events(engine: Engine, request: Request) -> StreamResponse:
     filters = request.json_arg("filters") or {}
 
     async def stream() -> AsyncIterator[bytes]:
-        yield b""  # the header goes out now: the client knows it is listening
-        events = engine.events.subscribe(int(since * 1e9) if since is not None else None)
+        backlog, queue = engine.events.listen(int(since * 1e9) if since is not None else None)
         try:
+            yield b""  # the header goes out now: the client knows it is listening
+            for event in backlog:
+                if until is not None and event["timeNano"] > until * 1e9:
+                    return
+                if matches(event, filters):
+                    yield orjson.dumps(event) + b"\n"
             while True:
                 left = None if until is None else until - time.time()
                 if left is not None and left <= 0:
                     return
                 try:
-                    event = await asyncio.wait_for(anext(events), left)
+                    event = await asyncio.wait_for(queue.get(), left)
                 except TimeoutError:
                     return
                 if until is not None and event["timeNano"] > until * 1e9:
@@ -95,7 +100,7 @@ async def events(engine: Engine, request: Request) -> StreamResponse:
                 if matches(event, filters):
                     yield orjson.dumps(event) + b"\n"
         finally:
-            await events.aclose()
+            engine.events.unlisten(queue)
 
     return StreamResponse(stream())
 

@@ -50,7 +50,9 @@ def status_text(container: Container) -> str:
     state = container.state
     now = time.time()
     if state.status is Status.RUNNING:
-        return f"Up {human_duration(now - timestamp(state.started_at))}"
+        health = (container.health or {}).get("Status")
+        shown = {"starting": " (health: starting)", "healthy": " (healthy)", "unhealthy": " (unhealthy)"}
+        return f"Up {human_duration(now - timestamp(state.started_at))}{shown.get(health or '', '')}"
     if state.status is Status.PAUSED:
         return f"Up {human_duration(now - timestamp(state.started_at))} (Paused)"
     if state.status is Status.EXITED:
@@ -158,7 +160,7 @@ def container_inspect(manager: ContainerManager, container: Container) -> dict[s
                   "Paused": state.status is Status.PAUSED, "Restarting": state.status is Status.RESTARTING,
                   "OOMKilled": state.oom_killed, "Dead": state.status is Status.DEAD, "Pid": state.pid,
                   "ExitCode": state.exit_code, "Error": state.error, "StartedAt": state.started_at,
-                  "FinishedAt": state.finished_at},
+                  "FinishedAt": state.finished_at, **({"Health": container.health} if container.health else {})},
         "Image": container.image_id, "ResolvConfPath": str(files.dir / "resolv.conf"),
         "HostnamePath": str(files.dir / "hostname"), "HostsPath": str(files.dir / "hosts"),
         "LogPath": str(files.log), "Name": f"/{container.name}", "RestartCount": container.restart_count,
