@@ -51,9 +51,8 @@ def test_bucket_lifecycle(s3: Any) -> None:
     assert name in [b["Name"] for b in s3.list_buckets()["Buckets"]]
     s3.head_bucket(Bucket=name)
     assert s3.get_bucket_location(Bucket=name)["LocationConstraint"] is None
-    with pytest.raises(ClientError) as err:
-        s3.create_bucket(Bucket=name)
-    assert code(err) == "BucketAlreadyOwnedByYou" and status(err) == 409
+    # S3 in us-east-1 answers 200 to its owner re-creating a bucket (legacy); other regions refuse
+    assert s3.create_bucket(Bucket=name)["Location"] == f"/{name}"
     s3.put_object(Bucket=name, Key="k", Body=b"x")
     with pytest.raises(ClientError) as err:
         s3.delete_bucket(Bucket=name)

@@ -82,8 +82,8 @@ def test_default_retention(s3: Any, locked: str) -> None:
         assert code(err) == "MalformedXML", bad
     with pytest.raises(ClientError) as err:
         s3.put_object_lock_configuration(Bucket=locked, ObjectLockConfiguration={
-            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": -1}}})
-    assert code(err) == "InvalidArgument"
+            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 0}}})
+    assert code(err) == "InvalidRetentionPeriod"
 
 
 def test_compliance_retention_cannot_be_bypassed(s3: Any, locked: str) -> None:

@@ -82,6 +82,11 @@ class BucketOperations(S3Base):
         self.forget_bucket(name)
         if not created:
             existing = await self.bucket(name)
+            if existing.account_id == ctx.account_id and existing.region == "us-east-1" == region:
+                # S3's legacy answer in North Virginia: 200, and the bucket's ACL is reset
+                await self.db.write(lambda conn: store.update_bucket(conn, name, acl=acl))
+                self.forget_bucket(name)
+                return {"Location": f"/{name}"}
             if existing.account_id == ctx.account_id:
                 raise BucketAlreadyOwnedByYou("Your previous request to create the named bucket succeeded "
                                               "and you already own it.", BucketName=name)

@@ -222,6 +222,10 @@ class MalformedPOSTRequest(ClientError):
     code = "MalformedPOSTRequest"
 
 
+class InvalidRetentionPeriod(ClientError):
+    code = "InvalidRetentionPeriod"
+
+
 class InvalidBucketState(ClientError):
     code = "InvalidBucketState"
     status = 409

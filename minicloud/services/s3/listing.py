@@ -109,7 +109,7 @@ class ListingOperations(S3Base):
         encode, max_keys = Encoder(params), _max_keys(params)
         after = params.get("StartAfter") or None
         token = params.get("ContinuationToken")
-        if token is not None:
+        if token:
             position = decode_token(token)
             if position is None or not isinstance(position.get("k"), str):
                 raise InvalidArgument("The continuation token provided is incorrect",

@@ -205,6 +205,9 @@ class ObjectOperations(EncryptionOperations):
         version_id = params.get("VersionId")
         action = "GetObjectVersion" if version_id else "GetObject"
         bucket = await self.bucket_for(ctx, params, action, key)
+        if ctx.request.headers.get("x-amz-server-side-encryption") is not None:
+            raise InvalidArgument("x-amz-server-side-encryption header is not supported for this operation.",
+                                  ArgumentName="x-amz-server-side-encryption")
         row = await self.find_object(ctx, bucket, key, version_id)
         kek = self.read_key(params, row)
         try:

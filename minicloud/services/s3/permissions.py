@@ -13,6 +13,7 @@ from minicloud.services.s3.acl import (
     canned_grants,
     check_acl_allowed,
     header_grants,
+    is_public,
     is_public_policy,
     ownership,
     stored_grants,
@@ -135,4 +136,6 @@ class AclOperations(ObjectOperations):
 
     async def get_bucket_policy_status(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         bucket = await self.bucket_for(ctx, params, "GetBucketPolicyStatus")
-        return {"PolicyStatus": {"IsPublic": is_public_policy(bucket.policy)}}
+        public_acl = ownership(bucket) != "BucketOwnerEnforced" and is_public(stored_grants(bucket.acl,
+                                                                                              bucket.account_id))
+        return {"PolicyStatus": {"IsPublic": is_public_policy(bucket.policy) or public_acl}}

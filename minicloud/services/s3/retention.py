@@ -14,6 +14,7 @@ from minicloud.services.s3.errors import (
     InvalidArgument,
     InvalidBucketState,
     InvalidRequest,
+    InvalidRetentionPeriod,
     MalformedXML,
     NoSuchObjectLockConfiguration,
     ObjectLockConfigurationNotFoundError,
@@ -33,8 +34,8 @@ def _check_default_retention(rule: dict[str, Any]) -> dict[str, Any]:
     years: Any = default.get("Years")
     if (days is None) == (years is None):
         raise MalformedXML(_MALFORMED)
-    if int(days or years) <= 0:
-        raise InvalidArgument("Default retention period must be a positive integer value.")
+    if int(days if days is not None else years) <= 0:
+        raise InvalidRetentionPeriod("Default retention period must be a positive integer value.")
     return {"DefaultRetention": {k: v for k, v in default.items() if v is not None}}
 
 
