@@ -91,10 +91,18 @@ def _function(row: Any) -> FunctionRow:
                        m["next_version"])
 
 
+# Built once: the statements on every invocation's path (SQLAlchemy memoizes their cache keys).
+_FUNCTION_BY_NAME = sa.select(lambda_functions).where(
+    lambda_functions.c.account_id == sa.bindparam("account_id"), lambda_functions.c.region == sa.bindparam("region"),
+    lambda_functions.c.name == sa.bindparam("name"))
+_VERSION = sa.select(lambda_versions).where(
+    lambda_versions.c.function_id == sa.bindparam("function_id"), lambda_versions.c.version == sa.bindparam("version"))
+_ALIAS = sa.select(lambda_aliases).where(
+    lambda_aliases.c.function_id == sa.bindparam("function_id"), lambda_aliases.c.name == sa.bindparam("name"))
+
+
 def get_function(conn: sa.Connection, account_id: str, region: str, name: str) -> FunctionRow | None:
-    c = lambda_functions.c
-    row = conn.execute(sa.select(lambda_functions).where(
-        c.account_id == account_id, c.region == region, c.name == name)).first()
+    row = conn.execute(_FUNCTION_BY_NAME, {"account_id": account_id, "region": region, "name": name}).first()
     return _function(row) if row else None
 
 
@@ -104,8 +112,7 @@ def get_function_by_id(conn: sa.Connection, function_id: str) -> FunctionRow | N
 
 
 def get_version(conn: sa.Connection, function_id: str, version: str) -> VersionRow | None:
-    c = lambda_versions.c
-    row = conn.execute(sa.select(lambda_versions).where(c.function_id == function_id, c.version == version)).first()
+    row = conn.execute(_VERSION, {"function_id": function_id, "version": version}).first()
     return VersionRow(row.version, json.loads(row.config), row.code_sha256) if row else None
 
 
@@ -126,8 +133,7 @@ def put_version(conn: sa.Connection, function_id: str, version: VersionRow, inse
 
 
 def get_alias(conn: sa.Connection, function_id: str, name: str) -> AliasRow | None:
-    c = lambda_aliases.c
-    row = conn.execute(sa.select(lambda_aliases).where(c.function_id == function_id, c.name == name)).first()
+    row = conn.execute(_ALIAS, {"function_id": function_id, "name": name}).first()
     return _alias(row) if row else None
 
 

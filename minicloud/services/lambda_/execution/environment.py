@@ -212,6 +212,8 @@ class Environment:
 
     async def destroy(self) -> None:
         self.state = State.DEAD
+        if self.output is not None:
+            self.output.close()
         if self.container_id:
             with contextlib.suppress(Exception):
                 await self.workloads.remove(self.container_id, NAMESPACE)

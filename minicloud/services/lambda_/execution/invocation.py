@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -35,8 +36,8 @@ class Invocation:
         self.started = time.monotonic()
         self.deadline_ms = int(time.time() * 1000 + self.timeout * 1000)
         if not self.trace_id:
-            self.trace_id = f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};" \
-                            "Sampled=0;Lineage=1:0:0"
+            random = os.urandom(20).hex()
+            self.trace_id = f"Root=1-{int(time.time()):08x}-{random[:24]};Parent={random[24:]};Sampled=0;Lineage=1:0:0"
         self.done = asyncio.get_running_loop().create_future()
 
     def finish(self, payload: bytes, error_type: str | None) -> bool:

@@ -4,6 +4,7 @@ json-file log of the environment's container (one JSON object per line: log, str
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 
@@ -12,13 +13,19 @@ class OutputReader:
         self.path = path
         self.offset = 0
         self._partial = ""
+        self._fd: int | None = None
 
     def read(self) -> list[str]:
         """The lines written since the last call (without their line ends)."""
         try:
-            with self.path.open("rb") as f:
-                f.seek(self.offset)
-                data = f.read()
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            chunks: list[bytes] = []
+            position = self.offset
+            while chunk := os.pread(self._fd, 1 << 20, position):
+                chunks.append(chunk)
+                position += len(chunk)
+            data = b"".join(chunks)
         except OSError:
             return []
         end = data.rfind(b"\n") + 1
@@ -36,3 +43,8 @@ class OutputReader:
                 continue
             lines.append(text[:-1])
         return lines
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

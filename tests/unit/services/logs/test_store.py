@@ -43,3 +43,23 @@ def test_retention_expires_old_events(metadata_db: Database) -> None:
     assert metadata_db.write_sync(lambda conn: store.expire(conn, now)) == 1
     left = metadata_db.read_sync(lambda conn: [r.message for r in conn.execute(sa.select(logs_events.c.message))])
     assert left == ["new"]
+
+
+def test_the_writer_recreates_a_group_deleted_under_it(metadata_db: Database) -> None:
+    async def scenario() -> None:
+        writer = store.LogWriter(metadata_db, interval=0.01)
+        writer.put("111122223333", "us-east-1", "/g", "s", [(1000, "first")])
+        await writer.flush()
+
+        def delete(conn: sa.Connection) -> None:
+            conn.execute(logs_events.delete())
+            conn.execute(logs_streams.delete())
+            conn.execute(logs_groups.delete())
+
+        metadata_db.write_sync(delete)
+        writer.put("111122223333", "us-east-1", "/g", "s", [(2000, "second")])
+        await writer.close()
+
+    asyncio.run(scenario())
+    messages = metadata_db.read_sync(lambda conn: [r.message for r in conn.execute(sa.select(logs_events.c.message))])
+    assert messages == ["second"]
