@@ -14,10 +14,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
+from xml.etree import ElementTree
 
 from minicloud.aws.context import RequestContext
 from minicloud.aws.payload import RequestPayload
 from minicloud.aws.protocol.rest_serializers import RESULT_HEADERS, RESULT_STATUS
+from minicloud.services.s3.checksums import ALGORITHMS, MEMBER
 from minicloud.services.s3.errors import (
     AccessDenied,
     EntityTooLarge,
@@ -26,6 +28,7 @@ from minicloud.services.s3.errors import (
     InvalidArgument,
     InvalidPolicyDocument,
     MalformedPOSTRequest,
+    MalformedXML,
     SignatureDoesNotMatch,
 )
 from minicloud.services.s3.objects import ObjectOperations
@@ -36,7 +39,11 @@ _CONTENT_FIELDS = {"content-type": "ContentType", "cache-control": "CacheControl
                    "content-disposition": "ContentDisposition", "content-encoding": "ContentEncoding",
                    "expires": "Expires", "x-amz-storage-class": "StorageClass", "acl": "ACL",
                    "x-amz-server-side-encryption": "ServerSideEncryption",
-                   "x-amz-website-redirect-location": "WebsiteRedirectLocation"}
+                   "x-amz-server-side-encryption-customer-algorithm": "SSECustomerAlgorithm",
+                   "x-amz-server-side-encryption-customer-key": "SSECustomerKey",
+                   "x-amz-server-side-encryption-customer-key-md5": "SSECustomerKeyMD5",
+                   "x-amz-website-redirect-location": "WebsiteRedirectLocation",
+                   **{f"x-amz-checksum-{name.lower()}": MEMBER[name] for name in ALGORITHMS}}
 _DISPOSITION = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -129,9 +136,24 @@ def check_policy(policy: dict[str, Any], fields: dict[str, str], bucket: str, si
                 raise InvalidPolicyDocument(f"Invalid Policy: Invalid Condition: {json.dumps(condition)}")
         else:
             raise InvalidPolicyDocument("Invalid Policy: Invalid Simple-Condition: value must be a string.")
-    extra = [n for n in fields if n not in covered and n not in _NOT_CHECKED and not n.startswith("x-ignore-")]
+    extra = [n for n in fields if n not in covered and n not in _NOT_CHECKED
+             and not n.startswith(("x-ignore-", "x-amz-checksum-"))]
     if extra:
         raise AccessDenied(f"Invalid according to Policy: Extra input fields: {extra[0]}")
+
+
+def _tagging_query(document: str) -> str:
+    """The ``tagging`` field (a Tagging XML document) as the x-amz-tagging query string."""
+    try:
+        if "<!" in document:  # no DTDs or entities
+            raise ElementTree.ParseError("DTDs are not accepted")
+        root = ElementTree.fromstring(document)
+    except ElementTree.ParseError:
+        raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
+                           "published schema") from None
+    pairs = [(tag.findtext("{*}Key") or "", tag.findtext("{*}Value") or "") for tag in root.iter()
+             if tag.tag.rsplit("}", 1)[-1] == "Tag"]
+    return urlencode(pairs)
 
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:
@@ -152,12 +174,11 @@ class PostOperations(ObjectOperations):
                                          MaxSizeAllowed=str(MAX_FORM_BYTES))
         form = Form(bytes(body), str(params.get("ContentType") or ""))
         fields, data = form.fields, form.file or b""
-        await self._authenticate_form(ctx, fields, params["Bucket"], len(data))
-        key = fields.get("key")
-        if not key:
+        if not fields.get("key"):
             raise InvalidArgument("Bucket POST must contain a field named 'key'.  If it is specified, please check "
                                   "the order of the fields.", ArgumentName="key", ArgumentValue="")
-        key = key.replace("${filename}", form.filename)
+        fields["key"] = key = fields["key"].replace("${filename}", form.filename)
+        await self._authenticate_form(ctx, fields, params["Bucket"], len(data))
         put: dict[str, Any] = {"Bucket": params["Bucket"], "Key": key,
                                "Body": RequestPayload(_one(data), length=len(data))}
         for name, member in _CONTENT_FIELDS.items():
@@ -168,6 +189,8 @@ class PostOperations(ObjectOperations):
         if "Expires" in put:
             put.pop("Expires")
         put["Metadata"] = {n.removeprefix("x-amz-meta-"): v for n, v in fields.items() if n.startswith("x-amz-meta-")}
+        if fields.get("tagging"):
+            put["Tagging"] = _tagging_query(fields["tagging"])
         stored = await self.store_object(ctx, put, "s3:ObjectCreated:Post")
         return self._post_response(params["Bucket"], key, stored, fields)
 
