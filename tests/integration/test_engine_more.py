@@ -11,6 +11,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
 import time
@@ -289,3 +290,36 @@ def test_events_filters_and_bad_times(engine: Engine) -> None:
     assert seen.splitlines() == ["evented start"]
     bad = engine.docker("events", "--since", "yesterday-ish", "--until", "0", check=False)
     assert bad.returncode != 0
+
+
+def test_published_udp_port(engine: Engine) -> None:
+    """``-p 127.0.0.1:PORT:9999/udp`` next to TCP on the same number; each client gets its own
+    replies. The echo server is the host's python3, bind-mounted read-only into busybox."""
+    port = free_port()
+    server = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('0.0.0.0', 9999))\n"
+              "while True:\n    data, peer = s.recvfrom(2048)\n    s.sendto(b'echo:' + data, peer)\n")
+    mounts = [arg for path in ("/usr", "/lib", "/lib64") if os.path.isdir(path)
+              for arg in ("-v", f"{path}:{path}:ro")]
+    engine.docker("run", "-d", "--name", "udpecho", "-p", f"127.0.0.1:{port}:9999/udp", "-p",
+                  f"127.0.0.1:{port}:9999/tcp", *mounts, "busybox", "/usr/bin/python3", "-c", server)
+    try:
+        assert sorted(engine.docker("port", "udpecho").stdout.splitlines()) == \
+            [f"9999/tcp -> 127.0.0.1:{port}", f"9999/udp -> 127.0.0.1:{port}"]
+        clients = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+        replies: list[bytes] = []
+        for n, client in enumerate(clients):
+            client.settimeout(0.5)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:  # until the server in the container is up
+                client.sendto(f"hello {n}".encode(), ("127.0.0.1", port))
+                try:
+                    replies.append(client.recvfrom(2048)[0])
+                    break
+                except TimeoutError:
+                    continue
+            client.close()
+        assert replies == [b"echo:hello 0", b"echo:hello 1"]
+    finally:
+        engine.docker("rm", "-f", "udpecho")
+    refused = engine.docker("run", "--rm", "-p", "127.0.0.1:5000:5000/sctp", "busybox", "true", check=False)
+    assert refused.returncode != 0 and "sctp" in refused.stderr

@@ -30,6 +30,7 @@ from minicloud.engine.network import dns, ipam, netns, nftables
 from minicloud.engine.network.model import DEFAULT_BRIDGE, PREDEFINED, Endpoint, Network, NetworkStore, validate_name
 from minicloud.engine.network.plumbing import ENGINE_SYSCTLS, Link, Plumber, host_ifname
 from minicloud.engine.network.ports import PortBinding, Relay, tcp_socket
+from minicloud.engine.network.udp_relay import udp_socket
 
 log = logging.getLogger("minicloud.engine.network")
 
@@ -138,6 +139,11 @@ class NetworkManager:
         if self._thread is None:
             raise OSError("the engine's network namespace is gone")
         return await self._thread.call(tcp_socket)
+
+    async def _namespace_udp_socket(self) -> socket.socket:
+        if self._thread is None:
+            raise OSError("the engine's network namespace is gone")
+        return await self._thread.call(udp_socket)
 
     # -- networks -------------------------------------------------------------------------------
     def get(self, ref: str) -> Network:
@@ -339,7 +345,7 @@ class NetworkManager:
         address = self.primary_address(container_id)
         if not bindings or address is None:
             return {}
-        relay = Relay(self._namespace_socket)
+        relay = Relay(self._namespace_socket, self._namespace_udp_socket)
         member.relay = relay
         ports: dict[str, list[dict[str, str]]] = {}
         earlier = {k: list(v) for k, v in (preferred or {}).items()}

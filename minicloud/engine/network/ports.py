@@ -1,4 +1,5 @@
-"""Published ports: ``-p [ip:][hostPort:]containerPort`` as a userspace TCP relay in the engine.
+"""Published ports: ``-p [ip:][hostPort:]containerPort[/udp]`` as a userspace relay in the engine
+(TCP here, UDP in ``udp_relay.py``).
 A listener on a loopback address of the host accepts, and each connection is carried to the
 container's address by a socket created inside the engine's namespace. Nothing is added to the
 host's network configuration or firewall, and a port is reachable on loopback only: an address
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from minicloud.engine.errors import Conflict, InvalidArgument
+from minicloud.engine.network.udp_relay import UdpPort, open_udp
 
 log = logging.getLogger("minicloud.engine.network")
 LOOPBACK = "127.0.0.1"
@@ -64,9 +66,9 @@ def parse_bindings(port_bindings: dict[str, Any] | None) -> list[PortBinding]:
     for key, entries in (port_bindings or {}).items():
         port_text, _, proto = key.partition("/")
         proto = proto or "tcp"
-        if proto != "tcp":
+        if proto not in ("tcp", "udp"):
             raise InvalidArgument(f"published {proto} ports are not available yet in minicloud's engine "
-                                  "(TCP only)")
+                                  "(TCP and UDP only)")
         container_port = _port(port_text, "container port")
         for entry in entries or [{}]:
             host_ip = _host_ip(str((entry or {}).get("HostIp") or ""))
@@ -85,8 +87,10 @@ SocketMaker = Callable[[], Awaitable[socket.socket]]
 class Relay:
     """The listeners of one container's published ports."""
 
-    def __init__(self, make_socket: SocketMaker) -> None:
+    def __init__(self, make_socket: SocketMaker, make_udp_socket: SocketMaker | None = None) -> None:
         self._make_socket = make_socket
+        self._make_udp_socket = make_udp_socket
+        self._udp: list[UdpPort] = []
         self._servers: list[asyncio.AbstractServer] = []
         self._connections: set[asyncio.Task[None]] = set()
         self.bound: list[tuple[PortBinding, int]] = []  # with the port actually bound
@@ -98,6 +102,17 @@ class Relay:
             candidates = [preferred, 0]
         last: OSError | None = None
         for port in candidates:
+            if binding.proto == "udp":
+                if self._make_udp_socket is None:
+                    raise InvalidArgument("published udp ports are not available here")
+                try:
+                    udp, bound = await open_udp(binding.host_ip, port, target, self._make_udp_socket)
+                except OSError as exc:
+                    last = exc
+                    continue
+                self._udp.append(udp)
+                self.bound.append((binding, bound))
+                return bound
             try:
                 server = await asyncio.start_server(
                     lambda r, w: self._accept(r, w, target), binding.host_ip, port, reuse_address=True)
@@ -146,6 +161,9 @@ class Relay:
                         await w.wait_closed()
 
     async def close(self) -> None:
+        for udp in self._udp:
+            await udp.close()
+        self._udp.clear()
         for server in self._servers:
             server.close()
         for task in list(self._connections):

@@ -23,8 +23,9 @@ def test_bindings_outside_loopback_are_refused() -> None:
             continue
         with pytest.raises(InvalidArgument, match="loopback"):
             parse_bindings({"80/tcp": [{"HostIp": host_ip, "HostPort": "80"}]})
-    with pytest.raises(InvalidArgument, match="udp"):
-        parse_bindings({"53/udp": [{}]})
+    assert parse_bindings({"53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}]})[0].proto == "udp"
+    with pytest.raises(InvalidArgument, match="sctp"):
+        parse_bindings({"53/sctp": [{}]})
     with pytest.raises(InvalidArgument):
         parse_bindings({"80/tcp": [{"HostPort": "99999"}]})
 
