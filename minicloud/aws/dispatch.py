@@ -159,7 +159,8 @@ class AwsDispatcher:
         return self._render_error(error, exchange.endpoint, exchange.operation, exchange.request_id)
 
     async def _serve(self, request: AwsRequest, exchange: _Exchange) -> AwsResponse:
-        auth = sigv4.parse_auth(request)
+        # A CORS preflight is never authenticated (a presigned URL's signature is for its own method).
+        auth = None if request.method == "OPTIONS" else sigv4.parse_auth(request)
         endpoint = exchange.endpoint = await self._address(request, auth)
         streaming = await self._prepare_body(request, endpoint)
         region = (auth.region if auth else "") or self._topology.default_region  # SigV2 has no scope

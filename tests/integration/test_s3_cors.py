@@ -107,3 +107,15 @@ def test_actual_requests_carry_cors_headers(server: MinicloudServer, s3: Any, bu
     assert headers["access-control-expose-headers"] == "ETag"
     status, headers, _ = request(url, "GET", {})
     assert "access-control-allow-origin" not in headers
+
+
+def test_preflight_to_a_presigned_url(server: MinicloudServer, s3: Any, bucket: str) -> None:
+    """A browser sends the preflight to the presigned URL itself: its signature (for GET) is ignored."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"})
+    status, _, body = request(url, "OPTIONS", {})
+    assert status == 400 and b"BadRequest" in body
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": RULES})
+    status, headers, _ = request(url, "OPTIONS", {"Origin": "https://app.example.com",
+                                                  "Access-Control-Request-Method": "GET"})
+    assert status == 200 and headers["access-control-allow-origin"] == "https://app.example.com"
