@@ -327,12 +327,67 @@ def test_instance_profile_credentials(lab: Lab, server: MinicloudServer) -> None
     with pytest.raises(ClientError) as err:
         as_role.create_vpc(CidrBlock="10.99.0.0/16")
     assert code(err) == "UnauthorizedOperation"
+    inside = signed_call_from_inside(lab.key, address, name, server.port)
+    assert f":assumed-role/{name}/{instance_id}" in inside("sts", "Action=GetCallerIdentity&Version=2011-06-15")
+    assert "<DescribeVpcsResponse" in inside("ec2", "Action=DescribeVpcs&Version=2016-11-15")
+    assert "UnauthorizedOperation" in inside("ec2", "Action=CreateVpc&Version=2016-11-15&CidrBlock=10.98.0.0/16")
     v1 = "curl -s -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/meta-data/instance-id"
     assert ssh(lab.key, address, v1).stdout == "200"
     options = ec2.modify_instance_metadata_options(InstanceId=instance_id, HttpTokens="required")
     assert options["InstanceMetadataOptions"]["HttpTokens"] == "required"
     assert ssh(lab.key, address, v1).stdout == "401"  # IMDSv2 only now
     ec2.terminate_instances(InstanceIds=[instance_id])
+
+
+SIGNED_CALL = """
+import ast, datetime, hashlib, socket, subprocess, sys
+role, port, service, body = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].encode()
+imds = "http://169.254.169.254/latest/meta-data/iam/security-credentials/" + role
+c = ast.literal_eval(subprocess.run(["curl", "-s", imds], capture_output=True, text=True).stdout)
+
+
+def hmac(key, message):  # python3-minimal has no hmac module
+    key = key.ljust(64, bytes(1))
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key) + message).digest()
+    return hashlib.sha256(bytes(b ^ 0x5C for b in key) + inner).digest()
+
+
+host = "169.254.169.250:" + port
+amz = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+scope = amz[:8] + "/us-east-1/" + service + "/aws4_request"
+headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8", "host": host, "x-amz-date": amz,
+           "x-amz-security-token": c["Token"]}
+signed = ";".join(sorted(headers))
+canonical = "\\n".join(["POST", "/", "", "".join(k + ":" + headers[k] + "\\n" for k in sorted(headers)), signed,
+                        hashlib.sha256(body).hexdigest()])
+to_sign = "\\n".join(["AWS4-HMAC-SHA256", amz, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+key = ("AWS4" + c["SecretAccessKey"]).encode()
+for part in (amz[:8], "us-east-1", service, "aws4_request"):
+    key = hmac(key, part.encode())
+signature = hmac(key, to_sign.encode()).hex()
+headers["authorization"] = ("AWS4-HMAC-SHA256 Credential=" + c["AccessKeyId"] + "/" + scope + ", SignedHeaders="
+                            + signed + ", Signature=" + signature)
+headers["content-length"] = str(len(body))
+headers["connection"] = "close"
+head = "POST / HTTP/1.1\\r\\n" + "".join(k + ": " + v + "\\r\\n" for k, v in headers.items()) + "\\r\\n"
+conn = socket.create_connection(("169.254.169.250", int(port)), timeout=10)
+conn.sendall(head.encode() + body)
+answer = b""
+while chunk := conn.recv(65536):
+    answer += chunk
+print(answer.decode(errors="replace"))
+"""
+
+
+def signed_call_from_inside(key: Path, address: str, role: str, port: int) -> Callable[[str, str], str]:
+    """A SigV4-signed API call made by python3 inside the instance (the AMI has python3-minimal: no
+    hmac, json or urllib), with the role's credentials from the metadata service, through
+    minicloud's endpoint in the VPC (169.254.169.250)."""
+    def call(service: str, body: str) -> str:
+        command = f"python3 - {role} {port} {service} '{body}' <<'PYEOF'\n{SIGNED_CALL}\nPYEOF"
+        result = ssh(key, address, command)
+        return result.stdout + result.stderr
+    return call
 
 
 def _keys(creds: dict[str, str]) -> Any:

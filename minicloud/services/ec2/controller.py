@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from minicloud.services.ec2 import store
+from minicloud.services.ec2.apirelay import RELAY_ADDRESS, ApiRelay
 from minicloud.services.ec2.catalog import INSTANCE_TYPES
 from minicloud.services.ec2.imagemaker import make_pending_images
 from minicloud.services.ec2.launch import public_dns
@@ -62,6 +63,7 @@ class InstanceController:
         self.state_dir = runtime.config.data_dir / "ec2"
         self.plane: VpcDataPlane | None = None
         self.metadata_server: Any = None
+        self.api_relay = ApiRelay(runtime.config.host, runtime.config.port)
         self._dirty = asyncio.Event()
         self._dirty.set()
         self._started: set[str] = set()  # instances whose container this process started
@@ -143,6 +145,8 @@ class InstanceController:
         self._vpcs[vpc_id] = vpc.doc["CidrBlock"]
         if self.metadata_server is not None:
             await self.metadata_server.serve(vpc_id, await self.plane.metadata_socket(vpc_id))
+        port = self.runtime.config.port
+        await self.api_relay.serve(vpc_id, await self.plane.listen_socket(vpc_id, RELAY_ADDRESS, port))
 
     async def _drop_deleted_vpcs(self) -> None:
         assert self.plane is not None
@@ -151,6 +155,7 @@ class InstanceController:
             if exists is None:
                 if self.metadata_server is not None:
                     await self.metadata_server.stop_serving(vpc_id)
+                await self.api_relay.stop_serving(vpc_id)
                 await self.plane.remove_vpc(vpc_id)
                 del self._vpcs[vpc_id]
 
@@ -444,6 +449,7 @@ class InstanceController:
         self._watchers.clear()
         if self.metadata_server is not None:
             await self.metadata_server.close()
+        await self.api_relay.close()
         if self.plane is not None:
             await self.plane.stop()
             self.plane = None
