@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.server import MinicloudServer
+from tests.support.server import Keys, MinicloudServer
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 
@@ -134,3 +134,32 @@ def test_public_access_block(server: MinicloudServer, s3: Any, bucket: str) -> N
     assert code(err) == "AccessDenied"
     s3.delete_public_access_block(Bucket=bucket)
     assert anonymous_get(server, f"{bucket}/acl-public") == 200
+
+
+def test_bucket_policy_condition_keys(server: MinicloudServer, s3: Any, bucket: str) -> None:
+    """Bucket policies see S3's request keys (s3:x-amz-acl, s3:RequestObjectTag/*) and the object's
+    own tags (s3:ExistingObjectTag/*)."""
+    iam = server.client("iam")
+    name = f"cond-{uuid.uuid4().hex[:8]}"
+    user_arn = iam.create_user(UserName=name)["User"]["Arn"]
+    created = iam.create_access_key(UserName=name)["AccessKey"]
+    user = server.client("s3", Keys(created["AccessKeyId"], created["SecretAccessKey"]))
+    s3.put_object(Bucket=bucket, Key="open", Body=b"o", Tagging="class=public")
+    s3.put_object(Bucket=bucket, Key="closed", Body=b"c", Tagging="class=secret")
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": user_arn}, "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{bucket}/*",
+         "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control",
+                                        "s3:RequestObjectTag/team": "blue"}}},
+        {"Effect": "Allow", "Principal": {"AWS": user_arn}, "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{bucket}/*",
+         "Condition": {"StringEquals": {"s3:ExistingObjectTag/class": "public"}}}]}))
+    user.put_object(Bucket=bucket, Key="u1", Body=b"x", ACL="bucket-owner-full-control", Tagging="team=blue")
+    for kwargs in ({"Tagging": "team=blue"}, {"ACL": "bucket-owner-full-control", "Tagging": "team=red"}):
+        with pytest.raises(ClientError) as err:
+            user.put_object(Bucket=bucket, Key="u2", Body=b"x", **kwargs)
+        assert code(err) == "AccessDenied"
+    assert user.get_object(Bucket=bucket, Key="open")["Body"].read() == b"o"
+    with pytest.raises(ClientError) as err:
+        user.get_object(Bucket=bucket, Key="closed")
+    assert code(err) == "AccessDenied"

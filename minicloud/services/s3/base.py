@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, unquote
 from minicloud.aws.context import ConditionValues, RequestContext
 from minicloud.aws.provider import Provider
 from minicloud.aws.request import AwsRequest
+from minicloud.iam.identity import PrincipalKind
 from minicloud.runtime import Runtime
 from minicloud.services.s3 import store
 from minicloud.services.s3.acl import (
@@ -115,9 +116,11 @@ class S3Base(Provider):
         if (policy and bucket.public_access_block and ctx.principal.account_id != bucket.account_id
                 and public_access_block(bucket)["RestrictPublicBuckets"] and is_public_policy(policy)):
             policy = None  # a public policy grants no one outside the owner's account
-        context = {**request_condition_keys(ctx.request), **(context or {})}
-        if key is not None and policy and "existingobjecttag" in policy.lower():
-            context.update(await self._existing_tag_keys(ctx, bucket, key))
+        if policy or ctx.principal.kind is not PrincipalKind.ROOT:  # a root without a policy checks no condition
+            keys = {**request_condition_keys(ctx.request), **(context or {})}
+            if key is not None and policy and "existingobjecttag" in policy.lower():
+                keys.update(await self._existing_tag_keys(ctx, bucket, key))
+            context = keys
         try:
             await ctx.authorize(f"s3:{action}", resource, context=context, resource_policy=policy,
                                 resource_account=bucket.account_id)
