@@ -50,6 +50,7 @@ class LambdaBase(Provider):
         self._settled: dict[str, asyncio.Event] = {}
         self._url_key = _load_key(self.root / "url.key")
         self._specs: dict[tuple[Any, ...], EnvironmentSpec] = {}  # built once per function version revision
+        self._credentials: dict[tuple[str, str], tuple[dict[str, str], datetime]] = {}  # (role id, function)
 
     # -- resolution -------------------------------------------------------------------------------
     async def resolve(self, ctx: RequestContext, params: dict[str, Any], action: str,
@@ -142,6 +143,10 @@ class LambdaBase(Provider):
         role = await self.db.read(lambda conn: iam_store.get_role_by_arn(conn, spec.role_arn))
         if role is None:
             return {}
+        key = (role.role_id, spec.function_name)
+        cached = self._credentials.get(key)
+        if cached is not None and cached[1] - datetime.now(UTC) > timedelta(hours=6):
+            return cached[0]  # a session of this role for this function, valid for hours yet
         principal = Principal(
             kind=PrincipalKind.ASSUMED_ROLE, account_id=role.account_id,
             arn=f"arn:aws:sts::{role.account_id}:assumed-role/{role.name}/{spec.function_name}",
@@ -149,8 +154,10 @@ class LambdaBase(Provider):
             role_id=role.role_id, tags=(), session_policies=(), source_identity=None)
         expires = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=12)
         creds = await self.db.write(lambda conn: sessions.issue(conn, principal, "AssumeRole", expires))
-        return {"AWS_ACCESS_KEY_ID": creds.access_key_id, "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
-                "AWS_SESSION_TOKEN": creds.session_token}
+        variables = {"AWS_ACCESS_KEY_ID": creds.access_key_id, "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
+                     "AWS_SESSION_TOKEN": creds.session_token}
+        self._credentials[key] = (variables, expires)
+        return variables
 
     # -- code download and S3 sources -------------------------------------------------------------
     def code_location(self, ctx: RequestContext, function: FunctionRow, version: VersionRow) -> str:
