@@ -199,3 +199,30 @@ def test_corrupt_frame_is_served_from_another_replica(server: MinicloudServer, s
     assert got == body[999000:999100]
     assert hashlib.sha256(victim.read_bytes()).hexdigest() == victim.name  # repaired from a good replica
     assert s3.get_object(Bucket=bucket, Key="rot")["Body"].read() == body
+
+
+@pytest.mark.parametrize("algorithm", ["CRC32", "CRC32C", "CRC64NVME"])
+def test_multipart_full_object_checksum(s3: Any, bucket: str, algorithm: str) -> None:
+    """Parts' CRCs combined into the whole object's (ChecksumType FULL_OBJECT), on sealed parts."""
+    from minicloud.services.s3.checksums import Checksums
+
+    def crc(data: bytes) -> str:
+        summer = Checksums({algorithm})
+        summer.update(data)
+        return summer.values()[algorithm]
+    member = f"Checksum{algorithm}"
+    parts = [os.urandom(5 * MiB), os.urandom(12345)]
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="full", ChecksumAlgorithm=algorithm,
+                                        ChecksumType="FULL_OBJECT")
+    assert upload["ChecksumType"] == "FULL_OBJECT"
+    etags = [s3.upload_part(Bucket=bucket, Key="full", UploadId=upload["UploadId"], PartNumber=n, Body=data,
+                            ChecksumAlgorithm=algorithm, **{member: crc(data)})["ETag"]
+             for n, data in enumerate(parts, start=1)]
+    whole = crc(b"".join(parts))
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="full", UploadId=upload["UploadId"], **{member: whole},
+                                        MultipartUpload={"Parts": [
+                                            {"PartNumber": n, "ETag": e, member: crc(d)}
+                                            for n, (e, d) in enumerate(zip(etags, parts, strict=True), start=1)]})
+    assert done[member] == whole and done["ChecksumType"] == "FULL_OBJECT"
+    head = s3.head_object(Bucket=bucket, Key="full", ChecksumMode="ENABLED")
+    assert head[member] == whole and head["ChecksumType"] == "FULL_OBJECT"

@@ -117,3 +117,56 @@ def composite(algorithm: str, part_values: list[str]) -> str:
     for value in part_values:
         hasher.update(base64.b64decode(value))
     return base64.b64encode(hasher.digest()).decode("ascii") + f"-{len(part_values)}"
+
+
+# Reflected polynomials and widths of the CRCs whose values combine across parts.
+CRC_PARAMETERS = {"CRC32": (0xEDB88320, 32), "CRC32C": (0x82F63B78, 32), "CRC64NVME": (0x9A6C9329AC4BC9B5, 64)}
+
+
+def _gf2_times(matrix: list[int], vector: int) -> int:
+    total, row = 0, 0
+    while vector:
+        if vector & 1:
+            total ^= matrix[row]
+        vector >>= 1
+        row += 1
+    return total
+
+
+def _gf2_square(matrix: list[int]) -> list[int]:
+    return [_gf2_times(matrix, column) for column in matrix]
+
+
+def crc_combine(algorithm: str, first: int, second: int, second_length: int) -> int:
+    """The CRC of A+B from crc(A), crc(B) and len(B), by applying len(B) zero bytes to crc(A)
+    as GF(2) matrix powers (the method of zlib's crc32_combine)."""
+    if second_length == 0:
+        return first
+    polynomial, width = CRC_PARAMETERS[algorithm]
+    odd = [polynomial] + [1 << (n - 1) for n in range(1, width)]  # one zero bit
+    even = _gf2_square(odd)  # two zero bits
+    odd = _gf2_square(even)  # four zero bits
+    while True:
+        even = _gf2_square(odd)  # a zero byte, then doubling
+        if second_length & 1:
+            first = _gf2_times(even, first)
+        second_length >>= 1
+        if not second_length:
+            break
+        odd = _gf2_square(even)
+        if second_length & 1:
+            first = _gf2_times(odd, first)
+        second_length >>= 1
+        if not second_length:
+            break
+    return first ^ second
+
+
+def full_object(algorithm: str, parts: list[tuple[str, int]]) -> str:
+    """A multipart object's FULL_OBJECT checksum from its parts' (base64 value, size)."""
+    width = CRC_PARAMETERS[algorithm][1] // 8
+    combined = 0
+    for index, (value, size) in enumerate(parts):
+        crc = int.from_bytes(base64.b64decode(value), "big")
+        combined = crc if index == 0 else crc_combine(algorithm, combined, crc, size)
+    return base64.b64encode(combined.to_bytes(width, "big")).decode("ascii")

@@ -15,10 +15,11 @@ import sqlalchemy as sa
 from minicloud.aws.context import RequestContext
 from minicloud.services.s3 import store
 from minicloud.services.s3.acl import acl_for_write
-from minicloud.services.s3.checksums import ALGORITHMS, MEMBER, composite
+from minicloud.services.s3.checksums import ALGORITHMS, CRC_PARAMETERS, MEMBER, composite, full_object
 from minicloud.services.s3.data import Staged
 from minicloud.services.s3.encryption import response_members, stored_encryption
 from minicloud.services.s3.errors import (
+    BadDigest,
     EntityTooSmall,
     InvalidArgument,
     InvalidPart,
@@ -74,6 +75,33 @@ def _copy_range(text: str | None, size: int) -> tuple[int, int]:
     return first, last + 1
 
 
+def _checksum_type(algorithm: str | None, requested: str | None) -> str | None:
+    """An upload's checksum type: as requested, else COMPOSITE (CRC64NVME is always FULL_OBJECT)."""
+    if not algorithm:
+        if requested:
+            raise InvalidRequest("The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm "
+                                 "header.")
+        return None
+    name = algorithm.upper()
+    chosen = requested or ("FULL_OBJECT" if name == "CRC64NVME" else "COMPOSITE")
+    if chosen not in ("COMPOSITE", "FULL_OBJECT"):
+        raise InvalidRequest(f"Value for x-amz-checksum-type header is invalid: {chosen}")
+    if chosen == "FULL_OBJECT" and name not in CRC_PARAMETERS:
+        raise InvalidRequest(f"The FULL_OBJECT checksum type cannot be used with the {name.lower()} checksum "
+                             "algorithm.")
+    if chosen == "COMPOSITE" and name == "CRC64NVME":
+        raise InvalidRequest("The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm.")
+    return chosen
+
+
+def _check_declared(params: dict[str, Any], checksums: dict[str, Any]) -> None:
+    """A FULL_OBJECT checksum sent with CompleteMultipartUpload must be the object's."""
+    for name, member in MEMBER.items():
+        declared = params.get(member)
+        if declared and checksums.get("type") == "FULL_OBJECT" and checksums.get(name) and declared != checksums[name]:
+            raise BadDigest(f"The {name} you specified did not match the calculated checksum.")
+
+
 def upload_extra(upload: Any) -> dict[str, Any]:
     """What an upload keeps for its object beside the columns: encryption, lock, ACL."""
     return json.loads(upload.extra) if upload.extra else {}
@@ -93,6 +121,7 @@ class MultipartOperations(ObjectOperations):
         bucket = await self.bucket_for(ctx, params, "PutObject", key)
         upload_id = secrets.token_urlsafe(48)
         algorithm = params.get("ChecksumAlgorithm")
+        checksum_type = _checksum_type(algorithm, params.get("ChecksumType"))
         object_key = self.write_key(params, bucket)
         values = {
             "upload_id": upload_id, "bucket": bucket.name, "key": key, "created_at": ctx.now,
@@ -100,13 +129,14 @@ class MultipartOperations(ObjectOperations):
             "meta": json.dumps(content_headers(params)), "checksum_algorithm": algorithm,
             "tags": parse_tagging(params.get("Tagging")),
             "extra": json.dumps({"encryption": object_key.stored, "lock": lock_for_write(params, bucket, ctx.now),
-                                 "acl": acl_for_write(params, bucket, object_owner(params, bucket, ctx.account_id))}),
+                                 "acl": acl_for_write(params, bucket, object_owner(params, bucket, ctx.account_id)),
+                                 "checksum_type": checksum_type}),
         }
         await self.db.write(lambda conn: conn.execute(s3_uploads.insert().values(**values)))
         result: dict[str, Any] = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id, **object_key.members()}
         if algorithm:
             result["ChecksumAlgorithm"] = algorithm
-            result["ChecksumType"] = "COMPOSITE"
+            result["ChecksumType"] = checksum_type
         return result
 
     async def upload_part(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -206,7 +236,8 @@ class MultipartOperations(ObjectOperations):
             chosen.append(row)
         md5s = b"".join(bytes.fromhex(row.etag.strip('"')) for row in chosen)
         etag = f'"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}"'
-        checksums = self._composite(upload.checksum_algorithm, chosen)
+        checksums = self._combined(upload.checksum_algorithm, upload_extra(upload).get("checksum_type"), chosen)
+        _check_declared(params, checksums)
         encryption = upload_extra(upload).get("encryption")
         values = {
             "bucket": bucket.name, "key": key, "version_id": new_version_id(bucket), "delete_marker": False,
@@ -253,13 +284,18 @@ class MultipartOperations(ObjectOperations):
             result["VersionId"] = row.version_id
         return result
 
-    def _composite(self, algorithm: str | None, parts: list[Any]) -> dict[str, Any]:
+    def _combined(self, algorithm: str | None, checksum_type: str | None, parts: list[Any]) -> dict[str, Any]:
+        """The object's checksum from its parts': COMPOSITE (a checksum of the parts' checksums,
+        "-N") or FULL_OBJECT (the parts' CRCs combined into the whole object's)."""
         if not algorithm or algorithm.upper() not in ALGORITHMS:
             return {}
         name = algorithm.upper()
         values = [json.loads(p.checksums or "{}").get(name) for p in parts]
         if not all(values):
             return {}
+        if checksum_type == "FULL_OBJECT":
+            return {name: full_object(name, [(v, p.size) for v, p in zip(values, parts, strict=True)]),
+                    "type": "FULL_OBJECT"}
         return {name: composite(name, values), "type": "COMPOSITE"}
 
     async def abort_multipart_upload(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

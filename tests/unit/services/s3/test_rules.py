@@ -147,3 +147,17 @@ def test_post_policy_conditions() -> None:
                      b'Content-Disposition: form-data; name="file"; filename="f.txt"\r\n'
                      b'Content-Type: text/plain\r\n\r\nbody\r\n--X--\r\n', "multipart/form-data; boundary=X")
     assert form.fields == {"key": "k"} and form.file == b"body" and form.filename == "f.txt"
+
+
+@pytest.mark.parametrize("algorithm", ["CRC32", "CRC32C", "CRC64NVME"])
+def test_crc_combine(algorithm: str) -> None:
+    import os
+
+    from minicloud.services.s3.checksums import Checksums, full_object
+
+    def crc(data: bytes) -> str:
+        summer = Checksums({algorithm})
+        summer.update(data)
+        return summer.values()[algorithm]
+    pieces = [os.urandom(n) for n in (1000, 1, 4096, 77)]
+    assert full_object(algorithm, [(crc(p), len(p)) for p in pieces]) == crc(b"".join(pieces))
