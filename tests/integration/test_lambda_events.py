@@ -10,6 +10,9 @@ import urllib.request
 from typing import Any
 
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from tests.integration import test_lambda as shared
@@ -128,6 +131,13 @@ def handler(event, context):
 """
 
 
+def signed(url: str, access_key_id: str, secret: str) -> urllib.request.Request:
+    """A GET signed with SigV4 for the lambda service, as an AWS_IAM function URL expects."""
+    request = AWSRequest(method="GET", url=url)
+    SigV4Auth(Credentials(access_key_id, secret), "lambda", "us-east-1").add_auth(request)
+    return urllib.request.Request(url, headers=dict(request.headers.items()))
+
+
 def test_function_url(lam: Lambda) -> None:
     name = lam.create(URL_HANDLER)
     config = lam.client.create_function_url_config(FunctionName=name, AuthType="NONE")
@@ -151,6 +161,13 @@ def test_function_url(lam: Lambda) -> None:
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(url + "json", timeout=30)
     assert refused.value.code == 403
+    root = lam.server.root
+    assert root is not None
+    with urllib.request.urlopen(signed(url + "json", root.access_key_id, root.secret_access_key), timeout=30) as ok:
+        assert json.loads(ok.read()) == {"plain": True, "method": "GET"}
+    with pytest.raises(urllib.error.HTTPError) as tampered:
+        urllib.request.urlopen(signed(url + "json", root.access_key_id, "not-the-secret"), timeout=30)
+    assert tampered.value.code == 403
     lam.client.delete_function_url_config(FunctionName=name)
     with pytest.raises(urllib.error.HTTPError) as gone:
         urllib.request.urlopen(url + "json", timeout=30)

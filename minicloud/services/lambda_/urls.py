@@ -4,8 +4,8 @@ A URL is ``http://<minicloud host>/_minicloud/lambda/url/<url-id>/<path>`` (mini
 surface on one port; AWS's ``<url-id>.lambda-url.<region>.on.aws`` host names would need DNS). A
 request becomes a payload format 2.0 event; the function's result is mapped back as Lambda does
 (``statusCode``/``headers``/``body``/``isBase64Encoded``/``cookies``, or any other JSON value as a
-200 application/json body). AuthType NONE is served; AWS_IAM URLs answer 403 unless the request is
-signed, and SigV4 verification on this endpoint is not implemented yet (so they answer 501).
+200 application/json body). AuthType NONE is open; AWS_IAM needs a SigV4 signature (service
+``lambda``) by a principal allowed ``lambda:InvokeFunctionUrl`` (``url_auth.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from minicloud.aws.context import RequestContext
 from minicloud.server.asgi import Receive, Scope, Send, read_body, send_response
-from minicloud.services.lambda_ import model
+from minicloud.services.lambda_ import model, url_auth
 from minicloud.services.lambda_.base import LambdaBase
 from minicloud.services.lambda_.errors import (
     InvalidParameterValueException,
@@ -129,12 +129,6 @@ class UrlsMixin(LambdaBase):
         if row is None:
             await _reply(send, 404, {"Message": "Not Found"})
             return
-        if row.auth_type != "NONE":
-            signed = any(k == b"authorization" for k, _ in scope["headers"])
-            status, message = (501, "minicloud does not verify SigV4 on function URLs yet") if signed else \
-                (403, "Forbidden")
-            await _reply(send, status, {"Message": message})
-            return
         function = await self.db.read(lambda conn: model.get_function_by_id(conn, row.function_id))
         version = await self.db.read(lambda conn: self.version_for(conn, function, row.qualifier or None)) \
             if function else None
@@ -142,6 +136,14 @@ class UrlsMixin(LambdaBase):
             await _reply(send, 404, {"Message": "Not Found"})
             return
         body = await read_body(receive, 6 * 1024 * 1024)
+        if row.auth_type != "NONE":
+            status, message = await url_auth.authorize(
+                self.runtime, scope, body, model.function_arn(function.region, function.account_id, function.name,
+                                                              row.qualifier or None),
+                function.account_id, self.policy_document(function))
+            if status:
+                await _reply(send, status, {"Message": message})
+                return
         event = url_event(scope, url_id, "/" + tail, body)
         try:
             outcome = await self.run(function, version, row.qualifier or None, json.dumps(event).encode())
