@@ -241,6 +241,12 @@ def test_security_groups_isolation_and_public_addresses(lab: Lab, server: Minicl
     revoked = time.monotonic()
     wait_for("the revoke to take effect", lambda: not tcp_open(b_ip, 9090, 0.3), timeout=5, every=0.05)
     assert time.monotonic() - revoked < 1.5
+    alt = lab.group(lab.vpc, "alt")
+    ec2.authorize_security_group_ingress(GroupId=alt, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 7070, "ToPort": 7070, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    ec2.modify_instance_attribute(InstanceId=b, Groups=[alt])  # B's groups replaced on the running instance
+    wait_for("B's new group", lambda: tcp_open(b_ip, 7070, 0.3), timeout=5, every=0.05)
+    assert not from_a(b_info["PrivateIpAddress"], 8080)
     for instance_id in (a, b, c):
         ec2.terminate_instances(InstanceIds=[instance_id])
 
