@@ -63,5 +63,5 @@ INSTANCE_TYPES: dict[str, InstanceType] = {t.name: t for t in (
     InstanceType("c5.large", 2, 4096, False, network="Up to 10 Gigabit"),
 )}
 
-DEFAULT_INSTANCE_TYPE = "m1.small"  # AWS's default when InstanceType is absent; minicloud maps it below
+# AWS's default when RunInstances names no InstanceType is m1.small, which minicloud does not offer.
 FALLBACK_INSTANCE_TYPE = "t3.micro"
