@@ -21,6 +21,7 @@ from minicloud.runtime import Runtime
 from minicloud.server.asgi import (
     ASGIApp,
     BodyTooLarge,
+    Message,
     Receive,
     ReceiveStream,
     Scope,
@@ -98,6 +99,10 @@ class MinicloudApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         if path.startswith("/_minicloud/"):
+            if path == "/_minicloud/console" or path.startswith("/_minicloud/console/"):
+                await self.console(scope, receive, send)
+                return
+            send = _sandboxed(send)
             if path.startswith("/_minicloud/registry/") and self.registry is not None:
                 await self.registry(scope, receive, send)
                 return
@@ -105,7 +110,7 @@ class MinicloudApp:
             return
         if (path == "/v2" or path.startswith("/v2/")) and not _sigv4_signed(scope):
             if self.registry is not None:
-                await self.registry(scope, receive, send)
+                await self.registry(scope, receive, _sandboxed(send))
             else:
                 await send_response(send, 404, [("content-type", "application/json")],
                                     b'{"errors":[{"code":"UNSUPPORTED","message":"the registry is not enabled"}]}')
@@ -138,7 +143,7 @@ class MinicloudApp:
                                 response.body)
             return
         response = await self.dispatcher.handle(request)
-        response_headers = response.headers
+        response_headers = [*response.headers, *SANDBOX_HEADERS]
         if stream is not None and not stream.done:  # the body was refused before it was read
             response_headers = [*response_headers, ("connection", "close")]
         if response.stream is not None:
@@ -157,15 +162,33 @@ class MinicloudApp:
         if path in ("/_minicloud/health", "/_minicloud/health/"):
             await send_response(send, 200, [("content-type", "application/json")], self._health())
             return
-        if path == "/_minicloud/console" or path.startswith("/_minicloud/console/"):
-            await self.console(scope, receive, send)
-            return
         lambda_ = next((p for p in self.providers if p.service_name == "lambda"), None)
         if lambda_ is not None and path.startswith("/_minicloud/lambda/"):  # code downloads, function URLs
             await lambda_.asgi(scope, receive, send)  # type: ignore[attr-defined]
             return
         await send_response(send, 404, [("content-type", "application/json")],
                             b'{"error": "not found"}')
+
+
+# Every response but the console's is sandboxed: S3 objects, function URLs and registry blobs share
+# the console's origin (one host and port), so an HTML object or a function's page would otherwise
+# run its scripts as the console, with the signed-in user's session. Sandboxed without
+# allow-same-origin, such a page has an origin of its own: the console's SameSite cookie is not sent
+# for it and the console's pages cannot be read from it. Appended, never replaced: a response's own
+# policy cannot lift it (every policy applies).
+SANDBOX_HEADERS = (
+    ("content-security-policy", "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"),
+    ("x-content-type-options", "nosniff"),
+)
+_SANDBOX_RAW = [(k.encode(), v.encode()) for k, v in SANDBOX_HEADERS]
+
+
+def _sandboxed(send: Send) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), *_SANDBOX_RAW]}
+        await send(message)
+    return sending
 
 
 def _sigv4_signed(scope: Scope) -> bool:
