@@ -3,12 +3,14 @@ VPC, VPCs, subnets, route tables, internet gateways, security groups, tags, filt
 
 from __future__ import annotations
 
+import json
+import uuid
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.server import MinicloudServer
+from tests.support.server import Keys, MinicloudServer
 
 
 def code(err: pytest.ExceptionInfo[ClientError]) -> str:
@@ -229,4 +231,38 @@ def test_tags_filters_and_pagination(ec2: Any, server: MinicloudServer) -> None:
         ec2.describe_vpcs(DryRun=True)
     assert code(err) == "DryRunOperation"
     for vpc_id in ids:
+        ec2.delete_vpc(VpcId=vpc_id)
+
+
+def test_iam_policies_see_resource_arns_and_tags(ec2: Any, server: MinicloudServer) -> None:
+    """A user's policy on ``vpc/*`` with an ``aws:ResourceTag`` condition: EC2 authorizes each named
+    resource's ARN with its tags, creations on ``<type>/*``."""
+    iam = server.client("iam")
+    name = f"netops-{uuid.uuid4().hex[:6]}"
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps({"Version": "2012-10-17",
+                                                                                  "Statement": [
+        {"Effect": "Allow", "Action": ["ec2:CreateVpc", "ec2:DescribeVpcs"], "Resource": "*"},
+        {"Effect": "Allow", "Action": ["ec2:CreateTags", "ec2:DeleteVpc"], "Resource": "arn:aws:ec2:*:*:vpc/*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/team": "blue"}}}]}))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    user = server.client("ec2", keys=Keys(key["AccessKeyId"], key["SecretAccessKey"]))
+    blue = user.create_vpc(CidrBlock="10.60.0.0/16")["Vpc"]["VpcId"]
+    red = user.create_vpc(CidrBlock="10.61.0.0/16")["Vpc"]["VpcId"]
+    ec2.create_tags(Resources=[blue], Tags=[{"Key": "team", "Value": "blue"}])
+    ec2.create_tags(Resources=[red], Tags=[{"Key": "team", "Value": "red"}])
+    user.create_tags(Resources=[blue], Tags=[{"Key": "Name", "Value": "mine"}])
+    with pytest.raises(ClientError) as err:
+        user.create_tags(Resources=[red], Tags=[{"Key": "Name", "Value": "not mine"}])
+    assert code(err) == "UnauthorizedOperation" and err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    with pytest.raises(ClientError) as err:
+        user.create_tags(Resources=[blue, red], Tags=[{"Key": "x", "Value": "y"}])
+    assert code(err) == "UnauthorizedOperation"
+    with pytest.raises(ClientError) as err:
+        user.delete_vpc(VpcId=blue, DryRun=True)
+    assert code(err) == "DryRunOperation"
+    with pytest.raises(ClientError) as err:
+        user.create_security_group(GroupName="g", Description="d", VpcId=blue)
+    assert code(err) == "UnauthorizedOperation"
+    for vpc_id in (blue, red):
         ec2.delete_vpc(VpcId=vpc_id)

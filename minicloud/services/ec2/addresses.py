@@ -43,7 +43,7 @@ def allocation_not_found(allocation_id: str) -> InvalidAllocationIDNotFound:
 
 class AddressesMixin(Ec2Base):
     async def allocate_address(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        await self.begin(ctx, params, "AllocateAddress")
+        await self.begin(ctx, params, "AllocateAddress", "elastic-ip/*")
         if params.get("Address") or params.get("CustomerOwnedIpv4Pool"):
             raise MissingParameter("minicloud allocates from its own pool: Address and BYOIP pools are not supported")
         allocation_id = new_id("address")

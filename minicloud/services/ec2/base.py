@@ -42,10 +42,26 @@ class Ec2Base:
     wake_controller: Callable[[], None]
 
     # -- requests ------------------------------------------------------------------------------------
-    async def begin(self, ctx: RequestContext, params: dict[str, Any], action: str, resource: str = "*") -> None:
-        """Authorize ``ec2:<action>``, honour DryRun, and make sure the caller's default VPC exists."""
+    async def begin(self, ctx: RequestContext, params: dict[str, Any], action: str, resource: str = "*",
+                    context: dict[str, str | list[str]] | None = None) -> None:
+        """Authorize ``ec2:<action>`` on ``resource`` (``type/id`` or ``*``), honour DryRun, and make
+        sure the caller's default VPC exists."""
         arn = resource if resource == "*" or resource.startswith("arn:") else self.arn(ctx, resource)
-        await ctx.authorize(f"ec2:{action}", arn)
+        await ctx.authorize(f"ec2:{action}", arn, context=context)
+        if params.get("DryRun"):
+            raise DryRunOperation("Request would have succeeded, but DryRun flag is set.")
+        await self.defaults.ensure(ctx.account_id, ctx.region)
+
+    async def begin_each(self, ctx: RequestContext, params: dict[str, Any], action: str,
+                         resources: list[Resource]) -> None:
+        """``begin`` for an action on existing resources: each one's ARN is authorized, with its tags
+        as ``aws:ResourceTag/*`` and ``ec2:ResourceTag/*`` condition keys."""
+        if not resources:
+            await self.begin(ctx, params, action)
+            return
+        for resource in resources:
+            path = f"{RESOURCE_TYPES.get(resource.kind, resource.kind)}/{resource.id}"
+            await ctx.authorize(f"ec2:{action}", self.arn(ctx, path), context=resource_tag_keys(resource))
         if params.get("DryRun"):
             raise DryRunOperation("Request would have succeeded, but DryRun flag is set.")
         await self.defaults.ensure(ctx.account_id, ctx.region)
@@ -115,6 +131,21 @@ class Ec2Base:
                 f"{minimum} and {maximum}.")
         end = start + int(limit)
         return items[start:end], encode_token({"o": end}) if end < len(items) else None
+
+
+def resource_tag_keys(resource: Resource) -> dict[str, str | list[str]]:
+    keys: dict[str, str | list[str]] = {}
+    for key, value in resource.tags.items():
+        keys[f"aws:ResourceTag/{key}"] = value
+        keys[f"ec2:ResourceTag/{key}"] = value
+    return keys
+
+
+def request_tag_keys(tags: list[dict[str, str]]) -> dict[str, str | list[str]]:
+    keys: dict[str, str | list[str]] = {f"aws:RequestTag/{t['Key']}": t.get("Value", "") for t in tags}
+    if tags:
+        keys["aws:TagKeys"] = [t["Key"] for t in tags]
+    return keys
 
 
 def check_tag(tag: dict[str, Any]) -> None:

@@ -175,7 +175,7 @@ class ImagesMixin(Ec2Base):
         return False
 
     async def register_image(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        await self.begin(ctx, params, "RegisterImage")
+        await self.begin(ctx, params, "RegisterImage", "image/*")
         name, location = params.get("Name"), params.get("ImageLocation")
         if not name:
             raise MissingParameter("The request must contain the parameter name")

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from minicloud.aws.context import RequestContext
 from minicloud.services.ec2 import launch, store
+from minicloud.services.ec2.base import request_tag_keys
 from minicloud.services.ec2.catalog import INSTANCE_TYPES
 from minicloud.services.ec2.errors import (
     IncorrectInstanceState,
@@ -85,7 +86,8 @@ def _not_found(ids: list[str]) -> InvalidInstanceIDNotFound:
 
 class InstancesMixin(ImagesMixin):
     async def run_instances(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        await self.begin(ctx, params, "RunInstances")
+        tags = self.tags_for(params, "instance")
+        await self.begin(ctx, params, "RunInstances", "instance/*", context=request_tag_keys(tags))
         image_id = params.get("ImageId")
         if not image_id:
             raise MissingParameter("The request must contain the parameter ImageId")
@@ -93,7 +95,7 @@ class InstancesMixin(ImagesMixin):
         if self.runtime.engine is None:
             raise InsufficientInstanceCapacity("minicloud's container engine is not running: no instance can be "
                                                "launched (start minicloud with the engine enabled)")
-        req = launch.parse_request(params, ctx.account_id, ctx.region, image, self.tags_for(params, "instance"))
+        req = launch.parse_request(params, ctx.account_id, ctx.region, image, tags)
         instances = await self.runtime.db.write(lambda conn: launch.launch(conn, req, self.settings.max_instances))
         self.wake_controller()
         first = instances[0]
@@ -162,8 +164,7 @@ class InstancesMixin(ImagesMixin):
         ids = params.get("InstanceIds") or []
         if not ids:
             raise MissingParameter("The request must contain the parameter InstanceId")
-        await self.begin(ctx, params, action, "*")
-        await self._instances(ctx, ids)
+        await self.begin_each(ctx, params, action, await self._instances(ctx, ids))
 
         def apply(conn: sa.Connection) -> list[dict[str, Any]]:
             changes = []
@@ -237,8 +238,7 @@ class InstancesMixin(ImagesMixin):
     # -- console and attributes ---------------------------------------------------------------------------
     async def get_console_output(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         instance_id = params["InstanceId"]
-        await self.begin(ctx, params, "GetConsoleOutput", f"instance/{instance_id}")
-        await self._instances(ctx, [instance_id])
+        await self.begin_each(ctx, params, "GetConsoleOutput", await self._instances(ctx, [instance_id]))
         text = ""
         engine = self.runtime.engine
         container = engine.workloads.find("ec2", instance_id) if engine is not None else None
@@ -249,8 +249,8 @@ class InstancesMixin(ImagesMixin):
 
     async def describe_instance_attribute(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         instance_id, attribute = params["InstanceId"], params["Attribute"]
-        await self.begin(ctx, params, "DescribeInstanceAttribute", f"instance/{instance_id}")
         instance = (await self._instances(ctx, [instance_id]))[0]
+        await self.begin_each(ctx, params, "DescribeInstanceAttribute", [instance])
         doc = instance.doc
         values: dict[str, Any] = {
             "instanceType": ("InstanceType", {"Value": doc["InstanceType"]}),
@@ -274,8 +274,7 @@ class InstancesMixin(ImagesMixin):
 
     async def modify_instance_attribute(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         instance_id = params["InstanceId"]
-        await self.begin(ctx, params, "ModifyInstanceAttribute", f"instance/{instance_id}")
-        await self._instances(ctx, [instance_id])
+        await self.begin_each(ctx, params, "ModifyInstanceAttribute", await self._instances(ctx, [instance_id]))
         changes = self._attribute_changes(params)
         if len(changes) != 1:
             raise InvalidParameterCombination("Specify exactly one attribute to modify")
@@ -317,8 +316,7 @@ class InstancesMixin(ImagesMixin):
 
     async def modify_instance_metadata_options(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         instance_id = params["InstanceId"]
-        await self.begin(ctx, params, "ModifyInstanceMetadataOptions", f"instance/{instance_id}")
-        await self._instances(ctx, [instance_id])
+        await self.begin_each(ctx, params, "ModifyInstanceMetadataOptions", await self._instances(ctx, [instance_id]))
         allowed = {"HttpTokens": ("optional", "required"), "HttpEndpoint": ("enabled", "disabled"),
                    "InstanceMetadataTags": ("enabled", "disabled")}
         changes: dict[str, Any] = {}

@@ -98,7 +98,7 @@ def key_view(key: Resource, include_public: bool = False) -> dict[str, Any]:
 
 class KeyPairsMixin(Ec2Base):
     async def create_key_pair(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        await self.begin(ctx, params, "CreateKeyPair")
+        await self.begin(ctx, params, "CreateKeyPair", f"key-pair/{params.get('KeyName')}")
         name = self._key_name(params)
         key_type = params.get("KeyType") or "rsa"
         if key_type not in ("rsa", "ed25519"):
@@ -110,7 +110,7 @@ class KeyPairsMixin(Ec2Base):
         return {**key_view(key), "KeyMaterial": private}
 
     async def import_key_pair(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        await self.begin(ctx, params, "ImportKeyPair")
+        await self.begin(ctx, params, "ImportKeyPair", f"key-pair/{params.get('KeyName')}")
         name = self._key_name(params)
         material = params.get("PublicKeyMaterial")
         if not material:

@@ -83,8 +83,8 @@ class RoutingMixin(Ec2Base):
     # -- route tables ----------------------------------------------------------------------------------
     async def create_route_table(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         vpc_id = params["VpcId"]
-        await self.begin(ctx, params, "CreateRouteTable", f"vpc/{vpc_id}")
         vpc = await self.find(ctx, "vpc", vpc_id, vpc_not_found)
+        await self.begin_each(ctx, params, "CreateRouteTable", [vpc])
         table = builders.route_table(ctx.account_id, ctx.region, vpc_id, vpc.doc["CidrBlock"],
                                      tags=self.tags_for(params, "route-table"))
         await self.runtime.db.write(lambda conn: store.insert(conn, table))
@@ -102,8 +102,8 @@ class RoutingMixin(Ec2Base):
 
     async def delete_route_table(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         table_id = params["RouteTableId"]
-        await self.begin(ctx, params, "DeleteRouteTable", f"route-table/{table_id}")
         table = await self.find(ctx, "route-table", table_id, table_not_found)
+        await self.begin_each(ctx, params, "DeleteRouteTable", [table])
         if table.doc["Associations"]:
             raise DependencyViolation(f"The routeTable '{table_id}' has dependencies and cannot be deleted.")
         await self.runtime.db.write(lambda conn: store.delete(conn, table_id))
@@ -150,8 +150,8 @@ class RoutingMixin(Ec2Base):
 
     async def delete_route(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         table_id = params["RouteTableId"]
-        await self.begin(ctx, params, "DeleteRoute", f"route-table/{table_id}")
         table = await self.find(ctx, "route-table", table_id, table_not_found)
+        await self.begin_each(ctx, params, "DeleteRoute", [table])
         destination = params.get("DestinationCidrBlock") or ""
         kept = [r for r in table.doc["Routes"] if r["DestinationCidrBlock"] != destination or
                 r.get("GatewayId") == "local"]
@@ -213,7 +213,7 @@ class RoutingMixin(Ec2Base):
 
     # -- internet gateways ------------------------------------------------------------------------------
     async def create_internet_gateway(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        await self.begin(ctx, params, "CreateInternetGateway")
+        await self.begin(ctx, params, "CreateInternetGateway", "internet-gateway/*")
         gateway = builders.internet_gateway(ctx.account_id, ctx.region, self.tags_for(params, "internet-gateway"))
         await self.runtime.db.write(lambda conn: store.insert(conn, gateway))
         return {"InternetGateway": public(gateway.doc)}
@@ -273,8 +273,8 @@ class RoutingMixin(Ec2Base):
 
     async def delete_internet_gateway(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         gateway_id = params["InternetGatewayId"]
-        await self.begin(ctx, params, "DeleteInternetGateway", f"internet-gateway/{gateway_id}")
         gateway = await self.find(ctx, "internet-gateway", gateway_id, gateway_not_found)
+        await self.begin_each(ctx, params, "DeleteInternetGateway", [gateway])
         if gateway.vpc_id:
             raise DependencyViolation(f"The internetGateway '{gateway_id}' has dependencies and cannot be "
                                       "deleted.")

@@ -61,7 +61,7 @@ def group_view(group: Resource) -> dict[str, Any]:
 
 class SecurityGroupsMixin(Ec2Base):
     async def create_security_group(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        await self.begin(ctx, params, "CreateSecurityGroup")
+        await self.begin(ctx, params, "CreateSecurityGroup", "security-group/*")
         name, description = params.get("GroupName"), params.get("Description")
         if not name:
             raise MissingParameter("The request must contain the parameter groupName")
@@ -96,6 +96,7 @@ class SecurityGroupsMixin(Ec2Base):
 
     async def group(self, ctx: RequestContext, params: dict[str, Any]) -> Resource:
         """The group named by GroupId, or by GroupName in the default VPC."""
+        await self.defaults.ensure(ctx.account_id, ctx.region)
         group_id, name = params.get("GroupId"), params.get("GroupName")
         if group_id:
             if not well_formed(group_id, "security-group"):
@@ -133,8 +134,8 @@ class SecurityGroupsMixin(Ec2Base):
         return out
 
     async def delete_security_group(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        await self.begin(ctx, params, "DeleteSecurityGroup")
         group = await self.group(ctx, params)
+        await self.begin_each(ctx, params, "DeleteSecurityGroup", [group])
         if group.name == "default":
             raise CannotDelete(f'the specified group: "{group.id}" name: "default" cannot be deleted by a user')
 
@@ -200,8 +201,8 @@ class SecurityGroupsMixin(Ec2Base):
 
     async def _authorize_rules(self, ctx: RequestContext, params: dict[str, Any], *, egress: bool) -> dict[str, Any]:
         action = "AuthorizeSecurityGroupEgress" if egress else "AuthorizeSecurityGroupIngress"
-        await self.begin(ctx, params, action)
         group = await self.group(ctx, params)
+        await self.begin_each(ctx, params, action, [group])
         rules = sgrules.parse(self._permissions(params), egress=egress, account_id=ctx.account_id)
         tags = self.tags_for(params, "security-group-rule") if params.get("TagSpecifications") else []
 
@@ -227,8 +228,8 @@ class SecurityGroupsMixin(Ec2Base):
 
     async def _revoke_rules(self, ctx: RequestContext, params: dict[str, Any], *, egress: bool) -> dict[str, Any]:
         action = "RevokeSecurityGroupEgress" if egress else "RevokeSecurityGroupIngress"
-        await self.begin(ctx, params, action)
         group = await self.group(ctx, params)
+        await self.begin_each(ctx, params, action, [group])
         rule_ids = params.get("SecurityGroupRuleIds") or []
         rules = sgrules.parse(self._permissions(params), egress=egress, account_id=ctx.account_id) \
             if not rule_ids else []

@@ -46,10 +46,11 @@ def _resource_type(resource: Resource) -> str:
 
 class TagsMixin(Ec2Base):
     async def create_tags(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        await self.begin(ctx, params, "CreateTags")
         new = params.get("Tags") or []
         for tag in new:
             check_tag(tag)
+        named = await self.runtime.db.read(lambda conn: self._taggable(conn, ctx, params.get("Resources") or []))
+        await self.begin_each(ctx, params, "CreateTags", named)
 
         def create(conn: sa.Connection) -> None:
             for resource in self._taggable(conn, ctx, params.get("Resources") or []):
@@ -63,7 +64,8 @@ class TagsMixin(Ec2Base):
         return {}
 
     async def delete_tags(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        await self.begin(ctx, params, "DeleteTags")
+        named = await self.runtime.db.read(lambda conn: self._taggable(conn, ctx, params.get("Resources") or []))
+        await self.begin_each(ctx, params, "DeleteTags", named)
         doomed = params.get("Tags")
 
         def delete(conn: sa.Connection) -> None:

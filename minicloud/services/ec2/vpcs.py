@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from minicloud.aws.context import RequestContext
 from minicloud.services.ec2 import builders, store
-from minicloud.services.ec2.base import Ec2Base
+from minicloud.services.ec2.base import Ec2Base, request_tag_keys
 from minicloud.services.ec2.errors import (
     DependencyViolation,
     InvalidNetworkAclIDNotFound,
@@ -73,7 +73,7 @@ ACL_FILTERS = {"network-acl-id": member("NetworkAclId"), "vpc-id": member("VpcId
 class VpcsMixin(Ec2Base):
     # -- VPCs ------------------------------------------------------------------------------------------
     async def create_vpc(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        await self.begin(ctx, params, "CreateVpc")
+        await self.begin(ctx, params, "CreateVpc", "vpc/*", context=request_tag_keys(self.tags_for(params, "vpc")))
         cidr = params.get("CidrBlock")
         if not cidr:
             raise MissingParameter("The request must contain the parameter cidrBlock")
@@ -103,8 +103,7 @@ class VpcsMixin(Ec2Base):
 
     async def delete_vpc(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         vpc_id = params["VpcId"]
-        await self.begin(ctx, params, "DeleteVpc", f"vpc/{vpc_id}")
-        await self.find(ctx, "vpc", vpc_id, vpc_not_found)
+        await self.begin_each(ctx, params, "DeleteVpc", [await self.find(ctx, "vpc", vpc_id, vpc_not_found)])
 
         def delete(conn: sa.Connection) -> None:
             members = store.in_vpc(conn, vpc_id)
@@ -137,8 +136,8 @@ class VpcsMixin(Ec2Base):
 
     async def modify_vpc_attribute(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         vpc_id = params["VpcId"]
-        await self.begin(ctx, params, "ModifyVpcAttribute", f"vpc/{vpc_id}")
         vpc = await self.find(ctx, "vpc", vpc_id, vpc_not_found)
+        await self.begin_each(ctx, params, "ModifyVpcAttribute", [vpc])
         changes = {"_dns_support": params.get("EnableDnsSupport"), "_dns_hostnames": params.get("EnableDnsHostnames")}
         changes = {k: v["Value"] for k, v in changes.items() if v is not None}
         if len(changes) != 1:
@@ -149,8 +148,8 @@ class VpcsMixin(Ec2Base):
 
     async def describe_vpc_attribute(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         vpc_id = params["VpcId"]
-        await self.begin(ctx, params, "DescribeVpcAttribute", f"vpc/{vpc_id}")
         vpc = await self.find(ctx, "vpc", vpc_id, vpc_not_found)
+        await self.begin_each(ctx, params, "DescribeVpcAttribute", [vpc])
         attribute = params["Attribute"]
         key = {"enableDnsSupport": ("_dns_support", "EnableDnsSupport"),
                "enableDnsHostnames": ("_dns_hostnames", "EnableDnsHostnames")}.get(attribute)
@@ -219,8 +218,8 @@ class VpcsMixin(Ec2Base):
 
     async def delete_subnet(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         subnet_id = params["SubnetId"]
-        await self.begin(ctx, params, "DeleteSubnet", f"subnet/{subnet_id}")
         subnet = await self.find(ctx, "subnet", subnet_id, subnet_not_found)
+        await self.begin_each(ctx, params, "DeleteSubnet", [subnet])
 
         def delete(conn: sa.Connection) -> None:
             for resource in store.in_vpc(conn, subnet.vpc_id or ""):
@@ -239,8 +238,8 @@ class VpcsMixin(Ec2Base):
 
     async def modify_subnet_attribute(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         subnet_id = params["SubnetId"]
-        await self.begin(ctx, params, "ModifySubnetAttribute", f"subnet/{subnet_id}")
         subnet = await self.find(ctx, "subnet", subnet_id, subnet_not_found)
+        await self.begin_each(ctx, params, "ModifySubnetAttribute", [subnet])
         attributes = {"MapPublicIpOnLaunch": params.get("MapPublicIpOnLaunch"),
                       "AssignIpv6AddressOnCreation": params.get("AssignIpv6AddressOnCreation")}
         given = {k: v["Value"] for k, v in attributes.items() if v is not None}
