@@ -131,6 +131,10 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
 def cmd_images_bootstrap(args: argparse.Namespace) -> int:
     from minicloud.images.cli import run_bootstrap
 
+    # The services' own recipes join the library's: EC2's AMIs and Lambda's runtimes, by name.
+    from minicloud.services.ec2 import guest  # noqa: F401
+    from minicloud.services.lambda_ import images  # noqa: F401
+
     return run_bootstrap(_config_from(args), args.names, args.endpoint, args.cache_dir)
 
 
@@ -162,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     images = commands.add_parser("images", help="base images").add_subparsers(dest="action", required=True)
     boot = images.add_parser("bootstrap", help="build base images from Debian's packages and push them")
-    boot.add_argument("names", nargs="*", metavar="NAME", help="busybox, debian, python, nginx, ... (default: all)")
+    boot.add_argument("names", nargs="*", metavar="NAME", help="busybox, debian, python, nginx, ..., ami-debian (EC2), "
+                      "lambda runtimes (default: all library images)")
     boot.add_argument("--endpoint", help="registry URL (default: the configured host and port)")
     boot.add_argument("--cache-dir", type=Path, help="build cache (default ~/.cache/minicloud/images)")
     _common(boot)
