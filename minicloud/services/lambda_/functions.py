@@ -138,6 +138,9 @@ class FunctionsMixin(LambdaBase):
     async def _check_role(self, ctx: RequestContext, role_arn: str) -> None:
         from minicloud.iam import store as iam_store
 
+        # Handing a role to Lambda lets the function act as that role: the caller must be allowed to
+        # pass it (iam:PassRole), as AWS checks before anything else about the role.
+        await ctx.authorize("iam:PassRole", role_arn, context={"iam:PassedToService": "lambda.amazonaws.com"})
         role = await self.db.read(lambda conn: iam_store.get_role_by_arn(conn, role_arn))
         if role is None or role.account_id != ctx.account_id:
             raise InvalidParameterValueException("The role defined for the function cannot be assumed by Lambda.")

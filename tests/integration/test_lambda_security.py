@@ -1,0 +1,89 @@
+"""Lambda's security boundaries with boto3 against a real minicloud (regression tests of the
+security review): who may hand a role to a function (iam:PassRole)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.integration import test_lambda as shared
+from tests.integration.test_lambda import TRUST, Lambda, zipped
+from tests.support.server import Keys
+
+pytestmark = shared.pytestmark
+lambda_server = shared.lambda_server
+lam = shared.lam
+
+CODE = "def handler(event, context):\n    return 'ok'\n"
+LAMBDA_ONLY = ["lambda:CreateFunction", "lambda:GetFunction", "lambda:UpdateFunctionConfiguration",
+               "lambda:DeleteFunction"]
+
+
+def _user(lam: Lambda, name: str, statements: list[dict[str, Any]]) -> Keys:
+    iam = lam.server.client("iam")
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": statements}))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return Keys(key["AccessKeyId"], key["SecretAccessKey"])
+
+
+def _admin_role(lam: Lambda, name: str) -> str:
+    iam = lam.server.client("iam")
+    arn: str = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+    iam.attach_role_policy(RoleName=name, PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+    return arn
+
+
+def _set_policy(lam: Lambda, user: str, statements: list[dict[str, Any]]) -> None:
+    lam.server.client("iam").put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": statements}))
+
+
+def test_create_function_needs_pass_role_for_lambda(lam: Lambda) -> None:
+    """A user allowed only Lambda's actions cannot give a function an administrator role (and so
+    create IAM users through it): CreateFunction asks for iam:PassRole with iam:PassedToService."""
+    suffix = uuid.uuid4().hex[:8]
+    role = _admin_role(lam, f"admin-{suffix}")
+    user = f"dev-{suffix}"
+    lambda_only = {"Effect": "Allow", "Action": LAMBDA_ONLY, "Resource": "*"}
+    client = lam.server.client("lambda", keys=_user(lam, user, [lambda_only]))
+    name = f"esc-{suffix}"
+    create = {"FunctionName": name, "Runtime": "python3.11", "Role": role, "Handler": "app.handler",
+              "Code": {"ZipFile": zipped({"app.py": CODE})}}
+
+    with pytest.raises(ClientError) as denied:
+        client.create_function(**create)
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "iam:PassRole" in denied.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as missing:
+        lam.client.get_function(FunctionName=name)
+    assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+    # PassRole granted only for EC2 does not let the role go to Lambda.
+    def pass_role_to(service: str) -> dict[str, Any]:
+        return {"Effect": "Allow", "Action": "iam:PassRole", "Resource": role,
+                "Condition": {"StringEquals": {"iam:PassedToService": service}}}
+
+    _set_policy(lam, user, [lambda_only, pass_role_to("ec2.amazonaws.com")])
+    with pytest.raises(ClientError) as wrong_service:
+        client.create_function(**create)
+    assert wrong_service.value.response["Error"]["Code"] == "AccessDeniedException"
+
+    _set_policy(lam, user, [lambda_only, pass_role_to("lambda.amazonaws.com")])
+    assert client.create_function(**create)["Role"] == role
+    try:
+        # Switching the function to a role the user may not pass is refused the same way.
+        other = _admin_role(lam, f"other-{suffix}")
+        client.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+        with pytest.raises(ClientError) as update_denied:
+            client.update_function_configuration(FunctionName=name, Role=other)
+        assert update_denied.value.response["Error"]["Code"] == "AccessDeniedException"
+        assert lam.client.get_function(FunctionName=name)["Configuration"]["Role"] == role
+    finally:
+        lam.client.delete_function(FunctionName=name)
