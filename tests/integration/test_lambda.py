@@ -350,3 +350,23 @@ def test_payloads_up_to_the_synchronous_limit(lam: Lambda) -> None:
     response, result = lam.invoke(name, {"data": data})
     assert "FunctionError" not in response
     assert result == {"n": len(data), "echo": data[:1000000]}
+
+
+def test_code_from_s3(lam: Lambda) -> None:
+    s3 = lam.server.client("s3")
+    s3.create_bucket(Bucket="lambda-code")
+    s3.put_object(Bucket="lambda-code", Key="v1.zip", Body=zipped({"app.py": "def handler(e, c):\n    return 'v1'\n"}))
+    s3.put_object(Bucket="lambda-code", Key="v2.zip", Body=zipped({"app.py": "def handler(e, c):\n    return 'v2'\n"}))
+    name = f"s3-{uuid.uuid4().hex[:8]}"
+    lam.client.create_function(FunctionName=name, Runtime="python3.11", Role=lam.role, Handler="app.handler",
+                               Code={"S3Bucket": "lambda-code", "S3Key": "v1.zip"})
+    lam.client.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    assert lam.invoke(name)[1] == "v1"
+    lam.client.update_function_code(FunctionName=name, S3Bucket="lambda-code", S3Key="v2.zip")
+    lam.client.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    assert lam.invoke(name)[1] == "v2"
+    with pytest.raises(ClientError) as caught:
+        lam.client.create_function(FunctionName=f"{name}-x", Runtime="python3.11", Role=lam.role,
+                                   Handler="app.handler", Code={"S3Bucket": "lambda-code", "S3Key": "missing.zip"})
+    assert caught.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert "NoSuchKey" in caught.value.response["Error"]["Message"]

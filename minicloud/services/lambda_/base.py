@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -80,7 +81,6 @@ class LambdaBase(Provider):
 
     @staticmethod
     def policy_document(function: FunctionRow) -> str | None:
-        import json
         if not function.policy or not function.policy.get("Statement"):
             return None
         return json.dumps({k: v for k, v in function.policy.items() if not k.startswith("_")})
@@ -172,6 +172,7 @@ class LambdaBase(Provider):
     async def s3_code(self, ctx: RequestContext, bucket: str, key: str, version_id: str | None) -> bytes:
         """The zip at s3://bucket/key, read with the caller's permission (s3:GetObject)."""
         from minicloud.services.s3 import store as s3_store
+        from minicloud.services.s3.crypto import MasterKey
         from minicloud.services.s3.data import ObjectData
 
         await ctx.authorize("s3:GetObjectVersion" if version_id else "s3:GetObject", f"arn:aws:s3:::{bucket}/{key}")
@@ -185,14 +186,22 @@ class LambdaBase(Provider):
             raise InvalidParameterValueException("Error occurred while GetObject. S3 Error Code: "
                                                  "PermanentRedirect. S3 Error Message: The bucket is in this region: "
                                                  f"{bucket_row.region}. Please use this region to retry the request")
-        if getattr(obj, "encryption", None):
-            raise InvalidParameterValueException("minicloud does not read encrypted S3 objects as function code yet.")
+        stored = json.loads(obj.encryption) if obj.encryption else None
+        if stored and stored.get("sse") == "SSE-C":
+            raise InvalidParameterValueException("Error occurred while GetObject. S3 Error Code: InvalidRequest. S3 "
+                                                 "Error Message: The object was stored using a form of Server Side "
+                                                 "Encryption. The correct parameters must be provided to retrieve "
+                                                 "the object.")
         if obj.size > 50 * 1024 * 1024 * 5:
             raise InvalidParameterValueException("Unzipped size must be smaller than 262144000 bytes")
         zones = [z.name for z in self.runtime.topology.zones(ctx.region)] or [ctx.region]
         data = ObjectData(self.runtime.config.data_dir / "s3", zones)
         try:
-            chunks = [chunk async for chunk in data.read(obj.segments(), 0, obj.size)]
+            if stored:  # SSE-S3: sealed under S3's master key
+                kek = MasterKey.load_or_create(self.runtime.config.data_dir / "s3" / "master.key").key
+                chunks = [chunk async for chunk in data.read_sealed(obj.segments(), 0, obj.size, kek)]
+            else:
+                chunks = [chunk async for chunk in data.read(obj.segments(), 0, obj.size)]
         finally:
             data.close()
         return b"".join(chunks)
