@@ -45,6 +45,7 @@ _CONTENT_FIELDS = {"content-type": "ContentType", "cache-control": "CacheControl
                    "x-amz-website-redirect-location": "WebsiteRedirectLocation",
                    **{f"x-amz-checksum-{name.lower()}": MEMBER[name] for name in ALGORITHMS}}
 _DISPOSITION = re.compile(r'(\w+)="([^"]*)"')
+_EXPIRATION = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")  # ISO 8601 in UTC, as S3 requires
 
 
 class Form:
@@ -95,9 +96,12 @@ def _policy_failed(condition: Any) -> AccessDenied:
 
 def check_policy(policy: dict[str, Any], fields: dict[str, str], bucket: str, size: int, now: datetime) -> None:
     """The policy's expiration and conditions against the form, as S3 checks them."""
+    text = str(policy.get("expiration", ""))
     try:
-        expires = datetime.fromisoformat(str(policy["expiration"]).replace("Z", "+00:00"))
-    except (KeyError, ValueError):
+        if not _EXPIRATION.fullmatch(text):
+            raise ValueError(text)
+        expires = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
         raise InvalidPolicyDocument("Invalid Policy: Invalid 'expiration' value.") from None
     if expires.tzinfo is None:
         expires = expires.replace(tzinfo=UTC)
@@ -217,6 +221,10 @@ class PostOperations(ObjectOperations):
             expected = hmac.new(_signing_key(found.secret_access_key, date, region, service), encoded.encode(),
                                 hashlib.sha256).hexdigest()
             given = fields.get("x-amz-signature", "")
+            if not given:
+                raise InvalidArgument("Bucket POST must contain a field named 'X-Amz-Signature'.  If it is "
+                                      "specified, please check the order of the fields.",
+                                      ArgumentName="X-Amz-Signature", ArgumentValue="")
         else:
             access_key = fields.get("awsaccesskeyid", "")
             found = await self.runtime.credentials.resolve(access_key)
@@ -226,6 +234,10 @@ class PostOperations(ObjectOperations):
             expected = base64.b64encode(hmac.new(found.secret_access_key.encode(), encoded.encode(),
                                                  hashlib.sha1).digest()).decode()
             given = fields.get("signature", "")
+            if not given:
+                raise InvalidArgument("Bucket POST must contain a field named 'Signature'.  If it is specified, "
+                                      "please check the order of the fields.", ArgumentName="Signature",
+                                      ArgumentValue="")
         if not hmac.compare_digest(expected, given):
             raise SignatureDoesNotMatch("The request signature we calculated does not match the signature you "
                                         "provided. Check your key and signing method.")
