@@ -122,9 +122,20 @@ def test_python_handler_context_environment_and_warm_reuse(lam: Lambda) -> None:
     assert result["task"] == ["app.py"] and not result["writable_task"]
     _, again = lam.invoke(name, {"x": 2})
     assert again["pid"] == result["pid"] and again["request_id"] != result["request_id"]  # warm
-    time.sleep(0.6)  # frozen meanwhile, thawed for the next one
+    time.sleep(0.6)  # frozen meanwhile (cgroup freezer), thawed for the next one
+    assert "FROZEN" in freezer_states(lam.server)
     _, thawed = lam.invoke(name, {"x": 3})
     assert thawed["pid"] == result["pid"]
+
+
+def freezer_states(server: MinicloudServer) -> list[str]:
+    """The cgroup freezer state of each of the server's containers."""
+    states = []
+    for container in (server.data_dir / "engine" / "containers").iterdir():
+        state = Path(f"/sys/fs/cgroup/freezer/minicloud/{container.name}/freezer.state")
+        if state.exists():
+            states.append(state.read_text().strip())
+    return states
 
 
 def test_the_sdk_inside_calls_minicloud_as_the_execution_role(lam: Lambda) -> None:

@@ -175,11 +175,10 @@ class ExecutionService:
     def _schedule_log_flush(self, env: Environment) -> None:
         record = env.pending_log
 
-        async def later() -> None:
-            await asyncio.sleep(LOG_SETTLE)
+        def later() -> None:
             if env.pending_log is record:
                 self._flush_log(env)
-        self._spawn(later())
+        asyncio.get_running_loop().call_later(LOG_SETTLE, later)  # a timer, not a task: cheap per invocation
 
     async def _environment(self, spec: EnvironmentSpec) -> tuple[Environment, bytes | None]:
         idle = self._idle.get(spec.pool_key)
@@ -237,11 +236,10 @@ class ExecutionService:
     def _schedule_freeze(self, env: Environment) -> None:
         used = env.last_used
 
-        async def later() -> None:
-            await asyncio.sleep(self.settings.freeze_delay)
+        def later() -> None:
             if env.last_used == used and env.state is State.IDLE:
-                await env.freeze()
-        self._spawn(later())
+                self._spawn(env.freeze())
+        asyncio.get_running_loop().call_later(self.settings.freeze_delay, later)
 
     async def _destroy(self, env: Environment) -> None:
         if env not in self._all:
