@@ -13,8 +13,10 @@ Docker-in-Docker; ``TESTCONTAINERS_CONNECTION_MODE=docker_host`` says the engine
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import tarfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -140,6 +142,34 @@ def test_two_containers_resolve_each_other_on_a_network(client: docker.DockerCli
     finally:
         server.remove(force=True)
         network.remove()
+
+
+def test_archives_top_stats_diff(client: docker.DockerClient) -> None:
+    """put_archive/get_archive (docker cp's API), top, stats and diff through docker-py."""
+    container = run_detached(client, "sleep 1000")
+    try:
+        packed = io.BytesIO()
+        with tarfile.open(fileobj=packed, mode="w") as tar:
+            info = tarfile.TarInfo("hello.txt")
+            info.size, info.mode = 6, 0o640
+            tar.addfile(info, io.BytesIO(b"hello\n"))
+        assert container.put_archive("/tmp", packed.getvalue()) is True
+        assert container.exec_run("stat -c %a /tmp/hello.txt").output == b"640\n"
+        chunks, stat = container.get_archive("/tmp/hello.txt")
+        assert stat["name"] == "hello.txt" and stat["size"] == 6
+        with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+            member = tar.extractfile("hello.txt")
+            assert member is not None and member.read() == b"hello\n"
+        with pytest.raises(NotFound):
+            container.get_archive("/no/such/file")
+        top = container.top()
+        assert "PID" in top["Titles"] and [p[-1] for p in top["Processes"]] == ["sleep 1000"]
+        stats = container.stats(stream=False)
+        assert stats["pids_stats"]["current"] == 1 and stats["memory_stats"]["usage"] > 0
+        assert stats["cpu_stats"]["system_cpu_usage"] > stats["precpu_stats"].get("system_cpu_usage", 0)
+        assert {"Path": "/tmp/hello.txt", "Kind": 1} in container.diff()
+    finally:
+        container.remove(force=True)
 
 
 def test_save_and_load(client: docker.DockerClient) -> None:
