@@ -31,6 +31,7 @@ from minicloud.services.ec2.filters import check, matches, member
 from minicloud.services.ec2.ids import well_formed
 from minicloud.services.ec2.images import ImagesMixin
 from minicloud.services.ec2.launch import STATE_CODES
+from minicloud.services.ec2.profiles import authorize_pass_role
 from minicloud.services.ec2.store import Resource, public
 
 CONSOLE_LIMIT = 64 * 1024
@@ -96,6 +97,7 @@ class InstancesMixin(ImagesMixin):
             raise InsufficientInstanceCapacity("minicloud's container engine is not running: no instance can be "
                                                "launched (start minicloud with the engine enabled)")
         req = launch.parse_request(params, ctx.account_id, ctx.region, image, tags)
+        await authorize_pass_role(ctx, self.runtime.db, req.profile_name, req.profile_arn)
         instances = await self.runtime.db.write(lambda conn: launch.launch(conn, req, self.settings.max_instances))
         self.wake_controller()
         first = instances[0]

@@ -9,10 +9,23 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from minicloud.aws.context import RequestContext
 from minicloud.iam import sessions
 from minicloud.iam import store as iam_store
 from minicloud.iam.identity import Principal, PrincipalKind
+from minicloud.iam.policy import (
+    AuthzRequest,
+    MalformedPolicyDocument,
+    PolicyKind,
+    PrincipalInfo,
+    evaluate,
+    parse_policy,
+)
+from minicloud.iam.policy import PrincipalKind as PolicyPrincipalKind
 from minicloud.iam.tables import iam_instance_profile_roles, iam_instance_profiles, iam_roles
+from minicloud.storage.metadata.db import Database
+
+EC2_SERVICE = "ec2.amazonaws.com"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +62,35 @@ def resolve_profile(conn: sa.Connection, account_id: str, name: str | None, arn:
 
 def issue_role_credentials(conn: sa.Connection, role_arn: str, instance_id: str,
                            expires_at: datetime) -> sessions.IssuedCredentials | None:
-    """Temporary credentials of the role, for the instance (None when the role is gone)."""
+    """Temporary credentials of the role, for the instance (None when the role is gone or its trust
+    policy does not let EC2 assume it)."""
     role = iam_store.get_role_by_arn(conn, role_arn)
-    if role is None:
+    if role is None or not trusts_ec2(role.assume_role_policy, role.arn, role.account_id):
         return None
     principal = Principal(
         kind=PrincipalKind.ASSUMED_ROLE, account_id=role.account_id,
         arn=f"arn:aws:sts::{role.account_id}:assumed-role/{role.name}/{instance_id}",
         user_id=f"{role.role_id}:{instance_id}", name=instance_id, role_arn=role.arn, role_id=role.role_id)
     return sessions.issue(conn, principal, "ec2.amazonaws.com", expires_at)
+
+
+def trusts_ec2(document: str | None, role_arn: str, account_id: str) -> bool:
+    """Whether the role's trust policy lets ec2.amazonaws.com assume it (as STS decides for the
+    EC2 service: the real evaluator, so a Deny or an unmet condition refuses)."""
+    try:
+        policy = parse_policy(document or "", PolicyKind.TRUST)
+    except MalformedPolicyDocument:
+        return False
+    service = PrincipalInfo(arn=EC2_SERVICE, account_id="", kind=PolicyPrincipalKind.SERVICE)
+    request = AuthzRequest("sts:AssumeRole", role_arn, service, resource_account=account_id)
+    return evaluate(request, (), resource_policy=policy).allowed
+
+
+async def authorize_pass_role(ctx: RequestContext, db: Database, name: str | None, arn: str | None) -> None:
+    """RunInstances with an instance profile hands its role to the instance (whatever runs there gets
+    the role's credentials): the caller needs iam:PassRole on that role, for ec2.amazonaws.com."""
+    if not (name or arn):
+        return
+    profile = await db.read(lambda conn: resolve_profile(conn, ctx.account_id, name, arn))
+    if profile is not None and profile.role_arn:
+        await ctx.authorize("iam:PassRole", profile.role_arn, context={"iam:PassedToService": EC2_SERVICE})

@@ -22,6 +22,8 @@ from minicloud.topology import Topology
 
 ACCOUNT = "111122223333"
 REGION = "us-east-1"
+EC2_TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 
 
 def test_resources_round_trip(metadata_db: Database) -> None:
@@ -88,7 +90,7 @@ def _role_and_profile(conn: sa.Connection) -> None:
                                           management=True, joined_method="CREATED", created_at=now))
     conn.execute(iam_roles.insert().values(
         role_id="AROAEXAMPLE1", account_id=ACCOUNT, name="Reader", name_key="reader", path="/",
-        assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": []}), max_session_duration=3600,
+        assume_role_policy=json.dumps(EC2_TRUST), max_session_duration=3600,
         created_at=now))
     conn.execute(iam_instance_profiles.insert().values(instance_profile_id="AIPAEXAMPLE1", account_id=ACCOUNT,
                                                        name="Reader", name_key="reader", path="/", created_at=now))

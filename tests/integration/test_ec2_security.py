@@ -1,0 +1,76 @@
+"""EC2's security boundaries with boto3 against a real ``minicloud up`` (regression tests of the
+security review): who may hand an instance profile's role to an instance (iam:PassRole)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.integration.test_ec2_images import push_busybox
+from tests.support.server import Keys, MinicloudServer
+
+EC2_TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+MISSING_SUBNET = "subnet-0123456789abcdef0"
+
+
+def code(err: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(err.value.response["Error"]["Code"])
+
+
+def _user(server: MinicloudServer, name: str, statements: list[dict[str, Any]]) -> Keys:
+    iam = server.client("iam")
+    iam.create_user(UserName=name)
+    _set_policy(server, name, statements)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return Keys(key["AccessKeyId"], key["SecretAccessKey"])
+
+
+def _set_policy(server: MinicloudServer, user: str, statements: list[dict[str, Any]]) -> None:
+    server.client("iam").put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": statements}))
+
+
+def test_run_instances_needs_pass_role_for_the_profile_role(server: MinicloudServer, tmp_path: Path) -> None:
+    """An EC2-only user cannot launch with an administrator's instance profile (its role's
+    credentials would be theirs from the metadata service): RunInstances asks for iam:PassRole on
+    the profile's role with iam:PassedToService = ec2.amazonaws.com. The launches name a subnet that
+    does not exist, so one that gets past the permission check fails there and launches nothing."""
+    suffix = uuid.uuid4().hex[:8]
+    ec2, iam = server.client("ec2"), server.client("iam")
+    location = push_busybox(server, tmp_path, f"passrole-{suffix}", "latest")
+    image_id = ec2.register_image(Name=f"passrole-{suffix}", ImageLocation=location)["ImageId"]
+    role = iam.create_role(RoleName=f"admin-{suffix}", AssumeRolePolicyDocument=json.dumps(EC2_TRUST))["Role"]["Arn"]
+    iam.attach_role_policy(RoleName=f"admin-{suffix}", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+    profile = f"admin-{suffix}"
+    iam.create_instance_profile(InstanceProfileName=profile)
+    iam.add_role_to_instance_profile(InstanceProfileName=profile, RoleName=f"admin-{suffix}")
+    user = f"ec2-only-{suffix}"
+    ec2_only = {"Effect": "Allow", "Action": ["ec2:RunInstances", "ec2:Describe*"], "Resource": "*"}
+    client = server.client("ec2", keys=_user(server, user, [ec2_only]))
+
+    def launch() -> str:
+        with pytest.raises(ClientError) as err:
+            client.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, SubnetId=MISSING_SUBNET,
+                                 IamInstanceProfile={"Name": profile})
+        return code(err)
+
+    def pass_role_to(service: str) -> dict[str, Any]:
+        return {"Effect": "Allow", "Action": "iam:PassRole", "Resource": role,
+                "Condition": {"StringEquals": {"iam:PassedToService": service}}}
+
+    assert launch() == "UnauthorizedOperation"
+    _set_policy(server, user, [ec2_only, pass_role_to("lambda.amazonaws.com")])
+    assert launch() == "UnauthorizedOperation"
+    _set_policy(server, user, [ec2_only, pass_role_to("ec2.amazonaws.com")])
+    assert launch() == "InvalidSubnetID.NotFound"  # past the permission check
+    # Without a profile nothing is passed, and nothing is asked.
+    _set_policy(server, user, [ec2_only])
+    with pytest.raises(ClientError) as plain:
+        client.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, SubnetId=MISSING_SUBNET)
+    assert code(plain) == "InvalidSubnetID.NotFound"
