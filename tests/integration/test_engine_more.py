@@ -323,3 +323,20 @@ def test_published_udp_port(engine: Engine) -> None:
         engine.docker("rm", "-f", "udpecho")
     refused = engine.docker("run", "--rm", "-p", "127.0.0.1:5000:5000/sctp", "busybox", "true", check=False)
     assert refused.returncode != 0 and "sctp" in refused.stderr
+
+
+def test_export_and_import_round_trip(engine: Engine, tmp_path: Path) -> None:
+    engine.docker("run", "--name", "exported", "-v", "exportvol:/data", "busybox", "sh", "-c",
+                  "echo layer > /made; echo vol > /data/v")
+    try:
+        archive = tmp_path / "exported.tar"
+        engine.docker("export", "-o", str(archive), "exported")
+        with tarfile.open(archive) as tar:
+            names = set(tar.getnames())
+        assert {"made", "bin/busybox", "etc/passwd"} <= names and "data/v" not in names  # volumes are not in it
+        engine.docker("import", str(archive), "reimported:1")
+        assert engine.docker("run", "--rm", "reimported:1", "cat", "/made").stdout == "layer\n"
+    finally:
+        engine.docker("rm", "-v", "exported", check=False)
+        engine.docker("volume", "rm", "exportvol", check=False)
+        engine.docker("rmi", "reimported:1", check=False)

@@ -1,4 +1,4 @@
-"""``docker cp`` both ways: ``GET``/``HEAD``/``PUT /containers/{id}/archive``.
+"""``docker cp`` both ways (``GET``/``HEAD``/``PUT /containers/{id}/archive``) and ``docker export``.
 
 Paths are resolved as the container sees them: symbolic links are followed inside the container's
 root (an absolute link starts again at the container's ``/``, ``..`` never leaves it), and a path
@@ -173,15 +173,7 @@ async def get_archive(engine: Engine, request: Request) -> Response | StreamResp
         spool.close()
         raise
 
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            spool.seek(0)
-            while chunk := await asyncio.to_thread(spool.read, 1 << 20):
-                yield chunk
-        finally:
-            spool.close()
-
-    return StreamResponse(body(), content_type="application/x-tar",
+    return StreamResponse(_stream(spool), content_type="application/x-tar",
                           headers=[("X-Docker-Container-Path-Stat", header)])
 
 
@@ -230,6 +222,41 @@ def _extract_member(tar: tarfile.TarFile, view: ContainerView, base: str, member
     tar.extract(member, path=str(target.parent), numeric_owner=True, filter="fully_trusted")
 
 
+def _export(engine: Engine, container: Container, out: IO[bytes]) -> None:
+    """The container's root filesystem (image and writable layer; volumes and binds are not part
+    of it, as in Docker) as one tar."""
+    with _mounted(engine, container):
+        root = engine.containers.files(container).rootfs
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            for directory, dirs, files in os.walk(root):
+                dirs.sort()
+                for name in [*dirs, *sorted(files)]:
+                    path = os.path.join(directory, name)
+                    tar.add(path, arcname=os.path.relpath(path, root), recursive=False)
+
+
+async def export(engine: Engine, request: Request) -> StreamResponse:
+    """``docker export``."""
+    container = engine.containers.get(request.params["id"])
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the body
+    try:
+        async with engine.containers.handle(container).lock:
+            await asyncio.to_thread(_export, engine, container, spool)
+    except BaseException:
+        spool.close()
+        raise
+    return StreamResponse(_stream(spool), content_type="application/x-tar")
+
+
+async def _stream(spool: IO[bytes]) -> AsyncIterator[bytes]:
+    try:
+        spool.seek(0)
+        while chunk := await asyncio.to_thread(spool.read, 1 << 20):
+            yield chunk
+    finally:
+        spool.close()
+
+
 async def put_archive(engine: Engine, request: Request) -> Response:
     container = engine.containers.get(request.params["id"])
     path = request.arg("path")
@@ -252,4 +279,5 @@ async def put_archive(engine: Engine, request: Request) -> Response:
 ROUTES: list[Route] = [
     ("GET", r"/containers/(?P<id>[^/]+)/archive", get_archive),
     ("PUT", r"/containers/(?P<id>[^/]+)/archive", put_archive),
+    ("GET", r"/containers/(?P<id>[^/]+)/export", export),
 ]

@@ -229,7 +229,6 @@ ROUTES: list[Route] = [
     ("POST", r"/containers/(?P<id>[^/]+)/wait", wait),
     ("POST", r"/containers/(?P<id>[^/]+)/resize", resize),
     ("GET", r"/containers/(?P<id>[^/]+)/logs", logs),
-    ("GET", r"/containers/(?P<id>[^/]+)/export", not_yet),
     ("POST", r"/containers/(?P<id>[^/]+)/update", not_yet),
     ("POST", r"/commit", commit),
     ("DELETE", r"/containers/(?P<id>[^/]+)", delete),
