@@ -229,14 +229,18 @@ def test_testcontainers_starts_nginx(testcontainers_env: None, client: docker.Do
         client.containers.get(wrapped_id)
 
 
-def test_testcontainers_waits_for_a_log_line(testcontainers_env: None, client: docker.DockerClient) -> None:
+def test_testcontainers_waits_for_a_log_line(testcontainers_env: None, client: docker.DockerClient,
+                                             tmp_path: Path) -> None:
     from testcontainers.core.container import DockerContainer
     from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
     container = (DockerContainer("busybox:latest").with_command(["sh", "-c", "sleep 0.3; echo ready; sleep 600"])
-                 .with_env("MODE", "test").with_kwargs(labels={"test": "clients"}))
+                 .with_env("MODE", "test").with_kwargs(labels={"test": "clients"})
+                 .with_copy_into_container(b"from the host\n", "/etc/app/settings.txt", 0o600))
     container.waiting_for(LogMessageWaitStrategy("ready").with_startup_timeout(30))
-    with container:
+    with container:  # the file goes in before the start: into a created container's layer
         assert container.status == "running"
-        code, output = container.exec(["sh", "-c", "echo $MODE"])
-        assert (code, output) == (0, b"test\n")
+        code, output = container.exec(["sh", "-c", "echo $MODE; stat -c %a /etc/app/settings.txt"])
+        assert (code, output) == (0, b"test\n600\n")
+        container.copy_from_container("/etc/app/settings.txt", tmp_path / "settings.txt")
+        assert (tmp_path / "settings.txt").read_bytes() == b"from the host\n"
