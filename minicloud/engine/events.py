@@ -16,6 +16,7 @@ class Events:
     def __init__(self) -> None:
         self._queues: set[asyncio.Queue[dict[str, Any]]] = set()
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
+        self.owners: dict[str, str] = {}  # container id -> engine namespace (the Docker API shows "docker"'s)
 
     def publish(self, kind: str, action: str, actor_id: str, attributes: dict[str, str] | None = None) -> None:
         ns = time.time_ns()

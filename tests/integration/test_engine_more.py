@@ -340,3 +340,26 @@ def test_export_and_import_round_trip(engine: Engine, tmp_path: Path) -> None:
         engine.docker("rm", "-v", "exported", check=False)
         engine.docker("volume", "rm", "exportvol", check=False)
         engine.docker("rmi", "reimported:1", check=False)
+
+
+def test_events_of_service_workloads_stay_hidden(tmp_path: Path) -> None:
+    """EC2/Lambda containers (engine namespaces) never show in the Docker API's events."""
+    from minicloud.engine.workloads import WorkloadSpec
+    from tests.integration.test_engine_workloads import Harness
+
+    harness = Harness(tmp_path)
+    try:
+        harness.docker("import", str(busybox_rootfs_tar(tmp_path)), "busybox")
+        since = str(time.time())
+        workloads = harness.engine.workloads
+        hidden = harness.loop.run(workloads.create(WorkloadSpec(namespace="svc", name="hidden", image="busybox",
+                                                                command=["true"])))
+        harness.loop.run(workloads.start(hidden.id, "svc"))
+        harness.docker("run", "--rm", "--name", "shown", "busybox", "true")
+        harness.loop.run(workloads.remove(hidden.id, "svc"))
+        seen = harness.docker("events", "--since", since, "--until", str(time.time()), "--format",
+                              "{{.Actor.ID}} {{.Action}}").stdout
+        assert hidden.id not in seen
+        assert [line.split()[1] for line in seen.splitlines()] == ["create", "start", "die", "destroy"]
+    finally:
+        harness.close()

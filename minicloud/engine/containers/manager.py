@@ -185,6 +185,7 @@ class ContainerManager:
                 await asyncio.to_thread(self.snapshots.remove, container_id)
             raise
         self.containers[container.id] = container
+        self.events.owners[container.id] = namespace
         self.handles[container.id] = Handle()
         self.names[name_key(namespace, name)] = container.id
         self.events.publish("container", "create", container.id, {"name": name, "image": image_name})
@@ -514,6 +515,7 @@ class ContainerManager:
                 log.warning("skipping unreadable container record %s: %s", path, exc)
                 continue
             self.containers[container.id] = container
+            self.events.owners[container.id] = container.namespace
             self.handles[container.id] = Handle()
             self.names[name_key(container.namespace, container.name)] = container.id
             self.attachments.networks.register(container.id, container.name, container.endpoints)

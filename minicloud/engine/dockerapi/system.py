@@ -8,7 +8,7 @@ import platform
 import socket
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -77,6 +77,10 @@ async def events(engine: Engine, request: Request) -> StreamResponse:
 
     since, until = event_time(request.arg("since")), event_time(request.arg("until"))
     filters = request.json_arg("filters") or {}
+    owners = engine.events.owners
+
+    def shown(event: dict[str, Any]) -> bool:  # a service's containers (EC2, Lambda...) are not the user's
+        return owners.get(event["Actor"]["ID"], "docker") == "docker" and matches(event, filters)
 
     async def stream() -> AsyncIterator[bytes]:
         backlog, queue = engine.events.listen(int(since * 1e9) if since is not None else None)
@@ -85,7 +89,7 @@ async def events(engine: Engine, request: Request) -> StreamResponse:
             for event in backlog:
                 if until is not None and event["timeNano"] > until * 1e9:
                     return
-                if matches(event, filters):
+                if shown(event):
                     yield orjson.dumps(event) + b"\n"
             while True:
                 left = None if until is None else until - time.time()
@@ -97,7 +101,7 @@ async def events(engine: Engine, request: Request) -> StreamResponse:
                     return
                 if until is not None and event["timeNano"] > until * 1e9:
                     return
-                if matches(event, filters):
+                if shown(event):
                     yield orjson.dumps(event) + b"\n"
         finally:
             engine.events.unlisten(queue)
