@@ -79,6 +79,16 @@ def effective_policy(text: str | None, arn: str) -> str | None:
     return orjson.dumps(doc).decode()
 
 
+async def authorize_pull(ctx: RequestContext, repository: Repository) -> None:
+    """Raise ``ctx``'s access-denied error unless its caller may pull from ``repository`` (every IAM
+    action of a Docker pull, with the repository's policy: another account needs that policy to grant
+    it). For services that pull an image for a caller with minicloud's own credentials (EC2's
+    registered AMIs, Lambda's container images)."""
+    policy = effective_policy(repository.policy, repository.arn)
+    for action in SCOPE_ACTIONS["pull"]:
+        await ctx.authorize(action, repository.arn, resource_policy=policy, resource_account=repository.account_id)
+
+
 def load_key(data_dir: Path) -> bytes:
     """The signing key, created once (0600) in the data dir."""
     path = data_dir / "registry" / "token.key"

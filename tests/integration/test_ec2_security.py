@@ -74,3 +74,49 @@ def test_run_instances_needs_pass_role_for_the_profile_role(server: MinicloudSer
     with pytest.raises(ClientError) as plain:
         client.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, SubnetId=MISSING_SUBNET)
     assert code(plain) == "InvalidSubnetID.NotFound"
+
+
+def other_account(server: MinicloudServer) -> tuple[str, Keys]:
+    """A new member account of the organization and an administrator session in it."""
+    suffix = uuid.uuid4().hex[:8]
+    status = server.client("organizations").create_account(Email=f"{suffix}@example.com", AccountName=suffix)
+    account_id = str(status["CreateAccountStatus"]["AccountId"])
+    iam = server.client("iam")
+    iam.create_user(UserName=f"org-admin-{suffix}")
+    iam.attach_user_policy(UserName=f"org-admin-{suffix}", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+    key = iam.create_access_key(UserName=f"org-admin-{suffix}")["AccessKey"]
+    creds = server.client("sts", keys=Keys(key["AccessKeyId"], key["SecretAccessKey"])).assume_role(
+        RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole", RoleSessionName="other")["Credentials"]
+    return account_id, Keys(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+
+
+def test_another_accounts_private_image_needs_its_repository_policy(server: MinicloudServer, tmp_path: Path) -> None:
+    """Repository names are global in the registry, but reading one is the owner's to grant: another
+    account's administrator can register (and launch) an AMI of it only while its repository policy
+    lets them pull, as ECR would decide a pull."""
+    suffix = uuid.uuid4().hex[:8]
+    repository = f"team-a/private-{suffix}"
+    location = push_busybox(server, tmp_path, repository, "latest")
+    other_id, other = other_account(server)
+    ec2_b = server.client("ec2", keys=other)
+    with pytest.raises(ClientError) as denied:
+        ec2_b.register_image(Name=f"stolen-{suffix}", ImageLocation=location)
+    assert code(denied) == "UnauthorizedOperation"
+    assert not ec2_b.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [f"stolen-{suffix}"]}])[
+        "Images"]
+
+    ecr_a = server.client("ecr")
+    grant = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Sid": "pull", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{other_id}:root"},
+        "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]}]})
+    ecr_a.set_repository_policy(repositoryName=repository, policyText=grant)
+    image_id = ec2_b.register_image(Name=f"shared-{suffix}", ImageLocation=location)["ImageId"]
+
+    def launch() -> str:
+        with pytest.raises(ClientError) as err:
+            ec2_b.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, SubnetId=MISSING_SUBNET)
+        return code(err)
+
+    assert launch() == "InvalidSubnetID.NotFound"  # allowed: it fails only at the subnet
+    ecr_a.delete_repository_policy(repositoryName=repository)
+    assert launch() == "UnauthorizedOperation"  # the grant is gone: the image can no longer be launched

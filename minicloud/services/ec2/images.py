@@ -18,7 +18,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from minicloud.aws.context import RequestContext
-from minicloud.registry.repositories import get_manifest, get_repository, list_repositories, list_tags, resolve
+from minicloud.registry.auth import authorize_pull
+from minicloud.registry.repositories import (
+    Repository,
+    get_manifest,
+    get_repository,
+    list_repositories,
+    list_tags,
+    resolve,
+)
 from minicloud.services.ec2 import store
 from minicloud.services.ec2.base import Ec2Base
 from minicloud.services.ec2.errors import (
@@ -110,6 +118,12 @@ def public_images(conn: sa.Connection, region: str) -> list[Resource]:
 
 def registry_reference(conn: sa.Connection, location: str) -> str | None:
     """``location`` when it names an image in minicloud's registry (repo:tag or repo@digest)."""
+    found = registry_image(conn, location)
+    return found[1] if found else None
+
+
+def registry_image(conn: sa.Connection, location: str) -> tuple[Repository, str] | None:
+    """The repository (of whichever account: names are global) and the reference ``location`` names."""
     if "@" in location:
         name, _, reference = location.partition("@")
     else:
@@ -119,7 +133,7 @@ def registry_reference(conn: sa.Connection, location: str) -> str | None:
     repository = get_repository(conn, name)
     if repository is None or resolve(conn, repository.id, reference) is None:
         return None
-    return f"{name}@{reference}" if "@" in location else f"{name}:{reference}"
+    return repository, f"{name}@{reference}" if "@" in location else f"{name}:{reference}"
 
 
 class ImagesMixin(Ec2Base):
@@ -135,6 +149,16 @@ class ImagesMixin(Ec2Base):
             if image.id == image_id:
                 return image
         raise image_not_found(image_id)
+
+    async def authorize_image_pull(self, ctx: RequestContext, location: str, *,
+                                   other_accounts_only: bool = False) -> None:
+        """minicloud pulls a registered AMI's image with its own credentials: the caller must be allowed
+        to pull it (ecr:BatchGetImage, ecr:GetDownloadUrlForLayer; another account's repository only
+        while its policy grants them). RegisterImage asks always; a launch only for another account's
+        repository (the account's own AMI needs no ECR permission to run, as on AWS)."""
+        found = await self.runtime.db.read(lambda conn: registry_image(conn, location))
+        if found is not None and not (other_accounts_only and found[0].account_id == ctx.account_id):
+            await authorize_pull(ctx, found[0])
 
     async def describe_images(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         await self.begin(ctx, params, "DescribeImages")
@@ -192,6 +216,7 @@ class ImagesMixin(Ec2Base):
     async def _register(self, ctx: RequestContext, name: str, location: str, description: str,
                         tags: list[dict[str, str]]) -> Resource:
         image_id = new_id("image")
+        await self.authorize_image_pull(ctx, location)
 
         def register(conn: sa.Connection) -> Resource:
             reference = registry_reference(conn, location)

@@ -93,6 +93,8 @@ class InstancesMixin(ImagesMixin):
         if not image_id:
             raise MissingParameter("The request must contain the parameter ImageId")
         image = await self.image(ctx, image_id)
+        if not image.doc.get("Public") and "_source_instance" not in image.doc:  # registered (not CreateImage's)
+            await self.authorize_image_pull(ctx, image.doc["_image"], other_accounts_only=True)
         if self.runtime.engine is None:
             raise InsufficientInstanceCapacity("minicloud's container engine is not running: no instance can be "
                                                "launched (start minicloud with the engine enabled)")
