@@ -272,6 +272,9 @@ def test_healthchecks(engine: Engine) -> None:
         health = json.loads(engine.docker("inspect", "-f", "{{json .State.Health}}", "checked").stdout)
         assert health["Log"][-1] == {**health["Log"][-1], "ExitCode": 0, "Output": "ok\n"}
         assert engine.docker("inspect", "-f", "{{.ExecIDs}}", "checked").stdout.strip() == "[]"
+        assert engine.docker("ps", "--filter", "health=healthy", "--format", "{{.Names}}").stdout.split() == \
+            ["checked"]
+        assert "unchecked" in engine.docker("ps", "--filter", "health=none", "--format", "{{.Names}}").stdout
         assert "health" not in engine.docker("ps", "--filter", "name=unchecked", "--format", "{{.Status}}").stdout
         assert engine.docker("inspect", "-f", "{{.State.Health}}", "unchecked").stdout.strip() == "<nil>"
         events = engine.docker("events", "--since", since, "--until", str(time.time()), "--filter",

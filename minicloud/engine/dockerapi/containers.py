@@ -43,6 +43,8 @@ def _matches(engine: Engine, container: Container, filters: dict[str, Any]) -> b
         return False
     if (ids := values("id")) and not any(container.id.startswith(i) for i in ids):
         return False
+    if (health := values("health")) and ((container.health or {}).get("Status") or "none") not in health:
+        return False
     if (exited := values("exited")) and (container.state.status is not Status.EXITED or
                                          str(container.state.exit_code) not in exited):
         return False
