@@ -205,7 +205,8 @@ def idle_memory(start: Callable[[int], object], measure: Callable[[], Memory], c
 def print_table(latency: dict[str, list[float]], pulls: dict[str, tuple[float, float]],
                 memory: dict[str, tuple[Memory, Memory]], idle: int) -> None:
     """The side-by-side table, minicloud's figure divided by each peer's."""
-    names = [n for n in ("minicloud", "dockerd (docker.io)", "podman", "raw runc run") if n in latency]
+    names = [n for n in ("minicloud", "minicloud --network none", "dockerd (docker.io)", "podman", "raw runc run")
+             if n in latency]
     rows: list[tuple[str, dict[str, float], str]] = [
         ("run --rm busybox true, median", {n: statistics.median(latency[n]) * 1000 for n in names}, "ms"),
         ("run --rm busybox true, p90", {n: sorted(latency[n])[int(0.9 * (len(latency[n]) - 1))] * 1000
@@ -218,12 +219,12 @@ def print_table(latency: dict[str, list[float]], pulls: dict[str, tuple[float, f
         (f"PSS, engine + supervisors, {idle} idle", {n: memory[n][1].pss_mib for n in memory}, "MiB"),
     ]
     print("\n== engine: side by side (ratio = minicloud / peer; lower is better) ==")
-    header = f"  {'figure':40}" + "".join(f"{n:>22}" for n in names)
+    header = f"  {'figure':40}" + "".join(f"{n:>26}" for n in names)
     print(header + "   ratios")
     for label, values, unit in rows:
-        cells = "".join(f"{values[n]:>18.1f} {unit:3}" if n in values else f"{'-':>22}" for n in names)
+        cells = "".join(f"{values[n]:>22.1f} {unit:3}" if n in values else f"{'-':>26}" for n in names)
         base = values.get("minicloud")
-        ratios = ", ".join(f"{n.split()[0]} {base / values[n]:.2f}x" for n in names
+        ratios = ", ".join(f"{n.removesuffix(' (docker.io)')} {base / values[n]:.2f}x" for n in names
                            if n != "minicloud" and n in values and base is not None and values[n] > 0)
         print(f"  {label:40}{cells}   {ratios}")
     for name, (before, after) in memory.items():
@@ -280,6 +281,9 @@ def run_all(root: Path, args: argparse.Namespace, stops: list[Callable[[], None]
     contenders: dict[str, Callable[[], float]] = {
         name: functools.partial(timed, [DOCKER, "run", "--rm", "busybox", "true"], env)
         for name, env in docker_envs.items()}
+    # dockerd (--bridge none) and podman (--network none) run without a network: the same for minicloud
+    contenders["minicloud --network none"] = functools.partial(
+        timed, [DOCKER, "run", "--rm", "--network", "none", "busybox", "true"], env_mc)
     if podman.available:
         contenders["podman"] = lambda: timed(podman.run_argv("--rm", "busybox", "true"), clean_env())
     bundle = runc_bundle(root, rootfs)
