@@ -3,7 +3,7 @@ Runtime API over /dev/tcp), and a container-image function built and pushed with
 
 from __future__ import annotations
 
-import json
+import base64
 import os
 import shutil
 import subprocess
@@ -111,18 +111,44 @@ def test_a_bootstrap_that_exits_is_reported(lam: Lambda) -> None:
     assert error["errorMessage"].endswith("Runtime exited with error: exit status 3")
 
 
-def test_container_image_function(lam: Lambda, tmp_path: Path) -> None:
-    server = lam.server
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
-           "DOCKER_HOST": f"unix://{server.data_dir / 'docker.sock'}", "DOCKER_CONFIG": str(tmp_path / "docker")}
+class Docker:
+    """The docker CLI against the server's engine, signed in to its registry."""
 
-    def docker(*args: str, stdin: str | None = None) -> str:
-        result = subprocess.run([DOCKER, *args], env=env, capture_output=True, text=True, timeout=300, input=stdin)
+    def __init__(self, lam: Lambda, tmp_path: Path) -> None:
+        server = lam.server
+        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+                    "DOCKER_HOST": f"unix://{server.data_dir / 'docker.sock'}",
+                    "DOCKER_CONFIG": str(tmp_path / "docker")}
+        self.host = f"127.0.0.1:{server.port}"
+        password = subprocess.run([str(Path(sys.executable).with_name("aws")), "--endpoint-url", server.endpoint,
+                                   "ecr", "get-login-password"], env=server.cli_env(), capture_output=True, text=True,
+                                  check=True).stdout
+        self("login", "--username", "AWS", "--password-stdin", self.host, stdin=password)
+
+    def __call__(self, *args: str, stdin: str | None = None) -> str:
+        result = subprocess.run([DOCKER, *args], env=self.env, capture_output=True, text=True, timeout=300,
+                                input=stdin)
         assert result.returncode == 0, f"docker {' '.join(args)}: {result.stderr}"
         return result.stdout
 
-    # The python runtime's image is in minicloud's registry once a python3.11 function has run.
-    lam.create("def handler(e, c):\n    return 1\n")
+    def publish(self, lam: Lambda, context: Path, repository: str) -> str:
+        """Build ``context``, push it to minicloud's registry, forget it locally; its ECR-style URI."""
+        lam.server.client("ecr").create_repository(repositoryName=repository)
+        tag = f"{self.host}/{repository}:v1"
+        self("build", "-t", tag, str(context))
+        self("push", tag)
+        self("rmi", tag)  # Lambda pulls it from the registry itself
+        return f"{lam.server.account_id}.dkr.ecr.us-east-1.amazonaws.com/{repository}:v1"
+
+
+def create_image_function(lam: Lambda, name: str, uri: str) -> None:
+    lam.client.create_function(FunctionName=name, PackageType="Image", Role=lam.role, Code={"ImageUri": uri})
+    lam.client.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+
+
+def test_container_image_function(lam: Lambda, tmp_path: Path) -> None:
+    lam.create("def handler(e, c):\n    return 1\n")  # the python runtime's image is in the registry now
+    docker = Docker(lam, tmp_path)
     context = tmp_path / "context"
     context.mkdir()
     shutil.copy(RUNTIME_CLIENTS / "bootstrap.py", context / "bootstrap.py")
@@ -132,23 +158,46 @@ def test_container_image_function(lam: Lambda, tmp_path: Path) -> None:
         "FROM minicloud/lambda-python:3.11\nCOPY bootstrap.py /var/runtime/bootstrap.py\n"
         "COPY app.py /var/task/app.py\nWORKDIR /var/task\n"
         'ENTRYPOINT ["/usr/bin/python3", "/var/runtime/bootstrap.py"]\nCMD ["app.handler"]\n')
-    ecr = server.client("ecr")
-    ecr.create_repository(repositoryName="team/fn-image")
-    host = f"127.0.0.1:{server.port}"
-    tag = f"{host}/team/fn-image:v1"
-    password = subprocess.run([str(Path(sys.executable).with_name("aws")), "--endpoint-url", server.endpoint,
-                               "ecr", "get-login-password"], env=server.cli_env(), capture_output=True, text=True,
-                              check=True).stdout
-    docker("login", "--username", "AWS", "--password-stdin", host, stdin=password)
-    docker("build", "-t", tag, str(context))
-    docker("push", tag)
-    docker("rmi", tag)  # Lambda pulls it from the registry itself
-    uri = f"{server.account_id}.dkr.ecr.us-east-1.amazonaws.com/team/fn-image:v1"
-    lam.client.create_function(FunctionName="image-fn", PackageType="Image", Role=lam.role, Code={"ImageUri": uri})
-    lam.client.get_waiter("function_active_v2").wait(FunctionName="image-fn", WaiterConfig={"Delay": 1})
+    uri = docker.publish(lam, context, "team/fn-image")
+    create_image_function(lam, "image-fn", uri)
     got = lam.client.get_function(FunctionName="image-fn")
     assert got["Code"]["ImageUri"] == uri and got["Configuration"]["PackageType"] == "Image"
     response, result = lam.invoke("image-fn", {"k": "v"})
     assert "FunctionError" not in response, result
     assert result == {"image": True, "e": {"k": "v"}, "py": result["py"], "fn": "image-fn"}
-    assert json.dumps(result).count("3.11") == 1
+    assert result["py"].startswith("3.11.")
+
+
+def test_awslambdaric_works_unchanged(lam: Lambda, tmp_path: Path) -> None:
+    """AWS's own runtime interface client (from PyPI, copied from this venv) against minicloud's Runtime API."""
+    import awslambdaric  # type: ignore[import-untyped]
+    import simplejson  # type: ignore[import-untyped]
+    import snapshot_restore_py  # type: ignore[import-untyped]
+
+    lam.create("def handler(e, c):\n    return 1\n")
+    docker = Docker(lam, tmp_path)
+    context = tmp_path / "context"
+    (context / "ric").mkdir(parents=True)
+    for module in (awslambdaric, simplejson):
+        shutil.copytree(Path(module.__file__).parent, context / "ric" / module.__name__,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(snapshot_restore_py.__file__, context / "ric")
+    for extension in Path(awslambdaric.__file__).parent.parent.glob("runtime_client.*.so"):  # its C++ part
+        shutil.copy(extension, context / "ric")
+    (context / "app.py").write_text(
+        "def handler(event, context):\n    print('via awslambdaric')\n"
+        "    if event.get('fail'):\n        raise KeyError('missing')\n"
+        "    return {'ric': True, 'event': event, 'id': context.aws_request_id,\n"
+        "            'left': context.get_remaining_time_in_millis()}\n")
+    (context / "Dockerfile").write_text(
+        "FROM minicloud/lambda-python:3.11\nCOPY ric /opt/ric\nCOPY app.py /var/task/app.py\n"
+        "ENV PYTHONPATH=/opt/ric\nWORKDIR /var/task\n"
+        'ENTRYPOINT ["/usr/bin/python3", "-m", "awslambdaric"]\nCMD ["app.handler"]\n')
+    create_image_function(lam, "ric-fn", docker.publish(lam, context, "team/ric"))
+    response, result = lam.invoke("ric-fn", {"a": 1}, LogType="Tail")
+    assert "FunctionError" not in response, (result, base64.b64decode(response["LogResult"]).decode())
+    assert result["ric"] is True and result["event"] == {"a": 1} and 0 < result["left"] <= 3000
+    assert "via awslambdaric" in base64.b64decode(response["LogResult"]).decode()
+    response, error = lam.invoke("ric-fn", {"fail": True})
+    assert response["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "KeyError" and error["errorMessage"] == "'missing'"
