@@ -1,16 +1,20 @@
 """Lambda's security boundaries with boto3 against a real minicloud (regression tests of the
-security review): who may hand a role to a function (iam:PassRole)."""
+security review): who may hand a role to a function (iam:PassRole), and who may run a container
+image of another account's repository."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration import test_lambda as shared
+from tests.integration.test_ec2_images import push_busybox
+from tests.integration.test_ec2_security import other_account
 from tests.integration.test_lambda import TRUST, Lambda, zipped
 from tests.support.server import Keys
 
@@ -87,3 +91,44 @@ def test_create_function_needs_pass_role_for_lambda(lam: Lambda) -> None:
         assert lam.client.get_function(FunctionName=name)["Configuration"]["Role"] == role
     finally:
         lam.client.delete_function(FunctionName=name)
+
+
+def test_another_accounts_private_image_needs_its_repository_policy(lam: Lambda, tmp_path: Path) -> None:
+    """Lambda pulls a function's image with minicloud's own credentials: another account's
+    administrator gets a function of a private image only while the repository's policy lets that
+    account pull it (CreateFunction and UpdateFunctionCode ask, as ECR would decide a pull)."""
+    server = lam.server
+    suffix = uuid.uuid4().hex[:8]
+    repository = f"team-a/private-{suffix}"
+    push_busybox(server, tmp_path, repository, "latest")
+    uri = f"{server.account_id}.dkr.ecr.us-east-1.amazonaws.com/{repository}:latest"
+    other_id, other = other_account(server)
+    role = server.client("iam", keys=other).create_role(
+        RoleName=f"fn-{suffix}", AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+    client = server.client("lambda", keys=other, read_timeout=120)
+    name = f"steal-{suffix}"
+    create = {"FunctionName": name, "PackageType": "Image", "Role": role, "Code": {"ImageUri": uri},
+              "ImageConfig": {"EntryPoint": ["/bin/sh", "-c", "echo ran; exit 3"]}}
+
+    with pytest.raises(ClientError) as denied:
+        client.create_function(**create)
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "ecr:" in denied.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as missing:
+        client.get_function(FunctionName=name)
+    assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+    ecr = server.client("ecr")
+    ecr.set_repository_policy(repositoryName=repository, policyText=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Sid": "pull", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{other_id}:root"},
+            "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]}]}))
+    assert client.create_function(**create)["PackageType"] == "Image"
+    try:
+        client.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+        ecr.delete_repository_policy(repositoryName=repository)
+        with pytest.raises(ClientError) as update_denied:
+            client.update_function_code(FunctionName=name, ImageUri=uri)
+        assert update_denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    finally:
+        client.delete_function(FunctionName=name)

@@ -147,12 +147,27 @@ class FunctionsMixin(LambdaBase):
         if not _trusts_lambda(role.assume_role_policy):
             raise InvalidParameterValueException("The role defined for the function cannot be assumed by Lambda.")
 
+    async def _authorize_image(self, ctx: RequestContext, image_uri: str) -> None:
+        """Lambda pulls a function's image with minicloud's own credentials: whoever creates or updates
+        the function must be allowed to pull it (ecr:BatchGetImage, ecr:GetDownloadUrlForLayer; another
+        account's repository only while its policy grants them)."""
+        from minicloud.registry.auth import authorize_pull
+        from minicloud.registry.repositories import get_repository
+
+        name = self.images.registry_repository(image_uri)
+        if name is None:
+            return
+        repository = await self.db.read(lambda conn: get_repository(conn, name))
+        if repository is not None:
+            await authorize_pull(ctx, repository)
+
     async def _code_from(self, ctx: RequestContext, code: dict[str, Any],
                          package_type: str) -> tuple[StoredCode | None, str | None]:
         if package_type == "Image":
             image_uri = code.get("ImageUri")
             if not image_uri or code.get("ZipFile") or code.get("S3Bucket"):
                 raise InvalidParameterValueException("Please provide ImageUri when the PackageType is Image.")
+            await self._authorize_image(ctx, str(image_uri))
             return None, str(image_uri)
         if code.get("ImageUri"):
             raise InvalidParameterValueException("Please don't provide ImageUri when the PackageType is Zip.")

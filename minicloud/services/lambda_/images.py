@@ -105,3 +105,17 @@ class ImageProvisioner:
         if slash and (ECR_HOST.match(host) or host.split(":")[0] in ("localhost", "127.0.0.1")):
             return f"{own}/{rest}"
         return image_uri
+
+    def registry_repository(self, image_uri: str) -> str | None:
+        """The repository of minicloud's registry that the engine pulls ``image_uri`` from (with minicloud's
+        own credentials: its own host names, and Docker Hub-style names through the registry mirror),
+        or None for another registry or a malformed URI."""
+        from minicloud.engine.errors import InvalidArgument
+        from minicloud.engine.images.reference import DEFAULT_DOMAIN, parse
+
+        try:
+            reference = parse(self.engine_reference(image_uri))
+        except InvalidArgument:
+            return None
+        own = f"127.0.0.1:{self.runtime.config.port}"
+        return reference.path if reference.domain in (own, DEFAULT_DOMAIN) else None
