@@ -226,3 +226,27 @@ def test_multipart_full_object_checksum(s3: Any, bucket: str, algorithm: str) ->
     assert done[member] == whole and done["ChecksumType"] == "FULL_OBJECT"
     head = s3.head_object(Bucket=bucket, Key="full", ChecksumMode="ENABLED")
     assert head[member] == whole and head["ChecksumType"] == "FULL_OBJECT"
+
+
+def test_part_checksums_kept_after_completion(s3: Any, bucket: str) -> None:
+    from minicloud.services.s3.checksums import Checksums
+
+    def sha(data: bytes) -> str:
+        summer = Checksums({"SHA256"})
+        summer.update(data)
+        return summer.values()["SHA256"]
+    parts = [os.urandom(5 * MiB), os.urandom(1000)]
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="p", ChecksumAlgorithm="SHA256")
+    done = [s3.upload_part(Bucket=bucket, Key="p", UploadId=upload["UploadId"], PartNumber=n, Body=data,
+                           ChecksumAlgorithm="SHA256") for n, data in enumerate(parts, start=1)]
+    listed = [{"PartNumber": n, "ETag": d["ETag"], "ChecksumSHA256": d["ChecksumSHA256"]}
+              for n, d in enumerate(done, start=1)]
+    with pytest.raises(ClientError) as err:
+        s3.complete_multipart_upload(Bucket=bucket, Key="p", UploadId=upload["UploadId"],
+                                     ChecksumSHA256=sha(b"wrong"), MultipartUpload={"Parts": listed})
+    assert code(err) == "BadDigest"
+    s3.complete_multipart_upload(Bucket=bucket, Key="p", UploadId=upload["UploadId"], MultipartUpload={"Parts": listed})
+    second = s3.get_object(Bucket=bucket, Key="p", PartNumber=2)
+    assert second["Body"].read() == parts[1] and second["ChecksumSHA256"] == sha(parts[1])
+    attributes = s3.get_object_attributes(Bucket=bucket, Key="p", ObjectAttributes=["ObjectParts"])
+    assert [p["ChecksumSHA256"] for p in attributes["ObjectParts"]["Parts"]] == [sha(p) for p in parts]

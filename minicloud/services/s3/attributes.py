@@ -6,7 +6,7 @@ from typing import Any
 
 from minicloud.aws.context import RequestContext
 from minicloud.services.s3.errors import InvalidArgument
-from minicloud.services.s3.objects import ObjectOperations
+from minicloud.services.s3.objects import ObjectOperations, part_checksum
 from minicloud.services.s3.uploads import checksum_members
 
 _ATTRIBUTES = {"ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"}
@@ -37,11 +37,12 @@ class AttributeOperations(ObjectOperations):
             if checksums:
                 result["Checksum"] = checksums
         if "ObjectParts" in wanted and row.parts:
-            result["ObjectParts"] = _parts_page([size for _, size in row.segments()], params)
+            result["ObjectParts"] = _parts_page([size for _, size in row.segments()], params,
+                                                row.checksum_values())
         return result
 
 
-def _parts_page(sizes: list[int], params: dict[str, Any]) -> dict[str, Any]:
+def _parts_page(sizes: list[int], params: dict[str, Any], checksums: dict[str, Any]) -> dict[str, Any]:
     marker = int(params.get("PartNumberMarker") or 0)
     limit = int(params.get("MaxParts") or 1000)
     numbered = [(number, size) for number, size in enumerate(sizes, start=1) if number > marker]
@@ -49,8 +50,13 @@ def _parts_page(sizes: list[int], params: dict[str, Any]) -> dict[str, Any]:
     truncated = len(numbered) > limit
     out: dict[str, Any] = {
         "TotalPartsCount": len(sizes), "PartNumberMarker": marker, "MaxParts": limit, "IsTruncated": truncated,
-        "Parts": [{"PartNumber": number, "Size": size} for number, size in page],
+        "Parts": [{"PartNumber": number, "Size": size, **_member_only(part_checksum(checksums, number))}
+                  for number, size in page],
     }
     if truncated and page:
         out["NextPartNumberMarker"] = page[-1][0]
     return out
+
+
+def _member_only(members: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in members.items() if k != "ChecksumType"}

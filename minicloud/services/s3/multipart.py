@@ -95,10 +95,11 @@ def _checksum_type(algorithm: str | None, requested: str | None) -> str | None:
 
 
 def _check_declared(params: dict[str, Any], checksums: dict[str, Any]) -> None:
-    """A FULL_OBJECT checksum sent with CompleteMultipartUpload must be the object's."""
+    """A checksum sent with CompleteMultipartUpload must be the object's (a composite one with or
+    without its "-N")."""
     for name, member in MEMBER.items():
-        declared = params.get(member)
-        if declared and checksums.get("type") == "FULL_OBJECT" and checksums.get(name) and declared != checksums[name]:
+        declared, computed = params.get(member), checksums.get(name)
+        if declared and computed and declared not in (computed, computed.rsplit("-", 1)[0]):
             raise BadDigest(f"The {name} you specified did not match the calculated checksum.")
 
 
@@ -295,8 +296,8 @@ class MultipartOperations(ObjectOperations):
             return {}
         if checksum_type == "FULL_OBJECT":
             return {name: full_object(name, [(v, p.size) for v, p in zip(values, parts, strict=True)]),
-                    "type": "FULL_OBJECT"}
-        return {name: composite(name, values), "type": "COMPOSITE"}
+                    "type": "FULL_OBJECT", "parts": values}
+        return {name: composite(name, values), "type": "COMPOSITE", "parts": values}
 
     async def abort_multipart_upload(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         key: str = params["Key"]

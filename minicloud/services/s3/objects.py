@@ -14,6 +14,7 @@ from minicloud.aws.protocol.rest_serializers import RESULT_STATUS
 from minicloud.services.s3 import store
 from minicloud.services.s3.acl import acl_for_write, ownership
 from minicloud.services.s3.buckets import check_tags, tag_set
+from minicloud.services.s3.checksums import MEMBER
 from minicloud.services.s3.data import Staged
 from minicloud.services.s3.encryption import EncryptionOperations, ObjectKey, response_members, stored_encryption
 from minicloud.services.s3.errors import (
@@ -74,6 +75,19 @@ def object_owner(params: dict[str, Any], bucket: Bucket, writer: str) -> str:
                                             and params.get("ACL") == "bucket-owner-full-control"):
         return bucket.account_id
     return writer or bucket.account_id
+
+
+def part_checksum(stored: dict[str, Any], number: int) -> dict[str, Any]:
+    """The checksum members of one part of a multipart object (kept from its upload)."""
+    parts = stored.get("parts") or []
+    if not 1 <= number <= len(parts):
+        return {}
+    out: dict[str, Any] = {}
+    for name, member in MEMBER.items():
+        if stored.get(name):
+            out[member] = parts[number - 1]
+            out["ChecksumType"] = stored.get("type", "COMPOSITE")
+    return out
 
 
 class PutCondition:
@@ -226,6 +240,8 @@ class ObjectOperations(EncryptionOperations):
         if span is not None:
             result[RESULT_STATUS] = 206
             result["ContentRange"] = f"bytes {start}-{end - 1}/{row.size}"
+            if part_number is not None:
+                result.update(part_checksum(row.checksum_values(), int(part_number)))
         elif params.get("ChecksumMode") == "ENABLED":
             result.update(checksum_members(row.checksum_values()))
         result["ContentLength"] = end - start
