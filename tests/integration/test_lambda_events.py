@@ -142,6 +142,8 @@ def test_function_url(lam: Lambda) -> None:
     name = lam.create(URL_HANDLER)
     config = lam.client.create_function_url_config(FunctionName=name, AuthType="NONE")
     url = config["FunctionUrl"]
+    lam.client.add_permission(FunctionName=name, StatementId="public-url", Action="lambda:InvokeFunctionUrl",
+                              Principal="*", FunctionUrlAuthType="NONE")  # as AWS's console adds it
     assert lam.client.get_function_url_config(FunctionName=name)["FunctionUrl"] == url
     request = urllib.request.Request(url + "items/7?color=red&color=blue", data=b"payload", method="POST",
                                      headers={"x-test": "yes", "Cookie": "c=3", "Content-Type": "text/plain"})

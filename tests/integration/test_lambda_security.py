@@ -5,6 +5,8 @@ image of another account's repository."""
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -132,3 +134,32 @@ def test_another_accounts_private_image_needs_its_repository_policy(lam: Lambda,
         assert update_denied.value.response["Error"]["Code"] == "AccessDeniedException"
     finally:
         client.delete_function(FunctionName=name)
+
+
+def _get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_public_url_needs_the_function_policy_to_allow_everyone(lam: Lambda) -> None:
+    """An AuthType NONE URL answers 403 {"Message":"Forbidden"} until the function's policy allows
+    lambda:InvokeFunctionUrl to "*" with lambda:FunctionUrlAuthType NONE, as on AWS."""
+    name = lam.create(CODE)
+    url = lam.client.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+    forbidden = (403, {"Message": "Forbidden"})
+    assert _get(url) == forbidden
+    lam.client.add_permission(FunctionName=name, StatementId="iam-only", Action="lambda:InvokeFunctionUrl",
+                              Principal="*", FunctionUrlAuthType="AWS_IAM")
+    assert _get(url) == forbidden  # the condition does not match an unsigned NONE request
+    lam.client.add_permission(FunctionName=name, StatementId="account", Action="lambda:InvokeFunctionUrl",
+                              Principal=lam.server.account_id, FunctionUrlAuthType="NONE")
+    assert _get(url) == forbidden  # the account is not everyone
+    lam.client.add_permission(FunctionName=name, StatementId="public", Action="lambda:InvokeFunctionUrl",
+                              Principal="*", FunctionUrlAuthType="NONE")
+    assert _get(url) == (200, "ok")
+    lam.client.remove_permission(FunctionName=name, StatementId="public")
+    assert _get(url) == forbidden
+    lam.client.delete_function(FunctionName=name)

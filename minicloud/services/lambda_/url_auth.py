@@ -1,6 +1,8 @@
-"""AWS_IAM function URLs: the request must carry a valid SigV4 signature (service ``lambda``), and
-the signer must be allowed ``lambda:InvokeFunctionUrl`` on the function by IAM policy evaluation
-(identity policies, and the function's resource policy)."""
+"""Who may call a function URL. AWS_IAM: the request must carry a valid SigV4 signature (service
+``lambda``), and the signer must be allowed ``lambda:InvokeFunctionUrl`` on the function by IAM policy
+evaluation (identity policies, and the function's resource policy). NONE: the function's resource
+policy must allow ``lambda:InvokeFunctionUrl`` to everyone (``"Principal": "*"``, as AddPermission
+with FunctionUrlAuthType NONE writes it); without one, AWS answers 403 Forbidden too."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 from minicloud.aws.auth import sigv4
 from minicloud.aws.auth.failures import AuthFailure
 from minicloud.aws.request import AwsRequest, Headers
+from minicloud.iam.identity import ANONYMOUS
 from minicloud.server.asgi import Scope
 
 
@@ -20,6 +23,19 @@ def request_of(scope: Scope, body: bytes) -> AwsRequest:
                       path=(scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?", 1)[0],
                       query=scope.get("query_string", b"").decode("latin-1"), headers=headers, body=body,
                       client_ip=client[0] if client else "127.0.0.1", secure=scope.get("scheme") == "https")
+
+
+async def authorize_public(runtime: Any, scope: Scope, function_arn: str, account_id: str,
+                           resource_policy: str | None) -> tuple[int, str]:
+    """(0, "") when the function's policy lets anyone invoke its AuthType NONE URL, else 403."""
+    if not resource_policy:
+        return 403, "Forbidden"
+    client = scope.get("client")
+    context: dict[str, str | list[str]] = {"lambda:FunctionUrlAuthType": "NONE",
+                                           "aws:SourceIp": client[0] if client else "127.0.0.1"}
+    result = await runtime.authorizer.check(ANONYMOUS, "lambda:InvokeFunctionUrl", function_arn, context=context,
+                                            resource_policy=resource_policy, resource_account=account_id)
+    return (0, "") if result.allowed else (403, "Forbidden")
 
 
 async def authorize(runtime: Any, scope: Scope, body: bytes, function_arn: str, account_id: str,

@@ -4,8 +4,9 @@ A URL is ``http://<minicloud host>/_minicloud/lambda/url/<url-id>/<path>`` (mini
 surface on one port; AWS's ``<url-id>.lambda-url.<region>.on.aws`` host names would need DNS). A
 request becomes a payload format 2.0 event; the function's result is mapped back as Lambda does
 (``statusCode``/``headers``/``body``/``isBase64Encoded``/``cookies``, or any other JSON value as a
-200 application/json body). AuthType NONE is open; AWS_IAM needs a SigV4 signature (service
-``lambda``) by a principal allowed ``lambda:InvokeFunctionUrl`` (``url_auth.py``).
+200 application/json body). AuthType NONE needs the function's policy to allow
+``lambda:InvokeFunctionUrl`` to everyone; AWS_IAM needs a SigV4 signature (service ``lambda``) by a
+principal allowed ``lambda:InvokeFunctionUrl`` (``url_auth.py``).
 """
 
 from __future__ import annotations
@@ -136,14 +137,16 @@ class UrlsMixin(LambdaBase):
             await _reply(send, 404, {"Message": "Not Found"})
             return
         body = await read_body(receive, 6 * 1024 * 1024)
-        if row.auth_type != "NONE":
-            status, message = await url_auth.authorize(
-                self.runtime, scope, body, model.function_arn(function.region, function.account_id, function.name,
-                                                              row.qualifier or None),
-                function.account_id, self.policy_document(function))
-            if status:
-                await _reply(send, status, {"Message": message})
-                return
+        arn = model.function_arn(function.region, function.account_id, function.name, row.qualifier or None)
+        if row.auth_type == "NONE":
+            status, message = await url_auth.authorize_public(self.runtime, scope, arn, function.account_id,
+                                                              self.policy_document(function))
+        else:
+            status, message = await url_auth.authorize(self.runtime, scope, body, arn, function.account_id,
+                                                       self.policy_document(function))
+        if status:
+            await _reply(send, status, {"Message": message})
+            return
         event = url_event(scope, url_id, "/" + tail, body)
         try:
             outcome = await self.run(function, version, row.qualifier or None, json.dumps(event).encode())
