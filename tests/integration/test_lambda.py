@@ -75,7 +75,7 @@ def lambda_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Miniclou
         "MINICLOUD_LAMBDA_FREEZE_DELAY": "0.2"})
     server.start()
     yield server
-    server.stop()
+    server.stop(timeout=60)  # environments are stopped by the engine, then their namespaces removed
     netns = server.data_dir / "lambda" / "netns"
     assert not [p for p in [netns, *netns.glob("*")] if os.path.ismount(p)], "network namespaces left mounted"
 
