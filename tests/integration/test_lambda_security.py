@@ -163,3 +163,36 @@ def test_public_url_needs_the_function_policy_to_allow_everyone(lam: Lambda) -> 
     lam.client.remove_permission(FunctionName=name, StatementId="public")
     assert _get(url) == forbidden
     lam.client.delete_function(FunctionName=name)
+
+
+BAD_RESULTS = """
+import base64
+def handler(event, context):
+    path = event["rawPath"]
+    if path == "/status":
+        return {"statusCode": "abc", "body": "x"}
+    if path == "/headers":
+        return {"statusCode": 200, "headers": ["x"], "body": "x"}
+    if path == "/split":
+        return {"statusCode": 200, "headers": {"x-a": "1\\r\\nset-cookie: injected=1"}, "body": "x"}
+    body = event.get("body") or ""
+    raw = base64.b64decode(body) if event["isBase64Encoded"] else body.encode()
+    return {"statusCode": 200, "body": raw.hex()}
+"""
+
+
+def test_public_url_bad_input_and_bad_results(lam: Lambda) -> None:
+    """A text body that is not UTF-8 reaches the function base64-encoded; a result that is no HTTP
+    response (non-numeric statusCode, headers not an object, a header value with CR LF) is a 502
+    {"Message":"Internal Server Error"}, as Lambda answers. Each used to be a 500."""
+    name = lam.create(BAD_RESULTS)
+    url = lam.client.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+    lam.client.add_permission(FunctionName=name, StatementId="public", Action="lambda:InvokeFunctionUrl",
+                              Principal="*", FunctionUrlAuthType="NONE")
+    request = urllib.request.Request(url + "echo", data=b"\xff\xfe", method="POST",
+                                     headers={"content-type": "text/plain"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.status == 200 and response.read() == b"fffe"
+    for path in ("status", "headers", "split"):
+        assert _get(url + path) == (502, {"Message": "Internal Server Error"}), path
+    lam.client.delete_function(FunctionName=name)

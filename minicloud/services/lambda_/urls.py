@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import time
 import uuid
@@ -156,7 +157,11 @@ class UrlsMixin(LambdaBase):
         if outcome.function_error:
             await _reply(send, 502, {"Message": "Internal Server Error"})
             return
-        status, headers, content = map_result(outcome.payload)
+        try:
+            status, headers, content = map_result(outcome.payload)
+        except MalformedResult:
+            await _reply(send, 502, {"Message": "Internal Server Error"})
+            return
         await send_response(send, status, headers, content)
 
     async def run(self, *args: Any, **kwargs: Any) -> Any:
@@ -206,25 +211,62 @@ def url_event(scope: Scope, url_id: str, path: str, body: bytes) -> dict[str, An
     if params:
         event["queryStringParameters"] = params
     if body:
-        event["body"] = body.decode() if is_text else base64.b64encode(body).decode()
+        text = _utf8(body) if is_text else None
+        event["body"] = text if text is not None else base64.b64encode(body).decode()
+        event["isBase64Encoded"] = text is None  # a text type whose bytes are not UTF-8 goes as binary
     return event
 
 
+def _utf8(body: bytes) -> str | None:
+    try:
+        return body.decode()
+    except UnicodeDecodeError:
+        return None
+
+
+class MalformedResult(ValueError):
+    """A function's ``statusCode`` result that is no HTTP response (Lambda answers 502)."""
+
+
+# The server frames the response itself: a function's own framing headers are not passed on.
+FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9a-z-]+$")
+
+
 def map_result(payload: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-    """A function's result as the URL's HTTP response."""
+    """A function's result as the URL's HTTP response; ``MalformedResult`` when a ``statusCode``
+    result is not one (a non-numeric status, headers that are not an object of names to values...)."""
     try:
         result = json.loads(payload or b"null")
     except ValueError:
         return 200, [("content-type", "application/json")], payload
     if isinstance(result, dict) and "statusCode" in result:
-        headers = [(str(k).lower(), str(v)) for k, v in (result.get("headers") or {}).items()]
-        headers += [("set-cookie", str(c)) for c in result.get("cookies") or []]
-        body = result.get("body") or ""
-        content = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
-        if not any(k == "content-type" for k, _ in headers):
-            headers.append(("content-type", "application/json"))
-        return int(result["statusCode"]), headers, content
+        try:
+            return _response(result)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise MalformedResult(f"the function's result is not an HTTP response: {exc}") from None
     return 200, [("content-type", "application/json")], json.dumps(result).encode()
+
+
+def _response(result: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    status = result["statusCode"]
+    if isinstance(status, bool) or not isinstance(status, int | str) or not 100 <= int(status) <= 599:
+        raise ValueError(f"statusCode {status!r}")
+    headers = [(str(k).lower(), str(v)) for k, v in (result.get("headers") or {}).items()]
+    cookies = result.get("cookies") or []
+    if not isinstance(cookies, list):
+        raise ValueError("cookies must be a list")
+    headers += [("set-cookie", str(c)) for c in cookies]
+    for name, value in headers:
+        value.encode("latin-1")  # UnicodeEncodeError is a ValueError
+        if not HEADER_NAME.match(name) or any(c in value for c in "\r\n\0"):
+            raise ValueError(f"header {name!r}")
+    headers = [(k, v) for k, v in headers if k not in FRAMING_HEADERS]
+    body = result.get("body") or ""
+    content = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
+    if not any(k == "content-type" for k, _ in headers):
+        headers.append(("content-type", "application/json"))
+    return int(status), headers, content
 
 
 async def _reply(send: Send, status: int, doc: dict[str, Any]) -> None:
