@@ -77,7 +77,11 @@ class Form:
                 self.file, self.filename = content, params.get("filename", "")
                 self.file_type = headers.get("content-type")
             elif name:
-                self.fields[name] = content.decode("utf-8")
+                try:
+                    self.fields[name] = content.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise MalformedPOSTRequest("The body of your POST request is not well-formed "
+                                               "multipart/form-data.") from None
         if self.file is None:
             raise InvalidArgument("POST requires exactly one file upload per request.", ArgumentName="file",
                                   ArgumentValue="0")
@@ -96,6 +100,8 @@ def _policy_failed(condition: Any) -> AccessDenied:
 
 def check_policy(policy: dict[str, Any], fields: dict[str, str], bucket: str, size: int, now: datetime) -> None:
     """The policy's expiration and conditions against the form, as S3 checks them."""
+    if not isinstance(policy, dict):
+        raise InvalidPolicyDocument("Invalid Policy: Invalid JSON.")
     text = str(policy.get("expiration", ""))
     try:
         if not _EXPIRATION.fullmatch(text):
@@ -122,12 +128,13 @@ def check_policy(policy: dict[str, Any], fields: dict[str, str], bucket: str, si
         elif isinstance(condition, list) and len(condition) == 3:
             operator = str(condition[0]).lower()
             if operator == "content-length-range":
-                if not int(condition[1]) <= size <= int(condition[2]):
-                    if size > int(condition[2]):
+                low, high = _length_range(condition)
+                if not low <= size <= high:
+                    if size > high:
                         raise EntityTooLarge("Your proposed upload exceeds the maximum allowed size",
-                                             MaxSizeAllowed=str(condition[2]), ProposedSize=str(size))
+                                             MaxSizeAllowed=str(high), ProposedSize=str(size))
                     raise EntityTooSmall("Your proposed upload is smaller than the minimum allowed size",
-                                         MinSizeAllowed=str(condition[1]), ProposedSize=str(size))
+                                         MinSizeAllowed=str(low), ProposedSize=str(size))
                 continue
             name = str(condition[1]).lower().removeprefix("$")
             covered.add(name)
@@ -144,6 +151,18 @@ def check_policy(policy: dict[str, Any], fields: dict[str, str], bucket: str, si
              and not n.startswith(("x-ignore-", "x-amz-checksum-"))]
     if extra:
         raise AccessDenied(f"Invalid according to Policy: Extra input fields: {extra[0]}")
+
+
+def _length_range(condition: list[Any]) -> tuple[int, int]:
+    """The bounds of a ``content-length-range`` condition: whole numbers (JSON numbers or digit strings)."""
+    bounds = []
+    for bound in condition[1:]:
+        text = str(bound)
+        if isinstance(bound, bool) or not isinstance(bound, int | str) or not (text.isascii() and text.isdigit()):
+            raise InvalidPolicyDocument(f"Invalid Policy: Invalid 'content-length-range' condition: "
+                                        f"{json.dumps(condition)}")
+        bounds.append(int(bound))
+    return bounds[0], bounds[1]
 
 
 def _tagging_query(document: str) -> str:
@@ -238,7 +257,7 @@ class PostOperations(ObjectOperations):
                 raise InvalidArgument("Bucket POST must contain a field named 'Signature'.  If it is specified, "
                                       "please check the order of the fields.", ArgumentName="Signature",
                                       ArgumentValue="")
-        if not hmac.compare_digest(expected, given):
+        if not hmac.compare_digest(expected.encode(), given.encode()):
             raise SignatureDoesNotMatch("The request signature we calculated does not match the signature you "
                                         "provided. Check your key and signing method.")
         if found.session_token is not None and fields.get("x-amz-security-token") != found.session_token:
