@@ -7,53 +7,52 @@ deletes the row. Events for a missing function, or one whose policy does not all
 
 from __future__ import annotations
 
-import fnmatch
+import json
 import logging
 from typing import Any
 
 import sqlalchemy as sa
 
+from minicloud.iam.policy import (
+    AuthzRequest,
+    MalformedPolicyDocument,
+    PolicyKind,
+    PrincipalInfo,
+    PrincipalKind,
+    Verdict,
+    evaluate,
+    parse_policy,
+)
 from minicloud.services.lambda_ import model
 from minicloud.services.lambda_.tables import s3_event_outbox
 
 log = logging.getLogger("minicloud.lambda")
 
 
-def s3_may_invoke(policy: dict[str, Any] | None, bucket: str, account_id: str, qualifier: str | None) -> bool:
-    for statement in (policy or {}).get("Statement") or []:
-        if statement.get("Effect") != "Allow":
-            continue
-        principal = statement.get("Principal")
-        services = principal.get("Service") if isinstance(principal, dict) else principal
-        services = [services] if isinstance(services, str) else services or []
-        if "s3.amazonaws.com" not in services and "*" not in services:
-            continue
-        actions = statement.get("Action")
-        actions = [actions] if isinstance(actions, str) else actions or []
-        if not any(a in ("lambda:InvokeFunction", "lambda:*", "*") for a in actions):
-            continue
-        resource = str(statement.get("Resource") or "")
-        if qualifier and not resource.endswith(f":{qualifier}") and resource.count(":") > 6:
-            continue
-        if _conditions_hold(statement.get("Condition") or {}, bucket, account_id):
-            return True
-    return False
+S3_SERVICE = PrincipalInfo(arn="s3.amazonaws.com", account_id="", kind=PrincipalKind.SERVICE)
 
 
-def _conditions_hold(condition: dict[str, dict[str, Any]], bucket: str, account_id: str) -> bool:
-    facts = {"aws:sourcearn": f"arn:aws:s3:::{bucket}", "aws:sourceaccount": account_id}
-    for operator, pairs in condition.items():
-        for key, expected in pairs.items():
-            actual = facts.get(key.lower())
-            if actual is None:
-                return False
-            values = expected if isinstance(expected, list) else [expected]
-            if operator.startswith("Arn") or operator == "StringLike":
-                if not any(fnmatch.fnmatchcase(actual, str(v)) for v in values):
-                    return False
-            elif actual not in [str(v) for v in values]:
-                return False
-    return True
+def s3_may_invoke(policy: dict[str, Any] | None, bucket: str, account_id: str, qualifier: str | None,
+                  function_arn: str) -> bool:
+    """Whether the function's resource policy lets s3.amazonaws.com invoke it (``function_arn``, unqualified,
+    with ``qualifier``) for ``bucket`` of ``account_id``, by IAM's own evaluator: every condition operator,
+    aws:SourceArn / aws:SourceAccount, and an explicit Deny wins. A statement on the unqualified function
+    covers its versions and aliases too."""
+    document = {k: v for k, v in (policy or {}).items() if not k.startswith("_")}
+    if not document.get("Statement"):
+        return False
+    try:
+        parsed = parse_policy(json.dumps(document), PolicyKind.RESOURCE)
+    except MalformedPolicyDocument:
+        return False
+    context = {"aws:SourceArn": f"arn:aws:s3:::{bucket}", "aws:SourceAccount": account_id}
+    owner = function_arn.split(":")[4]
+    arns = [function_arn, f"{function_arn}:{qualifier}"] if qualifier else [function_arn]
+    decisions = [evaluate(AuthzRequest("lambda:InvokeFunction", arn, S3_SERVICE, resource_account=owner,
+                                       context=context), (), resource_policy=parsed) for arn in arns]
+    if any(decision.verdict is Verdict.EXPLICIT_DENY for decision in decisions):
+        return False
+    return any(decision.allowed for decision in decisions)
 
 
 class S3EventController:
@@ -89,7 +88,7 @@ class S3EventController:
         if function is None:
             log.info("S3 event for a missing function %s dropped", row.function_arn)
             return
-        if not s3_may_invoke(function.policy, row.bucket, row.account_id, ref.qualifier):
+        if not s3_may_invoke(function.policy, row.bucket, row.account_id, ref.qualifier, function.arn):
             log.info("S3 event for %s dropped: its resource policy does not allow s3.amazonaws.com", function.arn)
             return
         payload = row.event_json.encode() if isinstance(row.event_json, str) else bytes(row.event_json)

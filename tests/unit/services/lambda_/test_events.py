@@ -17,16 +17,16 @@ def policy(**params: Any) -> dict[str, Any]:
 
 def test_s3_allowed_with_matching_conditions() -> None:
     assert s3_may_invoke(policy(SourceArn="arn:aws:s3:::photos", SourceAccount="111122223333"), "photos",
-                         "111122223333", None)
-    assert s3_may_invoke(policy(SourceArn="arn:aws:s3:::pho*"), "photos", "111122223333", None)
+                         "111122223333", None, ARN)
+    assert s3_may_invoke(policy(SourceArn="arn:aws:s3:::pho*"), "photos", "111122223333", None, ARN)
 
 
 def test_s3_refused_otherwise() -> None:
-    assert not s3_may_invoke(None, "photos", "111122223333", None)
-    assert not s3_may_invoke(policy(SourceArn="arn:aws:s3:::other"), "photos", "111122223333", None)
-    assert not s3_may_invoke(policy(SourceAccount="999999999999"), "photos", "111122223333", None)
-    assert not s3_may_invoke(policy(Principal="sns.amazonaws.com"), "photos", "111122223333", None)
-    assert not s3_may_invoke(policy(Action="lambda:GetFunction"), "photos", "111122223333", None)
+    assert not s3_may_invoke(None, "photos", "111122223333", None, ARN)
+    assert not s3_may_invoke(policy(SourceArn="arn:aws:s3:::other"), "photos", "111122223333", None, ARN)
+    assert not s3_may_invoke(policy(SourceAccount="999999999999"), "photos", "111122223333", None, ARN)
+    assert not s3_may_invoke(policy(Principal="sns.amazonaws.com"), "photos", "111122223333", None, ARN)
+    assert not s3_may_invoke(policy(Action="lambda:GetFunction"), "photos", "111122223333", None, ARN)
 
 
 def test_statements_as_lambda_writes_them() -> None:
