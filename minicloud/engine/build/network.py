@@ -94,10 +94,11 @@ class MirrorProxy:
                 return await self._refuse(writer, 400, "a proxy request needs an absolute http:// URL")
             host, port = parts.hostname, parts.port or 80
             path = parts.path or "/"
-            headers = [line for line in lines[1:] if line and line.split(":", 1)[0].strip().lower()
-                       not in _HOP_HEADERS]
-            if not any(h.lower().startswith("host:") for h in headers):
-                headers.insert(0, f"Host: {parts.netloc}")
+            # The upstream sees the Host that was checked, never one of the client's choosing (a virtual
+            # host on the mirror's address that is not the mirror).
+            headers = [f"Host: {_host_header(host, port)}"]
+            headers += [line for line in lines[1:] if line and line.split(":", 1)[0].strip().lower()
+                        not in _HOP_HEADERS | {"host"}]
             request = [f"{method} {path}{'?' + parts.query if parts.query else ''} HTTP/1.1", *headers,
                        "Connection: close"]
             upstream_head = ("\r\n".join(request) + "\r\n\r\n").encode("latin-1")
@@ -127,6 +128,11 @@ class MirrorProxy:
         writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
                      "Connection: close\r\n\r\n".encode() + body)
         await writer.drain()
+
+
+def _host_header(host: str, port: int) -> str:
+    name = f"[{host.strip('[]')}]" if ":" in host else host
+    return name if port == 80 else f"{name}:{port}"
 
 
 async def _pipe(source: asyncio.StreamReader, target: asyncio.StreamWriter) -> None:
