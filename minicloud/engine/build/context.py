@@ -121,6 +121,8 @@ def unpack_context(source: IO[bytes], target: Path, dockerfile: str = "Dockerfil
                 _extract(tar, member, name, target)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise InvalidArgument(f"failed to read the build context: {exc}") from None
+    except KeyError as exc:  # tarfile: a hard link to a name the archive does not have
+        raise InvalidArgument(f"failed to read the build context: {exc.args[0] if exc.args else exc}") from None
 
 
 def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, target: Path) -> None:
