@@ -366,3 +366,28 @@ def test_events_of_service_workloads_stay_hidden(tmp_path: Path) -> None:
         assert [line.split()[1] for line in seen.splitlines()] == ["create", "start", "die", "destroy"]
     finally:
         harness.close()
+
+
+def test_update_limits_and_restart_policy(engine: Engine) -> None:
+    engine.docker("run", "-d", "--name", "updated", "--memory", "64m", "busybox", "sleep", "1000")
+    try:
+        engine.docker("update", "--memory", "96m", "--cpus", "0.5", "--pids-limit", "30", "--restart",
+                      "on-failure:3", "updated")
+        limits = engine.docker("exec", "updated", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                               "/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/pids/pids.max").stdout.split()
+        assert limits == [str(96 << 20), "50000", "30"]
+        host = json.loads(engine.docker("inspect", "-f", "{{json .HostConfig}}", "updated").stdout)
+        assert host["Memory"] == 96 << 20 and host["NanoCpus"] == 500_000_000 and host["PidsLimit"] == 30
+        assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+        engine.docker("restart", "-t", "0", "updated")  # kept for the next start
+        assert engine.docker("exec", "updated", "cat", "/sys/fs/cgroup/pids/pids.max").stdout.strip() == "30"
+        small = engine.docker("update", "--memory", "1m", "updated", check=False)
+        assert small.returncode != 0 and "Minimum memory limit allowed is 6MB" in small.stderr
+        other = engine.docker("update", "--cpuset-cpus", "0", "updated", check=False)
+        assert other.returncode != 0 and "not available yet" in other.stderr
+    finally:
+        engine.docker("rm", "-f", "updated")
+    engine.docker("create", "--name", "autoremoved", "--rm", "busybox", "true")
+    refused = engine.docker("update", "--restart", "always", "autoremoved", check=False)
+    assert refused.returncode != 0 and "AutoRemove is enabled" in refused.stderr
+    engine.docker("rm", "autoremoved")

@@ -214,10 +214,6 @@ async def commit(engine: Engine, request: Request) -> Response:
     return json_response({"Id": image.id}, 201)
 
 
-async def not_yet(engine: Engine, request: Request) -> Response:
-    raise HttpError(501, f"{request.method} {request.path} is not available yet in minicloud's engine")
-
-
 ROUTES: list[Route] = [
     ("POST", r"/containers/create", create),
     ("GET", r"/containers/json", list_containers),
@@ -231,7 +227,6 @@ ROUTES: list[Route] = [
     ("POST", r"/containers/(?P<id>[^/]+)/wait", wait),
     ("POST", r"/containers/(?P<id>[^/]+)/resize", resize),
     ("GET", r"/containers/(?P<id>[^/]+)/logs", logs),
-    ("POST", r"/containers/(?P<id>[^/]+)/update", not_yet),
     ("POST", r"/commit", commit),
     ("DELETE", r"/containers/(?P<id>[^/]+)", delete),
 ]

@@ -91,11 +91,12 @@ def all_routes() -> list[Route]:
         networks,
         streams,
         system,
+        update,
         volumes,
     )
 
     return [*system.ROUTES, *images.ROUTES, *streams.ROUTES, *housekeeping.ROUTES, *inspection.ROUTES,
-            *archive.ROUTES, *containers.ROUTES, *networks.ROUTES, *volumes.ROUTES, *build.ROUTES]
+            *archive.ROUTES, *update.ROUTES, *containers.ROUTES, *networks.ROUTES, *volumes.ROUTES, *build.ROUTES]
 
 
 class DockerApiServer:
