@@ -210,17 +210,24 @@ class Environment:
                 self.frozen = False
                 await self.workloads.unpause(self.container_id, NAMESPACE)
 
-    async def destroy(self) -> None:
+    async def destroy(self) -> bool:
+        """Stop and remove the container; True when nothing of it is left in the slot (a slot whose
+        container could not be removed must not be handed to another environment)."""
         self.state = State.DEAD
         if self.output is not None:
             self.output.close()
+        removed = True
         if self.container_id:
-            with contextlib.suppress(Exception):
+            try:
                 await self.workloads.remove(self.container_id, NAMESPACE)
+            except Exception:
+                log.exception("removing the Lambda container %s failed", self.container_id)
+                removed = False
         if self._watch is not None:
             self._watch.cancel()
         if self.slot.handler == self.handle:
             self.slot.handler = None
+        return removed
 
     # -- the Runtime API ---------------------------------------------------------------------
     async def handle(self, request: Request) -> Response:

@@ -248,11 +248,14 @@ class ExecutionService:
         if env.state is not State.DEAD:
             await asyncio.sleep(LOG_SETTLE)
         self._flush_log(env)
-        await env.destroy()
+        removed = await env.destroy()
         idle = self._idle.get(env.spec.pool_key)
         if idle and env in idle:
             idle.remove(env)
-        self.slots.release(env.slot)
+        if removed:
+            self.slots.release(env.slot)
+        else:  # its container may still run there: the slot is never reused
+            self.slots.discard(env.slot)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -115,6 +115,7 @@ class SlotPool:
         self._all: dict[int, Slot] = {}
         self._next = 0
         self._filling: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -135,6 +136,25 @@ class SlotPool:
     def release(self, slot: Slot) -> None:
         slot.handler = None
         self._free.append(slot)
+
+    def discard(self, slot: Slot) -> None:
+        """A slot that must not be reused (its environment's container could not be removed): its
+        listeners are closed and its namespace removed, in the background; a new one takes its place."""
+        slot.handler = None
+        self._all.pop(slot.index, None)
+        if slot in self._free:
+            self._free.remove(slot)
+        task = asyncio.get_running_loop().create_task(self._close(slot))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        self._refill()
+
+    @staticmethod
+    async def _close(slot: Slot) -> None:
+        try:
+            await slot.close()
+        except Exception:
+            log.exception("removing a discarded Lambda network namespace failed")
 
     async def _make(self) -> Slot:
         async with self._lock:
