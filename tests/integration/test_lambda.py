@@ -381,3 +381,20 @@ def test_code_from_s3(lam: Lambda) -> None:
                                    Handler="app.handler", Code={"S3Bucket": "lambda-code", "S3Key": "missing.zip"})
     assert caught.value.response["Error"]["Code"] == "InvalidParameterValueException"
     assert "NoSuchKey" in caught.value.response["Error"]["Message"]
+
+
+def test_alias_routing_splits_invocations_between_versions(lam: Lambda) -> None:
+    name = lam.create("def handler(e, c):\n    return 'one'\n")
+    lam.client.publish_version(FunctionName=name)
+    two = zipped({"app.py": "def handler(e, c):\n    return 'two'\n"})
+    lam.client.update_function_code(FunctionName=name, ZipFile=two)
+    lam.client.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.client.publish_version(FunctionName=name)
+    alias = lam.client.create_alias(FunctionName=name, Name="canary", FunctionVersion="1",
+                                    RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}})
+    assert alias["RoutingConfig"] == {"AdditionalVersionWeights": {"2": 0.5}}
+    seen: dict[str, set[Any]] = {}
+    for _ in range(40):
+        response, result = lam.invoke(name, Qualifier="canary")
+        seen.setdefault(response["ExecutedVersion"], set()).add(result)
+    assert seen == {"1": {"one"}, "2": {"two"}}  # both taken (the chance of missing one: 2 * 0.5**40)

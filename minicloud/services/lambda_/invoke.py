@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -52,6 +53,7 @@ class InvokeMixin(LambdaBase):
         if kind == "Event":
             await self.enqueue(function, qualifier or "", payload)
             return {"StatusCode": 202}
+        version = await self.routed(function, qualifier, version)
         outcome = await self.run(function, version, qualifier, payload or b"{}", params.get("LogType") == "Tail",
                                  params.get("ClientContext"))
         result: dict[str, Any] = {"StatusCode": 200, "Payload": outcome.payload,
@@ -61,6 +63,26 @@ class InvokeMixin(LambdaBase):
         if params.get("LogType") == "Tail":
             result["LogResult"] = outcome.log_tail
         return result
+
+    async def routed(self, function: FunctionRow, qualifier: str | None, version: VersionRow) -> VersionRow:
+        """An alias with a routing configuration sends each invocation to its additional version with
+        that version's weight, as Lambda does; the alias's own version otherwise."""
+        if not qualifier or qualifier == model.LATEST or qualifier.isdigit():
+            return version
+        alias = await self.db.read(lambda conn: model.get_alias(conn, function.id, qualifier))
+        if alias is None or not alias.routing:
+            return version
+        draw = random.random()
+        target = None
+        for other, weight in alias.routing.items():
+            if draw < float(weight):
+                target = other
+                break
+            draw -= float(weight)
+        if target is None:
+            return version
+        chosen = await self.db.read(lambda conn: model.get_version(conn, function.id, str(target)))
+        return chosen or version
 
     @staticmethod
     def _check_ready(version: VersionRow) -> None:
@@ -231,6 +253,7 @@ class QueueController:
             return
         if version.config.get("State") == "Pending":
             return  # tried again on a later pass
+        version = await provider.routed(function, row.qualifier or None, version)
         try:
             outcome = await provider.run(function, version, row.qualifier or None, row.payload,
                                          request_id=row.request_id)

@@ -150,6 +150,7 @@ class UrlsMixin(LambdaBase):
             return
         event = url_event(scope, url_id, "/" + tail, body)
         try:
+            version = await self.routed(function, row.qualifier or None, version)
             outcome = await self.run(function, version, row.qualifier or None, json.dumps(event).encode())
         except TooManyRequestsException:
             await _reply(send, 429, {"Message": "Rate Exceeded."})
@@ -165,6 +166,9 @@ class UrlsMixin(LambdaBase):
         await send_response(send, status, headers, content)
 
     async def run(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError  # invoke.py
+
+    async def routed(self, function: Any, qualifier: str | None, version: Any) -> Any:
         raise NotImplementedError  # invoke.py
 
 
