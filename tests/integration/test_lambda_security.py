@@ -196,3 +196,18 @@ def test_public_url_bad_input_and_bad_results(lam: Lambda) -> None:
     for path in ("status", "headers", "split"):
         assert _get(url + path) == (502, {"Message": "Internal Server Error"}), path
     lam.client.delete_function(FunctionName=name)
+
+
+def test_a_response_over_the_runtime_apis_limit_is_reported_as_too_large(lam: Lambda) -> None:
+    """A result far over 6 MB (past the Runtime API's read limit) is Function.ResponseSizeTooLarge, and
+    the environment keeps serving: the runtime used to lose its connection and crash (Runtime.ExitError)."""
+    name = lam.create("import os\ndef handler(e, c):\n    return 'x' * e['n'] if e['n'] else os.getpid()\n",
+                      Timeout=30)
+    _, pid = lam.invoke(name, {"n": 0})
+    for size in (6 * 1024 * 1024 + 100, 8 * 1024 * 1024):
+        response, error = lam.invoke(name, {"n": size})
+        assert response["FunctionError"] == "Unhandled", error
+        assert error["errorType"] == "Function.ResponseSizeTooLarge" and "6291456 bytes" in error["errorMessage"]
+    response, again = lam.invoke(name, {"n": 0})
+    assert "FunctionError" not in response and again == pid  # the same runtime process
+    lam.client.delete_function(FunctionName=name)

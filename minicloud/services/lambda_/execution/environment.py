@@ -271,7 +271,7 @@ class Environment:
         if current is None or current.request_id != request_id:
             return _error(400, "InvalidRequestID", "Invalid request ID")
         if kind == "response":
-            if len(request.body) > MAX_RESPONSE:
+            if request.oversized or len(request.body) > MAX_RESPONSE:
                 current.finish(error_payload(request_id, "Function.ResponseSizeTooLarge",
                                              f"Response payload size exceeded maximum allowed payload size "
                                              f"({MAX_RESPONSE} bytes)."), "Function.ResponseSizeTooLarge")

@@ -13,6 +13,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 MAX_HEAD = 64 * 1024
+# A body over the handler's limit is read through and dropped (the request is marked ``oversized``, so
+# the handler can answer 413 and the client keeps its connection); one over this is not read at all.
+MAX_DRAINED = 64 * 1024 * 1024
 REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
            405: "Method Not Allowed", 413: "Payload Too Large", 500: "Internal Server Error"}
 
@@ -23,6 +26,7 @@ class Request:
     path: str
     headers: dict[str, str]  # names lower-cased
     body: bytes
+    oversized: bool = False  # the body was over the limit: read and dropped (``body`` is empty)
 
 
 @dataclass(slots=True)
@@ -61,11 +65,12 @@ async def read_request(reader: asyncio.StreamReader, max_body: int) -> Request |
         if not sep:
             raise BadRequest(f"bad header line {line!r}")
         headers[name.strip().lower()] = value.strip()
-    body = await _read_body(reader, headers, max_body)
-    return Request(parts[0], parts[1], headers, body)
+    body, oversized = await _read_body(reader, headers, max_body)
+    return Request(parts[0], parts[1], headers, body, oversized)
 
 
-async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str], max_body: int) -> bytes:
+async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str], max_body: int) -> tuple[bytes, bool]:
+    """The body, and whether it was over ``max_body`` (then read through, dropped, and empty here)."""
     if "chunked" in headers.get("transfer-encoding", "").lower():
         chunks: list[bytes] = []
         total = 0
@@ -75,16 +80,28 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str], max_
             if size == 0:
                 while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
                     pass
-                return b"".join(chunks)
+                return (b"", True) if total > max_body else (b"".join(chunks), False)
             total += size
-            if total > max_body:
+            if total > MAX_DRAINED:
                 raise BadRequest("body too large")
-            chunks.append(await reader.readexactly(size))
+            if total > max_body:
+                chunks.clear()
+                await _drop(reader, size)
+            else:
+                chunks.append(await reader.readexactly(size))
             await reader.readexactly(2)
     length = int(headers.get("content-length") or 0)
-    if length > max_body:
+    if length > MAX_DRAINED:
         raise BadRequest("body too large")
-    return await reader.readexactly(length) if length else b""
+    if length > max_body:
+        await _drop(reader, length)
+        return b"", True
+    return (await reader.readexactly(length) if length else b""), False
+
+
+async def _drop(reader: asyncio.StreamReader, size: int) -> None:
+    while size > 0:
+        size -= len(await reader.readexactly(min(size, 1 << 16)))
 
 
 def encode_response(response: Response) -> bytes:
