@@ -27,6 +27,7 @@ from minicloud.services.s3.data import ObjectData
 from minicloud.services.s3.errors import AccessDenied, NoSuchBucket
 from minicloud.services.s3.names import bucket_arn, object_arn
 from minicloud.services.s3.store import Bucket
+from minicloud.services.s3.transport import check_customer_key_transport
 
 log = logging.getLogger("minicloud.s3")
 
@@ -154,6 +155,7 @@ class S3Base(Provider):
 
     async def bucket_for(self, ctx: RequestContext, params: dict[str, Any], action: str,
                          key: str | None = None, context: ConditionValues | None = None) -> Bucket:
+        check_customer_key_transport(ctx.request, params)
         bucket = await self.bucket(params["Bucket"])
         await self.authorize(ctx, action, bucket, key, context)
         return bucket
