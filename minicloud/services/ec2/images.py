@@ -74,9 +74,9 @@ def image_doc(image_id: str, name: str, location: str, reference: str, owner: st
         "CreationDate": created.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "Public": public_image,
         "Architecture": "x86_64", "ImageType": "machine", "PlatformDetails": "Linux/UNIX",
         "UsageOperation": "RunInstances", "RootDeviceType": "ebs", "RootDeviceName": "/dev/xvda",
-        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {
-            "DeleteOnTermination": True, "SnapshotId": stable_id("volume", image_id).replace("vol-", "snap-"),
-            "VolumeSize": 8, "VolumeType": "gp3", "Encrypted": False}}],
+        # Only what is true: the root filesystem goes with the instance and is not encrypted. There is no
+        # snapshot (no API would know its id), size or volume type to report (the root is the image's layers).
+        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"DeleteOnTermination": True, "Encrypted": False}}],
         "VirtualizationType": "hvm", "Hypervisor": "xen", "EnaSupport": True, "Name": name,
         "Description": description, "BootMode": "uefi-preferred", "Tags": [], "_image": reference,
     }
