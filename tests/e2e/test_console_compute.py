@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import console, sign_in_root
@@ -28,8 +27,8 @@ def services(server: MinicloudServer) -> dict[str, Any]:
 
 
 def need(server: MinicloudServer, service: str) -> None:
-    if service not in services(server):
-        pytest.skip(f"the {service} service is not registered in this minicloud")
+    """A missing service is a failure, not a skip: every service is registered in CI."""
+    assert service in services(server), f"the {service} service is not registered in this minicloud"
 
 
 def test_launch_an_instance_and_watch_it_run(page: Page, server: MinicloudServer, tmp_path: Path,

@@ -8,13 +8,16 @@ from __future__ import annotations
 import io
 import json
 import os
+import queue
 import shutil
 import socket
 import subprocess
 import tarfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -234,14 +237,36 @@ def test_an_abandoned_build_stops(engine: Engine) -> None:
     client = subprocess.Popen([DOCKER, "build", "--no-cache", str(ctx)], env=engine.env, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)
     assert client.stdout is not None
-    while "started" not in client.stdout.readline():
-        pass
-    client.kill()
+    try:
+        wait_for_line(client.stdout, "started", timeout=120)
+    finally:
+        client.kill()
     client.wait(5)
     deadline = time.monotonic() + 15
     while engine.docker("ps", "-aq").stdout.strip() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert engine.docker("ps", "-aq").stdout.strip() == ""  # the step's container is gone with the client
+
+
+def wait_for_line(stream: IO[str], text: str, timeout: float) -> None:
+    """Until a line of ``stream`` holds ``text``; fails at EOF or after ``timeout`` seconds (never hangs)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put("")  # EOF
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"no line with {text!r} within {timeout} s") from None
+        if text in line:
+            return
+        assert line, f"the output ended without a line with {text!r}"
 
 
 def mirror_reachable() -> bool:
