@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import time
@@ -74,7 +75,12 @@ class LambdaProvider(FunctionsMixin, VersionsMixin, InvokeMixin, PermissionsMixi
             execution = ExecutionService(self.runtime.engine.workloads,
                                          SlotPool(self.root / "netns", self.runtime.config.port),
                                          settings, self.runtime.config.port, self.role_credentials, self.logs.put)
-            await execution.start()
+            try:
+                await execution.start()
+            except BaseException:  # failed, or cancelled by a stop: what it prepared is removed
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(execution.close())
+                raise
             self.execution = execution
         return self.execution
 
@@ -88,6 +94,7 @@ class LambdaProvider(FunctionsMixin, VersionsMixin, InvokeMixin, PermissionsMixi
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)  # a start-up still preparing ends first
         if self.execution is not None:
             try:
                 await self.execution.close()

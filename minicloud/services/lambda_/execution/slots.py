@@ -161,9 +161,14 @@ class SlotPool:
             index = self._next
             self._next += 1
         slot = Slot(index, self.directory / f"env{index}")
+        opening = asyncio.ensure_future(slot.open(self.aws_port))
         try:
-            await slot.open(self.aws_port)
+            await asyncio.shield(opening)
         except BaseException:
+            # Cancelled (e.g. at shutdown) or failed: let the threads finish what they started,
+            # then undo it, so that no namespace is left behind.
+            with contextlib.suppress(BaseException):
+                await opening
             with contextlib.suppress(Exception):
                 await slot.close()
             raise
@@ -194,4 +199,8 @@ class SlotPool:
                 log.exception("removing a Lambda network namespace failed")
         self._all.clear()
         self._free.clear()
+        await asyncio.gather(*self._closing, return_exceptions=True)  # discarded slots going away
+        for stale in list(self.directory.iterdir()) if self.directory.is_dir() else []:  # anything untracked
+            with contextlib.suppress(OSError, netns.NetworkSetupFailed):
+                await asyncio.to_thread(netns.remove, stale)
         await asyncio.to_thread(unmount, self.directory)  # the private mount ``start`` made
