@@ -211,3 +211,18 @@ def test_a_response_over_the_runtime_apis_limit_is_reported_as_too_large(lam: La
     response, again = lam.invoke(name, {"n": 0})
     assert "FunctionError" not in response and again == pid  # the same runtime process
     lam.client.delete_function(FunctionName=name)
+
+
+def test_functions_run_as_an_unprivileged_user(lam: Lambda) -> None:
+    """As on AWS (sbx_user1051, uid 993): not root in the container; /tmp is writable, the code is not."""
+    name = lam.create("""
+import os
+def handler(event, context):
+    with open("/tmp/scratch", "w") as f:
+        f.write("ok")
+    return {"uid": os.getuid(), "gid": os.getgid(), "euid": os.geteuid(),
+            "task_writable": os.access("/var/task", os.W_OK), "etc_writable": os.access("/etc", os.W_OK)}
+""")
+    _, result = lam.invoke(name, {})
+    assert result == {"uid": 993, "gid": 990, "euid": 993, "task_writable": False, "etc_writable": False}
+    lam.client.delete_function(FunctionName=name)

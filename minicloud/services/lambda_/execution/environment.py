@@ -30,6 +30,8 @@ from minicloud.services.lambda_.execution.slots import Slot
 from minicloud.services.lambda_.execution.spec import RUNTIME_API_PORT, RUNTIME_CLIENTS, EnvironmentSpec
 
 log = logging.getLogger("minicloud.lambda")
+# Functions run as an unprivileged user, as on AWS (uid 993 "sbx_user1051", gid 990), image functions too.
+SANDBOX_USER = "993:990"
 NAMESPACE = "lambda"
 API_PREFIX = "/2018-06-01/runtime/"
 MAX_RESPONSE = 6 * 1024 * 1024
@@ -113,6 +115,7 @@ class Environment:
             memory_bytes=spec.memory_mb << 20, pids_limit=1024, netns=str(self.slot.path), binds=tuple(binds),
             labels={"minicloud.lambda.function": spec.function_arn, "minicloud.lambda.version": spec.version},
             stop_signal="SIGKILL",  # a runtime has no shutdown phase (no extensions): stopping is killing
+            user=SANDBOX_USER,
         )
         self.slot.handler = self.handle
         self._started_at = time.monotonic()
