@@ -204,7 +204,8 @@ def start_seaweedfs(timeout: float = 90.0) -> SeaweedPeer:
     argv = [str(bin_dir / SEAWEEDFS.script), "server", f"-ip={LOOPBACK}", f"-ip.bind={LOOPBACK}",
             f"-dir={root / 'data'}", "-filer", "-s3", "-s3.port.iceberg=0", "-s3.port.lance=0",
             f"-s3.config={root / 's3.json'}", "-master.telemetry=false", "-volume.preStopSeconds=0",
-            "-master.volumeSizeLimitMB=1024", f"-filer.localSocket={root / 'filer.sock'}",
+            "-master.volumeSizeLimitMB=1024", "-volume.max=64",  # 8 (default) runs out with a second bucket
+            f"-filer.localSocket={root / 'filer.sock'}",
             f"-s3.localSocket={root / 's3.sock'}", *(f"-{name}={port}" for name, port in ports.items())]
     server = ServerProcess(
         name="SeaweedFS", argv=argv, env=clean_env({"HOME": str(root)}, tmp_dir=root), cwd=root,
