@@ -255,7 +255,8 @@ class MultipartOperations(ObjectOperations):
         def write(conn: sa.Connection) -> list[str]:
             if store.get_upload(conn, upload.upload_id) is None:
                 raise NoSuchUpload("The specified upload does not exist.", UploadId=upload.upload_id)
-            condition.check(store.get_object(conn, bucket.name, key), key)
+            if condition:
+                condition.check(store.get_object(conn, bucket.name, key), key)
             released = store.put_version(conn, values, bucket.versioning)
             if notice is not None:
                 notice.write(conn, key, size=values["size"], etag=etag, version_id=values["version_id"])

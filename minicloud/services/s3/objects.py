@@ -97,6 +97,10 @@ class PutCondition:
         self.if_none_match = params.get("IfNoneMatch")
         self.if_match = params.get("IfMatch")
 
+    def __bool__(self) -> bool:
+        """Whether the request has a condition at all (most writes have none: no read to make)."""
+        return self.if_none_match is not None or self.if_match is not None
+
     def check(self, current: ObjectRow | None, key: str) -> None:
         live = current if current is not None and not current.delete_marker else None
         if (self.if_none_match is not None and live is not None
@@ -124,7 +128,7 @@ class ObjectOperations(EncryptionOperations):
         storage_class = storage_class_of(params)
         tags = parse_tagging(params.get("Tagging"))
         condition = PutCondition(params)
-        if condition.if_match is not None or condition.if_none_match is not None:
+        if condition:
             condition.check(await self.db.read(lambda conn: store.get_object(conn, bucket.name, key)), key)
         object_key = self.write_key(params, bucket)
         lock_for_write(params, bucket, ctx.now)  # refused before the body is read
@@ -155,7 +159,7 @@ class ObjectOperations(EncryptionOperations):
         """Make the data durable, then its metadata; a crash in between leaves an unreferenced
         blob (removed by the next sweep), never a visible half-written object."""
         def write(conn: sa.Connection) -> list[str]:
-            if condition is not None:
+            if condition:
                 condition.check(store.get_object(conn, values["bucket"], values["key"]), values["key"])
             released = store.put_version(conn, values, bucket.versioning)
             if notice is not None:
