@@ -18,11 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from tests.integration.test_ecr import http, push_blob
 from tests.integration.test_engine import busybox_rootfs_tar
+from tests.support.aws import code
 from tests.support.server import MinicloudServer
-
-
-def code(err: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(err.value.response["Error"]["Code"])
 
 
 def push_busybox(server: MinicloudServer, work: Path, repository: str, tag: str,

@@ -21,6 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 import minicloud.services.ec2.guest  # noqa: F401 - registers the AMI recipes
+from tests.support.aws import code
 from tests.support.images import BaseImages, base_images, image_cache  # noqa: F401 - fixtures
 from tests.support.server import MinicloudServer
 
@@ -36,10 +37,6 @@ httpd -p 9090 -h /tmp/www
 httpd -p 7070 -h /tmp/www
 echo web-servers-started
 """
-
-
-def code(err: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(err.value.response["Error"]["Code"])
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 60, every: float = 0.2) -> Any:

@@ -12,7 +12,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 import minicloud.services.ec2.guest  # noqa: F401 - registers the AMI recipes
-from tests.integration.test_ec2_instances import code, console, tcp_open, wait_for, wait_state
+from tests.integration.test_ec2_instances import console, tcp_open, wait_for, wait_state
+from tests.support.aws import code
 from tests.support.images import BaseImages, base_images, image_cache  # noqa: F401 - fixtures
 from tests.support.server import MinicloudServer
 

@@ -12,15 +12,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.test_ec2_images import push_busybox
+from tests.support.aws import code
 from tests.support.server import Keys, MinicloudServer
 
 EC2_TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 MISSING_SUBNET = "subnet-0123456789abcdef0"
-
-
-def code(err: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(err.value.response["Error"]["Code"])
 
 
 def _user(server: MinicloudServer, name: str, statements: list[dict[str, Any]]) -> Keys:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support.aws import code
 from tests.support.server import Keys, MinicloudServer
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -52,10 +53,6 @@ def manifest(server: MinicloudServer, repo: str, layer: bytes) -> str:
                    "digest": push_blob(server, repo, config), "size": len(config)},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
                     "digest": push_blob(server, repo, layer), "size": len(layer)}]})
-
-
-def code(err: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(err.value.response["Error"]["Code"])
 
 
 def test_repository_life_cycle(server: MinicloudServer) -> None:

@@ -12,13 +12,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support.aws import code
 from tests.support.server import Keys, MinicloudServer
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
-
-
-def code(err: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(err.value.response["Error"]["Code"])
 
 
 @pytest.fixture

@@ -14,11 +14,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support.aws import code
 from tests.support.server import MinicloudServer
-
-
-def code(err: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(err.value.response["Error"]["Code"])
 
 
 @pytest.fixture(scope="module")
