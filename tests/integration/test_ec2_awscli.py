@@ -33,6 +33,15 @@ def test_the_aws_cli_inside_an_instance_acts_as_the_instance_role(
     group = lab.group(lab.vpc, f"cli-{uuid.uuid4().hex[:4]}")
     ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    try:
+        _run_and_check(lab, server, image, name, bucket, group)
+    finally:  # the session's server is shared: leave no AMI of this account behind
+        ec2.deregister_image(ImageId=image)
+
+
+def _run_and_check(lab: Lab, server: MinicloudServer, image: str, name: str, bucket: str,  # noqa: F811
+                   group: str) -> None:
+    ec2 = lab.ec2
     result = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro", SubnetId=lab.subnet,
                                SecurityGroupIds=[group], KeyName=lab.key_name, IamInstanceProfile={"Name": name})
     instance_id = result["Instances"][0]["InstanceId"]
