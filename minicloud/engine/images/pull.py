@@ -31,6 +31,22 @@ CONCURRENT_DOWNLOADS = 3
 _PROGRESS_INTERVAL = 0.1
 
 
+def transfer_reporter(progress: Progress, status: str, short: str | None, total: int) -> Callable[[int], None]:
+    """A callback for a transfer thread: at most every ``_PROGRESS_INTERVAL`` seconds, a Docker
+    progress message for layer ``short`` is handed to the event loop (nothing when ``short`` is None)."""
+    loop = asyncio.get_running_loop()
+    last = [0.0]
+
+    def report(current: int) -> None:
+        now = time.monotonic()
+        if short and now - last[0] >= _PROGRESS_INTERVAL:
+            last[0] = now
+            loop.call_soon_threadsafe(progress, {
+                "status": status, "progressDetail": {"current": current, "total": total},
+                "progress": progress_bar(current, total), "id": short})
+    return report
+
+
 def progress_bar(current: int, total: int) -> str:
     width = 50
     filled = int(width * current / total) if total else 0
@@ -123,15 +139,7 @@ class Puller:
                 progress({"status": "Already exists", "progressDetail": {}, "id": short})
             return
         loop = asyncio.get_running_loop()
-        last = [0.0]
-
-        def report(current: int) -> None:
-            now = time.monotonic()
-            if short and now - last[0] >= _PROGRESS_INTERVAL:
-                last[0] = now
-                loop.call_soon_threadsafe(progress, {
-                    "status": "Downloading", "progressDetail": {"current": current, "total": size},
-                    "progress": progress_bar(current, size), "id": short})
+        report = transfer_reporter(progress, "Downloading", short, size)
 
         def fetch() -> None:
             writer = self.content.writer(digest)

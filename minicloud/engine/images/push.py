@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
 from minicloud.engine.content import ContentStore, Digest
 from minicloud.engine.errors import NotFound
-from minicloud.engine.images.pull import progress_bar
+from minicloud.engine.images.pull import transfer_reporter
 from minicloud.engine.images.reference import DEFAULT_DOMAIN, Reference, parse
 from minicloud.engine.images.registry import Credentials, RegistryClient, endpoint_for
 from minicloud.engine.images.store import (
@@ -30,7 +29,6 @@ from minicloud.engine.images.store import (
 
 Progress = Callable[[dict[str, Any]], None]
 CONCURRENT_UPLOADS = 5
-_PROGRESS_INTERVAL = 0.1
 
 
 def _short(digest: str) -> str:
@@ -151,16 +149,7 @@ class Pusher:
     async def _upload(self, client: RegistryClient, digest: Digest, short: str | None, location: str | None,
                       progress: Progress) -> None:
         size = self.content.info(digest).size
-        loop = asyncio.get_running_loop()
-        last = [0.0]
-
-        def report(current: int) -> None:
-            now = time.monotonic()
-            if short and now - last[0] >= _PROGRESS_INTERVAL:
-                last[0] = now
-                loop.call_soon_threadsafe(progress, {
-                    "status": "Pushing", "progressDetail": {"current": current, "total": size},
-                    "progress": progress_bar(current, size), "id": short})
+        report = transfer_reporter(progress, "Pushing", short, size)
 
         def upload() -> None:
             target = location or client.start_upload()
