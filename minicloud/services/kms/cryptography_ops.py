@@ -86,17 +86,17 @@ class CryptographyOperations(KmsBase):
         key = await self._crypto_key(ctx, params, "GenerateDataKey")
         if params.get("Recipient"):
             raise ValidationException("Recipient (Nitro Enclaves attestation) is not supported by minicloud's KMS.")
-        plaintext = secrets.token_bytes(data_key_size(params))
+        size = data_key_size(params)
         _dry_run(params)
-        blob = self.keys.encrypt(key, plaintext, params.get("EncryptionContext"))
+        plaintext, blob = self.keys.generate_data_key(key, size, params.get("EncryptionContext"))
         return {"CiphertextBlob": blob, "Plaintext": plaintext, "KeyId": key.arn}
 
     async def generate_data_key_without_plaintext(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         key = await self._crypto_key(ctx, params, "GenerateDataKeyWithoutPlaintext")
-        plaintext = secrets.token_bytes(data_key_size(params))
+        size = data_key_size(params)
         _dry_run(params)
-        return {"CiphertextBlob": self.keys.encrypt(key, plaintext, params.get("EncryptionContext")),
-                "KeyId": key.arn}
+        _, blob = self.keys.generate_data_key(key, size, params.get("EncryptionContext"))
+        return {"CiphertextBlob": blob, "KeyId": key.arn}
 
     async def generate_random(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         await ctx.authorize("kms:GenerateRandom", "*")

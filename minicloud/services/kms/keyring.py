@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -122,6 +123,11 @@ class KeyRing:
         self.check_usable(key)
         material = self.master().unwrap(key.key_id, key.material)
         return ciphertext.encrypt(material, key.key_id, plaintext, context)
+
+    def generate_data_key(self, key: Key, size: int, context: dict[str, str] | None) -> tuple[bytes, bytes]:
+        """A new random data key: (plaintext, its ciphertext under ``key``)."""
+        plaintext = secrets.token_bytes(size)
+        return plaintext, self.encrypt(key, plaintext, context)
 
     async def key_of(self, blob: bytes) -> Key:
         """The key a ciphertext blob was made with (InvalidCiphertextException if it names none)."""

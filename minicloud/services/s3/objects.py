@@ -130,7 +130,7 @@ class ObjectOperations(EncryptionOperations):
         condition = PutCondition(params)
         if condition:
             condition.check(await self.db.read(lambda conn: store.get_object(conn, bucket.name, key)), key)
-        object_key = self.write_key(params, bucket)
+        object_key = await self.write_key(params, bucket, ctx)
         lock_for_write(params, bucket, ctx.now)  # refused before the body is read
         acl = acl_for_write(params, bucket, object_owner(params, bucket, ctx.account_id))
         staged = await receive_body(self.data, params, storage_class,
@@ -227,7 +227,7 @@ class ObjectOperations(EncryptionOperations):
             raise InvalidArgument("x-amz-server-side-encryption header is not supported for this operation.",
                                   ArgumentName="x-amz-server-side-encryption")
         row = await self.find_object(ctx, bucket, key, version_id)
-        kek = self.read_key(params, row)
+        kek = await self.read_key(params, row, ctx, decrypt=body)
         try:
             check_read_conditions(params, row.etag, row.last_modified)
         except NotModified:  # 304 still says which version is current
@@ -305,8 +305,8 @@ class ObjectOperations(EncryptionOperations):
         await self.authorize(ctx, action, source_bucket, source_key)
         bucket = await self.bucket_for(ctx, params, "PutObject", key)
         source = await self.find_object(ctx, source_bucket, source_key, source_version)
-        source_kek = self.read_key(params, source, copy_source=True)
-        object_key = self.write_key(params, bucket)
+        source_kek = await self.read_key(params, source, ctx, copy_source=True)
+        object_key = await self.write_key(params, bucket, ctx)
         check_copy_conditions(params, source.etag, source.last_modified)
         if source.size > MAX_PUT_BYTES:
             raise InvalidRequest("The specified copy source is larger than the maximum allowable size for a copy "
