@@ -31,9 +31,11 @@ from minicloud.services.s3 import crypto
 from minicloud.services.s3.checksums import Checksums
 from minicloud.services.s3.crypto import Sealer
 from minicloud.services.s3.errors import EntityTooLarge, ServiceUnavailable
+from minicloud.services.s3.small import INLINE_BYTES, SmallDigests
 from minicloud.storage.blobs import Digest, ReplicatedBlobStore, WritePolicy
 from minicloud.storage.blobs.core import BlobNotFound, NoReplicaAvailable
 from minicloud.storage.blobs.replica import Replica
+from minicloud.storage.blobs.small import prepare_fanout, write_small
 from minicloud.storage.blobs.store import ReplicatedIngest
 
 log = logging.getLogger("minicloud.s3.data")
@@ -94,6 +96,8 @@ class ObjectData:
                                          stream_algorithms=algorithms)
         self._single = [ReplicatedBlobStore([r], WritePolicy.ALL, workers=2, stream_algorithms=algorithms)
                         for r in self.replicas]
+        for replica in self.replicas:
+            prepare_fanout(replica)
         self._next_zone = 0
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._background: set[asyncio.Future[None]] = set()
@@ -138,17 +142,10 @@ class ObjectData:
                            sealer: Sealer | None) -> Staged:
         _check_limit(len(data), limit)
 
-        def digest() -> Staged:
-            summer = Checksums(checksums)
-            summer.update(data)
-            staged = Staged(len(data), hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(),
-                            summer.values(), body=data)
-            if sealer is not None:
-                staged.body = sealer.seal_all(data)
-                staged.sealed_sha256 = hashlib.sha256(staged.body).hexdigest()
-                staged.sealed_size = len(staged.body)
-            return staged
-        staged = await self.store.run(digest)
+        found = (SmallDigests(data, checksums, sealer) if len(data) <= INLINE_BYTES  # on the loop: microseconds
+                 else await self.store.run(SmallDigests, data, checksums, sealer))
+        staged = Staged(len(data), found.sha256, found.md5, found.checksums, body=found.body,
+                        sealed_sha256=found.sealed_sha256, sealed_size=found.sealed_size)
         staged.replicas, staged.writer = self._replicas_for(storage_class), self
         return staged
 
@@ -204,7 +201,7 @@ class ObjectData:
         need = len(replicas) // 2 + 1 if len(replicas) > 1 else 1
         if len(replicas) < need or not replicas:
             raise NoReplicaAvailable(f"{len(replicas)} healthy replicas")
-        pending = {asyncio.ensure_future(self.store.run(_write_replica, r, data, digest)) for r in replicas}
+        pending = {asyncio.ensure_future(self.store.run(write_small, r, data, digest)) for r in replicas}
         written = 0
         while pending and written < need:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -393,20 +390,6 @@ def _check_limit(size: int, limit: int) -> None:
     if size > limit:
         raise EntityTooLarge("Your proposed upload exceeds the maximum allowed size",
                              MaxSizeAllowed=str(limit), ProposedSize=str(size))
-
-
-def _write_replica(replica: Replica, data: bytes, digest: Digest) -> None:
-    if replica.path(digest).exists():
-        return
-    tmp = replica.ingest_root / f".s3-{uuid.uuid4().hex}"
-    try:
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        replica.install(tmp, digest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _read_frames(replica: Replica, digest: Digest, kek: bytes, first: int, count: int, plain_size: int) -> bytes:

@@ -41,6 +41,7 @@ from minicloud.services.s3.http import (
 from minicloud.services.s3.lifecycle import expiration_header
 from minicloud.services.s3.locks import lock_for_write, lock_members
 from minicloud.services.s3.names import check_key
+from minicloud.services.s3.small import read_small_sealed
 from minicloud.services.s3.store import Bucket, ObjectRow
 from minicloud.services.s3.uploads import MAX_PUT_BYTES, checksum_members, receive_body
 from minicloud.storage.blobs import Digest
@@ -253,7 +254,9 @@ class ObjectOperations(EncryptionOperations):
             if params.get(override) is not None:
                 result[member] = params[override]
         if body and end > start:
-            result["Body"] = self.read_data(segments, start, end, kek)
+            small = None if kek is None else await read_small_sealed(self.data.store, self.data.replicas, segments,
+                                                                      start, end, kek)
+            result["Body"] = small if small is not None else self.read_data(segments, start, end, kek)
         return result
 
     def read_data(self, segments: list[tuple[str, int]], start: int, end: int, kek: bytes | None) -> Any:
