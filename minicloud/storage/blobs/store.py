@@ -16,6 +16,7 @@ ingest file again (``stream_algorithms`` changes that).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import logging
@@ -36,11 +37,15 @@ from minicloud.storage.blobs.core import (
     SizeMismatch,
 )
 from minicloud.storage.blobs.replica import Replica
+from minicloud.storage.blobs.writeback import append
 
 log = logging.getLogger("minicloud.blobs")
 T = TypeVar("T")
 
 READ_CHUNK = 1 << 20
+FLUSH_BYTES = 4 << 20  # an ingest's bytes are handed to the thread pool this many at a time
+EARLY_WRITEBACK_BYTES = 1 << 20  # a batch this large starts its own writeback (see writeback.py)
+HASH_STATES_KEPT = 256  # hash states of ingests closed for a resume, kept so a resume need not re-read
 
 
 class WritePolicy(StrEnum):
@@ -64,7 +69,7 @@ def _hash_file(path: Path, algorithm: str, limit: int | None = None) -> Any:
 
 class ReplicatedBlobStore:
     def __init__(self, replicas: Sequence[Replica], policy: WritePolicy = WritePolicy.ALL, *,
-                 workers: int = 8, flush_bytes: int = 1 << 20,
+                 workers: int = 8, flush_bytes: int = FLUSH_BYTES,
                  stream_algorithms: tuple[str, ...] = ("sha256",)) -> None:
         if not replicas:
             raise ValueError("a blob store needs at least one replica")
@@ -73,6 +78,11 @@ class ReplicatedBlobStore:
         self.flush_bytes = flush_bytes
         self.stream_algorithms = stream_algorithms
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blobs")
+        # Each replica's fsync + rename at commit; under QUORUM the ones past the quorum finish
+        # here after the commit returned. A pool of its own: its jobs never wait for each other.
+        self._committer = ThreadPoolExecutor(max_workers=max(4, 2 * len(self.replicas)),
+                                             thread_name_prefix="blob-commit")
+        self._hash_states: dict[str, tuple[int, dict[str, Any]]] = {}
         for replica in self.replicas:
             replica.prepare()
 
@@ -92,6 +102,22 @@ class ReplicatedBlobStore:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        self._committer.shutdown(wait=True)
+
+    def keep_hash_state(self, ref: str, offset: int, hashers: dict[str, Any]) -> None:
+        """Remember an ingest's hash state as it is closed, so that a resume at ``offset`` goes on
+        from it instead of reading the bytes back (a registry upload's PATCH, then its PUT)."""
+        self._hash_states.pop(ref, None)
+        if len(self._hash_states) >= HASH_STATES_KEPT:
+            self._hash_states.pop(next(iter(self._hash_states)))
+        self._hash_states[ref] = (offset, {name: h.copy() for name, h in hashers.items()})
+
+    def _resumed_hashers(self, ref: str, offset: int, replica: Replica) -> dict[str, Any]:
+        kept = self._hash_states.pop(ref, None)
+        if kept is not None and kept[0] == offset and set(kept[1]) == set(self.stream_algorithms):
+            return kept[1]
+        return {algorithm: (_hash_file(replica.ingest_data(ref), algorithm, offset) if offset
+                            else hashlib.new(algorithm)) for algorithm in self.stream_algorithms}
 
     def healthy(self) -> list[Replica]:
         return [r for r in self.replicas if r.healthy()]
@@ -195,11 +221,7 @@ class ReplicatedBlobStore:
             else:  # it missed bytes: it gets a copy of the committed blob instead
                 f.close()
                 replica.remove_ingest(ref)
-        hashers = {}
-        for algorithm in self.stream_algorithms:
-            hashers[algorithm] = (_hash_file(kept[0][0].ingest_data(ref), algorithm, offset) if offset
-                                  else hashlib.new(algorithm))
-        return ReplicatedIngest(self, ref, kept, offset, hashers)
+        return ReplicatedIngest(self, ref, kept, offset, self._resumed_hashers(ref, offset, kept[0][0]))
 
     def _ingest_status(self, ref: str) -> IngestStatus:
         for replica in self.healthy():
@@ -214,6 +236,7 @@ class ReplicatedBlobStore:
         def abort() -> None:
             for replica in self.replicas:
                 replica.remove_ingest(ref)
+        self._hash_states.pop(ref, None)
         await self.run(abort)
 
     async def ingests(self) -> AsyncIterator[IngestStatus]:
@@ -227,25 +250,7 @@ class ReplicatedBlobStore:
             yield status
 
 
-PARALLEL_SYNC_BYTES = 8 << 20  # below this, one thread syncs the copies in turn (no thread start-up)
-
-
-def _sync(f: BinaryIO) -> OSError | None:
-    try:
-        f.flush()
-        os.fsync(f.fileno())
-    except OSError as exc:
-        return exc
-    return None
-
-
-def _sync_all(files: list[BinaryIO], parallel: bool) -> list[OSError | None]:
-    """fsync every replica's copy: of a large blob, all at once (each disk flushes its own copy;
-    in turn, a commit waited for the sum of the flushes)."""
-    if not parallel or len(files) < 2:
-        return [_sync(f) for f in files]
-    with ThreadPoolExecutor(max_workers=len(files), thread_name_prefix="blob-fsync") as pool:
-        return list(pool.map(_sync, files))
+PARALLEL_SYNC_BYTES = 8 << 20  # under ALL, below this one thread syncs the copies in turn
 
 
 class ReplicatedIngest:
@@ -259,7 +264,7 @@ class ReplicatedIngest:
         self._files = files
         self._offset = offset
         self._hashers = hashers
-        self._pending: list[bytes] = []
+        self._pending: list[bytes | bytearray] = []
         self._pending_size = 0
         self._inflight: asyncio.Future[None] | None = None
         self._inflight_size = 0
@@ -269,7 +274,7 @@ class ReplicatedIngest:
     def offset(self) -> int:
         return self._offset + self._inflight_size + self._pending_size
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | bytearray) -> None:
         if not data:
             return
         self._pending.append(data)
@@ -297,9 +302,10 @@ class ReplicatedIngest:
             finally:
                 self._inflight_size = 0
 
-    async def _write(self, data: bytes) -> None:
+    async def _write(self, data: bytes | bytearray) -> None:
         files = list(self._files)
-        jobs = [self.store.run(f.write, data) for _, f in files]
+        early = len(data) >= EARLY_WRITEBACK_BYTES
+        jobs = [self.store.run(append, f, data, early) for _, f in files]
         jobs += [self.store.run(h.update, data) for h in self._hashers.values()]
         results = await asyncio.gather(*jobs, return_exceptions=True)
         for i, result in enumerate(results):
@@ -348,21 +354,9 @@ class ReplicatedIngest:
         actual = self._digest_of_ingest(expected.algorithm)
         if actual != expected.hex:
             raise DigestMismatch(f"content hashes to {expected.algorithm}:{actual}, not {expected}")
-        committed: list[Replica] = []
-        info: BlobInfo | None = None
-        synced = _sync_all([f for _, f in self._files], parallel=self._offset >= PARALLEL_SYNC_BYTES)
-        for (replica, f), sync_error in zip(self._files, synced, strict=True):
-            try:
-                if sync_error is not None:
-                    raise sync_error
-                f.close()
-                info = replica.install(replica.ingest_data(self.ref), expected)
-                replica.remove_ingest(self.ref)
-                committed.append(replica)
-            except OSError as exc:
-                log.warning("replica %s failed committing %s: %s", replica.name, expected, exc)
-        self._files = []
+        files, self._files = self._files, []
         self._closed = True
+        committed, info = self._install_quorum(files, expected)
         if committed and self.store.policy is WritePolicy.ALL:
             for replica in self.store.healthy():
                 if replica not in committed:
@@ -377,6 +371,44 @@ class ReplicatedIngest:
                                      f"{self.store.required} required")
         return info
 
+    def _install_quorum(self, files: list[tuple[Replica, BinaryIO]],
+                        expected: Digest) -> tuple[list[Replica], BlobInfo | None]:
+        """fsync + rename every copy, all at once (each disk flushes its own copy; in turn, a commit
+        waited for the sum of the flushes). Under ALL this waits for every copy; under QUORUM it
+        returns once ``required`` copies are in place, the others finishing on their own."""
+        if len(files) == 1 or (self._offset < PARALLEL_SYNC_BYTES and self.store.policy is WritePolicy.ALL):
+            results = [(replica, self._install_one(replica, f, expected)) for replica, f in files]
+            installed = [(replica, i) for replica, i in results if i is not None]
+            return [replica for replica, _ in installed], (installed[0][1] if installed else None)
+        futures = {self.store._committer.submit(self._install_one, replica, f, expected): replica
+                   for replica, f in files}
+        wait_all = self.store.policy is WritePolicy.ALL
+        committed: list[Replica] = []
+        info: BlobInfo | None = None
+        pending = set(futures)
+        while pending and (wait_all or len(committed) < self.store.required):
+            done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                result = future.result()
+                if result is not None:
+                    committed.append(futures[future])
+                    info = info or result
+        return committed, info
+
+    def _install_one(self, replica: Replica, f: BinaryIO, expected: Digest) -> BlobInfo | None:
+        try:
+            try:
+                f.flush()
+                os.fsync(f.fileno())
+            finally:
+                f.close()
+            info = replica.install(replica.ingest_data(self.ref), expected)
+            replica.remove_ingest(self.ref)
+            return info
+        except OSError as exc:
+            log.warning("replica %s failed committing %s: %s", replica.name, expected, exc)
+            return None
+
     async def close(self) -> None:
         """Keep what was written for a later resume."""
         if self._closed:
@@ -388,6 +420,7 @@ class ReplicatedIngest:
             for _, f in self._files:
                 f.close()
         self._closed = True
+        self.store.keep_hash_state(self.ref, self._offset, self._hashers)
         await self.store.run(close)
 
     async def abort(self) -> None:
