@@ -232,7 +232,7 @@ def main() -> int:
         conf = out / "s3tests.conf"
         conf.write_text(config_text(srv, make_accounts(srv)))
         cmd = [str(python), "-m", "pytest", *FILES, "-m", MARKER_EXPRESSION, "-p", "no:cacheprovider",
-               "-q", "-rfE", f"--timeout={args.timeout}", f"--junitxml={out / 'junit.xml'}", *args.pytest_args]
+               "-v", "-rfE", f"--timeout={args.timeout}", f"--junitxml={out / 'junit.xml'}", *args.pytest_args]
         if args.keyword:
             cmd += ["-k", args.keyword]
         if args.collect_only:
