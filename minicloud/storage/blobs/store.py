@@ -43,6 +43,7 @@ log = logging.getLogger("minicloud.blobs")
 T = TypeVar("T")
 
 READ_CHUNK = 1 << 20
+STREAM_CHUNK = 4 << 20  # a blob read for a response goes out this many bytes at a time
 FLUSH_BYTES = 4 << 20  # an ingest's bytes are handed to the thread pool this many at a time
 EARLY_WRITEBACK_BYTES = 1 << 20  # a batch this large starts its own writeback (see writeback.py)
 HASH_STATES_KEPT = 256  # hash states of ingests closed for a resume, kept so a resume need not re-read
@@ -139,19 +140,35 @@ class ReplicatedBlobStore:
         return f
 
     async def read(self, digest: Digest, offset: int = 0, length: int | None = None,
-                   chunk_size: int = READ_CHUNK) -> AsyncIterator[bytes]:
+                   chunk_size: int = STREAM_CHUNK) -> AsyncIterator[bytes | bytearray]:
+        """The bytes in chunks, the next one read on a thread while the caller sends the current
+        one. Each chunk is a new buffer (a transport may still hold the previous one), made on the
+        event loop's thread: made on the pool's threads, their malloc arenas would keep them."""
         f = await self.run(self._open_at, digest, offset)
         remaining = length
+
+        async def fill() -> bytearray:
+            buffer = bytearray(chunk_size if remaining is None else min(chunk_size, remaining))
+            got = await self.run(f.readinto, buffer)  # type: ignore[attr-defined]
+            if got < len(buffer):
+                del buffer[got:]
+            return buffer
+        ahead: asyncio.Future[bytearray] | None = asyncio.ensure_future(fill())
         try:
-            while remaining is None or remaining > 0:
-                want = chunk_size if remaining is None else min(chunk_size, remaining)
-                chunk = await self.run(f.read, want)
+            while ahead is not None:
+                chunk = await ahead
+                ahead = None
                 if not chunk:
                     break
                 if remaining is not None:
                     remaining -= len(chunk)
+                if remaining is None or remaining > 0:
+                    ahead = asyncio.ensure_future(fill())
                 yield chunk
         finally:
+            if ahead is not None:
+                with contextlib.suppress(BaseException):
+                    await ahead
             f.close()
 
     async def read_all(self, digest: Digest) -> bytes:
