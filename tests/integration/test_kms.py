@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -65,9 +66,10 @@ def test_key_life_cycle(server: MinicloudServer, kms: Any) -> None:
     assert scheduled["KeyState"] == "PendingDeletion" and scheduled["PendingWindowInDays"] == 7
     meta = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
     assert meta["KeyState"] == "PendingDeletion" and "DeletionDate" in meta
-    for call in (lambda: kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x"),
-                 lambda: kms.decrypt(CiphertextBlob=blob),
-                 lambda: kms.enable_key(KeyId=key["KeyId"])):
+    refused: list[Callable[[], Any]] = [lambda: kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x"),
+                                        lambda: kms.decrypt(CiphertextBlob=blob),
+                                        lambda: kms.enable_key(KeyId=key["KeyId"])]
+    for call in refused:
         with pytest.raises(ClientError) as err:
             call()
         assert code(err) == "KMSInvalidStateException"
@@ -118,8 +120,9 @@ def test_aliases(server: MinicloudServer, kms: Any) -> None:
     blob = kms.encrypt(KeyId=name, Plaintext=b"via alias")
     assert blob["KeyId"] == second["Arn"]
     kms.delete_alias(AliasName=name)
-    for call in (lambda: kms.describe_key(KeyId=name), lambda: kms.delete_alias(AliasName=name),
-                 lambda: kms.update_alias(AliasName=name, TargetKeyId=first["KeyId"])):
+    gone: list[Callable[[], Any]] = [lambda: kms.describe_key(KeyId=name), lambda: kms.delete_alias(AliasName=name),
+                                     lambda: kms.update_alias(AliasName=name, TargetKeyId=first["KeyId"])]
+    for call in gone:
         with pytest.raises(ClientError) as err:
             call()
         assert code(err) == "NotFoundException"
@@ -166,7 +169,7 @@ def test_encrypt_decrypt_and_data_keys(kms: Any) -> None:
 
 def test_bad_input(kms: Any) -> None:
     key = new_key(kms)
-    cases: list[tuple[Any, str]] = [
+    cases: list[tuple[Callable[[], Any], str]] = [
         (lambda: kms.describe_key(KeyId="nope"), "NotFoundException"),
         (lambda: kms.describe_key(KeyId=str(uuid.uuid4())), "NotFoundException"),
         (lambda: kms.encrypt(KeyId="alias/missing", Plaintext=b"x"), "NotFoundException"),
@@ -195,9 +198,10 @@ def test_iam_and_key_policy_enforcement(server: MinicloudServer, kms: Any) -> No
     key = new_key(kms)
     blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"s")["CiphertextBlob"]
     nobody = server.client("kms", user_keys(server))
-    for call in (lambda: nobody.encrypt(KeyId=key["KeyId"], Plaintext=b"x"),
-                 lambda: nobody.decrypt(CiphertextBlob=blob), lambda: nobody.create_key(),
-                 lambda: nobody.describe_key(KeyId=key["Arn"])):
+    denied: list[Callable[[], Any]] = [lambda: nobody.encrypt(KeyId=key["KeyId"], Plaintext=b"x"),
+                                       lambda: nobody.decrypt(CiphertextBlob=blob), lambda: nobody.create_key(),
+                                       lambda: nobody.describe_key(KeyId=key["Arn"])]
+    for call in denied:
         with pytest.raises(ClientError) as err:
             call()
         assert code(err) == "AccessDeniedException"
@@ -248,3 +252,28 @@ def test_aws_cli(server: MinicloudServer, tmp_path: Any) -> None:
     server.aws("kms", "schedule-key-deletion", "--key-id", created["KeyId"], "--pending-window-in-days", "7")
     state = server.aws_json("kms", "describe-key", "--key-id", name)["KeyMetadata"]["KeyState"]
     assert state == "PendingDeletion"
+
+
+def test_a_key_policy_without_the_account_switches_iam_off(server: MinicloudServer, kms: Any) -> None:
+    named_keys = user_keys(server)
+    named_arn = server.client("sts", named_keys).get_caller_identity()["Arn"]
+    iam_admin = server.client("kms", user_keys(server, {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}))
+    only_named = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": named_arn}, "Action": ["kms:Encrypt", "kms:Decrypt"],
+         "Resource": "*"}]})
+    with pytest.raises(ClientError) as err:  # the lockout safety check
+        kms.create_key(Policy=only_named)
+    assert code(err) == "MalformedPolicyDocumentException"
+    key = new_key(kms, Policy=only_named, BypassPolicyLockoutSafetyCheck=True)
+    named = server.client("kms", named_keys)
+    blob = named.encrypt(KeyId=key["Arn"], Plaintext=b"mine")["CiphertextBlob"]
+    assert named.decrypt(CiphertextBlob=blob)["Plaintext"] == b"mine"
+    for client in (iam_admin, kms):  # IAM's kms:* does not count, nor does being the root user
+        with pytest.raises(ClientError) as err:
+            client.decrypt(CiphertextBlob=blob)
+        assert code(err) == "AccessDeniedException"
+    other = new_key(kms)
+    with pytest.raises(ClientError) as err:
+        kms.put_key_policy(KeyId=other["KeyId"], PolicyName="default", Policy=only_named)
+    assert code(err) == "MalformedPolicyDocumentException"

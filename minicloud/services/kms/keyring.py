@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from minicloud.aws.context import RequestContext
-from minicloud.services.kms import ciphertext, store
+from minicloud.services.kms import ciphertext, key_policy, store
 from minicloud.services.kms.ciphertext import MalformedCiphertext, MasterKey
 from minicloud.services.kms.errors import (
     DisabledException,
@@ -110,7 +110,7 @@ class KeyRing:
     @staticmethod
     async def authorize(ctx: RequestContext, key: Key, action: str) -> None:
         """IAM with the key policy as the resource policy (the default policy defers to IAM)."""
-        await ctx.authorize(f"kms:{action}", key.arn, resource_policy=key.policy, resource_account=key.account_id)
+        await key_policy.authorize(ctx, key.policy, f"kms:{action}", key.arn, key.account_id)
 
     @staticmethod
     def check_usable(key: Key) -> None:

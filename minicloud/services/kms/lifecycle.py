@@ -10,7 +10,7 @@ from typing import Any
 from minicloud.aws.context import RequestContext
 from minicloud.aws.errors import NotImplementedOperation, ValidationException
 from minicloud.iam.policy import MalformedPolicyDocument, PolicyKind, parse_policy
-from minicloud.services.kms import store
+from minicloud.services.kms import key_policy, store
 from minicloud.services.kms.base import KmsBase, page_after, page_limit, page_result
 from minicloud.services.kms.errors import (
     KMSInvalidStateException,
@@ -32,6 +32,16 @@ def check_policy(text: str) -> str:
     except MalformedPolicyDocument as exc:
         raise MalformedPolicyDocumentException(exc.message) from None
     return text
+
+
+def check_lockout(ctx: RequestContext, params: dict[str, Any], policy: str, key_arn: str) -> None:
+    """AWS's lockout safety check: the new policy must let the caller change it again."""
+    if params.get("BypassPolicyLockoutSafetyCheck"):
+        return
+    if not key_policy.admits(policy, ctx.principal, "kms:PutKeyPolicy", key_arn, ctx.account_id,
+                             ctx.condition_keys()):
+        raise MalformedPolicyDocumentException("The new key policy will not allow you to update the key policy in "
+                                               "the future.")
 
 
 def tag_dict(tags: list[dict[str, Any]] | None) -> dict[str, str]:
@@ -61,6 +71,7 @@ class KeyLifecycle(KmsBase):
             raise TagException(f"A key can have at most {MAX_TAGS} tags.")
         values = self.keys.new_key_values(ctx.account_id, ctx.region, ctx.now, description=params.get("Description")
                                           or "", policy=policy, tags=tags)
+        check_lockout(ctx, params, policy, store.key_arn(ctx.account_id, ctx.region, values["key_id"]))
         key = await self.db.write(lambda conn: store.insert_key(conn, values))
         return {"KeyMetadata": key.metadata()}
 
@@ -132,6 +143,7 @@ class KeyLifecycle(KmsBase):
         if key.state == store.PENDING_DELETION:
             raise KMSInvalidStateException(f"{key.arn} is pending deletion.")
         policy = check_policy(params["Policy"])
+        check_lockout(ctx, params, policy, key.arn)
         await self.db.write(lambda conn: store.update_key(conn, key.key_id, policy=policy))
         return {}
 
