@@ -61,6 +61,7 @@ MARKER_EXPRESSION = "not (" + " or ".join(EXCLUDED_MARKERS) + ")"
 @dataclass
 class Accounts:
     main_account: str
+    main_email: str
     main: Keys
     alt_account: str
     alt: Keys
@@ -98,7 +99,7 @@ def suite_venv(suite: Path) -> Path:
 def admin_of_new_account(srv: MinicloudServer, label: str) -> tuple[str, Keys]:
     """A new account (Organizations) with an IAM user holding AdministratorAccess, and its keys."""
     status = srv.client("organizations").create_account(
-        Email=f"{label}-{uuid.uuid4().hex[:6]}@example.com", AccountName=label)["CreateAccountStatus"]
+        Email=f"{label}@example.com", AccountName=label)["CreateAccountStatus"]
     account_id = status["AccountId"]
     iam = srv.client("iam")
     boot = f"boot-{uuid.uuid4().hex[:6]}"
@@ -129,7 +130,8 @@ def make_accounts(srv: MinicloudServer) -> Accounts:
     assert srv.root is not None
     alt_account, alt = admin_of_new_account(srv, "alt")
     tenant_account, tenant = admin_of_new_account(srv, "tenant")
-    return Accounts(srv.account_id, srv.root, alt_account, alt, tenant_account, tenant, kms_keys(srv))
+    main_email = srv.client("organizations").describe_account(AccountId=srv.account_id)["Account"]["Email"]
+    return Accounts(srv.account_id, main_email, srv.root, alt_account, alt, tenant_account, tenant, kms_keys(srv))
 
 
 def config_text(srv: MinicloudServer, acc: Accounts) -> str:
@@ -148,7 +150,7 @@ iam path prefix = /s3-tests/
 [s3 main]
 display_name = {acc.main_account}
 user_id = {canonical_id(acc.main_account)}
-email = main@example.com
+email = {acc.main_email}
 api_name = us-east-1
 lc_debug_interval = 10
 access_key = {acc.main.access_key_id}

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from minicloud.services.s3.names import canonical_id
 from tests.support.aws import code, status
-from tests.support.server import MinicloudServer
+from tests.support.server import Keys, MinicloudServer
 
 
 def _name(prefix: str = "compat") -> str:
@@ -67,3 +68,73 @@ def test_sigv2_old_amz_date_is_skewed(s3v2: Any, bucket: str) -> None:
     assert (status(err), code(err)) == (403, "RequestTimeTooSkewed")
 
 
+
+
+# -- ACLs -------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def other_account(server: MinicloudServer) -> tuple[str, str, Any]:
+    """Another account: (account id, e-mail, an S3 client of an admin IAM user of it)."""
+    email = f"{_name('acl')}@example.com"
+    account_id = server.client("organizations").create_account(
+        Email=email, AccountName="acl-other")["CreateAccountStatus"]["AccountId"]
+    iam = server.client("iam")
+    boot = _name("boot")
+    iam.create_user(UserName=boot)
+    iam.attach_user_policy(UserName=boot, PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+    key = iam.create_access_key(UserName=boot)["AccessKey"]
+    creds = server.client("sts", keys=Keys(key["AccessKeyId"], key["SecretAccessKey"])).assume_role(
+        RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole", RoleSessionName="acl",
+    )["Credentials"]
+    other_iam = server.client("iam", keys=Keys(creds["AccessKeyId"], creds["SecretAccessKey"],
+                                               creds["SessionToken"]))
+    other_iam.create_user(UserName="admin")
+    other_iam.attach_user_policy(UserName="admin", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+    admin = other_iam.create_access_key(UserName="admin")["AccessKey"]
+    return account_id, email, server.client("s3", keys=Keys(admin["AccessKeyId"], admin["SecretAccessKey"]))
+
+
+def test_grant_to_another_account_shows_its_display_name_and_lets_its_admin_user_read(
+        s3: Any, bucket: str, other_account: tuple[str, str, Any]) -> None:
+    account_id, _, other_s3 = other_account
+    with pytest.raises(ClientError) as err:
+        other_s3.head_bucket(Bucket=bucket)
+    assert status(err) == 403
+    acl = s3.get_bucket_acl(Bucket=bucket)
+    grantee = {"Type": "CanonicalUser", "ID": canonical_id(account_id)}
+    grant: dict[str, Any] = {"Grantee": grantee, "Permission": "READ"}
+    s3.put_bucket_acl(Bucket=bucket, AccessControlPolicy={"Owner": acl["Owner"], "Grants": [*acl["Grants"], grant]})
+    grants = s3.get_bucket_acl(Bucket=bucket)["Grants"]
+    assert {"Grantee": {**grantee, "DisplayName": account_id}, "Permission": "READ"} in grants
+    other_s3.head_bucket(Bucket=bucket)  # an IAM user whose own policy allows it, through the ACL grant
+    other_s3.list_objects(Bucket=bucket)
+    with pytest.raises(ClientError) as err:
+        other_s3.get_bucket_acl(Bucket=bucket)  # READ does not give READ_ACP
+    assert status(err) == 403
+
+
+def test_grant_by_email_becomes_the_accounts_canonical_user(
+        s3: Any, bucket: str, other_account: tuple[str, str, Any]) -> None:
+    account_id, email, _ = other_account
+    acl = s3.get_bucket_acl(Bucket=bucket)
+    grant = {"Grantee": {"Type": "AmazonCustomerByEmail", "EmailAddress": email}, "Permission": "WRITE"}
+    s3.put_bucket_acl(Bucket=bucket, AccessControlPolicy={"Owner": acl["Owner"], "Grants": [*acl["Grants"], grant]})
+    grants = s3.get_bucket_acl(Bucket=bucket)["Grants"]
+    assert {"Grantee": {"Type": "CanonicalUser", "ID": canonical_id(account_id), "DisplayName": account_id},
+            "Permission": "WRITE"} in grants
+
+
+def test_grant_to_an_unknown_canonical_id_is_invalid_argument(s3: Any, bucket: str) -> None:
+    acl = s3.get_bucket_acl(Bucket=bucket)
+    grant = {"Grantee": {"Type": "CanonicalUser", "ID": "_foo"}, "Permission": "FULL_CONTROL"}
+    with pytest.raises(ClientError) as err:
+        s3.put_bucket_acl(Bucket=bucket, AccessControlPolicy={"Owner": acl["Owner"], "Grants": [grant]})
+    assert (status(err), code(err)) == (400, "InvalidArgument")
+
+
+def test_canned_acl_lists_group_grants_before_the_owner(s3: Any) -> None:
+    name = _name()
+    s3.create_bucket(Bucket=name, ACL="public-read-write")
+    grants = s3.get_bucket_acl(Bucket=name)["Grants"]
+    assert [(g["Grantee"]["Type"], g["Permission"]) for g in grants] == [
+        ("Group", "READ"), ("Group", "WRITE"), ("CanonicalUser", "FULL_CONTROL")]
