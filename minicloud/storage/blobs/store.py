@@ -36,8 +36,8 @@ from minicloud.storage.blobs.core import (
     NoReplicaAvailable,
     SizeMismatch,
 )
+from minicloud.storage.blobs.ingestfile import IngestFile
 from minicloud.storage.blobs.replica import Replica
-from minicloud.storage.blobs.writeback import append
 
 log = logging.getLogger("minicloud.blobs")
 T = TypeVar("T")
@@ -71,13 +71,14 @@ def _hash_file(path: Path, algorithm: str, limit: int | None = None) -> Any:
 class ReplicatedBlobStore:
     def __init__(self, replicas: Sequence[Replica], policy: WritePolicy = WritePolicy.ALL, *,
                  workers: int = 8, flush_bytes: int = FLUSH_BYTES,
-                 stream_algorithms: tuple[str, ...] = ("sha256",)) -> None:
+                 stream_algorithms: tuple[str, ...] = ("sha256",), direct_secondaries: bool = True) -> None:
         if not replicas:
             raise ValueError("a blob store needs at least one replica")
         self.replicas = list(replicas)
         self.policy = policy
         self.flush_bytes = flush_bytes
         self.stream_algorithms = stream_algorithms
+        self.direct_secondaries = direct_secondaries  # see ingestfile.py
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blobs")
         # Each replica's fsync + rename at commit; under QUORUM the ones past the quorum finish
         # here after the commit returned. A pool of its own: its jobs never wait for each other.
@@ -217,16 +218,16 @@ class ReplicatedBlobStore:
         healthy = self.healthy()
         if len(healthy) < self.required:
             raise NoReplicaAvailable(f"{len(healthy)} healthy replicas, {self.required} required")
-        files: list[tuple[Replica, BinaryIO]] = []
+        files: list[tuple[Replica, IngestFile]] = []
         for replica in healthy:
-            try:
-                files.append((replica, replica.open_ingest(ref)))
+            try:  # the first copy is the one reads prefer: through the page cache; the others around it
+                files.append((replica, replica.open_ingest(ref, direct=bool(files) and self.direct_secondaries)))
             except OSError as exc:
                 log.warning("replica %s cannot ingest %s: %s", replica.name, ref, exc)
         if not files:
             raise NoReplicaAvailable("no replica can ingest")
         offset = files[0][1].tell()
-        kept: list[tuple[Replica, BinaryIO]] = [files[0]]
+        kept: list[tuple[Replica, IngestFile]] = [files[0]]
         for replica, f in files[1:]:
             size = f.tell()
             if size > offset:
@@ -274,7 +275,7 @@ class ReplicatedIngest:
     """An open ingest, written to every replica in ``files``. Not safe for concurrent writers:
     callers serialise the writes to one ingest reference."""
 
-    def __init__(self, store: ReplicatedBlobStore, ref: str, files: list[tuple[Replica, BinaryIO]],
+    def __init__(self, store: ReplicatedBlobStore, ref: str, files: list[tuple[Replica, IngestFile]],
                  offset: int, hashers: dict[str, Any]) -> None:
         self.store = store
         self.ref = ref
@@ -322,7 +323,7 @@ class ReplicatedIngest:
     async def _write(self, data: bytes | bytearray) -> None:
         files = list(self._files)
         early = len(data) >= EARLY_WRITEBACK_BYTES
-        jobs = [self.store.run(append, f, data, early) for _, f in files]
+        jobs = [self.store.run(f.append, data, early) for _, f in files]
         jobs += [self.store.run(h.update, data) for h in self._hashers.values()]
         results = await asyncio.gather(*jobs, return_exceptions=True)
         for i, result in enumerate(results):
@@ -336,7 +337,7 @@ class ReplicatedIngest:
         if not self._files or (self.store.policy is WritePolicy.QUORUM and len(self._files) < self.store.required):
             raise NoReplicaAvailable(f"only {len(self._files)} replicas left for ingest {self.ref}")
 
-    def _drop(self, failed: list[tuple[Replica, BinaryIO]]) -> None:
+    def _drop(self, failed: list[tuple[Replica, IngestFile]]) -> None:
         for entry in failed:
             log.warning("replica %s failed writing ingest %s", entry[0].name, self.ref)
             self._files.remove(entry)
@@ -388,7 +389,7 @@ class ReplicatedIngest:
                                      f"{self.store.required} required")
         return info
 
-    def _install_quorum(self, files: list[tuple[Replica, BinaryIO]],
+    def _install_quorum(self, files: list[tuple[Replica, IngestFile]],
                         expected: Digest) -> tuple[list[Replica], BlobInfo | None]:
         """fsync + rename every copy, all at once (each disk flushes its own copy; in turn, a commit
         waited for the sum of the flushes). Under ALL this waits for every copy; under QUORUM it
@@ -412,7 +413,7 @@ class ReplicatedIngest:
                     info = info or result
         return committed, info
 
-    def _install_one(self, replica: Replica, f: BinaryIO, expected: Digest) -> BlobInfo | None:
+    def _install_one(self, replica: Replica, f: IngestFile, expected: Digest) -> BlobInfo | None:
         try:
             try:
                 f.flush()

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 from collections.abc import Callable
-from typing import BinaryIO
 
 SYNC_FILE_RANGE_WRITE = 2
 
@@ -33,17 +31,3 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
     """Ask the kernel to start writing ``[offset, offset+length)`` of ``fd`` out (best effort)."""
     if _sync_file_range is not None and length > 0:
         _sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)
-
-
-def append(f: BinaryIO, data: bytes | memoryview, early_writeback: bool) -> None:
-    """Append ``data`` to an ingest file; with ``early_writeback``, start writing it to the device."""
-    start = f.tell()
-    f.write(data)
-    if early_writeback:
-        f.flush()
-        start_writeback(f.fileno(), start, len(data))
-
-
-def fsync(f: BinaryIO) -> None:
-    f.flush()
-    os.fsync(f.fileno())
