@@ -534,6 +534,7 @@ class ContainerManager:
     async def load(self) -> None:
         """Read every container back; re-adopt running ones whose supervisor is still alive."""
         await asyncio.to_thread(self._sweep)
+        self.zygote.warm()
         for path in sorted(self.root.glob("*/container.json")):
             try:
                 container = Container.from_json(json.loads(path.read_text()))

@@ -119,6 +119,10 @@ class Zygote:
         self._sock = ours
         return ours
 
+    def warm(self) -> None:
+        """Start the zygote now rather than at the first container's start."""
+        self._ensure()
+
     async def spawn(self, files: ContainerFiles, stdin_fd: int | None) -> Started:
         sock = self._ensure()
         request_id = next(self._ids)
