@@ -277,3 +277,20 @@ def test_a_key_policy_without_the_account_switches_iam_off(server: MinicloudServ
     with pytest.raises(ClientError) as err:
         kms.put_key_policy(KeyId=other["KeyId"], PolicyName="default", Policy=only_named)
     assert code(err) == "MalformedPolicyDocumentException"
+
+
+def test_keys_and_sse_kms_objects_survive_a_kill(fresh_server: MinicloudServer) -> None:
+    fresh_server.start()
+    kms, s3 = fresh_server.client("kms"), fresh_server.client("s3")
+    key = new_key(kms)
+    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"durable", EncryptionContext={"k": "v"})["CiphertextBlob"]
+    s3.create_bucket(Bucket="kms-durable")
+    s3.put_object(Bucket="kms-durable", Key="o", Body=b"object", ServerSideEncryption="aws:kms",
+                  SSEKMSKeyId=key["Arn"])
+    master = fresh_server.data_dir / "kms" / "master.key"
+    assert oct(master.stat().st_mode & 0o777) == "0o600" and master.stat().st_size == 32
+    fresh_server.kill()
+    fresh_server.start()
+    kms, s3 = fresh_server.client("kms"), fresh_server.client("s3")
+    assert kms.decrypt(CiphertextBlob=blob, EncryptionContext={"k": "v"})["Plaintext"] == b"durable"
+    assert s3.get_object(Bucket="kms-durable", Key="o")["Body"].read() == b"object"
