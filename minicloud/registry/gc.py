@@ -5,7 +5,9 @@ One pass, in this order:
    (an interrupted monolithic upload) are removed once as old;
 2. a repository's link to a blob that none of its manifests refers to is removed once it is older
    than ``link_grace`` (a push links its layers before it puts the manifest that names them);
-3. a blob that no repository links is deleted once its file is older than ``blob_grace``.
+3. a blob that no repository links is deleted once its file is older than ``blob_grace``; one that
+   is linked gets a copy in every zone that lacks one (a push is acknowledged once a quorum of zones
+   has the blob: a zone that failed, or a crash before the last copy was in place, leaves it short).
 
 Why this never races a push: a blob is committed (renamed into place, mtime = now, or touched when
 it already existed) and then linked in the same request, well inside ``blob_grace``; a link
@@ -40,6 +42,7 @@ class GcReport:
     links: list[tuple[int, str]] = field(default_factory=list)
     blobs: list[str] = field(default_factory=list)
     bytes_freed: int = 0
+    repaired: list[str] = field(default_factory=list)  # "<digest> <zone>": copies restored
 
 
 def referenced(content: bytes) -> set[str]:
@@ -83,6 +86,9 @@ class RegistryGC:
 
     async def reconcile(self) -> None:
         report = await self.collect(datetime.now(UTC))
+        if report.repaired:
+            log.warning("registry gc: restored %d missing blob copies: %s", len(report.repaired),
+                        ", ".join(report.repaired[:20]))
         if report.uploads or report.blobs or report.links or report.ingests:
             log.info("registry gc: %d uploads, %d ingests, %d links, %d blobs (%d bytes)", len(report.uploads),
                      len(report.ingests), len(report.links), len(report.blobs), report.bytes_freed)
@@ -142,6 +148,10 @@ class RegistryGC:
             linked |= await self.db.read(_linked(names[start:start + 500]))
         for info in candidates:
             if str(info.digest) in linked:
+                try:
+                    report.repaired.extend(f"{info.digest} {zone}" for zone in await self.blobs.repair(info.digest))
+                except (BlobNotFound, OSError) as exc:
+                    log.warning("registry gc: cannot restore the copies of %s: %s", info.digest, exc)
                 continue
             try:
                 fresh = await self.blobs.stat(Digest.parse(str(info.digest)))

@@ -283,3 +283,24 @@ def test_lifecycle_controller_expires_images_for_real(registry: Registry) -> Non
     present = [d for d in untagged if registry.call("HEAD", f"/v2/life/app/manifests/{d}").status == 200]
     assert present == [untagged[-1]]  # the newest untagged image stays
     assert all(registry.call("HEAD", f"/v2/life/app/manifests/{d}").status == 200 for d in kept)
+
+
+def test_garbage_collection_restores_a_zone_copy_a_push_left_short(registry: Registry) -> None:
+    import asyncio
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from minicloud.storage.blobs import Digest
+
+    image, _ = registry.push_image("gc/short", "v1", layer=b"layer that lost a zone")
+    layer = Digest.parse(digest(b"layer that lost a zone"))
+    replicas = registry.app.blobs.replicas
+    deadline = time.monotonic() + 10  # the push returned at a quorum; the third copy lands on its own
+    while not all(r.path(layer).exists() for r in replicas) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(replicas) == 3 and all(r.path(layer).exists() for r in replicas)
+    replicas[2].path(layer).unlink()  # as if the third zone had failed, or a crash came before its copy
+    report = asyncio.run(registry.app.gc.collect(datetime.now(UTC) + timedelta(days=2)))
+    assert f"{layer} {replicas[2].name}" in report.repaired and str(layer) not in report.blobs
+    assert replicas[2].path(layer).read_bytes() == b"layer that lost a zone"
+    assert registry.call("GET", f"/v2/gc/short/manifests/{image}").status == 200
