@@ -184,6 +184,7 @@ def test_bad_input(kms: Any) -> None:
          "MalformedPolicyDocumentException"),
         (lambda: kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x", EncryptionAlgorithm="RSAES_OAEP_SHA_256"),
          "InvalidKeyUsageException"),
+        (lambda: kms.create_key(KeyUsage="SIGN_VERIFY"), "ValidationException"),
     ]
     for call, expected in cases:
         with pytest.raises(ClientError) as err:

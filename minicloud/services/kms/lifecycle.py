@@ -59,6 +59,8 @@ class KeyLifecycle(KmsBase):
         await ctx.authorize("kms:CreateKey", "*")
         spec = params.get("KeySpec") or params.get("CustomerMasterKeySpec") or "SYMMETRIC_DEFAULT"
         usage = params.get("KeyUsage") or "ENCRYPT_DECRYPT"
+        if spec == "SYMMETRIC_DEFAULT" and usage != "ENCRYPT_DECRYPT":
+            raise ValidationException(f"KeyUsage {usage} is not compatible with KeySpec SYMMETRIC_DEFAULT")
         if spec != "SYMMETRIC_DEFAULT" or usage != "ENCRYPT_DECRYPT":
             raise NotImplementedOperation(f"minicloud's KMS makes symmetric ENCRYPT_DECRYPT keys only (asked: {spec}, "
                                           f"{usage}).")
