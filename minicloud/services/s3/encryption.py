@@ -140,6 +140,21 @@ def _customer_key(algorithm: Any, key: Any, key_md5: Any) -> tuple[bytes, str] |
     return raw, actual_md5
 
 
+async def open_kms_data_key(ring: KeyRing, ctx: RequestContext, stored: dict[str, Any], bucket: str,
+                            key: str) -> bytes:
+    """The data key of an SSE-KMS object (its stored ``encryption``), decrypted by KMS for the caller
+    of ``ctx`` (kms:Decrypt on the key), as S3 answers its errors. Other services that read S3
+    objects' data (Lambda's code from S3) open SSE-KMS objects with it."""
+    resource = bucket_arn(bucket) if stored.get("bucket_key") else object_arn(bucket, key)
+    blob = base64.b64decode(stored["data_key"])
+    try:
+        kms_key: Key = await ring.key_of(blob)
+        await ring.authorize(ctx, kms_key, "Decrypt")
+        return ring.decrypt(kms_key, blob, kms_context(stored, resource))
+    except ServiceError as error:
+        raise kms_error(error) from None
+
+
 class EncryptionOperations(S3Base):
     master_key: MasterKey
     key_ring: KeyRing
@@ -248,16 +263,7 @@ class EncryptionOperations(S3Base):
         return ObjectKey(data_key, stored)
 
     async def _kms_read_key(self, ctx: RequestContext, stored: dict[str, Any], bucket: str, key: str) -> bytes:
-        """The data key of an SSE-KMS object, decrypted by KMS for this caller (kms:Decrypt)."""
-        ring = self._kms()
-        resource = bucket_arn(bucket) if stored.get("bucket_key") else object_arn(bucket, key)
-        blob = base64.b64decode(stored["data_key"])
-        try:
-            kms_key: Key = await ring.key_of(blob)
-            await ring.authorize(ctx, kms_key, "Decrypt")
-            return ring.decrypt(kms_key, blob, kms_context(stored, resource))
-        except ServiceError as error:
-            raise kms_error(error) from None
+        return await open_kms_data_key(self._kms(), ctx, stored, bucket, key)
 
     async def upload_key(self, params: dict[str, Any], stored: dict[str, Any] | None, ctx: RequestContext,
                          upload: Any) -> ObjectKey | None:
