@@ -241,13 +241,18 @@ class ContainerManager:
             volumes = self.attachments.volume_plan(container)
             network: NetworkPlan = await self.attachments.connect(container, files, self.get, self.files)
             container.ports = await self.attachments.publish(container)
-            await asyncio.to_thread(prepare, container, files, mounts, swap_accounting=self._swap,
-                                    console_size=console_size, network=network, volumes=volumes)
-            if container.config.get("OpenStdin"):
+            with_stdin = bool(container.config.get("OpenStdin"))
+
+            def bundle() -> None:  # one trip to a worker thread for the whole bundle
+                prepare(container, files, mounts, swap_accounting=self._swap, console_size=console_size,
+                        network=network, volumes=volumes)
+                self.runc.write_shim_config(files, container.id, tty=container.tty, stdin=with_stdin,
+                                            cgroup=f"{CGROUP_PARENT}/{container.id}")
+
+            await asyncio.to_thread(bundle)
+            if with_stdin:
                 stdin_r, handle.stdin = os.pipe()
                 os.set_blocking(handle.stdin, False)
-            await asyncio.to_thread(self.runc.write_shim_config, files, container.id, tty=container.tty,
-                                    stdin=stdin_r >= 0, cgroup=f"{CGROUP_PARENT}/{container.id}")
             started = await self.zygote.spawn(files, stdin_r if stdin_r >= 0 else None)
         except Exception as exc:
             handle.close_stdin()
@@ -270,7 +275,8 @@ class ContainerManager:
         container.state.pid, container.state.shim_pid = started.init_pid, started.shim_pid
         container.state.started_at, container.state.error = now_rfc3339(), ""
         container.state.exit_code, container.state.oom_killed = 0, False
-        await asyncio.to_thread(files.save, container)
+        # durable only when a restart policy must find it after a crash of the host
+        await asyncio.to_thread(files.save, container, durable=_restart_policy(container) != "no")
         self._watch(container, handle)
         self.events.publish("container", "start", container.id, {"name": container.name,
                                                                   "image": container.image_name})
@@ -310,7 +316,7 @@ class ContainerManager:
         state.oom_killed, state.pid, state.shim_pid = bool(report.get("oom_killed")), 0, 0
         auto_remove = bool(container.host_config.get("AutoRemove")) and not self._closing
         if not auto_remove:  # removed just below: a crash before that finds it running and removes it
-            await asyncio.to_thread(files.save, container)
+            await asyncio.to_thread(files.save, container, durable=False)
         handle.exits += 1
         if state.oom_killed:
             self.events.publish("container", "oom", container.id, {"name": container.name})
@@ -332,7 +338,7 @@ class ContainerManager:
 
     def _should_restart(self, container: Container) -> bool:
         policy = container.host_config.get("RestartPolicy") or {}
-        kind = policy.get("Name") or "no"
+        kind = _restart_policy(container)
         if container.stopped_by_user or kind == "no":
             return False
         if kind == "on-failure":
@@ -599,6 +605,10 @@ class ContainerManager:
         await self.settled()
         for handle in self.handles.values():
             handle.release()
+
+
+def _restart_policy(container: Container) -> str:
+    return str((container.host_config.get("RestartPolicy") or {}).get("Name") or "no")
 
 
 def status_of(container: Container) -> Status:

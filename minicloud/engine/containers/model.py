@@ -119,10 +119,14 @@ class ContainerFiles:
         self.exit = self.dir / "exit.json"
         self.resize = self.dir / "resize"
 
-    def save(self, container: Container) -> None:
+    def save(self, container: Container, *, durable: bool = True) -> None:
+        """Write the record atomically; ``durable`` also survives a crash of the host. A start or
+        an exit need not be durable: after a host crash no container runs, whichever of the
+        records is found (one found running gets exit code 255)."""
         tmp = self.record.with_suffix(".tmp")
         with open(tmp, "w") as f:
             json.dump(container.to_json(), f)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, self.record)
