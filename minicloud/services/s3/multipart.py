@@ -174,7 +174,7 @@ class MultipartOperations(ObjectOperations):
                                  f"source: {MAX_PUT_BYTES}")
         body = self.read_data(source.segments(), start, end, source_kek)
         staged = await self.data.stage(body, upload.storage_class, checksums=set(), limit=MAX_PUT_BYTES,
-                                       sealer=part_key.sealer() if part_key else None)
+                                       sealer=part_key.sealer() if part_key else None, plain_sha256=False)
         values = await self._store_part(ctx, upload, number, staged)
         result: dict[str, Any] = {"CopyPartResult": {"ETag": values["etag"], "LastModified": values["last_modified"]},
                                   **(part_key.members() if part_key else {})}
