@@ -7,7 +7,6 @@ so a provider only ever raises ``ServiceError`` subclasses.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from minicloud.aws.protocol.serializers import ResponseSerializer, create_serial
 from minicloud.aws.protocol.validate import validate
 from minicloud.aws.provider import Handler, Provider
 from minicloud.aws.request import AwsRequest, AwsResponse, ClientDisconnected
+from minicloud.aws.request_ids import new_request_id
 from minicloud.iam.authorizer import Authorizer
 from minicloud.iam.credentials import CredentialStore
 from minicloud.iam.identity import ANONYMOUS, Credential
@@ -139,7 +139,7 @@ class AwsDispatcher:
     # -- the request pipeline ------------------------------------------------------------------------
     async def handle(self, request: AwsRequest) -> AwsResponse:
         """Answer one request; every failure leaves as the addressed service's own error."""
-        exchange = _Exchange(str(uuid.uuid4()))
+        exchange = _Exchange(new_request_id())
         try:
             return await self._serve(request, exchange)
         except ClientDisconnected:
@@ -260,7 +260,7 @@ class AwsDispatcher:
         except sigv4.AuthFailure:
             auth = None
         endpoint = self._route(auth.service if auth else None, request)
-        return self._render_error(error, endpoint, None, str(uuid.uuid4()))
+        return self._render_error(error, endpoint, None, new_request_id())
 
     def _render_error(self, error: ServiceError, endpoint: ServiceEndpoint | None,
                       operation: OperationModel | None, request_id: str) -> AwsResponse:
