@@ -34,7 +34,7 @@ from pathlib import Path
 import uvloop
 
 from bench.minicloud_server import start_minicloud
-from bench.proc import LOOPBACK, ServerProcess, clean_env, free_port, tree_rss
+from bench.proc import LOOPBACK, ServerProcess, clean_env, cpu_seconds, free_port, machine_busy_seconds, tree_rss
 
 CHUNK = 1 << 20
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -46,7 +46,7 @@ class Target:
     port: int
     pid: int
     auth: dict[str, str]
-    stop: Callable[[], None]
+    stop: Callable[[], object]
     creds: str | None = None  # user:password for skopeo
 
 
@@ -70,7 +70,9 @@ def start_minicloud_target() -> Target:
 
 
 def _conn(target: Target) -> http.client.HTTPConnection:
-    return http.client.HTTPConnection(LOOPBACK, target.port, timeout=600)
+    # http.client sends a file body ``blocksize`` bytes per send(): its default, 8 KiB, made the
+    # client itself a bottleneck of a 1 GiB upload on this 2-core machine (for both servers).
+    return http.client.HTTPConnection(LOOPBACK, target.port, timeout=600, blocksize=CHUNK)
 
 
 def _request(target: Target, method: str, path: str, body: object = None,
@@ -230,18 +232,30 @@ def measure(target: Target, args: argparse.Namespace, blob: Path, digest: str, l
             round_no: int) -> dict[str, float]:
     mib = blob.stat().st_size / CHUNK
     repo = f"bench/r{round_no}"
-    with RssSampler(target.pid) as up_rss:
-        up = upload(target, repo, blob, digest)
-    with RssSampler(target.pid) as down_rss:
-        down = download(target, repo, digest)
-    push_small_image(target, f"{repo}-small")
-    head = manifest_rps(target, f"{repo}-small", "HEAD", args.connections, args.duration)
-    get = manifest_rps(target, f"{repo}-small", "GET", args.connections, args.duration)
-    push, pull = skopeo_copy(target, layout, f"{repo}-skopeo", work)
-    return {"upload MB/s": mib * 1.048576 / up, "download MB/s": mib * 1.048576 / down,
-            "peak RSS upload MiB": up_rss.peak, "peak RSS download MiB": down_rss.peak,
-            "manifest HEAD req/s": head, "manifest GET req/s": get,
-            "skopeo push s": push, "skopeo pull s": pull}
+    phases = set(args.phases.split(","))
+    out: dict[str, float] = {}
+    if "blob" in phases:
+        cpu, busy = cpu_seconds(target.pid), machine_busy_seconds()
+        with RssSampler(target.pid) as up_rss:
+            up = upload(target, repo, blob, digest)
+        up_cpu, up_busy = cpu_seconds(target.pid) - cpu, machine_busy_seconds() - busy
+        cpu, busy = cpu_seconds(target.pid), machine_busy_seconds()
+        with RssSampler(target.pid) as down_rss:
+            down = download(target, repo, digest)
+        down_cpu, down_busy = cpu_seconds(target.pid) - cpu, machine_busy_seconds() - busy
+        out |= {"upload MB/s": mib * 1.048576 / up, "download MB/s": mib * 1.048576 / down,
+                "peak RSS upload MiB": up_rss.peak, "peak RSS download MiB": down_rss.peak,
+                # CPU seconds the server spent per GiB, and the cores the whole machine was busy
+                # (server, client, kernel writeback and everyone else's work): a noisy machine shows here.
+                "upload server CPU s/GiB": up_cpu * 1024 / mib, "upload machine cores": up_busy / up,
+                "download server CPU s/GiB": down_cpu * 1024 / mib, "download machine cores": down_busy / down}
+    if "manifest" in phases:
+        push_small_image(target, f"{repo}-small")
+        out["manifest HEAD req/s"] = manifest_rps(target, f"{repo}-small", "HEAD", args.connections, args.duration)
+        out["manifest GET req/s"] = manifest_rps(target, f"{repo}-small", "GET", args.connections, args.duration)
+    if "skopeo" in phases:
+        out["skopeo push s"], out["skopeo pull s"] = skopeo_copy(target, layout, f"{repo}-skopeo", work)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -251,6 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image-mib", type=int, default=500)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--phases", default="blob,manifest,skopeo",
+                        help="comma-separated among blob (upload + download), manifest, skopeo")
+    parser.add_argument("--targets", default="minicloud,distribution",
+                        help="comma-separated among minicloud, distribution")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-registry-") as tmp:
         work = Path(tmp)
@@ -262,9 +280,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 hasher.update(data)
                 f.write(data)
         digest = f"sha256:{hasher.hexdigest()}"
-        layout = make_layout(work, 10, args.image_mib)
+        layout = make_layout(work, 10, args.image_mib) if "skopeo" in args.phases else work
         results: dict[str, list[dict[str, float]]] = {}
-        starters = [("minicloud", start_minicloud_target), ("distribution 2.8", None)]
+        wanted = set(args.targets.split(","))
+        starters = [(name, starter) for name, starter in [("minicloud", start_minicloud_target),
+                                                          ("distribution 2.8", None)]
+                    if name.split()[0] in wanted]
         for round_no in range(args.rounds):
             order = starters if round_no % 2 == 0 else list(reversed(starters))
             for name, starter in order:
@@ -288,7 +309,7 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
     print(f"|{'-' * 26}|" + "|".join("-" * 18 for _ in names) + "|-------|")
     for metric in metrics:
         values = [statistics.median(r[metric] for r in results[n]) for n in names]
-        ratio = values[0] / values[1] if len(values) > 1 and values[1] else float("nan")
+        ratio = values[0] / values[1] if len(values) > 1 and values[1] else float("nan")  # minicloud first
         print(f"| {metric:<24} | " + " | ".join(f"{v:>16.1f}" for v in values) + f" | {ratio:5.2f} |")
 
 

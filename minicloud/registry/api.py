@@ -72,7 +72,9 @@ class RegistryApp:
         self.db = runtime.db
         self.region = runtime.topology.default_region
         zones = [z.name for z in runtime.topology.zones(self.region)] or [self.region]
-        self.blobs = ReplicatedBlobStore.for_zones(runtime.config.data_dir / "blobs", zones, WritePolicy.ALL)
+        # A blob is acknowledged once a quorum of zones has it fsynced (as S3 STANDARD); the other
+        # copies finish in the background.
+        self.blobs = ReplicatedBlobStore.for_zones(runtime.config.data_dir / "blobs", zones, WritePolicy.QUORUM)
         self.auth = RegistryAuth(runtime.credentials, runtime.authorizer, load_key(runtime.config.data_dir),
                                  self.region)
         self.content = ContentHandlers(self)

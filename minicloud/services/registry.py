@@ -10,6 +10,7 @@ def build_providers(runtime: Runtime) -> list[Provider]:
     from minicloud.services.ec2.provider import Ec2Provider
     from minicloud.services.ecr.provider import EcrProvider
     from minicloud.services.iam.provider import IamProvider
+    from minicloud.services.kms.provider import KmsProvider
     from minicloud.services.lambda_.provider import LambdaProvider
     from minicloud.services.logs.provider import LogsProvider
     from minicloud.services.organizations.provider import OrganizationsProvider
@@ -17,4 +18,5 @@ def build_providers(runtime: Runtime) -> list[Provider]:
     from minicloud.services.sts.provider import StsProvider
 
     return [IamProvider(runtime), StsProvider(runtime), OrganizationsProvider(runtime), EcrProvider(runtime),
-            S3Provider(runtime), Ec2Provider(runtime), LambdaProvider(runtime), LogsProvider(runtime)]
+            S3Provider(runtime), Ec2Provider(runtime), LambdaProvider(runtime), LogsProvider(runtime),
+            KmsProvider(runtime)]

@@ -488,13 +488,18 @@ def test_nothing_left_behind(engine: Engine) -> None:
     assert engine.docker("ps", "-aq").stdout.strip() == ""
     data = str(engine.server.data_dir)
     netns = f"{data}/engine/netns"
-    deadline = time.monotonic() + 10  # a namespace's teardown runs just after its container's exit
-    while time.monotonic() < deadline and sorted(os.listdir(netns)) != ["engine"]:
+    def engine_mounts() -> list[str]:
+        # (the engine's mounts: Lambda keeps spare namespaces of its own under data/lambda while it runs)
+        with open("/proc/self/mountinfo") as f:
+            return sorted(line.split()[4] for line in f if f"{data}/engine" in line)
+
+    # a namespace's teardown and a rootfs's unmount run just after their container's exit
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (sorted(os.listdir(netns)) != ["engine"]
+                                           or engine_mounts() != [netns, f"{netns}/engine"]):
         time.sleep(0.1)
     assert sorted(os.listdir(netns)) == ["engine"]  # only the engine's own, while it runs
-    with open("/proc/self/mountinfo") as f:
-        # (the engine's mounts: Lambda keeps spare namespaces of its own under data/lambda while it runs)
-        assert sorted(line.split()[4] for line in f if f"{data}/engine" in line) == [netns, f"{netns}/engine"]
+    assert engine_mounts() == [netns, f"{netns}/engine"]
     veths = subprocess.run(["nsenter", f"--net={netns}/engine", "ip", "-o", "link", "show"], capture_output=True,
                            text=True, check=True).stdout
     assert [line for line in veths.splitlines() if ": mv" in line] == []

@@ -90,7 +90,7 @@ def test_bucket_encryption_configuration(s3: Any, bucket: str) -> None:
     assert code(err) == "InvalidArgument"
     with pytest.raises(ClientError) as err:
         s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
-            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})
+            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms:dsse"}}]})
     assert code(err) == "NotImplemented"
     s3.delete_bucket_encryption(Bucket=bucket)
     assert s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"] == default

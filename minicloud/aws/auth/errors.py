@@ -200,7 +200,7 @@ def _s3_error(failure: AuthFailure) -> ServiceError:
     if handler is not None:
         return handler(failure)
     if failure.kind is K.MISSING_AUTH:
-        return AccessDenied("Access Denied")
+        return AccessDenied(failure.message if d.get("message") == "own" else "Access Denied")
     if failure.kind is K.UNKNOWN_KEY:
         return InvalidAccessKeyId("The AWS Access Key Id you provided does not exist in our records.",
                                   AWSAccessKeyId=d.get("access_key_id", ""))

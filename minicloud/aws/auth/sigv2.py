@@ -59,17 +59,20 @@ def parse_query(request: AwsRequest) -> tuple[str, str, datetime, str | None]:
 
 
 def request_date(request: AwsRequest) -> datetime:
-    value = request.headers.get("x-amz-date") or request.headers.get("date")
+    """The request time: x-amz-date when present (even empty), else Date.
+
+    S3 answers 403 AccessDenied when neither is a valid date (a date before 1970 included).
+    """
+    value = request.headers.get("x-amz-date")
     if value is None:
-        raise AuthFailure(AuthFailureKind.MALFORMED, "AWS authentication requires a valid Date or "
-                          "x-amz-date header", details={"service": "s3"})
+        value = request.headers.get("date")
     try:
-        parsed = parsedate_to_datetime(value.strip())
+        parsed = parsedate_to_datetime(value.strip()) if value else None
     except (TypeError, ValueError):
         parsed = None
-    if parsed is None:
-        raise AuthFailure(AuthFailureKind.MALFORMED, "AWS authentication requires a valid Date or "
-                          "x-amz-date header", details={"service": "s3"})
+    if parsed is None or parsed.year < 1970:
+        raise AuthFailure(AuthFailureKind.MISSING_AUTH, "AWS authentication requires a valid Date or "
+                          "x-amz-date header", details={"service": "s3", "message": "own"})
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -107,6 +110,8 @@ def _resources(request: AwsRequest) -> list[str]:
     suffix = "?" + "&".join(text for _, text in sorted(subresources)) if subresources else ""
     path = request.signed_path or request.path or "/"
     resources = [path + suffix]
+    if path.count("/") == 1 and len(path) > 1:
+        resources.append(f"{path}/{suffix}")  # botocore signs a bucket as /bucket/ (its virtual-host form)
     host = (request.headers.get("host") or "").rsplit(":", 1)[0]
     label = host.split(".", 1)[0]
     if "." in host and not host.replace(".", "").isdigit() and label:

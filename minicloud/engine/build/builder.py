@@ -359,6 +359,7 @@ class Builder:
                                               handle.nap):
                 self.say(entry.data.decode(errors="replace"))
             await waiting
+            await handle.cleaned()  # its rootfs unmounted: the upper directory is read and may become a layer
             code = container.state.exit_code
             if code != 0:
                 raise BuildError(f"The command '{' '.join(args)}' returned a non-zero code: {code}", code)

@@ -296,20 +296,21 @@ class ContainerManager:
         except (OSError, ValueError):
             report = {"code": 255, "finished_at": now_rfc3339(), "oom_killed": False}
             container.state.error = "the container's supervisor exited without recording an exit status"
-        # off the exit's path: `runc delete` and the network's teardown (a next run waits for them)
-        handle.cleanup = asyncio.get_running_loop().create_task(
-            _together(self.runc.delete(container.id), self.attachments.disconnect(container)))
-        self._cleanups.add(handle.cleanup)
-        handle.cleanup.add_done_callback(self._cleanups.discard)
+        # off the exit's path (a next run, a removal and a copy wait for it): the rootfs's unmount
+        # (overlayfs syncs its whole upper filesystem then), `runc delete` and the network's teardown
+        handle.cleanup = self._background(_together(asyncio.to_thread(unmount, files.rootfs),
+                                                    self.runc.delete(container.id),
+                                                    self.attachments.disconnect(container)))
         container.ports = {}
-        await asyncio.to_thread(unmount, files.rootfs)
         handle.release()
         state = container.state
         if state.status is not Status.EXITED:
             container.transition(Status.EXITED)
         state.exit_code, state.finished_at = int(report["code"]), report["finished_at"]
         state.oom_killed, state.pid, state.shim_pid = bool(report.get("oom_killed")), 0, 0
-        await asyncio.to_thread(files.save, container)
+        auto_remove = bool(container.host_config.get("AutoRemove")) and not self._closing
+        if not auto_remove:  # removed just below: a crash before that finds it running and removes it
+            await asyncio.to_thread(files.save, container)
         handle.exits += 1
         if state.oom_killed:
             self.events.publish("container", "oom", container.id, {"name": container.name})
@@ -319,9 +320,10 @@ class ContainerManager:
             handle.changed.notify_all()
         if self._closing:
             return
-        if container.host_config.get("AutoRemove"):
+        if auto_remove:  # gone from the API at once; its files go just after (``settled`` waits)
             with contextlib.suppress(NotFound, Conflict):
-                await self.remove(container.id, force=True, volumes=True, namespace=container.namespace)
+                await self.remove(container.id, force=True, volumes=True, namespace=container.namespace,
+                                  settle=False)
         elif self._should_restart(container):
             container.transition(Status.RESTARTING)  # Docker's state during the back-off
             container.restart_count += 1
@@ -459,8 +461,12 @@ class ContainerManager:
 
         return wait()
 
-    async def remove(self, ref: str, force: bool = False, volumes: bool = False, namespace: str = DOCKER) -> None:
-        """Remove the container; with ``volumes`` (``rm -v``, ``--rm``) its anonymous volumes too."""
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False, namespace: str = DOCKER,
+                     settle: bool = True) -> None:
+        """Remove the container; with ``volumes`` (``rm -v``, ``--rm``) its anonymous volumes too.
+        The container is gone once its record is renamed (the commit point); its directory and
+        writable layer are deleted after, at once unless ``settle`` is False (``--rm``: then
+        ``settled`` waits for them)."""
         container = self.get(ref, namespace)
         handle = self.handle(container)
         if container.state.status in (Status.RUNNING, Status.PAUSED):
@@ -473,7 +479,10 @@ class ContainerManager:
                     await handle.changed.wait_for(lambda: handle.removed)
                 return
         container.transition(Status.REMOVING)
-        await asyncio.to_thread(self._discard, container)
+        files = self.files(container)
+        with contextlib.suppress(FileNotFoundError):  # one rename, no data: done here rather than in a thread
+            os.rename(files.record, files.removed)
+        discard = self._background(self._discard_later(container, handle))
         self.containers.pop(container.id, None)
         self.handles.pop(container.id, None)
         key = name_key(container.namespace, container.name)
@@ -485,10 +494,27 @@ class ContainerManager:
         self.events.publish("container", "destroy", container.id, {"name": container.name})
         async with handle.changed:
             handle.changed.notify_all()
+        if settle:
+            await discard
+
+    async def _discard_later(self, container: Container, handle: Handle) -> None:
+        await handle.cleaned()  # the rootfs is unmounted before its directories are deleted
+        await asyncio.to_thread(self._discard, container)
+
+    async def settled(self) -> None:
+        """Wait for the work left running after exits and removals (unmounts, deletions)."""
+        while pending := [t for t in self._cleanups if not t.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+        return task
 
     def _discard(self, container: Container) -> None:
-        """Blocking. Renaming the directory into the trash is the commit point (atomic): after a
-        crash the container is gone, and ``load`` sweeps the trash and snapshots nobody owns."""
+        """Blocking. The record was renamed (the commit point): after a crash the container is
+        gone, and ``load`` sweeps what is left of it (its directory, the trash, its snapshot)."""
         files = self.files(container)
         unmount(files.rootfs)
         trash = self.trash / f"{container.id}-{new_id()[:8]}"
@@ -508,6 +534,7 @@ class ContainerManager:
     async def load(self) -> None:
         """Read every container back; re-adopt running ones whose supervisor is still alive."""
         await asyncio.to_thread(self._sweep)
+        self.zygote.warm()
         for path in sorted(self.root.glob("*/container.json")):
             try:
                 container = Container.from_json(json.loads(path.read_text()))
@@ -533,6 +560,10 @@ class ContainerManager:
         for entry in self.trash.iterdir():
             unmount(entry / "rootfs")
             shutil.rmtree(entry, ignore_errors=True)
+        for removed in self.root.glob("*/removed.json"):
+            if not (removed.parent / "container.json").exists():
+                unmount(removed.parent / "rootfs")
+                shutil.rmtree(removed.parent, ignore_errors=True)
         known = {path.parent.name for path in self.root.glob("*/container.json")}
         for key in self.snapshots.list_keys():
             if self.snapshots.stat(key).kind == "active" and not key.startswith("extract-") and key not in known:
@@ -565,7 +596,7 @@ class ContainerManager:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.zygote.close()  # it exits at once when its socket closes
-        await asyncio.gather(*self._cleanups, return_exceptions=True)
+        await self.settled()
         for handle in self.handles.values():
             handle.release()
 

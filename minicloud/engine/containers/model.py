@@ -109,6 +109,7 @@ class ContainerFiles:
     def __init__(self, root: Path, container_id: str) -> None:
         self.dir = root / container_id
         self.record = self.dir / "container.json"
+        self.removed = self.dir / "removed.json"  # the record, once the container is removed
         self.bundle = self.dir
         self.rootfs = self.dir / "rootfs"
         self.log = self.dir / f"{container_id}-json.log"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from minicloud.engine import commands
 from minicloud.engine.containers.model import ContainerFiles
 from minicloud.engine.errors import EngineError
 
@@ -49,11 +50,8 @@ class Runc:
         return [self.binary, "--root", str(self.root)]
 
     async def call(self, *args: str) -> tuple[int, str]:
-        proc = await asyncio.create_subprocess_exec(
-            *self.base(), *args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out, err = await proc.communicate()
-        assert proc.returncode is not None
-        return proc.returncode, (out + err).decode(errors="replace").strip()
+        result = await commands.run([*self.base(), *args])
+        return result.returncode, (result.stdout + result.stderr).decode(errors="replace").strip()
 
     async def pause(self, container_id: str) -> None:
         code, text = await self.call("pause", container_id)
@@ -120,6 +118,10 @@ class Zygote:
         asyncio.get_running_loop().add_reader(ours, self._readable, ours)
         self._sock = ours
         return ours
+
+    def warm(self) -> None:
+        """Start the zygote now rather than at the first container's start."""
+        self._ensure()
 
     async def spawn(self, files: ContainerFiles, stdin_fd: int | None) -> Started:
         sock = self._ensure()

@@ -267,11 +267,13 @@ class Supervisor:
 
 
 def write_json(path: str, doc: dict[str, Any]) -> None:
+    """Atomically (a reader sees all of it or nothing), not durably: the engine reads it at once,
+    and after a crash of the host a missing one reads as exit code 255, which the container's
+    processes, gone with the host, have no better claim to. An fsync here waited on every other
+    writer of the filesystem, on the path of every exit."""
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(doc, f)
-        f.flush()
-        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

@@ -97,6 +97,15 @@ class ContainerView:
         return "/" + "/".join(done)
 
 
+@contextlib.asynccontextmanager
+async def _quiet(engine: Engine, container: Container) -> AsyncIterator[None]:
+    """No start, stop or exit's clean-up (the rootfs's unmount) in progress for the time of a copy."""
+    handle = engine.containers.handle(container)
+    async with handle.lock:
+        await handle.cleaned()
+        yield
+
+
 @contextlib.contextmanager
 def _mounted(engine: Engine, container: Container) -> Iterator[None]:
     """The container's root filesystem mounted for the time of a copy (already so while it runs)."""
@@ -160,14 +169,13 @@ def _pack(engine: Engine, container: Container, path: str, out: IO[bytes]) -> st
 async def get_archive(engine: Engine, request: Request) -> Response | StreamResponse:
     container = engine.containers.get(request.params["id"])
     path = request.arg("path")
-    lock = engine.containers.handle(container).lock
     if request.method == "HEAD":
-        async with lock:
+        async with _quiet(engine, container):
             header = await asyncio.to_thread(_head, engine, container, path)
         return Response(200, b"", headers=[("X-Docker-Container-Path-Stat", header)])
     spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the body
     try:
-        async with lock:
+        async with _quiet(engine, container):
             header = await asyncio.to_thread(_pack, engine, container, path, spool)
     except BaseException:
         spool.close()
@@ -240,7 +248,7 @@ async def export(engine: Engine, request: Request) -> StreamResponse:
     container = engine.containers.get(request.params["id"])
     spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the body
     try:
-        async with engine.containers.handle(container).lock:
+        async with _quiet(engine, container):
             await asyncio.to_thread(_export, engine, container, spool)
     except BaseException:
         spool.close()
@@ -267,7 +275,7 @@ async def put_archive(engine: Engine, request: Request) -> Response:
         async for chunk in request.chunks():
             await asyncio.to_thread(spool.write, chunk)
         spool.seek(0)
-        async with engine.containers.handle(container).lock:
+        async with _quiet(engine, container):
             await asyncio.to_thread(_extract, engine, container, path, spool, request.flag("noOverwriteDirNonDir"))
     except tarfile.TarError as exc:
         raise InvalidArgument(f"the archive cannot be extracted: {exc}") from None

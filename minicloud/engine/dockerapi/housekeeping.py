@@ -126,6 +126,7 @@ async def prune_images(engine: Engine, request: Request) -> Response:
         reclaimed += image.size
         engine.events.publish("image", "delete", image.id)
     if deleted:
+        await engine.containers.settled()
         await asyncio.to_thread(_collect, engine)
     engine.events.publish("image", "prune", "", {"reclaimed": str(reclaimed)})
     return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})

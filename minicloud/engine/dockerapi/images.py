@@ -258,6 +258,7 @@ async def delete(engine: Engine, request: Request) -> Response:
     else:
         engine.images.remove(image, force=True)
         deleted.append({"Deleted": image.id})
+        await engine.containers.settled()  # removed containers' layers stack on the image's until deleted
         await asyncio.to_thread(_collect, engine)
     engine.events.publish("image", "delete", image.id)
     return json_response(deleted)

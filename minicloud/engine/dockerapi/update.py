@@ -4,11 +4,11 @@ with ``runc update``. Other resources are refused by name."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from typing import TYPE_CHECKING, Any
 
+from minicloud.engine import commands
 from minicloud.engine.containers.state import Status
 from minicloud.engine.dockerapi.http import Request, Response, json_response
 from minicloud.engine.errors import Conflict, EngineError, InvalidArgument
@@ -72,12 +72,10 @@ async def update(engine: Engine, request: Request) -> Response:
     updated = {**container.host_config, **changes}
     resources = _resources({k: v for k, v in updated.items() if k in changes or k == "MemorySwap"})
     if resources and container.state.status in (Status.RUNNING, Status.PAUSED):
-        proc = await asyncio.create_subprocess_exec(
-            *manager.runc.base(), "update", "--resources", "-", container.id, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        _, err = await proc.communicate(json.dumps(resources).encode())
-        if proc.returncode != 0:
-            message = err.decode(errors="replace").strip()
+        result = await commands.run([*manager.runc.base(), "update", "--resources", "-", container.id],
+                                    json.dumps(resources).encode())
+        if result.returncode != 0:
+            message = result.stderr.decode(errors="replace").strip()
             if "device or resource busy" in message or "invalid argument" in message:
                 raise Conflict(f"Cannot update container {container.id}: {message}")
             raise EngineError(f"Cannot update container {container.id}: {message}")

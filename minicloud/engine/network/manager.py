@@ -260,7 +260,7 @@ class NetworkManager:
         member.endpoints[network.id] = endpoint
         if member.active and member.netns is not None:
             try:
-                await self._plumber.connect(member.netns, [self._link(container_id, endpoint)], first=False)
+                await self._plumber.connect(member.netns, [self._link(container_id, endpoint)])
             except BaseException:
                 member.endpoints.pop(network.id, None)
                 raise
@@ -293,10 +293,11 @@ class NetworkManager:
         if not endpoints:
             raise InvalidArgument("the container is connected to no network")
         path = self.netns_dir / container_id
-        await asyncio.to_thread(netns.create, path)
+        if path.exists():  # left by a crash
+            await asyncio.to_thread(netns.remove, path)
         member.netns = path
         try:
-            await self._plumber.connect(path, [self._link(container_id, e) for e in endpoints], first=True)
+            await self._plumber.sandbox(path, [self._link(container_id, e) for e in endpoints])
         except BaseException:
             await self._teardown(None, [self._link(container_id, e) for e in endpoints], path)
             member.netns = None

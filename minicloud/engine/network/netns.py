@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from minicloud.engine.commands import run as run_command
 from minicloud.engine.errors import EngineError
 from minicloud.engine.snapshots.mounts import is_mounted, unmount
 
@@ -80,24 +81,19 @@ async def run_ip(netns: Path | None, commands: list[str], *, tolerate: bool = Fa
     if not commands:
         return ""
     args = [*_inside(netns), "ip", *(["-force"] if tolerate else []), "-batch", "-"]
-    proc = await asyncio.create_subprocess_exec(*args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                                stderr=subprocess.PIPE)
-    out, err = await proc.communicate("\n".join(commands).encode() + b"\n")
-    if proc.returncode != 0 and not tolerate:
+    result = await run_command(args, "\n".join(commands).encode() + b"\n")
+    if result.returncode != 0 and not tolerate:
         where = "this namespace" if netns is None else netns.name
-        raise NetworkSetupFailed(f"ip failed in {where}: {err.decode(errors='replace').strip()}")
-    return out.decode(errors="replace")
+        raise NetworkSetupFailed(f"ip failed in {where}: {result.stderr.decode(errors='replace').strip()}")
+    return result.stdout.decode(errors="replace")
 
 
 async def run_nft(netns: Path | None, ruleset: str) -> None:
     """Load ``ruleset`` atomically (one ``nft -f`` transaction) inside ``netns``."""
-    proc = await asyncio.create_subprocess_exec(
-        *_inside(netns), "nft", "-f", "-", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE)
-    _out, err = await proc.communicate(ruleset.encode())
-    if proc.returncode != 0:
+    result = await run_command([*_inside(netns), "nft", "-f", "-"], ruleset.encode())
+    if result.returncode != 0:
         where = "this namespace" if netns is None else netns.name
-        raise NetworkSetupFailed(f"nft failed in {where}: {err.decode(errors='replace').strip()}")
+        raise NetworkSetupFailed(f"nft failed in {where}: {result.stderr.decode(errors='replace').strip()}")
 
 
 def _enter(path: str) -> None:

@@ -1,15 +1,18 @@
-"""The ``ip`` commands that build bridges in the engine's namespace and connect a container's
-namespace to them with veth pairs: one end (``eth0``, ``eth1``...) in the container, the other
-enslaved to the network's bridge in the engine's namespace. Rendering is pure (tested without
-root); ``Plumber`` runs the commands.
+"""Bridges in the engine's namespace (``ip`` commands, at start-up and ``network create``) and
+the veth pairs that connect a container's namespace to them: one end (``eth0``, ``eth1``...) in
+the container, the other enslaved to the network's bridge in the engine's namespace, made with
+rtnetlink requests from a thread (no process on the path of a start: ``rtnl``). The ``ip``
+commands' rendering is pure (tested without root); ``Plumber`` runs the work.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from minicloud.engine.network import netns
+from minicloud.engine.network import netns, rtnl
 from minicloud.engine.network.model import Endpoint, Network
 
 # sysctls of the engine's namespace: no routing between bridges or anywhere else, no bridged
@@ -47,26 +50,6 @@ def bridge_commands(network: Network, existing: set[str]) -> list[str]:
             f"link set {network.bridge} up"]
 
 
-def engine_side(links: list[Link], container_netns: Path) -> list[str]:
-    commands = []
-    for link in links:
-        commands += [
-            f"link add {link.host} type veth peer name {link.endpoint.ifname} address {link.endpoint.mac} "
-            f"netns {container_netns}",
-            f"link set {link.host} master {link.bridge}",
-            f"link set {link.host} up",
-        ]
-    return commands
-
-
-def container_side(links: list[Link], with_loopback: bool = True) -> list[str]:
-    commands = ["link set lo up"] if with_loopback else []
-    for link in links:
-        commands += [f"addr add {link.endpoint.ip}/{link.prefixlen} dev {link.endpoint.ifname}",
-                     f"link set {link.endpoint.ifname} up"]
-    return commands
-
-
 def parse_link_names(ip_output: str) -> set[str]:
     """Interface names from ``ip link show`` (lines ``N: name[@peer]: <FLAGS> ...``)."""
     names = set()
@@ -92,17 +75,62 @@ class Plumber:
     async def remove_bridge(self, network: Network) -> None:
         await netns.run_ip(self.engine_netns, [f"link del {network.bridge}"], tolerate=True)
 
-    async def connect(self, container_netns: Path, links: list[Link], *, first: bool) -> None:
-        """Create the veth pairs and configure the container's side."""
+    async def sandbox(self, path: Path, links: list[Link]) -> None:
+        """A new namespace for a container at ``path``, connected to its bridges by ``links``."""
         try:
-            await netns.run_ip(self.engine_netns, engine_side(links, container_netns))
-        except netns.NetworkSetupFailed:  # a pair left by a crash under the same name: once more
-            await self.disconnect(links)
-            await netns.run_ip(self.engine_netns, engine_side(links, container_netns))
-        await netns.run_ip(container_netns, container_side(links, with_loopback=first))
+            await rtnl.in_own_thread(lambda: self._build(path, links, new=True))
+        except OSError as exc:
+            raise netns.NetworkSetupFailed(f"cannot connect the container's namespace {path.name[:12]}: "
+                                           f"{exc.strerror or exc}") from None
+
+    async def connect(self, container_netns: Path, links: list[Link]) -> None:
+        """Connect the running container's namespace to more bridges."""
+        try:
+            await rtnl.in_own_thread(lambda: self._build(container_netns, links, new=False))
+        except OSError as exc:
+            raise netns.NetworkSetupFailed(f"cannot connect {container_netns.name[:12]}: {exc.strerror or exc}") \
+                from None
+
+    def _build(self, path: Path, links: list[Link], *, new: bool) -> None:
+        """Blocking, in a thread of its own: a socket in the engine's namespace creates the pairs
+        and enslaves the host ends; one in the container's (new, or entered) sets addresses up."""
+        rtnl.enter(self.engine_netns)
+        masters = {link.bridge: socket.if_nametoindex(link.bridge) for link in links}
+        with rtnl.Rtnl() as engine:
+            if new:
+                rtnl.unshare_to(path)
+            else:
+                rtnl.enter(path)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                for link in links:
+                    _add_pair(engine, link, fd)
+                    engine.enslave_up(link.host, masters[link.bridge])
+            finally:
+                os.close(fd)
+            with rtnl.Rtnl() as inside:
+                if new:
+                    inside.set_up("lo")
+                for link in links:
+                    inside.add_address(link.endpoint.ifname, link.endpoint.ip, link.prefixlen)
+                    inside.set_up(link.endpoint.ifname)
 
     async def disconnect(self, links: list[Link]) -> None:
         """Delete the pairs (deleting one end deletes both), at once rather than whenever the
         kernel gets round to freeing the container's namespace."""
         if links:
-            await netns.run_ip(self.engine_netns, [f"link del {link.host}" for link in links], tolerate=True)
+            await rtnl.in_own_thread(lambda: self._delete(links))
+
+    def _delete(self, links: list[Link]) -> None:
+        rtnl.enter(self.engine_netns)
+        with rtnl.Rtnl() as engine:
+            for link in links:
+                engine.delete_link(link.host)
+
+
+def _add_pair(engine: rtnl.Rtnl, link: Link, container_netns_fd: int) -> None:
+    try:
+        engine.add_veth(link.host, link.endpoint.ifname, link.endpoint.mac, container_netns_fd)
+    except FileExistsError:  # a pair left by a crash under the same name: once more
+        engine.delete_link(link.host)
+        engine.add_veth(link.host, link.endpoint.ifname, link.endpoint.mac, container_netns_fd)

@@ -16,6 +16,9 @@ import json
 import re
 from typing import Any
 
+import sqlalchemy as sa
+
+from minicloud.iam.accounts import list_accounts
 from minicloud.iam.identity import Principal, PrincipalKind
 from minicloud.services.s3.errors import (
     AccessControlListNotSupported,
@@ -72,22 +75,51 @@ def canned_grants(canned: str, owner_account: str, bucket_owner: str) -> list[di
     if canned == "log-delivery-write":
         grants += [{"Grantee": _group(LOG_DELIVERY), "Permission": "WRITE"},
                    {"Grantee": _group(LOG_DELIVERY), "Permission": "READ_ACP"}]
-    return grants
+    # Group grants first, the owner's last (the order s3-tests expects; S3 documents none).
+    return [g for g in grants if "URI" in g["Grantee"]] + [g for g in grants if "URI" not in g["Grantee"]]
 
 
-def _grantee_of(kind: str, value: str, accounts: dict[str, str]) -> dict[str, str]:
+def known_accounts(conn: sa.Connection) -> dict[str, str]:
+    """Every account by its canonical user id and by ``email:<address>`` (grantees of ACLs)."""
+    found: dict[str, str] = {}
+    for account in list_accounts(conn):
+        found[canonical_id(account.account_id)] = account.account_id
+        found[f"email:{account.email.lower()}"] = account.account_id
+    return found
+
+
+def _grantee_of(kind: str, value: str, accounts: dict[str, str], *, strict: bool = False) -> dict[str, str]:
+    """A grantee as stored; ``strict`` (``accounts`` holds every account): an unknown id is refused."""
     if kind.lower() == "id":
         account = accounts.get(value)
+        if strict and account is None:
+            raise InvalidArgument("Invalid id", ArgumentName="CanonicalUser/ID", ArgumentValue=value)
         return {"Type": "CanonicalUser", "ID": value, **({"DisplayName": account} if account else {})}
     if kind.lower() == "uri":
         if value not in (ALL_USERS, AUTHENTICATED_USERS, LOG_DELIVERY):
             raise InvalidArgument("Invalid group uri", ArgumentName="uri", ArgumentValue=value)
         return _group(value)
+    account = accounts.get(f"email:{value.lower()}")
+    if account is not None:  # S3 keeps an e-mail grantee as the account's canonical user
+        return _user(account)
     raise UnresolvableGrantByEmailAddress("The e-mail address you provided does not match any account on record.",
                                           EmailAddress=value)
 
 
-def header_grants(params: dict[str, Any], accounts: dict[str, str]) -> list[dict[str, Any]] | None:
+def with_display_names(grants: list[dict[str, Any]], accounts: dict[str, str]) -> list[dict[str, Any]]:
+    """Grants as GetBucketAcl/GetObjectAcl answer them: a canonical user grantee with its DisplayName."""
+    shown = []
+    for grant in grants:
+        grantee = grant.get("Grantee") or {}
+        account = accounts.get(str(grantee.get("ID"))) if grantee.get("Type") == "CanonicalUser" else None
+        if account is not None and "DisplayName" not in grantee:
+            grant = {**grant, "Grantee": {**grantee, "DisplayName": account}}
+        shown.append(grant)
+    return shown
+
+
+def header_grants(params: dict[str, Any], accounts: dict[str, str], *,
+                  strict: bool = False) -> list[dict[str, Any]] | None:
     """Grants from x-amz-grant-* headers, None when there are none."""
     grants: list[dict[str, Any]] = []
     for member, permission in GRANT_HEADERS.items():
@@ -98,12 +130,12 @@ def header_grants(params: dict[str, Any], accounts: dict[str, str]) -> list[dict
             match = _HEADER_GRANTEE.fullmatch(item)
             if match is None:
                 raise InvalidArgument("Invalid grant header", ArgumentName=member, ArgumentValue=str(text))
-            grants.append({"Grantee": _grantee_of(match.group(1), match.group(2), accounts),
+            grants.append({"Grantee": _grantee_of(match.group(1), match.group(2), accounts, strict=strict),
                            "Permission": permission})
     return grants or None
 
 
-def body_grants(policy: dict[str, Any], accounts: dict[str, str]) -> list[dict[str, Any]]:
+def body_grants(policy: dict[str, Any], accounts: dict[str, str], *, strict: bool = False) -> list[dict[str, Any]]:
     grants = []
     for grant in policy.get("Grants") or []:
         grantee = grant.get("Grantee") or {}
@@ -113,7 +145,7 @@ def body_grants(policy: dict[str, Any], accounts: dict[str, str]) -> list[dict[s
                                     "published schema")
         kind = grantee.get("Type")
         if kind == "CanonicalUser" and grantee.get("ID"):
-            entry = _grantee_of("id", str(grantee["ID"]), accounts)
+            entry = _grantee_of("id", str(grantee["ID"]), accounts, strict=strict)
         elif kind == "Group" and grantee.get("URI"):
             entry = _grantee_of("uri", str(grantee["URI"]), accounts)
         elif kind == "AmazonCustomerByEmail" and grantee.get("EmailAddress"):
@@ -170,8 +202,12 @@ def check_acl_allowed(bucket: Bucket, grants: list[dict[str, Any]] | None, canne
 
 
 def grants_allow(grants: list[dict[str, Any]], principal: Principal, permission: str,
-                 ignore_public: bool) -> bool:
+                 ignore_public: bool, identity_allows: bool = False) -> bool:
+    """Whether a grant gives ``principal`` the permission. A grant to an account (its canonical id)
+    covers the account's root user, and its IAM users and roles when their own policies allow the
+    action (``identity_allows``), as S3 evaluates a cross-account ACL grant."""
     anonymous = principal.kind is PrincipalKind.ANONYMOUS
+    account_principal = principal.kind is PrincipalKind.ROOT or (identity_allows and not anonymous)
     for grant in grants:
         if grant.get("Permission") not in (permission, "FULL_CONTROL"):
             continue
@@ -181,7 +217,7 @@ def grants_allow(grants: list[dict[str, Any]], principal: Principal, permission:
             return True
         if uri == AUTHENTICATED_USERS and not ignore_public and not anonymous:
             return True
-        if (grantee.get("ID") and not anonymous and principal.kind is PrincipalKind.ROOT
+        if (grantee.get("ID") and account_principal
                 and grantee["ID"] == canonical_id(principal.account_id)):
             return True
     return False

@@ -142,16 +142,22 @@ class S3Base(Provider):
             return False
         permission, on_object = needed
         ignore_public = public_access_block(bucket)["IgnorePublicAcls"]
+        identity = False
+        if ctx.principal.kind not in (PrincipalKind.ROOT, PrincipalKind.ANONYMOUS):
+            resource = object_arn(bucket.name, key) if on_object and key is not None else bucket_arn(bucket.name)
+            identity = (await ctx.authorizer.check(ctx.principal, f"s3:{action}", resource,
+                                                   context=ctx.condition_keys(),
+                                                   resource_account=ctx.principal.account_id)).allowed
         if not on_object:
             return grants_allow(stored_grants(bucket.acl, bucket.account_id), ctx.principal, permission,
-                                ignore_public)
+                                ignore_public, identity)
         if key is None:
             return False
         version = dict(parse_qsl(ctx.request.query)).get("versionId")
         row = await self.db.read(lambda conn: store.get_object(conn, bucket.name, key, version))
         if row is None or row.delete_marker:
             return False
-        return grants_allow(stored_grants(row.acl, row.owner), ctx.principal, permission, ignore_public)
+        return grants_allow(stored_grants(row.acl, row.owner), ctx.principal, permission, ignore_public, identity)
 
     async def bucket_for(self, ctx: RequestContext, params: dict[str, Any], action: str,
                          key: str | None = None, context: ConditionValues | None = None) -> Bucket:

@@ -41,6 +41,7 @@ __all__ = [
     "Sealer",
     "frame_span",
     "open_frames",
+    "open_frames_into",
     "sealed_size",
 ]
 
@@ -121,15 +122,45 @@ class Sealer:
         self._index += 1
         return out
 
-    def feed(self, data: bytes) -> bytes:
+    def sealed_bytes(self, more: int) -> int:
+        """How many bytes ``feed`` gives out for ``more`` bytes of plaintext."""
+        total = len(self._pending) + more
+        return ((total - 1) // FRAME if total else 0) * (FRAME + TAG)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> bytearray:
         """Sealed frames for the plaintext so far (the newest full frame is held back until it is
         known whether it is the last)."""
-        self._pending += data
-        out = bytearray()
-        while len(self._pending) > FRAME:
-            out += self._seal(bytes(self._pending[:FRAME]), False)
-            del self._pending[:FRAME]
-        return bytes(out)
+        out = bytearray(self.sealed_bytes(len(data)))
+        self.feed_into(data, out)
+        return out
+
+    def feed_into(self, data: bytes | bytearray | memoryview, out: bytearray) -> None:
+        """``feed`` into ``out`` (exactly ``sealed_bytes(len(data))`` long): frames are encrypted
+        straight from ``data``, with no copy but of a frame begun by an earlier call."""
+        view = memoryview(data).cast("B")
+        frames = len(out) // (FRAME + TAG)
+        if len(out) != self.sealed_bytes(len(view)):
+            raise ValueError("the output buffer is not the size of the sealed frames")
+        if not frames:
+            self._pending += view
+            return
+        target = memoryview(out)
+        used = 0  # bytes of ``view`` sealed so far
+        start = 0
+        if self._pending:
+            used = FRAME - len(self._pending)
+            self._pending += view[:used]
+            self._seal_into(self._pending, False, target[:FRAME + TAG])
+            self._pending = bytearray()
+            start = 1
+        for i in range(start, frames):
+            self._seal_into(view[used:used + FRAME], False, target[i * (FRAME + TAG):(i + 1) * (FRAME + TAG)])
+            used += FRAME
+        self._pending = bytearray(view[used:])
+
+    def _seal_into(self, plain: bytes | bytearray | memoryview, last: bool, target: memoryview) -> None:
+        self._aead.encrypt_into(_nonce(self._index), plain, _aad(self._index, last), target)
+        self._index += 1
 
     def finish(self) -> bytes:
         if not self._pending:
@@ -139,7 +170,7 @@ class Sealer:
         return out
 
     def seal_all(self, data: bytes) -> bytes:
-        return self.header + self.feed(data) + self.finish()
+        return b"".join((self.header, self.feed(data), self.finish()))
 
 
 def open_frames(data_key: bytes, sealed: bytes, first: int, plain_size: int) -> bytes:
@@ -154,3 +185,20 @@ def open_frames(data_key: bytes, sealed: bytes, first: int, plain_size: int) -> 
         offset += len(chunk)
         index += 1
     return bytes(out)
+
+
+def open_frames_into(data_key: AESGCM, sealed: memoryview, first: int, plain_size: int, out: memoryview) -> int:
+    """``open_frames`` without copies: decrypt the frames in ``sealed`` (frame ``first`` onwards)
+    into ``out``; the number of plaintext bytes written (InvalidTag if any frame was altered)."""
+    frames = -(-plain_size // FRAME)
+    offset, written, index = 0, 0, first
+    while offset < len(sealed):
+        chunk = sealed[offset:offset + FRAME + TAG]
+        if len(chunk) <= TAG:
+            raise InvalidTag()
+        size = len(chunk) - TAG
+        data_key.decrypt_into(_nonce(index), chunk, _aad(index, index == frames - 1), out[written:written + size])
+        offset += len(chunk)
+        written += size
+        index += 1
+    return written

@@ -27,13 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from minicloud.services.s3 import crypto
 from minicloud.services.s3.checksums import Checksums
 from minicloud.services.s3.crypto import Sealer
 from minicloud.services.s3.errors import EntityTooLarge, ServiceUnavailable
+from minicloud.services.s3.small import INLINE_BYTES, SmallDigests
 from minicloud.storage.blobs import Digest, ReplicatedBlobStore, WritePolicy
 from minicloud.storage.blobs.core import BlobNotFound, NoReplicaAvailable
 from minicloud.storage.blobs.replica import Replica
+from minicloud.storage.blobs.small import prepare_fanout, write_small
 from minicloud.storage.blobs.store import ReplicatedIngest
 
 log = logging.getLogger("minicloud.s3.data")
@@ -43,7 +47,8 @@ WORKERS = 24  # file work in parallel: fsyncs overlap on the device
 SMALL = 1 << 20  # bodies up to this size are received in memory and written to replicas in one go
 ONE_ZONE_CLASSES = frozenset({"ONEZONE_IA", "REDUCED_REDUNDANCY"})
 VERIFY_BEFORE_SENDING = 4 << 20  # blobs up to this size are verified before their first byte goes out
-SEALED_BATCH = 16  # frames of an encrypted blob read and decrypted at a time (1 MiB)
+SEALED_BATCH = 64  # frames of an encrypted blob read and decrypted at a time (4 MiB)
+BODY_BATCH = 4 << 20  # a large body is checksummed, sealed and written this many bytes at a time
 
 
 class CorruptBlob(Exception):
@@ -89,11 +94,13 @@ class Staged:
 class ObjectData:
     def __init__(self, root: Path, zones: Sequence[str]) -> None:
         self.replicas = [Replica(root / zone, zone) for zone in zones]
-        algorithms = ("sha256", "md5")
+        algorithms = ("sha256",)  # a large body's MD5 is the staging pipeline's, over the plaintext
         self.store = ReplicatedBlobStore(self.replicas, WritePolicy.QUORUM, workers=WORKERS,
                                          stream_algorithms=algorithms)
         self._single = [ReplicatedBlobStore([r], WritePolicy.ALL, workers=2, stream_algorithms=algorithms)
                         for r in self.replicas]
+        for replica in self.replicas:
+            prepare_fanout(replica)
         self._next_zone = 0
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._background: set[asyncio.Future[None]] = set()
@@ -121,7 +128,7 @@ class ObjectData:
 
     # -- writing -------------------------------------------------------------------------------------
     async def stage(self, body: AsyncIterable[bytes], storage_class: str, *, checksums: set[str],
-                    limit: int, sealer: Sealer | None = None) -> Staged:
+                    limit: int, sealer: Sealer | None = None, plain_sha256: bool = True) -> Staged:
         """Receive a body (sealed on the way when ``sealer`` is given: the checksums, MD5 and
         SHA-256 stay those of the plaintext). One that fits in ``SMALL`` stays in memory until
         ``commit`` writes it to the replicas in parallel; a larger one streams into an ingest."""
@@ -132,64 +139,53 @@ class ObjectData:
                 head += await anext(iterator)
             except StopAsyncIteration:
                 return await self._stage_small(bytes(head), storage_class, checksums, limit, sealer)
-        return await self._stage_large(bytes(head), iterator, storage_class, checksums, limit, sealer)
+        return await self._stage_large(bytes(head), iterator, storage_class, checksums, limit, sealer,
+                                       plain_sha256)
 
     async def _stage_small(self, data: bytes, storage_class: str, checksums: set[str], limit: int,
                            sealer: Sealer | None) -> Staged:
         _check_limit(len(data), limit)
 
-        def digest() -> Staged:
-            summer = Checksums(checksums)
-            summer.update(data)
-            staged = Staged(len(data), hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(),
-                            summer.values(), body=data)
-            if sealer is not None:
-                staged.body = sealer.seal_all(data)
-                staged.sealed_sha256 = hashlib.sha256(staged.body).hexdigest()
-                staged.sealed_size = len(staged.body)
-            return staged
-        staged = await self.store.run(digest)
+        found = (SmallDigests(data, checksums, sealer) if len(data) <= INLINE_BYTES  # on the loop: microseconds
+                 else await self.store.run(SmallDigests, data, checksums, sealer))
+        staged = Staged(len(data), found.sha256, found.md5, found.checksums, body=found.body,
+                        sealed_sha256=found.sealed_sha256, sealed_size=found.sealed_size)
         staged.replicas, staged.writer = self._replicas_for(storage_class), self
         return staged
 
     async def _stage_large(self, head: bytes, rest: AsyncIterator[bytes], storage_class: str,
-                           checksums: set[str], limit: int, sealer: Sealer | None) -> Staged:
+                           checksums: set[str], limit: int, sealer: Sealer | None,
+                           plain_sha256: bool = True) -> Staged:
+        """A body larger than ``SMALL``; a sealed one's plaintext SHA-256 only when ``plain_sha256``
+        (a caller that has no use for it leaves ``Staged.sha256`` empty and saves a hash pass)."""
         store = self._store_for(storage_class)
         try:
             ingest = await store.ingest(f"s3-{uuid.uuid4().hex}")
         except NoReplicaAvailable as exc:
             log.error("no replica can take object data: %s", exc)
             raise ServiceUnavailable("Please reduce your request rate.") from None
-        summer = Checksums(checksums)
-        plain = _PlainDigests() if sealer is not None else None
+        pipeline = _BodyPipeline(self.store, ingest, Checksums(checksums), sealer, plain_sha256)
         size = len(head)
-
-        def take(chunk: bytes) -> bytes:
-            summer.update(chunk)
-            if plain is None or sealer is None:
-                return chunk
-            plain.update(chunk)
-            return sealer.feed(chunk)
         try:
             if sealer is not None:
                 await ingest.write(sealer.header)
-            await ingest.write(await self.store.run(take, head))
+            await pipeline.feed(head)
             async for chunk in rest:
                 size += len(chunk)
                 _check_limit(size, limit)
-                await ingest.write(await self.store.run(take, chunk))
-            if sealer is not None and plain is not None:
-                await ingest.write(await self.store.run(sealer.finish))
+                await pipeline.feed(chunk)
+            md5, plain_digest = await pipeline.finish()
+            if sealer is not None:
                 sealed_sha256 = await ingest.hexdigest("sha256")
-                return Staged(size, plain.sha256.hexdigest(), plain.md5.hexdigest(), summer.values(),
-                              ingest=ingest, sealed_sha256=sealed_sha256, sealed_size=ingest.offset)
+                return Staged(size, plain_digest or "", md5, pipeline.summer.values(), ingest=ingest,
+                              sealed_sha256=sealed_sha256, sealed_size=ingest.offset)
             sha256 = await ingest.hexdigest("sha256")
-            md5 = await ingest.hexdigest("md5")
         except BaseException:
+            await pipeline.cancel()
             with contextlib.suppress(Exception):
                 await ingest.abort()
             raise
-        return Staged(size, sha256, md5, summer.values(), ingest=ingest)
+        return Staged(size, sha256, md5, pipeline.summer.values(), ingest=ingest)
 
     def _replicas_for(self, storage_class: str) -> list[Replica]:
         healthy = [r for r in self.replicas if r.healthy()]
@@ -204,7 +200,7 @@ class ObjectData:
         need = len(replicas) // 2 + 1 if len(replicas) > 1 else 1
         if len(replicas) < need or not replicas:
             raise NoReplicaAvailable(f"{len(replicas)} healthy replicas")
-        pending = {asyncio.ensure_future(self.store.run(_write_replica, r, data, digest)) for r in replicas}
+        pending = {asyncio.ensure_future(self.store.run(write_small, r, data, digest)) for r in replicas}
         written = 0
         while pending and written < need:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -251,7 +247,7 @@ class ObjectData:
                 yield chunk
 
     async def read_sealed(self, segments: Sequence[tuple[str, int]], start: int, end: int,
-                          kek: bytes) -> AsyncIterator[bytes]:
+                          kek: bytes) -> AsyncIterator[bytes | bytearray]:
         """``read`` for encrypted objects: ``segments`` are sealed blobs with their plaintext
         sizes; only the frames [start, end) touches are read, each authenticated by its tag."""
         offset = 0
@@ -274,29 +270,56 @@ class ObjectData:
                     self._readers.pop(name, None)
 
     async def _read_sealed_blob(self, digest: Digest, size: int, lo: int, hi: int,
-                                kek: bytes) -> AsyncIterator[bytes]:
+                                kek: bytes) -> AsyncIterator[bytes | bytearray]:
+        """The plaintext [lo, hi) of one sealed blob, ``SEALED_BATCH`` frames at a time, the next
+        batch read and decrypted on a thread while the current one is sent. The file and the
+        unwrapped data key are kept for the whole read; a copy that fails (a bad tag, a short
+        file) is set aside for repair and the read goes on from another replica."""
         first, count, _ = crypto.frame_span(size, lo, hi)
+        end = first + count
         sources = await self.store.run(self._sources, digest)
         frame, skip = first, lo - first * crypto.FRAME
         remaining = hi - lo
-        while remaining > 0:
-            if not sources:
-                raise BlobNotFound(str(digest))
-            replica = sources[0]
-            batch = min(SEALED_BATCH, first + count - frame)
-            try:
-                plain = await self.store.run(_read_frames, replica, digest, kek, frame, batch, size)
-            except (crypto.InvalidTag, OSError, CorruptBlob) as exc:
-                log.warning("replica %s cannot give frames of %s: %s", replica.name, digest, exc)
-                sources.pop(0)
-                await self._repair(replica, digest)
-                continue
-            piece = plain[skip:skip + remaining]
-            skip = 0
-            frame += batch
-            remaining -= len(piece)
-            if piece:
-                yield piece
+        reader: _SealedReader | None = None
+        ahead: asyncio.Future[bytearray] | None = None
+        try:
+            while remaining > 0:
+                if not sources:
+                    raise BlobNotFound(str(digest))
+                replica = sources[0]
+                try:
+                    if reader is None:
+                        reader = _SealedReader(replica, digest, kek, size)
+                        await self.store.run(reader.open)
+                    if ahead is None:
+                        ahead = asyncio.ensure_future(reader.read(self.store, frame, min(SEALED_BATCH, end - frame)))
+                    plain = await ahead
+                except (crypto.InvalidTag, OSError, CorruptBlob) as exc:
+                    log.warning("replica %s cannot give frames of %s: %s", replica.name, digest, exc)
+                    ahead = None
+                    if reader is not None:
+                        await self.store.run(reader.close)
+                        reader = None
+                    sources.pop(0)
+                    await self._repair(replica, digest)
+                    continue
+                frame += min(SEALED_BATCH, end - frame)
+                ahead = (asyncio.ensure_future(reader.read(self.store, frame, min(SEALED_BATCH, end - frame)))
+                         if frame < end else None)
+                if skip or len(plain) - skip > remaining:
+                    piece: bytes | bytearray = bytes(memoryview(plain)[skip:skip + remaining])
+                else:
+                    piece = plain
+                skip = 0
+                remaining -= len(piece)
+                if piece:
+                    yield piece  # a bytearray is never reused: the transport may keep it
+        finally:
+            if ahead is not None:
+                with contextlib.suppress(BaseException):
+                    await ahead
+            if reader is not None:
+                await self.store.run(reader.close)
 
     def _sources(self, digest: Digest) -> list[Replica]:
         return [r for r in self.replicas if r.healthy() and r.path(digest).exists()]
@@ -379,14 +402,72 @@ class ObjectData:
         await self.store.run(repair)
 
 
-class _PlainDigests:
-    def __init__(self) -> None:
-        self.sha256 = hashlib.sha256()
-        self.md5 = hashlib.md5()
+class _BodyPipeline:
+    """A large body on its way into an ingest, in batches of ``BODY_BATCH`` bytes: while the event
+    loop receives the next batch, one thread checksums and seals the previous one (then the ingest
+    writes it to every replica, hashing it with SHA-256, on other threads), and MD5, the slowest
+    hash, runs on a thread of its own. Each stage keeps one batch in flight, in order."""
 
-    def update(self, data: bytes) -> None:
-        self.sha256.update(data)
-        self.md5.update(data)
+    def __init__(self, store: ReplicatedBlobStore, ingest: ReplicatedIngest, summer: Checksums,
+                 sealer: Sealer | None, plain_sha256: bool) -> None:
+        self.store = store
+        self.ingest = ingest
+        self.summer = summer
+        self.sealer = sealer
+        self.md5 = hashlib.md5()
+        self.plain_sha256 = hashlib.sha256() if sealer is not None and plain_sha256 else None
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._md5_job: asyncio.Future[None] | None = None
+        self._seal_job: asyncio.Future[bytes | bytearray] | None = None
+
+    async def feed(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+        self._size += len(chunk)
+        if self._size >= BODY_BATCH:
+            await self._hand_off()
+
+    async def _hand_off(self) -> None:
+        chunks, self._chunks, self._size = self._chunks, [], 0
+        batch = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if self._md5_job is not None:
+            await self._md5_job
+        self._md5_job = asyncio.ensure_future(self.store.run(self.md5.update, batch))
+        if self._seal_job is not None:
+            job, self._seal_job = self._seal_job, None
+            await self.ingest.write(await job)
+        # Large buffers are allocated here, on the event loop's thread: made on the pool's threads,
+        # each thread's malloc arena would keep some of them, and the server's RSS would grow.
+        out = bytearray(self.sealer.sealed_bytes(len(batch))) if self.sealer is not None else None
+        self._seal_job = asyncio.ensure_future(self.store.run(self._seal, batch, out))
+
+    def _seal(self, batch: bytes, out: bytearray | None) -> bytes | bytearray:
+        self.summer.update(batch)
+        if self.sealer is None or out is None:
+            return batch
+        if self.plain_sha256 is not None:
+            self.plain_sha256.update(batch)
+        self.sealer.feed_into(batch, out)
+        return out
+
+    async def finish(self) -> tuple[str, str | None]:
+        """Everything handed to the ingest: the body's MD5 and (sealed bodies) plaintext SHA-256."""
+        if self._size:
+            await self._hand_off()
+        if self._md5_job is not None:
+            await self._md5_job
+        if self._seal_job is not None:
+            job, self._seal_job = self._seal_job, None
+            await self.ingest.write(await job)
+        if self.sealer is not None:
+            await self.ingest.write(await self.store.run(self.sealer.finish))
+        return self.md5.hexdigest(), self.plain_sha256.hexdigest() if self.plain_sha256 is not None else None
+
+    async def cancel(self) -> None:
+        for job in (self._md5_job, self._seal_job):
+            if job is not None:
+                with contextlib.suppress(BaseException):
+                    await job
 
 
 def _check_limit(size: int, limit: int) -> None:
@@ -395,31 +476,50 @@ def _check_limit(size: int, limit: int) -> None:
                              MaxSizeAllowed=str(limit), ProposedSize=str(size))
 
 
-def _write_replica(replica: Replica, data: bytes, digest: Digest) -> None:
-    if replica.path(digest).exists():
-        return
-    tmp = replica.ingest_root / f".s3-{uuid.uuid4().hex}"
-    try:
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        replica.install(tmp, digest)
-    finally:
-        tmp.unlink(missing_ok=True)
+class _SealedReader:
+    """One replica's copy of a sealed blob, open, with its data key unwrapped: frames read into a
+    buffer kept for the whole read and decrypted straight into a new output buffer."""
 
+    def __init__(self, replica: Replica, digest: Digest, kek: bytes, plain_size: int) -> None:
+        self.name = f"{digest} on {replica.name}"
+        self.plain_size = plain_size
+        self.sealed_size = crypto.sealed_size(plain_size)
+        self._replica, self._digest, self._kek = replica, digest, kek
+        self._file: BinaryIO | None = None
+        self._key: AESGCM | None = None
+        self._buffer = bytearray(SEALED_BATCH * (crypto.FRAME + crypto.TAG))
 
-def _read_frames(replica: Replica, digest: Digest, kek: bytes, first: int, count: int, plain_size: int) -> bytes:
-    """Frames [first, first + count) of a sealed blob on one replica, decrypted."""
-    with replica.open(digest) as f:
-        header = f.read(crypto.HEADER)
-        data_key = crypto.unwrap(kek, header)
-        f.seek(crypto.HEADER + first * (crypto.FRAME + crypto.TAG))
-        wanted = min(count * (crypto.FRAME + crypto.TAG), crypto.sealed_size(plain_size) - f.tell())
-        sealed = f.read(wanted)
-    if len(sealed) != wanted:
-        raise CorruptBlob(f"{digest} on {replica.name} is shorter than expected")
-    return crypto.open_frames(data_key, sealed, first, plain_size)
+    def open(self) -> None:
+        self._file = self._replica.open(self._digest)
+        self._key = AESGCM(crypto.unwrap(self._kek, self._file.read(crypto.HEADER)))
+
+    async def read(self, store: ReplicatedBlobStore, first: int, count: int) -> bytearray:
+        """Frames [first, first + count), decrypted on the store's thread pool into a buffer made
+        here, on the event loop's thread (see ``_BodyPipeline._hand_off``)."""
+        out = bytearray(min(count * crypto.FRAME, self.plain_size - first * crypto.FRAME))
+        await store.run(self.frames_into, first, count, out)
+        return out
+
+    def frames_into(self, first: int, count: int, out: bytearray) -> None:
+        """Frames [first, first + count), decrypted into ``out`` (InvalidTag if any was altered)."""
+        start = crypto.HEADER + first * (crypto.FRAME + crypto.TAG)
+        wanted = min(count * (crypto.FRAME + crypto.TAG), self.sealed_size - start)
+        view = memoryview(self._buffer)[:wanted]
+        assert self._file is not None and self._key is not None, "frames read before open"
+        fd = self._file.fileno()
+        got = os.preadv(fd, [view], start)
+        while 0 < got < wanted:
+            more = os.preadv(fd, [view[got:]], start + got)
+            if more <= 0:
+                break
+            got += more
+        if got != wanted:
+            raise CorruptBlob(f"{self.name} is shorter than expected")
+        crypto.open_frames_into(self._key, view, first, self.plain_size, memoryview(out))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 def _open_at(replica: Replica, digest: Digest, offset: int) -> BinaryIO:

@@ -1,9 +1,15 @@
 """Server-side encryption: the bucket's default encryption configuration, and which key seals
 (and opens) an object's data: SSE-S3 (minicloud's master key; every object by default, as S3
-does since 2023) or SSE-C (the customer's key, sent with every request, never stored).
+does since 2023), SSE-KMS (a data key made by KMS under the named KMS key) or SSE-C (the
+customer's key, sent with every request, never stored).
 
-An object's ``encryption`` column holds ``{"sse": "AES256"}`` or ``{"sse": "SSE-C",
-"fingerprint": <HMAC of the key under the master key>, "key_md5": <base64 MD5 of the key>}``.
+An object's ``encryption`` column holds ``{"sse": "AES256"}``, ``{"sse": "SSE-C",
+"fingerprint": <HMAC of the key under the master key>, "key_md5": <base64 MD5 of the key>}`` or
+``{"sse": "aws:kms", "key_arn": <KMS key ARN>, "data_key": <base64 KMS ciphertext of the data
+key>, "context": <base64 JSON of the caller's encryption context, if any>, "bucket_key": bool}``.
+For SSE-KMS the data key (GenerateDataKey with the context ``aws:s3:arn`` = the object's ARN, or
+the bucket's with an S3 Bucket Key, plus the caller's) is the key-encryption key the sealer wraps
+each blob's own key with; reading asks KMS to decrypt it again (a disabled key fails the GET).
 A row without one predates encryption and is stored in the clear.
 """
 
@@ -18,6 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from minicloud.aws.context import RequestContext
+from minicloud.aws.errors import DynamicServiceError, ServiceError, error_code, error_status
+from minicloud.services.kms.keyring import KeyRing
+from minicloud.services.kms.store import Key
 from minicloud.services.s3 import store
 from minicloud.services.s3.base import S3Base
 from minicloud.services.s3.crypto import MasterKey, Sealer
@@ -28,10 +37,10 @@ from minicloud.services.s3.errors import (
     MalformedXML,
     NotImplementedFeature,
 )
+from minicloud.services.s3.names import bucket_arn, object_arn
 from minicloud.services.s3.store import Bucket, ObjectRow
 
 DEFAULT_RULES = [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": False}]
-_KMS = ("aws:kms", "aws:kms:dsse")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +49,7 @@ class ObjectKey:
     and the response members that say so."""
 
     kek: bytes
-    stored: dict[str, str]
+    stored: dict[str, Any]
 
     def sealer(self) -> Sealer:
         return Sealer(self.kek)
@@ -49,16 +58,52 @@ class ObjectKey:
         return response_members(self.stored)
 
 
-def response_members(stored: dict[str, str] | None) -> dict[str, Any]:
+def response_members(stored: dict[str, Any] | None) -> dict[str, Any]:
     if not stored:
         return {}
     if stored.get("sse") == "SSE-C":
         return {"SSECustomerAlgorithm": "AES256", "SSECustomerKeyMD5": stored["key_md5"]}
+    if stored.get("sse") == "aws:kms":
+        members: dict[str, Any] = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": stored["key_arn"]}
+        if stored.get("bucket_key"):
+            members["BucketKeyEnabled"] = True
+        if stored.get("context"):
+            members["SSEKMSEncryptionContext"] = stored["context"]
+        return members
     return {"ServerSideEncryption": "AES256"}
 
 
-def stored_encryption(row: ObjectRow) -> dict[str, str] | None:
+def stored_encryption(row: ObjectRow) -> dict[str, Any] | None:
     return json.loads(row.encryption) if row.encryption else None
+
+
+def kms_error(error: ServiceError) -> ServiceError:
+    """A KMS error met while serving an S3 request, as S3 answers it (``KMS.DisabledException``...)."""
+    if isinstance(error, DynamicServiceError) or error_status(error) == 403:
+        return error
+    return DynamicServiceError(f"KMS.{error_code(error)}", 400, error.message or "The ciphertext refers to a "
+                               "customer master key that does not exist, does not exist in this region, or you "
+                               "are not allowed to access.")
+
+
+def caller_context(header: Any) -> dict[str, str]:
+    """x-amz-server-side-encryption-context: base64 of a JSON object of strings."""
+    if header is None:
+        return {}
+    try:
+        value = json.loads(base64.b64decode(str(header), validate=True))
+    except (binascii.Error, ValueError):
+        value = None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise InvalidArgument("The header 'x-amz-server-side-encryption-context' shall be Base64-encoded UTF-8 "
+                              "string holding JSON which represents a string-string map",
+                              ArgumentName="x-amz-server-side-encryption-context")
+    return value
+
+
+def kms_context(stored: dict[str, Any], resource_arn: str) -> dict[str, str]:
+    context = caller_context(stored["context"]) if stored.get("context") else {}
+    return {**context, "aws:s3:arn": resource_arn}
 
 
 def _customer_key(algorithm: Any, key: Any, key_md5: Any) -> tuple[bytes, str] | None:
@@ -97,11 +142,18 @@ def _customer_key(algorithm: Any, key: Any, key_md5: Any) -> tuple[bytes, str] |
 
 class EncryptionOperations(S3Base):
     master_key: MasterKey
+    key_ring: KeyRing
 
     def _master(self) -> MasterKey:
         found = getattr(self, "master_key", None)
         if found is None:
             found = self.master_key = MasterKey.load_or_create(self.runtime.config.data_dir / "s3" / "master.key")
+        return found
+
+    def _kms(self) -> KeyRing:
+        found = getattr(self, "key_ring", None)
+        if found is None:
+            found = self.key_ring = KeyRing(self.db, self.runtime.config.data_dir)
         return found
 
     # -- bucket default encryption -------------------------------------------------------------------
@@ -113,15 +165,18 @@ class EncryptionOperations(S3Base):
                                "published schema")
         default = rules[0].get("ApplyServerSideEncryptionByDefault") or {}
         algorithm = default.get("SSEAlgorithm")
-        if algorithm in _KMS:
-            raise NotImplementedFeature("SSE-KMS is not implemented by minicloud (there is no KMS): use AES256.")
-        if algorithm != "AES256":
+        if algorithm == "aws:kms:dsse":
+            raise NotImplementedFeature("DSSE-KMS (dual-layer) is not implemented by minicloud: use aws:kms.")
+        if algorithm not in ("AES256", "aws:kms"):
             raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
                                "published schema")
-        if default.get("KMSMasterKeyID"):
+        if default.get("KMSMasterKeyID") and algorithm != "aws:kms":
             raise InvalidArgument("a KMSMasterKeyID is not applicable if the default sse algorithm is not aws:kms "
                                   "or aws:kms:dsse", ArgumentName="ApplyServerSideEncryptionByDefault")
-        rule = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+        by_default = {"SSEAlgorithm": algorithm}
+        if default.get("KMSMasterKeyID"):
+            by_default["KMSMasterKeyID"] = str(default["KMSMasterKeyID"])
+        rule = {"ApplyServerSideEncryptionByDefault": by_default,
                 "BucketKeyEnabled": bool(rules[0].get("BucketKeyEnabled", False))}
         text = json.dumps([rule])
         await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, encryption=text))
@@ -139,10 +194,9 @@ class EncryptionOperations(S3Base):
         return {}
 
     # -- object keys ---------------------------------------------------------------------------------
-    def write_key(self, params: dict[str, Any], bucket: Bucket) -> ObjectKey:
+    async def write_key(self, params: dict[str, Any], bucket: Bucket, ctx: RequestContext) -> ObjectKey:
         """The key a write seals with: SSE-C headers, else x-amz-server-side-encryption, else the
-        bucket's default (SSE-S3)."""
-        del bucket  # every default is AES256 until SSE-KMS exists
+        bucket's default (SSE-S3, or SSE-KMS with its KMSMasterKeyID)."""
         customer = _customer_key(params.get("SSECustomerAlgorithm"), params.get("SSECustomerKey"),
                                  params.get("SSECustomerKeyMD5"))
         requested = params.get("ServerSideEncryption")
@@ -153,37 +207,90 @@ class EncryptionOperations(S3Base):
                                       ArgumentValue=str(requested))
             raw, md5 = customer
             return ObjectKey(raw, {"sse": "SSE-C", "fingerprint": self._master().fingerprint(raw), "key_md5": md5})
-        if requested in _KMS:
-            raise NotImplementedFeature("SSE-KMS is not implemented by minicloud (there is no KMS): use AES256.")
-        if requested is not None and requested != "AES256":
+        if requested == "aws:kms:dsse":
+            raise NotImplementedFeature("DSSE-KMS (dual-layer) is not implemented by minicloud: use aws:kms.")
+        if requested is not None and requested not in ("AES256", "aws:kms"):
             raise InvalidArgument("The encryption method specified is not supported",
                                   ArgumentName="x-amz-server-side-encryption", ArgumentValue=str(requested))
+        if requested != "aws:kms" and (params.get("SSEKMSKeyId") or params.get("SSEKMSEncryptionContext")):
+            raise InvalidArgument("Server Side Encryption with AWS KMS managed key requires HTTP header "
+                                  "x-amz-server-side-encryption : aws:kms",
+                                  ArgumentName="x-amz-server-side-encryption-aws-kms-key-id")
+        default: dict[str, Any] = (bucket.config("encryption") or DEFAULT_RULES)[0]
+        by_default: dict[str, Any] = default.get("ApplyServerSideEncryptionByDefault") or {}
+        if requested == "aws:kms" or (requested is None and by_default.get("SSEAlgorithm") == "aws:kms"):
+            key_id = params.get("SSEKMSKeyId") if requested == "aws:kms" else by_default.get("KMSMasterKeyID")
+            bucket_key = params.get("BucketKeyEnabled")
+            if bucket_key is None:
+                bucket_key = bool(default.get("BucketKeyEnabled"))
+            return await self._kms_write_key(ctx, params, bucket, key_id, bool(bucket_key))
         return ObjectKey(self._master().key, {"sse": "AES256"})
 
-    def upload_key(self, params: dict[str, Any], stored: dict[str, str] | None) -> ObjectKey | None:
+    async def _kms_write_key(self, ctx: RequestContext, params: dict[str, Any], bucket: Bucket,
+                             key_id: Any, bucket_key: bool) -> ObjectKey:
+        """A new data key from KMS under the named key (or the account's aws/s3 key)."""
+        context = caller_context(params.get("SSEKMSEncryptionContext"))
+        ring = self._kms()
+        try:
+            if key_id:
+                key = await ring.find(bucket.account_id, bucket.region, str(key_id))
+            else:
+                key = await ring.managed_key(bucket.account_id, bucket.region, "s3", ctx.now)
+            await ring.authorize(ctx, key, "GenerateDataKey")
+            resource = bucket_arn(bucket.name) if bucket_key else object_arn(bucket.name, params["Key"])
+            data_key, blob = ring.generate_data_key(key, 32, {**context, "aws:s3:arn": resource})
+        except ServiceError as error:
+            raise kms_error(error) from None
+        stored: dict[str, Any] = {"sse": "aws:kms", "key_arn": key.arn, "data_key": base64.b64encode(blob).decode(),
+                                  "bucket_key": bucket_key}
+        if context:
+            stored["context"] = base64.b64encode(json.dumps(context).encode()).decode()
+        return ObjectKey(data_key, stored)
+
+    async def _kms_read_key(self, ctx: RequestContext, stored: dict[str, Any], bucket: str, key: str) -> bytes:
+        """The data key of an SSE-KMS object, decrypted by KMS for this caller (kms:Decrypt)."""
+        ring = self._kms()
+        resource = bucket_arn(bucket) if stored.get("bucket_key") else object_arn(bucket, key)
+        blob = base64.b64decode(stored["data_key"])
+        try:
+            kms_key: Key = await ring.key_of(blob)
+            await ring.authorize(ctx, kms_key, "Decrypt")
+            return ring.decrypt(kms_key, blob, kms_context(stored, resource))
+        except ServiceError as error:
+            raise kms_error(error) from None
+
+    async def upload_key(self, params: dict[str, Any], stored: dict[str, Any] | None, ctx: RequestContext,
+                         upload: Any) -> ObjectKey | None:
         """The key an upload's parts seal with: the upload's own (SSE-C: the same key must come
-        with every part)."""
+        with every part; SSE-KMS: its data key, decrypted by KMS again)."""
         if not stored:
             return None
-        return self._open(stored, params.get("SSECustomerAlgorithm"), params.get("SSECustomerKey"),
-                          params.get("SSECustomerKeyMD5"), upload=True)
+        return await self._open(stored, params.get("SSECustomerAlgorithm"), params.get("SSECustomerKey"),
+                                params.get("SSECustomerKeyMD5"), ctx, upload.bucket, upload.key, upload=True)
 
-    def read_key(self, params: dict[str, Any], row: ObjectRow, *, copy_source: bool = False) -> bytes | None:
-        """The key-encryption key that opens an object's data (None: stored in the clear)."""
+    async def read_key(self, params: dict[str, Any], row: ObjectRow, ctx: RequestContext, *,
+                       copy_source: bool = False, decrypt: bool = True) -> bytes | None:
+        """The key-encryption key that opens an object's data (None: stored in the clear, or an
+        SSE-KMS object whose data is not read: HEAD does not ask KMS)."""
         stored = stored_encryption(row)
         if not stored:
             return None
         prefix = "CopySource" if copy_source else ""
-        key = self._open(stored, params.get(f"{prefix}SSECustomerAlgorithm"), params.get(f"{prefix}SSECustomerKey"),
-                         params.get(f"{prefix}SSECustomerKeyMD5"))
+        key = await self._open(stored, params.get(f"{prefix}SSECustomerAlgorithm"),
+                               params.get(f"{prefix}SSECustomerKey"), params.get(f"{prefix}SSECustomerKeyMD5"),
+                               ctx, row.bucket, row.key, decrypt=decrypt)
         return key.kek if key is not None else None
 
-    def _open(self, stored: dict[str, str], algorithm: Any, key: Any, key_md5: Any, *,
-              upload: bool = False) -> ObjectKey:
+    async def _open(self, stored: dict[str, Any], algorithm: Any, key: Any, key_md5: Any, ctx: RequestContext,
+                    bucket: str, object_key: str, *, upload: bool = False, decrypt: bool = True) -> ObjectKey | None:
         customer = _customer_key(algorithm, key, key_md5)
         if stored.get("sse") != "SSE-C":
             if customer is not None and not upload:
                 raise InvalidRequest("The encryption parameters are not applicable to this object.")
+            if stored.get("sse") == "aws:kms":
+                if not decrypt:
+                    return None
+                return ObjectKey(await self._kms_read_key(ctx, stored, bucket, object_key), stored)
             return ObjectKey(self._master().key, stored)
         if customer is None:
             if upload:

@@ -123,7 +123,7 @@ class MultipartOperations(ObjectOperations):
         upload_id = secrets.token_urlsafe(48)
         algorithm = params.get("ChecksumAlgorithm")
         checksum_type = _checksum_type(algorithm, params.get("ChecksumType"))
-        object_key = self.write_key(params, bucket)
+        object_key = await self.write_key(params, bucket, ctx)
         values = {
             "upload_id": upload_id, "bucket": bucket.name, "key": key, "created_at": ctx.now,
             "storage_class": storage_class_of(params), "owner": object_owner(params, bucket, ctx.account_id),
@@ -147,7 +147,7 @@ class MultipartOperations(ObjectOperations):
         upload = await self._upload(bucket, key, params["UploadId"])
         if upload.checksum_algorithm and not params.get("ChecksumAlgorithm"):
             params["ChecksumAlgorithm"] = upload.checksum_algorithm
-        part_key = self.upload_key(params, upload_extra(upload).get("encryption"))
+        part_key = await self.upload_key(params, upload_extra(upload).get("encryption"), ctx, upload)
         staged = await receive_body(self.data, params, upload.storage_class,
                                     ctx.request.headers.get("x-amz-trailer") or "",
                                     part_key.sealer() if part_key else None)
@@ -165,8 +165,8 @@ class MultipartOperations(ObjectOperations):
         number = _part_number(params)
         upload = await self._upload(bucket, key, params["UploadId"])
         source = await self.find_object(ctx, source_bucket, source_key, source_version)
-        source_kek = self.read_key(params, source, copy_source=True)
-        part_key = self.upload_key(params, upload_extra(upload).get("encryption"))
+        source_kek = await self.read_key(params, source, ctx, copy_source=True)
+        part_key = await self.upload_key(params, upload_extra(upload).get("encryption"), ctx, upload)
         check_copy_conditions(params, source.etag, source.last_modified)
         start, end = _copy_range(params.get("CopySourceRange"), source.size)
         if end - start > MAX_PUT_BYTES:

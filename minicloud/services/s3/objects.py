@@ -41,6 +41,7 @@ from minicloud.services.s3.http import (
 from minicloud.services.s3.lifecycle import expiration_header
 from minicloud.services.s3.locks import lock_for_write, lock_members
 from minicloud.services.s3.names import check_key
+from minicloud.services.s3.small import read_small_sealed
 from minicloud.services.s3.store import Bucket, ObjectRow
 from minicloud.services.s3.uploads import MAX_PUT_BYTES, checksum_members, receive_body
 from minicloud.storage.blobs import Digest
@@ -130,7 +131,7 @@ class ObjectOperations(EncryptionOperations):
         condition = PutCondition(params)
         if condition:
             condition.check(await self.db.read(lambda conn: store.get_object(conn, bucket.name, key)), key)
-        object_key = self.write_key(params, bucket)
+        object_key = await self.write_key(params, bucket, ctx)
         lock_for_write(params, bucket, ctx.now)  # refused before the body is read
         acl = acl_for_write(params, bucket, object_owner(params, bucket, ctx.account_id))
         staged = await receive_body(self.data, params, storage_class,
@@ -227,7 +228,7 @@ class ObjectOperations(EncryptionOperations):
             raise InvalidArgument("x-amz-server-side-encryption header is not supported for this operation.",
                                   ArgumentName="x-amz-server-side-encryption")
         row = await self.find_object(ctx, bucket, key, version_id)
-        kek = self.read_key(params, row)
+        kek = await self.read_key(params, row, ctx, decrypt=body)
         try:
             check_read_conditions(params, row.etag, row.last_modified)
         except NotModified:  # 304 still says which version is current
@@ -253,7 +254,9 @@ class ObjectOperations(EncryptionOperations):
             if params.get(override) is not None:
                 result[member] = params[override]
         if body and end > start:
-            result["Body"] = self.read_data(segments, start, end, kek)
+            small = None if kek is None else await read_small_sealed(self.data.store, self.data.replicas, segments,
+                                                                      start, end, kek)
+            result["Body"] = small if small is not None else self.read_data(segments, start, end, kek)
         return result
 
     def read_data(self, segments: list[tuple[str, int]], start: int, end: int, kek: bytes | None) -> Any:
@@ -305,8 +308,8 @@ class ObjectOperations(EncryptionOperations):
         await self.authorize(ctx, action, source_bucket, source_key)
         bucket = await self.bucket_for(ctx, params, "PutObject", key)
         source = await self.find_object(ctx, source_bucket, source_key, source_version)
-        source_kek = self.read_key(params, source, copy_source=True)
-        object_key = self.write_key(params, bucket)
+        source_kek = await self.read_key(params, source, ctx, copy_source=True)
+        object_key = await self.write_key(params, bucket, ctx)
         check_copy_conditions(params, source.etag, source.last_modified)
         if source.size > MAX_PUT_BYTES:
             raise InvalidRequest("The specified copy source is larger than the maximum allowable size for a copy "

@@ -15,8 +15,10 @@ from minicloud.services.s3.acl import (
     header_grants,
     is_public,
     is_public_policy,
+    known_accounts,
     ownership,
     stored_grants,
+    with_display_names,
 )
 from minicloud.services.s3.errors import (
     InvalidArgument,
@@ -25,7 +27,7 @@ from minicloud.services.s3.errors import (
     NoSuchPublicAccessBlockConfiguration,
     OwnershipControlsNotFoundError,
 )
-from minicloud.services.s3.names import canonical_id, owner
+from minicloud.services.s3.names import owner
 from minicloud.services.s3.objects import ObjectOperations
 from minicloud.services.s3.store import Bucket
 
@@ -34,11 +36,11 @@ _OWNERSHIPS = ("BucketOwnerPreferred", "ObjectWriter", "BucketOwnerEnforced")
 _BLOCKS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 
 
-def _grants_from_request(params: dict[str, Any], bucket: Bucket, owner_account: str) -> list[dict[str, Any]]:
+def _grants_from_request(params: dict[str, Any], bucket: Bucket, owner_account: str,
+                         accounts: dict[str, str]) -> list[dict[str, Any]]:
     """PutBucketAcl/PutObjectAcl: a canned ACL, grant headers or an AccessControlPolicy body."""
-    accounts = {canonical_id(a): a for a in (bucket.account_id, owner_account)}
     canned = params.get("ACL")
-    headers = header_grants(params, accounts)
+    headers = header_grants(params, accounts, strict=True)
     body = params.get("AccessControlPolicy")
     given = [x for x in (canned, headers, body) if x]
     if len(given) != 1:
@@ -47,7 +49,7 @@ def _grants_from_request(params: dict[str, Any], bucket: Bucket, owner_account: 
     if canned is not None and canned not in CANNED:
         raise InvalidArgument("", ArgumentName="x-amz-acl", ArgumentValue=str(canned))
     grants = canned_grants(str(canned), owner_account, bucket.account_id) if canned else \
-        headers if headers is not None else body_grants(body or {}, accounts)
+        headers if headers is not None else body_grants(body or {}, accounts, strict=True)
     check_acl_allowed(bucket, None if canned else grants, canned)
     return grants
 
@@ -56,7 +58,7 @@ class AclOperations(ObjectOperations):
     # -- ACLs ----------------------------------------------------------------------------------------
     async def put_bucket_acl(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         bucket = await self.bucket_for(ctx, params, "PutBucketAcl")
-        grants = _grants_from_request(params, bucket, bucket.account_id)
+        grants = _grants_from_request(params, bucket, bucket.account_id, await self.db.read(known_accounts))
         text = json.dumps(grants)
         await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, acl=text))
         self.forget_bucket(bucket.name)
@@ -65,13 +67,14 @@ class AclOperations(ObjectOperations):
     async def get_bucket_acl(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         bucket = await self.bucket_for(ctx, params, "GetBucketAcl")
         acl = None if ownership(bucket) == "BucketOwnerEnforced" else bucket.acl
-        return {"Owner": owner(bucket.account_id), "Grants": stored_grants(acl, bucket.account_id)}
+        grants = with_display_names(stored_grants(acl, bucket.account_id), await self.db.read(known_accounts))
+        return {"Owner": owner(bucket.account_id), "Grants": grants}
 
     async def put_object_acl(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         key, version_id = params["Key"], params.get("VersionId")
         bucket = await self.bucket_for(ctx, params, "PutObjectVersionAcl" if version_id else "PutObjectAcl", key)
         row = await self.find_object(ctx, bucket, key, version_id)
-        grants = _grants_from_request(params, bucket, row.owner)
+        grants = _grants_from_request(params, bucket, row.owner, await self.db.read(known_accounts))
         text = json.dumps(grants)
         await self.db.write(lambda conn: store.set_object_acl(conn, row.id, text))
         return {}
@@ -82,7 +85,8 @@ class AclOperations(ObjectOperations):
         row = await self.find_object(ctx, bucket, key, version_id)
         enforced = ownership(bucket) == "BucketOwnerEnforced"
         object_owner = bucket.account_id if enforced else row.owner
-        return {"Owner": owner(object_owner), "Grants": stored_grants(None if enforced else row.acl, object_owner)}
+        grants = stored_grants(None if enforced else row.acl, object_owner)
+        return {"Owner": owner(object_owner), "Grants": with_display_names(grants, await self.db.read(known_accounts))}
 
     # -- ownership controls --------------------------------------------------------------------------
     async def put_bucket_ownership_controls(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

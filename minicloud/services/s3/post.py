@@ -39,6 +39,8 @@ _CONTENT_FIELDS = {"content-type": "ContentType", "cache-control": "CacheControl
                    "content-disposition": "ContentDisposition", "content-encoding": "ContentEncoding",
                    "expires": "Expires", "x-amz-storage-class": "StorageClass", "acl": "ACL",
                    "x-amz-server-side-encryption": "ServerSideEncryption",
+                   "x-amz-server-side-encryption-aws-kms-key-id": "SSEKMSKeyId",
+                   "x-amz-server-side-encryption-context": "SSEKMSEncryptionContext",
                    "x-amz-server-side-encryption-customer-algorithm": "SSECustomerAlgorithm",
                    "x-amz-server-side-encryption-customer-key": "SSECustomerKey",
                    "x-amz-server-side-encryption-customer-key-md5": "SSECustomerKeyMD5",

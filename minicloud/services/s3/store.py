@@ -12,8 +12,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from minicloud.services.s3.tables import s3_blobs, s3_buckets, s3_objects, s3_upload_parts, s3_uploads
+from minicloud.storage.metadata.prepared import Prepared
 
 NULL_VERSION = "null"
 
@@ -88,6 +90,46 @@ def _object(row: Any) -> ObjectRow:
     return ObjectRow(*row)
 
 
+# -- the statements of a small PUT and GET, compiled once (see storage/metadata/prepared.py) -------------
+
+_WRITTEN_COLUMNS = [c.name for c in s3_objects.c if c.name != "id"]
+
+
+def _latest_object() -> Prepared:
+    c = s3_objects.c
+    return Prepared(sa.select(*_OBJECT_COLUMNS).where(c.bucket == sa.bindparam("bucket"), c.key == sa.bindparam("key"),
+                                                      c.latest == sa.true()).order_by(c.id.desc()).limit(1))
+
+
+def _object_version() -> Prepared:
+    c = s3_objects.c
+    return Prepared(sa.select(*_OBJECT_COLUMNS).where(c.bucket == sa.bindparam("bucket"), c.key == sa.bindparam("key"),
+                                                      c.version_id == sa.bindparam("version_id"))
+                    .order_by(c.id.desc()).limit(1))
+
+
+_LATEST_OBJECT = _latest_object()
+_OBJECT_VERSION = _object_version()
+_KEY_ROWS = Prepared(sa.select(s3_objects.c.id, s3_objects.c.version_id, s3_objects.c.digest, s3_objects.c.parts,
+                               s3_objects.c.size).where(s3_objects.c.bucket == sa.bindparam("bucket"),
+                                                        s3_objects.c.key == sa.bindparam("key")).limit(2))
+_INSERT_OBJECT = Prepared(s3_objects.insert().values({name: sa.bindparam(name) for name in _WRITTEN_COLUMNS}))
+_REPLACE_OBJECT = Prepared(s3_objects.update().where(s3_objects.c.id == sa.bindparam("row_id"))
+                           .values({name: sa.bindparam(name) for name in _WRITTEN_COLUMNS}))
+_ADD_REF = {
+    "sqlite": Prepared(sqlite.insert(s3_blobs).values(digest=sa.bindparam("digest"), refs=1)
+                       .on_conflict_do_update(index_elements=[s3_blobs.c.digest],
+                                              set_={"refs": s3_blobs.c.refs + sa.literal_column("1")})),
+    "postgresql": Prepared(postgresql.insert(s3_blobs).values(digest=sa.bindparam("digest"), refs=1)
+                           .on_conflict_do_update(index_elements=[s3_blobs.c.digest],
+                                                  set_={"refs": s3_blobs.c.refs + sa.literal_column("1")})),
+}
+_DROP_REF = Prepared(s3_blobs.update().where(s3_blobs.c.digest == sa.bindparam("digest"))
+                     .values(refs=s3_blobs.c.refs - sa.literal_column("1")).returning(s3_blobs.c.refs))
+_DELETE_BLOB_ROW = Prepared(s3_blobs.delete().where(s3_blobs.c.digest == sa.bindparam("digest"),
+                                                    s3_blobs.c.refs <= sa.literal_column("0")))
+
+
 # -- buckets -----------------------------------------------------------------------------------------
 
 def get_bucket(conn: sa.Connection, name: str) -> Bucket | None:
@@ -134,7 +176,12 @@ def delete_bucket(conn: sa.Connection, name: str) -> list[str]:
 # -- blob references ---------------------------------------------------------------------------------
 
 def add_refs(conn: sa.Connection, digests: list[str]) -> None:
+    """Increment (one upsert each: a new blob's row starts at 1)."""
+    statement = _ADD_REF.get(conn.dialect.name)
     for digest in digests:
+        if statement is not None:
+            statement.run(conn, {"digest": digest})
+            continue
         done = conn.execute(s3_blobs.update().where(s3_blobs.c.digest == digest)
                             .values(refs=s3_blobs.c.refs + 1))
         if done.rowcount == 0:
@@ -145,10 +192,9 @@ def drop_refs(conn: sa.Connection, digests: list[str]) -> list[str]:
     """Decrement; the digests no longer referenced (their rows are gone)."""
     released = []
     for digest in digests:
-        conn.execute(s3_blobs.update().where(s3_blobs.c.digest == digest).values(refs=s3_blobs.c.refs - 1))
-        refs = conn.execute(sa.select(s3_blobs.c.refs).where(s3_blobs.c.digest == digest)).scalar()
-        if refs is not None and refs <= 0:
-            conn.execute(s3_blobs.delete().where(s3_blobs.c.digest == digest))
+        left = _DROP_REF.rows(conn, {"digest": digest})
+        if left and left[0].refs <= 0:
+            _DELETE_BLOB_ROW.run(conn, {"digest": digest})
             released.append(digest)
     return released
 
@@ -164,18 +210,45 @@ def _digests(row: ObjectRow) -> list[str]:
 # -- objects -----------------------------------------------------------------------------------------
 
 def get_object(conn: sa.Connection, bucket: str, key: str, version_id: str | None = None) -> ObjectRow | None:
-    query = sa.select(*_OBJECT_COLUMNS).where(s3_objects.c.bucket == bucket, s3_objects.c.key == key)
     if version_id is None:
-        query = query.where(s3_objects.c.latest == sa.true())
+        rows = _LATEST_OBJECT.rows(conn, {"bucket": bucket, "key": key})
     else:
-        query = query.where(s3_objects.c.version_id == version_id)
-    row = conn.execute(query.order_by(s3_objects.c.id.desc()).limit(1)).first()
-    return _object(row) if row else None
+        rows = _OBJECT_VERSION.rows(conn, {"bucket": bucket, "key": key, "version_id": version_id})
+    return ObjectRow(**rows[0]._mapping) if rows else None
+
+
+def _segment_digests(parts: str | None, digest: str | None) -> list[str]:
+    if parts:
+        return [str(d) for d, _ in json.loads(parts)]
+    return [digest] if digest else []
+
+
+def _put_unversioned(conn: sa.Connection, values: dict[str, Any]) -> list[str] | None:
+    """``put_version`` in a bucket that never had versioning, where a key has at most its one
+    "null" version: replaced in place (one UPDATE), or inserted. None when the key's rows are
+    not that shape (the general path then handles it)."""
+    found = _KEY_ROWS.rows(conn, {"bucket": values["bucket"], "key": values["key"]})
+    if len(found) > 1 or (found and found[0].version_id != NULL_VERSION):
+        return None
+    row = {name: values.get(name) for name in _WRITTEN_COLUMNS}
+    row["latest"] = True
+    new = _segment_digests(row["parts"], row["digest"])
+    add_refs(conn, new)  # before the old ones are dropped: a shared blob never reaches zero
+    if not found:
+        _INSERT_OBJECT.run(conn, row)
+        return []
+    old = found[0]
+    _REPLACE_OBJECT.run(conn, {**row, "row_id": old.id})
+    return drop_refs(conn, _segment_digests(old.parts, old.digest))
 
 
 def put_version(conn: sa.Connection, values: dict[str, Any], versioning: str | None) -> list[str]:
     """Make ``values`` the latest version of its key; what it replaces is released (unversioned
     or suspended buckets keep a single "null" version)."""
+    if versioning is None:
+        fast = _put_unversioned(conn, values)
+        if fast is not None:
+            return fast
     bucket, key = values["bucket"], values["key"]
     where = (s3_objects.c.bucket == bucket, s3_objects.c.key == key)
     released: list[str] = []

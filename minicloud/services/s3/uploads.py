@@ -74,7 +74,8 @@ async def receive_body(data: ObjectData, params: dict[str, Any], storage_class: 
     if "CRC64NVME" in wanted:
         pass  # computed in pure Python: slow for large bodies, exact all the same
     source: AsyncIterable[bytes] = payload if payload is not None else _empty()
-    staged = await data.stage(source, storage_class, checksums=wanted, limit=MAX_PUT_BYTES, sealer=sealer)
+    staged = await data.stage(source, storage_class, checksums=wanted, limit=MAX_PUT_BYTES, sealer=sealer,
+                              plain_sha256=payload is not None and payload.declared_sha256 is not None)
     try:
         if payload is not None and payload.declared_sha256 is not None:
             payload.check_sha256(staged.sha256)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from minicloud.storage.blobs.core import ALGORITHMS, BlobInfo, BlobNotFound, Digest, IngestStatus, check_ref
+from minicloud.storage.blobs.ingestfile import IngestFile
 
 _COPY_CHUNK = 1 << 20
 
@@ -127,13 +128,14 @@ class Replica:
     def ingest_data(self, ref: str) -> Path:
         return self.ingest_dir(ref) / "data"
 
-    def open_ingest(self, ref: str) -> BinaryIO:
-        """Open (creating when new) the ingest's data file for appending."""
+    def open_ingest(self, ref: str, direct: bool = False) -> IngestFile:
+        """Open (creating when new) the ingest's data file for appending (``direct``: around the
+        page cache, for a copy that is not the one read first; see ingestfile.py)."""
         directory = self.ingest_dir(ref)
         if not directory.is_dir():
             directory.mkdir(parents=True, exist_ok=True)
             (directory / "started").touch()
-        return self.ingest_data(ref).open("ab")
+        return IngestFile(self.ingest_data(ref), direct)
 
     def ingest_status(self, ref: str) -> IngestStatus:
         directory = self.ingest_dir(ref)

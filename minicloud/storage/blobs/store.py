@@ -16,6 +16,7 @@ ingest file again (``stream_algorithms`` changes that).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import logging
@@ -35,12 +36,17 @@ from minicloud.storage.blobs.core import (
     NoReplicaAvailable,
     SizeMismatch,
 )
+from minicloud.storage.blobs.ingestfile import IngestFile
 from minicloud.storage.blobs.replica import Replica
 
 log = logging.getLogger("minicloud.blobs")
 T = TypeVar("T")
 
 READ_CHUNK = 1 << 20
+STREAM_CHUNK = 4 << 20  # a blob read for a response goes out this many bytes at a time
+FLUSH_BYTES = 4 << 20  # an ingest's bytes are handed to the thread pool this many at a time
+EARLY_WRITEBACK_BYTES = 1 << 20  # a batch this large starts its own writeback (see writeback.py)
+HASH_STATES_KEPT = 256  # hash states of ingests closed for a resume, kept so a resume need not re-read
 
 
 class WritePolicy(StrEnum):
@@ -64,15 +70,21 @@ def _hash_file(path: Path, algorithm: str, limit: int | None = None) -> Any:
 
 class ReplicatedBlobStore:
     def __init__(self, replicas: Sequence[Replica], policy: WritePolicy = WritePolicy.ALL, *,
-                 workers: int = 8, flush_bytes: int = 1 << 20,
-                 stream_algorithms: tuple[str, ...] = ("sha256",)) -> None:
+                 workers: int = 8, flush_bytes: int = FLUSH_BYTES,
+                 stream_algorithms: tuple[str, ...] = ("sha256",), direct_secondaries: bool = True) -> None:
         if not replicas:
             raise ValueError("a blob store needs at least one replica")
         self.replicas = list(replicas)
         self.policy = policy
         self.flush_bytes = flush_bytes
         self.stream_algorithms = stream_algorithms
+        self.direct_secondaries = direct_secondaries  # see ingestfile.py
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blobs")
+        # Each replica's fsync + rename at commit; under QUORUM the ones past the quorum finish
+        # here after the commit returned. A pool of its own: its jobs never wait for each other.
+        self._committer = ThreadPoolExecutor(max_workers=max(4, 2 * len(self.replicas)),
+                                             thread_name_prefix="blob-commit")
+        self._hash_states: dict[str, tuple[int, dict[str, Any]]] = {}
         for replica in self.replicas:
             replica.prepare()
 
@@ -92,6 +104,22 @@ class ReplicatedBlobStore:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        self._committer.shutdown(wait=True)
+
+    def keep_hash_state(self, ref: str, offset: int, hashers: dict[str, Any]) -> None:
+        """Remember an ingest's hash state as it is closed, so that a resume at ``offset`` goes on
+        from it instead of reading the bytes back (a registry upload's PATCH, then its PUT)."""
+        self._hash_states.pop(ref, None)
+        if len(self._hash_states) >= HASH_STATES_KEPT:
+            self._hash_states.pop(next(iter(self._hash_states)))
+        self._hash_states[ref] = (offset, {name: h.copy() for name, h in hashers.items()})
+
+    def _resumed_hashers(self, ref: str, offset: int, replica: Replica) -> dict[str, Any]:
+        kept = self._hash_states.pop(ref, None)
+        if kept is not None and kept[0] == offset and set(kept[1]) == set(self.stream_algorithms):
+            return kept[1]
+        return {algorithm: (_hash_file(replica.ingest_data(ref), algorithm, offset) if offset
+                            else hashlib.new(algorithm)) for algorithm in self.stream_algorithms}
 
     def healthy(self) -> list[Replica]:
         return [r for r in self.replicas if r.healthy()]
@@ -113,19 +141,35 @@ class ReplicatedBlobStore:
         return f
 
     async def read(self, digest: Digest, offset: int = 0, length: int | None = None,
-                   chunk_size: int = READ_CHUNK) -> AsyncIterator[bytes]:
+                   chunk_size: int = STREAM_CHUNK) -> AsyncIterator[bytes | bytearray]:
+        """The bytes in chunks, the next one read on a thread while the caller sends the current
+        one. Each chunk is a new buffer (a transport may still hold the previous one), made on the
+        event loop's thread: made on the pool's threads, their malloc arenas would keep them."""
         f = await self.run(self._open_at, digest, offset)
         remaining = length
+
+        async def fill() -> bytearray:
+            buffer = bytearray(chunk_size if remaining is None else min(chunk_size, remaining))
+            got = await self.run(f.readinto, buffer)  # type: ignore[attr-defined]
+            if got < len(buffer):
+                del buffer[got:]
+            return buffer
+        ahead: asyncio.Future[bytearray] | None = asyncio.ensure_future(fill())
         try:
-            while remaining is None or remaining > 0:
-                want = chunk_size if remaining is None else min(chunk_size, remaining)
-                chunk = await self.run(f.read, want)
+            while ahead is not None:
+                chunk = await ahead
+                ahead = None
                 if not chunk:
                     break
                 if remaining is not None:
                     remaining -= len(chunk)
+                if remaining is None or remaining > 0:
+                    ahead = asyncio.ensure_future(fill())
                 yield chunk
         finally:
+            if ahead is not None:
+                with contextlib.suppress(BaseException):
+                    await ahead
             f.close()
 
     async def read_all(self, digest: Digest) -> bytes:
@@ -174,16 +218,16 @@ class ReplicatedBlobStore:
         healthy = self.healthy()
         if len(healthy) < self.required:
             raise NoReplicaAvailable(f"{len(healthy)} healthy replicas, {self.required} required")
-        files: list[tuple[Replica, BinaryIO]] = []
+        files: list[tuple[Replica, IngestFile]] = []
         for replica in healthy:
-            try:
-                files.append((replica, replica.open_ingest(ref)))
+            try:  # the first copy is the one reads prefer: through the page cache; the others around it
+                files.append((replica, replica.open_ingest(ref, direct=bool(files) and self.direct_secondaries)))
             except OSError as exc:
                 log.warning("replica %s cannot ingest %s: %s", replica.name, ref, exc)
         if not files:
             raise NoReplicaAvailable("no replica can ingest")
         offset = files[0][1].tell()
-        kept: list[tuple[Replica, BinaryIO]] = [files[0]]
+        kept: list[tuple[Replica, IngestFile]] = [files[0]]
         for replica, f in files[1:]:
             size = f.tell()
             if size > offset:
@@ -195,11 +239,7 @@ class ReplicatedBlobStore:
             else:  # it missed bytes: it gets a copy of the committed blob instead
                 f.close()
                 replica.remove_ingest(ref)
-        hashers = {}
-        for algorithm in self.stream_algorithms:
-            hashers[algorithm] = (_hash_file(kept[0][0].ingest_data(ref), algorithm, offset) if offset
-                                  else hashlib.new(algorithm))
-        return ReplicatedIngest(self, ref, kept, offset, hashers)
+        return ReplicatedIngest(self, ref, kept, offset, self._resumed_hashers(ref, offset, kept[0][0]))
 
     def _ingest_status(self, ref: str) -> IngestStatus:
         for replica in self.healthy():
@@ -214,6 +254,7 @@ class ReplicatedBlobStore:
         def abort() -> None:
             for replica in self.replicas:
                 replica.remove_ingest(ref)
+        self._hash_states.pop(ref, None)
         await self.run(abort)
 
     async def ingests(self) -> AsyncIterator[IngestStatus]:
@@ -227,39 +268,21 @@ class ReplicatedBlobStore:
             yield status
 
 
-PARALLEL_SYNC_BYTES = 8 << 20  # below this, one thread syncs the copies in turn (no thread start-up)
-
-
-def _sync(f: BinaryIO) -> OSError | None:
-    try:
-        f.flush()
-        os.fsync(f.fileno())
-    except OSError as exc:
-        return exc
-    return None
-
-
-def _sync_all(files: list[BinaryIO], parallel: bool) -> list[OSError | None]:
-    """fsync every replica's copy: of a large blob, all at once (each disk flushes its own copy;
-    in turn, a commit waited for the sum of the flushes)."""
-    if not parallel or len(files) < 2:
-        return [_sync(f) for f in files]
-    with ThreadPoolExecutor(max_workers=len(files), thread_name_prefix="blob-fsync") as pool:
-        return list(pool.map(_sync, files))
+PARALLEL_SYNC_BYTES = 8 << 20  # under ALL, below this one thread syncs the copies in turn
 
 
 class ReplicatedIngest:
     """An open ingest, written to every replica in ``files``. Not safe for concurrent writers:
     callers serialise the writes to one ingest reference."""
 
-    def __init__(self, store: ReplicatedBlobStore, ref: str, files: list[tuple[Replica, BinaryIO]],
+    def __init__(self, store: ReplicatedBlobStore, ref: str, files: list[tuple[Replica, IngestFile]],
                  offset: int, hashers: dict[str, Any]) -> None:
         self.store = store
         self.ref = ref
         self._files = files
         self._offset = offset
         self._hashers = hashers
-        self._pending: list[bytes] = []
+        self._pending: list[bytes | bytearray] = []
         self._pending_size = 0
         self._inflight: asyncio.Future[None] | None = None
         self._inflight_size = 0
@@ -269,7 +292,7 @@ class ReplicatedIngest:
     def offset(self) -> int:
         return self._offset + self._inflight_size + self._pending_size
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | bytearray) -> None:
         if not data:
             return
         self._pending.append(data)
@@ -297,9 +320,10 @@ class ReplicatedIngest:
             finally:
                 self._inflight_size = 0
 
-    async def _write(self, data: bytes) -> None:
+    async def _write(self, data: bytes | bytearray) -> None:
         files = list(self._files)
-        jobs = [self.store.run(f.write, data) for _, f in files]
+        early = len(data) >= EARLY_WRITEBACK_BYTES
+        jobs = [self.store.run(f.append, data, early) for _, f in files]
         jobs += [self.store.run(h.update, data) for h in self._hashers.values()]
         results = await asyncio.gather(*jobs, return_exceptions=True)
         for i, result in enumerate(results):
@@ -313,7 +337,7 @@ class ReplicatedIngest:
         if not self._files or (self.store.policy is WritePolicy.QUORUM and len(self._files) < self.store.required):
             raise NoReplicaAvailable(f"only {len(self._files)} replicas left for ingest {self.ref}")
 
-    def _drop(self, failed: list[tuple[Replica, BinaryIO]]) -> None:
+    def _drop(self, failed: list[tuple[Replica, IngestFile]]) -> None:
         for entry in failed:
             log.warning("replica %s failed writing ingest %s", entry[0].name, self.ref)
             self._files.remove(entry)
@@ -348,21 +372,9 @@ class ReplicatedIngest:
         actual = self._digest_of_ingest(expected.algorithm)
         if actual != expected.hex:
             raise DigestMismatch(f"content hashes to {expected.algorithm}:{actual}, not {expected}")
-        committed: list[Replica] = []
-        info: BlobInfo | None = None
-        synced = _sync_all([f for _, f in self._files], parallel=self._offset >= PARALLEL_SYNC_BYTES)
-        for (replica, f), sync_error in zip(self._files, synced, strict=True):
-            try:
-                if sync_error is not None:
-                    raise sync_error
-                f.close()
-                info = replica.install(replica.ingest_data(self.ref), expected)
-                replica.remove_ingest(self.ref)
-                committed.append(replica)
-            except OSError as exc:
-                log.warning("replica %s failed committing %s: %s", replica.name, expected, exc)
-        self._files = []
+        files, self._files = self._files, []
         self._closed = True
+        committed, info = self._install_quorum(files, expected)
         if committed and self.store.policy is WritePolicy.ALL:
             for replica in self.store.healthy():
                 if replica not in committed:
@@ -377,6 +389,44 @@ class ReplicatedIngest:
                                      f"{self.store.required} required")
         return info
 
+    def _install_quorum(self, files: list[tuple[Replica, IngestFile]],
+                        expected: Digest) -> tuple[list[Replica], BlobInfo | None]:
+        """fsync + rename every copy, all at once (each disk flushes its own copy; in turn, a commit
+        waited for the sum of the flushes). Under ALL this waits for every copy; under QUORUM it
+        returns once ``required`` copies are in place, the others finishing on their own."""
+        if len(files) == 1 or (self._offset < PARALLEL_SYNC_BYTES and self.store.policy is WritePolicy.ALL):
+            results = [(replica, self._install_one(replica, f, expected)) for replica, f in files]
+            installed = [(replica, i) for replica, i in results if i is not None]
+            return [replica for replica, _ in installed], (installed[0][1] if installed else None)
+        futures = {self.store._committer.submit(self._install_one, replica, f, expected): replica
+                   for replica, f in files}
+        wait_all = self.store.policy is WritePolicy.ALL
+        committed: list[Replica] = []
+        info: BlobInfo | None = None
+        pending = set(futures)
+        while pending and (wait_all or len(committed) < self.store.required):
+            done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                result = future.result()
+                if result is not None:
+                    committed.append(futures[future])
+                    info = info or result
+        return committed, info
+
+    def _install_one(self, replica: Replica, f: IngestFile, expected: Digest) -> BlobInfo | None:
+        try:
+            try:
+                f.flush()
+                os.fsync(f.fileno())
+            finally:
+                f.close()
+            info = replica.install(replica.ingest_data(self.ref), expected)
+            replica.remove_ingest(self.ref)
+            return info
+        except OSError as exc:
+            log.warning("replica %s failed committing %s: %s", replica.name, expected, exc)
+            return None
+
     async def close(self) -> None:
         """Keep what was written for a later resume."""
         if self._closed:
@@ -388,6 +438,7 @@ class ReplicatedIngest:
             for _, f in self._files:
                 f.close()
         self._closed = True
+        self.store.keep_hash_state(self.ref, self._offset, self._hashers)
         await self.store.run(close)
 
     async def abort(self) -> None:

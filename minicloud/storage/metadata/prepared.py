@@ -1,6 +1,7 @@
-"""Hot reads without the per-execution cost of SQLAlchemy's Connection.execute.
+"""Hot statements without the per-execution cost of SQLAlchemy's Connection.execute.
 
-A ``Prepared`` select is compiled once per dialect (SQL text, the order of its parameters, the
+A ``Prepared`` statement (a select, or an insert/update/delete, with or without RETURNING) is
+compiled once per dialect (SQL text, the order of its parameters, the
 type processors of its parameters and columns) and then run straight on the connection's DBAPI
 cursor: the same SQL and the same values as SQLAlchemy would produce, for a fraction of the
 Python work (an empty IAM listing went from ~60 us of statement execution to a few us). Use it
@@ -56,7 +57,7 @@ class _Compiled:
 
 
 class Prepared:
-    def __init__(self, statement: sa.Select[Any]) -> None:
+    def __init__(self, statement: sa.Select[Any] | sa.Insert | sa.Update | sa.Delete) -> None:
         self.statement = statement
         self._by_dialect: dict[str, _Compiled] = {}
 
@@ -67,9 +68,9 @@ class Prepared:
             # Each type as the dialect adapts it (SQLite's DATETIME parses text, for one).
             binds = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
                      for name, bind in compiled.binds.items()}
-            columns = tuple(str(c.key) for c in self.statement.selected_columns)
-            results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None)
-                            for c in self.statement.selected_columns)
+            selected = list(self.statement.exported_columns)  # a DML statement's: its RETURNING
+            columns = tuple(str(c.key) for c in selected)
+            results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in selected)
             literals = {name: bind.value for name, bind in compiled.binds.items()
                         if bind.value is not None and not bind.required}
             found = _Compiled(compiled.string, bool(compiled.positional), tuple(compiled.positiontup or ()),
@@ -77,16 +78,28 @@ class Prepared:
             self._by_dialect[dialect.name] = found
         return found
 
-    def rows(self, conn: sa.Connection, values: Mapping[str, Any]) -> list[PreparedRow]:
-        c = self._compiled(conn.dialect)
+    def _params(self, c: _Compiled, values: Mapping[str, Any]) -> Any:
         processed = {}
         for name, value in (c.literals | dict(values)).items():
             process = c.binds.get(name)
             processed[name] = process(value) if process is not None and value is not None else value
-        params: Any = tuple(processed[name] for name in c.order) if c.positional else processed
+        return tuple(processed[name] for name in c.order) if c.positional else processed
+
+    def run(self, conn: sa.Connection, values: Mapping[str, Any]) -> int:
+        """Execute a statement that returns no rows; the number of rows it changed."""
+        c = self._compiled(conn.dialect)
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(c.sql, params)
+            cursor.execute(c.sql, self._params(c, values))
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def rows(self, conn: sa.Connection, values: Mapping[str, Any]) -> list[PreparedRow]:
+        c = self._compiled(conn.dialect)
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(c.sql, self._params(c, values))
             fetched = cursor.fetchall()
         finally:
             cursor.close()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from minicloud.engine.containers.seccomp import CLONE_NAMESPACE_FLAGS, default_profile, to_oci
+from minicloud.engine.containers.seccomp import CLONE_NAMESPACE_FLAGS, default_profile, kernel_has_x32, to_oci
 from minicloud.engine.containers.spec import (
     DEFAULT_CAPABILITIES,
     BundleSpec,
@@ -29,7 +29,8 @@ def allowed(seccomp: dict[str, Any]) -> set[str]:
 def test_default_profile_for_docker_capabilities() -> None:
     seccomp = to_oci(default_profile(), DEFAULT_CAPABILITIES)
     assert seccomp["defaultAction"] == "SCMP_ACT_ERRNO" and seccomp["defaultErrnoRet"] == 1
-    assert "SCMP_ARCH_X86_64" in seccomp["architectures"]
+    assert "SCMP_ARCH_X86_64" in seccomp["architectures"] and "SCMP_ARCH_X86" in seccomp["architectures"]
+    assert ("SCMP_ARCH_X32" in seccomp["architectures"]) == kernel_has_x32()
     names = allowed(seccomp)
     assert {"read", "write", "execve", "openat", "clone3"} - names == {"clone3"}
     assert "chroot" in names  # CAP_SYS_CHROOT is in Docker's set

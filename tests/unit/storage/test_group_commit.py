@@ -1,0 +1,73 @@
+"""SQLite group commit: concurrent writes share a transaction, each in its own savepoint."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from minicloud.storage.metadata.db import Database
+
+ROWS = sa.table("rows", sa.column("n", sa.Integer))
+
+
+class Refused(Exception):
+    pass
+
+
+def _database(tmp_path: Path) -> Database:
+    db = Database(f"sqlite:///{tmp_path / 'meta.db'}")
+    db.write_sync(lambda c: c.exec_driver_sql("CREATE TABLE rows (n INTEGER UNIQUE)"))
+    return db
+
+
+def test_a_failing_write_in_a_batch_is_undone_alone(tmp_path: Path) -> None:
+    db = _database(tmp_path)
+    commits: list[int] = []
+    sa.event.listen(db.engine, "commit", lambda _conn: commits.append(1))
+
+    def insert(conn: sa.Connection, n: int) -> int:
+        if n == 0:
+            time.sleep(0.2)  # the others queue up behind this one and go in one batch
+        conn.execute(ROWS.insert().values(n=n))
+        if n == 7:
+            raise Refused("no 7")
+        if n == 9:
+            conn.execute(ROWS.insert().values(n=8))  # a constraint violation inside the write
+        return n * 10
+
+    async def scenario() -> list[object]:
+        first = asyncio.ensure_future(db.write(lambda c: insert(c, 0)))
+        await asyncio.sleep(0.05)
+        rest = [db.write(lambda c, n=n: insert(c, n)) for n in range(1, 20)]  # type: ignore[misc]
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    try:
+        results = asyncio.run(scenario())
+        assert len(commits) <= 3, f"{len(commits)} commits for 20 concurrent writes: no group commit"
+        assert isinstance(results[7], Refused)
+        assert isinstance(results[9], sa.exc.IntegrityError)
+        assert [r for i, r in enumerate(results) if i not in (7, 9)] == [i * 10 for i in range(20) if i not in (7, 9)]
+        stored = db.read_sync(lambda c: sorted(n for (n,) in c.execute(sa.select(ROWS.c.n))))
+        assert stored == [n for n in range(20) if n not in (7, 9)]
+        # and a fresh connection sees them: they were committed, not left in an open transaction
+        fresh = sa.create_engine(f"sqlite:///{tmp_path / 'meta.db'}")
+        with fresh.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM rows")).scalar() == 18
+        fresh.dispose()
+    finally:
+        db.close()
+
+
+def test_writes_after_close_of_one_loop_work_in_another(tmp_path: Path) -> None:
+    db = _database(tmp_path)
+    try:
+        assert asyncio.run(db.write(lambda c: c.execute(ROWS.insert().values(n=1)).rowcount)) == 1
+        with pytest.raises(sa.exc.IntegrityError):
+            asyncio.run(db.write(lambda c: c.execute(ROWS.insert().values(n=1))))
+        assert asyncio.run(db.write(lambda c: c.execute(ROWS.insert().values(n=2)).rowcount)) == 1
+    finally:
+        db.close()

@@ -1,0 +1,68 @@
+"""Small blobs: one-job durable writes, and page-cache reads that never wait for the disk."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from minicloud.storage.blobs import Digest, Replica
+from minicloud.storage.blobs.small import NotCached, prepare_fanout, read_cached, read_whole, write_small
+
+
+def _replica(tmp_path: Path) -> Replica:
+    replica = Replica(tmp_path / "zone-a", "zone-a")
+    replica.prepare()
+    prepare_fanout(replica)
+    return replica
+
+
+def _digest(data: bytes) -> Digest:
+    return Digest("sha256", hashlib.sha256(data).hexdigest())
+
+
+def test_write_small_installs_a_read_only_blob_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    replica = _replica(tmp_path)
+    assert len(list((replica.root / "sha256").iterdir())) == 256
+    data = os.urandom(4096)
+    digest = _digest(data)
+    write_small(replica, data, digest)
+    path = replica.path(digest)
+    assert path.read_bytes() == data
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert list(replica.ingest_root.iterdir()) == []
+    write_small(replica, data, digest)  # the same content again: the blob stands
+    assert path.read_bytes() == data and list(replica.ingest_root.iterdir()) == []
+
+
+def test_write_small_recreates_a_missing_fanout_directory(tmp_path: Path) -> None:
+    replica = _replica(tmp_path)
+    data = b"x" * 100
+    digest = _digest(data)
+    replica.path(digest).parent.rmdir()
+    write_small(replica, data, digest)
+    assert replica.path(digest).read_bytes() == data
+
+
+def test_read_cached_reads_from_the_page_cache_or_says_it_cannot(tmp_path: Path) -> None:
+    replica = _replica(tmp_path)
+    data = os.urandom(8192)
+    digest = _digest(data)
+    write_small(replica, data, digest)
+    assert read_cached(replica, digest, len(data)) == data
+    assert read_cached(replica, digest, len(data) + 10) == data  # the file is shorter: what it has
+    fd = os.open(replica.path(digest), os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # clean pages after the fsync: dropped
+    finally:
+        os.close(fd)
+    try:
+        got = read_cached(replica, digest, len(data))
+    except NotCached:
+        got = read_whole(replica, digest, len(data))
+    assert got == data
+    with pytest.raises(FileNotFoundError):
+        read_cached(replica, _digest(b"absent"), 10)
