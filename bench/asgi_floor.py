@@ -1,9 +1,9 @@
-"""The floor of minicloud's HTTP stack: uvicorn (uvloop + httptools, as ``minicloud up`` runs it) serving a
-trivial ASGI app that reads the request body and answers a fixed STS-sized 200.
+"""The floor of minicloud's HTTP stack: uvicorn's server with minicloud's HTTP protocol (uvloop + httptools,
+as ``minicloud up`` runs it; ``--protocol uvicorn`` for uvicorn's own) serving a trivial ASGI app that reads the request body and answers a fixed STS-sized 200.
 
 Whatever minicloud does per request comes on top of this; the gap between the two is minicloud's own work.
 
-    python -m bench.asgi_floor --port P
+    python -m bench.asgi_floor --port P [--protocol minicloud|uvicorn]
 """
 
 from __future__ import annotations
@@ -48,9 +48,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--protocol", choices=("minicloud", "uvicorn"), default="minicloud",
+                        help="minicloud's HTTP protocol (as `minicloud up` runs) or uvicorn's httptools one")
     args = parser.parse_args()
+    http: Any = "httptools"
+    if args.protocol == "minicloud":
+        from minicloud.server.protocol import bounded_protocol
+
+        http = bounded_protocol(64 * 1024)
     # The same server settings as ``minicloud up`` (minicloud/cli.py).
-    uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools", lifespan="on",
+    uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http=http, lifespan="on",
                 access_log=False, log_level="warning", server_header=False, date_header=True,
                 timeout_keep_alive=30)
 

@@ -41,7 +41,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from minicloud.iam.credentials import CredentialStore
     from minicloud.runtime import Runtime
     from minicloud.server.app import MinicloudApp
-    from minicloud.server.http import bounded_protocol
+    from minicloud.server.protocol import bounded_protocol
     from minicloud.topology import Topology
 
     config = _config_from(args)

@@ -18,19 +18,28 @@ class ClientDisconnected(Exception):
 
 
 class Headers:
-    """Case-insensitive, multi-valued HTTP headers. Names are stored lower-case."""
+    """Case-insensitive, multi-valued HTTP headers. Names are stored lower-case; the first value of
+    each name is indexed (a request's headers are looked up far more often than they change)."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_first", "_items")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = [(k.lower(), v) for k, v in items]
+        self._first = _index(self._items)
+
+    @classmethod
+    def from_wire(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+        """Headers as the HTTP server hands them over: names already lower-case, bytes in latin-1."""
+        headers = cls.__new__(cls)
+        headers._items = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+        headers._first = _index(headers._items)
+        return headers
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        name = name.lower()
-        for key, value in self._items:
-            if key == name:
-                return value
-        return default
+        value = self._first.get(name)
+        if value is None:
+            value = self._first.get(name.lower())
+        return default if value is None else value
 
     def get_all(self, name: str) -> list[str]:
         name = name.lower()
@@ -43,12 +52,15 @@ class Headers:
         return list(self._items)
 
     def add(self, name: str, value: str) -> None:
-        self._items.append((name.lower(), value))
+        name = name.lower()
+        self._items.append((name, value))
+        self._first.setdefault(name, value)
 
     def set(self, name: str, value: str) -> None:
         name = name.lower()
         self._items = [(k, v) for k, v in self._items if k != name]
         self._items.append((name, value))
+        self._first[name] = value
 
     def __iter__(self) -> Iterator[str]:
         return iter(k for k, _ in self._items)
@@ -58,6 +70,13 @@ class Headers:
 
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
+
+
+def _index(items: list[tuple[str, str]]) -> dict[str, str]:
+    first: dict[str, str] = {}
+    for key, value in reversed(items):
+        first[key] = value
+    return first
 
 
 @dataclass(slots=True)

@@ -117,7 +117,7 @@ class MinicloudApp:
             return
         raw_headers = scope["headers"]
         header_bytes = sum(len(k) + len(v) for k, v in raw_headers)
-        headers = Headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers)
+        headers = Headers.from_wire(raw_headers)
         client = scope.get("client")
         request = AwsRequest(
             method=scope["method"],

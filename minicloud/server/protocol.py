@@ -1,0 +1,496 @@
+"""minicloud's HTTP/1.1 server protocol: httptools parses, the ASGI application answers.
+
+uvicorn runs the server (sockets, signals, lifespan, graceful shutdown) and creates one of these per
+connection; this module replaces its httptools protocol, which spent more time per small request
+than minicloud's own handling of a signed API call: a request object, an ``asyncio.Event``, two
+regular expressions per response header, a keep-alive timer armed and cancelled per request, and
+the response's head and body in two ``send`` calls. Here:
+
+- a request is an :class:`Exchange` (slots; a future only when the application waits for body);
+- a response's head waits for the first body message and leaves with it in one write;
+- one keep-alive timer per connection and idle period, re-armed only when it fires;
+- header names and values are checked with byte scans (no CR, LF or NUL may reach the wire);
+- the head of a request is bounded while it arrives (``431``), a request that does not parse
+  (a TLS handshake on the plain port, say) gets ``400`` and the connection is closed;
+- pipelined requests are answered in order; reading pauses while one is queued or while a
+  request body waits unread beyond a high-water mark, and ``send`` waits while the socket's write
+  buffer is full, so memory stays bounded whatever the size of bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import urllib.parse
+from collections import deque
+from typing import Any
+
+import httptools
+
+from minicloud.server.asgi import ASGIApp, Message, Scope
+
+log = logging.getLogger("minicloud.server.http")
+
+# Unread request body held before reading from the socket pauses.
+_BODY_HIGH_WATER = 1 << 20
+# A body chunk up to this size is joined to the response's head (one send); larger ones follow it.
+_JOIN_BELOW = 64 * 1024
+# One read from the socket may carry the end of a head and the start of its body: count that slack.
+_READ_SLACK = 256 * 1024
+# How long the rest of a refused request body is read (and dropped) before the connection closes.
+_LINGER_SECONDS = 2.0
+_BAD_HEADER_BYTES = (b"\r", b"\n", b"\x00")
+
+
+def _status_line(status: int) -> bytes:
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    return f"HTTP/1.1 {status} {phrase}\r\n".encode("latin-1")
+
+
+STATUS_LINES = {status: _status_line(status) for status in range(100, 600)}
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class Exchange:
+    """One request and its response on a connection; ``receive`` and ``send`` are its ASGI callables."""
+
+    __slots__ = ("body_done", "buffered", "chunked", "chunks", "complete", "disconnected", "expect_continue", "head",
+                 "head_only", "keep_alive", "more_body", "protocol", "remaining", "scope", "started", "waiter")
+
+    def __init__(self, protocol: HttpProtocol, scope: Scope, expect_continue: bool, keep_alive: bool) -> None:
+        self.protocol = protocol
+        self.scope = scope
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.more_body = True  # the request's body has not all arrived
+        self.body_done = False  # the application was given the last of the body
+        self.waiter: asyncio.Future[None] | None = None
+        self.expect_continue = expect_continue
+        self.keep_alive = keep_alive
+        self.started = False
+        self.complete = False
+        self.disconnected = False
+        self.head = b""  # the response's head, until the first body message takes it along
+        self.remaining = 0  # bytes of body still owed to the Content-Length sent
+        self.chunked = False
+        self.head_only = scope["method"] == "HEAD"
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def receive(self) -> Message:
+        while True:
+            if self.disconnected or self.complete:
+                return {"type": "http.disconnect"}
+            if self.chunks or (not self.more_body and not self.body_done):
+                break
+            if self.expect_continue and self.more_body and not self.started:
+                self.expect_continue = False
+                self.protocol.write(_CONTINUE)
+            self.protocol.resume_reading()
+            self.waiter = self.protocol.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        if len(self.chunks) == 1:
+            body = self.chunks.popleft()
+        else:
+            body = b"".join(self.chunks)
+            self.chunks.clear()
+        self.buffered = 0
+        more = self.more_body
+        if not more:
+            self.body_done = True
+        self.protocol.resume_reading()
+        return {"type": "http.request", "body": body, "more_body": more}
+
+    async def send(self, message: Message) -> None:
+        protocol = self.protocol
+        if protocol.write_paused and not self.disconnected:
+            await protocol.drain()
+        if self.disconnected:
+            return
+        kind = message["type"]
+        if not self.started:
+            if kind != "http.response.start":
+                raise RuntimeError(f"expected http.response.start, got {kind!r}")
+            self._start(message["status"], message.get("headers", ()))
+            return
+        if self.complete:
+            raise RuntimeError(f"{kind!r} sent after the response was complete")
+        if kind != "http.response.body":
+            raise RuntimeError(f"expected http.response.body, got {kind!r}")
+        body: bytes = message.get("body", b"")
+        more: bool = message.get("more_body", False)
+        if self.head_only:
+            body = b""
+        elif self.chunked:
+            body = b"%x\r\n%b\r\n" % (len(body), body) if body else b""
+            if not more:
+                body += b"0\r\n\r\n"
+        else:
+            self.remaining -= len(body)
+            if self.remaining < 0:
+                raise RuntimeError("response body longer than its Content-Length")
+        head = self.head
+        if head:
+            self.head = b""
+            if len(body) < _JOIN_BELOW:
+                protocol.write(head + body)
+            else:
+                protocol.write(head)
+                protocol.write(body)
+        elif body:
+            protocol.write(body)
+        if not more:
+            if self.remaining and not self.head_only:
+                raise RuntimeError("response body shorter than its Content-Length")
+            self.complete = True
+            self.wake()
+            protocol.exchange_done(self)
+
+    def _start(self, status: int, headers: Any) -> None:
+        protocol = self.protocol
+        parts = [STATUS_LINES.get(status) or _status_line(status), protocol.default_head()]
+        length: int | None = None
+        said_close = False
+        for name, value in headers:
+            for bad in _BAD_HEADER_BYTES:
+                if bad in name or bad in value:
+                    raise RuntimeError(f"invalid response header {name!r}")
+            lower = name.lower()
+            if lower == b"content-length":
+                length = int(value)
+            elif lower == b"transfer-encoding":
+                if value.lower() == b"chunked":
+                    self.chunked = True
+            elif lower == b"connection" and b"close" in value.lower():
+                self.keep_alive = False
+                said_close = True
+            parts += (name, b": ", value, b"\r\n")
+        if self.more_body and self.expect_continue:
+            # The client still holds the body back, waiting for a 100 that will not come.
+            self.keep_alive = False
+        if not self.keep_alive and not said_close:
+            parts.append(b"connection: close\r\n")
+        if length is not None and not self.chunked:
+            self.remaining = length
+        elif not self.chunked and not self.head_only and status not in (204, 304) and status >= 200:
+            self.chunked = True
+            parts.append(b"transfer-encoding: chunked\r\n")
+        parts.append(b"\r\n")
+        self.head = b"".join(parts)
+        self.started = True
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One connection (created by uvicorn's server for every accepted socket)."""
+
+    max_head_bytes = 64 * 1024
+
+    def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        if not config.loaded:
+            config.load()
+        self.app: ASGIApp = config.loaded_app
+        self.loop = _loop or asyncio.get_event_loop()
+        self.server_state = server_state
+        self.app_state = app_state
+        self.keep_alive_timeout: float = config.timeout_keep_alive
+        self.parser = httptools.HttpRequestParser(self)
+        self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        self.transport: asyncio.Transport | None = None
+        self.server: tuple[str, int] | None = None
+        self.client: tuple[str, int] | None = None
+        # The request being parsed, the one being answered, and the ones waiting behind it.
+        self.parsing: Exchange | None = None
+        self.current: Exchange | None = None
+        self.queue: deque[Exchange] = deque()
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.expect_continue = False
+        self.in_head = True
+        self.head_bytes = 0
+        self.read_paused = False
+        self.lingering = False
+        self.write_paused = False
+        self.drain_waiter: asyncio.Future[None] | None = None
+        self.idle_since = 0.0
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self._default_source: object = None
+        self._default_head = b""
+
+    # -- the connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are Transports
+        self.server_state.connections.add(self)
+        sockname = transport.get_extra_info("sockname")
+        peername = transport.get_extra_info("peername")
+        self.server = _address(sockname)
+        self.client = _address(peername)
+        self.idle_since = self.loop.time()
+        self.idle_timer = self.loop.call_later(self.keep_alive_timeout, self._check_idle)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server_state.connections.discard(self)
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+        for exchange in (self.current, self.parsing, *self.queue):
+            if exchange is not None and not exchange.complete:
+                exchange.disconnected = True
+                exchange.wake()
+        self.write_paused = False
+        self._release_drain()
+
+    def eof_received(self) -> None:
+        return None  # the transport closes; an exchange in flight learns of it in connection_lost
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._release_drain()
+
+    def _release_drain(self) -> None:
+        waiter = self.drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self.drain_waiter = None
+
+    async def drain(self) -> None:
+        if self.drain_waiter is None:
+            self.drain_waiter = self.loop.create_future()
+        await self.drain_waiter
+
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def resume_reading(self) -> None:
+        if self.read_paused and not self.queue and self.transport is not None:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def _pause_reading(self) -> None:
+        if not self.read_paused and self.transport is not None:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def shutdown(self) -> None:
+        """Called by uvicorn when the server stops: close now if idle, else after the response."""
+        if self.current is None and self.transport is not None:
+            self.transport.close()
+            return
+        for exchange in (self.current, *self.queue):
+            if exchange is not None:
+                exchange.keep_alive = False
+
+    def _check_idle(self) -> None:
+        self.idle_timer = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.current is None:
+            idle = self.loop.time() - self.idle_since
+            if idle >= self.keep_alive_timeout:
+                self.transport.close()
+                return
+            delay = self.keep_alive_timeout - idle
+        else:
+            delay = self.keep_alive_timeout
+        self.idle_timer = self.loop.call_later(delay, self._check_idle)
+
+    def default_head(self) -> bytes:
+        """uvicorn's default headers (the Date, refreshed every second), joined once per refresh."""
+        source = self.server_state.default_headers
+        if source is not self._default_source:
+            self._default_source = source
+            self._default_head = b"".join(b"%b: %b\r\n" % (name, value) for name, value in source)
+        return self._default_head
+
+    # -- parsing (httptools callbacks)
+
+    def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return
+        self.idle_since = self.loop.time()
+        if self.in_head:
+            self.head_bytes += len(data)
+            if self.head_bytes > self.max_head_bytes + _READ_SLACK:
+                self._refuse(431, b"Request Header Fields Too Large\n")
+                return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # No protocol upgrades here (an h2c offer, say): the request was answered as HTTP/1.1;
+            # the parser stops at an upgrade, so the connection ends after the response.
+            for exchange in (self.current, *self.queue):
+                if exchange is not None:
+                    exchange.keep_alive = False
+            if self.current is None and self.transport is not None:
+                self.transport.close()
+        except httptools.HttpParserError:
+            self._refuse(400, b"Invalid HTTP request received.\n")
+
+    def _refuse(self, status: int, message: bytes) -> None:
+        if self.current is not None:  # a response is in flight: just end the connection after it
+            self.current.keep_alive = False
+        else:
+            self.write(STATUS_LINES[status] + b"content-type: text/plain; charset=utf-8\r\n" +
+                       b"content-length: %d\r\nconnection: close\r\n\r\n" % len(message) + message)
+        if self.transport is not None:
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.headers = []
+        self.expect_continue = False
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_continue = True
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        self.head_bytes = 0
+        parser = self.parser
+        version = parser.get_http_version()
+        url = httptools.parse_url(self.url)
+        raw_path: bytes = url.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        scope: Scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": version,
+            "server": self.server,
+            "client": self.client,
+            "scheme": "http",
+            "root_path": "",
+            "method": parser.get_method().decode("ascii"),
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": url.query or b"",
+            "headers": self.headers,
+        }
+        if self.app_state:
+            scope["state"] = self.app_state.copy()
+        keep_alive = version != "1.0" and parser.should_keep_alive()
+        exchange = Exchange(self, scope, self.expect_continue, keep_alive)
+        self.parsing = exchange
+        if self.current is None:
+            self._start(exchange)
+        else:  # pipelined behind the one being answered
+            self.queue.append(exchange)
+            self._pause_reading()
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.parsing
+        if exchange is None or exchange.complete:
+            return  # the response went out already: the rest of the body is dropped
+        exchange.chunks.append(body)
+        exchange.buffered += len(body)
+        if exchange.buffered > _BODY_HIGH_WATER:
+            self._pause_reading()
+        exchange.wake()
+
+    def on_message_complete(self) -> None:
+        self.in_head = True
+        exchange = self.parsing
+        self.parsing = None
+        if exchange is not None:
+            exchange.more_body = False
+            exchange.wake()
+
+    # -- running the application
+
+    def _start(self, exchange: Exchange) -> None:
+        self.current = exchange
+        task = self.loop.create_task(self._run(exchange))
+        tasks = self.server_state.tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def _run(self, exchange: Exchange) -> None:
+        try:
+            await self.app(exchange.scope, exchange.receive, exchange.send)
+        except BaseException as exc:
+            log.error("the application failed on %s %s", exchange.scope["method"], exchange.scope["path"],
+                      exc_info=exc)
+            if not exchange.started and not exchange.disconnected:
+                exchange.keep_alive = False
+                message = b"Internal Server Error"
+                try:
+                    await exchange.send({"type": "http.response.start", "status": 500, "headers": [
+                        (b"content-type", b"text/plain; charset=utf-8"),
+                        (b"content-length", str(len(message)).encode())]})
+                    await exchange.send({"type": "http.response.body", "body": message})
+                except Exception:
+                    pass
+            elif self.transport is not None:
+                self.transport.close()
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+        else:
+            if not exchange.complete and not exchange.disconnected:
+                log.error("the application returned without completing its response")
+                if self.transport is not None:
+                    self.transport.close()
+
+    def exchange_done(self, exchange: Exchange) -> None:
+        self.server_state.total_requests += 1
+        self.idle_since = self.loop.time()
+        if exchange is not self.current:
+            return
+        self.current = None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if not exchange.keep_alive:
+            if exchange.more_body:
+                self._linger(transport)
+            else:
+                transport.close()
+            return
+        if self.queue:
+            self._start(self.queue.popleft())
+        self.resume_reading()
+        if self.idle_timer is None:
+            self.idle_timer = self.loop.call_later(self.keep_alive_timeout, self._check_idle)
+
+
+    def _linger(self, transport: asyncio.Transport) -> None:
+        """End a connection whose request body is still arriving (a refused upload, say) so that
+        the client reads the answer: send FIN, drop what still comes for a while, then close.
+        Closing at once would reset the connection and lose the answer in the client's socket."""
+        self.lingering = True
+        self.resume_reading()
+        if transport.can_write_eof():
+            transport.write_eof()
+        self.loop.call_later(_LINGER_SECONDS, transport.close)
+
+
+def _address(value: Any) -> tuple[str, int] | None:
+    if isinstance(value, tuple) and len(value) >= 2:
+        return str(value[0]), int(value[1])
+    return None
+
+
+def bounded_protocol(max_head_bytes: int) -> type[HttpProtocol]:
+    return type("HttpProtocol", (HttpProtocol,), {"max_head_bytes": max_head_bytes})
