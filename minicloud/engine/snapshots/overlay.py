@@ -95,7 +95,8 @@ class OverlaySnapshotter:
             return [s.key for s in self._snapshots.values() if s.parent == key]
 
     # -- changes --------------------------------------------------------------------------------
-    def prepare(self, key: str, parent: str | None) -> list[Mount]:
+    def prepare(self, key: str, parent: str | None, *, durable: bool = True) -> list[Mount]:
+        """A new active snapshot on ``parent``; not ``durable``: the caller calls ``sync`` later."""
         with self._lock:
             if key in self._snapshots:
                 raise Conflict(f"snapshot {key} already exists")
@@ -108,7 +109,7 @@ class OverlaySnapshotter:
             (directory / "fs").chmod(0o755)  # a container's / is 0755, whatever minicloud's umask (077)
             (directory / "work").mkdir()
             self._snapshots[key] = snap
-            self._save()
+            self._save(durable)
         return self.mounts(key)
 
     def commit(self, name: str, key: str, size: int = 0) -> None:
@@ -155,13 +156,23 @@ class OverlaySnapshotter:
             if entry.name not in owned:
                 shutil.rmtree(entry, ignore_errors=True)
 
-    def _save(self) -> None:
+    def _save(self, durable: bool = True) -> None:
         doc = {"next": self._next, "snapshots": {
             k: {"id": s.id, "kind": s.kind, "parent": s.parent, "size": s.size}
             for k, s in self._snapshots.items()}}
         tmp = self._meta.with_suffix(".tmp")
         with open(tmp, "w") as f:
             json.dump(doc, f)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, self._meta)
+
+    def sync(self) -> None:
+        """Make the metadata written by a non-durable ``prepare`` durable."""
+        with self._lock:
+            fd = os.open(self._meta, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
