@@ -23,6 +23,7 @@ class ServiceError(Exception):
         super().__init__(message)
         self.message = message
         self.fields: dict[str, Any] = fields
+        self.headers: list[tuple[str, str]] = []  # extra response headers (S3: x-amz-delete-marker, CORS)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"

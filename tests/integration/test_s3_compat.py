@@ -3,6 +3,8 @@ here with boto3 or raw HTTP against a real ``minicloud up`` so our suite never n
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 import uuid
 from typing import Any
 
@@ -138,3 +140,51 @@ def test_canned_acl_lists_group_grants_before_the_owner(s3: Any) -> None:
     grants = s3.get_bucket_acl(Bucket=name)["Grants"]
     assert [(g["Grantee"]["Type"], g["Permission"]) for g in grants] == [
         ("Group", "READ"), ("Group", "WRITE"), ("CanonicalUser", "FULL_CONTROL")]
+
+
+# -- answers of errors ------------------------------------------------------------------------------
+
+def test_delete_marker_answers_say_so_in_headers(s3: Any, bucket: str) -> None:
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    marker = s3.delete_object(Bucket=bucket, Key="k")["VersionId"]
+    with pytest.raises(ClientError) as err:
+        s3.head_object(Bucket=bucket, Key="k")
+    headers = err.value.response["ResponseMetadata"]["HTTPHeaders"]
+    assert (status(err), headers.get("x-amz-delete-marker"), headers.get("x-amz-version-id")) == (404, "true", marker)
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket=bucket, Key="k", VersionId=marker)
+    headers = err.value.response["ResponseMetadata"]["HTTPHeaders"]
+    assert (status(err), headers.get("x-amz-delete-marker")) == (405, "true")
+
+
+def test_cors_headers_on_an_error_answer(server: MinicloudServer, s3: Any, bucket: str) -> None:
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [
+        {"AllowedMethods": ["GET"], "AllowedOrigins": ["*.example"]}]})
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    request = urllib.request.Request(f"{server.endpoint}/{bucket}/missing", headers={"Origin": "a.example"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, timeout=10)
+    # anonymous, but the bucket's ACL lets anyone list it: 404, not 403; and the CORS headers
+    assert err.value.code == 404
+    assert err.value.headers["Access-Control-Allow-Origin"] == "a.example"
+    assert err.value.headers["Access-Control-Allow-Methods"] == "GET"
+
+
+def test_expected_bucket_owner(server: MinicloudServer, s3: Any, bucket: str) -> None:
+    s3.list_objects(Bucket=bucket, ExpectedBucketOwner=server.account_id)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x", ExpectedBucketOwner=server.account_id)
+    for wrong in ("111122223333", canonical_id(server.account_id) + "foo"):
+        with pytest.raises(ClientError) as err:
+            s3.list_objects(Bucket=bucket, ExpectedBucketOwner=wrong)
+        assert (status(err), code(err)) == (403, "AccessDenied")
+
+
+def test_another_accounts_user_aborts_its_upload_in_a_public_read_write_bucket(
+        s3: Any, bucket: str, other_account: tuple[str, str, Any]) -> None:
+    _, _, other_s3 = other_account
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read-write")
+    upload = other_s3.create_multipart_upload(Bucket=bucket, Key="theirs")["UploadId"]
+    assert [u["Key"] for u in other_s3.list_multipart_uploads(Bucket=bucket)["Uploads"]] == ["theirs"]
+    other_s3.abort_multipart_upload(Bucket=bucket, Key="theirs", UploadId=upload)
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)

@@ -209,7 +209,7 @@ class RestSerializer(ResponseSerializer):
     def _error(self, error: ServiceError, operation: OperationModel | None,
                request_id: str) -> AwsResponse:
         code = error_code(error)
-        headers = self._headers(request_id)
+        headers = [*self._headers(request_id), *error.headers]
         head = operation is not None and str(operation.http.get("method", "")).upper() == "HEAD"
         if self.xml:
             body = (f"{XML_DECLARATION}<Error><Code>{escape(code)}</Code>"

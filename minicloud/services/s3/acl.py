@@ -43,7 +43,8 @@ CANNED = frozenset({"private", "public-read", "public-read-write", "authenticate
 # The ACL permission an S3 action needs: (permission, on the object rather than the bucket).
 ACTION_PERMISSIONS = {
     "ListBucket": ("READ", False), "ListBucketVersions": ("READ", False),
-    "ListBucketMultipartUploads": ("READ", False),
+    "ListBucketMultipartUploads": ("READ", False), "AbortMultipartUpload": ("WRITE", False),
+    "ListMultipartUploadParts": ("WRITE", False),
     "PutObject": ("WRITE", False), "DeleteObject": ("WRITE", False), "DeleteObjectVersion": ("WRITE", False),
     "GetBucketAcl": ("READ_ACP", False), "PutBucketAcl": ("WRITE_ACP", False),
     "GetObject": ("READ", True), "GetObjectVersion": ("READ", True),

@@ -25,7 +25,7 @@ from minicloud.services.s3.acl import (
 )
 from minicloud.services.s3.data import ObjectData
 from minicloud.services.s3.errors import AccessDenied, NoSuchBucket
-from minicloud.services.s3.names import bucket_arn, object_arn
+from minicloud.services.s3.names import bucket_arn, canonical_id, object_arn
 from minicloud.services.s3.store import Bucket
 from minicloud.services.s3.transport import check_customer_key_transport
 
@@ -155,6 +155,10 @@ class S3Base(Provider):
             return False
         version = dict(parse_qsl(ctx.request.query)).get("versionId")
         row = await self.db.read(lambda conn: store.get_object(conn, bucket.name, key, version))
+        if row is None and version is None and action in ("GetObject", "GetObjectAcl"):
+            # No object: whoever may list the bucket learns that with a 404 (NoSuchKey), as on S3.
+            return grants_allow(stored_grants(bucket.acl, bucket.account_id), ctx.principal, "READ",
+                                ignore_public, identity)
         if row is None or row.delete_marker:
             return False
         return grants_allow(stored_grants(row.acl, row.owner), ctx.principal, permission, ignore_public, identity)
@@ -164,6 +168,9 @@ class S3Base(Provider):
         check_customer_key_transport(ctx.request, params)
         bucket = await self.bucket(params["Bucket"])
         await self.authorize(ctx, action, bucket, key, context)
+        expected = params.get("ExpectedBucketOwner")  # x-amz-expected-bucket-owner: 403 when another owns it
+        if expected is not None and expected not in (bucket.account_id, canonical_id(bucket.account_id)):
+            raise AccessDenied("Access Denied")
         return bucket
 
     async def bypass_governance(self, ctx: RequestContext, params: dict[str, Any], bucket: Bucket, key: str) -> bool:

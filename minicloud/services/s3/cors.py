@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from minicloud.aws.context import RequestContext
+from minicloud.aws.errors import ServiceError
 from minicloud.aws.protocol.rest_serializers import RESULT_HEADERS
 from minicloud.aws.provider import Handler
 from minicloud.services.s3.base import S3Base
@@ -118,16 +119,24 @@ class CorsOperations(S3Base):
         if inner is None or operation_name in _PREFLIGHT:
             return inner
 
-        async def with_cors(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-            result = await inner(ctx, params)
+        async def cors_headers(ctx: RequestContext, params: dict[str, Any]) -> list[tuple[str, str]]:
             origin = ctx.request.headers.get("origin")
             name = params.get("Bucket")
             if origin and isinstance(name, str):
                 bucket = await self.find_bucket(name)
                 rule = matching_rule(bucket, origin, ctx.request.method, []) if bucket and bucket.cors else None
                 if rule is not None:
-                    result = {**result, RESULT_HEADERS: [*result.get(RESULT_HEADERS, []),
-                                                         *response_headers(rule, origin, preflight=False,
-                                                                           requested_headers=[])]}
+                    return response_headers(rule, origin, preflight=False, requested_headers=[])
+            return []
+
+        async def with_cors(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+            try:
+                result = await inner(ctx, params)
+            except ServiceError as error:  # an error answer carries them too (a 404 to a browser)
+                error.headers.extend(await cors_headers(ctx, params))
+                raise
+            extra = await cors_headers(ctx, params)
+            if extra:
+                result = {**result, RESULT_HEADERS: [*result.get(RESULT_HEADERS, []), *extra]}
             return result
         return with_cors

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, unquote
 import sqlalchemy as sa
 
 from minicloud.aws.context import RequestContext
+from minicloud.aws.errors import ServiceError
 from minicloud.aws.protocol.rest_serializers import RESULT_STATUS
 from minicloud.services.s3 import store
 from minicloud.services.s3.acl import acl_for_write, ownership
@@ -201,17 +202,20 @@ class ObjectOperations(EncryptionOperations):
                 raise self.access_denied("Access Denied")
             raise NoSuchKey("The specified key does not exist.", Key=key)
         if row.delete_marker:
+            error: ServiceError = NoSuchKey("The specified key does not exist.", Key=key)
             if version_id is not None:
-                raise MethodNotAllowed("The specified method is not allowed against this resource.",
-                                       Method=ctx.request.method, ResourceType="DeleteMarker")
-            raise NoSuchKey("The specified key does not exist.", Key=key)
+                error = MethodNotAllowed("The specified method is not allowed against this resource.",
+                                         Method=ctx.request.method, ResourceType="DeleteMarker")
+            error.headers += [("x-amz-delete-marker", "true"), ("x-amz-version-id", row.version_id)]
+            raise error
         return row
 
     async def may(self, ctx: RequestContext, action: str, bucket: Bucket) -> bool:
         result = await ctx.authorizer.check(
             ctx.principal, f"s3:{action}", f"arn:aws:s3:::{bucket.name}", context=ctx.condition_keys(),
             resource_policy=bucket.policy, resource_account=bucket.account_id)
-        return result.allowed
+        return result.allowed or ("explicit deny" not in result.message  # or the bucket's ACL grants it
+                                  and await self._acl_allows(ctx, action, bucket, None))
 
     async def get_object(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         return await self._read(ctx, params, body=True)
