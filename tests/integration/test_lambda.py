@@ -383,6 +383,24 @@ def test_code_from_s3(lam: Lambda) -> None:
     assert "NoSuchKey" in caught.value.response["Error"]["Message"]
 
 
+def test_code_from_an_sse_kms_object(lam: Lambda) -> None:
+    s3, kms = lam.server.client("s3"), lam.server.client("kms")
+    key_id = kms.create_key(Description="lambda code")["KeyMetadata"]["KeyId"]
+    s3.create_bucket(Bucket="lambda-kms-code")
+    s3.put_object(Bucket="lambda-kms-code", Key="app.zip", ServerSideEncryption="aws:kms", SSEKMSKeyId=key_id,
+                  Body=zipped({"app.py": "def handler(e, c):\n    return 'sealed by kms'\n"}))
+    name = f"kms-{uuid.uuid4().hex[:8]}"
+    lam.client.create_function(FunctionName=name, Runtime="python3.11", Role=lam.role, Handler="app.handler",
+                               Code={"S3Bucket": "lambda-kms-code", "S3Key": "app.zip"})
+    lam.client.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    assert lam.invoke(name)[1] == "sealed by kms"
+    kms.disable_key(KeyId=key_id)  # KMS refuses the data key now: S3's error, inside Lambda's
+    with pytest.raises(ClientError) as caught:
+        lam.client.update_function_code(FunctionName=name, S3Bucket="lambda-kms-code", S3Key="app.zip")
+    assert caught.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert "KMS.DisabledException" in caught.value.response["Error"]["Message"]
+
+
 def test_alias_routing_splits_invocations_between_versions(lam: Lambda) -> None:
     name = lam.create("def handler(e, c):\n    return 'one'\n")
     lam.client.publish_version(FunctionName=name)

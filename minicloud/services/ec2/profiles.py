@@ -13,16 +13,8 @@ from minicloud.aws.context import RequestContext
 from minicloud.iam import sessions
 from minicloud.iam import store as iam_store
 from minicloud.iam.identity import Principal, PrincipalKind
-from minicloud.iam.policy import (
-    AuthzRequest,
-    MalformedPolicyDocument,
-    PolicyKind,
-    PrincipalInfo,
-    evaluate,
-    parse_policy,
-)
-from minicloud.iam.policy import PrincipalKind as PolicyPrincipalKind
 from minicloud.iam.tables import iam_instance_profile_roles, iam_instance_profiles, iam_roles
+from minicloud.iam.trust import service_may_assume
 from minicloud.storage.metadata.db import Database
 
 EC2_SERVICE = "ec2.amazonaws.com"
@@ -75,15 +67,8 @@ def issue_role_credentials(conn: sa.Connection, role_arn: str, instance_id: str,
 
 
 def trusts_ec2(document: str | None, role_arn: str, account_id: str) -> bool:
-    """Whether the role's trust policy lets ec2.amazonaws.com assume it (as STS decides for the
-    EC2 service: the real evaluator, so a Deny or an unmet condition refuses)."""
-    try:
-        policy = parse_policy(document or "", PolicyKind.TRUST)
-    except MalformedPolicyDocument:
-        return False
-    service = PrincipalInfo(arn=EC2_SERVICE, account_id="", kind=PolicyPrincipalKind.SERVICE)
-    request = AuthzRequest("sts:AssumeRole", role_arn, service, resource_account=account_id)
-    return evaluate(request, (), resource_policy=policy).allowed
+    """Whether the role's trust policy lets ec2.amazonaws.com assume it."""
+    return service_may_assume(document, role_arn, account_id, EC2_SERVICE)
 
 
 async def authorize_pass_role(ctx: RequestContext, db: Database, name: str | None, arn: str | None) -> None:

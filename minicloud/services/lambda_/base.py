@@ -197,7 +197,10 @@ class LambdaBase(Provider):
         zones = [z.name for z in self.runtime.topology.zones(ctx.region)] or [ctx.region]
         data = ObjectData(self.runtime.config.data_dir / "s3", zones)
         try:
-            if stored:  # SSE-S3: sealed under S3's master key
+            if stored and stored.get("sse") == "aws:kms":  # SSE-KMS: the data key is KMS's to open
+                kek = await self._kms_data_key(ctx, stored, bucket, key)
+                chunks = [chunk async for chunk in data.read_sealed(obj.segments(), 0, obj.size, kek)]
+            elif stored:  # SSE-S3: sealed under S3's master key
                 kek = MasterKey.load_or_create(self.runtime.config.data_dir / "s3" / "master.key").key
                 chunks = [chunk async for chunk in data.read_sealed(obj.segments(), 0, obj.size, kek)]
             else:
@@ -205,6 +208,19 @@ class LambdaBase(Provider):
         finally:
             data.close()
         return b"".join(chunks)
+
+    async def _kms_data_key(self, ctx: RequestContext, stored: dict[str, Any], bucket: str, key: str) -> bytes:
+        """The data key of an SSE-KMS code object, opened by KMS with the caller's kms:Decrypt."""
+        from minicloud.aws.errors import ServiceError, error_code
+        from minicloud.services.kms.keyring import KeyRing
+        from minicloud.services.s3.encryption import open_kms_data_key
+
+        try:
+            return await open_kms_data_key(KeyRing(self.db, self.runtime.config.data_dir), ctx, stored, bucket, key)
+        except ServiceError as error:
+            raise InvalidParameterValueException(
+                f"Error occurred while GetObject. S3 Error Code: {error_code(error)}. S3 Error Message: {error.message}"
+            ) from None
 
     # -- URLs (the table is shared with urls.py) --------------------------------------------------
     @staticmethod

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from minicloud.aws.context import RequestContext
 from minicloud.aws.pagination import decode_token, encode_token
+from minicloud.iam.trust import service_may_assume
 from minicloud.services.lambda_ import model
 from minicloud.services.lambda_.base import LambdaBase
 from minicloud.services.lambda_.code import StoredCode
@@ -25,6 +26,7 @@ from minicloud.services.lambda_.images import KNOWN_RUNTIMES, RUNTIMES
 from minicloud.services.lambda_.model import LATEST, VersionRow
 from minicloud.services.lambda_.tables import lambda_functions, lambda_versions
 
+LAMBDA_SERVICE = "lambda.amazonaws.com"
 CONFIG_KEYS = ("Description", "Timeout", "MemorySize", "Handler", "Runtime", "Role", "Environment",
                "TracingConfig", "EphemeralStorage", "LoggingConfig", "ImageConfig", "DeadLetterConfig")
 
@@ -140,11 +142,11 @@ class FunctionsMixin(LambdaBase):
 
         # Handing a role to Lambda lets the function act as that role: the caller must be allowed to
         # pass it (iam:PassRole), as AWS checks before anything else about the role.
-        await ctx.authorize("iam:PassRole", role_arn, context={"iam:PassedToService": "lambda.amazonaws.com"})
+        await ctx.authorize("iam:PassRole", role_arn, context={"iam:PassedToService": LAMBDA_SERVICE})
         role = await self.db.read(lambda conn: iam_store.get_role_by_arn(conn, role_arn))
         if role is None or role.account_id != ctx.account_id:
             raise InvalidParameterValueException("The role defined for the function cannot be assumed by Lambda.")
-        if not _trusts_lambda(role.assume_role_policy):
+        if not service_may_assume(role.assume_role_policy, role.arn, role.account_id, LAMBDA_SERVICE):
             raise InvalidParameterValueException("The role defined for the function cannot be assumed by Lambda.")
 
     async def _authorize_image(self, ctx: RequestContext, image_uri: str) -> None:
@@ -385,29 +387,3 @@ def _apply_code(config: dict[str, Any], stored: StoredCode | None, image_uri: st
     if image_uri is not None:
         import hashlib
         config.update(ImageUri=image_uri, CodeSha256=hashlib.sha256(image_uri.encode()).hexdigest(), CodeSize=0)
-
-
-def _trusts_lambda(document: str | None) -> bool:
-    """Whether a role's trust policy lets lambda.amazonaws.com assume it."""
-    try:
-        policy = json.loads(document or "{}")
-    except ValueError:
-        return False
-    statements = policy.get("Statement") or []
-    if isinstance(statements, dict):
-        statements = [statements]
-    for statement in statements:
-        if statement.get("Effect") != "Allow":
-            continue
-        actions = statement.get("Action") or []
-        actions = [actions] if isinstance(actions, str) else actions
-        if not any(a in ("sts:AssumeRole", "sts:*", "*") for a in actions):
-            continue
-        principal = statement.get("Principal") or {}
-        if principal == "*":
-            return True
-        services = principal.get("Service") or [] if isinstance(principal, dict) else []
-        services = [services] if isinstance(services, str) else services
-        if "lambda.amazonaws.com" in services:
-            return True
-    return False
