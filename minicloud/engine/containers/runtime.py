@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -64,7 +65,34 @@ class Runc:
             raise EngineError(f"cannot unpause container {container_id[:12]}: {text}")
 
     async def delete(self, container_id: str) -> None:
-        await self.call("delete", "--force", container_id)
+        """``runc delete --force``. For a container whose init has exited (the usual case: the
+        supervisor reaped it), what runc would do is done here, without a Go process (~8 ms of CPU
+        on the path of the next start): its cgroups removed, its state directory deleted. runc
+        does it when anything is unexpected (init alive, a cgroup busy or with children)."""
+        if not await asyncio.to_thread(self._delete_stopped, container_id):
+            await self.call("delete", "--force", container_id)
+
+    def _delete_stopped(self, container_id: str) -> bool:
+        state_dir = self.root / container_id
+        try:
+            state = json.loads((state_dir / "state.json").read_text())
+            cgroups = {str(path) for path in state["cgroup_paths"].values()}
+            init = (int(state["init_process_pid"]), int(state["init_process_start"]))
+        except FileNotFoundError:
+            return not state_dir.exists()  # deleted already
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return False
+        if _started_at(init[0]) == init[1]:
+            return False
+        for path in sorted(cgroups):
+            try:
+                os.rmdir(path)
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return False
+        shutil.rmtree(state_dir, ignore_errors=True)
+        return True
 
     def list_ids(self) -> list[str]:
         result = subprocess.run([*self.base(), "list", "--format", "json"], capture_output=True, text=True,
@@ -206,6 +234,16 @@ class ExitWatch:
             self._loop.remove_reader(self._fd)
             os.close(self._fd)
             self._fd = -1
+
+
+def _started_at(pid: int) -> int | None:
+    """The start time (clock ticks after boot) of the running process ``pid``, as runc records it."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[19])  # field 22 of stat; the split starts at field 3
 
 
 def signal_process(pidfd: int, sig: int) -> bool:
