@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -28,6 +31,7 @@ from minicloud.services.s3.errors import (
     NoSuchVersion,
     NotModified,
     PreconditionFailed,
+    ServiceUnavailable,
 )
 from minicloud.services.s3.events import Notice, notice_for
 from minicloud.services.s3.http import (
@@ -42,10 +46,12 @@ from minicloud.services.s3.http import (
 from minicloud.services.s3.lifecycle import expiration_header
 from minicloud.services.s3.locks import lock_for_write, lock_members
 from minicloud.services.s3.names import check_key
-from minicloud.services.s3.small import read_small_sealed
+from minicloud.services.s3.small import commit_small, read_small_sealed
 from minicloud.services.s3.store import Bucket, ObjectRow
 from minicloud.services.s3.uploads import MAX_PUT_BYTES, checksum_members, receive_body
-from minicloud.storage.blobs import Digest
+from minicloud.storage.blobs import Digest, NoReplicaAvailable
+
+log = logging.getLogger("minicloud.s3")
 
 STORAGE_CLASSES = frozenset({"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
                              "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "OUTPOSTS", "SNOW", "EXPRESS_ONEZONE"})
@@ -173,14 +179,31 @@ class ObjectOperations(EncryptionOperations):
             released = await self.db.write(write)
         else:
             async with self.data.lock(staged.digest):
-                await staged.commit()
-                try:
-                    released = await self.db.write(write)
-                except BaseException:
-                    released = [staged.digest]
-                    await self.release_unlocked(released)
-                    raise
+                if staged.ingest is None and staged.body is not None:  # small: data, then metadata, from one thread
+                    released = await self._commit_small(staged, write)
+                else:
+                    await staged.commit()
+                    try:
+                        released = await self.db.write(write)
+                    except BaseException:
+                        released = [staged.digest]
+                        await self.release_unlocked(released)
+                        raise
         await self.release(released)
+
+    async def _commit_small(self, staged: Staged, write: Callable[[sa.Connection], list[str]]) -> list[str]:
+        try:
+            assert staged.body is not None
+            return await commit_small(self.db, staged.replicas, staged.body,
+                                      Digest("sha256", staged.sealed_sha256 or staged.sha256), write)
+        except NoReplicaAvailable as exc:
+            log.error("object data could not be made durable: %s", exc)
+            raise ServiceUnavailable("Please reduce your request rate.") from None
+        except asyncio.CancelledError:
+            raise  # the write may still commit: its blob must stay
+        except BaseException:
+            await self.release_unlocked([staged.digest])
+            raise
 
     async def release_unlocked(self, digests: list[str]) -> None:
         """``release`` for a caller that already holds the digests' locks."""

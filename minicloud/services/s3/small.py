@@ -11,21 +11,34 @@ the caller takes the general path, which repairs bad copies.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import sqlalchemy as sa
 
 from minicloud.services.s3 import crypto
 from minicloud.services.s3.checksums import Checksums
 from minicloud.services.s3.crypto import Sealer
-from minicloud.storage.blobs import Digest, InvalidDigest, ReplicatedBlobStore
+from minicloud.storage.blobs import Digest, InvalidDigest, NoReplicaAvailable, ReplicatedBlobStore
 from minicloud.storage.blobs.replica import Replica
-from minicloud.storage.blobs.small import NotCached, read_cached, read_whole
+from minicloud.storage.blobs.small import NotCached, read_cached, read_whole, write_small
+from minicloud.storage.metadata.db import Database
+
+T = TypeVar("T")
 
 log = logging.getLogger("minicloud.s3.small")
 
 INLINE_BYTES = 64 * 1024  # bodies hashed and sealed on the event loop (one AES-GCM frame)
 INLINE_READ_BYTES = 64 * 1024  # plaintext of whole objects read and decrypted on the loop
+WRITERS = 32  # threads writing small copies (each mostly waits in fsync)
+
+_writers = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="s3-small")
 
 
 class SmallDigests:
@@ -81,3 +94,61 @@ async def read_small_sealed(store: ReplicatedBlobStore, replicas: Sequence[Repli
             return None
         return plain[start:end] if (start, end) != (0, size) else plain
     return None
+
+
+class _Quorum:
+    """Counts the copies of one blob as their writers finish (on the writers' threads)."""
+
+    def __init__(self, need: int, total: int) -> None:
+        self.need, self.total = need, total
+        self.ok = self.failed = 0
+        self.lock = threading.Lock()
+
+    def add(self, ok: bool) -> str | None:
+        """"commit" for the copy that completes the quorum, "fail" for the one that makes it
+        impossible, else None."""
+        with self.lock:
+            if ok:
+                self.ok += 1
+                return "commit" if self.ok == self.need else None
+            self.failed += 1
+            return "fail" if self.failed == self.total - self.need + 1 else None
+
+
+def _fail(future: asyncio.Future[T], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+
+
+async def commit_small(db: Database, replicas: Sequence[Replica], body: bytes, digest: Digest,
+                       write: Callable[[sa.Connection], T]) -> T:
+    """Write a small blob's copies in parallel (one job each: ``write_small``) and, from the thread
+    whose copy completes the quorum, queue the metadata ``write`` straight to the database's writer:
+    the data is durable on a quorum before its metadata commits, with no trip through the event
+    loop in between. ``NoReplicaAvailable`` when no quorum could be written (nothing committed);
+    any error of ``write`` as raised by it (the copies are then the caller's to release)."""
+    need = len(replicas) // 2 + 1 if len(replicas) > 1 else 1
+    if not replicas:
+        raise NoReplicaAvailable("0 healthy replicas")
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    quorum = _Quorum(need, len(replicas))
+
+    def copy(replica: Replica) -> None:
+        try:
+            write_small(replica, body, digest)
+            ok = True
+        except Exception as exc:
+            log.warning("replica %s failed writing %s: %s", replica.name, digest, exc)
+            ok = False
+        outcome = quorum.add(ok)
+        if outcome == "commit":
+            db.enqueue_write(write, loop, future)
+        elif outcome == "fail":
+            error = NoReplicaAvailable(f"{digest} written to fewer than {need} replicas")
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                loop.call_soon_threadsafe(_fail, future, error)
+
+    for replica in replicas:  # the copies beyond the quorum finish on their own
+        _writers.submit(copy, replica)
+    return await future

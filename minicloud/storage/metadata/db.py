@@ -137,6 +137,25 @@ class Database:
         self._writes.put(_Write(fn, loop, future))
         return await future
 
+    def enqueue_write(self, fn: Callable[[sa.Connection], T], loop: asyncio.AbstractEventLoop,
+                      future: asyncio.Future[T]) -> None:
+        """``write`` started from any thread (e.g. the one that just made an object's data durable,
+        sparing a round trip through the event loop): ``future``, of ``loop``, gets the outcome."""
+        if self.is_sqlite:
+            if self._writer is None:
+                self._start_writer()
+            self._writes.put(_Write(fn, loop, future))
+            return
+        write: _Write[T] = _Write(fn, loop, future)
+
+        def done(result: Any) -> None:
+            try:
+                write.result = result.result()
+            except BaseException as exc:
+                write.error = exc
+            self._answer([write])
+        self._executor.submit(self.write_sync, fn).add_done_callback(done)
+
     # -- the SQLite writer thread (group commit) -------------------------------------------------
     def _start_writer(self) -> None:
         with self._writer_lock:
