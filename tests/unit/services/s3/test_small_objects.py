@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
+
 from minicloud.services.s3 import crypto
-from minicloud.services.s3.small import SmallDigests, read_small_sealed
-from minicloud.storage.blobs import Digest, Replica, ReplicatedBlobStore, WritePolicy
+from minicloud.services.s3.small import SmallDigests, commit_small, read_small_sealed
+from minicloud.storage.blobs import Digest, NoReplicaAvailable, Replica, ReplicatedBlobStore, WritePolicy
 from minicloud.storage.blobs.small import prepare_fanout, write_small
+from minicloud.storage.metadata.db import Database
 
 KEK = bytes(range(32))
 
@@ -58,3 +63,39 @@ def test_read_small_sealed_finds_the_copy_decrypts_and_slices(tmp_path: Path) ->
         assert asyncio.run(read_small_sealed(store, replicas, segments, 0, len(data), KEK)) is None
     finally:
         store.close()
+
+
+def _three(tmp_path: Path) -> list[Replica]:
+    replicas = [Replica(tmp_path / z, z) for z in ("a", "b", "c")]
+    for replica in replicas:
+        replica.prepare()
+        prepare_fanout(replica)
+    return replicas
+
+
+def test_commit_small_commits_metadata_once_a_quorum_of_copies_is_durable(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'meta.db'}")
+    replicas = _three(tmp_path)
+    shutil.rmtree(replicas[2].ingest_root)  # one zone cannot write: two of three still make a quorum
+    body = os.urandom(3000)
+    digest = Digest("sha256", hashlib.sha256(body).hexdigest())
+    seen: list[list[bool]] = []
+
+    def write(conn: sa.Connection) -> str:
+        seen.append([r.path(digest).exists() for r in replicas])
+        return "committed"
+    try:
+        assert asyncio.run(commit_small(db, replicas, body, digest, write)) == "committed"
+        assert sum(seen[0]) >= 2  # the metadata write ran only after a quorum had its copy
+        shutil.rmtree(replicas[1].ingest_root)  # now two of three fail: no quorum, no metadata
+        seen.clear()
+        with pytest.raises(NoReplicaAvailable):
+            asyncio.run(commit_small(db, replicas, body[:100], Digest("sha256", "0" * 64), write))
+        assert seen == []
+
+        def refused(conn: sa.Connection) -> str:
+            raise ValueError("refused")
+        with pytest.raises(ValueError, match="refused"):
+            asyncio.run(commit_small(db, replicas[:1], body, digest, refused))
+    finally:
+        db.close()
