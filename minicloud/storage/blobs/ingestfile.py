@@ -24,6 +24,7 @@ from pathlib import Path
 from minicloud.storage.blobs.writeback import start_writeback
 
 BLOCK = 4096  # direct I/O alignment of offsets, lengths and buffer addresses (a page: enough everywhere)
+IOV_BATCH = 512  # buffers per pwritev (Linux takes at most 1024)
 
 
 class IngestFile:
@@ -60,7 +61,7 @@ class IngestFile:
         file's new bytes to the device now (see writeback.py)."""
         view = memoryview(data).cast("B")
         if self.direct:
-            self._append_direct(view)
+            self._append_direct([view])
             return
         start = self._offset
         self._pwrite(view, start)
@@ -69,22 +70,55 @@ class IngestFile:
 
     write = append
 
-    def _append_direct(self, view: memoryview) -> None:
+    def append_all(self, chunks: list[bytes | bytearray], early_writeback: bool = False) -> None:
+        """``append`` of each chunk in turn; a buffered file takes them in vectored writes."""
+        if self.direct:
+            self._append_direct([memoryview(c).cast("B") for c in chunks])
+            return
+        if len(chunks) == 1:
+            self.append(chunks[0], early_writeback)
+            return
+        start = self._offset
+        for first in range(0, len(chunks), IOV_BATCH):
+            self._pwritev([memoryview(c).cast("B") for c in chunks[first:first + IOV_BATCH]])
+        if early_writeback:
+            start_writeback(self._fd, start, self._offset - start)
+
+    def _pwritev(self, views: list[memoryview]) -> None:
+        while views:
+            done = os.pwritev(self._fd, views, self._offset)
+            self._offset += done
+            while views and done >= len(views[0]):
+                done -= len(views[0])
+                views.pop(0)
+            if views and done:
+                views[0] = views[0][done:]
+
+    def _append_direct(self, views: list[memoryview]) -> None:
+        """Whole blocks in one direct write from the staging buffer (the carry first, then the
+        views in order); what is left of the last block is carried to the next append."""
         carried = len(self._carry)
-        whole = (carried + len(view)) // BLOCK * BLOCK
+        whole = (carried + sum(len(v) for v in views)) // BLOCK * BLOCK
         if not whole:
-            self._carry += view
+            for view in views:
+                self._carry += view
             return
         if self._buffer is None or len(self._buffer) < whole:
             if self._buffer is not None:
                 self._buffer.close()
-            self._buffer = mmap.mmap(-1, -(-whole // BLOCK) * BLOCK)
-        taken = whole - carried
+            self._buffer = mmap.mmap(-1, whole)
+        carry = bytearray()
         with memoryview(self._buffer) as staging:
             staging[:carried] = self._carry
-            staging[carried:whole] = view[:taken]
+            at = carried
+            for view in views:
+                take = min(len(view), whole - at)
+                staging[at:at + take] = view[:take]
+                at += take
+                if take < len(view):
+                    carry += view[take:]
             self._pwrite(staging[:whole], self._offset)
-        self._carry = bytearray(view[taken:])
+        self._carry = carry
 
     def _pwrite(self, view: memoryview, offset: int) -> None:
         done = 0

@@ -271,6 +271,11 @@ class ReplicatedBlobStore:
 PARALLEL_SYNC_BYTES = 8 << 20  # under ALL, below this one thread syncs the copies in turn
 
 
+def _update_all(hasher: Any, chunks: list[bytes | bytearray]) -> None:
+    for chunk in chunks:
+        hasher.update(chunk)
+
+
 class ReplicatedIngest:
     """An open ingest, written to every replica in ``files``. Not safe for concurrent writers:
     callers serialise the writes to one ingest reference."""
@@ -306,11 +311,11 @@ class ReplicatedIngest:
         await self._settle()
         if not self._pending:
             return
-        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
-        self._pending.clear()
-        self._pending_size = 0
-        self._inflight_size = len(data)
-        self._inflight = asyncio.ensure_future(self._write(data))
+        # The chunks go to the threads as they came (vectored writes, a hash update each): joined
+        # here, they would cost a copy of every byte on the event loop's thread.
+        chunks, self._pending = self._pending, []
+        self._inflight_size, self._pending_size = self._pending_size, 0
+        self._inflight = asyncio.ensure_future(self._write(chunks, self._inflight_size))
 
     async def _settle(self) -> None:
         if self._inflight is not None:
@@ -320,11 +325,11 @@ class ReplicatedIngest:
             finally:
                 self._inflight_size = 0
 
-    async def _write(self, data: bytes | bytearray) -> None:
+    async def _write(self, chunks: list[bytes | bytearray], size: int) -> None:
         files = list(self._files)
-        early = len(data) >= EARLY_WRITEBACK_BYTES
-        jobs = [self.store.run(f.append, data, early) for _, f in files]
-        jobs += [self.store.run(h.update, data) for h in self._hashers.values()]
+        early = size >= EARLY_WRITEBACK_BYTES
+        jobs = [self.store.run(f.append_all, chunks, early) for _, f in files]
+        jobs += [self.store.run(_update_all, h, chunks) for h in self._hashers.values()]
         results = await asyncio.gather(*jobs, return_exceptions=True)
         for i, result in enumerate(results):
             if isinstance(result, BaseException) and (i >= len(files) or not isinstance(result, OSError)):
@@ -332,7 +337,7 @@ class ReplicatedIngest:
         failed = [entry for entry, result in zip(files, results, strict=False) if isinstance(result, OSError)]
         if failed:
             await self.store.run(self._drop, failed)
-        self._offset += len(data)
+        self._offset += size
         # Under ALL, a replica that misses bytes gets a copy at commit; under QUORUM, fail early.
         if not self._files or (self.store.policy is WritePolicy.QUORUM and len(self._files) < self.store.required):
             raise NoReplicaAvailable(f"only {len(self._files)} replicas left for ingest {self.ref}")

@@ -59,3 +59,21 @@ def test_resume_truncate_and_an_unaligned_start(tmp_path: Path) -> None:
     f.seek(4096)
     f.close()
     assert path.stat().st_size == 4096
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_appends_of_chunk_lists_give_the_same_bytes(tmp_path: Path, direct: bool) -> None:
+    rng = random.Random(11)
+    data = os.urandom(6 << 20)
+    f = IngestFile(tmp_path / "data", direct)
+    written = 0
+    while written < len(data):
+        chunks = []
+        for _ in range(rng.choice([1, 2, 64, 700])):  # 700: more buffers than one pwritev takes
+            n = min(rng.choice([1, 100, BLOCK, 65536, 70001]), len(data) - written)
+            chunks.append(data[written:written + n])
+            written += n
+        f.append_all(chunks, early_writeback=True)
+        assert f.tell() == written
+    f.close()
+    assert (tmp_path / "data").read_bytes() == data
