@@ -188,3 +188,36 @@ def test_another_accounts_user_aborts_its_upload_in_a_public_read_write_bucket(
     assert [u["Key"] for u in other_s3.list_multipart_uploads(Bucket=bucket)["Uploads"]] == ["theirs"]
     other_s3.abort_multipart_upload(Bucket=bucket, Key="theirs", UploadId=upload)
     assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
+
+
+# -- conditional deletes ----------------------------------------------------------------------------
+
+def test_conditional_delete_object(s3: Any, bucket: str) -> None:
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    assert s3.delete_object(Bucket=bucket, Key="k", IfMatch="bad")["ResponseMetadata"]["HTTPStatusCode"] == 204
+    assert "Versions" not in s3.list_object_versions(Bucket=bucket)  # nothing there: no delete marker either
+    put = s3.put_object(Bucket=bucket, Key="k", Body=b"four")
+    head = s3.head_object(Bucket=bucket, Key="k")
+    for wrong in ({"IfMatch": '"0123"'}, {"IfMatchSize": 5},
+                  {"IfMatchLastModifiedTime": head["LastModified"].replace(year=2001)}):
+        with pytest.raises(ClientError) as err:
+            s3.delete_object(Bucket=bucket, Key="k", **wrong)
+        assert (status(err), code(err)) == (412, "PreconditionFailed")
+    done = s3.delete_object(Bucket=bucket, Key="k", IfMatch=put["ETag"], IfMatchSize=4,
+                            IfMatchLastModifiedTime=head["LastModified"])
+    assert done["DeleteMarker"] is True
+    with pytest.raises(ClientError) as err:  # the current version is now a delete marker: no ETag matches
+        s3.delete_object(Bucket=bucket, Key="k", IfMatch=put["ETag"])
+    assert status(err) == 412
+    s3.delete_object(Bucket=bucket, Key="k", IfMatch="*")  # but "*" does
+    s3.delete_object(Bucket=bucket, Key="k", VersionId=put["VersionId"], IfMatch=put["ETag"])
+
+
+def test_conditional_delete_objects(s3: Any, bucket: str) -> None:
+    put = s3.put_object(Bucket=bucket, Key="k", Body=b"four")
+    answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k", "ETag": '"bad"'},
+                                                                  {"Key": "k", "Size": 3}]})
+    assert [e["Code"] for e in answer["Errors"]] == ["PreconditionFailed", "PreconditionFailed"]
+    answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k", "ETag": put["ETag"], "Size": 4}]})
+    assert [d["Key"] for d in answer["Deleted"]] == ["k"] and "Errors" not in answer
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +20,7 @@ from minicloud.aws.context import RequestContext
 from minicloud.aws.errors import ServiceError, error_code
 from minicloud.services.s3 import store
 from minicloud.services.s3.base import S3Base
-from minicloud.services.s3.errors import AccessDenied, BadDigest, InvalidRequest, MalformedXML
+from minicloud.services.s3.errors import AccessDenied, BadDigest, InvalidRequest, MalformedXML, PreconditionFailed
 from minicloud.services.s3.events import Notice, notice_for
 from minicloud.services.s3.locks import check_deletable
 from minicloud.services.s3.store import Bucket
@@ -65,9 +66,49 @@ class DeleteNotices:
             notice.write(conn, done.key, version_id=done.version_id)
 
 
+@dataclass(frozen=True, slots=True)
+class DeleteConditions:
+    """A conditional delete: If-Match, x-amz-if-match-last-modified-time, x-amz-if-match-size (or
+    an ObjectIdentifier's ETag, LastModifiedTime and Size in DeleteObjects). They are checked
+    against the version the delete addresses (the current one without a version id): a mismatch is
+    412 PreconditionFailed; with no such version there is nothing to delete (204, no delete marker).
+    ``*`` matches any version (a delete marker too); a delete marker has no ETag, so no other ETag
+    matches it."""
+
+    etag: str | None = None
+    last_modified: datetime | None = None
+    size: int | None = None
+
+    @classmethod
+    def of(cls, etag: Any, last_modified: Any, size: Any) -> DeleteConditions | None:
+        if etag is None and last_modified is None and size is None:
+            return None
+        return cls(None if etag is None else str(etag), last_modified, None if size is None else int(size))
+
+    def check(self, row: store.ObjectRow) -> None:
+        etag = None if self.etag is None else self.etag.strip()
+        if etag is not None and etag != "*" and (row.delete_marker or etag.strip('"') != row.etag.strip('"')):
+            raise PreconditionFailed("At least one of the pre-conditions you specified did not hold",
+                                     Condition="If-Match")
+        if self.last_modified is not None:
+            wanted = self.last_modified if self.last_modified.tzinfo else self.last_modified.replace(tzinfo=UTC)
+            have = row.last_modified if row.last_modified.tzinfo else row.last_modified.replace(tzinfo=UTC)
+            if int(wanted.timestamp()) != int(have.timestamp()):
+                raise PreconditionFailed("At least one of the pre-conditions you specified did not hold",
+                                         Condition="x-amz-if-match-last-modified-time")
+        if self.size is not None and (row.delete_marker or self.size != row.size):
+            raise PreconditionFailed("At least one of the pre-conditions you specified did not hold",
+                                     Condition="x-amz-if-match-size")
+
+
 def delete_one(conn: sa.Connection, bucket: Bucket, key: str, version_id: str | None, owner: str,
                now: Any, released: list[str], bypass_governance: bool = False,
-               notices: DeleteNotices | None = None) -> Deleted:
+               notices: DeleteNotices | None = None, conditions: DeleteConditions | None = None) -> Deleted:
+    if conditions is not None:
+        row = store.get_object(conn, bucket.name, key, version_id)
+        if row is None:  # nothing to delete: 204, and no delete marker is added
+            return Deleted(key, version_id)
+        conditions.check(row)
     done = _delete_one(conn, bucket, key, version_id, owner, now, released, bypass_governance)
     if notices is not None:
         notices.write(conn, done, version_id)
@@ -105,8 +146,10 @@ class DeleteOperations(S3Base):
         owner = ctx.account_id or bucket.account_id
         bypass = await self.bypass_governance(ctx, params, bucket, key)
         notices = DeleteNotices.of(ctx, bucket)
+        conditions = DeleteConditions.of(params.get("IfMatch"), params.get("IfMatchLastModifiedTime"),
+                                         params.get("IfMatchSize"))
         done = await self.db.write(lambda conn: delete_one(conn, bucket, key, version_id, owner, ctx.now, released,
-                                                           bypass, notices))
+                                                           bypass, notices, conditions))
         await self.release(released)
         result: dict[str, Any] = {}
         if done.delete_marker:
@@ -143,10 +186,11 @@ class DeleteOperations(S3Base):
             done = []
             for item in allowed:
                 try:
+                    conditions = DeleteConditions.of(item.get("ETag"), item.get("LastModifiedTime"), item.get("Size"))
                     done.append((delete_one(conn, bucket, item["Key"], item.get("VersionId"), owner, ctx.now,
-                                            released, bypass[item["Key"]], notices), item))
-                except AccessDenied as error:
-                    errors.append({"Key": item["Key"], "Code": "AccessDenied", "Message": error.message,
+                                            released, bypass[item["Key"]], notices, conditions), item))
+                except (AccessDenied, PreconditionFailed) as error:
+                    errors.append({"Key": item["Key"], "Code": error_code(error), "Message": error.message,
                                    **({"VersionId": item["VersionId"]} if item.get("VersionId") else {})})
             return done
         done = await self.db.write(delete_all)
