@@ -130,7 +130,10 @@ class OverlaySnapshotter:
             if self.children(key):
                 raise Conflict(f"snapshot {key} has children")
             del self._snapshots[key]
-            self._save()
+            # an active snapshot's removal need not survive a host crash (start-up removes the
+            # writable layers no container owns) and must not hold the lock for an fsync while
+            # the next container's prepare waits for it; a layer's removal must
+            self._save(durable=snap.kind == "committed")
         shutil.rmtree(self._dir(snap.id), ignore_errors=True)
 
     # -- internals ------------------------------------------------------------------------------
