@@ -36,8 +36,8 @@ def _set_policy(server: MinicloudServer, user: str, statements: list[dict[str, A
 def test_run_instances_needs_pass_role_for_the_profile_role(server: MinicloudServer, tmp_path: Path) -> None:
     """An EC2-only user cannot launch with an administrator's instance profile (its role's
     credentials would be theirs from the metadata service): RunInstances asks for iam:PassRole on
-    the profile's role with iam:PassedToService = ec2.amazonaws.com. The launches name a subnet that
-    does not exist, so one that gets past the permission check fails there and launches nothing."""
+    the profile's role with iam:PassedToService = ec2.amazonaws.com. The launches are DryRuns: one that
+    passes every permission check answers DryRunOperation and launches nothing."""
     suffix = uuid.uuid4().hex[:8]
     ec2, iam = server.client("ec2"), server.client("iam")
     location = push_busybox(server, tmp_path, f"passrole-{suffix}", "latest")
@@ -53,7 +53,7 @@ def test_run_instances_needs_pass_role_for_the_profile_role(server: MinicloudSer
 
     def launch() -> str:
         with pytest.raises(ClientError) as err:
-            client.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, SubnetId=MISSING_SUBNET,
+            client.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, DryRun=True,
                                  IamInstanceProfile={"Name": profile})
         return code(err)
 
@@ -65,12 +65,16 @@ def test_run_instances_needs_pass_role_for_the_profile_role(server: MinicloudSer
     _set_policy(server, user, [ec2_only, pass_role_to("lambda.amazonaws.com")])
     assert launch() == "UnauthorizedOperation"
     _set_policy(server, user, [ec2_only, pass_role_to("ec2.amazonaws.com")])
-    assert launch() == "InvalidSubnetID.NotFound"  # past the permission check
+    assert launch() == "DryRunOperation"  # every permission check passed
     # Without a profile nothing is passed, and nothing is asked.
     _set_policy(server, user, [ec2_only])
     with pytest.raises(ClientError) as plain:
+        client.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, DryRun=True)
+    assert code(plain) == "DryRunOperation"
+    # A subnet that does not exist is an error of its own (EC2 resolves what a launch uses first).
+    with pytest.raises(ClientError) as missing:
         client.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, SubnetId=MISSING_SUBNET)
-    assert code(plain) == "InvalidSubnetID.NotFound"
+    assert code(missing) == "InvalidSubnetID.NotFound"
 
 
 def other_account(server: MinicloudServer) -> tuple[str, Keys]:
@@ -111,9 +115,9 @@ def test_another_accounts_private_image_needs_its_repository_policy(server: Mini
 
     def launch() -> str:
         with pytest.raises(ClientError) as err:
-            ec2_b.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, SubnetId=MISSING_SUBNET)
+            ec2_b.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, DryRun=True)
         return code(err)
 
-    assert launch() == "InvalidSubnetID.NotFound"  # allowed: it fails only at the subnet
+    assert launch() == "DryRunOperation"  # allowed
     ecr_a.delete_repository_policy(repositoryName=repository)
     assert launch() == "UnauthorizedOperation"  # the grant is gone: the image can no longer be launched

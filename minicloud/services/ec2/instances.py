@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from minicloud.aws.context import RequestContext
 from minicloud.services.ec2 import launch, store
-from minicloud.services.ec2.base import request_tag_keys
+from minicloud.services.ec2.authorization import CREATED_TYPES, authorize_launch, launch_checks, resolve_placement
+from minicloud.services.ec2.base import DryRunOperation
 from minicloud.services.ec2.catalog import INSTANCE_TYPES
 from minicloud.services.ec2.errors import (
     IncorrectInstanceState,
@@ -87,19 +88,29 @@ def _not_found(ids: list[str]) -> InvalidInstanceIDNotFound:
 
 class InstancesMixin(ImagesMixin):
     async def run_instances(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        tags = self.tags_for(params, "instance")
-        await self.begin(ctx, params, "RunInstances", "instance/*", context=request_tag_keys(tags))
+        """Validate, resolve what the launch uses (the default subnet and group when none is named),
+        authorize ec2:RunInstances on each of those resources (and iam:PassRole, the image's pull),
+        answer DryRun only once every check passed, then write the instances."""
+        tags_by_type = {kind: self.tags_for(params, kind) for kind in CREATED_TYPES}
         image_id = params.get("ImageId")
         if not image_id:
             raise MissingParameter("The request must contain the parameter ImageId")
         image = await self.image(ctx, image_id)
+        req = launch.parse_request(params, ctx.account_id, ctx.region, image, tags_by_type["instance"])
+        await self.defaults.ensure(ctx.account_id, ctx.region)
+        placement = await self.runtime.db.read(lambda conn: resolve_placement(conn, req))
+        await authorize_launch(ctx, launch_checks(req, placement, tags_by_type))
         if not image.doc.get("Public") and "_source_instance" not in image.doc:  # registered (not CreateImage's)
             await self.authorize_image_pull(ctx, image.doc["_image"], other_accounts_only=True)
+        await authorize_pass_role(ctx, self.runtime.db, req.profile_name, req.profile_arn)
+        if params.get("DryRun"):
+            raise DryRunOperation("Request would have succeeded, but DryRun flag is set.")
         if self.runtime.engine is None:
             raise InsufficientInstanceCapacity("minicloud's container engine is not running: no instance can be "
                                                "launched (start minicloud with the engine enabled)")
-        req = launch.parse_request(params, ctx.account_id, ctx.region, image, tags)
-        await authorize_pass_role(ctx, self.runtime.db, req.profile_name, req.profile_arn)
+        # The launch uses exactly what was authorized (it fails if one of them went away meanwhile).
+        req.subnet_id, req.zone = placement.subnet.id, None
+        req.group_ids, req.group_names = [g.id for g in placement.groups], []
         instances = await self.runtime.db.write(lambda conn: launch.launch(conn, req, self.settings.max_instances))
         self.wake_controller()
         first = instances[0]

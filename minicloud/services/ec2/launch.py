@@ -107,7 +107,13 @@ def parse_request(params: dict[str, Any], account_id: str, region: str, image: R
         http_tokens=options.get("HttpTokens") or "optional", http_endpoint=options.get("HttpEndpoint") or "enabled")
 
 
-def _subnet(conn: sa.Connection, req: LaunchRequest) -> Resource:
+def profile_not_found(req: LaunchRequest) -> InvalidParameterValue:
+    return InvalidParameterValue(f"Value ({req.profile_name or req.profile_arn}) for parameter "
+                                 "iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name")
+
+
+def resolve_subnet(conn: sa.Connection, req: LaunchRequest) -> Resource:
+    """The subnet the launch uses: the one named, else the default subnet (of the zone asked for)."""
     if req.subnet_id:
         subnet = store.get(conn, req.subnet_id, kind="subnet", account_id=req.account_id, region=req.region)
         if subnet is None:
@@ -124,7 +130,8 @@ def _subnet(conn: sa.Connection, req: LaunchRequest) -> Resource:
     return defaults[0]
 
 
-def _groups(conn: sa.Connection, req: LaunchRequest, vpc_id: str) -> list[Resource]:
+def resolve_groups(conn: sa.Connection, req: LaunchRequest, vpc_id: str) -> list[Resource]:
+    """The security groups the launch uses: those named (by id or name), else the VPC's default group."""
     groups = []
     for group_id in req.group_ids:
         group = store.get(conn, group_id, kind="security-group", account_id=req.account_id, region=req.region)
@@ -198,11 +205,10 @@ def launch(conn: sa.Connection, req: LaunchRequest, max_instances: int) -> list[
     if req.profile_name or req.profile_arn:
         profile = resolve_profile(conn, req.account_id, req.profile_name, req.profile_arn)
         if profile is None:
-            raise InvalidParameterValue(f"Value ({req.profile_name or req.profile_arn}) for parameter "
-                                        "iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name")
-    subnet = _subnet(conn, req)
+            raise profile_not_found(req)
+    subnet = resolve_subnet(conn, req)
     vpc_id = subnet.vpc_id or ""
-    groups = _groups(conn, req, vpc_id)
+    groups = resolve_groups(conn, req, vpc_id)
     live = store.count(conn, req.account_id, req.region, "instance", LIVE)
     room = max_instances - live
     if room < req.min_count:

@@ -1,0 +1,178 @@
+"""RunInstances' IAM authorization with boto3 against a real ``minicloud up``: as on AWS, the action is
+authorized on every resource the launch uses or creates (instance, image, subnet, each security group,
+network interface, volume, key pair), each with its own ARN and condition keys, and DryRun answers
+DryRunOperation only once every check passed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.integration.test_ec2_images import push_busybox
+from tests.integration.test_ec2_instances import wait_state
+from tests.support.aws import code
+from tests.support.server import Keys, MinicloudServer
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runc"), reason="instances need root and runc")
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="module")
+def setup(server: MinicloudServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Two registered AMIs (of one busybox image), a key pair, the account id and the default group."""
+    suffix = uuid.uuid4().hex[:8]
+    ec2 = server.client("ec2")
+    location = push_busybox(server, tmp_path_factory.mktemp("authz"), f"authz-{suffix}", "latest")
+    first = ec2.register_image(Name=f"authz-a-{suffix}", ImageLocation=location)["ImageId"]
+    second = ec2.register_image(Name=f"authz-b-{suffix}", ImageLocation=location)["ImageId"]
+    ec2.create_key_pair(KeyName=f"authz-{suffix}", KeyType="ed25519")
+    account = server.client("sts").get_caller_identity()["Account"]
+    group = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+    return {"suffix": suffix, "image": first, "other_image": second, "key": f"authz-{suffix}", "account": account,
+            "group": group}
+
+
+def _client(server: MinicloudServer, statements: list[dict[str, Any]]) -> Any:
+    """An EC2 client of a new IAM user whose only policy is ``statements``."""
+    iam = server.client("iam")
+    name = f"authz-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": statements}))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return server.client("ec2", keys=Keys(key["AccessKeyId"], key["SecretAccessKey"]))
+
+
+def _least_privilege(account: str, image: str = "ami-*") -> dict[str, Any]:
+    """The EC2 user guide's example "Launch instances (RunInstances)": the resources a launch needs."""
+    return {"Effect": "Allow", "Action": "ec2:RunInstances", "Resource": [
+        f"arn:aws:ec2:{REGION}::image/{image}",
+        f"arn:aws:ec2:{REGION}:{account}:instance/*",
+        f"arn:aws:ec2:{REGION}:{account}:subnet/*",
+        f"arn:aws:ec2:{REGION}:{account}:network-interface/*",
+        f"arn:aws:ec2:{REGION}:{account}:volume/*",
+        f"arn:aws:ec2:{REGION}:{account}:key-pair/*",
+        f"arn:aws:ec2:{REGION}:{account}:security-group/*"]}
+
+
+def _outcome(client: Any, image: str, **kw: Any) -> tuple[str, str]:
+    """(error code, message) of a DryRun launch."""
+    with pytest.raises(ClientError) as err:
+        client.run_instances(ImageId=image, MinCount=1, MaxCount=1, DryRun=True, **kw)
+    return code(err), str(err.value.response["Error"]["Message"])
+
+
+def test_instance_only_policy_is_refused_and_the_documented_one_launches(server: MinicloudServer,
+                                                                         setup: dict[str, str]) -> None:
+    account, image = setup["account"], setup["image"]
+    instance_only = _client(server, [{"Effect": "Allow", "Action": "ec2:RunInstances",
+                                      "Resource": f"arn:aws:ec2:{REGION}:{account}:instance/*"}])
+    error, message = _outcome(instance_only, image)
+    assert error == "UnauthorizedOperation"
+    assert f"ec2:RunInstances on resource: arn:aws:ec2:{REGION}::image/{image}" in message  # the image's ARN
+    with pytest.raises(ClientError) as real:
+        instance_only.run_instances(ImageId=image, MinCount=1, MaxCount=1)
+    assert code(real) == "UnauthorizedOperation"
+
+    allowed = _client(server, [_least_privilege(account)])
+    assert _outcome(allowed, image, KeyName=setup["key"])[0] == "DryRunOperation"
+    launched = allowed.run_instances(ImageId=image, MinCount=1, MaxCount=1, KeyName=setup["key"],
+                                     InstanceType="t3.nano")["Instances"][0]
+    assert launched["KeyName"] == setup["key"] and launched["SecurityGroups"][0]["GroupId"] == setup["group"]
+    root = server.client("ec2")
+    root.terminate_instances(InstanceIds=[launched["InstanceId"]])
+    wait_state(root, launched["InstanceId"], "terminated")
+
+    # Each resource type of the documented policy is needed: without one, the launch is refused on it.
+    for missing in ("subnet", "network-interface", "volume", "security-group", "key-pair"):
+        statement = _least_privilege(account)
+        statement["Resource"] = [r for r in statement["Resource"] if f":{missing}/" not in r]
+        error, message = _outcome(_client(server, [statement]), image, KeyName=setup["key"])
+        assert error == "UnauthorizedOperation", missing
+        assert f":{missing}/" in message, message
+    # No key pair named: the key-pair ARN is not asked for.
+    without_keys = _least_privilege(account)
+    without_keys["Resource"] = [r for r in without_keys["Resource"] if ":key-pair/" not in r]
+    assert _outcome(_client(server, [without_keys]), image)[0] == "DryRunOperation"
+
+
+def test_instance_type_condition(server: MinicloudServer, setup: dict[str, str]) -> None:
+    account = setup["account"]
+    statement = _least_privilege(account)
+    statement["Resource"].remove(f"arn:aws:ec2:{REGION}:{account}:instance/*")
+    client = _client(server, [statement, {
+        "Effect": "Allow", "Action": "ec2:RunInstances", "Resource": f"arn:aws:ec2:{REGION}:{account}:instance/*",
+        "Condition": {"StringEquals": {"ec2:InstanceType": "t3.micro"}}}])
+    assert _outcome(client, setup["image"], InstanceType="t3.micro")[0] == "DryRunOperation"
+    assert _outcome(client, setup["image"])[0] == "DryRunOperation"  # no InstanceType: t3.micro
+    error, message = _outcome(client, setup["image"], InstanceType="t3.large")
+    assert error == "UnauthorizedOperation" and f":{account}:instance/*" in message
+
+
+def test_image_restriction(server: MinicloudServer, setup: dict[str, str]) -> None:
+    client = _client(server, [_least_privilege(setup["account"], image=setup["image"])])
+    assert _outcome(client, setup["image"])[0] == "DryRunOperation"
+    error, message = _outcome(client, setup["other_image"])
+    assert error == "UnauthorizedOperation" and f"::image/{setup['other_image']}" in message
+    # Image condition keys (on the image's statement: the other resources have none of them).
+    others = _least_privilege(setup["account"])
+    others["Resource"] = [r for r in others["Resource"] if "::image/" not in r]
+    image_rule = {"Effect": "Allow", "Action": "ec2:RunInstances", "Resource": f"arn:aws:ec2:{REGION}::image/*",
+                  "Condition": {"StringEquals": {"ec2:Owner": setup["account"], "ec2:Public": "false",
+                                                 "ec2:ImageType": "machine"}}}
+    assert _outcome(_client(server, [others, image_rule]), setup["other_image"])[0] == "DryRunOperation"
+    image_rule["Condition"] = {"StringEquals": {"ec2:Owner": "amazon"}}  # Amazon's (minicloud's public) AMIs only
+    assert _outcome(_client(server, [others, image_rule]), setup["other_image"])[0] == "UnauthorizedOperation"
+
+
+def test_the_groups_and_subnet_actually_used_are_authorized(server: MinicloudServer, setup: dict[str, str]) -> None:
+    """No group named: the VPC's default group is used, so it is the one authorized; a condition on
+    the VPC (ec2:Vpc is the VPC's ARN) applies to the default subnet chosen."""
+    account, root = setup["account"], server.client("ec2")
+    vpc = root.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    other = root.create_security_group(GroupName=f"authz-{setup['suffix']}", Description="authz",
+                                       VpcId=vpc)["GroupId"]
+    statement = _least_privilege(account)
+    statement["Resource"] = [r for r in statement["Resource"] if ":security-group/" not in r]
+    statement["Resource"].append(f"arn:aws:ec2:{REGION}:{account}:security-group/{other}")
+    client = _client(server, [statement])
+    error, message = _outcome(client, setup["image"])
+    assert error == "UnauthorizedOperation" and f"security-group/{setup['group']}" in message
+    assert _outcome(client, setup["image"], SecurityGroupIds=[other])[0] == "DryRunOperation"
+    error, _ = _outcome(client, setup["image"], SecurityGroupIds=[other, setup["group"]])
+    assert error == "UnauthorizedOperation"  # every group is authorized
+
+    vpc_arn = f"arn:aws:ec2:{REGION}:{account}:vpc/{vpc}"
+    in_vpc = _least_privilege(account)
+    in_vpc["Resource"].remove(f"arn:aws:ec2:{REGION}:{account}:subnet/*")
+    subnet_rule = {"Effect": "Allow", "Action": "ec2:RunInstances",
+                   "Resource": f"arn:aws:ec2:{REGION}:{account}:subnet/*",
+                   "Condition": {"ArnEquals": {"ec2:Vpc": vpc_arn}}}
+    assert _outcome(_client(server, [in_vpc, subnet_rule]), setup["image"])[0] == "DryRunOperation"
+    subnet_rule["Condition"] = {"ArnEquals": {"ec2:Vpc": f"arn:aws:ec2:{REGION}:{account}:vpc/vpc-0000000000000000f"}}
+    assert _outcome(_client(server, [in_vpc, subnet_rule]), setup["image"])[0] == "UnauthorizedOperation"
+
+
+def test_tags_at_launch_need_create_tags(server: MinicloudServer, setup: dict[str, str]) -> None:
+    """Tags given at launch are authorized as ec2:CreateTags with ec2:CreateAction = RunInstances, and
+    aws:RequestTag/* conditions apply to the instance."""
+    account = setup["account"]
+    tagged = [{"ResourceType": "instance", "Tags": [{"Key": "team", "Value": "blue"}]}]
+    base = _least_privilege(account)
+    assert _outcome(_client(server, [base]), setup["image"], TagSpecifications=tagged)[0] == "UnauthorizedOperation"
+    create_tags = {"Effect": "Allow", "Action": "ec2:CreateTags", "Resource": f"arn:aws:ec2:{REGION}:{account}:*/*",
+                   "Condition": {"StringEquals": {"ec2:CreateAction": "RunInstances"}}}
+    deny_red = {"Effect": "Deny", "Action": "ec2:RunInstances",
+                "Resource": f"arn:aws:ec2:{REGION}:{account}:instance/*",
+                "Condition": {"StringEquals": {"aws:RequestTag/team": "red"}}}
+    client = _client(server, [base, create_tags, deny_red])
+    assert _outcome(client, setup["image"], TagSpecifications=tagged)[0] == "DryRunOperation"
+    red = [{"ResourceType": "instance", "Tags": [{"Key": "team", "Value": "red"}]}]
+    assert _outcome(client, setup["image"], TagSpecifications=red)[0] == "UnauthorizedOperation"
+
