@@ -111,15 +111,17 @@ class Attachments:
                     await asyncio.to_thread(self.volumes.remove, volume.name, [])
 
     # -- start and exit -------------------------------------------------------------------------
-    async def connect(self, container: Container, files: ContainerFiles, get: Callable[[str], Container],
-                      container_files: Callable[[Container], ContainerFiles]) -> NetworkPlan:
+    def connect(self, container: Container, get: Callable[[str], Container],
+                container_files: Callable[[Container], ContainerFiles]) -> tuple[NetworkPlan, Awaitable[None]]:
+        """How the starting container is networked, and the work that connects it (a bridge
+        network's namespace and veths), to be awaited before the container runs."""
         kind, target = network_mode(container.host_config)
         if kind in ("none", "host"):
-            return NetworkPlan(mode=kind)
+            return NetworkPlan(mode=kind), _nothing()
         if kind == "ns":
             if not os.path.exists(target):
                 raise Conflict(f"network namespace {target} does not exist")
-            return NetworkPlan(mode="join", netns=target)
+            return NetworkPlan(mode="join", netns=target), _nothing()
         if kind == "container":
             other = get(target)
             if other.state.status not in (Status.RUNNING, Status.PAUSED):
@@ -128,10 +130,10 @@ class Attachments:
             own = self.networks.netns_dir / other.id
             path = str(own) if own.exists() else f"/proc/{other.state.pid}/ns/net"
             return NetworkPlan(mode="join", netns=path, etc_from=container_files(other).dir,
-                               hostname=hostname_of(other))
-        sandbox = await self.networks.attach(container.id, hostname_of(container))
+                               hostname=hostname_of(other)), _nothing()
+        sandbox, work = self.networks.sandbox(container.id, hostname_of(container))
         return NetworkPlan(mode="join", netns=str(sandbox.netns), hosts=tuple(sandbox.hosts),
-                           nameserver=sandbox.nameserver)
+                           nameserver=sandbox.nameserver), work
 
     async def publish(self, container: Container, preferred: bool = False) -> dict[str, list[dict[str, str]]]:
         """Open published ports (bridge networks only: Docker discards them with host and none)."""
@@ -166,3 +168,6 @@ def volume_users(containers: list[Container], name: str) -> list[str]:
     return [c.id for c in containers
             if any(m.get("type") == "volume" and m.get("source") == name for m in c.mounts)]
 
+
+async def _nothing() -> None:
+    return None

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from minicloud.engine.containers.attachments import Attachments, volume_users
-from minicloud.engine.containers.bundle import NetworkPlan, prepare
+from minicloud.engine.containers.bundle import prepare
 from minicloud.engine.containers.model import (
     DOCKER,
     Container,
@@ -248,8 +248,7 @@ class ContainerManager:
         stdin_r = -1
         try:
             volumes = self.attachments.volume_plan(container)
-            network: NetworkPlan = await self.attachments.connect(container, files, self.get, self.files)
-            container.ports = await self.attachments.publish(container)
+            network, connecting = self.attachments.connect(container, self.get, self.files)
             with_stdin = bool(container.config.get("OpenStdin"))
 
             def bundle() -> None:  # one trip to a worker thread for the whole bundle
@@ -258,7 +257,8 @@ class ContainerManager:
                 self.runc.write_shim_config(files, container.id, tty=container.tty, stdin=with_stdin,
                                             cgroup=f"{CGROUP_PARENT}/{container.id}")
 
-            await asyncio.to_thread(bundle)
+            await _all_or_raise(connecting, asyncio.to_thread(bundle))  # the namespace made meanwhile
+            container.ports = await self.attachments.publish(container)
             if with_stdin:
                 stdin_r, handle.stdin = os.pipe()
                 os.set_blocking(handle.stdin, False)
@@ -623,6 +623,14 @@ def _restart_policy(container: Container) -> str:
 def status_of(container: Container) -> Status:
     """The current status (a call, so that type narrowing from before an ``await`` does not stick)."""
     return container.state.status
+
+
+async def _all_or_raise(*work: Awaitable[None]) -> None:
+    """Await all of ``work`` (none left running), then raise the first failure."""
+    results = await asyncio.gather(*work, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 async def _together(*work: Awaitable[None]) -> None:

@@ -286,25 +286,30 @@ class NetworkManager:
                     host_ifname(container_id, int(endpoint.ifname.removeprefix("eth") or 0)))
 
     # -- sandboxes (at start and exit) ----------------------------------------------------------
-    async def attach(self, container_id: str, hostname: str) -> Sandbox:
-        """Create the container's namespace and connect it to each of its networks."""
+    def sandbox(self, container_id: str, hostname: str) -> tuple[Sandbox, Awaitable[None]]:
+        """The container's namespace as it will be, and the work that makes it: creating it and
+        connecting it to each of its networks (awaited while the rest of the start goes on)."""
         member = self.members[container_id]
         endpoints = sorted(member.endpoints.values(), key=lambda e: e.ifname)
         if not endpoints:
             raise InvalidArgument("the container is connected to no network")
         path = self.netns_dir / container_id
+        primary = self.networks[endpoints[0].network_id]
+        return Sandbox(path, [(endpoints[0].ip, hostname)], primary.gateway), self._connect_sandbox(member, path)
+
+    async def _connect_sandbox(self, member: Member, path: Path) -> None:
+        container_id = path.name
+        links = [self._link(container_id, e) for e in sorted(member.endpoints.values(), key=lambda e: e.ifname)]
         if path.exists():  # left by a crash
             await asyncio.to_thread(netns.remove, path)
         member.netns = path
         try:
-            await self._plumber.sandbox(path, [self._link(container_id, e) for e in endpoints])
+            await self._plumber.sandbox(path, links)
         except BaseException:
-            await self._teardown(None, [self._link(container_id, e) for e in endpoints], path)
+            await self._teardown(None, links, path)
             member.netns = None
             raise
         member.active = True
-        primary = self.networks[endpoints[0].network_id]
-        return Sandbox(path, [(endpoints[0].ip, hostname)], primary.gateway)
 
     def detach(self, container_id: str) -> Awaitable[None]:
         """The container stopped: it is no longer connected from this moment; the work (closing
