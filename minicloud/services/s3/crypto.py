@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -135,28 +136,37 @@ class Sealer:
         return out
 
     def feed_into(self, data: bytes | bytearray | memoryview, out: bytearray) -> None:
-        """``feed`` into ``out`` (exactly ``sealed_bytes(len(data))`` long): frames are encrypted
-        straight from ``data``, with no copy but of a frame begun by an earlier call."""
-        view = memoryview(data).cast("B")
+        """``feed`` into ``out`` (exactly ``sealed_bytes(len(data))`` long)."""
+        self.feed_into_many([data], out)
+
+    def feed_into_many(self, chunks: Sequence[bytes | bytearray | memoryview], out: bytearray) -> None:
+        """``feed`` of the chunks in turn, into ``out`` (exactly ``sealed_bytes`` of their total
+        length): a frame that lies within one chunk is encrypted straight from it; only frames
+        that straddle chunks are gathered (in ``_pending``) first."""
+        views = [memoryview(c).cast("B") for c in chunks]
         frames = len(out) // (FRAME + TAG)
-        if len(out) != self.sealed_bytes(len(view)):
+        if len(out) != self.sealed_bytes(sum(len(v) for v in views)):
             raise ValueError("the output buffer is not the size of the sealed frames")
-        if not frames:
-            self._pending += view
-            return
         target = memoryview(out)
-        used = 0  # bytes of ``view`` sealed so far
-        start = 0
-        if self._pending:
-            used = FRAME - len(self._pending)
-            self._pending += view[:used]
-            self._seal_into(self._pending, False, target[:FRAME + TAG])
-            self._pending = bytearray()
-            start = 1
-        for i in range(start, frames):
-            self._seal_into(view[used:used + FRAME], False, target[i * (FRAME + TAG):(i + 1) * (FRAME + TAG)])
-            used += FRAME
-        self._pending = bytearray(view[used:])
+        sealed = 0
+        for view in views:
+            pos = 0
+            while pos < len(view) and sealed < frames:
+                slot = target[sealed * (FRAME + TAG):(sealed + 1) * (FRAME + TAG)]
+                if not self._pending and len(view) - pos >= FRAME:
+                    self._seal_into(view[pos:pos + FRAME], False, slot)
+                    pos += FRAME
+                    sealed += 1
+                    continue
+                take = min(FRAME - len(self._pending), len(view) - pos)
+                self._pending += view[pos:pos + take]
+                pos += take
+                if len(self._pending) == FRAME:
+                    self._seal_into(self._pending, False, slot)
+                    self._pending = bytearray()
+                    sealed += 1
+            if pos < len(view):
+                self._pending += view[pos:]
 
     def _seal_into(self, plain: bytes | bytearray | memoryview, last: bool, target: memoryview) -> None:
         self._aead.encrypt_into(_nonce(self._index), plain, _aad(self._index, last), target)

@@ -81,3 +81,36 @@ def test_master_key_file(tmp_path: Path) -> None:
     key = os.urandom(32)
     assert first.fingerprint(key) == first.fingerprint(key) != first.fingerprint(os.urandom(32))
     assert key not in first.fingerprint(key).encode()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sealing_chunk_lists_of_any_shape_matches_sealing_at_once(seed: int) -> None:
+    """Frames straddling chunks, chunks shorter than a frame, a frame exactly at the end: the
+    streamed blob opens to the same plaintext as one sealed in one go, frame for frame."""
+    import random
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    rng = random.Random(seed)
+    kek = os.urandom(32)
+    size = rng.choice([0, 1, crypto.FRAME, 5 * crypto.FRAME, 3 * crypto.FRAME + 17, 2_000_000])
+    data = os.urandom(size)
+    sealer = crypto.Sealer(kek)
+    out = bytearray(sealer.header)
+    at = 0
+    while at < size:
+        chunks = []
+        for _ in range(rng.choice([1, 3, 40])):
+            n = min(rng.choice([1, 999, crypto.FRAME - 1, crypto.FRAME, crypto.FRAME + 1, 300_000]), size - at)
+            chunks.append(data[at:at + n])
+            at += n
+        target = bytearray(sealer.sealed_bytes(sum(len(c) for c in chunks)))
+        sealer.feed_into_many(chunks, target)
+        out += target
+    out += sealer.finish()
+    assert len(out) == crypto.sealed_size(size)
+    key = crypto.unwrap(kek, bytes(out[:crypto.HEADER]))
+    assert crypto.open_frames(key, bytes(out[crypto.HEADER:]), 0, size) == data
+    plain = bytearray(size)
+    assert crypto.open_frames_into(AESGCM(key), memoryview(out)[crypto.HEADER:], 0, size, memoryview(plain)) == size
+    assert plain == data
