@@ -1,0 +1,550 @@
+"""Object bytes in the content-addressed blob store, one replica root per availability zone.
+
+Writing: ``stage`` streams a body into an ingest (a temporary file per replica, hashed with
+SHA-256 and MD5 on the store's threads as it is written) and computes the requested checksums;
+the caller checks Content-MD5 / checksums, then commits while holding ``lock(digest)`` until its
+metadata is committed (so a concurrent release of the same content cannot delete the blob in
+between). STANDARD data goes to every zone and is acknowledged once a quorum of replicas has
+fsynced it; ONEZONE_IA and REDUCED_REDUNDANCY go to one zone.
+
+Reading: ``read`` streams a byte range of an object's segments (one blob, or the parts of a
+multipart object) in ~1 MiB chunks. A blob read whole is verified against its digest: a small
+one before any byte is sent (a bad copy is skipped for another replica and repaired); a large
+one as it streams (a bad copy cuts the response short, so the client retries, and is repaired).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import uuid
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from minicloud.services.s3 import crypto
+from minicloud.services.s3.checksums import Checksums
+from minicloud.services.s3.crypto import Sealer
+from minicloud.services.s3.errors import EntityTooLarge, ServiceUnavailable
+from minicloud.services.s3.small import INLINE_BYTES, SmallDigests
+from minicloud.storage.blobs import Digest, ReplicatedBlobStore, WritePolicy
+from minicloud.storage.blobs.core import BlobNotFound, NoReplicaAvailable
+from minicloud.storage.blobs.replica import Replica
+from minicloud.storage.blobs.small import prepare_fanout, write_small
+from minicloud.storage.blobs.store import ReplicatedIngest
+
+log = logging.getLogger("minicloud.s3.data")
+
+CHUNK = 1 << 20
+WORKERS = 24  # file work in parallel: fsyncs overlap on the device
+SMALL = 1 << 20  # bodies up to this size are received in memory and written to replicas in one go
+ONE_ZONE_CLASSES = frozenset({"ONEZONE_IA", "REDUCED_REDUNDANCY"})
+VERIFY_BEFORE_SENDING = 4 << 20  # blobs up to this size are verified before their first byte goes out
+SEALED_BATCH = 64  # frames of an encrypted blob read and decrypted at a time (4 MiB)
+BODY_BATCH = 4 << 20  # a large body is checksummed, sealed and written this many bytes at a time
+
+
+class CorruptBlob(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class Staged:
+    """Bytes received, not yet a blob: in an ingest (large bodies) or in memory (small ones)."""
+
+    size: int
+    sha256: str
+    md5: str
+    checksums: dict[str, str] = field(default_factory=dict)
+    ingest: ReplicatedIngest | None = None
+    body: bytes | None = None
+    replicas: list[Replica] = field(default_factory=list)
+    writer: ObjectData | None = None
+    sealed_sha256: str | None = None  # an encrypted body: the digest and size of the sealed blob
+    sealed_size: int | None = None
+
+    @property
+    def digest(self) -> str:
+        return f"sha256:{self.sealed_sha256 or self.sha256}"
+
+    async def commit(self) -> None:
+        blob = Digest("sha256", self.sealed_sha256 or self.sha256)
+        try:
+            if self.ingest is not None:
+                await self.ingest.commit(blob, self.sealed_size if self.sealed_size is not None else self.size)
+            elif self.writer is not None and self.body is not None:
+                await self.writer.write_replicas(self.replicas, self.body, blob)
+        except NoReplicaAvailable as exc:
+            log.error("object data could not be made durable: %s", exc)
+            raise ServiceUnavailable("Please reduce your request rate.") from None
+
+    async def abort(self) -> None:
+        if self.ingest is not None:
+            with contextlib.suppress(Exception):
+                await self.ingest.abort()
+
+
+class ObjectData:
+    def __init__(self, root: Path, zones: Sequence[str]) -> None:
+        self.replicas = [Replica(root / zone, zone) for zone in zones]
+        algorithms = ("sha256",)  # a large body's MD5 is the staging pipeline's, over the plaintext
+        self.store = ReplicatedBlobStore(self.replicas, WritePolicy.QUORUM, workers=WORKERS,
+                                         stream_algorithms=algorithms)
+        self._single = [ReplicatedBlobStore([r], WritePolicy.ALL, workers=2, stream_algorithms=algorithms)
+                        for r in self.replicas]
+        for replica in self.replicas:
+            prepare_fanout(replica)
+        self._next_zone = 0
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._background: set[asyncio.Future[None]] = set()
+        self._readers: dict[str, int] = {}
+
+    def close(self) -> None:
+        for store in (self.store, *self._single):
+            store.close()
+
+    def lock(self, digest: str) -> asyncio.Lock:
+        """Held while a blob's reference count is being changed together with its file."""
+        found = self._locks.get(digest)
+        if found is None:
+            found = self._locks[digest] = asyncio.Lock()
+        return found
+
+    def _store_for(self, storage_class: str) -> ReplicatedBlobStore:
+        if storage_class not in ONE_ZONE_CLASSES or len(self._single) == 1:
+            return self.store
+        healthy = [s for s in self._single if s.replicas[0].healthy()]
+        if not healthy:
+            return self.store
+        self._next_zone = (self._next_zone + 1) % len(healthy)
+        return healthy[self._next_zone]
+
+    # -- writing -------------------------------------------------------------------------------------
+    async def stage(self, body: AsyncIterable[bytes], storage_class: str, *, checksums: set[str],
+                    limit: int, sealer: Sealer | None = None, plain_sha256: bool = True) -> Staged:
+        """Receive a body (sealed on the way when ``sealer`` is given: the checksums, MD5 and
+        SHA-256 stay those of the plaintext). One that fits in ``SMALL`` stays in memory until
+        ``commit`` writes it to the replicas in parallel; a larger one streams into an ingest."""
+        iterator = aiter(body)
+        head = bytearray()
+        while len(head) <= SMALL:
+            try:
+                head += await anext(iterator)
+            except StopAsyncIteration:
+                return await self._stage_small(bytes(head), storage_class, checksums, limit, sealer)
+        return await self._stage_large(bytes(head), iterator, storage_class, checksums, limit, sealer,
+                                       plain_sha256)
+
+    async def _stage_small(self, data: bytes, storage_class: str, checksums: set[str], limit: int,
+                           sealer: Sealer | None) -> Staged:
+        _check_limit(len(data), limit)
+
+        found = (SmallDigests(data, checksums, sealer) if len(data) <= INLINE_BYTES  # on the loop: microseconds
+                 else await self.store.run(SmallDigests, data, checksums, sealer))
+        staged = Staged(len(data), found.sha256, found.md5, found.checksums, body=found.body,
+                        sealed_sha256=found.sealed_sha256, sealed_size=found.sealed_size)
+        staged.replicas, staged.writer = self._replicas_for(storage_class), self
+        return staged
+
+    async def _stage_large(self, head: bytes, rest: AsyncIterator[bytes], storage_class: str,
+                           checksums: set[str], limit: int, sealer: Sealer | None,
+                           plain_sha256: bool = True) -> Staged:
+        """A body larger than ``SMALL``; a sealed one's plaintext SHA-256 only when ``plain_sha256``
+        (a caller that has no use for it leaves ``Staged.sha256`` empty and saves a hash pass)."""
+        store = self._store_for(storage_class)
+        try:
+            ingest = await store.ingest(f"s3-{uuid.uuid4().hex}")
+        except NoReplicaAvailable as exc:
+            log.error("no replica can take object data: %s", exc)
+            raise ServiceUnavailable("Please reduce your request rate.") from None
+        pipeline = _BodyPipeline(self.store, ingest, Checksums(checksums), sealer, plain_sha256)
+        size = len(head)
+        try:
+            if sealer is not None:
+                await ingest.write(sealer.header)
+            await pipeline.feed(head)
+            async for chunk in rest:
+                size += len(chunk)
+                _check_limit(size, limit)
+                await pipeline.feed(chunk)
+            md5, plain_digest = await pipeline.finish()
+            if sealer is not None:
+                sealed_sha256 = await ingest.hexdigest("sha256")
+                return Staged(size, plain_digest or "", md5, pipeline.summer.values(), ingest=ingest,
+                              sealed_sha256=sealed_sha256, sealed_size=ingest.offset)
+            sha256 = await ingest.hexdigest("sha256")
+        except BaseException:
+            await pipeline.cancel()
+            with contextlib.suppress(Exception):
+                await ingest.abort()
+            raise
+        return Staged(size, sha256, md5, pipeline.summer.values(), ingest=ingest)
+
+    def _replicas_for(self, storage_class: str) -> list[Replica]:
+        healthy = [r for r in self.replicas if r.healthy()]
+        if storage_class in ONE_ZONE_CLASSES and healthy:
+            self._next_zone = (self._next_zone + 1) % len(healthy)
+            return [healthy[self._next_zone]]
+        return healthy
+
+    async def write_replicas(self, replicas: list[Replica], data: bytes, digest: Digest) -> None:
+        """Write a small blob to each replica in parallel (temporary file, fsync, rename); return
+        once a quorum has it durably, the others finishing in the background."""
+        need = len(replicas) // 2 + 1 if len(replicas) > 1 else 1
+        if len(replicas) < need or not replicas:
+            raise NoReplicaAvailable(f"{len(replicas)} healthy replicas")
+        pending = {asyncio.ensure_future(self.store.run(write_small, r, data, digest)) for r in replicas}
+        written = 0
+        while pending and written < need:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task.exception() is None:
+                    written += 1
+                else:
+                    log.warning("a replica failed writing %s: %s", digest, task.exception())
+        for task in pending:  # the rest finish on their own
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        if written < need:
+            raise NoReplicaAvailable(f"{digest} written to {written} replicas, {need} required")
+
+    async def delete(self, digest: str) -> None:
+        """Remove a blob whose last reference is gone (the caller holds ``lock(digest)``)."""
+        with contextlib.suppress(BlobNotFound):
+            await self.store.delete(Digest.parse(digest))
+
+    async def cleanup_ingests(self) -> int:
+        """Throw away ingests a crash left behind (none is in progress when the server starts)."""
+        refs = [status.ref async for status in self.store.ingests() if status.ref.startswith("s3-")]
+        for ref in refs:
+            await self.store.abort_ingest(ref)
+
+        def small_leftovers() -> int:
+            found = [p for r in self.replicas for p in r.ingest_root.glob(".s3-*")]
+            for path in found:
+                path.unlink(missing_ok=True)
+            return len(found)
+        return len(refs) + await self.store.run(small_leftovers)
+
+    # -- reading -------------------------------------------------------------------------------------
+    async def read(self, segments: Sequence[tuple[str, int]], start: int, end: int) -> AsyncIterator[bytes]:
+        """The bytes [start, end) of the concatenation of ``segments`` ((digest, size) pairs)."""
+        offset = 0
+        for digest, size in segments:
+            seg_start, seg_end = offset, offset + size
+            offset = seg_end
+            if seg_end <= start or seg_start >= end:
+                continue
+            lo, hi = max(start, seg_start) - seg_start, min(end, seg_end) - seg_start
+            async for chunk in self._read_blob(Digest.parse(digest), size, lo, hi):
+                yield chunk
+
+    async def read_sealed(self, segments: Sequence[tuple[str, int]], start: int, end: int,
+                          kek: bytes) -> AsyncIterator[bytes | bytearray]:
+        """``read`` for encrypted objects: ``segments`` are sealed blobs with their plaintext
+        sizes; only the frames [start, end) touches are read, each authenticated by its tag."""
+        offset = 0
+        for digest, size in segments:
+            seg_start, seg_end = offset, offset + size
+            offset = seg_end
+            if seg_end <= start or seg_start >= end:
+                continue
+            lo, hi = max(start, seg_start) - seg_start, min(end, seg_end) - seg_start
+            name = digest
+            self._readers[name] = self._readers.get(name, 0) + 1
+            try:
+                async for chunk in self._read_sealed_blob(Digest.parse(digest), size, lo, hi, kek):
+                    yield chunk
+            finally:
+                left = self._readers.get(name, 1) - 1
+                if left:
+                    self._readers[name] = left
+                else:
+                    self._readers.pop(name, None)
+
+    async def _read_sealed_blob(self, digest: Digest, size: int, lo: int, hi: int,
+                                kek: bytes) -> AsyncIterator[bytes | bytearray]:
+        """The plaintext [lo, hi) of one sealed blob, ``SEALED_BATCH`` frames at a time, the next
+        batch read and decrypted on a thread while the current one is sent. The file and the
+        unwrapped data key are kept for the whole read; a copy that fails (a bad tag, a short
+        file) is set aside for repair and the read goes on from another replica."""
+        first, count, _ = crypto.frame_span(size, lo, hi)
+        end = first + count
+        sources = await self.store.run(self._sources, digest)
+        frame, skip = first, lo - first * crypto.FRAME
+        remaining = hi - lo
+        reader: _SealedReader | None = None
+        ahead: asyncio.Future[bytearray] | None = None
+        try:
+            while remaining > 0:
+                if not sources:
+                    raise BlobNotFound(str(digest))
+                replica = sources[0]
+                try:
+                    if reader is None:
+                        reader = _SealedReader(replica, digest, kek, size)
+                        await self.store.run(reader.open)
+                    if ahead is None:
+                        ahead = asyncio.ensure_future(reader.read(self.store, frame, min(SEALED_BATCH, end - frame)))
+                    plain = await ahead
+                except (crypto.InvalidTag, OSError, CorruptBlob) as exc:
+                    log.warning("replica %s cannot give frames of %s: %s", replica.name, digest, exc)
+                    ahead = None
+                    if reader is not None:
+                        await self.store.run(reader.close)
+                        reader = None
+                    sources.pop(0)
+                    await self._repair(replica, digest)
+                    continue
+                frame += min(SEALED_BATCH, end - frame)
+                ahead = (asyncio.ensure_future(reader.read(self.store, frame, min(SEALED_BATCH, end - frame)))
+                         if frame < end else None)
+                if skip or len(plain) - skip > remaining:
+                    piece: bytes | bytearray = bytes(memoryview(plain)[skip:skip + remaining])
+                else:
+                    piece = plain
+                skip = 0
+                remaining -= len(piece)
+                if piece:
+                    yield piece  # a bytearray is never reused: the transport may keep it
+        finally:
+            if ahead is not None:
+                with contextlib.suppress(BaseException):
+                    await ahead
+            if reader is not None:
+                await self.store.run(reader.close)
+
+    def _sources(self, digest: Digest) -> list[Replica]:
+        return [r for r in self.replicas if r.healthy() and r.path(digest).exists()]
+
+    def reading(self, digest: str) -> bool:
+        """Whether a response is streaming the blob right now."""
+        return self._readers.get(digest, 0) > 0
+
+    async def _read_blob(self, digest: Digest, size: int, lo: int, hi: int) -> AsyncIterator[bytes]:
+        name = str(digest)
+        self._readers[name] = self._readers.get(name, 0) + 1
+        try:
+            async for chunk in self._read_blob_counted(digest, size, lo, hi):
+                yield chunk
+        finally:
+            left = self._readers.get(name, 1) - 1
+            if left:
+                self._readers[name] = left
+            else:
+                self._readers.pop(name, None)
+
+    async def _read_blob_counted(self, digest: Digest, size: int, lo: int, hi: int) -> AsyncIterator[bytes]:
+        whole = lo == 0 and hi == size
+        if whole and size <= VERIFY_BEFORE_SENDING:
+            yield await self._read_small(digest)
+            return
+        sources = await self.store.run(self._sources, digest)
+        if not sources:
+            raise BlobNotFound(str(digest))
+        replica = sources[0]
+        f = await self.store.run(_open_at, replica, digest, lo)
+        hasher = hashlib.sha256() if whole else None
+        held = b""  # a whole blob's last chunk goes out only once the digest has matched
+        try:
+            remaining = hi - lo
+            while remaining > 0:
+                chunk = await self.store.run(_read_chunk, f, min(CHUNK, remaining), hasher)
+                if not chunk:
+                    raise CorruptBlob(f"{digest} on {replica.name} is shorter than {size} bytes")
+                remaining -= len(chunk)
+                if held:
+                    yield held
+                held = chunk
+            if hasher is not None and hasher.hexdigest() != digest.hex:
+                raise CorruptBlob(f"{digest} on {replica.name} does not match its digest")
+        except CorruptBlob:
+            await self._repair(replica, digest)
+            raise
+        finally:
+            await self.store.run(f.close)
+        if held:
+            yield held
+
+    async def _read_small(self, digest: Digest) -> bytes:
+        for replica in await self.store.run(self._sources, digest):
+            try:
+                data = await self.store.run(_read_verified, replica, digest)
+            except OSError as exc:
+                log.warning("replica %s cannot read %s: %s", replica.name, digest, exc)
+                continue
+            if data is not None:
+                return data
+            await self._repair(replica, digest)
+        raise BlobNotFound(str(digest))
+
+    async def _repair(self, bad: Replica, digest: Digest) -> None:
+        """Move a corrupt copy aside and copy the blob back from a replica whose copy verifies."""
+        log.error("replica %s holds a corrupt copy of %s: repairing it", bad.name, digest)
+
+        def repair() -> None:
+            with contextlib.suppress(OSError):
+                os.replace(bad.path(digest), bad.path(digest).with_suffix(".corrupt"))
+            for other in self.replicas:
+                if other is bad or not other.healthy():
+                    continue
+                with contextlib.suppress(OSError, BlobNotFound):
+                    if _read_verified(other, digest) is not None:
+                        bad.copy_from(other, digest)
+                        return
+        await self.store.run(repair)
+
+
+class _BodyPipeline:
+    """A large body on its way into an ingest, in batches of ``BODY_BATCH`` bytes: while the event
+    loop receives the next batch, one thread checksums and seals the previous one (then the ingest
+    writes it to every replica, hashing it with SHA-256, on other threads), and MD5, the slowest
+    hash, runs on a thread of its own. Each stage keeps one batch in flight, in order."""
+
+    def __init__(self, store: ReplicatedBlobStore, ingest: ReplicatedIngest, summer: Checksums,
+                 sealer: Sealer | None, plain_sha256: bool) -> None:
+        self.store = store
+        self.ingest = ingest
+        self.summer = summer
+        self.sealer = sealer
+        self.md5 = hashlib.md5()
+        self.plain_sha256 = hashlib.sha256() if sealer is not None and plain_sha256 else None
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._md5_job: asyncio.Future[None] | None = None
+        self._seal_job: asyncio.Future[list[bytes | bytearray]] | None = None
+
+    async def feed(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+        self._size += len(chunk)
+        if self._size >= BODY_BATCH:
+            await self._hand_off()
+
+    async def _hand_off(self) -> None:
+        # The chunks go to the threads as they came (no join: that copy would be the event loop's).
+        chunks, self._chunks, size, self._size = self._chunks, [], self._size, 0
+        if self._md5_job is not None:
+            await self._md5_job
+        self._md5_job = asyncio.ensure_future(self.store.run(_update_all, self.md5, chunks))
+        if self._seal_job is not None:
+            job, self._seal_job = self._seal_job, None
+            for piece in await job:
+                await self.ingest.write(piece)
+        # Large buffers are allocated here, on the event loop's thread: made on the pool's threads,
+        # each thread's malloc arena would keep some of them, and the server's RSS would grow.
+        out = bytearray(self.sealer.sealed_bytes(size)) if self.sealer is not None else None
+        self._seal_job = asyncio.ensure_future(self.store.run(self._seal, chunks, out))
+
+    def _seal(self, chunks: list[bytes], out: bytearray | None) -> list[bytes | bytearray]:
+        for chunk in chunks:
+            self.summer.update(chunk)
+        if self.sealer is None or out is None:
+            return list(chunks)
+        if self.plain_sha256 is not None:
+            _update_all(self.plain_sha256, chunks)
+        self.sealer.feed_into_many(chunks, out)
+        return [out]
+
+    async def finish(self) -> tuple[str, str | None]:
+        """Everything handed to the ingest: the body's MD5 and (sealed bodies) plaintext SHA-256."""
+        if self._size:
+            await self._hand_off()
+        if self._md5_job is not None:
+            await self._md5_job
+        if self._seal_job is not None:
+            job, self._seal_job = self._seal_job, None
+            for piece in await job:
+                await self.ingest.write(piece)
+        if self.sealer is not None:
+            await self.ingest.write(await self.store.run(self.sealer.finish))
+        return self.md5.hexdigest(), self.plain_sha256.hexdigest() if self.plain_sha256 is not None else None
+
+    async def cancel(self) -> None:
+        for job in (self._md5_job, self._seal_job):
+            if job is not None:
+                with contextlib.suppress(BaseException):
+                    await job
+
+
+def _update_all(hasher: hashlib._Hash, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        hasher.update(chunk)
+
+
+def _check_limit(size: int, limit: int) -> None:
+    if size > limit:
+        raise EntityTooLarge("Your proposed upload exceeds the maximum allowed size",
+                             MaxSizeAllowed=str(limit), ProposedSize=str(size))
+
+
+class _SealedReader:
+    """One replica's copy of a sealed blob, open, with its data key unwrapped: frames read into a
+    buffer kept for the whole read and decrypted straight into a new output buffer."""
+
+    def __init__(self, replica: Replica, digest: Digest, kek: bytes, plain_size: int) -> None:
+        self.name = f"{digest} on {replica.name}"
+        self.plain_size = plain_size
+        self.sealed_size = crypto.sealed_size(plain_size)
+        self._replica, self._digest, self._kek = replica, digest, kek
+        self._file: BinaryIO | None = None
+        self._key: AESGCM | None = None
+        self._buffer = bytearray(SEALED_BATCH * (crypto.FRAME + crypto.TAG))
+
+    def open(self) -> None:
+        self._file = self._replica.open(self._digest)
+        self._key = AESGCM(crypto.unwrap(self._kek, self._file.read(crypto.HEADER)))
+
+    async def read(self, store: ReplicatedBlobStore, first: int, count: int) -> bytearray:
+        """Frames [first, first + count), decrypted on the store's thread pool into a buffer made
+        here, on the event loop's thread (see ``_BodyPipeline._hand_off``)."""
+        out = bytearray(min(count * crypto.FRAME, self.plain_size - first * crypto.FRAME))
+        await store.run(self.frames_into, first, count, out)
+        return out
+
+    def frames_into(self, first: int, count: int, out: bytearray) -> None:
+        """Frames [first, first + count), decrypted into ``out`` (InvalidTag if any was altered)."""
+        start = crypto.HEADER + first * (crypto.FRAME + crypto.TAG)
+        wanted = min(count * (crypto.FRAME + crypto.TAG), self.sealed_size - start)
+        view = memoryview(self._buffer)[:wanted]
+        assert self._file is not None and self._key is not None, "frames read before open"
+        fd = self._file.fileno()
+        got = os.preadv(fd, [view], start)
+        while 0 < got < wanted:
+            more = os.preadv(fd, [view[got:]], start + got)
+            if more <= 0:
+                break
+            got += more
+        if got != wanted:
+            raise CorruptBlob(f"{self.name} is shorter than expected")
+        crypto.open_frames_into(self._key, view, first, self.plain_size, memoryview(out))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def _open_at(replica: Replica, digest: Digest, offset: int) -> BinaryIO:
+    f = replica.open(digest)
+    f.seek(offset)
+    return f
+
+
+def _read_chunk(f: BinaryIO, size: int, hasher: hashlib._Hash | None) -> bytes:
+    data = f.read(size)
+    if hasher is not None:
+        hasher.update(data)
+    return data
+
+
+def _read_verified(replica: Replica, digest: Digest) -> bytes | None:
+    """The blob's bytes from one replica, or None if they do not match the digest."""
+    with replica.open(digest) as f:
+        data = f.read()
+    return data if hashlib.sha256(data).hexdigest() == digest.hex else None
