@@ -8,7 +8,14 @@ import pytest
 
 from minicloud.storage.metadata.db import Database
 from tests.support.postgres import PostgresServer
-from tests.support.server import MinicloudServer
+from tests.support.server import MinicloudServer, release_mounts_under
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_mounts_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the last test, release the mounts of servers the tests killed and never restarted."""
+    yield
+    release_mounts_under(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")

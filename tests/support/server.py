@@ -132,3 +132,25 @@ class MinicloudServer:
     def aws_json(self, *args: str, **kw: Any) -> Any:
         out = self.aws(*args, **kw).stdout
         return json.loads(out) if out.strip() else None
+
+
+def release_mounts_under(root: Path) -> list[str]:
+    """Unmount (lazily) whatever is still mounted under ``root``: the network-namespace files and
+    private directories of servers that were killed (``kill -9``) and never restarted, which nobody
+    else would ever release. Deepest first; returns the mount points released."""
+    import ctypes
+
+    prefix = str(root.resolve()) + "/"
+    points = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
+        for line in mountinfo:
+            point = line.split()[4].encode().decode("unicode_escape")  # \040 and friends
+            if point.startswith(prefix):
+                points.append(point)
+    libc = ctypes.CDLL(None, use_errno=True)
+    released = []
+    for point in sorted(set(points), key=lambda p: p.count("/"), reverse=True):
+        if libc.umount2(point.encode(), 2) == 0:  # MNT_DETACH
+            released.append(point)
+    return released
+

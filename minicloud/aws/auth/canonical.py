@@ -51,6 +51,8 @@ def canonical_headers(request: AwsRequest, signed_headers: tuple[str, ...]) -> s
 
 def canonical_uri(raw_path: str, *, s3: bool) -> str:
     path = raw_path or "/"
+    if path == "/":  # every query, JSON and EC2 API call
+        return path
     if s3:
         return path if _UNRESERVED_PATH.fullmatch(path) else quote(unquote_to_bytes(path), safe="/")
     return quote(_remove_dot_segments(path), safe="/~")

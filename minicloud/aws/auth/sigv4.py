@@ -58,7 +58,7 @@ SIGNATURE_MISMATCH = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass sets each of its fields through object.__setattr__
 class SigV4Auth:
     """The signature a request carries, as parsed; nothing in it is verified yet.
 
@@ -242,15 +242,26 @@ def _parse_credential(value: str, *, presigned: bool) -> tuple[str, tuple[str, s
     return parts[0], (parts[1], parts[2], parts[3], parts[4])
 
 
-def _parse_date(value: str, *, presigned: bool, service: str) -> tuple[datetime, str]:
-    """X-Amz-Date (``20261129T051000Z``), or an HTTP Date header; and the time as it is signed."""
-    v = value.strip()
+@functools.lru_cache(maxsize=1024)
+def _amz_date(v: str) -> datetime | None:
+    """``20261129T051000Z`` as a time (None if it is not one); requests signed in the same second share it."""
     if len(v) == 16 and v[8] == "T" and v[15] == "Z" and v[:8].isdigit() and v[9:15].isdigit():
         try:
             return datetime(int(v[0:4]), int(v[4:6]), int(v[6:8]), int(v[9:11]), int(v[11:13]),
-                            int(v[13:15]), tzinfo=UTC), v
+                            int(v[13:15]), tzinfo=UTC)
         except ValueError:
-            pass
+            return None
+    return None
+
+
+def _parse_date(value: str, *, presigned: bool, service: str) -> tuple[datetime, str]:
+    """X-Amz-Date (``20261129T051000Z``), or an HTTP Date header; and the time as it is signed."""
+    v = value.strip()
+    date = _amz_date(v)
+    if date is not None:
+        return date, v
+    if len(v) == 16 and v[8] == "T" and v[15] == "Z" and v[:8].isdigit() and v[9:15].isdigit():
+        pass  # an X-Amz-Date that is not a time (month 13): refused below
     elif not presigned:
         try:
             parsed = parsedate_to_datetime(v)
