@@ -176,3 +176,61 @@ def test_tags_at_launch_need_create_tags(server: MinicloudServer, setup: dict[st
     red = [{"ResourceType": "instance", "Tags": [{"Key": "team", "Value": "red"}]}]
     assert _outcome(client, setup["image"], TagSpecifications=red)[0] == "UnauthorizedOperation"
 
+
+
+def _dry(call: Any, **kw: Any) -> str:
+    with pytest.raises(ClientError) as err:
+        call(DryRun=True, **kw)
+    return code(err)
+
+
+def test_other_actions_are_authorized_on_every_resource_they_use(server: MinicloudServer,
+                                                                 setup: dict[str, str]) -> None:
+    """AssociateAddress (Elastic IP and instance), CreateImage (instance and the new image, whose ARN
+    has no account), CreateSubnet (VPC and the new subnet), AttachInternetGateway (gateway and VPC)."""
+    account, root = setup["account"], server.client("ec2")
+    arn = f"arn:aws:ec2:{REGION}:{account}"
+    vpc = root.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
+    gateway = root.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    allocation = root.allocate_address(Domain="vpc")["AllocationId"]
+    instance_id = root.run_instances(ImageId=setup["image"], MinCount=1, MaxCount=1,
+                                     InstanceType="t3.nano")["Instances"][0]["InstanceId"]
+    try:
+        def allowed(action: str, *resources: str) -> Any:
+            return _client(server, [{"Effect": "Allow", "Action": f"ec2:{action}", "Resource": list(resources)}])
+
+        partial = allowed("AssociateAddress", f"{arn}:elastic-ip/*")
+        assert _dry(partial.associate_address, AllocationId=allocation, InstanceId=instance_id) == \
+            "UnauthorizedOperation"
+        full = allowed("AssociateAddress", f"{arn}:elastic-ip/{allocation}", f"{arn}:instance/{instance_id}")
+        assert _dry(full.associate_address, AllocationId=allocation, InstanceId=instance_id) == "DryRunOperation"
+
+        partial = allowed("CreateImage", f"{arn}:instance/*")
+        assert _dry(partial.create_image, InstanceId=instance_id, Name="authz-image") == "UnauthorizedOperation"
+        full = allowed("CreateImage", f"{arn}:instance/*", f"arn:aws:ec2:{REGION}::image/*")
+        assert _dry(full.create_image, InstanceId=instance_id, Name="authz-image") == "DryRunOperation"
+
+        partial = allowed("CreateSubnet", f"{arn}:vpc/{vpc}")
+        assert _dry(partial.create_subnet, VpcId=vpc, CidrBlock="10.77.1.0/24") == "UnauthorizedOperation"
+        zoned = _client(server, [
+            {"Effect": "Allow", "Action": "ec2:CreateSubnet", "Resource": f"{arn}:vpc/{vpc}"},
+            {"Effect": "Allow", "Action": "ec2:CreateSubnet", "Resource": f"{arn}:subnet/*",
+             "Condition": {"StringEquals": {"ec2:AvailabilityZone": "us-east-1a"}}}])
+        assert _dry(zoned.create_subnet, VpcId=vpc, CidrBlock="10.77.1.0/24", AvailabilityZone="us-east-1a") == \
+            "DryRunOperation"
+        zones = [z["ZoneName"] for z in root.describe_availability_zones()["AvailabilityZones"]]
+        if len(zones) > 1:
+            other_zone = next(z for z in zones if z != "us-east-1a")
+            assert _dry(zoned.create_subnet, VpcId=vpc, CidrBlock="10.77.1.0/24", AvailabilityZone=other_zone) == \
+                "UnauthorizedOperation"
+
+        partial = allowed("AttachInternetGateway", f"{arn}:internet-gateway/{gateway}")
+        assert _dry(partial.attach_internet_gateway, InternetGatewayId=gateway, VpcId=vpc) == "UnauthorizedOperation"
+        full = allowed("AttachInternetGateway", f"{arn}:internet-gateway/{gateway}", f"{arn}:vpc/{vpc}")
+        assert _dry(full.attach_internet_gateway, InternetGatewayId=gateway, VpcId=vpc) == "DryRunOperation"
+    finally:
+        root.terminate_instances(InstanceIds=[instance_id])
+        wait_state(root, instance_id, "terminated")
+        root.release_address(AllocationId=allocation)
+        root.delete_internet_gateway(InternetGatewayId=gateway)
+        root.delete_vpc(VpcId=vpc)

@@ -67,10 +67,18 @@ class AddressesMixin(Ec2Base):
         return doc
 
     async def associate_address(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        await self.begin(ctx, params, "AssociateAddress")
         instance_id = params.get("InstanceId")
         if not instance_id:
             raise MissingParameter("minicloud associates Elastic IPs with instances: InstanceId is required")
+
+        def lookup(conn: sa.Connection) -> list[Resource]:
+            eip = self._address_sync(conn, ctx, params)
+            instance = store.get(conn, instance_id, kind="instance", account_id=ctx.account_id, region=ctx.region)
+            if instance is None:
+                raise InvalidInstanceIDNotFound(f"The instance ID '{instance_id}' does not exist")
+            return [eip, instance]
+        # Authorized on the Elastic IP's ARN and the instance's, each with its tags, as EC2 does.
+        await self.begin_each(ctx, params, "AssociateAddress", await self.runtime.db.read(lookup))
         association_id = new_id("association")
 
         def associate(conn: sa.Connection) -> str:
@@ -149,22 +157,25 @@ class AddressesMixin(Ec2Base):
         store.save(conn, eip)
 
     async def disassociate_address(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        await self.begin(ctx, params, "DisassociateAddress")
         association_id, public_ip = params.get("AssociationId"), params.get("PublicIp")
 
-        def disassociate(conn: sa.Connection) -> None:
+        def associated(conn: sa.Connection) -> Resource:
             for eip in store.select(conn, ctx.account_id, ctx.region, "address"):
                 if (association_id and eip.doc.get("AssociationId") == association_id) or \
                         (public_ip and eip.doc["PublicIp"] == public_ip and eip.doc.get("AssociationId")):
-                    self._detach(conn, eip)
-                    return
+                    return eip
             raise InvalidAssociationIDNotFound(f"The association ID '{association_id or public_ip}' does not exist")
+        await self.begin_each(ctx, params, "DisassociateAddress", [await self.runtime.db.read(associated)])
+
+        def disassociate(conn: sa.Connection) -> None:
+            self._detach(conn, associated(conn))
         await self.runtime.db.write(disassociate)
         self.wake_controller()
         return {}
 
     async def release_address(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        await self.begin(ctx, params, "ReleaseAddress")
+        await self.begin_each(ctx, params, "ReleaseAddress",
+                              [await self.runtime.db.read(lambda conn: self._address_sync(conn, ctx, params))])
 
         def release(conn: sa.Connection) -> None:
             eip = self._address_sync(conn, ctx, params)

@@ -53,15 +53,20 @@ class Ec2Base:
         await self.defaults.ensure(ctx.account_id, ctx.region)
 
     async def begin_each(self, ctx: RequestContext, params: dict[str, Any], action: str,
-                         resources: list[Resource]) -> None:
+                         resources: list[Resource],
+                         created: Sequence[tuple[str, dict[str, str | list[str]]]] = ()) -> None:
         """``begin`` for an action on existing resources: each one's ARN is authorized, with its tags
-        as ``aws:ResourceTag/*`` and ``ec2:ResourceTag/*`` condition keys."""
-        if not resources:
+        as ``aws:ResourceTag/*`` and ``ec2:ResourceTag/*`` condition keys; then each resource the
+        action creates (``(type/*, condition keys)`` or a whole ARN), as EC2 authorizes them all."""
+        if not resources and not created:
             await self.begin(ctx, params, action)
             return
         for resource in resources:
             path = f"{RESOURCE_TYPES.get(resource.kind, resource.kind)}/{resource.id}"
             await ctx.authorize(f"ec2:{action}", self.arn(ctx, path), context=resource_tag_keys(resource))
+        for path, context in created:
+            arn = path if path.startswith("arn:") else self.arn(ctx, path)
+            await ctx.authorize(f"ec2:{action}", arn, context=context)
         if params.get("DryRun"):
             raise DryRunOperation("Request would have succeeded, but DryRun flag is set.")
         await self.defaults.ensure(ctx.account_id, ctx.region)

@@ -28,7 +28,7 @@ from minicloud.registry.repositories import (
     resolve,
 )
 from minicloud.services.ec2 import store
-from minicloud.services.ec2.base import Ec2Base
+from minicloud.services.ec2.base import Ec2Base, request_tag_keys
 from minicloud.services.ec2.errors import (
     IncorrectInstanceState,
     InvalidAMIIDMalformed,
@@ -249,7 +249,6 @@ class ImagesMixin(Ec2Base):
         commits the container (paused while it runs), pushes it into the registry as
         ``ec2-images/<account>/<ami-id>:latest`` and makes the image ``available``."""
         instance_id, name = params.get("InstanceId"), params.get("Name")
-        await self.begin(ctx, params, "CreateImage", f"instance/{instance_id}")
         if not instance_id:
             raise MissingParameter("The request must contain the parameter InstanceId")
         if not name:
@@ -257,6 +256,11 @@ class ImagesMixin(Ec2Base):
         image_id = new_id("image")
         repository = f"ec2-images/{ctx.account_id}/{image_id}"
         tags = self.tags_for(params, "image")
+        # Authorized on the instance (its tags) and the image it creates (an image ARN has no account).
+        source = await self.find(ctx, "instance", instance_id,
+                                 lambda i: InvalidInstanceIDNotFound(f"The instance ID '{i}' does not exist"))
+        await self.begin_each(ctx, params, "CreateImage", [source], created=[
+            (f"arn:aws:ec2:{ctx.region}::image/*", {"ec2:Region": ctx.region, **request_tag_keys(tags)})])
 
         def create(conn: sa.Connection) -> None:
             instance = store.get(conn, instance_id, kind="instance", account_id=ctx.account_id, region=ctx.region)

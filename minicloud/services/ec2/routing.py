@@ -165,9 +165,11 @@ class RoutingMixin(Ec2Base):
     async def associate_route_table(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         table_id = params["RouteTableId"]
         subnet_id = params.get("SubnetId")
-        await self.begin(ctx, params, "AssociateRouteTable", f"route-table/{table_id}")
         if not subnet_id:
             raise UnsupportedOperation("minicloud associates route tables with subnets only (SubnetId)")
+        await self.begin_each(ctx, params, "AssociateRouteTable", [
+            await self.find(ctx, "route-table", table_id, table_not_found),
+            await self.find(ctx, "subnet", subnet_id, subnet_not_found)])
 
         def associate(conn: sa.Connection) -> str:
             table = store.get(conn, table_id, kind="route-table", account_id=ctx.account_id, region=ctx.region)
@@ -230,7 +232,9 @@ class RoutingMixin(Ec2Base):
 
     async def attach_internet_gateway(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         gateway_id, vpc_id = params["InternetGatewayId"], params["VpcId"]
-        await self.begin(ctx, params, "AttachInternetGateway", f"internet-gateway/{gateway_id}")
+        await self.begin_each(ctx, params, "AttachInternetGateway", [
+            await self.find(ctx, "internet-gateway", gateway_id, gateway_not_found),
+            await self.find(ctx, "vpc", vpc_id, vpc_not_found)])
 
         def attach(conn: sa.Connection) -> None:
             gateway = store.get(conn, gateway_id, kind="internet-gateway", account_id=ctx.account_id,
@@ -252,7 +256,9 @@ class RoutingMixin(Ec2Base):
 
     async def detach_internet_gateway(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         gateway_id, vpc_id = params["InternetGatewayId"], params["VpcId"]
-        await self.begin(ctx, params, "DetachInternetGateway", f"internet-gateway/{gateway_id}")
+        await self.begin_each(ctx, params, "DetachInternetGateway", [
+            await self.find(ctx, "internet-gateway", gateway_id, gateway_not_found),
+            await self.find(ctx, "vpc", vpc_id, vpc_not_found)])
 
         def detach(conn: sa.Connection) -> None:
             gateway = store.get(conn, gateway_id, kind="internet-gateway", account_id=ctx.account_id,

@@ -160,13 +160,17 @@ class VpcsMixin(Ec2Base):
     # -- subnets ---------------------------------------------------------------------------------------
     async def create_subnet(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         vpc_id = params["VpcId"]
-        await self.begin(ctx, params, "CreateSubnet", f"vpc/{vpc_id}")
         cidr = params.get("CidrBlock")
         if not cidr:
             raise MissingParameter("The request must contain the parameter cidrBlock")
         network = parse_cidr(cidr, "cidrBlock")
         zone = self._zone(ctx, params.get("AvailabilityZone"), params.get("AvailabilityZoneId"))
         tags = self.tags_for(params, "subnet")
+        # Authorized on the VPC (its tags) and on the subnet it creates (zone, VPC, request tags), as EC2 does.
+        await self.begin_each(ctx, params, "CreateSubnet", [await self.find(ctx, "vpc", vpc_id, vpc_not_found)],
+                              created=[("subnet/*", {"ec2:AvailabilityZone": zone.name, "ec2:Region": ctx.region,
+                                                     "ec2:Vpc": self.arn(ctx, f"vpc/{vpc_id}"),
+                                                     **request_tag_keys(tags)})])
 
         def create(conn: sa.Connection) -> Resource:
             vpc = store.get(conn, vpc_id, kind="vpc", account_id=ctx.account_id, region=ctx.region)
