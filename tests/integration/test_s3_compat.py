@@ -221,3 +221,32 @@ def test_conditional_delete_objects(s3: Any, bucket: str) -> None:
     answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k", "ETag": put["ETag"], "Size": 4}]})
     assert [d["Key"] for d in answer["Deleted"]] == ["k"] and "Errors" not in answer
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+# -- small answers ----------------------------------------------------------------------------------
+
+def test_list_objects_v1_echoes_prefix_unencoded(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="a\nb", Body=b"")
+    answer = s3.list_objects(Bucket=bucket, Prefix="a\n")  # boto3 asks for encoding-type=url
+    assert answer["Prefix"] == "a\n" and [c["Key"] for c in answer["Contents"]] == ["a\nb"]
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="a\n")["Prefix"] == "a\n"  # v2 encodes it; boto3 decodes
+
+
+def test_content_encoding_kept_as_given_without_aws_chunked(s3: Any, bucket: str) -> None:
+    for given, stored in (("deflate, gzip", "deflate, gzip"), ("gzip, aws-chunked", "gzip"),
+                          ("aws-chunked, deflate,gzip", "deflate, gzip")):
+        s3.put_object(Bucket=bucket, Key="k", Body=b"x", ContentEncoding=given)
+        assert s3.head_object(Bucket=bucket, Key="k")["ContentEncoding"] == stored
+
+
+def test_suspended_versioning_writes_name_no_version(s3: Any, bucket: str) -> None:
+    assert "VersionId" not in s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    assert "VersionId" not in s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="m")["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key="m", UploadId=upload, PartNumber=1, Body=b"x")["ETag"]
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="m", UploadId=upload,
+                                        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert "VersionId" not in done
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    assert s3.put_object(Bucket=bucket, Key="k", Body=b"x")["VersionId"]

@@ -99,9 +99,10 @@ def content_headers(params: dict[str, Any]) -> dict[str, Any]:
             meta[name] = value.isoformat() if isinstance(value, datetime) else value
     encoding = meta.get("ContentEncoding")
     if encoding is not None:  # aws-chunked is how the body travelled, not what it is
-        kept = [e.strip() for e in str(encoding).split(",") if e.strip() and e.strip() != "aws-chunked"]
+        given = [e.strip() for e in str(encoding).split(",") if e.strip()]
+        kept = [e for e in given if e != "aws-chunked"]
         if kept:
-            meta["ContentEncoding"] = ",".join(kept)
+            meta["ContentEncoding"] = str(encoding) if kept == given else ", ".join(kept)
         else:
             del meta["ContentEncoding"]
     if params.get("Metadata"):

@@ -141,7 +141,8 @@ class ListingOperations(S3Base):
         marker = params.get("Marker") or ""
         entries, truncated = await self._list_current(bucket.name, prefix, delimiter, marker or None, max_keys)
         result: dict[str, Any] = {
-            "Name": bucket.name, "Prefix": encode(prefix), "Marker": encode(marker), "MaxKeys": max_keys,
+            # ListObjects (v1) echoes Prefix as given even with encoding-type=url (botocore decodes it not)
+            "Name": bucket.name, "Prefix": prefix, "Marker": encode(marker), "MaxKeys": max_keys,
             "IsTruncated": truncated,
             "Contents": [_content(row, encode, True) for _, row in entries if row is not None] or None,
             "CommonPrefixes": [{"Prefix": encode(key)} for key, row in entries if row is None] or None,

@@ -265,7 +265,7 @@ class MultipartOperations(ObjectOperations):
         await self.release(await self.db.write(write))
         result: dict[str, Any] = {"Location": f"/{bucket.name}/{key}", "Bucket": bucket.name, "Key": key,
                                   "ETag": etag, **checksum_members(checksums), **response_members(encryption)}
-        if bucket.versioning:
+        if bucket.versioning == "Enabled":
             result["VersionId"] = values["version_id"]
         return result
 
@@ -282,7 +282,7 @@ class MultipartOperations(ObjectOperations):
             return None
         result: dict[str, Any] = {"Location": f"/{bucket.name}/{key}", "Bucket": bucket.name, "Key": key,
                                   "ETag": etag, **response_members(stored_encryption(row))}
-        if bucket.versioning:
+        if bucket.versioning == "Enabled":
             result["VersionId"] = row.version_id
         return result
 

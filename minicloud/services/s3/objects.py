@@ -155,7 +155,7 @@ class ObjectOperations(EncryptionOperations):
         await self.commit_version(bucket, staged, values, condition,
                                   notice_for(ctx, bucket, event))
         result: dict[str, Any] = {"ETag": values["etag"], **checksum_members(checksums), **object_key.members()}
-        if bucket.versioning:
+        if bucket.versioning == "Enabled":  # a suspended bucket's "null" version is not named
             result["VersionId"] = values["version_id"]
         expiration = expiration_header(bucket, ObjectRow(id=0, latest=True, **values))
         if expiration:
@@ -369,7 +369,7 @@ class ObjectOperations(EncryptionOperations):
         await self.commit_version(bucket, staged, values, notice=notice_for(ctx, bucket, "s3:ObjectCreated:Copy"))
         result: dict[str, Any] = {"CopyObjectResult": {"ETag": source.etag, "LastModified": values["last_modified"]},
                                   **object_key.members()}
-        if bucket.versioning:
+        if bucket.versioning == "Enabled":
             result["VersionId"] = values["version_id"]
         if source_bucket.versioning or source.version_id != store.NULL_VERSION:
             result["CopySourceVersionId"] = source.version_id
