@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from minicloud.aws.errors import ClientError, InvalidParameterCombination, InvalidParameterValue, MissingParameter
 
 __all__ = ["InvalidParameterCombination", "InvalidParameterValue", "MissingParameter"]
@@ -198,10 +200,17 @@ class InsufficientInstanceCapacity(ClientError):
 
 
 class UnauthorizedOperation(ClientError):
-    """EC2's access denied."""
+    """EC2's access denied: "You are not authorized to perform this operation." then IAM's reason
+    (EC2 adds an encoded authorization failure message, which minicloud does not make)."""
 
     code = "UnauthorizedOperation"
     status = 403
+    PREFIX = "You are not authorized to perform this operation."
+
+    def __init__(self, message: str = "", **fields: Any) -> None:
+        if not message.startswith(self.PREFIX):
+            message = f"{self.PREFIX} {message}".rstrip()
+        super().__init__(message, **fields)
 
 
 class InvalidNetworkInterfaceIDNotFound(ClientError):
