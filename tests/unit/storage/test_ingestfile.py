@@ -68,7 +68,7 @@ def test_appends_of_chunk_lists_give_the_same_bytes(tmp_path: Path, direct: bool
     f = IngestFile(tmp_path / "data", direct)
     written = 0
     while written < len(data):
-        chunks = []
+        chunks: list[bytes | bytearray] = []
         for _ in range(rng.choice([1, 2, 64, 700])):  # 700: more buffers than one pwritev takes
             n = min(rng.choice([1, 100, BLOCK, 65536, 70001]), len(data) - written)
             chunks.append(data[written:written + n])
