@@ -37,6 +37,9 @@ log = logging.getLogger("minicloud.s3.small")
 INLINE_BYTES = 64 * 1024  # bodies hashed and sealed on the event loop (one AES-GCM frame)
 INLINE_READ_BYTES = 64 * 1024  # plaintext of whole objects read and decrypted on the loop
 WRITERS = 32  # threads writing small copies (each mostly waits in fsync)
+WHERE_ENTRIES = 100_000  # blobs whose replica is remembered for the next read (a hint: checked by the open)
+
+_where: dict[str, int] = {}
 
 _writers = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="s3-small")
 
@@ -74,7 +77,10 @@ async def read_small_sealed(store: ReplicatedBlobStore, replicas: Sequence[Repli
     except InvalidDigest:
         return None
     sealed_size = crypto.sealed_size(size)
-    for replica in replicas:
+    hint = _where.get(name)
+    order = list(replicas) if hint is None or hint >= len(replicas) else [
+        replicas[hint], *(r for i, r in enumerate(replicas) if i != hint)]
+    for replica in order:
         try:
             try:
                 blob = read_cached(replica, digest, sealed_size)
@@ -92,6 +98,10 @@ async def read_small_sealed(store: ReplicatedBlobStore, replicas: Sequence[Repli
             plain = crypto.open_frames(data_key, blob[crypto.HEADER:], 0, size)
         except crypto.InvalidTag:
             return None
+        if replica is not order[0] or hint is None:  # next time straight to the zone that has it
+            if len(_where) >= WHERE_ENTRIES:
+                _where.clear()
+            _where[name] = list(replicas).index(replica)
         return plain[start:end] if (start, end) != (0, size) else plain
     return None
 

@@ -99,3 +99,21 @@ def test_commit_small_commits_metadata_once_a_quorum_of_copies_is_durable(tmp_pa
             asyncio.run(commit_small(db, replicas[:1], body, digest, refused))
     finally:
         db.close()
+
+
+def test_the_replica_hint_never_hides_a_copy_that_moved(tmp_path: Path) -> None:
+    store, replicas = _store(tmp_path)
+    data = os.urandom(2048)
+    found = SmallDigests(data, set(), crypto.Sealer(KEK))
+    assert found.sealed_sha256 is not None
+    digest = Digest("sha256", found.sealed_sha256)
+    segments = [(str(digest), len(data))]
+    try:
+        write_small(replicas[1], found.body, digest)
+        assert asyncio.run(read_small_sealed(store, replicas, segments, 0, len(data), KEK)) == data  # hint: b
+        write_small(replicas[0], found.body, digest)
+        replicas[1].path(digest).unlink()  # the hinted copy is gone, another zone has one
+        assert asyncio.run(read_small_sealed(store, replicas, segments, 0, len(data), KEK)) == data
+        assert asyncio.run(read_small_sealed(store, replicas, segments, 0, len(data), KEK)) == data
+    finally:
+        store.close()
