@@ -37,7 +37,7 @@ from minicloud.services.s3.small import INLINE_BYTES, SmallDigests
 from minicloud.storage.blobs import Digest, ReplicatedBlobStore, WritePolicy
 from minicloud.storage.blobs.core import BlobNotFound, NoReplicaAvailable
 from minicloud.storage.blobs.replica import Replica
-from minicloud.storage.blobs.small import prepare_fanout, write_small
+from minicloud.storage.blobs.small import healthy_replicas, prepare_fanout, write_small
 from minicloud.storage.blobs.store import ReplicatedIngest
 
 log = logging.getLogger("minicloud.s3.data")
@@ -188,7 +188,7 @@ class ObjectData:
         return Staged(size, sha256, md5, pipeline.summer.values(), ingest=ingest)
 
     def _replicas_for(self, storage_class: str) -> list[Replica]:
-        healthy = [r for r in self.replicas if r.healthy()]
+        healthy = healthy_replicas(self.replicas)
         if storage_class in ONE_ZONE_CLASSES and healthy:
             self._next_zone = (self._next_zone + 1) % len(healthy)
             return [healthy[self._next_zone]]

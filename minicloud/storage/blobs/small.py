@@ -17,6 +17,8 @@ import errno
 import itertools
 import os
 import secrets
+import time
+import weakref
 
 from minicloud.storage.blobs.core import ALGORITHMS, Digest
 from minicloud.storage.blobs.replica import Replica, fsync_dir
@@ -24,6 +26,24 @@ from minicloud.storage.blobs.replica import Replica, fsync_dir
 _TEMP_PREFIX = f".s3-{secrets.token_hex(6)}-{os.getpid()}-"  # cleanup_ingests sweeps ".s3-*" at start-up
 _counter = itertools.count()
 _HAS_NOWAIT = hasattr(os, "RWF_NOWAIT") and hasattr(os, "preadv")
+
+
+HEALTH_SECONDS = 1.0  # how long a replica's health check stands (two access() calls each)
+_health: weakref.WeakKeyDictionary[Replica, tuple[float, bool]] = weakref.WeakKeyDictionary()
+
+
+def healthy_replicas(replicas: list[Replica]) -> list[Replica]:
+    """``[r for r in replicas if r.healthy()]`` with each replica checked at most once a second: on
+    the event loop, every system call is a chance to lose the GIL to one of the busy threads."""
+    now = time.monotonic()
+    out = []
+    for replica in replicas:
+        known = _health.get(replica)
+        if known is None or known[0] < now:
+            known = _health[replica] = (now + HEALTH_SECONDS, replica.healthy())
+        if known[1]:
+            out.append(replica)
+    return out
 
 
 class NotCached(Exception):
