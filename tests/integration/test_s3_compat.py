@@ -3,6 +3,7 @@ here with boto3 or raw HTTP against a real ``minicloud up`` so our suite never n
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 import uuid
@@ -250,3 +251,26 @@ def test_suspended_versioning_writes_name_no_version(s3: Any, bucket: str) -> No
     assert "VersionId" not in done
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     assert s3.put_object(Bucket=bucket, Key="k", Body=b"x")["VersionId"]
+
+
+def test_missing_key_is_404_to_whom_a_policy_lets_list_its_prefix(
+        s3: Any, bucket: str, other_account: tuple[str, str, Any]) -> None:
+    _, _, other_s3 = other_account
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}",
+        "Condition": {"StringLike": {"s3:prefix": "public/*"}}}]}))
+    with pytest.raises(ClientError) as err:
+        other_s3.head_object(Bucket=bucket, Key="public/object")
+    assert status(err) == 404
+    with pytest.raises(ClientError) as err:
+        other_s3.head_object(Bucket=bucket, Key="private/object")
+    assert status(err) == 403
+
+
+def test_bucket_owner_enforced_refuses_a_private_acl_on_an_object_write(s3: Any) -> None:
+    name = _name()
+    s3.create_bucket(Bucket=name, ObjectOwnership="BucketOwnerEnforced", ACL="private")
+    s3.put_object(Bucket=name, Key="k", Body=b"x", ACL="bucket-owner-full-control")
+    with pytest.raises(ClientError) as err:
+        s3.put_object(Bucket=name, Key="k", Body=b"x", ACL="private")
+    assert (status(err), code(err)) == (400, "AccessControlListNotSupported")

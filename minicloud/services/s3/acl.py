@@ -188,8 +188,12 @@ def is_public_policy(text: str | None) -> bool:
     return False
 
 
-def check_acl_allowed(bucket: Bucket, grants: list[dict[str, Any]] | None, canned: str | None) -> None:
-    """Refuse ACLs the bucket's ownership controls or public access block forbid."""
+def check_acl_allowed(bucket: Bucket, grants: list[dict[str, Any]] | None, canned: str | None, *,
+                      on_object: bool = False) -> None:
+    """Refuse ACLs the bucket's ownership controls or public access block forbid (BucketOwnerEnforced:
+    an object write takes no ACL but bucket-owner-full-control; a bucket also takes private)."""
+    if ownership(bucket) == "BucketOwnerEnforced" and on_object and canned == "private":
+        raise AccessControlListNotSupported("The bucket does not allow ACLs")
     if ownership(bucket) == "BucketOwnerEnforced":
         explicit_owner_only = grants is not None and all(
             g["Permission"] == "FULL_CONTROL" and g["Grantee"].get("ID") == canonical_id(bucket.account_id)
@@ -228,7 +232,7 @@ def stored_grants(text: str | None, owner_account: str) -> list[dict[str, Any]]:
     return json.loads(text) if text else [{"Grantee": _user(owner_account), "Permission": "FULL_CONTROL"}]
 
 
-def acl_for_write(params: dict[str, Any], bucket: Bucket, owner_account: str) -> str | None:
+def acl_for_write(params: dict[str, Any], bucket: Bucket, owner_account: str, *, on_object: bool = True) -> str | None:
     """The ACL a new object or bucket starts with (x-amz-acl or x-amz-grant-*), as stored."""
     canned = params.get("ACL")
     accounts = {canonical_id(a): a for a in (bucket.account_id, owner_account) if a}
@@ -239,7 +243,7 @@ def acl_for_write(params: dict[str, Any], bucket: Bucket, owner_account: str) ->
         raise InvalidArgument("", ArgumentName="x-amz-acl", ArgumentValue=str(canned))
     if canned is None and grants is None:
         return None
-    check_acl_allowed(bucket, grants, canned)
+    check_acl_allowed(bucket, grants, canned, on_object=on_object)
     if ownership(bucket) == "BucketOwnerEnforced":
         return None
     if grants is None:

@@ -126,9 +126,22 @@ class S3Base(Provider):
             await ctx.authorize(f"s3:{action}", resource, context=context, resource_policy=policy,
                                 resource_account=bucket.account_id)
         except AccessDenied as denied:
-            if "explicit deny" in denied.message or not await self._acl_allows(ctx, action, bucket, key):
+            if "explicit deny" in denied.message or not (await self._acl_allows(ctx, action, bucket, key)
+                                                         or await self._may_learn_missing(ctx, action, bucket, key)):
                 raise
             ctx.authorized = True
+
+    async def _may_learn_missing(self, ctx: RequestContext, action: str, bucket: Bucket, key: str | None) -> bool:
+        """A GET/HEAD of a key that does not exist, by someone allowed s3:ListBucket on it (the policy's
+        s3:prefix condition included): S3 answers 404 NoSuchKey rather than 403."""
+        if action != "GetObject" or key is None or "versionId" in ctx.request.query:
+            return False
+        if await self.db.read(lambda conn: store.get_object(conn, bucket.name, key)) is not None:
+            return False
+        result = await ctx.authorizer.check(
+            ctx.principal, "s3:ListBucket", bucket_arn(bucket.name), context={**ctx.condition_keys(), "s3:prefix": key},
+            resource_policy=bucket.policy, resource_account=bucket.account_id)
+        return result.allowed
 
     async def _existing_tag_keys(self, ctx: RequestContext, bucket: Bucket, key: str) -> dict[str, str]:
         version = dict(parse_qsl(ctx.request.query)).get("versionId")

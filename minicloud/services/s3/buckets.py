@@ -73,7 +73,7 @@ class BucketOperations(S3Base):
         bucket = Bucket(name, ctx.account_id, region, ctx.now, "Enabled" if locked else None, None, None, None,
                         object_lock=json.dumps({"enabled": True}) if locked else None, ownership=ownership)
         try:
-            acl = acl_for_write(params, bucket, ctx.account_id)
+            acl = acl_for_write(params, bucket, ctx.account_id, on_object=False)
         except AccessControlListNotSupported:
             raise InvalidBucketAclWithObjectOwnership("Bucket cannot have ACLs set with ObjectOwnership's "
                                                       "BucketOwnerEnforced setting") from None

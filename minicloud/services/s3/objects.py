@@ -221,7 +221,7 @@ class ObjectOperations(EncryptionOperations):
                     raise InvalidArgument("Invalid version id specified", ArgumentName="versionId",
                                           ArgumentValue=version_id)
                 raise NoSuchVersion("The specified version does not exist.", Key=key, VersionId=version_id)
-            if not await self.may(ctx, "ListBucket", bucket):
+            if not await self.may(ctx, "ListBucket", bucket, {"s3:prefix": key}):
                 raise self.access_denied("Access Denied")
             raise NoSuchKey("The specified key does not exist.", Key=key)
         if row.delete_marker:
@@ -233,10 +233,11 @@ class ObjectOperations(EncryptionOperations):
             raise error
         return row
 
-    async def may(self, ctx: RequestContext, action: str, bucket: Bucket) -> bool:
+    async def may(self, ctx: RequestContext, action: str, bucket: Bucket, keys: dict[str, str] | None = None) -> bool:
         result = await ctx.authorizer.check(
-            ctx.principal, f"s3:{action}", f"arn:aws:s3:::{bucket.name}", context=ctx.condition_keys(),
-            resource_policy=bucket.policy, resource_account=bucket.account_id)
+            ctx.principal, f"s3:{action}", f"arn:aws:s3:::{bucket.name}",
+            context={**ctx.condition_keys(), **(keys or {})}, resource_policy=bucket.policy,
+            resource_account=bucket.account_id)
         return result.allowed or ("explicit deny" not in result.message  # or the bucket's ACL grants it
                                   and await self._acl_allows(ctx, action, bucket, None))
 

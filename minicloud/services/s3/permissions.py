@@ -50,7 +50,7 @@ def _grants_from_request(params: dict[str, Any], bucket: Bucket, owner_account: 
         raise InvalidArgument("", ArgumentName="x-amz-acl", ArgumentValue=str(canned))
     grants = canned_grants(str(canned), owner_account, bucket.account_id) if canned else \
         headers if headers is not None else body_grants(body or {}, accounts, strict=True)
-    check_acl_allowed(bucket, None if canned else grants, canned)
+    check_acl_allowed(bucket, None if canned else grants, canned, on_object="Key" in params)
     return grants
 
 
