@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat
 from pathlib import Path
 
 import pytest
 
-from minicloud.storage.blobs import Digest, Replica
-from minicloud.storage.blobs.small import NotCached, prepare_fanout, read_cached, read_whole, write_small
+from minicloud.storage.blobs import Digest, Replica, small
+from minicloud.storage.blobs.small import (
+    NotCached,
+    healthy_replicas,
+    prepare_fanout,
+    read_cached,
+    read_whole,
+    write_small,
+)
 
 
 def _replica(tmp_path: Path) -> Replica:
@@ -66,3 +74,20 @@ def test_read_cached_reads_from_the_page_cache_or_says_it_cannot(tmp_path: Path)
     assert got == data
     with pytest.raises(FileNotFoundError):
         read_cached(replica, _digest(b"absent"), 10)
+
+
+def test_replica_health_is_rechecked_once_its_time_is_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+
+    class Clock:
+        @staticmethod
+        def monotonic() -> float:
+            return clock[0]
+    monkeypatch.setattr(small, "time", Clock)  # this module's clock only
+    replicas = [_replica(tmp_path / "one"), _replica(tmp_path / "two")]
+    assert healthy_replicas(replicas) == replicas
+    shutil.rmtree(replicas[1].ingest_root)  # no longer writable
+    clock[0] += small.HEALTH_SECONDS / 2
+    assert healthy_replicas(replicas) == replicas  # still within its time
+    clock[0] += small.HEALTH_SECONDS
+    assert healthy_replicas(replicas) == replicas[:1]
