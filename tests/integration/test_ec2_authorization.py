@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,8 +25,9 @@ REGION = "us-east-1"
 
 
 @pytest.fixture(scope="module")
-def setup(server: MinicloudServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Two registered AMIs (of one busybox image), a key pair, the account id and the default group."""
+def setup(server: MinicloudServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Two registered AMIs (of one busybox image), a key pair, the account id and the default group
+    (the AMIs and the key pair are removed afterwards: other modules list the account's own)."""
     suffix = uuid.uuid4().hex[:8]
     ec2 = server.client("ec2")
     location = push_busybox(server, tmp_path_factory.mktemp("authz"), f"authz-{suffix}", "latest")
@@ -34,8 +36,11 @@ def setup(server: MinicloudServer, tmp_path_factory: pytest.TempPathFactory) -> 
     ec2.create_key_pair(KeyName=f"authz-{suffix}", KeyType="ed25519")
     account = server.client("sts").get_caller_identity()["Account"]
     group = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
-    return {"suffix": suffix, "image": first, "other_image": second, "key": f"authz-{suffix}", "account": account,
-            "group": group}
+    yield {"suffix": suffix, "image": first, "other_image": second, "key": f"authz-{suffix}", "account": account,
+           "group": group}
+    for image_id in (first, second):
+        ec2.deregister_image(ImageId=image_id)
+    ec2.delete_key_pair(KeyName=f"authz-{suffix}")
 
 
 def _client(server: MinicloudServer, statements: list[dict[str, Any]]) -> Any:
@@ -147,6 +152,7 @@ def test_the_groups_and_subnet_actually_used_are_authorized(server: MinicloudSer
     assert _outcome(client, setup["image"], SecurityGroupIds=[other])[0] == "DryRunOperation"
     error, _ = _outcome(client, setup["image"], SecurityGroupIds=[other, setup["group"]])
     assert error == "UnauthorizedOperation"  # every group is authorized
+    root.delete_security_group(GroupId=other)
 
     vpc_arn = f"arn:aws:ec2:{REGION}:{account}:vpc/{vpc}"
     in_vpc = _least_privilege(account)
@@ -228,6 +234,18 @@ def test_other_actions_are_authorized_on_every_resource_they_use(server: Miniclo
         assert _dry(partial.attach_internet_gateway, InternetGatewayId=gateway, VpcId=vpc) == "UnauthorizedOperation"
         full = allowed("AttachInternetGateway", f"{arn}:internet-gateway/{gateway}", f"{arn}:vpc/{vpc}")
         assert _dry(full.attach_internet_gateway, InternetGatewayId=gateway, VpcId=vpc) == "DryRunOperation"
+
+        partial = allowed("CreateSecurityGroup", f"{arn}:security-group/*")
+        assert _dry(partial.create_security_group, GroupName="authz", Description="d", VpcId=vpc) == \
+            "UnauthorizedOperation"
+        full = allowed("CreateSecurityGroup", f"{arn}:security-group/*", f"{arn}:vpc/{vpc}")
+        assert _dry(full.create_security_group, GroupName="authz", Description="d", VpcId=vpc) == "DryRunOperation"
+
+        # An image's ARN has no account, whoever acts on it.
+        with_account = allowed("DeregisterImage", f"{arn}:image/{setup['other_image']}")
+        assert _dry(with_account.deregister_image, ImageId=setup["other_image"]) == "UnauthorizedOperation"
+        without = allowed("DeregisterImage", f"arn:aws:ec2:{REGION}::image/{setup['other_image']}")
+        assert _dry(without.deregister_image, ImageId=setup["other_image"]) == "DryRunOperation"
     finally:
         root.terminate_instances(InstanceIds=[instance_id])
         wait_state(root, instance_id, "terminated")

@@ -75,6 +75,7 @@ def test_run_instances_needs_pass_role_for_the_profile_role(server: MinicloudSer
     with pytest.raises(ClientError) as missing:
         client.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, SubnetId=MISSING_SUBNET)
     assert code(missing) == "InvalidSubnetID.NotFound"
+    ec2.deregister_image(ImageId=image_id)  # other modules list the account's own AMIs
 
 
 def other_account(server: MinicloudServer) -> tuple[str, Keys]:

@@ -73,8 +73,9 @@ class Ec2Base:
 
     @staticmethod
     def arn(ctx: RequestContext, path: str) -> str:
-        """``path`` is e.g. ``vpc/vpc-0123``."""
-        return f"arn:aws:ec2:{ctx.region}:{ctx.account_id}:{path}"
+        """``path`` is e.g. ``vpc/vpc-0123``; an image's ARN has no account (``arn:aws:ec2:REGION::image/ami-...``)."""
+        account = "" if path.startswith("image/") else ctx.account_id
+        return f"arn:aws:ec2:{ctx.region}:{account}:{path}"
 
     # -- lookups -------------------------------------------------------------------------------------
     async def find(self, ctx: RequestContext, kind: str, resource_id: str,

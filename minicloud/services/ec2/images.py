@@ -28,7 +28,7 @@ from minicloud.registry.repositories import (
     resolve,
 )
 from minicloud.services.ec2 import store
-from minicloud.services.ec2.base import Ec2Base, request_tag_keys
+from minicloud.services.ec2.base import DryRunOperation, Ec2Base, request_tag_keys
 from minicloud.services.ec2.errors import (
     IncorrectInstanceState,
     InvalidAMIIDMalformed,
@@ -199,7 +199,9 @@ class ImagesMixin(Ec2Base):
         return False
 
     async def register_image(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        await self.begin(ctx, params, "RegisterImage", "image/*")
+        tags = self.tags_for(params, "image")
+        # DryRun is answered after the registry's pull check too (in _register).
+        await self.begin(ctx, {**params, "DryRun": False}, "RegisterImage", "image/*", context=request_tag_keys(tags))
         name, location = params.get("Name"), params.get("ImageLocation")
         if not name:
             raise MissingParameter("The request must contain the parameter name")
@@ -209,14 +211,16 @@ class ImagesMixin(Ec2Base):
         if (params.get("Architecture") or "x86_64") != "x86_64":
             raise InvalidParameterValue(f"Invalid value '{params['Architecture']}' for architecture: minicloud "
                                         "runs x86_64 images")
-        image = await self._register(ctx, name, location, params.get("Description") or "",
-                                     self.tags_for(params, "image"))
+        image = await self._register(ctx, name, location, params.get("Description") or "", tags,
+                                     dry_run=bool(params.get("DryRun")))
         return {"ImageId": image.id}
 
     async def _register(self, ctx: RequestContext, name: str, location: str, description: str,
-                        tags: list[dict[str, str]]) -> Resource:
+                        tags: list[dict[str, str]], *, dry_run: bool = False) -> Resource:
         image_id = new_id("image")
         await self.authorize_image_pull(ctx, location)
+        if dry_run:
+            raise DryRunOperation("Request would have succeeded, but DryRun flag is set.")
 
         def register(conn: sa.Connection) -> Resource:
             reference = registry_reference(conn, location)
@@ -236,8 +240,8 @@ class ImagesMixin(Ec2Base):
 
     async def deregister_image(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         image_id = params["ImageId"]
-        await self.begin(ctx, params, "DeregisterImage", f"image/{image_id}")
         image = await self.image(ctx, image_id)
+        await self.begin_each(ctx, params, "DeregisterImage", [image])
         if image.account_id != ctx.account_id:
             raise OperationNotPermitted(f"You do not own the image {image_id}: minicloud's public images cannot be "
                                         "deregistered")

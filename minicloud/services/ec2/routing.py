@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from minicloud.aws.context import RequestContext
 from minicloud.services.ec2 import builders, store
-from minicloud.services.ec2.base import Ec2Base
+from minicloud.services.ec2.base import Ec2Base, request_tag_keys
 from minicloud.services.ec2.errors import (
     DependencyViolation,
     GatewayNotAttached,
@@ -84,9 +84,11 @@ class RoutingMixin(Ec2Base):
     async def create_route_table(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         vpc_id = params["VpcId"]
         vpc = await self.find(ctx, "vpc", vpc_id, vpc_not_found)
-        await self.begin_each(ctx, params, "CreateRouteTable", [vpc])
-        table = builders.route_table(ctx.account_id, ctx.region, vpc_id, vpc.doc["CidrBlock"],
-                                     tags=self.tags_for(params, "route-table"))
+        tags = self.tags_for(params, "route-table")
+        await self.begin_each(ctx, params, "CreateRouteTable", [vpc], created=[
+            ("route-table/*", {"ec2:Vpc": self.arn(ctx, f"vpc/{vpc_id}"), "ec2:Region": ctx.region,
+                               **request_tag_keys(tags)})])
+        table = builders.route_table(ctx.account_id, ctx.region, vpc_id, vpc.doc["CidrBlock"], tags=tags)
         await self.runtime.db.write(lambda conn: store.insert(conn, table))
         return {"RouteTable": public(table.doc)}
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from minicloud.aws.context import RequestContext
 from minicloud.services.ec2 import builders, sgrules, store
-from minicloud.services.ec2.base import Ec2Base
+from minicloud.services.ec2.base import Ec2Base, request_tag_keys
 from minicloud.services.ec2.errors import (
     CannotDelete,
     DependencyViolation,
@@ -61,7 +61,6 @@ def group_view(group: Resource) -> dict[str, Any]:
 
 class SecurityGroupsMixin(Ec2Base):
     async def create_security_group(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        await self.begin(ctx, params, "CreateSecurityGroup", "security-group/*")
         name, description = params.get("GroupName"), params.get("Description")
         if not name:
             raise MissingParameter("The request must contain the parameter groupName")
@@ -73,8 +72,14 @@ class SecurityGroupsMixin(Ec2Base):
             raise InvalidParameterValue("Group names may not be in the format sg-*")
         if len(name) > 255 or len(description) > 255:
             raise InvalidParameterValue("Group name and description must be at most 255 characters")
+        await self.defaults.ensure(ctx.account_id, ctx.region)
         vpc_id = params.get("VpcId") or await self.default_vpc_id(ctx)
         tags = self.tags_for(params, "security-group")
+        # Authorized on the VPC (its tags) and on the group it creates (ec2:Vpc, request tags), as EC2 does.
+        vpc = await self.find(ctx, "vpc", vpc_id, vpc_not_found)
+        await self.begin_each(ctx, params, "CreateSecurityGroup", [vpc], created=[
+            ("security-group/*", {"ec2:Vpc": self.arn(ctx, f"vpc/{vpc_id}"), "ec2:Region": ctx.region,
+                                  **request_tag_keys(tags)})])
 
         def create(conn: sa.Connection) -> Resource:
             if store.get(conn, vpc_id, kind="vpc", account_id=ctx.account_id, region=ctx.region) is None:
