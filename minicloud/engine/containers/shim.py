@@ -312,57 +312,114 @@ def main(argv: list[str]) -> int:
 
 def zygote(sock_fd: int) -> int:
     """Zygote mode: ``shim.py --zygote <socket fd>``. Already started and with every module
-    imported, it forks one supervisor per request (a SOCK_SEQPACKET message ``{"id", "dir"}``,
-    optionally carrying the container's stdin as SCM_RIGHTS). The supervisor is a grandchild, in
+    imported, it serves one supervisor per request (a SOCK_SEQPACKET message ``{"id", "dir"}``,
+    optionally carrying the container's stdin as SCM_RIGHTS). Each supervisor is forked ahead of
+    its request (a spare, waiting), so no process is created on the path of a start but runc's;
+    the next spare is forked once the request is handed over. A supervisor is a grandchild, in
     its own session, so it outlives both the zygote and minicloud; it answers on the same socket.
-    The zygote exits when the engine closes its end."""
-    import array
+    The zygote exits when the engine closes its end (and a waiting spare when the zygote exits)."""
     import socket
 
     sock = socket.socket(fileno=sock_fd)
+    spare = _fork_spare(sock)
     while True:
-        fds = array.array("i")
         try:
-            message, ancdata, _flags, _addr = sock.recvmsg(65536, socket.CMSG_SPACE(fds.itemsize))
+            message, ancdata, _flags, _addr = sock.recvmsg(65536, socket.CMSG_SPACE(_INT_SIZE))
         except InterruptedError:
             continue
         if not message:
             return 0
-        for level, kind, data in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
-        request = json.loads(message)
-        child = os.fork()
-        if child == 0:
-            _zygote_child(sock, request, fds[0] if fds else None)
+        fds = _received_fds(ancdata)
+        try:
+            spare.sendmsg([message], _rights(fds))
+        except OSError:  # the spare died: a new one takes this request
+            spare.close()
+            spare = _fork_spare(sock)
+            spare.sendmsg([message], _rights(fds))
         for fd in fds:
             os.close(fd)
-        os.waitpid(child, 0)
+        spare.close()
+        spare = _fork_spare(sock)
 
 
-def _zygote_child(sock: socket.socket, request: dict[str, Any], stdin_fd: int | None) -> None:
+_INT_SIZE = 4
+
+
+def _received_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
+    import array
+    import socket
+
+    fds = array.array("i")
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+    return list(fds)
+
+
+def _rights(fds: list[int]) -> list[tuple[int, int, bytes]]:
+    import array
+    import socket
+
+    return [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())] if fds else []
+
+
+def _fork_spare(sock: socket.socket) -> socket.socket:
+    """A supervisor forked (twice: re-parented away from the zygote) and in its own session,
+    waiting for its request on the returned socket."""
+    import socket
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    child = os.fork()
+    if child == 0:
+        ours.close()
+        _spare(sock, theirs)
+    theirs.close()
+    os.waitpid(child, 0)
+    return ours
+
+
+def _spare(sock: socket.socket, jobs: socket.socket) -> None:
+    import socket
+
+    request: dict[str, Any] = {}
     try:
         if os.fork() != 0:
-            os._exit(0)  # the zygote reaps this one; the grandchild is re-parented away
+            os._exit(0)  # the zygote reaps this one; the spare is re-parented away
         os.setsid()
-        directory = request["dir"]
-        os.dup2(stdin_fd if stdin_fd is not None else os.open(os.devnull, os.O_RDONLY), 0)
-        log = os.open(os.path.join(directory, "shim.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.closerange(3, sock.fileno())
-        os.closerange(sock.fileno() + 1, 65536)
-        os.chdir(directory)
-
-        def report(doc: dict[str, Any]) -> None:
-            sock.send(json.dumps({**doc, "id": request["id"]}).encode())
-            sock.close()
-
-        os._exit(supervise(directory, report))
+        while True:
+            try:
+                message, ancdata, _flags, _addr = jobs.recvmsg(65536, socket.CMSG_SPACE(_INT_SIZE))
+                break
+            except InterruptedError:
+                continue
+        if not message:  # the zygote is gone
+            os._exit(0)
+        jobs.close()
+        fds = _received_fds(ancdata)
+        request = json.loads(message)
+        _supervisor(sock, request, fds[0] if fds else None)
     except BaseException as exc:  # never return into the zygote's loop
-        with contextlib.suppress(Exception):
-            sock.send(json.dumps({"id": request["id"], "error": f"supervisor failed: {exc}"}).encode())
+        if request:
+            with contextlib.suppress(Exception):
+                sock.send(json.dumps({"id": request["id"], "error": f"supervisor failed: {exc}"}).encode())
         os._exit(1)
+
+
+def _supervisor(sock: socket.socket, request: dict[str, Any], stdin_fd: int | None) -> None:
+    directory = request["dir"]
+    os.dup2(stdin_fd if stdin_fd is not None else os.open(os.devnull, os.O_RDONLY), 0)
+    log = os.open(os.path.join(directory, "shim.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.closerange(3, sock.fileno())
+    os.closerange(sock.fileno() + 1, 65536)
+    os.chdir(directory)
+
+    def report(doc: dict[str, Any]) -> None:
+        sock.send(json.dumps({**doc, "id": request["id"]}).encode())
+        sock.close()
+
+    os._exit(supervise(directory, report))
 
 
 if __name__ == "__main__":
