@@ -120,9 +120,10 @@ def _started(report: dict[str, Any]) -> Started:
 
 
 class Zygote:
-    """A warm supervisor process that forks one supervisor per container start (``shim.py
-    --zygote``): no interpreter start-up on the path of ``docker run``. Started on first use,
-    restarted if it dies; the socket is SOCK_SEQPACKET, one message per request and answer."""
+    """A warm process that hands each container start to a supervisor it forked ahead (``shim.py
+    --zygote``): no interpreter start-up and no fork on the path of ``docker run``. Started with
+    the engine, restarted if it dies; the socket is SOCK_SEQPACKET, one message per request and
+    answer."""
 
     def __init__(self, log_path: Path) -> None:
         self._log_path = log_path
