@@ -86,8 +86,7 @@ class RoutingMixin(Ec2Base):
         vpc = await self.find(ctx, "vpc", vpc_id, vpc_not_found)
         tags = self.tags_for(params, "route-table")
         await self.begin_each(ctx, params, "CreateRouteTable", [vpc], created=[
-            ("route-table/*", {"ec2:Vpc": self.arn(ctx, f"vpc/{vpc_id}"), "ec2:Region": ctx.region,
-                               **request_tag_keys(tags)})])
+            ("route-table/*", {"ec2:Region": ctx.region, **request_tag_keys(tags)})])
         table = builders.route_table(ctx.account_id, ctx.region, vpc_id, vpc.doc["CidrBlock"], tags=tags)
         await self.runtime.db.write(lambda conn: store.insert(conn, table))
         return {"RouteTable": public(table.doc)}

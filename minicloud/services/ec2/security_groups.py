@@ -75,11 +75,11 @@ class SecurityGroupsMixin(Ec2Base):
         await self.defaults.ensure(ctx.account_id, ctx.region)
         vpc_id = params.get("VpcId") or await self.default_vpc_id(ctx)
         tags = self.tags_for(params, "security-group")
-        # Authorized on the VPC (its tags) and on the group it creates (ec2:Vpc, request tags), as EC2 does.
+        # Authorized on the VPC (its tags) and on the group it creates (request tags; EC2 gives the new
+        # group no ec2:Vpc key: a policy fences the VPC on the VPC's ARN).
         vpc = await self.find(ctx, "vpc", vpc_id, vpc_not_found)
         await self.begin_each(ctx, params, "CreateSecurityGroup", [vpc], created=[
-            ("security-group/*", {"ec2:Vpc": self.arn(ctx, f"vpc/{vpc_id}"), "ec2:Region": ctx.region,
-                                  **request_tag_keys(tags)})])
+            ("security-group/*", {"ec2:Region": ctx.region, **request_tag_keys(tags)})])
 
         def create(conn: sa.Connection) -> Resource:
             if store.get(conn, vpc_id, kind="vpc", account_id=ctx.account_id, region=ctx.region) is None:
