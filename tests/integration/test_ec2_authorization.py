@@ -241,6 +241,15 @@ def test_other_actions_are_authorized_on_every_resource_they_use(server: Miniclo
         full = allowed("CreateSecurityGroup", f"{arn}:security-group/*", f"{arn}:vpc/{vpc}")
         assert _dry(full.create_security_group, GroupName="authz", Description="d", VpcId=vpc) == "DryRunOperation"
 
+        partial = allowed("ModifyInstanceAttribute", f"{arn}:instance/{instance_id}")
+        assert _dry(partial.modify_instance_attribute, InstanceId=instance_id, Groups=[setup["group"]]) == \
+            "UnauthorizedOperation"
+        full = allowed("ModifyInstanceAttribute", f"{arn}:instance/{instance_id}", f"{arn}:security-group/*")
+        assert _dry(full.modify_instance_attribute, InstanceId=instance_id, Groups=[setup["group"]]) == \
+            "DryRunOperation"
+        assert _dry(partial.modify_instance_attribute, InstanceId=instance_id,
+                    DisableApiTermination={"Value": False}) == "DryRunOperation"  # no group named: none asked
+
         # An image's ARN has no account, whoever acts on it.
         with_account = allowed("DeregisterImage", f"{arn}:image/{setup['other_image']}")
         assert _dry(with_account.deregister_image, ImageId=setup["other_image"]) == "UnauthorizedOperation"

@@ -289,8 +289,12 @@ class InstancesMixin(ImagesMixin):
 
     async def modify_instance_attribute(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         instance_id = params["InstanceId"]
-        await self.begin_each(ctx, params, "ModifyInstanceAttribute", await self._instances(ctx, [instance_id]))
         changes = self._attribute_changes(params)
+        # Authorized on the instance and, when it changes them, on each security group named.
+        instances = await self._instances(ctx, [instance_id])
+        groups = [await self.find(ctx, "security-group", group_id, _group_not_found)
+                  for group_id in changes.get("Groups") or []]
+        await self.begin_each(ctx, params, "ModifyInstanceAttribute", instances + groups)
         if len(changes) != 1:
             raise InvalidParameterCombination("Specify exactly one attribute to modify")
         (name, value), = changes.items()
@@ -384,6 +388,10 @@ class InstancesMixin(ImagesMixin):
             else:
                 changes[key] = value
         return changes
+
+
+def _group_not_found(group_id: str) -> InvalidGroupNotFound:
+    return InvalidGroupNotFound(f"The security group '{group_id}' does not exist")
 
 
 def _user_data_value(value: Any) -> str | None:

@@ -112,7 +112,8 @@ class RoutingMixin(Ec2Base):
 
     async def create_route(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         table_id = params["RouteTableId"]
-        await self.begin(ctx, params, "CreateRoute", f"route-table/{table_id}")
+        await self.begin_each(ctx, params, "CreateRoute", [await self.find(ctx, "route-table", table_id,
+                                                                           table_not_found)])
         destination = params.get("DestinationCidrBlock")
         if not destination:
             raise MissingParameter("The request must contain the parameter destinationCidrBlock")
@@ -197,20 +198,22 @@ class RoutingMixin(Ec2Base):
 
     async def disassociate_route_table(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         association_id = params["AssociationId"]
-        await self.begin(ctx, params, "DisassociateRouteTable")
 
-        def disassociate(conn: sa.Connection) -> None:
+        def associated(conn: sa.Connection) -> tuple[Resource, dict[str, Any]]:
             for table in store.select(conn, ctx.account_id, ctx.region, "route-table"):
                 for association in table.doc["Associations"]:
-                    if association["RouteTableAssociationId"] != association_id:
-                        continue
-                    if association.get("Main"):
-                        raise InvalidParameterValue("cannot disassociate the main route table association "
-                                                    f"{association_id}")
-                    table.doc["Associations"].remove(association)
-                    store.save(conn, table)
-                    return
+                    if association["RouteTableAssociationId"] == association_id:
+                        return table, association
             raise InvalidAssociationIDNotFound(f"The association ID '{association_id}' does not exist")
+        # Authorized on the route table's ARN (its tags), as EC2 does.
+        await self.begin_each(ctx, params, "DisassociateRouteTable", [(await self.runtime.db.read(associated))[0]])
+
+        def disassociate(conn: sa.Connection) -> None:
+            table, association = associated(conn)
+            if association.get("Main"):
+                raise InvalidParameterValue(f"cannot disassociate the main route table association {association_id}")
+            table.doc["Associations"].remove(association)
+            store.save(conn, table)
         await self.runtime.db.write(disassociate)
         return {}
 
