@@ -250,6 +250,12 @@ def test_other_actions_are_authorized_on_every_resource_they_use(server: Miniclo
         assert _dry(partial.modify_instance_attribute, InstanceId=instance_id,
                     DisableApiTermination={"Value": False}) == "DryRunOperation"  # no group named: none asked
 
+        # A key pair's ARN names it by its name.
+        by_id = allowed("DeleteKeyPair", f"{arn}:key-pair/key-*")
+        assert _dry(by_id.delete_key_pair, KeyName=setup["key"]) == "UnauthorizedOperation"
+        by_name = allowed("DeleteKeyPair", f"{arn}:key-pair/{setup['key']}")
+        assert _dry(by_name.delete_key_pair, KeyName=setup["key"]) == "DryRunOperation"
+
         # An image's ARN has no account, whoever acts on it.
         with_account = allowed("DeregisterImage", f"{arn}:image/{setup['other_image']}")
         assert _dry(with_account.deregister_image, ImageId=setup["other_image"]) == "UnauthorizedOperation"

@@ -62,7 +62,9 @@ class Ec2Base:
             await self.begin(ctx, params, action)
             return
         for resource in resources:
-            path = f"{RESOURCE_TYPES.get(resource.kind, resource.kind)}/{resource.id}"
+            # A key pair's ARN names it by its name (key-pair/NAME), every other resource by its id.
+            name = resource.doc.get("KeyName") if resource.kind == "key-pair" else resource.id
+            path = f"{RESOURCE_TYPES.get(resource.kind, resource.kind)}/{name}"
             await ctx.authorize(f"ec2:{action}", self.arn(ctx, path), context=resource_tag_keys(resource))
         for path, context in created:
             arn = path if path.startswith("arn:") else self.arn(ctx, path)

@@ -158,15 +158,24 @@ class KeyPairsMixin(Ec2Base):
         return {"KeyPairs": [key_view(k, bool(params.get("IncludePublicKey"))) for k in keys]}
 
     async def delete_key_pair(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        await self.begin(ctx, params, "DeleteKeyPair")
         name, key_id = params.get("KeyName"), params.get("KeyPairId")
         if not name and not key_id:
             raise MissingParameter("The request must contain the parameter KeyName or KeyPairId")
 
-        def delete(conn: sa.Connection) -> str | None:
-            found = store.select(conn, ctx.account_id, ctx.region, "key-pair", name=name) if name else \
+        def lookup(conn: sa.Connection) -> list[Resource]:
+            return store.select(conn, ctx.account_id, ctx.region, "key-pair", name=name) if name else \
                 [k for k in [store.get(conn, key_id or "", kind="key-pair", account_id=ctx.account_id,
                                        region=ctx.region)] if k is not None]
+        # Authorized on the key pair's ARN (key-pair/NAME, with its tags); a missing one (EC2 answers
+        # success) on the name asked for.
+        existing = await self.runtime.db.read(lookup)
+        if existing:
+            await self.begin_each(ctx, params, "DeleteKeyPair", existing[:1])
+        else:
+            await self.begin(ctx, params, "DeleteKeyPair", f"key-pair/{name}" if name else "*")
+
+        def delete(conn: sa.Connection) -> str | None:
+            found = lookup(conn)
             for key in found:
                 store.delete(conn, key.id)
             return found[0].id if found else None
