@@ -274,3 +274,21 @@ def test_bucket_owner_enforced_refuses_a_private_acl_on_an_object_write(s3: Any)
     with pytest.raises(ClientError) as err:
         s3.put_object(Bucket=name, Key="k", Body=b"x", ACL="private")
     assert (status(err), code(err)) == (400, "AccessControlListNotSupported")
+
+
+def test_put_bucket_policy_answers_204(s3: Any, bucket: str) -> None:
+    statement = {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:GetObject",
+                 "Resource": f"arn:aws:s3:::{bucket}/*"}
+    policy = {"Version": "2012-10-17", "Statement": [statement]}
+    answer = s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    assert answer["ResponseMetadata"]["HTTPStatusCode"] == 204
+
+
+def test_object_attributes_of_an_sse_c_object_need_its_key(s3: Any, bucket: str) -> None:
+    sse = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": "pO3upElrwuEXSoFwCfnZPdSsmt/xWeFa0N9KgDijwVs=",
+           "SSECustomerKeyMD5": "DWygnHRtgiJ77HCm+1rvHw=="}
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x" * 10, **sse)
+    with pytest.raises(ClientError) as err:
+        s3.get_object_attributes(Bucket=bucket, Key="k", ObjectAttributes=["ObjectSize"])
+    assert status(err) == 400
+    assert s3.get_object_attributes(Bucket=bucket, Key="k", ObjectAttributes=["ObjectSize"], **sse)["ObjectSize"] == 10

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from minicloud.aws.context import RequestContext
+from minicloud.aws.protocol.rest_serializers import RESULT_STATUS
 from minicloud.iam.policy import MalformedPolicyDocument, PolicyKind, parse_policy
 from minicloud.services.s3 import store
 from minicloud.services.s3.acl import is_public_policy, public_access_block
@@ -56,7 +57,7 @@ class PolicyOperations(S3Base):
             raise AccessDenied("Access Denied")
         await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, policy=text))
         self.forget_bucket(bucket.name)
-        return {}
+        return {RESULT_STATUS: 204}  # S3 answers PutBucketPolicy with 204 No Content
 
     async def get_bucket_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         bucket = await self.bucket_for(ctx, params, "GetBucketPolicy")
