@@ -281,7 +281,8 @@ class MultipartOperations(ObjectOperations):
         if row is None or row.delete_marker or row.etag != etag:
             return None
         result: dict[str, Any] = {"Location": f"/{bucket.name}/{key}", "Bucket": bucket.name, "Key": key,
-                                  "ETag": etag, **response_members(stored_encryption(row))}
+                                  "ETag": etag, **checksum_members(row.checksum_values()),
+                                  **response_members(stored_encryption(row))}
         if bucket.versioning == "Enabled":
             result["VersionId"] = row.version_id
         return result
