@@ -134,6 +134,12 @@ def test_image_restriction(server: MinicloudServer, setup: dict[str, str]) -> No
     assert _outcome(_client(server, [others, image_rule]), setup["other_image"])[0] == "DryRunOperation"
     image_rule["Condition"] = {"StringEquals": {"ec2:Owner": "amazon"}}  # Amazon's (minicloud's public) AMIs only
     assert _outcome(_client(server, [others, image_rule]), setup["other_image"])[0] == "UnauthorizedOperation"
+    # AWS's knowledge-center example: launch only AMIs tagged Environment=Prod (the image's own tags).
+    server.client("ec2").create_tags(Resources=[setup["image"]], Tags=[{"Key": "Environment", "Value": "Prod"}])
+    image_rule["Condition"] = {"StringEquals": {"ec2:ResourceTag/Environment": "Prod"}}
+    tagged = _client(server, [others, image_rule])
+    assert _outcome(tagged, setup["image"])[0] == "DryRunOperation"
+    assert _outcome(tagged, setup["other_image"])[0] == "UnauthorizedOperation"
 
 
 def test_the_groups_and_subnet_actually_used_are_authorized(server: MinicloudServer, setup: dict[str, str]) -> None:
