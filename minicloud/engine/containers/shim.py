@@ -315,7 +315,7 @@ def zygote(sock_fd: int) -> int:
     imported, it serves one supervisor per request (a SOCK_SEQPACKET message ``{"id", "dir"}``,
     optionally carrying the container's stdin as SCM_RIGHTS). Each supervisor is forked ahead of
     its request (a spare, waiting), so no process is created on the path of a start but runc's;
-    the next spare is forked once the request is handed over. A supervisor is a grandchild, in
+    the next spare is forked shortly after the request is handed over. A supervisor is a grandchild, in
     its own session, so it outlives both the zygote and minicloud; it answers on the same socket.
     The zygote exits when the engine closes its end (and a waiting spare when the zygote exits)."""
     import socket
@@ -339,10 +339,14 @@ def zygote(sock_fd: int) -> int:
         for fd in fds:
             os.close(fd)
         spare.close()
+        # the next spare once this start had the CPU to itself for a moment (or at once if the
+        # next request is already waiting)
+        select.select([sock], [], [], SPARE_DELAY)
         spare = _fork_spare(sock)
 
 
 _INT_SIZE = 4
+SPARE_DELAY = 0.05  # seconds
 
 
 def _received_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
