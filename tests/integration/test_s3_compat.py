@@ -301,3 +301,17 @@ def test_repeated_complete_multipart_upload_answers_the_checksum_again(s3: Any, 
     first = s3.complete_multipart_upload(Bucket=bucket, Key="m", UploadId=upload, MultipartUpload=parts)
     again = s3.complete_multipart_upload(Bucket=bucket, Key="m", UploadId=upload, MultipartUpload=parts)
     assert (again["ETag"], again["ChecksumSHA256"]) == (first["ETag"], first["ChecksumSHA256"])
+
+
+def test_bucket_owner_enforced_needs_an_owner_only_bucket_acl(s3: Any) -> None:
+    name = _name()
+    s3.create_bucket(Bucket=name, ACL="public-read")
+    enforced = {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    with pytest.raises(ClientError) as err:
+        s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=enforced)
+    assert (status(err), code(err)) == (400, "InvalidBucketAclWithObjectOwnership")
+    s3.put_bucket_acl(Bucket=name, ACL="private")
+    s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=enforced)
+    with pytest.raises(ClientError) as err:  # ACLs are off now: even private is refused
+        s3.put_bucket_acl(Bucket=name, ACL="private")
+    assert (status(err), code(err)) == (400, "AccessControlListNotSupported")

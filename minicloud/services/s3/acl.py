@@ -191,7 +191,8 @@ def is_public_policy(text: str | None) -> bool:
 def check_acl_allowed(bucket: Bucket, grants: list[dict[str, Any]] | None, canned: str | None, *,
                       on_object: bool = False) -> None:
     """Refuse ACLs the bucket's ownership controls or public access block forbid (BucketOwnerEnforced:
-    an object write takes no ACL but bucket-owner-full-control; a bucket also takes private)."""
+    an ACL write takes no ACL but bucket-owner-full-control; only CreateBucket, ``on_object`` False,
+    also takes private)."""
     if ownership(bucket) == "BucketOwnerEnforced" and on_object and canned == "private":
         raise AccessControlListNotSupported("The bucket does not allow ACLs")
     if ownership(bucket) == "BucketOwnerEnforced":

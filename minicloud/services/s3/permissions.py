@@ -22,6 +22,7 @@ from minicloud.services.s3.acl import (
 )
 from minicloud.services.s3.errors import (
     InvalidArgument,
+    InvalidBucketAclWithObjectOwnership,
     InvalidRequest,
     MalformedXML,
     NoSuchPublicAccessBlockConfiguration,
@@ -50,7 +51,7 @@ def _grants_from_request(params: dict[str, Any], bucket: Bucket, owner_account: 
         raise InvalidArgument("", ArgumentName="x-amz-acl", ArgumentValue=str(canned))
     grants = canned_grants(str(canned), owner_account, bucket.account_id) if canned else \
         headers if headers is not None else body_grants(body or {}, accounts, strict=True)
-    check_acl_allowed(bucket, None if canned else grants, canned, on_object="Key" in params)
+    check_acl_allowed(bucket, None if canned else grants, canned, on_object=True)
     return grants
 
 
@@ -94,6 +95,11 @@ class AclOperations(ObjectOperations):
         rules = (params.get("OwnershipControls") or {}).get("Rules") or []
         if len(rules) != 1 or rules[0].get("ObjectOwnership") not in _OWNERSHIPS:
             raise MalformedXML(_MALFORMED)
+        owner_only = [{"Grantee": {"Type": "CanonicalUser", **owner(bucket.account_id)}, "Permission": "FULL_CONTROL"}]
+        if rules[0]["ObjectOwnership"] == "BucketOwnerEnforced" and bucket.acl and json.loads(bucket.acl) != owner_only:
+            # ACLs can be turned off only once the bucket's own ACL grants nothing beyond its owner
+            raise InvalidBucketAclWithObjectOwnership("Bucket cannot have ACLs set with ObjectOwnership's "
+                                                      "BucketOwnerEnforced setting")
         text = json.dumps({"Rules": [{"ObjectOwnership": rules[0]["ObjectOwnership"]}]})
         await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, ownership=text))
         self.forget_bucket(bucket.name)
