@@ -69,6 +69,20 @@ REASONS: list[tuple[str, str]] = [
      r"test_object_set_get_unicode_metadata"),
     ("reading an object with an unreadable (\\x0a) name: test expects RGW's 400 (fails_on_rgw)",
      r"test_object_read_unreadable"),
+    ("SSE-C headers on CompleteMultipartUpload: S3 needs them only for uploads with a checksum (documented); "
+     "the test expects RGW's 400 without them",
+     r"test_copy_part_enc\[[^\]]*-sse-c-"),
+    ("object ownership: minicloud lets the bucket owner's root read an ACL of an object another account wrote "
+     "(S3: only the object owner or a grantee) - not done",
+     r"test_bucket_policy_put_obj_grant$"),
+    ("duplicate part numbers in CompleteMultipartUpload: minicloud answers InvalidPartOrder",
+     r"test_multipart_resend_first_finishes_last$"),
+    ("test bug: the x-amz-tagging header is registered on the main client, the request made by alt "
+     "(fails_on_rgw)",
+     r"test_bucket_policy_put_obj_request_obj_tag$"),
+    ("an unmet Allow condition does not deny the bucket owner's own request (S3 evaluates its identity too); "
+     "the test expects 403 (fails_on_rgw)",
+     r"test_bucket_policy_set_condition_operator_end_with_IfExists$"),
 ]
 
 
