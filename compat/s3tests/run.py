@@ -90,8 +90,8 @@ def suite_venv(suite: Path) -> Path:
     python = venv / "bin" / "python"
     if not (venv / ".complete").exists():
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-warn-script-location", "-r", str(suite / "requirements.txt"),
-                        "pytest-timeout"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-warn-script-location",
+                        "-r", str(suite / "requirements.txt"), "pytest-timeout"], check=True)
         (venv / ".complete").write_text("ok\n")
     return python
 
