@@ -514,7 +514,11 @@ class ContainerManager:
 
     async def _discard_later(self, container: Container, handle: Handle) -> None:
         await handle.cleaned()  # the rootfs is unmounted before its directories are deleted
-        await asyncio.to_thread(self._discard, container)
+        try:
+            await asyncio.to_thread(self._discard, container)
+        except Exception as exc:  # its leftovers are swept at the next start-up
+            log.warning("deleting the files of removed container %s failed: %s", container.id[:12], exc)
+            raise
 
     async def settled(self) -> None:
         """Wait for the work left running after exits and removals (unmounts, deletions)."""
@@ -525,6 +529,7 @@ class ContainerManager:
         task = asyncio.get_running_loop().create_task(work)
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
+        task.add_done_callback(_retrieved)  # reported where it failed; awaited only by some callers
         return task
 
     def _discard(self, container: Container) -> None:
@@ -614,6 +619,11 @@ class ContainerManager:
         await self.settled()
         for handle in self.handles.values():
             handle.release()
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _restart_policy(container: Container) -> str:
