@@ -99,16 +99,15 @@ class Exchange:
                 await self.waiter
             finally:
                 self.waiter = None
-        if len(self.chunks) == 1:
-            body = self.chunks.popleft()
-        else:
-            body = b"".join(self.chunks)
-            self.chunks.clear()
-        self.buffered = 0
-        more = self.more_body
+        # One chunk per message, as it arrived: joining them would copy every byte of a large
+        # upload once more on the event loop (the consumer batches them as it needs anyway).
+        body = self.chunks.popleft() if self.chunks else b""
+        self.buffered -= len(body)
+        more = self.more_body or bool(self.chunks)
         if not more:
             self.body_done = True
-        self.protocol.resume_reading()
+        if self.buffered < _BODY_HIGH_WATER:
+            self.protocol.resume_reading()
         return {"type": "http.request", "body": body, "more_body": more}
 
     async def send(self, message: Message) -> None:

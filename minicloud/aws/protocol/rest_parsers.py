@@ -123,15 +123,17 @@ class RestParser(RequestParser):
         self._bodies: JsonDecoders | XmlDecoders = XmlDecoders() if self._xml else JsonDecoders()
         self._plans: dict[str, _Plan] = {}
         self._streaming: dict[str, str] = {}
+        self._streaming_methods: set[str] = set()
         for name in service_model.operation_names:
             op = service_model.operation_model(name)
             if op.has_streaming_input and op.input_shape is not None:
                 self._streaming[name] = str(op.input_shape.serialization["payload"])
+                self._streaming_methods.add(str(op.http.get("method", "POST")).upper())
 
     def streaming_payload(self, request: AwsRequest) -> str | None:
         """The input member that takes the body as a stream when the request addresses an
         operation whose payload is a streaming blob (S3 PutObject, UploadPart), else None."""
-        if not self._streaming:
+        if request.method not in self._streaming_methods:  # a GET never streams a payload in
             return None
         try:
             route, _ = self.router.match(request.method, request.path, parse_query(request.query),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import os
@@ -73,17 +74,28 @@ class MasterKey:
         return base64.b64encode(hmac.new(self.key, b"sse-c:" + customer_key, hashlib.sha256).digest()).decode()
 
 
+@functools.lru_cache(maxsize=1024)
+def aead(key: bytes) -> AESGCM:
+    """The AES-GCM context of a key (the master key, the data keys of recently read blobs): setting
+    a key up costs more than opening a small object with it."""
+    return AESGCM(key)
+
+
+@functools.lru_cache(maxsize=1024)
+def _unwrapped(kek: bytes, wrapped: bytes) -> bytes:
+    return aead(kek).decrypt(wrapped[:12], wrapped[12:], _WRAP_AAD)  # InvalidTag is not cached
+
+
 def wrap(kek: bytes, data_key: bytes) -> bytes:
     nonce = secrets.token_bytes(12)
-    return nonce + AESGCM(kek).encrypt(nonce, data_key, _WRAP_AAD)
+    return nonce + aead(kek).encrypt(nonce, data_key, _WRAP_AAD)
 
 
 def unwrap(kek: bytes, header: bytes) -> bytes:
     """The data key of a sealed blob from its header; InvalidTag if ``kek`` is not the right key."""
     if len(header) < HEADER or not header.startswith(MAGIC[:5]):
         raise InvalidTag()
-    wrapped = header[len(MAGIC):HEADER]
-    return AESGCM(kek).decrypt(wrapped[:12], wrapped[12:], _WRAP_AAD)
+    return _unwrapped(kek, bytes(header[len(MAGIC):HEADER]))
 
 
 def _nonce(index: int) -> bytes:
@@ -185,13 +197,13 @@ class Sealer:
 
 def open_frames(data_key: bytes, sealed: bytes, first: int, plain_size: int) -> bytes:
     """Decrypt consecutive frames starting at frame ``first`` (InvalidTag if any was altered)."""
-    aead = AESGCM(data_key)
+    context = aead(data_key)
     frames = -(-plain_size // FRAME)
     out = bytearray()
     offset, index = 0, first
     while offset < len(sealed):
         chunk = sealed[offset:offset + FRAME + TAG]
-        out += aead.decrypt(_nonce(index), chunk, _aad(index, index == frames - 1))
+        out += context.decrypt(_nonce(index), chunk, _aad(index, index == frames - 1))
         offset += len(chunk)
         index += 1
     return bytes(out)
