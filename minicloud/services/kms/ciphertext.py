@@ -12,9 +12,7 @@ fails the tag. A key's own 256-bit material is stored wrapped by the KMS master 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -22,6 +20,8 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from minicloud.storage.keyfile import load_or_create_key
 
 VERSION = 1
 KEY_ID_BYTES = 36
@@ -90,16 +90,7 @@ class MasterKey:
 
     @classmethod
     def load_or_create(cls, path: Path) -> MasterKey:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(fd, secrets.token_bytes(32))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        os.chmod(path, 0o600)
-        return cls(path.read_bytes())
+        return cls(load_or_create_key(path))
 
     def wrap(self, key_id: str, material: bytes) -> bytes:
         nonce = secrets.token_bytes(NONCE)

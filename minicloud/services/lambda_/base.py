@@ -31,6 +31,7 @@ from minicloud.services.lambda_.images import RUNTIMES, ImageProvisioner
 from minicloud.services.lambda_.model import LATEST, FunctionRow, VersionRow
 from minicloud.services.lambda_.settings import LambdaSettings
 from minicloud.services.lambda_.tables import lambda_urls
+from minicloud.storage.keyfile import load_or_create_key
 
 CODE_URL_SECONDS = 600
 
@@ -49,7 +50,7 @@ class LambdaBase(Provider):
         self.execution: ExecutionService | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._settled: dict[str, asyncio.Event] = {}
-        self._url_key = _load_key(self.root / "url.key")
+        self._url_key = load_or_create_key(self.root / "url.key")
         self._specs: dict[tuple[Any, ...], EnvironmentSpec] = {}  # built once per function version revision
         self._credentials: dict[tuple[str, str], tuple[dict[str, str], datetime]] = {}  # (role id, function)
 
@@ -232,15 +233,3 @@ class LambdaBase(Provider):
 
     def not_found_error(self, arn: str) -> ResourceNotFoundException:
         return model.not_found(arn)
-
-
-def _load_key(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        key = os.urandom(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-        return key

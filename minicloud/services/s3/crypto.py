@@ -15,17 +15,17 @@ for SSE-C (never stored; only an HMAC of it under the master key, to recognise i
 from __future__ import annotations
 
 import base64
-import contextlib
 import functools
 import hashlib
 import hmac
-import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from minicloud.storage.keyfile import load_or_create_key
 
 MAGIC = b"MCS3\x01\x00\x00\x00"
 FRAME = 64 * 1024
@@ -58,16 +58,7 @@ class MasterKey:
 
     @classmethod
     def load_or_create(cls, path: Path) -> MasterKey:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(fd, secrets.token_bytes(32))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        os.chmod(path, 0o600)
-        return cls(path.read_bytes())
+        return cls(load_or_create_key(path))
 
     def fingerprint(self, customer_key: bytes) -> str:
         """What is stored of an SSE-C key: an HMAC under the master key (the key itself never is)."""
