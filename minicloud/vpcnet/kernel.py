@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from minicloud.engine.network import netns
-from minicloud.vpcnet import rtnl
+from minicloud.netlink import namespaces, rtnl
 from minicloud.vpcnet.addressing import INSTANCE_IFNAME, LINK_HOST, LINK_ROUTER, METADATA_ADDRESS, UPLINK
 
 # sysctls of a router namespace (never of the host): it forwards between its own interfaces only,
@@ -68,15 +68,15 @@ def build_instance_side(path: Path, router: Path, ifname: str, mac: str, address
     """Blocking, in a thread of its own that ends afterwards. Create the instance's namespace at
     ``path`` and its veth pair: ``eth0`` (the port's MAC and address, default route via the
     gateway) here, ``ifname`` in the router's namespace."""
-    rtnl.enter_new_namespace(path)
+    namespaces.unshare_to(path)
     for name, value in INSTANCE_SYSCTLS.items():
         Path("/proc/sys", name.replace(".", "/")).write_text(value)
     router_fd = os.open(router, os.O_RDONLY | os.O_CLOEXEC)
     try:
         with rtnl.Rtnl() as nl:
             nl.set_up("lo")
-            nl.add_veth(INSTANCE_IFNAME, mac, ifname, router_fd)
-            nl.add_address(INSTANCE_IFNAME, address, prefixlen)
+            nl.add_veth(INSTANCE_IFNAME, ifname, router_fd, mac=mac)
+            nl.add_address(INSTANCE_IFNAME, address, prefixlen, exist_ok=True)
             nl.set_up(INSTANCE_IFNAME)
             nl.route("0.0.0.0", 0, INSTANCE_IFNAME, gateway)
     finally:
@@ -90,9 +90,9 @@ def build_uplink(link: str, router: Path) -> None:
     try:
         with rtnl.Rtnl() as nl:
             nl.delete_link(link)  # one left under this name
-            nl.add_veth(link, None, UPLINK, router_fd)
+            nl.add_veth(link, UPLINK, router_fd)
             host_link_sysctls(link)
-            nl.add_address(link, LINK_HOST, 32)
+            nl.add_address(link, LINK_HOST, 32, exist_ok=True)
             nl.set_up(link)
     finally:
         os.close(router_fd)
@@ -104,8 +104,8 @@ def configure_router(thread: netns.NamespaceThread) -> None:
     write_all(thread, ROUTER_SYSCTLS)
     with rtnl.Rtnl() as nl:
         nl.set_up("lo")
-        nl.add_address("lo", METADATA_ADDRESS, 32)
-        nl.add_address(UPLINK, LINK_ROUTER, 32)
+        nl.add_address("lo", METADATA_ADDRESS, 32, exist_ok=True)
+        nl.add_address(UPLINK, LINK_ROUTER, 32, exist_ok=True)
         nl.set_up(UPLINK)
         nl.route(LINK_HOST, 32, UPLINK)
 
@@ -113,7 +113,10 @@ def configure_router(thread: netns.NamespaceThread) -> None:
 def loopback_address(address: str, *, delete: bool = False) -> None:
     """Blocking, in a namespace's thread: add (or delete) ``address``/32 on its loopback."""
     with rtnl.Rtnl() as nl:
-        nl.add_address("lo", address, 32, delete=delete)
+        if delete:
+            nl.delete_address("lo", address, 32)
+        else:
+            nl.add_address("lo", address, 32, exist_ok=True)
 
 
 def attach_router_side(ifname: str, address: str) -> None:

@@ -22,12 +22,11 @@ from typing import TypeVar
 from minicloud.engine.commands import run as run_command
 from minicloud.engine.errors import EngineError
 from minicloud.engine.snapshots.mounts import is_mounted, unmount
+from minicloud.netlink import namespaces
 
-CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
 MS_PRIVATE = 1 << 18
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 T = TypeVar("T")
 
@@ -96,23 +95,13 @@ async def run_nft(netns: Path | None, ruleset: str) -> None:
         raise NetworkSetupFailed(f"nft failed in {where}: {result.stderr.decode(errors='replace').strip()}")
 
 
-def _enter(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns {path}: {os.strerror(err)}")
-    finally:
-        os.close(fd)
-
-
 class NamespaceThread:
     """One worker thread living in a network namespace: a socket it creates belongs to that
     namespace for good (the namespace is fixed at creation), so the event loop can use it after."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, initializer=_enter, initargs=(str(path),),
+        self._executor = ThreadPoolExecutor(max_workers=1, initializer=namespaces.enter, initargs=(str(path),),
                                             thread_name_prefix="netns")
 
     async def call(self, fn: Callable[[], T]) -> T:

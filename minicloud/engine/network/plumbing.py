@@ -12,8 +12,9 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from minicloud.engine.network import netns, rtnl
+from minicloud.engine.network import netns
 from minicloud.engine.network.model import Endpoint, Network
+from minicloud.netlink import namespaces, rtnl
 
 # sysctls of the engine's namespace: no routing between bridges or anywhere else, no bridged
 # traffic through the inet hooks, ARP answered only for an interface's own addresses, no IPv6
@@ -78,7 +79,7 @@ class Plumber:
     async def sandbox(self, path: Path, links: list[Link]) -> None:
         """A new namespace for a container at ``path``, connected to its bridges by ``links``."""
         try:
-            await rtnl.in_own_thread(lambda: self._build(path, links, new=True))
+            await namespaces.in_own_thread(lambda: self._build(path, links, new=True))
         except OSError as exc:
             raise netns.NetworkSetupFailed(f"cannot connect the container's namespace {path.name[:12]}: "
                                            f"{exc.strerror or exc}") from None
@@ -86,7 +87,7 @@ class Plumber:
     async def connect(self, container_netns: Path, links: list[Link]) -> None:
         """Connect the running container's namespace to more bridges."""
         try:
-            await rtnl.in_own_thread(lambda: self._build(container_netns, links, new=False))
+            await namespaces.in_own_thread(lambda: self._build(container_netns, links, new=False))
         except OSError as exc:
             raise netns.NetworkSetupFailed(f"cannot connect {container_netns.name[:12]}: {exc.strerror or exc}") \
                 from None
@@ -94,18 +95,18 @@ class Plumber:
     def _build(self, path: Path, links: list[Link], *, new: bool) -> None:
         """Blocking, in a thread of its own: a socket in the engine's namespace creates the pairs
         and enslaves the host ends; one in the container's (new, or entered) sets addresses up."""
-        rtnl.enter(self.engine_netns)
+        namespaces.enter(self.engine_netns)
         masters = {link.bridge: socket.if_nametoindex(link.bridge) for link in links}
         with rtnl.Rtnl() as engine:
             if new:
-                rtnl.unshare_to(path)
+                namespaces.unshare_to(path)
             else:
-                rtnl.enter(path)
+                namespaces.enter(path)
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
                 for link in links:
                     _add_pair(engine, link, fd)
-                    engine.enslave_up(link.host, masters[link.bridge])
+                    engine.set_master(link.host, masters[link.bridge], up=True)
             finally:
                 os.close(fd)
             with rtnl.Rtnl() as inside:
@@ -119,10 +120,10 @@ class Plumber:
         """Delete the pairs (deleting one end deletes both), at once rather than whenever the
         kernel gets round to freeing the container's namespace."""
         if links:
-            await rtnl.in_own_thread(lambda: self._delete(links))
+            await namespaces.in_own_thread(lambda: self._delete(links))
 
     def _delete(self, links: list[Link]) -> None:
-        rtnl.enter(self.engine_netns)
+        namespaces.enter(self.engine_netns)
         with rtnl.Rtnl() as engine:
             for link in links:
                 engine.delete_link(link.host)
@@ -130,7 +131,7 @@ class Plumber:
 
 def _add_pair(engine: rtnl.Rtnl, link: Link, container_netns_fd: int) -> None:
     try:
-        engine.add_veth(link.host, link.endpoint.ifname, link.endpoint.mac, container_netns_fd)
+        engine.add_veth(link.host, link.endpoint.ifname, container_netns_fd, peer_mac=link.endpoint.mac)
     except FileExistsError:  # a pair left by a crash under the same name: once more
         engine.delete_link(link.host)
-        engine.add_veth(link.host, link.endpoint.ifname, link.endpoint.mac, container_netns_fd)
+        engine.add_veth(link.host, link.endpoint.ifname, container_netns_fd, peer_mac=link.endpoint.mac)
