@@ -120,7 +120,8 @@ def kms_keys(srv: MinicloudServer) -> list[str]:
     """Two symmetric KMS keys of the main account when minicloud has KMS (best effort)."""
     try:
         kms = srv.client("kms")
-        return [kms.create_key(Description=f"s3-tests {n}")["KeyMetadata"]["KeyId"] for n in (1, 2)]
+        # the key ARN: what S3 answers in x-amz-server-side-encryption-aws-kms-key-id, which the suite compares
+        return [kms.create_key(Description=f"s3-tests {n}")["KeyMetadata"]["Arn"] for n in (1, 2)]
     except Exception as exc:  # KMS is optional: the SSE-KMS tests then fail, explained
         print(f"no KMS keys ({type(exc).__name__}: {exc}); the SSE-KMS tests will fail", file=sys.stderr)
         return []
