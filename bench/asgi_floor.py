@@ -1,5 +1,6 @@
-"""The floor of minicloud's HTTP stack: uvicorn's server with minicloud's HTTP protocol (uvloop + httptools,
-as ``minicloud up`` runs it; ``--protocol uvicorn`` for uvicorn's own) serving a trivial ASGI app that reads the request body and answers a fixed STS-sized 200.
+"""The floor of minicloud's HTTP stack: uvicorn's server with minicloud's HTTP protocol (uvloop +
+httptools, as ``minicloud up`` runs it; ``--protocol uvicorn`` for uvicorn's own) serving a trivial
+ASGI app that reads the request body and answers a fixed STS-sized 200.
 
 Whatever minicloud does per request comes on top of this; the gap between the two is minicloud's own work.
 
