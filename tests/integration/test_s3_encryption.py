@@ -39,7 +39,15 @@ def blob_files(server: MinicloudServer) -> list[Path]:
 
 
 def contains_on_disk(server: MinicloudServer, needle: bytes) -> bool:
-    return any(needle in path.read_bytes() for path in blob_files(server))
+    """Whether any stored blob holds ``needle`` (the server is shared: other tests' blobs may be
+    deleted between the listing and the read)."""
+    for path in blob_files(server):
+        try:
+            if needle in path.read_bytes():
+                return True
+        except FileNotFoundError:
+            continue
+    return False
 
 
 def test_objects_are_encrypted_at_rest_by_default(server: MinicloudServer, s3: Any, bucket: str) -> None:
