@@ -53,7 +53,11 @@ STREAM_THRESHOLD = 1 << 20
 
 
 def streams_body(headers: Headers) -> bool:
-    """Whether a request's body is handed over as a stream rather than read up front."""
+    """Whether a request's body is handed over as a stream rather than read up front. A client that
+    waits for ``100 Continue`` is answered before its body is asked for: a refusal (no permission,
+    no such bucket) comes without the 100, as S3 answers, and the body is never sent."""
+    if (headers.get("expect") or "").lower() == "100-continue":
+        return True
     if "chunked" in (headers.get("transfer-encoding") or "").lower():
         return True
     if (headers.get("x-amz-content-sha256") or "").startswith("STREAMING-"):

@@ -4,10 +4,12 @@ here with boto3 or raw HTTP against a real ``minicloud up`` so our suite never n
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
 import urllib.request
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from botocore.exceptions import ClientError
@@ -315,3 +317,28 @@ def test_bucket_owner_enforced_needs_an_owner_only_bucket_acl(s3: Any) -> None:
     with pytest.raises(ClientError) as err:  # ACLs are off now: even private is refused
         s3.put_bucket_acl(Bucket=name, ACL="private")
     assert (status(err), code(err)) == (400, "AccessControlListNotSupported")
+
+
+def test_a_refused_upload_waiting_for_100_continue_gets_no_100(server: MinicloudServer) -> None:
+    """S3 answers a refusal (here: an unsigned PUT to a private bucket) before asking for the body."""
+    server.client("s3").create_bucket(Bucket="expect-continue")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"PUT /expect-continue/key HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 403 "), answer[:100]
+    assert b"AccessDenied" in answer or b"connection: close" in answer
+
+
+def test_an_allowed_upload_waiting_for_100_continue_gets_it(server: MinicloudServer) -> None:
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="expect-continue-ok")
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": "expect-continue-ok", "Key": "k"})
+    target = urlsplit(url)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"PUT {target.path}?{target.query} HTTP/1.1\r\nHost: {target.netloc}\r\n".encode()
+                     + b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"hello")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+    assert s3.get_object(Bucket="expect-continue-ok", Key="k")["Body"].read() == b"hello"
