@@ -9,6 +9,8 @@ import os
 import secrets
 from pathlib import Path
 
+from minicloud.storage.durable import fsync_dir
+
 
 def load_or_create_key(path: Path, size: int = 32) -> bytes:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -19,10 +21,6 @@ def load_or_create_key(path: Path, size: int = 32) -> bytes:
             os.fsync(fd)
         finally:
             os.close(fd)
-        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        fsync_dir(path.parent)
     os.chmod(path, 0o600)
     return path.read_bytes()

@@ -24,7 +24,6 @@ from minicloud.engine.containers.model import (
     DOCKER,
     Container,
     ContainerFiles,
-    fsync_file,
     name_key,
     new_id,
     now_rfc3339,
@@ -48,6 +47,7 @@ from minicloud.engine.network.model import network_mode_is_path
 from minicloud.engine.snapshots.mounts import unmount
 from minicloud.engine.snapshots.overlay import OverlaySnapshotter
 from minicloud.engine.snapshots.unpack import Unpacker
+from minicloud.storage.durable import fsync_file
 
 log = logging.getLogger("minicloud.engine.containers")
 _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")

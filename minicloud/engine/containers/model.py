@@ -103,14 +103,6 @@ class Container:
         return cls(state=State(**state), **raw)
 
 
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class ContainerFiles:
     """Paths of one container's directory."""
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, BinaryIO
 
 from minicloud.engine.errors import InvalidArgument, NotFound
+from minicloud.storage.durable import fsync_dir
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _CHUNK = 1 << 20
@@ -99,7 +100,7 @@ class Writer:
                 os.chmod(self._dir / "data", 0o444)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(self._dir / "data", target)
-                _fsync_dir(target.parent)
+                fsync_dir(target.parent)
             return BlobInfo(digest, self.offset)
         except DigestMismatch:
             self.abort()
@@ -186,9 +187,3 @@ class ContentStore:
             yield BlobInfo(Digest("sha256:" + path.name), path.stat().st_size)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

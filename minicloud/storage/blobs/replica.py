@@ -19,20 +19,13 @@ from typing import BinaryIO
 
 from minicloud.storage.blobs.core import ALGORITHMS, BlobInfo, BlobNotFound, Digest, IngestStatus, check_ref
 from minicloud.storage.blobs.ingestfile import IngestFile
+from minicloud.storage.durable import fsync_dir
 
 _COPY_CHUNK = 1 << 20
 
 
 def _mtime(stat: os.stat_result) -> datetime:
     return datetime.fromtimestamp(stat.st_mtime, UTC)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Replica:

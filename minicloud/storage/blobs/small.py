@@ -21,7 +21,8 @@ import time
 import weakref
 
 from minicloud.storage.blobs.core import ALGORITHMS, Digest
-from minicloud.storage.blobs.replica import Replica, fsync_dir
+from minicloud.storage.blobs.replica import Replica
+from minicloud.storage.durable import fsync_dir
 
 _TEMP_PREFIX = f".s3-{secrets.token_hex(6)}-{os.getpid()}-"  # cleanup_ingests sweeps ".s3-*" at start-up
 _counter = itertools.count()
