@@ -134,7 +134,7 @@ class Exchange:
             body = b"%x\r\n%b\r\n" % (len(body), body) if body else b""
             if not more:
                 body += b"0\r\n\r\n"
-        else:
+        elif self.remaining >= 0:  # (-1: no length, the body ends when the connection closes)
             self.remaining -= len(body)
             if self.remaining < 0:
                 raise RuntimeError("response body longer than its Content-Length")
@@ -149,7 +149,7 @@ class Exchange:
         elif body:
             protocol.write(body)
         if not more:
-            if self.remaining and not self.head_only:
+            if self.remaining > 0 and not self.head_only:
                 raise RuntimeError("response body shorter than its Content-Length")
             self.complete = True
             self.wake()
@@ -182,8 +182,12 @@ class Exchange:
         if length is not None and not self.chunked:
             self.remaining = length
         elif not self.chunked and not self.head_only and status not in (204, 304) and status >= 200:
-            self.chunked = True
-            parts.append(b"transfer-encoding: chunked\r\n")
+            if self.scope["http_version"] == "1.0":  # no chunked coding in HTTP/1.0: the close ends it
+                self.keep_alive = False
+                self.remaining = -1
+            else:
+                self.chunked = True
+                parts.append(b"transfer-encoding: chunked\r\n")
         parts.append(b"\r\n")
         self.head = b"".join(parts)
         self.started = True

@@ -174,6 +174,12 @@ def test_chunked_response_without_content_length(port: int) -> None:
     assert answer.endswith(b"3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n")
 
 
+def test_http_1_0_gets_a_streamed_body_without_chunked_coding(port: int) -> None:
+    answer = _exchange(port, b"GET /stream HTTP/1.0\r\n\r\n", until=2)
+    assert b"transfer-encoding" not in answer
+    assert answer.endswith(b"\r\n\r\nonetwo")
+
+
 def test_head_request_gets_no_body(port: int) -> None:
     answer = _exchange(port, b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n", until=2)
     head_answer, _, rest = answer.partition(b"\r\n\r\n")
