@@ -208,6 +208,17 @@ def test_exec_pause_restart(engine: Engine) -> None:
     engine.docker("rm", "-f", "sleeper")
 
 
+def test_a_paused_container_is_force_removed(engine: Engine) -> None:
+    """rm -f of a paused container thaws it for its SIGKILL; the exit can land before the thaw
+    returns, and the container must end up gone, never "running" with no process."""
+    for round_ in range(5):
+        name = f"frozen-{round_}"
+        engine.docker("run", "-d", "--name", name, "busybox", "sleep", "1000")
+        engine.docker("pause", name)
+        engine.docker("rm", "-f", name)
+        assert engine.docker("ps", "-a", "-q", "--filter", f"name={name}").stdout.strip() == ""
+
+
 def test_stdin_is_piped(engine: Engine) -> None:
     assert engine.docker("run", "--rm", "-i", "busybox", "tr", "a-z", "A-Z", stdin="shout\n").stdout == "SHOUT\n"
 

@@ -383,7 +383,8 @@ class ContainerManager:
             signal_process(handle.init_pidfd, sig)
         if container.state.status is Status.PAUSED and sig == signal.SIGKILL:
             await self.runc.resume(container.id)  # a frozen process takes its SIGKILL when thawed
-            container.transition(Status.RUNNING)
+            if container.state.status is Status.PAUSED:  # it may have exited before the resume returned
+                container.transition(Status.RUNNING)
         self.events.publish("container", "kill", container.id, {"name": container.name, "signal": str(sig)})
 
     async def stop(self, ref: str, timeout: int | None = None, sig: int | None = None,
@@ -411,7 +412,8 @@ class ContainerManager:
         if sig != signal.SIGKILL and container.state.status is Status.PAUSED:
             await self._signal(container, sig)
             await self.runc.resume(container.id)
-            container.transition(Status.RUNNING)
+            if container.state.status is Status.PAUSED:  # it may have exited before the resume returned
+                container.transition(Status.RUNNING)
         elif sig != signal.SIGKILL:
             await self._signal(container, sig)
         if sig == signal.SIGKILL or not await self._wait_exit(handle, exits, timeout if timeout >= 0 else None):
@@ -441,6 +443,8 @@ class ContainerManager:
         if container.state.status is not Status.RUNNING:
             container.transition(Status.PAUSED)  # raises the right conflict
         await self.runc.pause(container.id)
+        if container.state.status is not Status.RUNNING:  # it exited meanwhile: nothing is paused
+            return
         container.transition(Status.PAUSED)
         await asyncio.to_thread(self.files(container).save, container)
         self.events.publish("container", "pause", container.id, {"name": container.name})
@@ -450,6 +454,8 @@ class ContainerManager:
         if container.state.status is not Status.PAUSED:
             raise Conflict(f"Container {container.id} is not paused")
         await self.runc.resume(container.id)
+        if container.state.status is not Status.PAUSED:  # it exited (or was killed) meanwhile
+            return
         container.transition(Status.RUNNING)
         await asyncio.to_thread(self.files(container).save, container)
         self.events.publish("container", "unpause", container.id, {"name": container.name})
