@@ -4,13 +4,10 @@ process (``rtnl``), routes of its own on the host, and listening sockets inside 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import os
 import socket
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from minicloud.engine.network import netns
@@ -153,12 +150,3 @@ def unroute_transit(transit: str, link: str) -> None:
         except OSError as exc:
             if exc.errno not in (errno.ESRCH, errno.ENODEV, errno.ENOENT):
                 raise
-
-
-async def in_new_thread(fn: Callable[[], None]) -> None:
-    """Run ``fn`` in a thread of its own (one that may change namespace), which then ends."""
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netns-new")
-    try:
-        await asyncio.get_running_loop().run_in_executor(executor, fn)
-    finally:
-        executor.shutdown(wait=False)

@@ -16,6 +16,7 @@ from pathlib import Path
 from minicloud.engine.network import netns
 from minicloud.engine.network.plumbing import parse_link_names
 from minicloud.engine.snapshots.mounts import unmount
+from minicloud.netlink import namespaces
 from minicloud.vpcnet import addressing as addr
 from minicloud.vpcnet import hosttable, kernel, rules
 from minicloud.vpcnet.claims import RUN_DIR, Orphan, PlaneLock, PublicIpClaims
@@ -291,7 +292,7 @@ class VpcDataPlane:
         await asyncio.to_thread(netns.remove, path)
         await vpc.thread.call(lambda: kernel.delete_link(ifname))  # a pair left under this name
         try:
-            await kernel.in_new_thread(lambda: kernel.build_instance_side(
+            await namespaces.in_own_thread(lambda: kernel.build_instance_side(
                 path, vpc.router, ifname, port.mac, port.private_ip, subnet.prefixlen, str(addr.gateway(subnet))))
             await vpc.thread.call(lambda: kernel.attach_router_side(ifname, port.private_ip))
             state = _PortState(port, ifname, path, transit)
