@@ -56,14 +56,20 @@ async def _app(scope: Scope, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-@pytest.fixture(scope="module")
-def port() -> Iterator[int]:
+def _server(loop: str, keep_alive: float) -> tuple[uvicorn.Server, int]:
+    """uvicorn's server with minicloud's protocol on a free loopback port (not started)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        free = probe.getsockname()[1]
-    config = uvicorn.Config(_app, host="127.0.0.1", port=free, loop="uvloop", lifespan="on",
-                            http=bounded_protocol(8 * 1024), log_level="critical", timeout_keep_alive=5)
-    server = uvicorn.Server(config)
+        free = int(probe.getsockname()[1])
+    config = uvicorn.Config(_app, host="127.0.0.1", port=free, loop=loop, lifespan="on" if loop == "uvloop" else "off",
+                            http=bounded_protocol(8 * 1024), log_level="critical",
+                            timeout_keep_alive=keep_alive)  # type: ignore[arg-type]  # (annotated int; seconds)
+    return uvicorn.Server(config), free
+
+
+@pytest.fixture(scope="module")
+def port() -> Iterator[int]:
+    server, free = _server("uvloop", 5)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -225,12 +231,7 @@ def test_an_endless_head_is_cut_off_with_431(port: int) -> None:
 
 def test_an_idle_connection_closes_after_the_keep_alive_timeout() -> None:
     async def main() -> float:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            free = probe.getsockname()[1]
-        config = uvicorn.Config(_app, host="127.0.0.1", port=free, loop="asyncio", lifespan="off",
-                                http=bounded_protocol(8 * 1024), log_level="critical", timeout_keep_alive=0.3)
-        server = uvicorn.Server(config)
+        server, free = _server("asyncio", 0.3)
         task = asyncio.create_task(server.serve())
         while not server.started:
             await asyncio.sleep(0.01)
