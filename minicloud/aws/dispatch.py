@@ -24,6 +24,7 @@ from minicloud.aws.errors import (
     ServiceError,
     SignatureDoesNotMatch,
 )
+from minicloud.aws.forms import parse_form
 from minicloud.aws.payload import RequestPayload
 from minicloud.aws.protocol.models import load_service_model
 from minicloud.aws.protocol.parsers import RequestParser, create_parser, note_request_protocol
@@ -280,11 +281,13 @@ def _may_be_anonymous(request: AwsRequest) -> bool:
 
 
 def _query_param(request: AwsRequest, name: str) -> str | None:
-    from urllib.parse import parse_qsl
-
     form = (request.headers.get("content-type") or "").startswith("application/x-www-form-urlencoded")
     for source in (request.query, request.body.decode("latin-1") if form else ""):
-        for key, value in parse_qsl(source, keep_blank_values=True):
+        try:
+            pairs = parse_form(source)
+        except ValueError:  # not UTF-8 once decoded: no such parameter can be read from it
+            continue
+        for key, value in pairs:
             if key == name:
                 return value
     return None

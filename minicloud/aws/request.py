@@ -51,6 +51,10 @@ class Headers:
     def items(self) -> list[tuple[str, str]]:
         return list(self._items)
 
+    def iter_items(self) -> Iterator[tuple[str, str]]:
+        """The (name, value) pairs in order received, without copying them (do not add or set meanwhile)."""
+        return iter(self._items)
+
     def add(self, name: str, value: str) -> None:
         name = name.lower()
         self._items.append((name, value))

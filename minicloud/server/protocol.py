@@ -59,11 +59,14 @@ class Exchange:
     """One request and its response on a connection; ``receive`` and ``send`` are its ASGI callables."""
 
     __slots__ = ("body_done", "buffered", "chunked", "chunks", "complete", "disconnected", "expect_continue", "head",
-                 "head_only", "keep_alive", "more_body", "protocol", "remaining", "scope", "started", "waiter")
+                 "head_only", "header_bytes", "keep_alive", "more_body", "protocol", "remaining", "scope", "started",
+                 "waiter")
 
-    def __init__(self, protocol: HttpProtocol, scope: Scope, expect_continue: bool, keep_alive: bool) -> None:
+    def __init__(self, protocol: HttpProtocol, scope: Scope, expect_continue: bool, keep_alive: bool,
+                 header_bytes: int = 0) -> None:
         self.protocol = protocol
         self.scope = scope
+        self.header_bytes = header_bytes  # the request's header names and values, in bytes
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.more_body = True  # the request's body has not all arrived
@@ -109,6 +112,33 @@ class Exchange:
         if self.buffered < _BODY_HIGH_WATER:
             self.protocol.resume_reading()
         return {"type": "http.request", "body": body, "more_body": more}
+
+    def whole_body(self) -> bytes | None:
+        """The request's whole body if it has all arrived and none of it was handed out yet (the
+        common small request: no ``receive`` round trip needed), else None."""
+        if self.more_body or self.body_done or self.disconnected or self.complete:
+            return None
+        chunks = self.chunks
+        body = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self.buffered = 0
+        self.body_done = True
+        self.protocol.resume_reading()
+        return body
+
+    async def respond(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        """A whole response in one call: the native form of ``http.response.start`` followed by one
+        ``http.response.body`` (headers as text, encoded once; Content-Length added if missing)."""
+        if self.started:
+            raise RuntimeError("respond() after the response was started")
+        protocol = self.protocol
+        if protocol.write_paused and not self.disconnected:
+            await protocol.drain()
+        if self.disconnected:
+            return
+        block = "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
+        self._start_block(status, headers, block, len(body))
+        await self.send({"type": "http.response.body", "body": body})
 
     async def send(self, message: Message) -> None:
         protocol = self.protocol
@@ -156,24 +186,39 @@ class Exchange:
             protocol.exchange_done(self)
 
     def _start(self, status: int, headers: Any) -> None:
-        protocol = self.protocol
-        parts = [STATUS_LINES.get(status) or _status_line(status), protocol.default_head()]
+        headers = list(headers)
+        self._start_block(status, headers, b"".join([b"%b: %b\r\n" % (name, value) for name, value in headers]))
+
+    def _start_block(self, status: int, headers: list[tuple[Any, Any]], block: bytes,
+                     body_length: int | None = None) -> None:
+        """Start the response: ``block`` is ``headers`` as they go on the wire (``name: value`` lines).
+        ``body_length``, when given, is the Content-Length to send if the headers have none."""
+        lines = len(headers)
+        if block.count(b"\n") != lines or block.count(b"\r") != lines or b"\x00" in block:
+            for name, value in headers:  # (rare) name the culprit
+                text = f"{name}{value}" if isinstance(name, str) else (name + value).decode("latin-1")
+                if "\r" in text or "\n" in text or "\x00" in text:
+                    raise RuntimeError(f"invalid response header {name!r}")
+            raise RuntimeError("invalid response header")
         length: int | None = None
         said_close = False
         for name, value in headers:
-            for bad in _BAD_HEADER_BYTES:
-                if bad in name or bad in value:
-                    raise RuntimeError(f"invalid response header {name!r}")
             lower = name.lower()
-            if lower == b"content-length":
-                length = int(value)
-            elif lower == b"transfer-encoding":
-                if value.lower() == b"chunked":
-                    self.chunked = True
-            elif lower == b"connection" and b"close" in value.lower():
-                self.keep_alive = False
-                said_close = True
-            parts += (name, b": ", value, b"\r\n")
+            if lower in _FRAMING_NAMES:
+                if isinstance(lower, str):
+                    lower, value = lower.encode("latin-1"), value.encode("latin-1")
+                if lower == b"content-length":
+                    length = int(value)
+                elif lower == b"transfer-encoding":
+                    if value.lower() == b"chunked":
+                        self.chunked = True
+                elif lower == b"connection" and b"close" in value.lower():
+                    self.keep_alive = False
+                    said_close = True
+        parts = [STATUS_LINES.get(status) or _status_line(status), self.protocol.default_head(), block]
+        if length is None and body_length is not None and not self.chunked:
+            length = body_length
+            parts.append(b"content-length: %d\r\n" % length)
         if self.more_body and self.expect_continue:
             # The client still holds the body back, waiting for a 100 that will not come.
             self.keep_alive = False
@@ -191,6 +236,11 @@ class Exchange:
         parts.append(b"\r\n")
         self.head = b"".join(parts)
         self.started = True
+
+
+# Response headers that change how the response is framed on the wire (either spelling).
+_FRAMING_NAMES = frozenset({b"content-length", b"transfer-encoding", b"connection",
+                            "content-length", "transfer-encoding", "connection"})
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -218,6 +268,7 @@ class HttpProtocol(asyncio.Protocol):
         self.queue: deque[Exchange] = deque()
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
+        self.header_bytes = 0
         self.expect_continue = False
         self.in_head = True
         self.head_bytes = 0
@@ -357,6 +408,7 @@ class HttpProtocol(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = []
+        self.header_bytes = 0
         self.expect_continue = False
 
     def on_url(self, url: bytes) -> None:
@@ -364,6 +416,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
+        self.header_bytes += len(name) + len(value)
         if name == b"expect" and value.lower() == b"100-continue":
             self.expect_continue = True
         self.headers.append((name, value))
@@ -395,7 +448,8 @@ class HttpProtocol(asyncio.Protocol):
         if self.app_state:
             scope["state"] = self.app_state.copy()
         keep_alive = version != "1.0" and parser.should_keep_alive()
-        exchange = Exchange(self, scope, self.expect_continue, keep_alive)
+        exchange = Exchange(self, scope, self.expect_continue, keep_alive, self.header_bytes)
+        scope["minicloud.exchange"] = exchange
         self.parsing = exchange
         if self.current is None:
             self._start(exchange)

@@ -42,7 +42,7 @@ def canonical_headers(request: AwsRequest, signed_headers: tuple[str, ...]) -> s
     """``name:value\\n`` for every signed header, in the order of SignedHeaders."""
     wanted = {h.lower(): h for h in signed_headers}
     values: dict[str, list[str]] = {}
-    for name, value in request.headers.items():
+    for name, value in request.headers.iter_items():
         if name in wanted:
             values.setdefault(name, []).append(" ".join(value.split()))
     return "".join(f"{name.lower()}:{','.join(values.get(name.lower(), ()))}\n"

@@ -122,10 +122,8 @@ _SCOPE_SERVICE = re.compile(r"Credential=[^/,&\s]+/\d{8}/[^/,&\s]+/([^/,&\s]+)/"
 
 
 def _parse(request: AwsRequest) -> SigV4Auth | None:
-    wanted: dict[str, str] = {}
-    for name, value in request.headers.items():
-        if name in _AUTH_HEADERS:
-            wanted.setdefault(name, value)
+    headers = request.headers
+    wanted = {name: value for name in _AUTH_HEADERS if (value := headers.get(name)) is not None}
     header = wanted.get("authorization")
     presigned = "X-Amz-" in request.query and _has_presign_params(request.query)
     if header is not None:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import functools
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 from botocore.model import OperationModel, ServiceModel
 
 from minicloud.aws.errors import InvalidAction, MissingAction, UnknownOperation
+from minicloud.aws.forms import parse_form
 from minicloud.aws.protocol import cbor
 from minicloud.aws.protocol.decoders import Decoder, JsonDecoders, QueryDecoders, build_query_tree
 from minicloud.aws.protocol.models import service_protocols
@@ -45,11 +45,11 @@ class QueryParser(RequestParser):
 
     def _pairs(self, request: AwsRequest) -> list[tuple[str, str]]:
         try:
-            pairs = parse_qsl(request.query, keep_blank_values=True, errors="strict")
+            pairs = parse_form(request.query)
             body = request.body
             if body and (_FORM in (request.headers.get("content-type") or "")
                          or request.method.upper() == "POST"):
-                pairs += parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+                pairs += parse_form(body.decode("utf-8"))
         except ValueError as exc:
             raise malformed_body(self.protocol, f"The query string is malformed: {exc}") from None
         return pairs

@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
 
+from minicloud.aws.forms import parse_form
 from minicloud.aws.protocol.wire_errors import MethodNotAllowed, UnknownRoute
 from minicloud.aws.request import Headers
 
@@ -122,7 +122,7 @@ def parse_query(query: str) -> dict[str, list[str]]:
     result: dict[str, list[str]] = {}
     if not query:
         return result
-    for key, value in parse_qsl(query, keep_blank_values=True, errors="strict"):
+    for key, value in parse_form(query):
         found = result.get(key)
         if found is None:
             result[key] = [value]
