@@ -53,6 +53,7 @@ def _status_line(status: int) -> bytes:
 
 STATUS_LINES = {status: _status_line(status) for status in range(100, 600)}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}  # the same for every scope (read, never changed)
 
 
 class Exchange:
@@ -138,7 +139,20 @@ class Exchange:
             return
         block = "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
         self._start_block(status, headers, block, len(body))
-        await self.send({"type": "http.response.body", "body": body})
+        if self.chunked or self.head_only or self.remaining != len(body):
+            await self.send({"type": "http.response.body", "body": body})
+            return
+        # The common case, done here: a head with its Content-Length and the whole body, in one write.
+        self.remaining = 0
+        head, self.head = self.head, b""
+        if len(body) < _JOIN_BELOW:
+            protocol.write(head + body)
+        else:
+            protocol.write(head)
+            protocol.write(body)
+        self.complete = True
+        self.wake()
+        protocol.exchange_done(self)
 
     async def send(self, message: Message) -> None:
         protocol = self.protocol
@@ -426,14 +440,17 @@ class HttpProtocol(asyncio.Protocol):
         self.head_bytes = 0
         parser = self.parser
         version = parser.get_http_version()
-        url = httptools.parse_url(self.url)
-        raw_path: bytes = url.path
+        raw_path: bytes = self.url
+        query: bytes = b""
+        if raw_path[:1] != b"/" or b"?" in raw_path or b"#" in raw_path:  # (origin-form "/x" needs no parser)
+            url = httptools.parse_url(raw_path)
+            raw_path, query = url.path, url.query or b""
         path = raw_path.decode("ascii")
         if "%" in path:
             path = urllib.parse.unquote(path)
         scope: Scope = {
             "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "asgi": _ASGI_VERSION,
             "http_version": version,
             "server": self.server,
             "client": self.client,
@@ -442,7 +459,7 @@ class HttpProtocol(asyncio.Protocol):
             "method": parser.get_method().decode("ascii"),
             "path": path,
             "raw_path": raw_path,
-            "query_string": url.query or b"",
+            "query_string": query,
             "headers": self.headers,
         }
         if self.app_state:

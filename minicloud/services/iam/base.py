@@ -47,6 +47,12 @@ class IamBase(Provider):
     async def read(self, fn: Callable[[sa.Connection], T]) -> T:
         return await self.runtime.db.read(fn)
 
+    async def path_page(self, listing: PathListing, account_id: str, prefix: str,
+                        params: Params) -> tuple[list[PreparedRow], str | None]:
+        """One page of a List* call; the same page is served from memory until the next commit."""
+        key = (listing, account_id, prefix, params.get("MaxItems"), params.get("Marker"))
+        return await self.runtime.db.read_cached(key, lambda conn: listing.page(conn, account_id, prefix, params))
+
     async def write(self, fn: Callable[[sa.Connection], T]) -> T:
         """Run ``fn`` in a write transaction, then forget every cached policy and credential."""
         try:

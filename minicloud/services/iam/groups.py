@@ -80,7 +80,7 @@ class GroupsMixin(UsersMixin):
         prefix = params.get("PathPrefix") or "/"
         await ctx.authorize("iam:ListGroups", f"arn:aws:iam::{ctx.account_id}:group{prefix}")
 
-        rows, marker = await self.read(lambda conn: _GROUPS.page(conn, ctx.account_id, prefix, params))
+        rows, marker = await self.path_page(_GROUPS, ctx.account_id, prefix, params)
         return paged("Groups", [group_shape(store.group_from_row(r)) for r in rows], marker)
 
     async def list_groups_for_user(self, ctx: RequestContext, params: Params) -> Result:

@@ -112,7 +112,7 @@ class RolesMixin(GroupsMixin):
         prefix = params.get("PathPrefix") or "/"
         await ctx.authorize("iam:ListRoles", f"arn:aws:iam::{ctx.account_id}:role{prefix}")
 
-        rows, marker = await self.read(lambda conn: _ROLES.page(conn, ctx.account_id, prefix, params))
+        rows, marker = await self.path_page(_ROLES, ctx.account_id, prefix, params)
         return paged("Roles", [role_shape(store.role_from_row(r)) for r in rows], marker)
 
     async def update_role(self, ctx: RequestContext, params: Params) -> Result:

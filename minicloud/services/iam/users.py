@@ -134,7 +134,7 @@ class UsersMixin(IamBase):
         prefix = params.get("PathPrefix") or "/"
         await ctx.authorize("iam:ListUsers", f"arn:aws:iam::{ctx.account_id}:user{prefix}")
 
-        rows, marker = await self.read(lambda conn: _USERS.page(conn, ctx.account_id, prefix, params))
+        rows, marker = await self.path_page(_USERS, ctx.account_id, prefix, params)
         return paged("Users", [user_shape(store.user_from_row(r)) for r in rows], marker)
 
     async def update_user(self, ctx: RequestContext, params: Params) -> Result:

@@ -21,7 +21,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +31,12 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
 
+from minicloud.storage.metadata.changes import ChangeWatch
+
 T = TypeVar("T")
 log = logging.getLogger("minicloud.metadata")
 
+MAX_CACHED_READS = 1024  # results kept by ``read_cached`` (the oldest goes first)
 MAX_BATCH = 256  # writes committed together at most (a batch holds the write lock while it runs)
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -82,6 +85,11 @@ class Database:
                 url = "postgresql+psycopg://" + url[len("postgresql://"):]
             self.engine = sa.create_engine(url, pool_size=8, max_overflow=4, pool_pre_ping=True)
         self._readers = threading.local()
+        # Results of hot reads, valid while nothing is committed (see ``read_cached``).
+        database = self.engine.url.database if self.is_sqlite else None
+        self._changes = ChangeWatch(Path(database)) if database and database != ":memory:" else None
+        self._cached: dict[Hashable, Any] = {}
+        self._cached_token: bytes | None = None
         workers = 1 if self.is_sqlite else 8
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metadata")
         self._writes: queue.SimpleQueue[_Write[Any] | None] = queue.SimpleQueue()
@@ -111,6 +119,27 @@ class Database:
             # take the whole 5 ms switch interval under load), so it runs right here.
             return self._read_inline(fn)
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.read_sync, fn)
+
+    async def read_cached(self, key: Hashable, fn: Callable[[sa.Connection], T]) -> T:
+        """``read(fn)``, its result kept under ``key`` until the next commit to the database by
+        any connection of any process (SQLite in WAL mode; elsewhere a plain read). The result is
+        shared by every caller with the same key: it must not be changed."""
+        changes = self._changes
+        token = changes.token() if changes is not None else None
+        if token is None:
+            return await self.read(fn)
+        if token != self._cached_token:
+            self._cached.clear()
+            self._cached_token = token
+        elif key in self._cached:
+            return self._cached[key]  # type: ignore[no-any-return]
+        value = await self.read(fn)
+        # Kept only if nothing was committed meanwhile (the read may have seen either state).
+        if changes is not None and changes.token() == token and self._cached_token == token:
+            if len(self._cached) >= MAX_CACHED_READS:
+                del self._cached[next(iter(self._cached))]
+            self._cached[key] = value
+        return value
 
     def _read_inline(self, fn: Callable[[sa.Connection], T]) -> T:
         """A read on this thread's own long-lived connection, its transaction ended right after
@@ -243,4 +272,6 @@ class Database:
             self._writer.join()
             self._writer = None
         self._executor.shutdown(wait=True)
+        if self._changes is not None:
+            self._changes.close()
         self.engine.dispose()

@@ -79,11 +79,19 @@ class Prepared:
         return found
 
     def _params(self, c: _Compiled, values: Mapping[str, Any]) -> Any:
+        if c.positional:
+            literals, binds = c.literals, c.binds
+            out = []
+            for name in c.order:
+                value = values[name] if name in values else literals[name]
+                process = binds.get(name)
+                out.append(process(value) if process is not None and value is not None else value)
+            return tuple(out)
         processed = {}
         for name, value in (c.literals | dict(values)).items():
             process = c.binds.get(name)
             processed[name] = process(value) if process is not None and value is not None else value
-        return tuple(processed[name] for name in c.order) if c.positional else processed
+        return processed
 
     def run(self, conn: sa.Connection, values: Mapping[str, Any]) -> int:
         """Execute a statement that returns no rows; the number of rows it changed."""
