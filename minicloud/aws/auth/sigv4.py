@@ -27,7 +27,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
 
 from minicloud.aws.auth import sigv2
-from minicloud.aws.auth.canonical import canonical_request, decoded_pairs, variant_canonicals
+from minicloud.aws.auth.canonical import canonical_request, presigned_params, variant_canonicals
 from minicloud.aws.auth.failures import AuthFailure, AuthFailureKind
 from minicloud.aws.request import AwsRequest
 
@@ -201,9 +201,7 @@ def _parse_header(header: str, headers: dict[str, str]) -> SigV4Auth:
 
 
 def _parse_presigned(request: AwsRequest) -> SigV4Auth:
-    params: dict[str, str] = {}
-    for name, value in decoded_pairs(request.query):
-        params.setdefault(name, value)
+    params = presigned_params(request.query)
     required = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date",
                 "X-Amz-SignedHeaders")
     missing = [name for name in required if not params.get(name)]
