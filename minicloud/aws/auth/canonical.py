@@ -24,6 +24,7 @@ from minicloud.aws.request import AwsRequest
 
 _UNRESERVED = re.compile(r"[A-Za-z0-9\-_.~]*")
 _UNRESERVED_PATH = re.compile(r"[A-Za-z0-9\-_.~/]*")
+_HOST_ONLY = ("host",)
 
 
 def canonical_request(request: AwsRequest, *, s3: bool, presigned: bool,
@@ -41,6 +42,10 @@ def _assemble(request: AwsRequest, signed_headers: tuple[str, ...], uri: str, qu
 
 def canonical_headers(request: AwsRequest, signed_headers: tuple[str, ...]) -> str:
     """``name:value\\n`` for every signed header, in the order of SignedHeaders."""
+    if signed_headers == _HOST_ONLY:  # what presigned URLs sign: one header, sent once
+        hosts = request.headers.get_all("host")
+        if len(hosts) == 1:
+            return f"host:{' '.join(hosts[0].split())}\n"
     wanted = {h.lower(): h for h in signed_headers}
     values: dict[str, list[str]] = {}
     for name, value in request.headers.items():
