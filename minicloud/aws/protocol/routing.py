@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from minicloud.aws.protocol.wire_errors import MethodNotAllowed, UnknownRoute
 from minicloud.aws.request import Headers
@@ -122,7 +122,18 @@ def parse_query(query: str) -> dict[str, list[str]]:
     result: dict[str, list[str]] = {}
     if not query:
         return result
-    for key, value in parse_qsl(query, keep_blank_values=True, errors="strict"):
+    for part in query.split("&"):  # what parse_qsl(keep_blank_values=True, errors="strict") gives, faster
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        if "+" in key:
+            key = key.replace("+", " ")
+        if "%" in key:
+            key = unquote(key, errors="strict")
+        if "+" in value:
+            value = value.replace("+", " ")
+        if "%" in value:
+            value = unquote(value, errors="strict")
         found = result.get(key)
         if found is None:
             result[key] = [value]
