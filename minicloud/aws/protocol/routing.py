@@ -13,6 +13,7 @@ before a deprecated one. An ``x-id`` query parameter naming a matching operation
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -117,6 +118,12 @@ def build_route(operation: Any) -> Route:
                  tuple(required_headers), rank, needed, valued)
 
 
+@functools.lru_cache(maxsize=4096)
+def _unquote(text: str) -> str:
+    """Percent-decoded (UTF-8, strict); remembered: a client's credential and parameters repeat."""
+    return unquote(text, errors="strict")
+
+
 def parse_query(query: str) -> dict[str, list[str]]:
     """A raw query string as key -> values (``+`` is a space, as form encoding has it)."""
     result: dict[str, list[str]] = {}
@@ -129,11 +136,11 @@ def parse_query(query: str) -> dict[str, list[str]]:
         if "+" in key:
             key = key.replace("+", " ")
         if "%" in key:
-            key = unquote(key, errors="strict")
+            key = _unquote(key)
         if "+" in value:
             value = value.replace("+", " ")
         if "%" in value:
-            value = unquote(value, errors="strict")
+            value = _unquote(value)
         found = result.get(key)
         if found is None:
             result[key] = [value]
