@@ -183,7 +183,7 @@ class Router:
                     m = route.regex.match(path)
                     if m is not None and route.accepts(query, headers):
                         return route, m.groups()
-        keys = query.keys()
+        keys = set(query)  # a set: frozenset <= dict_keys is far slower than between sets
         for route in candidates:
             # set and dict look-ups first: much cheaper than the path regex
             if route.needed_query <= keys and ((not route.literal_values and not route.required_headers)
