@@ -81,8 +81,16 @@ def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
 
 def without_signature(raw_query: str) -> tuple[str, list[str]]:
     """``raw_query`` without its ``X-Amz-Signature=`` parameters (as sent, not decoded), and their values."""
-    if SIGNATURE_PARAM not in raw_query:
+    at = raw_query.find(SIGNATURE_PARAM)
+    if at < 0:
         return raw_query, []
+    if (at == 0 or raw_query[at - 1] == "&") and raw_query.find(SIGNATURE_PARAM, at + 1) < 0:  # the usual: one
+        end = raw_query.find("&", at)
+        value = raw_query[at + len(SIGNATURE_PARAM):] if end < 0 else raw_query[at + len(SIGNATURE_PARAM):end]
+        pieces = [raw_query[:at - 1]] if at > 0 else []
+        if end >= 0:
+            pieces.append(raw_query[end + 1:])
+        return "&".join(pieces), [value]
     kept, signatures = [], []
     for part in raw_query.split("&"):
         if part.startswith(SIGNATURE_PARAM):

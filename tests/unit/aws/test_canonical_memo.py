@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from minicloud.aws.auth import canonical
 from minicloud.aws.auth.canonical import canonical_query, decoded_pairs, presigned_params, without_signature
 
@@ -51,3 +53,14 @@ def test_the_memo_is_bounded() -> None:
     for i in range(canonical._MEMO_ENTRIES + 10):
         canonical_query(f"prefix={i}", presigned=False)
     assert len(canonical._canonical_queries) <= canonical._MEMO_ENTRIES
+
+
+def test_without_signature_is_the_split_filter_join_it_shortcuts() -> None:
+    atoms = ["a=1", "", "X-Amz-Signature=s", "X-Amz-Signature=", "b=xX-Amz-Signature=z", "X-Amz-Signature=t=u"]
+    for n in range(5):
+        for combo in itertools.product(atoms, repeat=n):
+            raw = "&".join(combo)
+            parts = raw.split("&")
+            expected = ("&".join(p for p in parts if not p.startswith("X-Amz-Signature=")),
+                        [p[len("X-Amz-Signature="):] for p in parts if p.startswith("X-Amz-Signature=")])
+            assert without_signature(raw) == expected, raw
