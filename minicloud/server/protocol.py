@@ -43,6 +43,18 @@ _LINGER_SECONDS = 2.0
 _BAD_HEADER_BYTES = (b"\r", b"\n", b"\x00")
 
 
+def _check_header_bytes(headers: list[Any] | tuple[Any, ...]) -> None:
+    """RuntimeError if a response header's name or value holds CR, LF or NUL (searched in all the names
+    and values joined: far cheaper than in each of them)."""
+    joined = b"".join([part for header in headers for part in header])
+    if b"\r" not in joined and b"\n" not in joined and b"\x00" not in joined:
+        return
+    for name, value in headers:
+        for bad in _BAD_HEADER_BYTES:
+            if bad in name or bad in value:
+                raise RuntimeError(f"invalid response header {name!r}")
+
+
 def _status_line(status: int) -> bytes:
     try:
         phrase = http.HTTPStatus(status).phrase
@@ -160,10 +172,10 @@ class Exchange:
         parts = [STATUS_LINES.get(status) or _status_line(status), protocol.default_head()]
         length: int | None = None
         said_close = False
+        if not isinstance(headers, (list, tuple)):
+            headers = list(headers)
+        _check_header_bytes(headers)
         for name, value in headers:
-            for bad in _BAD_HEADER_BYTES:
-                if bad in name or bad in value:
-                    raise RuntimeError(f"invalid response header {name!r}")
             lower = name.lower()
             if lower == b"content-length":
                 length = int(value)
