@@ -11,6 +11,7 @@ DEBIAN_PACKAGES=(
   iproute2          # engine: network namespaces, veth pairs, addresses
   curl
   runc              # engine: runs containers from OCI bundles
+  crun              # engine: preferred to runc when present (starts a container in ~1/3 of runc's time)
   busybox-static    # engine: the offline busybox image for tests
   mmdebstrap        # images bootstrap: base images built from Debian's packages
   skopeo            # engine tests: push images into a local registry

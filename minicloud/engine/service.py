@@ -18,7 +18,7 @@ from minicloud.engine.containers.exec import ExecManager
 from minicloud.engine.containers.health import HealthMonitor
 from minicloud.engine.containers.manager import ContainerManager
 from minicloud.engine.containers.model import new_id, now_rfc3339
-from minicloud.engine.containers.runtime import Runc
+from minicloud.engine.containers.runtime import choose_runtime
 from minicloud.engine.content import ContentStore
 from minicloud.engine.events import Events
 from minicloud.engine.images.pull import Puller
@@ -40,6 +40,7 @@ class EngineSettings:
     mirror: str | None = None  # where docker.io references are pulled from
     mirror_credentials: Credentials | None = None  # used there when the client sends none
     runc: str | None = None  # path to runc; found on PATH when None
+    runtime: str = ""  # "runc" or "crun"; "" = crun when installed, else runc
 
 
 class Engine:
@@ -53,8 +54,9 @@ class Engine:
         self.snapshots = OverlaySnapshotter(root / "snapshots")
         self.unpacker = Unpacker(self.content, self.snapshots)
         self.puller = Puller(self.content, self.images, self.unpacker, settings.mirror, settings.mirror_credentials)
-        runc = settings.runc or shutil.which("runc") or "runc"
-        self.runc = Runc(runc, root / "runc")
+        self.runc = choose_runtime(root, settings.runc, wanted=settings.runtime)
+        log.info("OCI runtime: %s (%s)%s", self.runc.name, self.runc.binary,
+                 ", in a mount namespace without the cgroup2 hierarchy" if self.runc.hide_cgroup2 else "")
         self.networks = NetworkManager(root, new_id, now_rfc3339)
         self.volumes = VolumeStore(root / "volumes")
         self.containers = ContainerManager(root / "containers", self.images, self.snapshots, self.unpacker,

@@ -40,7 +40,6 @@ _JOIN_BELOW = 64 * 1024
 _READ_SLACK = 256 * 1024
 # How long the rest of a refused request body is read (and dropped) before the connection closes.
 _LINGER_SECONDS = 2.0
-_BAD_HEADER_BYTES = (b"\r", b"\n", b"\x00")
 
 
 def _status_line(status: int) -> bytes:

@@ -135,6 +135,23 @@ def test_version_and_info(engine: Engine) -> None:
     assert engine.docker("info", "--format", "{{.Driver}} {{.CgroupDriver}}").stdout.strip() == "overlay cgroupfs"
 
 
+def test_crun_runs_containers_when_installed(engine: Engine) -> None:
+    """crun is preferred to runc; on a hybrid host it runs in a mount namespace of its own without
+    the cgroup2 hierarchy, which the host keeps, and the container sees the v1 controllers only."""
+    runtime = "crun" if shutil.which("crun") else "runc"
+    assert engine.docker("info", "--format", "{{.DefaultRuntime}}").stdout.strip() == runtime
+    unified_before = _cgroup2_mounts()
+    seen = engine.docker("run", "--rm", "--pids-limit", "7", "busybox", "sh", "-c",
+                         "cat /sys/fs/cgroup/pids/pids.max; grep -c . /proc/self/cgroup").stdout.split()
+    assert seen[0] == "7" and int(seen[1]) >= 9  # one line per v1 hierarchy (and the cgroup2 line)
+    assert _cgroup2_mounts() == unified_before  # nothing of crun's namespace reached the host
+
+
+def _cgroup2_mounts() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if " - cgroup2 " in line]
+
+
 def test_images_lists_the_import(engine: Engine) -> None:
     out = engine.docker("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").stdout
     assert "busybox:latest" in out
@@ -161,6 +178,8 @@ def test_missing_command_is_127(engine: Engine) -> None:
     result = engine.docker("run", "--rm", "busybox", "nosuchcommand", check=False)
     assert result.returncode == 127
     assert 'exec: "nosuchcommand": executable file not found in $PATH' in result.stderr
+    not_executable = engine.docker("run", "--rm", "busybox", "/etc/passwd", check=False)
+    assert not_executable.returncode == 126 and "permission denied" in not_executable.stderr
     assert engine.docker("ps", "-aq").stdout.strip() == ""
 
 
@@ -514,8 +533,9 @@ def test_nothing_left_behind(engine: Engine) -> None:
     veths = subprocess.run(["nsenter", f"--net={netns}/engine", "ip", "-o", "link", "show"], capture_output=True,
                            text=True, check=True).stdout
     assert [line for line in veths.splitlines() if ": mv" in line] == []
-    listed = subprocess.run(["runc", "--root", f"{data}/engine/runc", "list", "-q"], capture_output=True, text=True)
-    assert listed.stdout.strip() == ""
+    for runtime in ("runc", "crun"):  # the runtime's state directories (crun's when installed)
+        state = Path(f"{data}/engine/{runtime}")
+        assert not state.exists() or os.listdir(state) == []
     supervisors = []  # a supervisor works in its container's directory
     for proc in Path("/proc").iterdir():
         with contextlib.suppress(OSError):

@@ -17,12 +17,14 @@ percent-encoding, ``+`` for a space); the verifier tries them only after the can
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import quote, unquote, unquote_to_bytes
 
 from minicloud.aws.request import AwsRequest
 
 _UNRESERVED = re.compile(r"[A-Za-z0-9\-_.~]*")
 _UNRESERVED_PATH = re.compile(r"[A-Za-z0-9\-_.~/]*")
+_HOST_ONLY = ("host",)
 
 
 def canonical_request(request: AwsRequest, *, s3: bool, presigned: bool,
@@ -40,6 +42,10 @@ def _assemble(request: AwsRequest, signed_headers: tuple[str, ...], uri: str, qu
 
 def canonical_headers(request: AwsRequest, signed_headers: tuple[str, ...]) -> str:
     """``name:value\\n`` for every signed header, in the order of SignedHeaders."""
+    if signed_headers == _HOST_ONLY:  # what presigned URLs sign: one header, sent once
+        hosts = request.headers.get_all("host")
+        if len(hosts) == 1:
+            return f"host:{' '.join(hosts[0].split())}\n"
     wanted = {h.lower(): h for h in signed_headers}
     values: dict[str, list[str]] = {}
     for name, value in request.headers.iter_items():
@@ -58,9 +64,54 @@ def canonical_uri(raw_path: str, *, s3: bool) -> str:
     return quote(_remove_dot_segments(path), safe="/~")
 
 
+# Pure functions of a string, memoised: the requests of one client mostly share their query but for the
+# signature (presigned: the same credential, date, expiry and signed headers), and a listing's parameters
+# repeat. Bounded; emptied when full.
+_MEMO_ENTRIES = 2048
+_canonical_queries: dict[tuple[str, bool], str] = {}
+_presigned_params: dict[str, dict[str, str]] = {}
+SIGNATURE_PARAM = "X-Amz-Signature="
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(memo) >= _MEMO_ENTRIES:
+        memo.clear()
+    memo[key] = value
+
+
+def without_signature(raw_query: str) -> tuple[str, list[str]]:
+    """``raw_query`` without its ``X-Amz-Signature=`` parameters (as sent, not decoded), and their values."""
+    at = raw_query.find(SIGNATURE_PARAM)
+    if at < 0:
+        return raw_query, []
+    if (at == 0 or raw_query[at - 1] == "&") and raw_query.find(SIGNATURE_PARAM, at + 1) < 0:  # the usual: one
+        end = raw_query.find("&", at)
+        value = raw_query[at + len(SIGNATURE_PARAM):] if end < 0 else raw_query[at + len(SIGNATURE_PARAM):end]
+        pieces = [raw_query[:at - 1]] if at > 0 else []
+        if end >= 0:
+            pieces.append(raw_query[end + 1:])
+        return "&".join(pieces), [value]
+    kept, signatures = [], []
+    for part in raw_query.split("&"):
+        if part.startswith(SIGNATURE_PARAM):
+            signatures.append(part[len(SIGNATURE_PARAM):])
+        else:
+            kept.append(part)
+    return "&".join(kept), signatures
+
+
 def canonical_query(raw_query: str, *, presigned: bool) -> str:
     if not raw_query:
         return ""
+    key = without_signature(raw_query)[0] if presigned else raw_query  # the signature is left out anyway
+    found = _canonical_queries.get((key, presigned))
+    if found is None:
+        found = _canonical_query(key, presigned=presigned)
+        _remember(_canonical_queries, (key, presigned), found)
+    return found
+
+
+def _canonical_query(raw_query: str, *, presigned: bool) -> str:
     pairs = []
     for part in raw_query.split("&"):
         if not part:
@@ -129,6 +180,25 @@ def _raw_sorted_query(raw_query: str, *, presigned: bool) -> str:
             continue
         pairs.append((name, value))
     return "&".join(f"{name}={value}" for name, value in sorted(pairs))
+
+
+def presigned_params(raw_query: str) -> dict[str, str]:
+    """The decoded parameters of a presigned query, the first value of each name (read only: shared)."""
+    rest, signatures = without_signature(raw_query)
+    found = _presigned_params.get(rest)
+    if found is None:
+        found = {}
+        for name, value in decoded_pairs(rest):
+            found.setdefault(name, value)
+        _remember(_presigned_params, rest, found)
+    if not signatures:
+        return found
+    if "X-Amz-Signature" in found:  # also named with percent-escapes: the first in the query wins
+        params: dict[str, str] = {}
+        for name, value in decoded_pairs(raw_query):
+            params.setdefault(name, value)
+        return params
+    return {**found, "X-Amz-Signature": unquote(signatures[0])}
 
 
 def decoded_pairs(raw_query: str) -> list[tuple[str, str]]:

@@ -27,7 +27,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
 
 from minicloud.aws.auth import sigv2
-from minicloud.aws.auth.canonical import canonical_request, decoded_pairs, variant_canonicals
+from minicloud.aws.auth.canonical import canonical_request, presigned_params, variant_canonicals
 from minicloud.aws.auth.failures import AuthFailure, AuthFailureKind
 from minicloud.aws.request import AwsRequest
 
@@ -41,6 +41,7 @@ STREAMING_PAYLOADS = frozenset({STREAMING_PAYLOAD, STREAMING_PAYLOAD_TRAILER,
                                 STREAMING_UNSIGNED_PAYLOAD_TRAILER})
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 MAX_SKEW = timedelta(minutes=15)
+MAX_SKEW_SECONDS = MAX_SKEW.total_seconds()
 MAX_PRESIGNED_EXPIRES = 604800  # seven days, the longest a SigV4 signing key is valid
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
@@ -199,9 +200,7 @@ def _parse_header(header: str, headers: dict[str, str]) -> SigV4Auth:
 
 
 def _parse_presigned(request: AwsRequest) -> SigV4Auth:
-    params: dict[str, str] = {}
-    for name, value in decoded_pairs(request.query):
-        params.setdefault(name, value)
+    params = presigned_params(request.query)
     required = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date",
                 "X-Amz-SignedHeaders")
     missing = [name for name in required if not params.get(name)]
@@ -313,13 +312,13 @@ def verify(request: AwsRequest, auth: SigV4Auth, secret_access_key: str, now: da
     _check_time(auth, now)
     s3 = auth.service == "s3"
     declared = auth.payload_hash
+    signed = _lower_names(auth.signed_headers)
     if s3:
-        _check_s3_headers(request, auth)
+        _check_s3_headers(request, auth, signed)
     elif declared is not None and not _HEX64.fullmatch(declared):
         raise AuthFailure(AuthFailureKind.INVALID_CONTENT_SHA,
                           f"x-amz-content-sha256 must be a SHA-256 hex digest for {auth.service}.",
                           presigned=auth.presigned)
-    signed = {h.lower() for h in auth.signed_headers}
     if "host" not in signed:
         raise AuthFailure(AuthFailureKind.MALFORMED, "'Host' or ':authority' must be a 'SignedHeader' "
                           "in the AWS Authorization.", presigned=auth.presigned)
@@ -434,10 +433,11 @@ def _check_time(auth: SigV4Auth, now: datetime) -> None:
                               details={"missing": "X-Amz-Expires"})
         if expires > MAX_PRESIGNED_EXPIRES:
             raise AuthFailure(AuthFailureKind.MALFORMED, X_AMZ_EXPIRES_TOO_LONG, presigned=True)
-        if now < auth.date - MAX_SKEW:
+        elapsed = (now - auth.date).total_seconds()
+        if elapsed < -MAX_SKEW_SECONDS:
             raise AuthFailure(AuthFailureKind.NOT_YET_VALID, "Request is not yet valid", presigned=True,
                               details=_time_details(auth, now))
-        if now > auth.date + timedelta(seconds=expires):
+        if elapsed > expires:
             raise AuthFailure(AuthFailureKind.EXPIRED, "Request has expired", presigned=True,
                               details=_time_details(auth, now))
         return
@@ -467,11 +467,14 @@ def _iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _check_s3_headers(request: AwsRequest, auth: SigV4Auth) -> None:
+@functools.lru_cache(maxsize=256)
+def _lower_names(signed_headers: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(h.lower() for h in signed_headers)
+
+
+def _check_s3_headers(request: AwsRequest, auth: SigV4Auth, signed: frozenset[str]) -> None:
     """What S3 adds to SigV4: every x-amz-* header is signed; the payload hash is always declared."""
-    signed = {h.lower() for h in auth.signed_headers}
-    unsigned = sorted({name for name in request.headers
-                       if name.startswith("x-amz-") and name not in signed})
+    unsigned = sorted({name for name, _ in request.headers.items() if name[:6] == "x-amz-" and name not in signed})
     if unsigned:
         raise AuthFailure(AuthFailureKind.UNSIGNED_HEADERS, "There were headers present in the request "
                           "which were not signed", presigned=auth.presigned,

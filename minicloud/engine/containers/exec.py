@@ -176,7 +176,8 @@ class ExecManager:
             sock_path = os.path.join(sock_dir, "s")
             listener.bind(sock_path)
             listener.listen(1)
-            runc = [*args[:-1], "-d", "--console-socket", sock_path, "--pid-file", str(pid_file), args[-1]]
+            runc = [*self.containers.runc.terminal_exec_prefix(), *args[:-1], "-d", "--console-socket", sock_path,
+                    "--pid-file", str(pid_file), args[-1]]
             proc = await asyncio.create_subprocess_exec(
                 *with_dockers_umask([sys.executable, "-I", "-S", str(EXEC_PARENT), str(pid_file), *runc]),
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

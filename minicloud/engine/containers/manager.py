@@ -262,15 +262,16 @@ class ContainerManager:
             if with_stdin:
                 stdin_r, handle.stdin = os.pipe()
                 os.set_blocking(handle.stdin, False)
-            started = await self.zygote.spawn(files, stdin_r if stdin_r >= 0 else None)
+            started = await self.zygote.spawn(files, stdin_r if stdin_r >= 0 else None, self.runc.name)
         except Exception as exc:
             handle.close_stdin()
             await asyncio.to_thread(unmount, files.rootfs)
             await self.attachments.disconnect(container)
             container.ports = {}
             container.state.error = str(exc)
-            container.state.exit_code = 127 if "not found" in str(exc) or "no such file" in str(exc) else 126 \
-                if "permission denied" in str(exc) else 128
+            reason = str(exc).lower()  # runc's messages and crun's (which keep strerror's capitals)
+            container.state.exit_code = 127 if "not found" in reason or "no such file" in reason else 126 \
+                if "permission denied" in reason else 128
             await asyncio.to_thread(files.save, container)
             handle.exits += 1  # ends attach streams and next-exit waits, as Docker's failed start does
             async with handle.changed:

@@ -6,7 +6,8 @@ containers keep running (a restarted engine re-adopts them by the pid files writ
 
 1. becomes a child subreaper, so the container's init (whose parent, ``runc run -d``, exits)
    is re-parented to it and its exit status can be collected;
-2. runs ``runc run -d`` with pipes (or, for a TTY, a console socket receiving the pty master);
+2. runs ``runc run -d`` (or crun's, in a mount namespace without the cgroup2 hierarchy on a hybrid
+   host: see runtime.py) with pipes (or, for a TTY, a console socket receiving the pty master);
 3. reports ``{"pid": N}`` or ``{"error": "..."}`` on the status fd and closes it;
 4. copies the container's output into ``<id>-json.log`` in Docker's json-file format, and, for a
    TTY, the stdin pipe into the pty master and window sizes from the ``resize`` fifo;
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
 
 PR_SET_CHILD_SUBREAPER = 36
 BUFFER = 32 * 1024
+CLONE_NEWNS = 0x20000
+MS_REC, MS_SLAVE = 0x4000, 0x80000
+MNT_DETACH = 2
 
 
 def now_rfc3339() -> str:
@@ -91,8 +95,19 @@ def runc_error(log_path: str, fallback: str) -> str:
     return message or fallback.strip() or "runc failed"
 
 
+def hide_cgroup2() -> None:
+    """In the runtime's child before its exec: a mount namespace of its own, its mounts slaves of
+    the host's (nothing done here reaches the host), without the cgroup2 hierarchy (crun refuses a
+    hybrid host). runtime.py's HIDE_CGROUP2 does the same with commands."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS) != 0 or libc.mount(None, b"/", None, MS_REC | MS_SLAVE, None) != 0 \
+            or libc.umount2(b"/sys/fs/cgroup/unified", MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"cannot hide the cgroup2 hierarchy from crun: {os.strerror(err)}")
+
+
 def start(cfg: dict[str, Any], directory: str) -> tuple[int, dict[str, int]]:
-    """Run ``runc run -d``; return the init pid and the output fds by stream name."""
+    """Run ``runc run -d`` (or crun's); return the init pid and the output fds by stream name."""
     runc_log = os.path.join(directory, "runc.log")
     args = [cfg["runc"], "--root", cfg["root"], "--log", runc_log, "--log-format", "json", "run", "-d",
             "--pid-file", os.path.join(directory, "init.pid"), "--bundle", cfg["bundle"]]
@@ -118,7 +133,7 @@ def start(cfg: dict[str, Any], directory: str) -> tuple[int, dict[str, int]]:
         stdio = {"stdin": 0 if cfg["stdin"] else subprocess.DEVNULL, "stdout": out_w, "stderr": err_w}
     args.append(cfg["id"])
     try:
-        proc = subprocess.Popen(args, **stdio)
+        proc = subprocess.Popen(args, **stdio, preexec_fn=hide_cgroup2 if cfg.get("hide_cgroup2") else None)
         if listener is not None:
             listener.settimeout(30)
             with contextlib.suppress(OSError, RuntimeError):  # runc failed first: its status says why
@@ -182,6 +197,9 @@ class Supervisor:
                 os.mkfifo(fifo, 0o600)
             self.resize_fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
 
+    # ``crun run -d`` may return while the process that made init (a child of crun's) is still
+    # exiting: an init that ended at once is then briefly nobody's child of ours, until it is
+    # re-parented to this subreaper (which a SIGCHLD announces). ``run`` waits for that.
     def reap(self) -> None:
         while True:
             try:
@@ -259,6 +277,9 @@ class Supervisor:
             try:
                 pid, status = os.waitpid(self.pid, 0)
             except ChildProcessError:
+                if os.path.exists(f"/proc/{self.pid}"):  # not re-parented to us yet (see below)
+                    time.sleep(0.0005)
+                    continue
                 self.status = 255
                 break
             if pid == self.pid:

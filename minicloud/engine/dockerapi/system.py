@@ -35,7 +35,7 @@ async def version(engine: Engine, request: Request) -> Response:
     return json_response({
         "Platform": {"Name": "minicloud engine"},
         "Components": [{"Name": "Engine", "Version": ENGINE_VERSION, "Details": details},
-                       {"Name": "runc", "Version": engine.runc.binary, "Details": {}}],
+                       {"Name": engine.runc.name, "Version": engine.runc.binary, "Details": {}}],
         "Version": ENGINE_VERSION, **details,
     })
 
@@ -60,7 +60,7 @@ async def info(engine: Engine, request: Request) -> Response:
         "IndexServerAddress": "https://index.docker.io/v1/", "NCPU": os.cpu_count() or 1, "MemTotal": mem_total,
         "DockerRootDir": str(engine.root), "Name": socket.gethostname(), "Labels": [],
         "ExperimentalBuild": False, "ServerVersion": ENGINE_VERSION,
-        "Runtimes": {"runc": {"path": engine.runc.binary}}, "DefaultRuntime": "runc",
+        "Runtimes": {engine.runc.name: {"path": engine.runc.binary}}, "DefaultRuntime": engine.runc.name,
         "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": False,
                   "Error": "", "RemoteManagers": None},
         "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",

@@ -72,11 +72,11 @@ async def update(engine: Engine, request: Request) -> Response:
     updated = {**container.host_config, **changes}
     resources = _resources({k: v for k, v in updated.items() if k in changes or k == "MemorySwap"})
     if resources and container.state.status in (Status.RUNNING, Status.PAUSED):
-        result = await commands.run([*manager.runc.base(), "update", "--resources", "-", container.id],
+        result = await commands.run(manager.runc.update_args(container.id),
                                     json.dumps(resources).encode())
         if result.returncode != 0:
             message = result.stderr.decode(errors="replace").strip()
-            if "device or resource busy" in message or "invalid argument" in message:
+            if any(cause in message.lower() for cause in ("device or resource busy", "invalid argument")):
                 raise Conflict(f"Cannot update container {container.id}: {message}")
             raise EngineError(f"Cannot update container {container.id}: {message}")
     container.host_config = updated

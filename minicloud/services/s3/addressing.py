@@ -5,6 +5,7 @@ while signatures are still checked against the path the client signed."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 from minicloud.aws.request import AwsRequest
@@ -13,6 +14,7 @@ _S3_HOST = re.compile(r"(?P<bucket>[a-z0-9][a-z0-9.-]*?)\.s3[.-]", re.IGNORECASE
 _LOCALHOST = re.compile(r"(?P<bucket>[a-z0-9][a-z0-9.-]*)\.localhost", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=1024)
 def host_bucket(host: str) -> str | None:
     """The bucket a Host header names, None for a path-style host."""
     name = host.strip().rsplit(":", 1)[0] if not host.endswith("]") else host

@@ -26,13 +26,14 @@ from minicloud.services.s3.acl import (
 from minicloud.services.s3.data import ObjectData
 from minicloud.services.s3.errors import AccessDenied, NoSuchBucket
 from minicloud.services.s3.names import bucket_arn, canonical_id, object_arn
-from minicloud.services.s3.store import Bucket
+from minicloud.services.s3.store import Bucket, ObjectRow
 from minicloud.services.s3.transport import check_customer_key_transport
 
 log = logging.getLogger("minicloud.s3")
 
 RELEASE_GRACE_SECONDS = 10.0  # a released blob outlives GETs that found it just before
 BUCKET_CACHE_SECONDS = 2.0  # how long another API server's bucket change may go unseen
+ROW_CACHE_ENTRIES = 20_000  # object rows remembered (see ``object_row``)
 
 
 _HEADER_KEYS = ("x-amz-acl", "x-amz-server-side-encryption", "x-amz-server-side-encryption-customer-algorithm",
@@ -75,6 +76,7 @@ class S3Base(Provider):
         zones = [z.name for z in runtime.topology.zones(self.region)] or [self.region]
         self.data = ObjectData(runtime.config.data_dir / "s3", zones)
         self._buckets: dict[str, tuple[float, Bucket | None]] = {}
+        self._rows: dict[tuple[str, str, str | None], tuple[int, ObjectRow | None]] = {}
         self._deletions: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
@@ -98,6 +100,22 @@ class S3Base(Provider):
             self._buckets.clear()
         self._buckets[name] = (now + BUCKET_CACHE_SECONDS, found)
         return found
+
+    async def object_row(self, bucket: str, key: str, version_id: str | None = None) -> ObjectRow | None:
+        """``store.get_object``, remembered for as long as the metadata store has ended no write since it
+        was read (exact, not a time to live; SQLite only, whose one writer is this process)."""
+        if not self.db.is_sqlite:
+            return await self.db.read(lambda conn: store.get_object(conn, bucket, key, version_id))
+        generation = self.db.generation  # taken before the read: a write that ends during it invalidates it
+        wanted = (bucket, key, version_id)
+        hit = self._rows.get(wanted)
+        if hit is not None and hit[0] == generation:
+            return hit[1]
+        row = await self.db.read(lambda conn: store.get_object(conn, bucket, key, version_id))
+        if len(self._rows) >= ROW_CACHE_ENTRIES:
+            self._rows.clear()
+        self._rows[wanted] = (generation, row)
+        return row
 
     def forget_bucket(self, name: str) -> None:
         self._buckets.pop(name, None)

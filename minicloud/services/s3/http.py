@@ -19,6 +19,7 @@ OVERRIDES = {"ResponseContentType": "ContentType", "ResponseContentLanguage": "C
              "ResponseContentDisposition": "ContentDisposition",
              "ResponseContentEncoding": "ContentEncoding"}
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+_READ_CONDITIONS = frozenset({"IfMatch", "IfUnmodifiedSince", "IfNoneMatch", "IfModifiedSince"})
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -60,6 +61,8 @@ def etag_matches(condition: str, etag: str) -> bool:
 def check_read_conditions(params: dict[str, Any], etag: str, last_modified: datetime) -> None:
     """If-Match / If-Unmodified-Since (412) and If-None-Match / If-Modified-Since (304), with
     the precedence S3 gives them (an ETag condition that holds overrides its date partner)."""
+    if not params.keys() & _READ_CONDITIONS:
+        return
     modified = last_modified.replace(microsecond=0)
     if_match = params.get("IfMatch")
     if if_match is not None:

@@ -214,7 +214,7 @@ class ObjectOperations(EncryptionOperations):
     # -- reading -------------------------------------------------------------------------------------
     async def find_object(self, ctx: RequestContext, bucket: Bucket, key: str,
                           version_id: str | None) -> ObjectRow:
-        row = await self.db.read(lambda conn: store.get_object(conn, bucket.name, key, version_id))
+        row = await self.object_row(bucket.name, key, version_id)
         if row is None:
             if version_id is not None:
                 if version_id != store.NULL_VERSION and len(version_id) != 32:

@@ -3,7 +3,8 @@
 A body up to ``INLINE_BYTES`` is checksummed, hashed (SHA-256, MD5) and sealed right on the event
 loop (tens of microseconds: a hand-off to a thread and back costs more, and under load can wait
 a whole GIL switch interval). Its copies are then written one job per replica
-(``storage.blobs.small.write_small``). A GET of a whole small sealed object reads the blob from
+(by the small-blob writer process, ``storage.blobs.writerproc``: the file system's calls off
+this process's GIL, batched per zone). A GET of a whole small sealed object reads the blob from
 the page cache without blocking (``read_cached``; from a thread only when it is not cached) and
 decrypts it on the loop; anything unusual (a missing, short or altered copy) returns None and
 the caller takes the general path, which repairs bad copies.
@@ -13,11 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import sqlalchemy as sa
@@ -27,7 +28,8 @@ from minicloud.services.s3.checksums import Checksums
 from minicloud.services.s3.crypto import Sealer
 from minicloud.storage.blobs import Digest, InvalidDigest, NoReplicaAvailable, ReplicatedBlobStore
 from minicloud.storage.blobs.replica import Replica
-from minicloud.storage.blobs.small import NotCached, read_cached, read_whole, write_small
+from minicloud.storage.blobs.small import NotCached, read_cached, read_whole
+from minicloud.storage.blobs.writerproc import shared_writer
 from minicloud.storage.metadata.db import Database
 
 T = TypeVar("T")
@@ -36,12 +38,9 @@ log = logging.getLogger("minicloud.s3.small")
 
 INLINE_BYTES = 64 * 1024  # bodies hashed and sealed on the event loop (one AES-GCM frame)
 INLINE_READ_BYTES = 64 * 1024  # plaintext of whole objects read and decrypted on the loop
-WRITERS = 32  # threads writing small copies (each mostly waits in fsync)
 WHERE_ENTRIES = 100_000  # blobs whose replica is remembered for the next read (a hint: checked by the open)
 
 _where: dict[str, int] = {}
-
-_writers = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="s3-small")
 
 
 class SmallDigests:
@@ -132,11 +131,12 @@ def _fail(future: asyncio.Future[T], error: BaseException) -> None:
 
 async def commit_small(db: Database, replicas: Sequence[Replica], body: bytes, digest: Digest,
                        write: Callable[[sa.Connection], T]) -> T:
-    """Write a small blob's copies in parallel (one job each: ``write_small``) and, from the thread
-    whose copy completes the quorum, queue the metadata ``write`` straight to the database's writer:
-    the data is durable on a quorum before its metadata commits, with no trip through the event
-    loop in between. ``NoReplicaAvailable`` when no quorum could be written (nothing committed);
-    any error of ``write`` as raised by it (the copies are then the caller's to release)."""
+    """Write a small blob's copies in parallel (the writer process takes each into its zone's next
+    batch) and, from the thread that learns a copy completed the quorum, queue the metadata
+    ``write`` straight to the database's writer: the data is durable on a quorum before its metadata
+    commits, with no trip through the event loop in between. ``NoReplicaAvailable`` when no quorum
+    could be written (nothing committed); any error of ``write`` as raised by it (the copies are
+    then the caller's to release)."""
     need = len(replicas) // 2 + 1 if len(replicas) > 1 else 1
     if not replicas:
         raise NoReplicaAvailable("0 healthy replicas")
@@ -144,21 +144,18 @@ async def commit_small(db: Database, replicas: Sequence[Replica], body: bytes, d
     future: asyncio.Future[T] = loop.create_future()
     quorum = _Quorum(need, len(replicas))
 
-    def copy(replica: Replica) -> None:
-        try:
-            write_small(replica, body, digest)
-            ok = True
-        except Exception as exc:
-            log.warning("replica %s failed writing %s: %s", replica.name, digest, exc)
-            ok = False
-        outcome = quorum.add(ok)
+    def copied(replica: Replica, error: OSError | None) -> None:
+        if error is not None:
+            log.warning("replica %s failed writing %s: %s", replica.name, digest, error)
+        outcome = quorum.add(error is None)
         if outcome == "commit":
             db.enqueue_write(write, loop, future)
         elif outcome == "fail":
-            error = NoReplicaAvailable(f"{digest} written to fewer than {need} replicas")
+            failure = NoReplicaAvailable(f"{digest} written to fewer than {need} replicas")
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
-                loop.call_soon_threadsafe(_fail, future, error)
+                loop.call_soon_threadsafe(_fail, future, failure)
 
+    writer = shared_writer()
     for replica in replicas:  # the copies beyond the quorum finish on their own
-        _writers.submit(copy, replica)
+        writer.submit(replica, body, digest, functools.partial(copied, replica))
     return await future

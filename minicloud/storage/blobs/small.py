@@ -1,9 +1,14 @@
 """Small blobs (a few KiB up to a frame or so) on one replica, with as few system calls as possible.
 
-Writing is one job per replica: the temporary file is created read-only (``O_EXCL``, mode 0444,
-so no ``chmod``), written, fsynced, renamed over the blob's path (the fan-out directories exist
-from ``prepare_fanout``; the rename of identical content over an existing copy is harmless) and
-the directory fsynced: the copy is durable when the call returns. No ``exists``/``stat`` calls.
+Writing: each copy's temporary file is created read-only (``O_EXCL``, mode 0444, so no
+``chmod``), written, fsynced, renamed over the blob's path (the fan-out directories exist from
+``prepare_fanout``; the rename of identical content over an existing copy is harmless) and the
+directory fsynced: the copy is durable when the call returns. No ``exists``/``stat`` calls.
+``write_small`` does that for one blob; ``SmallBlobWriter`` is one thread per replica that takes
+every copy waiting for that replica and writes them as a batch (``write_batch``), each step for
+all of them in turn. Under concurrency that replaces a thread per copy, each giving the GIL
+back and taking it again around every system call (the futex traffic cost more CPU than the
+file system), with one thread per zone and a hand-off per batch.
 
 Reading tries the page cache first (``preadv`` with ``RWF_NOWAIT``: it fails instead of waiting
 for the disk), so a hot small blob is read on the event loop without a thread hand-off;
@@ -15,10 +20,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import itertools
+import logging
 import os
+import queue
 import secrets
+import threading
 import time
 import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from minicloud.storage.blobs.core import ALGORITHMS, Digest
 from minicloud.storage.blobs.replica import Replica
@@ -27,6 +37,11 @@ from minicloud.storage.durable import fsync_dir
 _TEMP_PREFIX = f".s3-{secrets.token_hex(6)}-{os.getpid()}-"  # cleanup_ingests sweeps ".s3-*" at start-up
 _counter = itertools.count()
 _HAS_NOWAIT = hasattr(os, "RWF_NOWAIT") and hasattr(os, "preadv")
+log = logging.getLogger("minicloud.blobs.small")
+
+MAX_BATCH = 64  # copies one writer thread takes from its queue at a time
+THREADS = 4  # batches a replica's writer has in flight at once (their fsyncs overlap on the device)
+IDLE_SECONDS = 5.0  # a writer thread with nothing to do for this long ends (the next submit starts one)
 
 
 HEALTH_SECONDS = 1.0  # how long a replica's health check stands (two access() calls each)
@@ -66,29 +81,168 @@ def prepare_fanout(replica: Replica) -> None:
             fsync_dir(base)
 
 
-def write_small(replica: Replica, data: bytes, digest: Digest) -> None:
-    """Make ``data`` the blob ``digest`` on ``replica``, durably (blocking: run on a thread)."""
-    target = os.path.join(replica.root, digest.algorithm, digest.hex[:2], digest.hex)
+def _target(replica: Replica, digest: Digest) -> str:
+    return os.path.join(replica.root, digest.algorithm, digest.hex[:2], digest.hex)
+
+
+def _temporary(replica: Replica, data: bytes) -> tuple[int, str]:
+    """A new read-only temporary file in the replica's ingest directory holding ``data`` (not synced)."""
     tmp = os.path.join(replica.ingest_root, f"{_TEMP_PREFIX}{next(_counter)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.rename(tmp, target)
-        except FileNotFoundError:  # a fan-out directory removed behind our back
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            os.rename(tmp, target)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
     except BaseException:
+        os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_dir(replica.root / digest.algorithm / digest.hex[:2])
+    return fd, tmp
+
+
+def _rename_into_place(tmp: str, target: str) -> None:
+    try:
+        os.rename(tmp, target)
+    except FileNotFoundError:  # a fan-out directory removed behind our back
+        directory = os.path.dirname(target)
+        os.makedirs(directory, exist_ok=True)
+        fsync_dir(Path(directory).parent)  # the new fan-out directory's own entry
+        os.rename(tmp, target)
+
+
+def write_batch(replica: Replica, items: Sequence[tuple[bytes, Digest]]) -> list[OSError | None]:
+    """``write_small`` for several blobs on one replica, step by step for all of them (every
+    temporary file written, then each fsynced, then each renamed, then each fan-out directory
+    fsynced once): the outcome of each, None when that copy is durable (blocking)."""
+    errors: list[OSError | None] = [None] * len(items)
+    written: list[tuple[int, int, str]] = []
+    for i, (data, _) in enumerate(items):
+        try:
+            fd, tmp = _temporary(replica, data)
+        except OSError as exc:
+            errors[i] = exc
+            continue
+        written.append((i, fd, tmp))
+    synced: list[tuple[int, str]] = []
+    for i, fd, tmp in written:
+        try:
+            os.fsync(fd)
+            synced.append((i, tmp))
+        except OSError as exc:
+            errors[i] = exc
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        finally:
+            os.close(fd)
+    directories: dict[str, list[int]] = {}
+    for i, tmp in synced:
+        target = _target(replica, items[i][1])
+        try:
+            _rename_into_place(tmp, target)
+        except OSError as exc:
+            errors[i] = exc
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            continue
+        directories.setdefault(os.path.dirname(target), []).append(i)
+    for directory, members in directories.items():
+        try:
+            fsync_dir(Path(directory))
+        except OSError as exc:
+            for i in members:
+                errors[i] = exc
+    return errors
+
+
+Done = Callable[[OSError | None], None]
+
+
+class SmallBlobWriter:
+    """Up to ``threads`` threads writing the small copies submitted for one replica, each taking
+    every copy waiting when it is free as one batch (``write_batch``); each copy's ``done`` is
+    called on that thread with its outcome (None: durable), then ``after_batch`` once."""
+
+    def __init__(self, replica: Replica, max_batch: int = MAX_BATCH, threads: int = THREADS,
+                 after_batch: Callable[[], None] | None = None) -> None:
+        self.replica = replica
+        self.max_batch = max_batch
+        self.threads = threads
+        self.after_batch = after_batch
+        self._queue: queue.SimpleQueue[tuple[bytes, Digest, Done]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._running = 0
+        self._idle = 0
+
+    def submit(self, data: bytes, digest: Digest, done: Done) -> None:
+        self._queue.put((data, digest, done))
+        with self._lock:
+            if self._idle == 0 and self._running < self.threads:
+                self._running += 1
+                self._idle += 1
+                threading.Thread(target=self._run, name=f"small-writer-{self.replica.name}", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():  # a submit after this sees one thread fewer and may start one
+                        self._running -= 1
+                        self._idle -= 1
+                        return
+                continue
+            with self._lock:
+                self._idle -= 1
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._write(batch)
+            with self._lock:
+                self._idle += 1
+
+    def _write(self, batch: list[tuple[bytes, Digest, Done]]) -> None:
+        try:
+            errors = write_batch(self.replica, [(data, digest) for data, digest, _ in batch])
+        except Exception as exc:  # not an OSError of one copy: every copy of the batch failed
+            log.exception("replica %s failed writing a batch of %d blobs", self.replica.name, len(batch))
+            errors = [OSError(str(exc))] * len(batch)
+        for (_, _, done), error in zip(batch, errors, strict=True):
+            try:
+                done(error)
+            except Exception:
+                log.exception("a small write's completion failed")
+        if self.after_batch is not None:
+            try:
+                self.after_batch()
+            except Exception:
+                log.exception("a small write batch's completion failed")
+
+
+_blob_writers: weakref.WeakKeyDictionary[Replica, SmallBlobWriter] = weakref.WeakKeyDictionary()
+_blob_writers_lock = threading.Lock()
+
+
+def writer_for(replica: Replica) -> SmallBlobWriter:
+    """The replica's batch writer (one per replica object)."""
+    found = _blob_writers.get(replica)
+    if found is None:
+        with _blob_writers_lock:
+            found = _blob_writers.get(replica)
+            if found is None:
+                found = _blob_writers[replica] = SmallBlobWriter(replica)
+    return found
+
+
+def write_small(replica: Replica, data: bytes, digest: Digest) -> None:
+    """Make ``data`` the blob ``digest`` on ``replica``, durably (blocking: run on a thread)."""
+    error = write_batch(replica, [(data, digest)])[0]
+    if error is not None:
+        raise error
 
 
 def read_cached(replica: Replica, digest: Digest, size: int) -> bytes:

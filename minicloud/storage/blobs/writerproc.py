@@ -1,0 +1,292 @@
+"""Small blobs written by a helper process: the file system's system calls off the server's GIL.
+
+A small copy costs six system calls (create, write, fsync, close, rename, directory fsync). Made
+by threads of the server, each call gives the GIL back and takes it again from an event loop
+that holds it most of the time: under load the futex traffic and context switches of those
+hand-offs cost more CPU than the file system itself, and it all runs on the server's one core.
+This module moves the writing to a child process (``python -m minicloud.storage.blobs.writerproc``)
+with its own interpreter and GIL, on the machine's other core:
+
+    server: submit()  -> queue -> sender thread ==(one sendall per batch)==> child: reader thread
+                                                                              -> SmallBlobWriter per root
+    server: done(err) <- receiver thread <==(one send per written batch)==== child: acks
+
+Each request names the replica root, the digest and carries the bytes; the child answers with
+the request's number and 0 once that copy is durable (fsynced, renamed into place, directory
+fsynced: the same ``write_batch`` as in-process), or an errno. Nothing is acknowledged before
+its copy is durable, exactly as with in-process writes.
+
+The child ends when its socket closes (the server exited or was killed: the kernel closes it).
+If the child dies, every copy waiting for it fails with ``EIO`` (the caller's quorum logic treats
+it as a failed copy) and the next ``submit`` starts a new one. When no child can be started, the
+copies are written in-process (``SmallBlobWriter``) instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import logging
+import os
+import queue
+import socket
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from minicloud.storage.blobs.core import Digest
+from minicloud.storage.blobs.replica import Replica
+from minicloud.storage.blobs.small import Done, SmallBlobWriter, writer_for
+
+log = logging.getLogger("minicloud.blobs.writerproc")
+
+_REQUEST = struct.Struct("<IQHH")  # data length, request number, root length, digest length
+_ACK = struct.Struct("<Qi")  # request number, errno (0: durable)
+_RECV = 1 << 20
+_SOCKET_BUFFER = 4 << 20
+_MAX_SEND = 4 << 20  # bytes of requests joined into one send at most
+
+
+def _os_error(code: int) -> OSError | None:
+    if code == 0:
+        return None
+    return OSError(code, os.strerror(code) if code > 0 else "the small-blob writer failed")
+
+
+class _Connection:
+    """One child process and its socket; ``pending`` holds the completions of requests sent."""
+
+    def __init__(self) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        for sock in (parent, child):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCKET_BUFFER)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "minicloud.storage.blobs.writerproc", str(child.fileno())],
+                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, close_fds=True)
+        finally:
+            child.close()
+        self.sock = parent
+        self.pending: dict[int, Done] = {}
+        self.alive = True
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._send_loop, name="small-writer-send", daemon=True).start()
+        threading.Thread(target=self._receive_loop, name="small-writer-acks", daemon=True).start()
+
+    def send(self, number: int, frame: bytes, done: Done) -> bool:
+        with self._lock:
+            if not self.alive:
+                return False
+            self.pending[number] = done
+        self._outbox.put(frame)
+        return True
+
+    def _send_loop(self) -> None:
+        while True:
+            first = self._outbox.get()
+            if first is None:
+                return
+            frames = [first]
+            size = len(first)
+            while size < _MAX_SEND:
+                try:
+                    more = self._outbox.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    break
+                frames.append(more)
+                size += len(more)
+            try:
+                self.sock.sendall(frames[0] if len(frames) == 1 else b"".join(frames))
+            except OSError as exc:
+                self._end(f"sending to the small-blob writer failed: {exc}")
+                return
+
+    def _receive_loop(self) -> None:
+        buffer = b""
+        while True:
+            try:
+                data = self.sock.recv(_RECV)
+            except OSError as exc:
+                self._end(f"the small-blob writer's socket failed: {exc}")
+                return
+            if not data:
+                self._end("the small-blob writer process ended")
+                return
+            buffer += data
+            usable = len(buffer) - len(buffer) % _ACK.size
+            for number, code in _ACK.iter_unpack(buffer[:usable]):
+                with self._lock:
+                    done = self.pending.pop(number, None)
+                if done is not None:
+                    _complete(done, _os_error(code))
+            buffer = buffer[usable:]
+
+    def _end(self, reason: str) -> None:
+        with self._lock:
+            if not self.alive:
+                return
+            self.alive = False
+            pending, self.pending = self.pending, {}
+        if pending:
+            log.error("%s: %d small writes failed", reason, len(pending))
+        self._outbox.put(None)
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        for done in pending.values():
+            _complete(done, OSError(errno.EIO, reason))
+
+    def close(self) -> None:
+        self._end("the small-blob writer was closed")
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+
+
+def _complete(done: Done, error: OSError | None) -> None:
+    try:
+        done(error)
+    except Exception:
+        log.exception("a small write's completion failed")
+
+
+class WriterProcess:
+    """The server side: ``submit`` a copy for a replica; ``done`` is called (on a thread of this
+    module) with None once it is durable, or the error."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._numbers = itertools.count(1)
+        self._connection: _Connection | None = None
+        self._failed = False
+
+    def _current(self) -> _Connection | None:
+        connection = self._connection
+        if connection is not None and connection.alive:
+            return connection
+        with self._lock:
+            if self._connection is not None and self._connection.alive:
+                return self._connection
+            if self._failed:
+                return None
+            try:
+                self._connection = _Connection()
+            except OSError as exc:
+                log.error("no small-blob writer process (%s): writing small blobs in-process", exc)
+                self._failed = True
+                return None
+            return self._connection
+
+    def submit(self, replica: Replica, data: bytes, digest: Digest, done: Done) -> None:
+        connection = self._current()
+        if connection is not None:
+            number = next(self._numbers)
+            root = str(replica.root).encode()
+            name = str(digest).encode()
+            frame = b"".join((_REQUEST.pack(len(data), number, len(root), len(name)), root, name, data))
+            if connection.send(number, frame, done):
+                return
+        writer_for(replica).submit(data, digest, done)
+
+    def close(self) -> None:
+        with self._lock:
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+
+_shared: WriterProcess | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_writer() -> WriterProcess:
+    """The process-wide writer (one child serves every replica root of this server)."""
+    global _shared
+    if _shared is None:
+        with _shared_lock:
+            if _shared is None:
+                _shared = WriterProcess()
+    return _shared
+
+
+# -- the child ------------------------------------------------------------------------------------------
+class _Acks:
+    """Acknowledgements gathered while a batch completes, sent together after it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.lock = threading.Lock()
+        self.waiting: list[bytes] = []
+
+    def add(self, number: int, error: OSError | None) -> None:
+        code = 0 if error is None else (error.errno or -1)
+        with self.lock:
+            self.waiting.append(_ACK.pack(number, code))
+
+    def flush(self) -> None:
+        with self.lock:
+            out, self.waiting = self.waiting, []
+            if out:
+                try:
+                    self.sock.sendall(b"".join(out))
+                except OSError:  # the server is gone: nobody waits for these any more
+                    os._exit(0)
+
+
+def serve(sock: socket.socket) -> None:
+    """Read requests until the socket closes; write each copy with a ``SmallBlobWriter`` per root."""
+    acks = _Acks(sock)
+    writers: dict[bytes, SmallBlobWriter] = {}
+    buffer = bytearray()
+    while True:
+        data = sock.recv(_RECV)
+        if not data:
+            return
+        buffer += data
+        offset = 0
+        while len(buffer) - offset >= _REQUEST.size:
+            size, number, root_len, name_len = _REQUEST.unpack_from(buffer, offset)
+            end = offset + _REQUEST.size + root_len + name_len + size
+            if end > len(buffer):
+                break
+            start = offset + _REQUEST.size
+            root = bytes(buffer[start:start + root_len])
+            name = bytes(buffer[start + root_len:start + root_len + name_len]).decode()
+            body = bytes(buffer[start + root_len + name_len:end])
+            writer = writers.get(root)
+            if writer is None:
+                replica = Replica(Path(root.decode()))
+                writer = writers[root] = SmallBlobWriter(replica, after_batch=acks.flush)
+
+            def done(error: OSError | None, number: int = number) -> None:
+                acks.add(number, error)
+            try:
+                writer.submit(body, Digest.parse(name), done)
+            except Exception as exc:  # an unparsable digest: that request fails alone
+                log.error("small-blob writer: bad request %d: %s", number, exc)
+                acks.add(number, OSError(errno.EINVAL, str(exc)))
+                acks.flush()
+            offset = end
+        del buffer[:offset]
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    sock = socket.socket(fileno=int(argv[0]))
+    with contextlib.suppress(OSError):
+        serve(sock)
+    # The server closed the socket or died (the kernel closes it then: kill -9 included). Copies in
+    # flight are unreferenced (no ack went out); a temporary file left behind is swept at start-up.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,124 @@
+"""Batched small-blob writes: ``write_batch``, the per-replica ``SmallBlobWriter`` threads and the
+writer process (``writerproc``): a copy is reported durable only once it is in place, failures
+are reported per copy, and a writer process that dies fails what it held and is replaced."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from minicloud.storage.blobs import Digest, Replica
+from minicloud.storage.blobs.small import SmallBlobWriter, prepare_fanout, write_batch
+from minicloud.storage.blobs.writerproc import WriterProcess
+
+
+def _replica(tmp_path: Path, name: str = "zone-a") -> Replica:
+    replica = Replica(tmp_path / name, name)
+    replica.prepare()
+    prepare_fanout(replica)
+    return replica
+
+
+def _blob(size: int = 4096) -> tuple[bytes, Digest]:
+    data = os.urandom(size)
+    return data, Digest("sha256", hashlib.sha256(data).hexdigest())
+
+
+class _Outcomes:
+    """Completions gathered from other threads (or processes' acknowledgements)."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.results: list[tuple[Digest, OSError | None, bool]] = []
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+
+    def callback(self, replica: Replica, digest: Digest) -> Callable[[OSError | None], None]:
+        def done(error: OSError | None) -> None:
+            in_place = replica.path(digest).is_file()
+            with self.lock:
+                self.results.append((digest, error, in_place))
+                if len(self.results) == self.expected:
+                    self.done.set()
+        return done
+
+
+def test_write_batch_installs_every_blob_read_only_and_reports_each_failure(tmp_path: Path) -> None:
+    replica = _replica(tmp_path)
+    blobs = [_blob() for _ in range(5)] + [_blob(0)]
+    blobs.append(blobs[0])  # the same content twice in one batch
+    assert write_batch(replica, blobs) == [None] * len(blobs)
+    for data, digest in blobs:
+        assert replica.path(digest).read_bytes() == data
+        assert stat.S_IMODE(replica.path(digest).stat().st_mode) == 0o444
+    assert [p for p in replica.ingest_root.iterdir()] == []  # no temporary file left
+    shutil.rmtree(replica.ingest_root)  # temporary files cannot be created: every copy fails, alone
+    errors = write_batch(replica, [_blob(), _blob()])
+    assert all(isinstance(e, FileNotFoundError) for e in errors)
+
+
+def test_small_blob_writer_reports_each_copy_after_it_is_in_place(tmp_path: Path) -> None:
+    replica = _replica(tmp_path)
+    batches: list[int] = []
+    writer = SmallBlobWriter(replica, threads=2, after_batch=lambda: batches.append(1))
+    blobs = [_blob() for _ in range(40)]
+    outcomes = _Outcomes(len(blobs))
+    for data, digest in blobs:
+        writer.submit(data, digest, outcomes.callback(replica, digest))
+    assert outcomes.done.wait(30)
+    assert all(error is None and in_place for _, error, in_place in outcomes.results)
+    assert 1 <= len(batches) <= len(blobs)
+
+
+def test_writer_process_writes_durably_and_reports_failures_per_copy(tmp_path: Path) -> None:
+    good, broken = _replica(tmp_path, "a"), _replica(tmp_path, "b")
+    shutil.rmtree(broken.ingest_root)
+    writer = WriterProcess()
+    try:
+        blobs = [_blob() for _ in range(20)]
+        outcomes = _Outcomes(2 * len(blobs))
+        for data, digest in blobs:
+            writer.submit(good, data, digest, outcomes.callback(good, digest))
+            writer.submit(broken, data, digest, outcomes.callback(broken, digest))
+        assert outcomes.done.wait(30)
+        for digest, error, in_place in outcomes.results:
+            if in_place:
+                assert error is None and good.path(digest).read_bytes() == next(d for d, g in blobs if g == digest)
+            else:
+                assert isinstance(error, OSError) and error.errno is not None
+        assert sum(1 for _, error, _ in outcomes.results if error is None) == len(blobs)
+        assert not any(broken.path(digest).exists() for _, digest in blobs)
+    finally:
+        writer.close()
+
+
+def test_a_dead_writer_process_fails_what_it_held_and_is_replaced(tmp_path: Path) -> None:
+    replica = _replica(tmp_path)
+    writer = WriterProcess()
+    try:
+        data, digest = _blob()
+        first = _Outcomes(1)
+        writer.submit(replica, data, digest, first.callback(replica, digest))
+        assert first.done.wait(30) and first.results[0][1] is None
+        connection = writer._connection
+        assert connection is not None
+        connection.process.kill()  # acknowledgements it owed are failed, none is invented
+        connection.process.wait()
+        deadline = time.monotonic() + 10
+        while connection.alive and time.monotonic() < deadline:  # its socket's end is seen
+            time.sleep(0.01)
+        assert not connection.alive
+        data, digest = _blob()
+        second = _Outcomes(1)
+        writer.submit(replica, data, digest, second.callback(replica, digest))  # a new process
+        assert second.done.wait(30)
+        assert second.results[0][1] is None and second.results[0][2]
+        assert writer._connection is not connection
+    finally:
+        writer.close()
