@@ -51,6 +51,10 @@ class Headers:
     def items(self) -> list[tuple[str, str]]:
         return list(self._items)
 
+    def repeats(self) -> bool:
+        """Whether some name occurs more than once."""
+        return len(self._items) != len(self._first)
+
     def iter_items(self) -> Iterator[tuple[str, str]]:
         """The (name, value) pairs in order received, without copying them (do not add or set meanwhile)."""
         return iter(self._items)

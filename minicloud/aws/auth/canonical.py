@@ -46,6 +46,14 @@ def canonical_headers(request: AwsRequest, signed_headers: tuple[str, ...]) -> s
         hosts = request.headers.get_all("host")
         if len(hosts) == 1:
             return f"host:{' '.join(hosts[0].split())}\n"
+    headers = request.headers
+    if not headers.repeats():  # each name once: its value, trimmed, from the index
+        lines = []
+        for name in signed_headers:
+            name = name.lower()
+            value = headers.get(name)
+            lines.append(f"{name}:{' '.join(value.split()) if value else ''}\n")
+        return "".join(lines)
     wanted = {h.lower(): h for h in signed_headers}
     values: dict[str, list[str]] = {}
     for name, value in request.headers.iter_items():

@@ -167,8 +167,30 @@ def _has_presign_params(query: str) -> bool:
                for p in query.split("&"))
 
 
-def _parse_header(header: str, headers: dict[str, str]) -> SigV4Auth:
-    algorithm, _, rest = header.strip().partition(" ")
+# Authorization headers without their signature, parsed: a client's calls differ only in the signature
+# until the day (or its keys) change. Bounded; emptied when full.
+_HEADER_MEMO_ENTRIES = 1024
+_parsed_headers: dict[str, dict[str, str]] = {}
+_SIGNATURE_FIELD = ", Signature="
+
+
+def _header_fields(header: str) -> dict[str, str]:
+    """The ``name=value`` fields of an Authorization header (its algorithm checked)."""
+    cut = header.rfind(_SIGNATURE_FIELD)
+    if cut > 0 and "," not in header[cut + len(_SIGNATURE_FIELD):]:
+        prefix = header[:cut]
+        known = _parsed_headers.get(prefix)
+        if known is None:
+            known = _split_fields(prefix, header)
+            if len(_parsed_headers) >= _HEADER_MEMO_ENTRIES:
+                _parsed_headers.clear()
+            _parsed_headers[prefix] = known
+        return {**known, "Signature": header[cut + len(_SIGNATURE_FIELD):].strip()}
+    return _split_fields(header, header)
+
+
+def _split_fields(text: str, header: str) -> dict[str, str]:
+    algorithm, _, rest = text.strip().partition(" ")
     if algorithm != ALGORITHM:
         raise AuthFailure(AuthFailureKind.UNSUPPORTED_AUTH, "Unsupported Authorization Type")
     fields: dict[str, str] = {}
@@ -179,6 +201,11 @@ def _parse_header(header: str, headers: dict[str, str]) -> SigV4Auth:
         elif name:
             raise AuthFailure(AuthFailureKind.MALFORMED, f"'{part.strip()}' not a valid key=value pair "
                               f"(missing equal-sign) in Authorization header: '{header}'.")
+    return fields
+
+
+def _parse_header(header: str, headers: dict[str, str]) -> SigV4Auth:
+    fields = _header_fields(header)
     date_value = headers.get("x-amz-date") or headers.get("date")
     missing = [f"Authorization header requires '{n}' parameter."
                for n in ("Credential", "Signature", "SignedHeaders") if not fields.get(n)]
