@@ -72,6 +72,7 @@ def _load(name: str) -> ServiceModel:
     return ServiceModel(raw, service_name=name)
 
 
+@functools.cache
 def service_protocols(model: ServiceModel) -> tuple[str, ...]:
     """Every wire protocol a service accepts, the preferred (botocore's choice) first."""
     preferred = model.protocol
