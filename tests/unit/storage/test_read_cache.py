@@ -131,3 +131,19 @@ def test_without_wal_every_read_runs(tmp_path: Path) -> None:
     assert ChangeWatch(path).token() is None  # a rollback-journal database has no WAL-index
     watch = ChangeWatch(tmp_path / "missing" / "x.db")
     assert watch.token() is None
+
+
+def test_every_backend_reads_its_writes(metadata_db: Database) -> None:
+    """On any backend (PostgreSQL reads plainly) a cached read never hides a committed write."""
+    metadata_db.write_sync(lambda c: c.exec_driver_sql("CREATE TABLE cached_rows (n INTEGER)"))
+
+    def read(conn: sa.Connection) -> list[int]:
+        return [n for (n,) in conn.exec_driver_sql("SELECT n FROM cached_rows ORDER BY n")]
+
+    async def scenario() -> None:
+        assert await metadata_db.read_cached("rows", read) == []
+        for n in (1, 2):
+            await metadata_db.write(lambda c, n=n: c.exec_driver_sql(f"INSERT INTO cached_rows VALUES ({n})"))
+        assert await metadata_db.read_cached("rows", read) == [1, 2]
+
+    asyncio.run(scenario())
