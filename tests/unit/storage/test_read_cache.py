@@ -143,7 +143,9 @@ def test_every_backend_reads_its_writes(metadata_db: Database) -> None:
     async def scenario() -> None:
         assert await metadata_db.read_cached("rows", read) == []
         for n in (1, 2):
-            await metadata_db.write(lambda c, n=n: c.exec_driver_sql(f"INSERT INTO cached_rows VALUES ({n})"))
+            def insert(c: sa.Connection, n: int = n) -> None:
+                c.exec_driver_sql(f"INSERT INTO cached_rows VALUES ({n})")
+            await metadata_db.write(insert)
         assert await metadata_db.read_cached("rows", read) == [1, 2]
 
     asyncio.run(scenario())
