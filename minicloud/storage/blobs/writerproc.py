@@ -13,7 +13,8 @@ with its own interpreter and GIL, on the machine's other core:
 
 Each request names the replica root, the digest and carries the bytes; the child answers with
 the request's number and 0 once that copy is durable (fsynced, renamed into place, directory
-fsynced: the same ``write_batch`` as in-process), or an errno. Nothing is acknowledged before
+fsynced: the same ``write_batch`` as in-process), or an errno. A request may also remove a
+replica's copy of a blob (a released S3 blob: its unlink is off the server's GIL too). Nothing is acknowledged before
 its copy is durable, exactly as with in-process writes.
 
 The child ends when its socket closes (the server exited or was killed: the kernel closes it).
@@ -43,7 +44,8 @@ from minicloud.storage.blobs.small import Done, SmallBlobWriter, writer_for
 
 log = logging.getLogger("minicloud.blobs.writerproc")
 
-_REQUEST = struct.Struct("<IQHH")  # data length, request number, root length, digest length
+_REQUEST = struct.Struct("<BIQHH")  # operation, data length, request number, root length, digest length
+_WRITE, _DELETE = 0, 1
 _ACK = struct.Struct("<Qi")  # request number, errno (0: durable)
 _RECV = 1 << 20
 _SOCKET_BUFFER = 4 << 20
@@ -186,15 +188,23 @@ class WriterProcess:
             return self._connection
 
     def submit(self, replica: Replica, data: bytes, digest: Digest, done: Done) -> None:
+        if not self._send(_WRITE, replica, data, digest, done):
+            writer_for(replica).submit(data, digest, done)
+
+    def submit_delete(self, replica: Replica, digest: Digest, done: Done) -> None:
+        """Remove the replica's copy (``SmallBlobWriter.submit_delete``)."""
+        if not self._send(_DELETE, replica, b"", digest, done):
+            writer_for(replica).submit_delete(digest, done)
+
+    def _send(self, operation: int, replica: Replica, data: bytes, digest: Digest, done: Done) -> bool:
         connection = self._current()
-        if connection is not None:
-            number = next(self._numbers)
-            root = str(replica.root).encode()
-            name = str(digest).encode()
-            frame = b"".join((_REQUEST.pack(len(data), number, len(root), len(name)), root, name, data))
-            if connection.send(number, frame, done):
-                return
-        writer_for(replica).submit(data, digest, done)
+        if connection is None:
+            return False
+        number = next(self._numbers)
+        root = str(replica.root).encode()
+        name = str(digest).encode()
+        frame = b"".join((_REQUEST.pack(operation, len(data), number, len(root), len(name)), root, name, data))
+        return connection.send(number, frame, done)
 
     def close(self) -> None:
         with self._lock:
@@ -253,7 +263,7 @@ def serve(sock: socket.socket) -> None:
         buffer += data
         offset = 0
         while len(buffer) - offset >= _REQUEST.size:
-            size, number, root_len, name_len = _REQUEST.unpack_from(buffer, offset)
+            operation, size, number, root_len, name_len = _REQUEST.unpack_from(buffer, offset)
             end = offset + _REQUEST.size + root_len + name_len + size
             if end > len(buffer):
                 break
@@ -269,7 +279,10 @@ def serve(sock: socket.socket) -> None:
             def done(error: OSError | None, number: int = number) -> None:
                 acks.add(number, error)
             try:
-                writer.submit(body, Digest.parse(name), done)
+                if operation == _DELETE:
+                    writer.submit_delete(Digest.parse(name), done)
+                else:
+                    writer.submit(body, Digest.parse(name), done)
             except Exception as exc:  # an unparsable digest: that request fails alone
                 log.error("small-blob writer: bad request %d: %s", number, exc)
                 acks.add(number, OSError(errno.EINVAL, str(exc)))
