@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from minicloud.engine.containers.runtime import (
     HIDE_CGROUP2,
+    SECCOMP_BPF_ANNOTATION,
     Runc,
     _started_at,
     cgroup_hybrid,
@@ -113,3 +115,24 @@ def test_a_stopped_crun_container_is_deleted_in_process(tmp_path: Path) -> None:
     state_dir.mkdir()
     (state_dir / "status").write_text(json.dumps({**status, "pid": me, "process-start-time": _started_at(me)}))
     assert not crun._delete_stopped("c1")  # init still runs: crun delete --force kills it
+
+
+def test_crun_gets_the_filter_compiled_for_the_same_profile(tmp_path: Path) -> None:
+    crun = Runc("/usr/bin/crun", tmp_path / "crun", "crun")
+    profile = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
+    first: dict[str, Any] = {"linux": {"seccomp": profile}}
+    crun.use_compiled_seccomp("c1", first)
+    assert "annotations" not in first  # nothing compiled yet: crun compiles it
+    (crun.root / "c1").mkdir(parents=True)
+    (crun.root / "c1" / "seccomp.bpf").write_bytes(b"\x06\x00\x00\x00\x00\x00\xff\x7f")  # what crun left there
+    crun.learn_compiled_seccomp("c1")
+    second: dict[str, Any] = {"linux": {"seccomp": json.loads(json.dumps(profile))}}
+    crun.use_compiled_seccomp("c2", second)
+    assert second["annotations"][SECCOMP_BPF_ANNOTATION] == "BgAAAAAA/38="
+    other: dict[str, Any] = {"linux": {"seccomp": {**profile, "defaultAction": "SCMP_ACT_KILL"}}}
+    crun.use_compiled_seccomp("c3", other)
+    assert "annotations" not in other  # another profile: compiled by crun again
+    runc = Runc("/usr/sbin/runc", tmp_path / "runc")
+    untouched: dict[str, Any] = {"linux": {"seccomp": profile}}
+    runc.use_compiled_seccomp("c4", untouched)
+    assert "annotations" not in untouched
