@@ -202,9 +202,10 @@ class Runc:
 
 def choose_runtime(root: Path, runc: str | None = None, crun: str | None = None, wanted: str = "") -> Runc:
     """crun when installed (and ``wanted`` is not ``runc``), else runc; each with its own state
-    directory under ``root``."""
+    directory under ``root``. Containers that runc started and that still run (minicloud
+    restarted after crun was installed) keep runc until they are gone: only it knows them."""
     crun_path = crun or shutil.which("crun")
-    if wanted != "runc" and crun_path is not None:
+    if wanted != "runc" and crun_path is not None and not _has_containers(root / "runc"):
         return Runc(crun_path, root / "crun", "crun", hide_cgroup2=cgroup_hybrid())
     return Runc(runc or shutil.which("runc") or "runc", root / "runc")
 
@@ -262,6 +263,13 @@ def _realtime_allowed() -> bool:
     """Whether ``chrt`` may put a process in the real-time class here (CAP_SYS_NICE, RLIMIT_RTPRIO)."""
     try:
         return subprocess.run(["chrt", "--fifo", "1", "true"], capture_output=True, check=False).returncode == 0
+    except OSError:
+        return False
+
+
+def _has_containers(state_root: Path) -> bool:
+    try:
+        return any(entry.is_dir() for entry in state_root.iterdir())
     except OSError:
         return False
 

@@ -81,6 +81,8 @@ def test_crun_is_preferred_and_runc_kept_as_the_fallback(tmp_path: Path) -> None
     assert (runc.name, runc.root) == ("runc", tmp_path / "runc")
     assert runc.base() == ["/usr/sbin/runc", "--root", str(tmp_path / "runc")]
     assert runc.update_args("c1")[-4:] == ["update", "--resources", "-", "c1"] and runc.terminal_exec_prefix() == []
+    (tmp_path / "runc" / "c9").mkdir()  # a container runc started still runs: runc keeps the engine
+    assert choose_runtime(tmp_path, runc="/usr/sbin/runc", crun="/usr/bin/crun").name == "runc"
 
 
 def test_hiding_cgroup2_prefixes_every_command(tmp_path: Path) -> None:
