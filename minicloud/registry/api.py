@@ -73,10 +73,8 @@ class RegistryApp:
         self.region = runtime.topology.default_region
         zones = [z.name for z in runtime.topology.zones(self.region)] or [self.region]
         # A blob is acknowledged once a quorum of zones has it fsynced (as S3 STANDARD); the other
-        # copies finish in the background. Every copy is written around the page cache, and blobs
-        # are read around it too (blobread.py).
-        self.blobs = ReplicatedBlobStore.for_zones(runtime.config.data_dir / "blobs", zones, WritePolicy.QUORUM,
-                                                   direct_primary=True)
+        # copies finish in the background.
+        self.blobs = ReplicatedBlobStore.for_zones(runtime.config.data_dir / "blobs", zones, WritePolicy.QUORUM)
         self.auth = RegistryAuth(runtime.credentials, runtime.authorizer, load_key(runtime.config.data_dir),
                                  self.region)
         self.content = ContentHandlers(self)

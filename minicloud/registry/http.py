@@ -89,7 +89,7 @@ class Response:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
-    stream: AsyncIterator[bytes | bytearray | memoryview] | None = None
+    stream: AsyncIterator[bytes | bytearray] | None = None
     length: int | None = None  # Content-Length of a stream, or of a HEAD response's entity
 
     @classmethod

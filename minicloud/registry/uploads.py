@@ -10,14 +10,12 @@ and the repository links it.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import uuid
 import weakref
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from minicloud.registry.blobread import BlobReader, open_blob
 from minicloud.registry.content import parse_digest
 from minicloud.registry.errors import RegistryError
 from minicloud.registry.http import ClientGone, Request, Response
@@ -95,21 +93,15 @@ class BlobHandlers:
         if repository is None:
             raise RegistryError("NAME_UNKNOWN", f"repository {name} not found", {"name": name})
         repo_id = repository.id
-        if await self.db.read(lambda conn: blob_size(conn, repo_id, str(digest))) is None:
+        size = await self.db.read(lambda conn: blob_size(conn, repo_id, str(digest)))
+        if size is None:
             raise RegistryError("BLOB_UNKNOWN", f"blob {digest} not found in {name}", {"digest": str(digest)})
         try:
-            fd, size = await self.blobs.run(open_blob, self.blobs, digest)
+            info = await self.blobs.stat(digest)
         except BlobNotFound:
             raise RegistryError("BLOB_UNKNOWN", f"blob {digest} is not available",
                                 {"digest": str(digest)}) from None
-        try:
-            return self._blob_response(req, digest, fd, size)
-        except BaseException:
-            os.close(fd)
-            raise
-
-    def _blob_response(self, req: Request, digest: Digest, fd: int, size: int) -> Response:
-        """The response to a GET or HEAD of a blob open as ``fd``; its stream closes ``fd``."""
+        size = info.size
         headers = [("content-type", "application/octet-stream"), ("docker-content-digest", str(digest)),
                    ("accept-ranges", "bytes"), ("etag", f'"{digest}"'),
                    ("cache-control", "max-age=31536000")]
@@ -124,9 +116,8 @@ class BlobHandlers:
             status, length = 206, end - start + 1
             headers.append(("content-range", f"bytes {start}-{end}/{size}"))
         if req.method == "HEAD" or length == 0:
-            os.close(fd)
             return Response(status, headers, length=length)
-        return Response(status, headers, stream=BlobReader(self.blobs, fd, start, length), length=length)
+        return Response(status, headers, stream=self.blobs.read(digest, start, length), length=length)
 
     async def delete_blob(self, req: Request, name: str, digest_text: str) -> Response:
         digest = parse_digest(digest_text)

@@ -71,8 +71,7 @@ def _hash_file(path: Path, algorithm: str, limit: int | None = None) -> Any:
 class ReplicatedBlobStore:
     def __init__(self, replicas: Sequence[Replica], policy: WritePolicy = WritePolicy.ALL, *,
                  workers: int = 8, flush_bytes: int = FLUSH_BYTES,
-                 stream_algorithms: tuple[str, ...] = ("sha256",), direct_secondaries: bool = True,
-                 direct_primary: bool = False) -> None:
+                 stream_algorithms: tuple[str, ...] = ("sha256",), direct_secondaries: bool = True) -> None:
         if not replicas:
             raise ValueError("a blob store needs at least one replica")
         self.replicas = list(replicas)
@@ -80,9 +79,6 @@ class ReplicatedBlobStore:
         self.flush_bytes = flush_bytes
         self.stream_algorithms = stream_algorithms
         self.direct_secondaries = direct_secondaries  # see ingestfile.py
-        # The first copy around the page cache too (the registry: a fresh page cache page costs
-        # more CPU than the copy itself on this VM, and its reads are direct as well).
-        self.direct_primary = direct_primary
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blobs")
         # Each replica's fsync + rename at commit; under QUORUM the ones past the quorum finish
         # here after the commit returned. A pool of its own: its jobs never wait for each other.
@@ -225,8 +221,7 @@ class ReplicatedBlobStore:
         files: list[tuple[Replica, IngestFile]] = []
         for replica in healthy:
             try:  # the first copy is the one reads prefer: through the page cache; the others around it
-                direct = self.direct_secondaries and (bool(files) or self.direct_primary)
-                files.append((replica, replica.open_ingest(ref, direct=direct)))
+                files.append((replica, replica.open_ingest(ref, direct=bool(files) and self.direct_secondaries)))
             except OSError as exc:
                 log.warning("replica %s cannot ingest %s: %s", replica.name, ref, exc)
         if not files:
