@@ -1,6 +1,7 @@
 """Container engine, minicloud side by side with Debian's dockerd (``docker.io``, own folders,
 ``--bridge none --iptables=false``), podman (own --root/--runroot, cgroupfs, file events, runc,
-``--network none``) and raw ``runc run`` as the floor:
+``--network none``) and raw ``runc run`` (and ``crun run``, minicloud's runtime when installed) as
+the floor:
 
 - ``docker run --rm busybox true`` latency (median and p90 of ``--runs``, runs alternating between
   the engines so that machine noise hits everyone alike);
@@ -117,6 +118,14 @@ def runc_bundle(root: Path, rootfs: Path) -> Path:
     return bundle
 
 
+def crun_prefix() -> list[str]:
+    """crun refuses a cgroups v1 host with cgroup2 mounted beside (hybrid): it runs where that
+    hierarchy is hidden, as minicloud runs it (minicloud/engine/containers/runtime.py)."""
+    from minicloud.engine.containers.runtime import HIDE_CGROUP2, cgroup_hybrid
+
+    return list(HIDE_CGROUP2) if cgroup_hybrid() else []
+
+
 BUILD_DOCKERFILE = """\
 FROM busybox
 COPY data.bin /app/data.bin
@@ -205,8 +214,8 @@ def idle_memory(start: Callable[[int], object], measure: Callable[[], Memory], c
 def print_table(latency: dict[str, list[float]], pulls: dict[str, tuple[float, float]],
                 memory: dict[str, tuple[Memory, Memory]], idle: int) -> None:
     """The side-by-side table, minicloud's figure divided by each peer's."""
-    names = [n for n in ("minicloud", "minicloud --network none", "dockerd (docker.io)", "podman", "raw runc run")
-             if n in latency]
+    names = [n for n in ("minicloud", "minicloud --network none", "dockerd (docker.io)", "podman", "raw runc run",
+                         "raw crun run") if n in latency]
     rows: list[tuple[str, dict[str, float], str]] = [
         ("run --rm busybox true, median", {n: statistics.median(latency[n]) * 1000 for n in names}, "ms"),
         ("run --rm busybox true, p90", {n: sorted(latency[n])[int(0.9 * (len(latency[n]) - 1))] * 1000
@@ -290,6 +299,14 @@ def run_all(root: Path, args: argparse.Namespace, stops: list[Callable[[], None]
     counter = iter(range(1_000_000))
     contenders["raw runc run"] = lambda: timed(
         ["runc", "--root", str(root / "runc"), "run", "--bundle", str(bundle), f"b{next(counter)}"], clean_env())
+    if shutil.which("crun"):  # the floor of minicloud's runtime when crun is installed
+        crun_counter = iter(range(1_000_000))
+        contenders["raw crun run"] = lambda: timed(
+            [*crun_prefix(), "crun", "--root", str(root / "crun"), "run", "--bundle", str(bundle),
+             f"c{next(crun_counter)}"], clean_env())
+    runtime = subprocess.run([DOCKER, "info", "--format", "{{.DefaultRuntime}}"], env=env_mc, capture_output=True,
+                             text=True, check=False).stdout.strip()
+    print(f"\nminicloud's OCI runtime: {runtime or '?'}")
     latency = latency_bench(contenders, args.runs)
     pulls = pull_section(root, args, docker_envs, podman, stops)
     memory = memory_section(root, args, minicloud.pid, minicloud.data_dir, docker_envs, dockerd, podman)
