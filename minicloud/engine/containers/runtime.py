@@ -22,6 +22,7 @@ import functools
 import hashlib
 import itertools
 import json
+import logging
 import os
 import re
 import shutil
@@ -38,6 +39,7 @@ from minicloud.engine import commands
 from minicloud.engine.containers.model import ContainerFiles
 from minicloud.engine.errors import EngineError
 
+log = logging.getLogger("minicloud.engine.containers")
 SHIM = Path(__file__).with_name("shim.py")
 _SHIM_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 
@@ -206,8 +208,21 @@ def choose_runtime(root: Path, runc: str | None = None, crun: str | None = None,
     restarted after crun was installed) keep runc until they are gone: only it knows them."""
     crun_path = crun or shutil.which("crun")
     if wanted != "runc" and crun_path is not None and not _has_containers(root / "runc"):
-        return Runc(crun_path, root / "crun", "crun", hide_cgroup2=cgroup_hybrid())
+        hide = cgroup_hybrid()
+        if not hide or _runs_hidden(crun_path):
+            return Runc(crun_path, root / "crun", "crun", hide_cgroup2=hide)
+        log.warning("crun cannot run here with the cgroup2 hierarchy hidden (unshare, umount): runc runs containers")
     return Runc(runc or shutil.which("runc") or "runc", root / "runc")
+
+
+def _runs_hidden(crun: str) -> bool:
+    """Whether a mount namespace without the cgroup2 hierarchy can be made here (it needs
+    CAP_SYS_ADMIN, unshare and umount) and crun runs in it."""
+    try:
+        return subprocess.run([*HIDE_CGROUP2, crun, "--version"], capture_output=True, check=False,
+                              timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 SECCOMP_BPF_ANNOTATION = "run.oci.seccomp_bpf_data"

@@ -1,5 +1,7 @@
-"""The in-process clean-up of a stopped runc container (``Runc.delete``'s fast path) on a state
-directory laid out as runc's, with ordinary directories standing in for the cgroups."""
+"""The OCI runtime's command lines: the choice of crun or runc, crun with the cgroup2 hierarchy
+hidden, its errors in runc's words, its compiled seccomp filters; and the in-process clean-up of
+a stopped container (``Runc.delete``'s fast path) on state directories laid out as runc's and
+crun's, with ordinary directories standing in for the cgroups."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from minicloud.engine.containers import runtime
 from minicloud.engine.containers.runtime import (
     HIDE_CGROUP2,
     SECCOMP_BPF_ANNOTATION,
@@ -72,8 +77,13 @@ def test_a_hybrid_host_is_recognised(tmp_path: Path) -> None:
     assert cgroup_hybrid(str(tmp_path / "missing")) is False
 
 
-def test_crun_is_preferred_and_runc_kept_as_the_fallback(tmp_path: Path) -> None:
+def test_crun_is_preferred_and_runc_kept_as_the_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "cgroup_hybrid", lambda: True)
+    monkeypatch.setattr(runtime, "_runs_hidden", lambda crun: False)  # no namespace can be made here
+    assert choose_runtime(tmp_path, runc="/usr/sbin/runc", crun="/usr/bin/crun").name == "runc"
+    monkeypatch.setattr(runtime, "_runs_hidden", lambda crun: True)
     crun = choose_runtime(tmp_path, runc="/usr/sbin/runc", crun="/usr/bin/crun")
+    assert crun.hide_cgroup2
     assert (crun.name, crun.binary, crun.root) == ("crun", "/usr/bin/crun", tmp_path / "crun")
     assert crun.base()[-3:] == ["/usr/bin/crun", "--root", str(tmp_path / "crun")]
     assert crun.update_args("c1")[-4:] == ["update", "--resources", "/dev/stdin", "c1"]
