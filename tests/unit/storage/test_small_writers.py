@@ -140,3 +140,16 @@ def test_writer_process_removes_copies_and_says_when_there_was_none(tmp_path: Pa
         assert isinstance(second.results[0][1], FileNotFoundError)  # nothing left to remove
     finally:
         writer.close()
+
+
+def test_a_blob_too_large_for_one_message_is_written_in_process(tmp_path: Path) -> None:
+    replica = _replica(tmp_path)
+    writer = WriterProcess()
+    try:
+        data, digest = _blob(3 << 20)
+        outcomes = _Outcomes(1)
+        writer.submit(replica, data, digest, outcomes.callback(replica, digest))
+        assert outcomes.done.wait(30)
+        assert outcomes.results[0][1] is None and replica.path(digest).read_bytes() == data
+    finally:
+        writer.close()
