@@ -1,6 +1,8 @@
-"""``docker exec``: a process started in a running container by ``runc exec``. The process spec
-is the container's own (capabilities, no-new-privileges, rlimits) with the exec's command,
-environment, user and working directory.
+"""``docker exec``: a process started in a running container by the runtime's ``exec`` (runc's
+or crun's: the same command line; "runc" below stands for either). The process spec is the
+container's own (capabilities, no-new-privileges, rlimits) with the exec's command, environment,
+user and working directory. The runtime is started by ``spawn`` (vfork, pidfd), never by asyncio's
+subprocesses.
 
 Without a TTY runc runs in the foreground, with pipes: it forwards signals and returns the
 process's exit status. With a TTY it runs detached (``-d --console-socket``) under
