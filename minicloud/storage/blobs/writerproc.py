@@ -70,7 +70,9 @@ class _Connection:
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "minicloud.storage.blobs.writerproc", str(child.fileno())],
-                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, close_fds=True)
+                # its own session: a Ctrl-C at the terminal is the server's to handle (the writer
+                # finishes what it holds and ends when the server closes the socket)
+                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, close_fds=True, start_new_session=True)
         finally:
             child.close()
         self.sock = parent
