@@ -1,6 +1,7 @@
 """Container engine, minicloud side by side with Debian's dockerd (``docker.io``, own folders,
 ``--bridge none --iptables=false``), podman (own --root/--runroot, cgroupfs, file events, runc,
-``--network none``) and raw ``runc run`` as the floor:
+``--network none``) and raw ``runc run`` (and ``crun run``, minicloud's runtime when installed) as
+the floor:
 
 - ``docker run --rm busybox true`` latency (median and p90 of ``--runs``, runs alternating between
   the engines so that machine noise hits everyone alike);
@@ -15,6 +16,7 @@
 The same busybox root filesystem (Debian's busybox-static) is imported into every engine.
 
     .venv/bin/python bench/run.py engine [--runs 20] [--build-runs 5] [--pull-mib 300] [--idle 50]
+                                         [--baseline <another checkout>]
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.engine_peers import Memory, Podman, Registry, big_image, engine_processes, memory_of, push_layout
 from bench.minicloud_server import start_minicloud
-from bench.proc import clean_env
+from bench.proc import LOOPBACK, ServerProcess, clean_env, free_port
 
 DOCKER = shutil.which("docker", path="/usr/local/bin") or "docker"
 
@@ -115,6 +118,42 @@ def runc_bundle(root: Path, rootfs: Path) -> Path:
                            rlimits=[{"type": "RLIMIT_NOFILE", "hard": 20000, "soft": 20000}])
     (bundle / "config.json").write_text(json.dumps(spec))
     return bundle
+
+
+@dataclass
+class Baseline:
+    server: ServerProcess
+    data_dir: Path
+    version: str
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def start_baseline(checkout: Path, root: Path) -> Baseline:
+    """``minicloud up`` from another checkout (run from its folder, so that its own package is the
+    one imported), in a data dir of its own."""
+    data_dir = root / "baseline-data"
+    data_dir.mkdir()
+    port = free_port()
+    server = ServerProcess(
+        name="minicloud baseline",
+        argv=[sys.executable, "-m", "minicloud.cli", "up", "--host", LOOPBACK, "--port", str(port),
+              "--data-dir", str(data_dir)],
+        env=clean_env({"HOME": str(root)}, tmp_dir=root), cwd=checkout, log_path=root / "baseline.log", port=port,
+        ready_path="/_minicloud/health", ready=lambda status, body: status == 200)
+    server.start(60)
+    commit = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=False).stdout.strip()
+    return Baseline(server, data_dir, f"git {commit}" if commit else str(checkout))
+
+
+def crun_prefix() -> list[str]:
+    """crun refuses a cgroups v1 host with cgroup2 mounted beside (hybrid): it runs where that
+    hierarchy is hidden, as minicloud runs it (minicloud/engine/containers/runtime.py)."""
+    from minicloud.engine.containers.runtime import HIDE_CGROUP2, cgroup_hybrid
+
+    return list(HIDE_CGROUP2) if cgroup_hybrid() else []
 
 
 BUILD_DOCKERFILE = """\
@@ -205,8 +244,8 @@ def idle_memory(start: Callable[[int], object], measure: Callable[[], Memory], c
 def print_table(latency: dict[str, list[float]], pulls: dict[str, tuple[float, float]],
                 memory: dict[str, tuple[Memory, Memory]], idle: int) -> None:
     """The side-by-side table, minicloud's figure divided by each peer's."""
-    names = [n for n in ("minicloud", "minicloud --network none", "dockerd (docker.io)", "podman", "raw runc run")
-             if n in latency]
+    names = [n for n in ("minicloud", "minicloud --network none", "dockerd (docker.io)", "podman", "raw runc run",
+                         "raw crun run") if n in latency] + [n for n in latency if n.startswith("baseline ")]
     rows: list[tuple[str, dict[str, float], str]] = [
         ("run --rm busybox true, median", {n: statistics.median(latency[n]) * 1000 for n in names}, "ms"),
         ("run --rm busybox true, p90", {n: sorted(latency[n])[int(0.9 * (len(latency[n]) - 1))] * 1000
@@ -241,6 +280,9 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--pull-mib", type=int, default=300, help="size of the 5-layer image; 0 skips pulls")
     parser.add_argument("--warm-pulls", type=int, default=3)
     parser.add_argument("--idle", type=int, default=50, help="idle containers per engine; 0 skips memory")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another checkout of minicloud (e.g. a git worktree of an older commit) whose run "
+                             "latency is measured too, interleaved with this one's")
     args = parser.parse_args(list(argv))
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         root = Path(tmp)
@@ -290,6 +332,22 @@ def run_all(root: Path, args: argparse.Namespace, stops: list[Callable[[], None]
     counter = iter(range(1_000_000))
     contenders["raw runc run"] = lambda: timed(
         ["runc", "--root", str(root / "runc"), "run", "--bundle", str(bundle), f"b{next(counter)}"], clean_env())
+    if args.baseline is not None:
+        baseline = start_baseline(args.baseline.resolve(), root)
+        stops.append(baseline.stop)
+        env_base = clean_env({"DOCKER_HOST": f"unix://{baseline.data_dir / 'docker.sock'}",
+                              "DOCKER_CONFIG": str(root / "cfg"), "HOME": str(root)})
+        subprocess.run([DOCKER, "import", str(tar), "busybox"], env=env_base, check=True, capture_output=True)
+        contenders[f"baseline {baseline.version}"] = functools.partial(
+            timed, [DOCKER, "run", "--rm", "busybox", "true"], env_base)
+    if shutil.which("crun"):  # the floor of minicloud's runtime when crun is installed
+        crun_counter = iter(range(1_000_000))
+        contenders["raw crun run"] = lambda: timed(
+            [*crun_prefix(), "crun", "--root", str(root / "crun"), "run", "--bundle", str(bundle),
+             f"c{next(crun_counter)}"], clean_env())
+    runtime = subprocess.run([DOCKER, "info", "--format", "{{.DefaultRuntime}}"], env=env_mc, capture_output=True,
+                             text=True, check=False).stdout.strip()
+    print(f"\nminicloud's OCI runtime: {runtime or '?'}")
     latency = latency_bench(contenders, args.runs)
     pulls = pull_section(root, args, docker_envs, podman, stops)
     memory = memory_section(root, args, minicloud.pid, minicloud.data_dir, docker_envs, dockerd, podman)

@@ -72,7 +72,7 @@ def _load(name: str) -> ServiceModel:
     return ServiceModel(raw, service_name=name)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)  # asked on every request; a model's metadata never changes
 def service_protocols(model: ServiceModel) -> tuple[str, ...]:
     """Every wire protocol a service accepts, the preferred (botocore's choice) first."""
     preferred = model.protocol

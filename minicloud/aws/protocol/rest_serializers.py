@@ -42,6 +42,7 @@ class _Plan:
     status: int = 200
     no_body: bool = False
     headers: list[tuple[str, str, Callable[[Any], str]]] = field(default_factory=list)
+    header_at: dict[str, int] = field(default_factory=dict)  # member -> its place in ``headers``
     header_maps: list[tuple[str, str]] = field(default_factory=list)
     status_member: str | None = None
     payload: tuple[str, str, Body | None] | None = None
@@ -94,8 +95,12 @@ class RestSerializer(ResponseSerializer):
         if plan is None:
             plan = self._plans[operation.name] = self._plan(operation)
         headers = self._headers(request_id)
-        for name, wire, encode in plan.headers:
-            value = result.get(name)
+        # The members the result has, in the model's order (GetObject declares 44 header members; a
+        # result holds a handful).
+        at = plan.header_at
+        for index in sorted([at[name] for name in result if name in at]):
+            name, wire, encode = plan.headers[index]
+            value = result[name]
             if value is not None:
                 headers.append((wire, header_value(encode(value))))
         for name, prefix in plan.header_maps:
@@ -153,6 +158,7 @@ class RestSerializer(ResponseSerializer):
             location = ser.get("location")
             wire = str(ser.get("name", name))
             if location == "header":
+                plan.header_at[name] = len(plan.headers)
                 plan.headers.append((name, wire, _header_encoder(member)))
             elif location == "headers":
                 plan.header_maps.append((name, wire))

@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,8 +133,10 @@ def volume_mounts(plan: VolumePlan, rootfs: Path) -> list[dict[str, Any]]:
 
 def prepare(container: Container, files: ContainerFiles, mounts: list[Mount], *,
             swap_accounting: bool, console_size: tuple[int, int] | None = None,
-            network: NetworkPlan | None = None, volumes: VolumePlan | None = None) -> dict[str, Any]:
-    """Mount the rootfs and write ``config.json``; returns the spec (the rootfs stays mounted)."""
+            network: NetworkPlan | None = None, volumes: VolumePlan | None = None,
+            finish: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Mount the rootfs and write ``config.json`` (``finish`` sees the spec last: the runtime's
+    annotations); returns the spec (the rootfs stays mounted)."""
     config, host = container.config, container.host_config
     plan = network or NetworkPlan()
     mount_rootfs(files, mounts)
@@ -157,6 +160,8 @@ def prepare(container: Container, files: ContainerFiles, mounts: list[Mount], *,
         _apply_capabilities(doc, host)
         apply_security(doc, host)  # seccomp and no-new-privileges follow the final capability set
         _ensure_workdir(files.rootfs, process.cwd, user.uid, user.gid)
+        if finish is not None:
+            finish(doc)
         tmp = files.dir / "config.json.tmp"
         tmp.write_text(json.dumps(doc))
         os.replace(tmp, files.dir / "config.json")

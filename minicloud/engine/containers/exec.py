@@ -1,6 +1,8 @@
-"""``docker exec``: a process started in a running container by ``runc exec``. The process spec
-is the container's own (capabilities, no-new-privileges, rlimits) with the exec's command,
-environment, user and working directory.
+"""``docker exec``: a process started in a running container by the runtime's ``exec`` (runc's
+or crun's: the same command line; "runc" below stands for either). The process spec is the
+container's own (capabilities, no-new-privileges, rlimits) with the exec's command, environment,
+user and working directory. The runtime is started by ``spawn`` (vfork, pidfd), never by asyncio's
+subprocesses.
 
 Without a TTY runc runs in the foreground, with pipes: it forwards signals and returns the
 process's exit status. With a TTY it runs detached (``-d --console-socket``) under
@@ -33,6 +35,7 @@ from typing import Any
 from minicloud.engine.containers.manager import ContainerManager
 from minicloud.engine.containers.model import new_id
 from minicloud.engine.containers.shim import receive_master
+from minicloud.engine.containers.spawn import Spawned, spawn
 from minicloud.engine.containers.spec import merge_env, resolve_user
 from minicloud.engine.containers.state import Status
 from minicloud.engine.errors import Conflict, InvalidArgument, NotFound
@@ -64,7 +67,7 @@ class ExecProcess:
     """A started exec: ``runc exec`` (with a TTY, ``exec_parent.py``) and, with a TTY, the master
     side of the container's terminal for it."""
 
-    proc: asyncio.subprocess.Process
+    proc: Spawned
     master: int = -1
     error: str = ""  # with a TTY: why runc could not start the process
     pid: int = 0  # with a TTY: the process's own pid (``proc`` is its parent)
@@ -154,8 +157,8 @@ class ExecManager:
         if exec_.tty:
             handle = await self._start_on_terminal(args, files.dir / f"exec-{exec_.id}.pid")
         else:
-            proc = await asyncio.create_subprocess_exec(
-                *with_dockers_umask(args),
+            proc = await spawn(
+                with_dockers_umask(args),
                 stdin=subprocess.PIPE if exec_.attach_stdin and not detach else subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL if detach else subprocess.PIPE,
                 stderr=subprocess.DEVNULL if detach else subprocess.PIPE)
@@ -178,8 +181,8 @@ class ExecManager:
             listener.listen(1)
             runc = [*self.containers.runc.terminal_exec_prefix(), *args[:-1], "-d", "--console-socket", sock_path,
                     "--pid-file", str(pid_file), args[-1]]
-            proc = await asyncio.create_subprocess_exec(
-                *with_dockers_umask([sys.executable, "-I", "-S", str(EXEC_PARENT), str(pid_file), *runc]),
+            proc = await spawn(
+                with_dockers_umask([sys.executable, "-I", "-S", str(EXEC_PARENT), str(pid_file), *runc]),
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 start_new_session=True)
             assert proc.stdout is not None

@@ -253,7 +253,8 @@ class ContainerManager:
 
             def bundle() -> None:  # one trip to a worker thread for the whole bundle
                 prepare(container, files, mounts, swap_accounting=self._swap, console_size=console_size,
-                        network=network, volumes=volumes)
+                        network=network, volumes=volumes,
+                        finish=lambda doc: self.runc.use_compiled_seccomp(container.id, doc))
                 self.runc.write_shim_config(files, container.id, tty=container.tty, stdin=with_stdin,
                                             cgroup=f"{CGROUP_PARENT}/{container.id}")
 
@@ -263,7 +264,9 @@ class ContainerManager:
                 stdin_r, handle.stdin = os.pipe()
                 os.set_blocking(handle.stdin, False)
             started = await self.zygote.spawn(files, stdin_r if stdin_r >= 0 else None, self.runc.name)
+            self.runc.learn_compiled_seccomp(container.id)  # before the exit's clean-up deletes it
         except Exception as exc:
+            self.runc.forget_compiling(container.id)
             handle.close_stdin()
             await asyncio.to_thread(unmount, files.rootfs)
             await self.attachments.disconnect(container)

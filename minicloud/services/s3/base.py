@@ -33,7 +33,7 @@ log = logging.getLogger("minicloud.s3")
 
 RELEASE_GRACE_SECONDS = 10.0  # a released blob outlives GETs that found it just before
 BUCKET_CACHE_SECONDS = 2.0  # how long another API server's bucket change may go unseen
-ROW_CACHE_ENTRIES = 20_000  # object rows remembered (see ``object_row``)
+ROW_CACHE_ENTRIES = 10_000  # object rows remembered (see ``object_row``; about 1 KiB each)
 
 
 _HEADER_KEYS = ("x-amz-acl", "x-amz-server-side-encryption", "x-amz-server-side-encryption-customer-algorithm",

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import threading
 import uuid
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
@@ -37,8 +38,9 @@ from minicloud.services.s3.small import INLINE_BYTES, SmallDigests
 from minicloud.storage.blobs import Digest, ReplicatedBlobStore, WritePolicy
 from minicloud.storage.blobs.core import BlobNotFound, NoReplicaAvailable
 from minicloud.storage.blobs.replica import Replica
-from minicloud.storage.blobs.small import healthy_replicas, prepare_fanout, write_small
+from minicloud.storage.blobs.small import healthy_replicas, prepare_fanout
 from minicloud.storage.blobs.store import ReplicatedIngest
+from minicloud.storage.blobs.writerproc import shared_writer
 
 log = logging.getLogger("minicloud.s3.data")
 
@@ -53,6 +55,27 @@ BODY_BATCH = 4 << 20  # a large body is checksummed, sealed and written this man
 
 class CorruptBlob(Exception):
     pass
+
+
+class _Counts:
+    """Outcomes of one blob's copies, counted on the writer's threads."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.ok = self.finished = 0
+        self.lock = threading.Lock()
+
+    def add(self, ok: bool) -> tuple[int, bool]:
+        """The copies that succeeded so far, and whether this was the last outcome."""
+        with self.lock:
+            self.ok += ok
+            self.finished += 1
+            return self.ok, self.finished == self.total
+
+
+def _resolve(future: asyncio.Future[int], value: int) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 @dataclass(slots=True)
@@ -103,7 +126,6 @@ class ObjectData:
             prepare_fanout(replica)
         self._next_zone = 0
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._background: set[asyncio.Future[None]] = set()
         self._readers: dict[str, int] = {}
 
     def close(self) -> None:
@@ -195,30 +217,52 @@ class ObjectData:
         return healthy
 
     async def write_replicas(self, replicas: list[Replica], data: bytes, digest: Digest) -> None:
-        """Write a small blob to each replica in parallel (temporary file, fsync, rename); return
-        once a quorum has it durably, the others finishing in the background."""
+        """Write a small blob to each replica in parallel (by the writer process: temporary file,
+        fsync, rename, directory fsync); return once a quorum has it durably, the others
+        finishing in the background."""
         need = len(replicas) // 2 + 1 if len(replicas) > 1 else 1
-        if len(replicas) < need or not replicas:
-            raise NoReplicaAvailable(f"{len(replicas)} healthy replicas")
-        pending = {asyncio.ensure_future(self.store.run(write_small, r, data, digest)) for r in replicas}
-        written = 0
-        while pending and written < need:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task.exception() is None:
-                    written += 1
-                else:
-                    log.warning("a replica failed writing %s: %s", digest, task.exception())
-        for task in pending:  # the rest finish on their own
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        if not replicas:
+            raise NoReplicaAvailable("0 healthy replicas")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        counts = _Counts(len(replicas))
+
+        def done(error: OSError | None) -> None:
+            if error is not None:
+                log.warning("a replica failed writing %s: %s", digest, error)
+            ok, finished = counts.add(error is None)
+            if ok == need or (finished and ok < need):
+                with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                    loop.call_soon_threadsafe(_resolve, future, ok)
+        writer = shared_writer()
+        for replica in replicas:
+            writer.submit(replica, data, digest, done)
+        written = await future
         if written < need:
             raise NoReplicaAvailable(f"{digest} written to {written} replicas, {need} required")
 
     async def delete(self, digest: str) -> None:
-        """Remove a blob whose last reference is gone (the caller holds ``lock(digest)``)."""
-        with contextlib.suppress(BlobNotFound):
-            await self.store.delete(Digest.parse(digest))
+        """Remove a blob whose last reference is gone (the caller holds ``lock(digest)``): every
+        healthy replica's copy, unlinked by the writer process."""
+        blob = Digest.parse(digest)
+        replicas = healthy_replicas(self.replicas)
+        if not replicas:
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        counts = _Counts(len(replicas))
+
+        def done(error: OSError | None) -> None:
+            if error is not None and not isinstance(error, FileNotFoundError):
+                log.warning("a replica failed removing %s: %s", blob, error)
+            ok, finished = counts.add(error is None)
+            if finished:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_resolve, future, ok)
+        writer = shared_writer()
+        for replica in replicas:
+            writer.submit_delete(replica, blob, done)
+        await future
 
     async def cleanup_ingests(self) -> int:
         """Throw away ingests a crash left behind (none is in progress when the server starts)."""

@@ -74,7 +74,21 @@ def response_members(stored: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def stored_encryption(row: ObjectRow) -> dict[str, Any] | None:
-    return json.loads(row.encryption) if row.encryption else None
+    """What is stored of an object's encryption (a new dict each call: its values are strings and flags)."""
+    text = row.encryption
+    if not text:
+        return None
+    parsed = _parsed_encryption.get(text)
+    if parsed is None:
+        parsed = json.loads(text)
+        if len(_parsed_encryption) >= 4096:
+            _parsed_encryption.clear()
+        _parsed_encryption[text] = parsed
+    return dict(parsed)
+
+
+# Objects sealed under the same settings store the same text (SSE-S3: '{"sse": "AES256"}'): parsed once.
+_parsed_encryption: dict[str, dict[str, Any]] = {}
 
 
 def kms_error(error: ServiceError) -> ServiceError:

@@ -63,6 +63,12 @@ class SmallDigests:
             self.sealed_size = len(self.body)
 
 
+@functools.lru_cache(maxsize=4096)
+def _digest(name: str) -> Digest:
+    """A blob's digest from its name (parsed once for the objects read again and again)."""
+    return Digest.parse(name)
+
+
 async def read_small_sealed(store: ReplicatedBlobStore, replicas: Sequence[Replica],
                             segments: Sequence[tuple[str, int]], start: int, end: int,
                             kek: bytes) -> bytes | None:
@@ -72,7 +78,7 @@ async def read_small_sealed(store: ReplicatedBlobStore, replicas: Sequence[Repli
         return None
     name, size = segments[0]
     try:
-        digest = Digest.parse(name)
+        digest = _digest(name)
     except InvalidDigest:
         return None
     sealed_size = crypto.sealed_size(size)

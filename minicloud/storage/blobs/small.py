@@ -169,13 +169,22 @@ class SmallBlobWriter:
         self.max_batch = max_batch
         self.threads = threads
         self.after_batch = after_batch
-        self._queue: queue.SimpleQueue[tuple[bytes, Digest, Done]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[bytes | None, Digest, Done]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._running = 0
         self._idle = 0
 
     def submit(self, data: bytes, digest: Digest, done: Done) -> None:
-        self._queue.put((data, digest, done))
+        self._put((data, digest, done))
+
+    def submit_delete(self, digest: Digest, done: Done) -> None:
+        """Remove the replica's copy of ``digest``; ``done`` gets None, or FileNotFoundError when
+        there was none (a removal is not synced: a copy that comes back after a crash is only an
+        unreferenced file)."""
+        self._put((None, digest, done))
+
+    def _put(self, item: tuple[bytes | None, Digest, Done]) -> None:
+        self._queue.put(item)
         with self._lock:
             if self._idle == 0 and self._running < self.threads:
                 self._running += 1
@@ -205,13 +214,15 @@ class SmallBlobWriter:
             with self._lock:
                 self._idle += 1
 
-    def _write(self, batch: list[tuple[bytes, Digest, Done]]) -> None:
+    def _write(self, batch: list[tuple[bytes | None, Digest, Done]]) -> None:
+        writes = [(data, digest) for data, digest, _ in batch if data is not None]
         try:
-            errors = write_batch(self.replica, [(data, digest) for data, digest, _ in batch])
+            written = iter(write_batch(self.replica, writes))
         except Exception as exc:  # not an OSError of one copy: every copy of the batch failed
-            log.exception("replica %s failed writing a batch of %d blobs", self.replica.name, len(batch))
-            errors = [OSError(str(exc))] * len(batch)
-        for (_, _, done), error in zip(batch, errors, strict=True):
+            log.exception("replica %s failed writing a batch of %d blobs", self.replica.name, len(writes))
+            written = iter([OSError(str(exc))] * len(writes))
+        for data, digest, done in batch:
+            error = next(written) if data is not None else self._delete(digest)
             try:
                 done(error)
             except Exception:
@@ -221,6 +232,13 @@ class SmallBlobWriter:
                 self.after_batch()
             except Exception:
                 log.exception("a small write batch's completion failed")
+
+    def _delete(self, digest: Digest) -> OSError | None:
+        try:
+            os.unlink(_target(self.replica, digest))
+        except OSError as exc:
+            return exc
+        return None
 
 
 _blob_writers: weakref.WeakKeyDictionary[Replica, SmallBlobWriter] = weakref.WeakKeyDictionary()

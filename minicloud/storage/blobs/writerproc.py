@@ -7,13 +7,14 @@ hand-offs cost more CPU than the file system itself, and it all runs on the serv
 This module moves the writing to a child process (``python -m minicloud.storage.blobs.writerproc``)
 with its own interpreter and GIL, on the machine's other core:
 
-    server: submit()  -> queue -> sender thread ==(one sendall per batch)==> child: reader thread
+    server: submit() ==(one message per copy, from the caller's thread)==> child: reader thread
                                                                               -> SmallBlobWriter per root
-    server: done(err) <- receiver thread <==(one send per written batch)==== child: acks
+    server: done(err) <- receiver thread <==(one message per written batch)==== child: acks
 
 Each request names the replica root, the digest and carries the bytes; the child answers with
 the request's number and 0 once that copy is durable (fsynced, renamed into place, directory
-fsynced: the same ``write_batch`` as in-process), or an errno. Nothing is acknowledged before
+fsynced: the same ``write_batch`` as in-process), or an errno. A request may also remove a
+replica's copy of a blob (a released S3 blob: its unlink is off the server's GIL too). Nothing is acknowledged before
 its copy is durable, exactly as with in-process writes.
 
 The child ends when its socket closes (the server exited or was killed: the kernel closes it).
@@ -43,11 +44,11 @@ from minicloud.storage.blobs.small import Done, SmallBlobWriter, writer_for
 
 log = logging.getLogger("minicloud.blobs.writerproc")
 
-_REQUEST = struct.Struct("<IQHH")  # data length, request number, root length, digest length
+_REQUEST = struct.Struct("<BIQHH")  # operation, data length, request number, root length, digest length
+_WRITE, _DELETE = 0, 1
 _ACK = struct.Struct("<Qi")  # request number, errno (0: durable)
-_RECV = 1 << 20
-_SOCKET_BUFFER = 4 << 20
-_MAX_SEND = 4 << 20  # bytes of requests joined into one send at most
+_SOCKET_BUFFER = 8 << 20
+_MAX_MESSAGE = 2 << 20  # a request larger than this (a blob over ~2 MiB) is written in-process
 
 
 def _os_error(code: int) -> OSError | None:
@@ -60,15 +61,18 @@ class _Connection:
     """One child process and its socket; ``pending`` holds the completions of requests sent."""
 
     def __init__(self) -> None:
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # SOCK_SEQPACKET: each request and each batch of acknowledgements is one message, sent whole
+        # or not at all, so any thread may send without a lock and without splitting a request.
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         for sock in (parent, child):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCKET_BUFFER)
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "minicloud.storage.blobs.writerproc", str(child.fileno())],
-                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, close_fds=True)
+                # its own session: a Ctrl-C at the terminal is the server's to handle (the writer
+                # finishes what it holds and ends when the server closes the socket)
+                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, close_fds=True, start_new_session=True)
         finally:
             child.close()
         self.sock = parent
@@ -80,54 +84,50 @@ class _Connection:
         threading.Thread(target=self._receive_loop, name="small-writer-acks", daemon=True).start()
 
     def send(self, number: int, frame: bytes, done: Done) -> bool:
-        with self._lock:
-            if not self.alive:
-                return False
-            self.pending[number] = done
-        self._outbox.put(frame)
+        """Send a request (False: this connection has ended or the request is too large; ``done``
+        was not taken). Sent right away from the caller's thread when the socket has room (no
+        thread hand-off), else by the sender thread. No lock: the event loop's thread must never
+        wait for one the receiver holds while it waits for the GIL; the dict operations are
+        atomic, and a race with ``_end`` is settled by who pops ``number``."""
+        if not self.alive or len(frame) > _MAX_MESSAGE:
+            return False
+        pending = self.pending
+        pending[number] = done
+        if not self.alive or pending is not self.pending:  # ended meanwhile: whoever pops it owns it
+            return pending.pop(number, None) is None
+        try:
+            self.sock.send(frame, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            self._outbox.put(frame)
+        except OSError as exc:
+            self._end(f"sending to the small-blob writer failed: {exc}")
         return True
 
     def _send_loop(self) -> None:
         while True:
-            first = self._outbox.get()
-            if first is None:
+            frame = self._outbox.get()
+            if frame is None:
                 return
-            frames = [first]
-            size = len(first)
-            while size < _MAX_SEND:
-                try:
-                    more = self._outbox.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    break
-                frames.append(more)
-                size += len(more)
             try:
-                self.sock.sendall(frames[0] if len(frames) == 1 else b"".join(frames))
+                self.sock.send(frame)
             except OSError as exc:
                 self._end(f"sending to the small-blob writer failed: {exc}")
                 return
 
     def _receive_loop(self) -> None:
-        buffer = b""
         while True:
             try:
-                data = self.sock.recv(_RECV)
+                data = self.sock.recv(_MAX_MESSAGE)
             except OSError as exc:
                 self._end(f"the small-blob writer's socket failed: {exc}")
                 return
             if not data:
                 self._end("the small-blob writer process ended")
                 return
-            buffer += data
-            usable = len(buffer) - len(buffer) % _ACK.size
-            for number, code in _ACK.iter_unpack(buffer[:usable]):
-                with self._lock:
-                    done = self.pending.pop(number, None)
+            for number, code in _ACK.iter_unpack(data):
+                done = self.pending.pop(number, None)
                 if done is not None:
                     _complete(done, _os_error(code))
-            buffer = buffer[usable:]
 
     def _end(self, reason: str) -> None:
         with self._lock:
@@ -135,13 +135,19 @@ class _Connection:
                 return
             self.alive = False
             pending, self.pending = self.pending, {}
-        if pending:
-            log.error("%s: %d small writes failed", reason, len(pending))
         self._outbox.put(None)
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        for done in pending.values():
+        failed = 0
+        while True:  # popped one by one: a racing ``send`` pops its own request back or leaves it here
+            try:
+                _, done = pending.popitem()
+            except KeyError:
+                break
+            failed += 1
             _complete(done, OSError(errno.EIO, reason))
+        if failed:
+            log.error("%s: %d small writes failed", reason, failed)
 
     def close(self) -> None:
         self._end("the small-blob writer was closed")
@@ -186,15 +192,23 @@ class WriterProcess:
             return self._connection
 
     def submit(self, replica: Replica, data: bytes, digest: Digest, done: Done) -> None:
+        if not self._send(_WRITE, replica, data, digest, done):
+            writer_for(replica).submit(data, digest, done)
+
+    def submit_delete(self, replica: Replica, digest: Digest, done: Done) -> None:
+        """Remove the replica's copy (``SmallBlobWriter.submit_delete``)."""
+        if not self._send(_DELETE, replica, b"", digest, done):
+            writer_for(replica).submit_delete(digest, done)
+
+    def _send(self, operation: int, replica: Replica, data: bytes, digest: Digest, done: Done) -> bool:
         connection = self._current()
-        if connection is not None:
-            number = next(self._numbers)
-            root = str(replica.root).encode()
-            name = str(digest).encode()
-            frame = b"".join((_REQUEST.pack(len(data), number, len(root), len(name)), root, name, data))
-            if connection.send(number, frame, done):
-                return
-        writer_for(replica).submit(data, digest, done)
+        if connection is None:
+            return False
+        number = next(self._numbers)
+        root = str(replica.root).encode()
+        name = str(digest).encode()
+        frame = b"".join((_REQUEST.pack(operation, len(data), number, len(root), len(name)), root, name, data))
+        return connection.send(number, frame, done)
 
     def close(self) -> None:
         with self._lock:
@@ -245,22 +259,20 @@ def serve(sock: socket.socket) -> None:
     """Read requests until the socket closes; write each copy with a ``SmallBlobWriter`` per root."""
     acks = _Acks(sock)
     writers: dict[bytes, SmallBlobWriter] = {}
-    buffer = bytearray()
+    buffer = bytearray(_MAX_MESSAGE)
+    view = memoryview(buffer)
     while True:
-        data = sock.recv(_RECV)
-        if not data:
+        got = sock.recv_into(buffer)
+        if not got:
             return
-        buffer += data
-        offset = 0
-        while len(buffer) - offset >= _REQUEST.size:
-            size, number, root_len, name_len = _REQUEST.unpack_from(buffer, offset)
-            end = offset + _REQUEST.size + root_len + name_len + size
-            if end > len(buffer):
-                break
-            start = offset + _REQUEST.size
-            root = bytes(buffer[start:start + root_len])
-            name = bytes(buffer[start + root_len:start + root_len + name_len]).decode()
-            body = bytes(buffer[start + root_len + name_len:end])
+        number = 0
+        try:
+            operation, size, number, root_len, name_len = _REQUEST.unpack_from(buffer)
+            start = _REQUEST.size
+            if start + root_len + name_len + size != got:
+                raise ValueError(f"a request of {got} bytes says it has {start + root_len + name_len + size}")
+            root = bytes(view[start:start + root_len])
+            digest = Digest.parse(bytes(view[start + root_len:start + root_len + name_len]).decode())
             writer = writers.get(root)
             if writer is None:
                 replica = Replica(Path(root.decode()))
@@ -268,14 +280,14 @@ def serve(sock: socket.socket) -> None:
 
             def done(error: OSError | None, number: int = number) -> None:
                 acks.add(number, error)
-            try:
-                writer.submit(body, Digest.parse(name), done)
-            except Exception as exc:  # an unparsable digest: that request fails alone
-                log.error("small-blob writer: bad request %d: %s", number, exc)
-                acks.add(number, OSError(errno.EINVAL, str(exc)))
-                acks.flush()
-            offset = end
-        del buffer[:offset]
+            if operation == _DELETE:
+                writer.submit_delete(digest, done)
+            else:
+                writer.submit(bytes(view[got - size:got]), digest, done)
+        except Exception as exc:  # a malformed request fails alone
+            log.error("small-blob writer: bad request %d: %s", number, exc)
+            acks.add(number, OSError(errno.EINVAL, str(exc)))
+            acks.flush()
 
 
 def main(argv: list[str]) -> int:

@@ -1,14 +1,21 @@
-"""The in-process clean-up of a stopped runc container (``Runc.delete``'s fast path) on a state
-directory laid out as runc's, with ordinary directories standing in for the cgroups."""
+"""The OCI runtime's command lines: the choice of crun or runc, crun with the cgroup2 hierarchy
+hidden, its errors in runc's words, its compiled seccomp filters; and the in-process clean-up of
+a stopped container (``Runc.delete``'s fast path) on state directories laid out as runc's and
+crun's, with ordinary directories standing in for the cgroups."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from minicloud.engine.containers import runtime
 from minicloud.engine.containers.runtime import (
     HIDE_CGROUP2,
+    SECCOMP_BPF_ANNOTATION,
     Runc,
     _started_at,
     cgroup_hybrid,
@@ -70,8 +77,13 @@ def test_a_hybrid_host_is_recognised(tmp_path: Path) -> None:
     assert cgroup_hybrid(str(tmp_path / "missing")) is False
 
 
-def test_crun_is_preferred_and_runc_kept_as_the_fallback(tmp_path: Path) -> None:
+def test_crun_is_preferred_and_runc_kept_as_the_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "cgroup_hybrid", lambda: True)
+    monkeypatch.setattr(runtime, "_runs_hidden", lambda crun: False)  # no namespace can be made here
+    assert choose_runtime(tmp_path, runc="/usr/sbin/runc", crun="/usr/bin/crun").name == "runc"
+    monkeypatch.setattr(runtime, "_runs_hidden", lambda crun: True)
     crun = choose_runtime(tmp_path, runc="/usr/sbin/runc", crun="/usr/bin/crun")
+    assert crun.hide_cgroup2
     assert (crun.name, crun.binary, crun.root) == ("crun", "/usr/bin/crun", tmp_path / "crun")
     assert crun.base()[-3:] == ["/usr/bin/crun", "--root", str(tmp_path / "crun")]
     assert crun.update_args("c1")[-4:] == ["update", "--resources", "/dev/stdin", "c1"]
@@ -79,6 +91,8 @@ def test_crun_is_preferred_and_runc_kept_as_the_fallback(tmp_path: Path) -> None
     assert (runc.name, runc.root) == ("runc", tmp_path / "runc")
     assert runc.base() == ["/usr/sbin/runc", "--root", str(tmp_path / "runc")]
     assert runc.update_args("c1")[-4:] == ["update", "--resources", "-", "c1"] and runc.terminal_exec_prefix() == []
+    (tmp_path / "runc" / "c9").mkdir()  # a container runc started still runs: runc keeps the engine
+    assert choose_runtime(tmp_path, runc="/usr/sbin/runc", crun="/usr/bin/crun").name == "runc"
 
 
 def test_hiding_cgroup2_prefixes_every_command(tmp_path: Path) -> None:
@@ -113,3 +127,24 @@ def test_a_stopped_crun_container_is_deleted_in_process(tmp_path: Path) -> None:
     state_dir.mkdir()
     (state_dir / "status").write_text(json.dumps({**status, "pid": me, "process-start-time": _started_at(me)}))
     assert not crun._delete_stopped("c1")  # init still runs: crun delete --force kills it
+
+
+def test_crun_gets_the_filter_compiled_for_the_same_profile(tmp_path: Path) -> None:
+    crun = Runc("/usr/bin/crun", tmp_path / "crun", "crun")
+    profile = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
+    first: dict[str, Any] = {"linux": {"seccomp": profile}}
+    crun.use_compiled_seccomp("c1", first)
+    assert "annotations" not in first  # nothing compiled yet: crun compiles it
+    (crun.root / "c1").mkdir(parents=True)
+    (crun.root / "c1" / "seccomp.bpf").write_bytes(b"\x06\x00\x00\x00\x00\x00\xff\x7f")  # what crun left there
+    crun.learn_compiled_seccomp("c1")
+    second: dict[str, Any] = {"linux": {"seccomp": json.loads(json.dumps(profile))}}
+    crun.use_compiled_seccomp("c2", second)
+    assert second["annotations"][SECCOMP_BPF_ANNOTATION] == "BgAAAAAA/38="
+    other: dict[str, Any] = {"linux": {"seccomp": {**profile, "defaultAction": "SCMP_ACT_KILL"}}}
+    crun.use_compiled_seccomp("c3", other)
+    assert "annotations" not in other  # another profile: compiled by crun again
+    runc = Runc("/usr/sbin/runc", tmp_path / "runc")
+    untouched: dict[str, Any] = {"linux": {"seccomp": profile}}
+    runc.use_compiled_seccomp("c4", untouched)
+    assert "annotations" not in untouched

@@ -122,3 +122,34 @@ def test_a_dead_writer_process_fails_what_it_held_and_is_replaced(tmp_path: Path
         assert writer._connection is not connection
     finally:
         writer.close()
+
+
+def test_writer_process_removes_copies_and_says_when_there_was_none(tmp_path: Path) -> None:
+    replica = _replica(tmp_path)
+    data, digest = _blob()
+    assert write_batch(replica, [(data, digest)]) == [None]
+    writer = WriterProcess()
+    try:
+        outcomes = _Outcomes(1)
+        writer.submit_delete(replica, digest, outcomes.callback(replica, digest))
+        assert outcomes.done.wait(30)
+        second = _Outcomes(1)
+        writer.submit_delete(replica, digest, second.callback(replica, digest))
+        assert second.done.wait(30)
+        assert outcomes.results[0][1] is None and not outcomes.results[0][2]  # removed
+        assert isinstance(second.results[0][1], FileNotFoundError)  # nothing left to remove
+    finally:
+        writer.close()
+
+
+def test_a_blob_too_large_for_one_message_is_written_in_process(tmp_path: Path) -> None:
+    replica = _replica(tmp_path)
+    writer = WriterProcess()
+    try:
+        data, digest = _blob(3 << 20)
+        outcomes = _Outcomes(1)
+        writer.submit(replica, data, digest, outcomes.callback(replica, digest))
+        assert outcomes.done.wait(30)
+        assert outcomes.results[0][1] is None and replica.path(digest).read_bytes() == data
+    finally:
+        writer.close()
