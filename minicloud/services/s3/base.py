@@ -33,7 +33,6 @@ log = logging.getLogger("minicloud.s3")
 
 RELEASE_GRACE_SECONDS = 10.0  # a released blob outlives GETs that found it just before
 BUCKET_CACHE_SECONDS = 2.0  # how long another API server's bucket change may go unseen
-ROW_CACHE_ENTRIES = 10_000  # object rows remembered (see ``object_row``; about 1 KiB each)
 
 
 _HEADER_KEYS = ("x-amz-acl", "x-amz-server-side-encryption", "x-amz-server-side-encryption-customer-algorithm",
@@ -76,7 +75,6 @@ class S3Base(Provider):
         zones = [z.name for z in runtime.topology.zones(self.region)] or [self.region]
         self.data = ObjectData(runtime.config.data_dir / "s3", zones)
         self._buckets: dict[str, tuple[float, Bucket | None]] = {}
-        self._rows: dict[tuple[str, str, str | None], tuple[int, ObjectRow | None]] = {}
         self._deletions: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
@@ -102,20 +100,10 @@ class S3Base(Provider):
         return found
 
     async def object_row(self, bucket: str, key: str, version_id: str | None = None) -> ObjectRow | None:
-        """``store.get_object``, remembered for as long as the metadata store has ended no write since it
-        was read (exact, not a time to live; SQLite only, whose one writer is this process)."""
-        if not self.db.is_sqlite:
-            return await self.db.read(lambda conn: store.get_object(conn, bucket, key, version_id))
-        generation = self.db.generation  # taken before the read: a write that ends during it invalidates it
-        wanted = (bucket, key, version_id)
-        hit = self._rows.get(wanted)
-        if hit is not None and hit[0] == generation:
-            return hit[1]
-        row = await self.db.read(lambda conn: store.get_object(conn, bucket, key, version_id))
-        if len(self._rows) >= ROW_CACHE_ENTRIES:
-            self._rows.clear()
-        self._rows[wanted] = (generation, row)
-        return row
+        """``store.get_object``, remembered until the next commit to the metadata store (exact, not a
+        time to live: see ``Database.read_cached``)."""
+        return await self.db.read_cached(("s3.object", bucket, key, version_id),
+                                         lambda conn: store.get_object(conn, bucket, key, version_id))
 
     def forget_bucket(self, name: str) -> None:
         self._buckets.pop(name, None)

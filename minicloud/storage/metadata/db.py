@@ -36,7 +36,7 @@ from minicloud.storage.metadata.changes import ChangeWatch
 T = TypeVar("T")
 log = logging.getLogger("minicloud.metadata")
 
-MAX_CACHED_READS = 1024  # results kept by ``read_cached`` (the oldest goes first)
+MAX_CACHED_READS = 10_000  # results kept by ``read_cached`` (the oldest goes first; rows of ~1 KiB)
 MAX_BATCH = 256  # writes committed together at most (a batch holds the write lock while it runs)
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -95,11 +95,6 @@ class Database:
         self._writes: queue.SimpleQueue[_Write[Any] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
-        # Bumped each time a write transaction has ended (committed or not). What a reader read while
-        # it had one value is still current as long as it keeps that value, provided this process is
-        # the only writer (SQLite: the store is the data dir's own), which lets callers cache rows.
-        self.generation = 0
-        self._generation_lock = threading.Lock()
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""
@@ -114,15 +109,8 @@ class Database:
             return fn(connection)
 
     def write_sync(self, fn: Callable[[sa.Connection], T]) -> T:
-        try:
-            with self.engine.begin() as connection:
-                return fn(connection)
-        finally:
-            self._written()
-
-    def _written(self) -> None:
-        with self._generation_lock:
-            self.generation += 1
+        with self.engine.begin() as connection:
+            return fn(connection)
 
     async def read(self, fn: Callable[[sa.Connection], T]) -> T:
         if self.is_sqlite:
@@ -231,7 +219,6 @@ class Database:
                     conn = None
                     continue
             self._run_batch(conn, batch)
-            self._written()  # before anyone hears of the commit
             self._answer(batch)
             if stop:
                 break

@@ -1,10 +1,12 @@
-"""S3's object rows are remembered only while the metadata store has ended no write since they were read:
-every write (through the group-committing writer or ``write_sync``) makes the next read go to the store."""
+"""S3's object rows are remembered only while nothing was committed to the metadata store since they were
+read: every commit (the group-committing writer, ``write_sync``, another process) makes the next read go to
+the store."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,9 +29,8 @@ def _values(key: str, digest: str, **extra: Any) -> dict[str, Any]:
 
 
 def _reader(db: Database) -> S3Base:
-    provider = S3Base.__new__(S3Base)  # only what object_row uses: the store and the cache
+    provider = S3Base.__new__(S3Base)  # only what object_row uses: the store
     provider.db = db
-    provider._rows = {}
     return provider
 
 
@@ -50,10 +51,16 @@ def test_a_row_is_read_again_after_any_write(tmp_path: Path) -> None:
         assert second is not None and second.digest == b
         db.write_sync(lambda c: c.execute(sa.delete(s3_objects)))  # a synchronous write as well
         assert await s3.object_row("b", "k") is None
-        generation = db.generation
         with contextlib.suppress(ZeroDivisionError):
-            await db.write(lambda c: 1 // 0)
-        assert db.generation > generation  # a write that failed counts as well: never fewer reads than needed
+            await db.write(lambda c: 1 // 0)  # a write that failed commits nothing: the row stays current
+        assert await s3.object_row("b", "k") is None
+        other = sqlite3.connect(tmp_path / "metadata.sqlite3")  # another process's commit, as the CLI's
+        with other:
+            other.execute("DELETE FROM s3_objects")
+        other.close()
+        await db.write(lambda c: store.put_version(c, _values("k", a), None))
+        third = await s3.object_row("b", "k")
+        assert third is not None and third.digest == a
     try:
         asyncio.run(scenario())
     finally:
@@ -61,9 +68,9 @@ def test_a_row_is_read_again_after_any_write(tmp_path: Path) -> None:
 
 
 def test_the_cache_is_bounded(tmp_path: Path, monkeypatch: Any) -> None:
-    from minicloud.services.s3 import base
+    from minicloud.storage.metadata import db as db_module
 
-    monkeypatch.setattr(base, "ROW_CACHE_ENTRIES", 3)
+    monkeypatch.setattr(db_module, "MAX_CACHED_READS", 3)
     db = Database(f"sqlite:///{tmp_path / 'metadata.sqlite3'}")
     db.migrate()
     s3 = _reader(db)
@@ -71,7 +78,7 @@ def test_the_cache_is_bounded(tmp_path: Path, monkeypatch: Any) -> None:
     async def scenario() -> None:
         for i in range(10):
             await s3.object_row("b", f"k{i}")
-            assert len(s3._rows) <= 3
+            assert len(db._cached) <= 3
     try:
         asyncio.run(scenario())
     finally:
