@@ -73,13 +73,8 @@ class RegistryApp:
         self.region = runtime.topology.default_region
         zones = [z.name for z in runtime.topology.zones(self.region)] or [self.region]
         # A blob is acknowledged once a quorum of zones has it fsynced (as S3 STANDARD); the other
-        # copies finish in the background. Bytes go to the threads 1 MiB at a time (the store's
-        # default is 4 MiB): a PATCH ends once its last batch and the one in flight are written, and
-        # clients push layers one after another (skopeo: POST, PATCH, PUT per layer), so that tail
-        # adds to every layer; with 1 MiB it went from ~13-16 ms to ~4-5 ms per 50 MiB layer, the
-        # upload rate and CPU per GiB unchanged within noise.
-        self.blobs = ReplicatedBlobStore.for_zones(runtime.config.data_dir / "blobs", zones, WritePolicy.QUORUM,
-                                                   flush_bytes=1 << 20)
+        # copies finish in the background.
+        self.blobs = ReplicatedBlobStore.for_zones(runtime.config.data_dir / "blobs", zones, WritePolicy.QUORUM)
         self.auth = RegistryAuth(runtime.credentials, runtime.authorizer, load_key(runtime.config.data_dir),
                                  self.region)
         self.content = ContentHandlers(self)

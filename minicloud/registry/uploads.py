@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+TAIL_BATCH = 1 << 20  # bytes per batch where the end of a body may be near (see _receive)
 _UPLOAD_ID = re.compile(r"^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")
 
 
@@ -286,9 +287,22 @@ class BlobHandlers:
 
     @staticmethod
     async def _receive(req: Request, ingest: ReplicatedIngest) -> None:
+        """The body into the ingest. The store hands bytes to its threads in large batches, and a
+        request ends once its last batch and the one in flight are written: that tail is paid per
+        layer by clients that push layers one after another (skopeo: POST, PATCH, PUT each). So
+        small batches where the end may be near: all along a body of unknown length (chunked), the
+        last large batch's worth of one whose length is known."""
+        length = req.content_length if "chunked" not in (req.headers.get("transfer-encoding") or "") else None
+        near_end = ingest.store.flush_bytes
+        received = unflushed = 0
         try:
             async for chunk in req.stream():
                 await ingest.write(chunk)
+                received += len(chunk)
+                unflushed += len(chunk)
+                if unflushed >= TAIL_BATCH and (length is None or length - received < near_end):
+                    await ingest.flush()
+                    unflushed = 0
         except ClientGone:
             raise
         except NoReplicaAvailable as exc:
