@@ -4,11 +4,10 @@ Writing: each copy's temporary file is created read-only (``O_EXCL``, mode 0444,
 ``chmod``), written, fsynced, renamed over the blob's path (the fan-out directories exist from
 ``prepare_fanout``; the rename of identical content over an existing copy is harmless) and the
 directory fsynced: the copy is durable when the call returns. No ``exists``/``stat`` calls.
-``write_small`` does that for one blob; ``SmallBlobWriter`` is one thread per replica that takes
-every copy waiting for that replica and writes them as a batch (``write_batch``), each step for
-all of them in turn. Under concurrency that replaces a thread per copy, each giving the GIL
-back and taking it again around every system call (the futex traffic cost more CPU than the
-file system), with one thread per zone and a hand-off per batch.
+``write_small`` does that for one blob; ``write_batch`` for several, each step for all of them in
+turn; ``SmallBlobWriter`` is a few threads per replica taking the copies queued for it, a
+batch at a time. S3 runs the writers in a helper process (``writerproc``), so that these
+system calls, and the GIL hand-offs around each of them, are not the server's.
 
 Reading tries the page cache first (``preadv`` with ``RWF_NOWAIT``: it fails instead of waiting
 for the disk), so a hot small blob is read on the event loop without a thread hand-off;
@@ -39,8 +38,9 @@ _counter = itertools.count()
 _HAS_NOWAIT = hasattr(os, "RWF_NOWAIT") and hasattr(os, "preadv")
 log = logging.getLogger("minicloud.blobs.small")
 
-MAX_BATCH = 64  # copies one writer thread takes from its queue at a time
-THREADS = 4  # batches a replica's writer has in flight at once (their fsyncs overlap on the device)
+MAX_BATCH = 4  # copies one writer thread takes from its queue at a time (when every thread is busy)
+THREADS = 16  # batches a replica's writer has in flight at once: their fsyncs overlap on the device (a batch
+#              syncs its copies one after the other, so under a slow disk many small batches beat a few big ones)
 IDLE_SECONDS = 5.0  # a writer thread with nothing to do for this long ends (the next submit starts one)
 
 
