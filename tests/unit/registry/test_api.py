@@ -209,7 +209,7 @@ def test_iam_decides_and_repository_policy_opens_anonymous_pulls(registry: Regis
         repo = get_repository(conn, "owned/app")  # type: ignore[arg-type]
         assert repo is not None
         update_repository(conn, repo.id, policy=public)  # type: ignore[arg-type]
-    registry.runtime.db.write_sync(set_policy)  # type: ignore[arg-type]
+    registry.runtime.db.write_sync(set_policy)
     registry.app.auth._decisions.clear()
     assert registry.call("GET", "/v2/owned/app/manifests/v1", auth=False).status == 200
     anon_push = registry.call("POST", "/v2/owned/app/blobs/uploads/", auth=False)
@@ -224,7 +224,7 @@ def test_immutable_tags_refuse_a_retag(registry: Registry) -> None:
         repo = get_repository(conn, "frozen/app")  # type: ignore[arg-type]
         assert repo is not None
         update_repository(conn, repo.id, tag_mutability="IMMUTABLE")  # type: ignore[arg-type]
-    registry.runtime.db.write_sync(freeze)  # type: ignore[arg-type]
+    registry.runtime.db.write_sync(freeze)
     config = b'{"architecture":"amd64","os":"linux"}'
     other = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {
         "mediaType": "application/vnd.oci.image.config.v1+json",
@@ -278,7 +278,7 @@ def test_lifecycle_controller_expires_images_for_real(registry: Registry) -> Non
         repo = get_repository(conn, "life/app")  # type: ignore[arg-type]
         assert repo is not None
         update_repository(conn, repo.id, lifecycle_policy=policy)  # type: ignore[arg-type]
-    registry.runtime.db.write_sync(set_policy)  # type: ignore[arg-type]
+    registry.runtime.db.write_sync(set_policy)
     asyncio.run(LifecycleController(registry.runtime).reconcile())
     present = [d for d in untagged if registry.call("HEAD", f"/v2/life/app/manifests/{d}").status == 200]
     assert present == [untagged[-1]]  # the newest untagged image stays
