@@ -288,8 +288,13 @@ class ContainerManager:
         container.state.pid, container.state.shim_pid = started.init_pid, started.shim_pid
         container.state.started_at, container.state.error = now_rfc3339(), ""
         container.state.exit_code, container.state.oom_killed = 0, False
-        # durable only when a restart policy must find it after a crash of the host
-        await asyncio.to_thread(files.save, container, durable=_restart_policy(container) != "no")
+        # durable only when a restart policy must find it after a crash of the host; otherwise a
+        # few KiB written and renamed, no fsync: done here, as a worker thread's wake-up (several ms
+        # on a loaded machine) would delay the start's answer and the exit's handling more
+        if _restart_policy(container) != "no":
+            await asyncio.to_thread(files.save, container, durable=True)
+        else:
+            files.save(container, durable=False)
         self._watch(container, handle)
         self.events.publish("container", "start", container.id, {"name": container.name,
                                                                   "image": container.image_name})
