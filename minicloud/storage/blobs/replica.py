@@ -15,11 +15,13 @@ import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from minicloud.storage.blobs.core import ALGORITHMS, BlobInfo, BlobNotFound, Digest, IngestStatus, check_ref
-from minicloud.storage.blobs.ingestfile import IngestFile
 from minicloud.storage.durable import fsync_dir
+
+if TYPE_CHECKING:  # (imported where used: the small-blob writer process never opens an ingest)
+    from minicloud.storage.blobs.ingestfile import IngestFile
 
 _COPY_CHUNK = 1 << 20
 
@@ -128,6 +130,8 @@ class Replica:
         if not directory.is_dir():
             directory.mkdir(parents=True, exist_ok=True)
             (directory / "started").touch()
+        from minicloud.storage.blobs.ingestfile import IngestFile
+
         return IngestFile(self.ingest_data(ref), direct)
 
     def ingest_status(self, ref: str) -> IngestStatus:

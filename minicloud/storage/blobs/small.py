@@ -22,7 +22,6 @@ import itertools
 import logging
 import os
 import queue
-import secrets
 import threading
 import time
 import weakref
@@ -33,7 +32,7 @@ from minicloud.storage.blobs.core import ALGORITHMS, Digest
 from minicloud.storage.blobs.replica import Replica
 from minicloud.storage.durable import fsync_dir
 
-_TEMP_PREFIX = f".s3-{secrets.token_hex(6)}-{os.getpid()}-"  # cleanup_ingests sweeps ".s3-*" at start-up
+_TEMP_PREFIX = f".s3-{os.urandom(6).hex()}-{os.getpid()}-"  # cleanup_ingests sweeps ".s3-*" at start-up
 _counter = itertools.count()
 _HAS_NOWAIT = hasattr(os, "RWF_NOWAIT") and hasattr(os, "preadv")
 log = logging.getLogger("minicloud.blobs.small")

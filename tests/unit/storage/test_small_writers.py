@@ -153,3 +153,15 @@ def test_a_blob_too_large_for_one_message_is_written_in_process(tmp_path: Path) 
         assert outcomes.results[0][1] is None and replica.path(digest).read_bytes() == data
     finally:
         writer.close()
+
+
+def test_the_writer_process_loads_only_what_it_uses() -> None:
+    """The writer process adds its whole RSS to the server's: it must not load asyncio, OpenSSL (hashlib)
+    or ctypes, which it never uses (together ~8 MiB)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, minicloud.storage.blobs.writerproc as w; "
+             "print(sorted(m for m in ('asyncio', 'hashlib', 'ctypes', 'sqlalchemy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
