@@ -41,6 +41,7 @@ class Config:
     controllers: bool = True
     engine: bool = True  # the container engine and its Docker API on <data-dir>/docker.sock
     engine_mirror: str = ""  # registry for docker.io images; "" = minicloud's own registry
+    engine_runtime: str = ""  # the engine's OCI runtime: "runc", "crun", "" = crun when it can run, else runc
 
     @property
     def default_region(self) -> str:
@@ -70,8 +71,9 @@ _SCALARS: dict[str, type] = {
     "host": str, "port": int, "data_dir": Path, "metadata_url": str,
     "root_access_key_id": str, "root_secret_access_key": str, "log_level": str,
     "access_log": bool, "max_body_bytes": int, "max_header_bytes": int, "controllers": bool,
-    "engine": bool, "engine_mirror": str,
+    "engine": bool, "engine_mirror": str, "engine_runtime": str,
 }
+_CHOICES: dict[str, tuple[str, ...]] = {"engine_runtime": ("", "runc", "crun")}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -79,9 +81,13 @@ def _coerce(name: str, value: Any) -> Any:
     if kind is bool and isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     try:
-        return kind(value)
+        coerced = kind(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid value for {name}: {value!r}") from exc
+    choices = _CHOICES.get(name)
+    if choices is not None and coerced not in choices:
+        raise ConfigError(f"invalid value for {name}: {value!r} (one of {', '.join(map(repr, choices))})")
+    return coerced
 
 
 def _parse_regions(raw: Any) -> tuple[RegionConfig, ...]:

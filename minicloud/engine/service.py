@@ -116,7 +116,7 @@ async def start_engine(config: Config, own_registry_keys: tuple[str, str] | None
     mirror = config.engine_mirror or f"http://{_loopback(config.host)}:{config.port}"
     credentials = Credentials(*own_registry_keys) if own and own_registry_keys else None
     engine = Engine(EngineSettings(data_dir=config.data_dir, socket_path=config.data_dir / "docker.sock",
-                                   mirror=mirror, mirror_credentials=credentials))
+                                   mirror=mirror, mirror_credentials=credentials, runtime=config.engine_runtime))
     try:
         await engine.start()
     except Exception:

@@ -33,10 +33,17 @@ def test_regions_from_environment() -> None:
     assert not topology.has_region("xx-nowhere-1")
 
 
-@pytest.mark.parametrize("environ", [{"MINICLOUD_PORT": "http"}, {"MINICLOUD_REGIONS": "us-east-1="}])
+@pytest.mark.parametrize("environ", [{"MINICLOUD_PORT": "http"}, {"MINICLOUD_REGIONS": "us-east-1="},
+                                     {"MINICLOUD_ENGINE_RUNTIME": "docker"}])
 def test_bad_values_are_refused(environ: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         load_config(environ=environ)
+
+
+def test_engine_runtime_choice() -> None:
+    assert load_config(environ={}).engine_runtime == ""  # crun when it can run, else runc
+    assert load_config(environ={"MINICLOUD_ENGINE_RUNTIME": "runc"}).engine_runtime == "runc"
+    assert load_config(environ={}, overrides={"engine_runtime": "crun"}).engine_runtime == "crun"
 
 
 def test_unknown_key_in_file(tmp_path: Path) -> None:

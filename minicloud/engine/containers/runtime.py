@@ -207,6 +207,8 @@ def choose_runtime(root: Path, runc: str | None = None, crun: str | None = None,
     directory under ``root``. Containers that runc started and that still run (minicloud
     restarted after crun was installed) keep runc until they are gone: only it knows them."""
     crun_path = crun or shutil.which("crun")
+    if wanted == "crun" and crun_path is None:
+        log.warning("crun was asked for (engine_runtime) but is not installed: runc runs containers")
     if wanted != "runc" and crun_path is not None and not _has_containers(root / "runc"):
         hide = cgroup_hybrid()
         if not hide or _runs_hidden(crun_path):
