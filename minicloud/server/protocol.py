@@ -138,20 +138,7 @@ class Exchange:
             return
         block = "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
         self._start_block(status, headers, block, len(body))
-        if self.chunked or self.head_only or self.remaining != len(body):
-            await self.send({"type": "http.response.body", "body": body})
-            return
-        # The common case, done here: a head with its Content-Length and the whole body, in one write.
-        self.remaining = 0
-        head, self.head = self.head, b""
-        if len(body) < _JOIN_BELOW:
-            protocol.write(head + body)
-        else:
-            protocol.write(head)
-            protocol.write(body)
-        self.complete = True
-        self.wake()
-        protocol.exchange_done(self)
+        self._write_body(body, more=False)  # the head and a small body leave in one write
 
     async def send(self, message: Message) -> None:
         protocol = self.protocol
@@ -169,8 +156,12 @@ class Exchange:
             raise RuntimeError(f"{kind!r} sent after the response was complete")
         if kind != "http.response.body":
             raise RuntimeError(f"expected http.response.body, got {kind!r}")
-        body: bytes = message.get("body", b"")
-        more: bool = message.get("more_body", False)
+        self._write_body(message.get("body", b""), more=message.get("more_body", False))
+
+    def _write_body(self, body: bytes, *, more: bool) -> None:
+        """Frame ``body`` as the response's head said (chunks, Content-Length, or until close) and
+        write it, the head still waiting joined in front of it; the exchange ends with the last."""
+        protocol = self.protocol
         if self.head_only:
             body = b""
         elif self.chunked:
