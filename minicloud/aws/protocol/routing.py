@@ -13,12 +13,11 @@ before a deprecated one. An ``x-id`` query parameter naming a matching operation
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
+from minicloud.aws.forms import parse_form
 from minicloud.aws.protocol.wire_errors import MethodNotAllowed, UnknownRoute
 from minicloud.aws.request import Headers
 
@@ -118,29 +117,12 @@ def build_route(operation: Any) -> Route:
                  tuple(required_headers), rank, needed, valued)
 
 
-@functools.lru_cache(maxsize=4096)
-def _unquote(text: str) -> str:
-    """Percent-decoded (UTF-8, strict); remembered: a client's credential and parameters repeat."""
-    return unquote(text, errors="strict")
-
-
 def parse_query(query: str) -> dict[str, list[str]]:
     """A raw query string as key -> values (``+`` is a space, as form encoding has it)."""
     result: dict[str, list[str]] = {}
     if not query:
         return result
-    for part in query.split("&"):  # what parse_qsl(keep_blank_values=True, errors="strict") gives, faster
-        if not part:
-            continue
-        key, _, value = part.partition("=")
-        if "+" in key:
-            key = key.replace("+", " ")
-        if "%" in key:
-            key = _unquote(key)
-        if "+" in value:
-            value = value.replace("+", " ")
-        if "%" in value:
-            value = _unquote(value)
+    for key, value in parse_form(query):
         found = result.get(key)
         if found is None:
             result[key] = [value]
