@@ -81,7 +81,8 @@ _presigned_params: dict[str, dict[str, str]] = {}
 SIGNATURE_PARAM = "X-Amz-Signature="
 
 
-def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+def remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    """``memo[key] = value``, the memo emptied first when full (a memo of pure functions of strings)."""
     if len(memo) >= _MEMO_ENTRIES:
         memo.clear()
     memo[key] = value
@@ -115,7 +116,7 @@ def canonical_query(raw_query: str, *, presigned: bool) -> str:
     found = _canonical_queries.get((key, presigned))
     if found is None:
         found = _canonical_query(key, presigned=presigned)
-        _remember(_canonical_queries, (key, presigned), found)
+        remember(_canonical_queries, (key, presigned), found)
     return found
 
 
@@ -198,7 +199,7 @@ def presigned_params(raw_query: str) -> dict[str, str]:
         found = {}
         for name, value in decoded_pairs(rest):
             found.setdefault(name, value)
-        _remember(_presigned_params, rest, found)
+        remember(_presigned_params, rest, found)
     if not signatures:
         return found
     if "X-Amz-Signature" in found:  # also named with percent-escapes: the first in the query wins

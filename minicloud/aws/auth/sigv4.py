@@ -27,7 +27,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
 
 from minicloud.aws.auth import sigv2
-from minicloud.aws.auth.canonical import canonical_request, presigned_params, variant_canonicals
+from minicloud.aws.auth.canonical import canonical_request, presigned_params, remember, variant_canonicals
 from minicloud.aws.auth.failures import AuthFailure, AuthFailureKind
 from minicloud.aws.request import AwsRequest
 
@@ -168,8 +168,7 @@ def _has_presign_params(query: str) -> bool:
 
 
 # Authorization headers without their signature, parsed: a client's calls differ only in the signature
-# until the day (or its keys) change. Bounded; emptied when full.
-_HEADER_MEMO_ENTRIES = 1024
+# until the day (or its keys) change (bounded, as canonical's memos).
 _parsed_headers: dict[str, dict[str, str]] = {}
 _SIGNATURE_FIELD = ", Signature="
 
@@ -182,9 +181,7 @@ def _header_fields(header: str) -> dict[str, str]:
         known = _parsed_headers.get(prefix)
         if known is None:
             known = _split_fields(prefix, header)
-            if len(_parsed_headers) >= _HEADER_MEMO_ENTRIES:
-                _parsed_headers.clear()
-            _parsed_headers[prefix] = known
+            remember(_parsed_headers, prefix, known)
         return {**known, "Signature": header[cut + len(_SIGNATURE_FIELD):].strip()}
     return _split_fields(header, header)
 
