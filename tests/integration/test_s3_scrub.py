@@ -1,11 +1,12 @@
 """The S3 scrub controller against a real ``minicloud up`` (scrubbing every second): a replica
-file corrupted or deleted on disk is found and repaired from a good zone; a one-zone object is
-not copied to other zones."""
+copy corrupted or deleted on disk (a file, or a row of a zone's small-blob pack) is found and
+repaired from a good zone; a one-zone object is not copied to other zones."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,6 +35,24 @@ def copies(server: MinicloudServer, name: str) -> dict[str, Path]:
         if path.exists():
             found[zone] = path
     return found
+
+
+def pack(server: MinicloudServer, zone: str) -> sqlite3.Connection:
+    return sqlite3.connect(server.data_dir / "s3" / zone / "small-pack.sqlite", isolation_level=None, timeout=30)
+
+
+def packed(server: MinicloudServer, name: str) -> dict[str, bytes]:
+    """The zones whose pack holds the blob, with its bytes there."""
+    found = {}
+    for zone in ZONES:
+        row = pack(server, zone).execute("SELECT data FROM blobs WHERE digest=?", (name,)).fetchone()
+        if row is not None:
+            found[zone] = bytes(row[0])
+    return found
+
+
+def newest_packed(server: MinicloudServer, zone: str) -> str:
+    return str(pack(server, zone).execute("SELECT digest FROM blobs ORDER BY created DESC LIMIT 1").fetchone()[0])
 
 
 def newest_blob(server: MinicloudServer, zone: str) -> str:
@@ -76,13 +95,32 @@ def test_corrupt_and_missing_copies_are_repaired(scrubbing_server: MinicloudServ
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == body
 
 
+def test_corrupt_and_missing_packed_copies_are_repaired(scrubbing_server: MinicloudServer) -> None:
+    s3 = scrubbing_server.client("s3")
+    bucket = f"scrub-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    body = os.urandom(5000)
+    s3.put_object(Bucket=bucket, Key="small", Body=body)
+    name = newest_packed(scrubbing_server, "us-east-1a")
+    wait_for(lambda: len(packed(scrubbing_server, name)) == 3)
+    assert copies(scrubbing_server, name) == {}  # small copies are rows of each zone's pack, not files
+    good = packed(scrubbing_server, name)["us-east-1a"]
+    bad = bytearray(good)
+    bad[100] ^= 0x01
+    pack(scrubbing_server, "us-east-1b").execute("UPDATE blobs SET data=? WHERE digest=?", (bytes(bad), name))
+    pack(scrubbing_server, "us-east-1c").execute("DELETE FROM blobs WHERE digest=?", (name,))
+    wait_for(lambda: packed(scrubbing_server, name) == dict.fromkeys(ZONES, good))
+    assert hashlib.sha256(good).hexdigest() == name
+    assert s3.get_object(Bucket=bucket, Key="small")["Body"].read() == body
+
+
 def test_one_zone_objects_stay_in_one_zone(scrubbing_server: MinicloudServer) -> None:
     s3 = scrubbing_server.client("s3")
     bucket = f"scrub-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="k", Body=os.urandom(1000), StorageClass="ONEZONE_IA")
-    newest = {zone: newest_blob(scrubbing_server, zone) for zone in ZONES}
-    held = [name for name in newest.values() if len(copies(scrubbing_server, name)) == 1]
+    newest = {zone: newest_packed(scrubbing_server, zone) for zone in ZONES}
+    held = [name for name in newest.values() if len(packed(scrubbing_server, name)) == 1]
     assert held, "the one-zone object's blob was not found on exactly one zone"
     time.sleep(3)  # several scrub passes
-    assert len(copies(scrubbing_server, held[0])) == 1
+    assert len(packed(scrubbing_server, held[0])) == 1

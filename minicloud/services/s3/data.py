@@ -5,7 +5,10 @@ SHA-256 and MD5 on the store's threads as it is written) and computes the reques
 the caller checks Content-MD5 / checksums, then commits while holding ``lock(digest)`` until its
 metadata is committed (so a concurrent release of the same content cannot delete the blob in
 between). STANDARD data goes to every zone and is acknowledged once a quorum of replicas has
-fsynced it; ONEZONE_IA and REDUCED_REDUNDANCY go to one zone.
+fsynced it; ONEZONE_IA and REDUCED_REDUNDANCY go to one zone. A body of at most ``SMALL`` bytes
+is written by the small-blob writer process: up to ``pack.PACK_LIMIT`` into each zone's SQLite
+pack (group commit), larger ones as files. Blobs written as files before the pack existed stay
+files, and every read, repair and removal looks in both tiers.
 
 Reading: ``read`` streams a byte range of an object's segments (one blob, or the parts of a
 multipart object) in ~1 MiB chunks. A blob read whole is verified against its digest: a small
@@ -20,6 +23,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import threading
 import uuid
 import weakref
@@ -124,6 +128,7 @@ class ObjectData:
                         for r in self.replicas]
         for replica in self.replicas:
             prepare_fanout(replica)
+            replica.enable_pack()  # small copies: one SQLite pack per zone, group-committed
         self._next_zone = 0
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._readers: dict[str, int] = {}
@@ -271,10 +276,15 @@ class ObjectData:
             await self.store.abort_ingest(ref)
 
         def small_leftovers() -> int:
+            # temporary files of small copies, and directories of copies between replicas (a
+            # packed copy's batch left nothing: SQLite drops an uncommitted transaction on open)
             found = [p for r in self.replicas for p in r.ingest_root.glob(".s3-*")]
             for path in found:
                 path.unlink(missing_ok=True)
-            return len(found)
+            copies = [p for r in self.replicas for p in r.ingest_root.glob(".copy-*")]
+            for path in copies:
+                shutil.rmtree(path, ignore_errors=True)
+            return len(found) + len(copies)
         return len(refs) + await self.store.run(small_leftovers)
 
     # -- reading -------------------------------------------------------------------------------------
@@ -366,7 +376,7 @@ class ObjectData:
                 await self.store.run(reader.close)
 
     def _sources(self, digest: Digest) -> list[Replica]:
-        return [r for r in self.replicas if r.healthy() and r.path(digest).exists()]
+        return [r for r in self.replicas if r.healthy() and r.has(digest)]
 
     def reading(self, digest: str) -> bool:
         """Whether a response is streaming the blob right now."""
@@ -418,6 +428,20 @@ class ObjectData:
             yield held
 
     async def _read_small(self, digest: Digest) -> bytes:
+        if digest.algorithm == "sha256":  # packed copies: read on the event loop (cached pages: microseconds)
+            for replica in healthy_replicas(self.replicas):
+                try:
+                    data = replica.packed(digest)
+                except OSError as exc:
+                    log.warning("replica %s cannot read %s: %s", replica.name, digest, exc)
+                    continue
+                if data is None:
+                    continue
+                good = (_digest_matches(data, digest) if len(data) <= INLINE_BYTES
+                        else await self.store.run(_digest_matches, data, digest))
+                if good:
+                    return data
+                await self._repair(replica, digest)
         for replica in await self.store.run(self._sources, digest):
             try:
                 data = await self.store.run(_read_verified, replica, digest)
@@ -434,8 +458,7 @@ class ObjectData:
         log.error("replica %s holds a corrupt copy of %s: repairing it", bad.name, digest)
 
         def repair() -> None:
-            with contextlib.suppress(OSError):
-                os.replace(bad.path(digest), bad.path(digest).with_suffix(".corrupt"))
+            bad.quarantine(digest)
             for other in self.replicas:
                 if other is bad or not other.healthy():
                     continue
@@ -587,8 +610,11 @@ def _read_chunk(f: BinaryIO, size: int, hasher: hashlib._Hash | None) -> bytes:
     return data
 
 
+def _digest_matches(data: bytes, digest: Digest) -> bool:
+    return hashlib.sha256(data).hexdigest() == digest.hex
+
+
 def _read_verified(replica: Replica, digest: Digest) -> bytes | None:
-    """The blob's bytes from one replica, or None if they do not match the digest."""
-    with replica.open(digest) as f:
-        data = f.read()
-    return data if hashlib.sha256(data).hexdigest() == digest.hex else None
+    """The blob's bytes from one replica (either tier), or None if they do not match the digest."""
+    data = replica.read_bytes(digest)
+    return data if _digest_matches(data, digest) else None

@@ -1,5 +1,7 @@
 """The scrub controller: every ``interval`` seconds, read every copy of every S3 blob on every
-zone's replica and repair corrupt or missing copies (``minicloud.storage.blobs.repair``).
+zone's replica (files and packed rows) and repair corrupt or missing copies
+(``minicloud.storage.blobs.repair``); then give the free pages of each zone's small-blob pack back
+to the file system.
 
 Blobs of STANDARD (every-zone) objects and uploads are restored on every zone; ONEZONE_IA and
 REDUCED_REDUNDANCY blobs are verified where they are. ``MINICLOUD_S3_SCRUB_SECONDS`` sets the
@@ -71,6 +73,7 @@ class ScrubController:
         def full_copy(digest: Digest) -> bool:
             return str(digest) in everywhere
         report = await self.data.store.run(self.scrubber.scrub, digests, full_copy)
+        await self.data.store.run(self.scrubber.reclaim)
         if report.corrupt_repaired or report.missing_repaired or report.unrecoverable:
             log.warning("scrub: %d blobs checked, %d corrupt and %d missing copies repaired, %d unrecoverable",
                         report.checked, report.corrupt_repaired, report.missing_repaired, len(report.unrecoverable))

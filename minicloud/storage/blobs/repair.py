@@ -1,8 +1,9 @@
 """Scrubbing: read every replica's copy of every blob, check it against its digest, and repair
 what is wrong from a copy that is right.
 
-- A corrupt copy (its bytes do not hash to its name) is moved aside (``<hex>.corrupt``) and
-  replaced by a verified copy from another replica.
+- Copies in either tier of a replica are checked: files and rows of its small-blob pack.
+- A corrupt copy (its bytes do not hash to its name) is set aside (a file renamed
+  ``<hex>.corrupt``, a packed row removed) and replaced by a verified copy from another replica.
 - A missing copy is restored on every healthy replica when the caller says the blob belongs in
   every zone (``full_copy``); a blob kept in one zone on purpose is only verified.
 - A blob with no verified copy anywhere is reported as unrecoverable (and left as it is).
@@ -12,10 +13,8 @@ Blocking: run it on a worker thread. Callers decide how often (a controller).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -46,7 +45,10 @@ def copy_is_good(replica: Replica, digest: Digest) -> bool | None:
     None when there is no copy (or it was deleted meanwhile)."""
     hasher = hashlib.new(digest.algorithm)
     try:
-        with replica.open(digest) as f:
+        packed = replica.packed(digest)
+        if packed is not None:
+            return hashlib.new(digest.algorithm, packed).hexdigest() == digest.hex
+        with replica.open_file(digest) as f:
             while chunk := f.read(_CHUNK):
                 hasher.update(chunk)
     except BlobNotFound:
@@ -59,6 +61,17 @@ def copy_is_good(replica: Replica, digest: Digest) -> bool | None:
 class Scrubber:
     def __init__(self, replicas: Sequence[Replica]) -> None:
         self.replicas = list(replicas)
+
+    def reclaim(self) -> int:
+        """Give the pages of removed packed rows back to the file system: the pages given back."""
+        given = 0
+        for replica in self.replicas:
+            if replica.pack is not None and replica.healthy():
+                try:
+                    given += replica.pack.reclaim()
+                except OSError as exc:
+                    log.warning("reclaiming space on %s failed: %s", replica.name, exc)
+        return given
 
     def digests(self) -> list[Digest]:
         """Every blob any healthy replica holds, in a stable order."""
@@ -91,8 +104,7 @@ class Scrubber:
         for replica in bad:
             log.error("replica %s holds a corrupt copy of %s: repairing it from %s", replica.name, digest,
                       source.name)
-            with contextlib.suppress(OSError):
-                os.replace(replica.path(digest), replica.path(digest).with_suffix(".corrupt"))
+            replica.quarantine(digest)
             if self._restore(replica, source, digest):
                 report.corrupt_repaired += 1
         for replica in missing:

@@ -1,8 +1,14 @@
 """One replica root on a local file system: the blocking file operations, nothing asynchronous.
 
     <root>/sha256/<xx>/<hex>          committed blobs, read-only (xx: the first two hex digits)
+    <root>/small-pack.sqlite          small blobs packed in one database (S3's replicas: ``pack.py``)
     <root>/ingest/<ref>/data          bytes of an ingest in progress
     <root>/ingest/<ref>/started       when the ingest began (its mtime)
+
+A replica with a pack (``enable_pack``) holds blobs in two tiers, and every method that reads,
+lists, removes or copies blobs sees both: a packed row first, then the file. ``open`` gives a
+packed blob as an anonymous in-memory file (``memfd``: a real descriptor, so positional reads
+work on it as on a blob file). Without a pack (the registry's replicas) only files exist.
 
 Every method here blocks; ``ReplicatedBlobStore`` calls them on its thread pool.
 """
@@ -22,12 +28,27 @@ from minicloud.storage.durable import fsync_dir
 
 if TYPE_CHECKING:  # (imported where used: the small-blob writer process never opens an ingest)
     from minicloud.storage.blobs.ingestfile import IngestFile
+    from minicloud.storage.blobs.pack import Pack
 
 _COPY_CHUNK = 1 << 20
 
 
 def _mtime(stat: os.stat_result) -> datetime:
     return datetime.fromtimestamp(stat.st_mtime, UTC)
+
+
+def _memory_file(data: bytes, name: str) -> BinaryIO:
+    """``data`` as a read-only file object on an anonymous in-memory file, positioned at 0."""
+    fd = os.memfd_create(name[:200], os.MFD_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.lseek(fd, 0, os.SEEK_SET)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class Replica:
@@ -37,6 +58,15 @@ class Replica:
         self.root = root
         self.name = name or root.name
         self.ingest_root = root / "ingest"
+        self.pack: Pack | None = None
+
+    def enable_pack(self, create: bool = True) -> Pack:
+        """Keep small blobs in this root's pack from now on (``create``: make the pack when it does
+        not exist; else it is assumed to: while it is not there, writes to it fail)."""
+        from minicloud.storage.blobs.pack import Pack
+
+        self.pack = Pack.create(self.root) if create else Pack(self.root)
+        return self.pack
 
     def __repr__(self) -> str:
         return f"Replica({self.name!r}, {str(self.root)!r})"
@@ -54,26 +84,73 @@ class Replica:
         return self.root / digest.algorithm / digest.hex[:2] / digest.hex
 
     def stat(self, digest: Digest) -> BlobInfo:
+        if self.pack is not None:
+            found = self.pack.stat(digest)
+            if found is not None:
+                return BlobInfo(digest, found[0], datetime.fromtimestamp(found[1], UTC))
         try:
             st = self.path(digest).stat()
         except FileNotFoundError:
             raise BlobNotFound(str(digest)) from None
         return BlobInfo(digest, st.st_size, _mtime(st))
 
+    def has(self, digest: Digest) -> bool:
+        """Whether this replica holds a copy (packed or a file), good or not."""
+        return (self.pack is not None and self.pack.stat(digest) is not None) or self.path(digest).exists()
+
+    def packed(self, digest: Digest) -> bytes | None:
+        """The packed copy's bytes, or None when the pack (if any) has no row for the blob."""
+        return self.pack.get(digest) if self.pack is not None else None
+
+    def read_bytes(self, digest: Digest) -> bytes:
+        """The whole copy, from either tier (BlobNotFound when there is none)."""
+        data = self.packed(digest)
+        if data is not None:
+            return data
+        with self.open_file(digest) as f:
+            return f.read()
+
     def open(self, digest: Digest) -> BinaryIO:
+        data = self.packed(digest)
+        if data is not None:
+            return _memory_file(data, digest.hex)
+        return self.open_file(digest)
+
+    def open_file(self, digest: Digest) -> BinaryIO:
         try:
             return self.path(digest).open("rb")
         except FileNotFoundError:
             raise BlobNotFound(str(digest)) from None
 
     def delete(self, digest: Digest) -> bool:
+        removed = self.pack is not None and self.pack.delete(digest)
         try:
             self.path(digest).unlink()
         except FileNotFoundError:
-            return False
+            return removed
         return True
 
+    def quarantine(self, digest: Digest) -> None:
+        """Set a corrupt copy aside: a file is renamed ``<hex>.corrupt`` (kept for a look), a
+        packed row removed. Errors are ignored: a copy that could not be moved is found again."""
+        with contextlib.suppress(OSError):
+            if self.pack is not None:
+                self.pack.delete(digest)
+        with contextlib.suppress(OSError):
+            os.replace(self.path(digest), self.path(digest).with_suffix(".corrupt"))
+
     def walk(self) -> Iterator[BlobInfo]:
+        """Every copy: the files, then the packed rows no file duplicates."""
+        files: set[str] = set()
+        for info in self._walk_files():
+            files.add(info.digest.hex)
+            yield info
+        if self.pack is not None:
+            for hex_digest, size, created in self.pack.walk():
+                if hex_digest not in files:
+                    yield BlobInfo(Digest("sha256", hex_digest), size, datetime.fromtimestamp(created, UTC))
+
+    def _walk_files(self) -> Iterator[BlobInfo]:
         for algorithm, length in ALGORITHMS.items():
             base = self.root / algorithm
             if not base.is_dir():
@@ -101,9 +178,18 @@ class Replica:
         return self.stat(digest)
 
     def copy_from(self, other: Replica, digest: Digest) -> BlobInfo:
-        """Copy a blob from another replica (repair, or a replica that missed an ingest)."""
-        if self.path(digest).exists():
+        """Copy a blob from another replica (repair, or a replica that missed an ingest), from
+        either tier into this one's pack when it has one and the blob is small, else as a file."""
+        if self.has(digest):
             return self.stat(digest)
+        if self.pack is not None:
+            from minicloud.storage.blobs.pack import Collision, packable
+
+            if packable(digest, other.stat(digest).size):
+                data = other.read_bytes(digest)
+                with contextlib.suppress(Collision):  # another digest holds its key: a file instead
+                    self.pack.put(data, digest)
+                    return self.stat(digest)
         tmp_dir = self.ingest_root / f".copy-{digest.hex[:32]}-{os.getpid()}"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp = tmp_dir / "data"

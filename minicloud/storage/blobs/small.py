@@ -1,6 +1,11 @@
 """Small blobs (a few KiB up to a frame or so) on one replica, with as few system calls as possible.
 
-Writing: each copy's temporary file is created read-only (``O_EXCL``, mode 0444, so no
+A replica with a pack (``Replica.enable_pack``: S3's) keeps blobs up to ``pack.PACK_LIMIT`` in
+it, written with group commit by a ``pack.PackWriter``; ``make_writer`` gives that writer for
+such a replica (larger blobs still go to files through it), a ``SmallBlobWriter`` for the
+others. Reads (``read_cached``, ``read_whole``) look in the pack first, then for the file.
+
+The file tier: each copy's temporary file is created read-only (``O_EXCL``, mode 0444, so no
 ``chmod``), written, fsynced, renamed over the blob's path (the fan-out directories exist from
 ``prepare_fanout``; the rename of identical content over an existing copy is harmless) and the
 directory fsynced: the copy is durable when the call returns. No ``exists``/``stat`` calls.
@@ -27,6 +32,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from minicloud.storage.blobs.core import ALGORITHMS, Digest
 from minicloud.storage.blobs.replica import Replica
@@ -243,18 +249,44 @@ class SmallBlobWriter:
         return None
 
 
-_blob_writers: weakref.WeakKeyDictionary[Replica, SmallBlobWriter] = weakref.WeakKeyDictionary()
+class BlobWriter(Protocol):
+    def submit(self, data: bytes, digest: Digest, done: Done) -> None: ...
+
+    def submit_delete(self, digest: Digest, done: Done) -> None: ...
+
+
+def _remove_file(replica: Replica, digest: Digest) -> bool:
+    try:
+        os.unlink(_target(replica, digest))
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def make_writer(replica: Replica, after_batch: Callable[[], None] | None = None) -> BlobWriter:
+    """A new writer for the replica: its pack's group-commit writer (files for what the pack does
+    not take) when it has a pack, else a ``SmallBlobWriter``."""
+    files = SmallBlobWriter(replica, after_batch=after_batch)
+    if replica.pack is None:
+        return files
+    from minicloud.storage.blobs.pack import PackWriter
+
+    return PackWriter(replica.pack, files.submit, healthy=replica.healthy,
+                      remove_file=lambda digest: _remove_file(replica, digest), after_batch=after_batch)
+
+
+_blob_writers: weakref.WeakKeyDictionary[Replica, BlobWriter] = weakref.WeakKeyDictionary()
 _blob_writers_lock = threading.Lock()
 
 
-def writer_for(replica: Replica) -> SmallBlobWriter:
-    """The replica's batch writer (one per replica object)."""
+def writer_for(replica: Replica) -> BlobWriter:
+    """The replica's writer (one per replica object: ``make_writer``)."""
     found = _blob_writers.get(replica)
     if found is None:
         with _blob_writers_lock:
             found = _blob_writers.get(replica)
             if found is None:
-                found = _blob_writers[replica] = SmallBlobWriter(replica)
+                found = _blob_writers[replica] = make_writer(replica)
     return found
 
 
@@ -268,7 +300,12 @@ def write_small(replica: Replica, data: bytes, digest: Digest) -> None:
 def read_cached(replica: Replica, digest: Digest, size: int) -> bytes:
     """The first ``size`` bytes of a blob if the page cache holds them (never waits for the disk:
     ``NotCached`` then); ``FileNotFoundError`` when the replica has no copy. The result is shorter
-    than ``size`` when the file is."""
+    than ``size`` when the file is. A packed copy is read from the pack (its pages cached by the OS:
+    microseconds)."""
+    if replica.pack is not None:
+        packed = replica.pack.get(digest)
+        if packed is not None:
+            return packed[:size] if len(packed) > size else packed
     if not _HAS_NOWAIT:
         raise NotCached(str(digest))
     fd = os.open(os.path.join(replica.root, digest.algorithm, digest.hex[:2], digest.hex),
@@ -297,5 +334,9 @@ def read_cached(replica: Replica, digest: Digest, size: int) -> bytes:
 
 def read_whole(replica: Replica, digest: Digest, size: int) -> bytes:
     """The first ``size`` bytes of a blob (blocking: run on a thread)."""
+    if replica.pack is not None:
+        packed = replica.pack.get(digest)
+        if packed is not None:
+            return packed[:size] if len(packed) > size else packed
     with open(os.path.join(replica.root, digest.algorithm, digest.hex[:2], digest.hex), "rb") as f:
         return f.read(size)

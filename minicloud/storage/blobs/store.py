@@ -201,7 +201,7 @@ class ReplicatedBlobStore:
         source, _ = self._locate(digest)
         repaired = []
         for replica in self.healthy():
-            if replica is not source and not replica.path(digest).exists():
+            if replica is not source and not replica.has(digest):
                 replica.copy_from(source, digest)
                 repaired.append(replica.name)
         return repaired

@@ -1,0 +1,275 @@
+"""The small-blob pack (``minicloud.storage.blobs.pack``): group commit acknowledges a copy only
+after its transaction committed, a writer killed with -9 mid-batch leaves every acknowledged copy
+and nothing half-written, corrupt rows are found and repaired from another replica, rows are
+listed, removed and their space reclaimed, and blobs written as files before the pack still read.
+Real SQLite files, real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from minicloud.services.s3.data import ObjectData
+from minicloud.storage.blobs import BlobNotFound, Digest, Replica
+from minicloud.storage.blobs.pack import PACK_LIMIT, PACK_NAME, Pack, PackWriter, packable
+from minicloud.storage.blobs.repair import Scrubber, copy_is_good
+from minicloud.storage.blobs.small import make_writer, prepare_fanout, read_cached, write_small
+from minicloud.storage.blobs.writerproc import WriterProcess
+
+
+def _blob(size: int = 4096) -> tuple[bytes, Digest]:
+    data = os.urandom(size)
+    return data, Digest("sha256", hashlib.sha256(data).hexdigest())
+
+
+def _replica(tmp_path: Path, name: str = "zone-a", pack: bool = True) -> Replica:
+    replica = Replica(tmp_path / name, name)
+    replica.prepare()
+    prepare_fanout(replica)
+    if pack:
+        replica.enable_pack()
+    return replica
+
+
+def _raw(replica: Replica) -> sqlite3.Connection:
+    """A connection of the test's own to the replica's pack file."""
+    return sqlite3.connect(replica.root / PACK_NAME, isolation_level=None, timeout=30)
+
+
+def _corrupt(replica: Replica, digest: Digest) -> None:
+    with _raw(replica) as conn:
+        (data,) = conn.execute("SELECT data FROM blobs WHERE digest=?", (digest.hex,)).fetchone()
+        bad = bytearray(data)
+        bad[len(bad) // 2] ^= 0x01
+        conn.execute("UPDATE blobs SET data=? WHERE digest=?", (bytes(bad), digest.hex))
+
+
+class _Acks:
+    """Outcomes reported by a writer's threads, by name; ``unseen``: acknowledged copies another
+    connection could not see at that moment (``check``)."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.results: dict[object, OSError | None] = {}
+        self.unseen: list[object] = []
+        self.lock = threading.Lock()
+        self.all = threading.Event()
+
+    def callback(self, name: object, check: tuple[Pack, Digest] | None = None) -> Callable[[OSError | None], None]:
+        def done(error: OSError | None) -> None:
+            visible = check is None or check[0].get(check[1]) is not None
+            with self.lock:
+                self.results[name] = error
+                if error is None and not visible:
+                    self.unseen.append(name)
+                if len(self.results) == self.expected:
+                    self.all.set()
+        return done
+
+
+def test_group_commit_acknowledges_only_after_the_batch_committed(tmp_path: Path) -> None:
+    replica = _replica(tmp_path)
+    assert replica.pack is not None
+    batches: list[int] = []
+    writer = PackWriter(replica.pack, lambda *a: pytest.fail("nothing here goes to files"),
+                        after_batch=lambda: batches.append(1))
+    observer = Pack(replica.root)  # another connection: sees only committed rows
+    blobs = [_blob() for _ in range(40)]
+    acks = _Acks(len(blobs))
+    blocker = _raw(replica)
+    blocker.execute("BEGIN IMMEDIATE")  # the writer cannot commit while this holds the write lock
+    try:
+        for data, digest in blobs:
+            writer.submit(data, digest, acks.callback(digest, (observer, digest)))
+        time.sleep(0.5)
+        assert acks.results == {}, "a copy was acknowledged before its transaction could commit"
+    finally:
+        blocker.execute("COMMIT")
+        blocker.close()
+    assert acks.all.wait(30)
+    assert all(error is None for error in acks.results.values()), acks.results
+    assert acks.unseen == []  # each was visible to another connection when it was acknowledged
+    assert len(batches) < len(blobs) / 4, f"{len(batches)} commits for {len(blobs)} copies: no group commit"
+    for data, digest in blobs:
+        assert observer.get(digest) == data
+        assert not replica.path(digest).exists()  # packed, not a file
+    big, big_digest = _blob(PACK_LIMIT + 1)
+    assert not packable(big_digest, len(big))
+
+
+_KILLED_WRITER = textwrap.dedent("""
+    import hashlib, os, sys, threading
+    from pathlib import Path
+    from minicloud.storage.blobs import Digest, Replica
+    from minicloud.storage.blobs.small import make_writer
+    replica = Replica(Path(sys.argv[1]), "victim")
+    replica.enable_pack(create=False)
+    writer = make_writer(replica)
+    lock = threading.Lock()
+    def acked(digest):
+        def done(error):
+            if error is None:
+                with lock:
+                    os.write(1, f"{digest.hex}\\n".encode())
+        return done
+    while True:
+        data = os.urandom(1000 + int.from_bytes(os.urandom(2), "big") % 60000)
+        digest = Digest("sha256", hashlib.sha256(data).hexdigest())
+        writer.submit(data, digest, acked(digest))
+        if writer._queue.qsize() > 200:
+            threading.Event().wait(0.001)
+""")
+
+
+def test_kill_9_mid_batch_keeps_every_acknowledged_copy_and_nothing_half_written(tmp_path: Path) -> None:
+    replica = _replica(tmp_path)
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(replica.root)], stdout=subprocess.PIPE,
+                             cwd=Path(__file__).resolve().parents[3])
+    assert child.stdout is not None
+    acked: list[str] = []
+    deadline = time.monotonic() + 60
+    while len(acked) < 300 and time.monotonic() < deadline:
+        line = child.stdout.readline()
+        if not line:
+            break
+        acked.append(line.decode().strip())
+    child.send_signal(signal.SIGKILL)  # batches are being written all the time: one is cut short
+    child.wait()
+    acked += [line.decode().strip() for line in child.stdout.read().splitlines()]
+    assert len(acked) >= 300, "the writer did not get going"
+    pack = Pack(replica.root)
+    for hex_digest in acked:
+        data = pack.get(Digest("sha256", hex_digest))
+        assert data is not None, f"the acknowledged copy {hex_digest} was lost"
+        assert hashlib.sha256(data).hexdigest() == hex_digest
+    rows = 0
+    with _raw(replica) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        for hex_digest, size, data in conn.execute("SELECT digest, size, data FROM blobs"):
+            rows += 1
+            assert size == len(data) and hashlib.sha256(data).hexdigest() == hex_digest  # nothing half-visible
+    assert rows >= len(set(acked))
+
+
+def test_a_corrupt_packed_copy_is_found_served_from_another_replica_and_repaired(tmp_path: Path) -> None:
+    data_store = ObjectData(tmp_path / "s3", ["a", "b"])
+    a, b = data_store.replicas
+    try:
+        body, digest = _blob(10_000)
+        for replica in (a, b):
+            assert replica.pack is not None
+            replica.pack.put(body, digest)
+        _corrupt(a, digest)
+        assert copy_is_good(a, digest) is False
+        got = asyncio.run(_read_all(data_store, digest, len(body)))
+        assert got == body  # served from b; a's row repaired on the way
+        assert copy_is_good(a, digest) is True
+        _corrupt(b, digest)  # now the scrubber finds and repairs it
+        report = Scrubber(data_store.replicas).scrub_blob(digest, everywhere=True)
+        assert report.corrupt_repaired == 1 and copy_is_good(b, digest) is True
+        assert b.packed(digest) == body
+    finally:
+        data_store.close()
+
+
+async def _read_all(data_store: ObjectData, digest: Digest, size: int) -> bytes:
+    return b"".join([chunk async for chunk in data_store.read([(str(digest), size)], 0, size)])
+
+
+def test_walk_delete_and_reclaim(tmp_path: Path) -> None:
+    replica = _replica(tmp_path)
+    pack = replica.pack
+    assert pack is not None
+    blobs = [_blob(64 * 1024) for _ in range(100)]
+    outcomes, _ = pack.put_many(blobs)
+    assert outcomes == [None] * len(blobs)
+    assert {info.digest for info in replica.walk()} == {digest for _, digest in blobs}
+    assert {info.size for info in replica.walk()} == {64 * 1024}
+    size_full = (replica.root / PACK_NAME).stat().st_size
+    acks = _Acks(len(blobs) + 1)
+    writer = make_writer(replica)
+    for _, digest in blobs:
+        writer.submit_delete(digest, acks.callback(digest))
+    _, missing = _blob()
+    writer.submit_delete(missing, acks.callback(missing))
+    assert acks.all.wait(30)
+    assert all(acks.results[digest] is None for _, digest in blobs)
+    assert isinstance(acks.results[missing], FileNotFoundError)  # there was nothing to remove
+    assert list(replica.walk()) == []
+    with pytest.raises(BlobNotFound):
+        replica.stat(blobs[0][1])
+    with _raw(replica) as conn:
+        assert conn.execute("PRAGMA freelist_count").fetchone()[0] > 1000  # the rows' pages are free
+    assert Scrubber([replica]).reclaim() > 1000  # (the scrubber's pass ends with this)
+    with _raw(replica) as conn:  # a checkpoint moves the WAL's pages into the database file
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert conn.execute("PRAGMA freelist_count").fetchone() == (0,)
+    assert (replica.root / PACK_NAME).stat().st_size < size_full / 4  # the space went back
+
+
+def test_file_tier_blobs_written_before_the_pack_still_read_copy_and_delete(tmp_path: Path) -> None:
+    old = _replica(tmp_path, "old", pack=False)
+    data, digest = _blob(5000)
+    write_small(old, data, digest)  # written as a file, as before the pack existed
+    old.enable_pack()
+    assert old.stat(digest).size == 5000 and old.read_bytes(digest) == data and old.has(digest)
+    with old.open(digest) as f:
+        assert f.read() == data
+    assert [info.digest for info in old.walk()] == [digest]
+    # copies in either direction between a packed replica and a file-only one
+    packed = _replica(tmp_path, "packed")
+    packed.copy_from(old, digest)
+    assert packed.packed(digest) == data and not packed.path(digest).exists()
+    assert read_cached(packed, digest, 5000) == data  # the event loop's read: from the pack
+    files_only = _replica(tmp_path, "files", pack=False)
+    files_only.copy_from(packed, digest)
+    assert files_only.path(digest).read_bytes() == data
+    with packed.open(digest) as f:  # a packed copy opens as a real file (positional reads work)
+        assert os.pread(f.fileno(), 10, 100) == data[100:110]
+    # a removal takes the old file too
+    assert old.delete(digest) and not old.has(digest)
+    data_store = ObjectData(tmp_path / "s3", ["a"])
+    try:
+        write_small(data_store.replicas[0], data, digest)  # a file in a root that now has a pack
+        assert asyncio.run(_read_all(data_store, digest, len(data))) == data
+    finally:
+        data_store.close()
+
+
+def test_an_unavailable_root_fails_its_batch_and_is_caught_up_when_it_returns(tmp_path: Path) -> None:
+    replicas = [_replica(tmp_path, name) for name in ("a", "b", "c")]
+    writer = WriterProcess()  # the writer process, as S3 uses it
+    away = tmp_path / "c-away"
+    try:
+        replicas[2].root.rename(away)  # zone c's disk is gone
+        data, digest = _blob()
+        acks = _Acks(3)
+        for replica in replicas:
+            writer.submit(replica, data, digest, acks.callback(replica.name))
+        assert acks.all.wait(30)
+        assert acks.results["a"] is None and acks.results["b"] is None  # a quorum
+        assert acks.results["c"] is not None  # nothing acknowledged for the zone that is gone
+        assert replicas[0].packed(digest) == data and replicas[1].packed(digest) == data
+        away.rename(replicas[2].root)  # it comes back
+        assert not replicas[2].has(digest)
+        report = Scrubber(replicas).scrub_blob(digest, everywhere=True)
+        assert report.missing_repaired == 1 and replicas[2].packed(digest) == data
+        more, more_digest = _blob()
+        again = _Acks(1)
+        writer.submit(replicas[2], more, more_digest, again.callback(more_digest))  # packed again
+        assert again.all.wait(30) and again.results[more_digest] is None
+        assert replicas[2].packed(more_digest) == more
+    finally:
+        writer.close()
