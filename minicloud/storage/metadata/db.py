@@ -236,13 +236,13 @@ class Database:
             return
         try:
             with conn.begin():
-                # An explicit BEGIN: the first SAVEPOINT must not open (and its RELEASE commit) the
-                # transaction itself, as it would with pysqlite's deferred implicit BEGIN.
-                conn.exec_driver_sql("BEGIN")
-                # The savepoints go straight to the driver's connection: through exec_driver_sql,
-                # SQLAlchemy's execution context cost more than the statements themselves.
+                # BEGIN and the savepoints go straight to the driver's connection: through
+                # exec_driver_sql, SQLAlchemy's execution context cost more than the statements
+                # themselves. An explicit BEGIN: the first SAVEPOINT must not open (and its RELEASE
+                # commit) the transaction itself, as it would with pysqlite's deferred implicit BEGIN.
                 raw = conn.connection.driver_connection
                 assert raw is not None
+                raw.execute("BEGIN")
                 for write in batch:
                     raw.execute("SAVEPOINT minicloud_write")
                     try:

@@ -10,6 +10,7 @@ for the few statements on a request's hot path; everything else stays plain SQLA
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -45,6 +46,28 @@ class PreparedRow:
 Processor = Callable[[Any], Any] | None
 
 
+def _is_datetime(type_: Any) -> bool:
+    """A DateTime column, or a decorator over one (``UtcDateTime``)."""
+    return isinstance(getattr(type_, "impl", type_), sa.DateTime)
+
+
+def _remember_last(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``process`` answering again from its last call when given the same datetime (the same time
+    and zone object): a burst of writes stamps one second after another with the same time."""
+    last: tuple[Any, Any] = (None, None)
+
+    def remembered(value: Any) -> Any:
+        nonlocal last
+        seen, text = last
+        if seen is not None and value == seen and type(value) is type(seen) and value.tzinfo is seen.tzinfo:
+            return text
+        text = process(value)
+        last = (value, text)
+        return text
+
+    return remembered
+
+
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     sql: str
@@ -54,6 +77,8 @@ class _Compiled:
     literals: dict[str, Any]  # values the statement itself carries (e.g. the 1 of substr(x, 1, n))
     columns: tuple[str, ...]
     results: tuple[Processor, ...]
+    fetch: Callable[[Mapping[str, Any]], Any] | None  # the positional values at once (no literals)
+    processing: tuple[tuple[int, Callable[[Any], Any]], ...]  # (place, processor) of the values to convert
 
 
 class Prepared:
@@ -66,31 +91,47 @@ class Prepared:
         if found is None:
             compiled = self.statement.compile(dialect=dialect)
             # Each type as the dialect adapts it (SQLite's DATETIME parses text, for one).
-            binds = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
-                     for name, bind in compiled.binds.items()}
+            binds: dict[str, Processor] = {}
+            for name, bind in compiled.binds.items():
+                process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                binds[name] = _remember_last(process) if process is not None and _is_datetime(bind.type) else process
             selected = list(self.statement.exported_columns)  # a DML statement's: its RETURNING
             columns = tuple(str(c.key) for c in selected)
             results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in selected)
             literals = {name: bind.value for name, bind in compiled.binds.items()
                         if bind.value is not None and not bind.required}
-            found = _Compiled(compiled.string, bool(compiled.positional), tuple(compiled.positiontup or ()),
-                              binds, literals, columns, results)
+            order = tuple(compiled.positiontup or ())
+            fetch: Callable[[Mapping[str, Any]], Any] | None = None
+            if compiled.positional and not literals and order:
+                getter = operator.itemgetter(*order)
+                fetch = getter if len(order) > 1 else (lambda values: (getter(values),))
+            processing = tuple((i, convert) for i, name in enumerate(order)
+                               if (convert := binds.get(name)) is not None)
+            found = _Compiled(compiled.string, bool(compiled.positional), order,
+                              binds, literals, columns, results, fetch, processing)
             self._by_dialect[dialect.name] = found
         return found
 
     def _params(self, c: _Compiled, values: Mapping[str, Any]) -> Any:
         if c.positional:
+            if c.fetch is not None:  # every value from ``values`` (KeyError for a missing one, as below)
+                out = list(c.fetch(values))
+                for i, process in c.processing:
+                    value = out[i]
+                    if value is not None:
+                        out[i] = process(value)
+                return tuple(out)
             literals, binds = c.literals, c.binds
             out = []
             for name in c.order:
                 value = values[name] if name in values else literals[name]
-                process = binds.get(name)
-                out.append(process(value) if process is not None and value is not None else value)
+                convert = binds.get(name)
+                out.append(convert(value) if convert is not None and value is not None else value)
             return tuple(out)
         processed = {}
         for name, value in (c.literals | dict(values)).items():
-            process = c.binds.get(name)
-            processed[name] = process(value) if process is not None and value is not None else value
+            convert = c.binds.get(name)
+            processed[name] = convert(value) if convert is not None and value is not None else value
         return processed
 
     def run(self, conn: sa.Connection, values: Mapping[str, Any]) -> int:
