@@ -42,10 +42,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     from minicloud.runtime import Runtime
     from minicloud.server.app import MinicloudApp
     from minicloud.server.protocol import bounded_protocol
+    from minicloud.server.workers import PrimarySwitch, ReadWorkers, default_worker_count
     from minicloud.topology import Topology
 
     config = _config_from(args)
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Forked now, before any thread or event loop exists; they start once the store is migrated.
+    workers = ReadWorkers.fork(default_worker_count() if config.read_workers < 0 else config.read_workers,
+                               lambda channel: _serve_reads(config, channel))
     db = _open_store(config)
     env_keys = None
     if config.root_access_key_id and config.root_secret_access_key:
@@ -54,6 +58,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     runtime = Runtime(config=config, topology=Topology(config), db=db, credentials=CredentialStore(db),
                       authorizer=Authorizer(), root_keys=root)
     app = MinicloudApp(runtime)
+    workers.start()
     endpoint = runtime.endpoint_url
     print(
         f"minicloud is starting\n"
@@ -61,6 +66,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"  registry:      {endpoint}/v2/\n"
         f"  health:        {endpoint}/_minicloud/health\n"
         f"  data dir:      {config.data_dir}\n"
+        f"  read workers:  {len(workers.pids)} (signed S3 GET/HEAD, besides this process)\n"
         f"  regions:       {', '.join(runtime.topology.regions)}\n"
         f"  account:       {root.account_id}\n"
         f"  access key:    {root.access_key_id}\n"
@@ -71,7 +77,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
     server = uvicorn.Server(uvicorn.Config(
         app, host=config.host, port=config.port, loop="uvloop", lifespan="on",
-        http=bounded_protocol(config.max_header_bytes),
+        http=bounded_protocol(config.max_header_bytes, PrimarySwitch(workers) if workers.pids else None),
         # A client's address is the connection's: X-Forwarded-For would let any local client pick
         # the aws:SourceIp that bucket and IAM policies test.
         proxy_headers=False,
@@ -85,8 +91,47 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         server.run()
     finally:
+        workers.stop()
         db.close()
     return 0 if server.started else 1
+
+
+def _serve_reads(config: Config, channel: Any) -> int:
+    """A read worker (``server.workers``): IAM, STS and S3 over the same store, no controllers."""
+    from dataclasses import replace
+
+    from minicloud.server.workers import serve_reads
+
+    async def build() -> Any:
+        from minicloud.iam.accounts import bootstrap_root
+        from minicloud.iam.authorizer import Authorizer
+        from minicloud.iam.credentials import CredentialStore
+        from minicloud.runtime import Runtime
+        from minicloud.server.app import MinicloudApp
+        from minicloud.services.iam.provider import IamProvider
+        from minicloud.services.s3.provider import S3Provider
+        from minicloud.services.sts.provider import StsProvider
+        from minicloud.storage.metadata.db import Database
+        from minicloud.topology import Topology
+
+        worker_config = replace(config, controllers=False, engine=False)
+        db = Database(worker_config.database_url)
+        env_keys = None
+        if config.root_access_key_id and config.root_secret_access_key:
+            env_keys = (config.root_access_key_id, config.root_secret_access_key)
+        root = await db.write(lambda conn: bootstrap_root(conn, config.data_dir / "credentials.json", env_keys))
+        runtime = Runtime(config=worker_config, topology=Topology(worker_config), db=db,
+                          credentials=CredentialStore(db), authorizer=Authorizer(), root_keys=root)
+        iam = IamProvider(runtime)
+        app = MinicloudApp(runtime, [iam, StsProvider(runtime), S3Provider(runtime)])
+        await iam.start()  # (S3's start-up clean-up is the primary's)
+        import gc
+
+        gc.collect()
+        gc.freeze()
+        return app
+
+    return serve_reads(channel, build, config.max_header_bytes, 30.0)
 
 
 def cmd_accounts_create(args: argparse.Namespace) -> int:

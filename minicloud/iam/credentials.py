@@ -38,6 +38,7 @@ class CredentialStore:
         self._db = db
         self._ttl = ttl
         self._cache: dict[str, tuple[float, Credential]] = {}
+        self._epoch = db.epoch.value()
         self._resolvers: list[Resolver] = [_resolve_root_key]
         self._usage: dict[str, tuple[datetime, str, str]] = {}
 
@@ -46,15 +47,21 @@ class CredentialStore:
         self.invalidate()
 
     def invalidate(self) -> None:
+        """Forget every key (after a change to keys or principals), in every process sharing the store."""
         self._cache.clear()
+        self._db.epoch.bump()
 
     async def resolve(self, access_key_id: str) -> Credential | None:
+        epoch = self._db.epoch.value()
+        if epoch != self._epoch:  # a change by another process
+            self._cache.clear()
+            self._epoch = epoch
         now = time.monotonic()
         hit = self._cache.get(access_key_id)
         if hit is not None and hit[0] > now:
             return hit[1]
         credential = await self._db.read(lambda conn: self._load(conn, access_key_id))
-        if credential is not None:
+        if credential is not None and self._db.epoch.value() == epoch:
             self._cache[access_key_id] = (now + self._ttl, credential)
         return credential
 

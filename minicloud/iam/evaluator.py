@@ -72,6 +72,7 @@ class IamEvaluator:
         self._max_principals = max_principals
         self._max_documents = max_documents
         self._generation = 0
+        self._epoch = db.epoch.value()
         self._principals: OrderedDict[tuple[str, str], tuple[float, CompiledPolicies]] = OrderedDict()
         self._compiled: OrderedDict[tuple[PolicyKind, str], Policy] = OrderedDict()
         self.loads = 0  # principal loads from the metadata store (observable by tests)
@@ -79,9 +80,10 @@ class IamEvaluator:
 
     # -- cache control -------------------------------------------------------------------------
     def invalidate(self) -> None:
-        """Forget every principal's policies (after any IAM write)."""
+        """Forget every principal's policies (after any IAM write), in every process sharing the store."""
         self._generation += 1
         self._principals.clear()
+        self._db.epoch.bump()
 
     # -- the Authorizer's evaluator ------------------------------------------------------------
     async def __call__(self, principal: Principal, action: str, resource: str,
@@ -108,6 +110,10 @@ class IamEvaluator:
         key = _cache_key(principal)
         if key is None:
             return NO_POLICIES
+        epoch = self._db.epoch.value()
+        if epoch != self._epoch:  # an IAM write by another process
+            self._principals.clear()
+            self._epoch = epoch
         now = time.monotonic()
         hit = self._principals.get(key)
         if hit is not None and hit[0] > now:
@@ -117,7 +123,7 @@ class IamEvaluator:
         sources = await self._db.read(lambda conn: _load_sources(conn, key))
         self.loads += 1
         compiled = self._compile_sources(sources)
-        if generation == self._generation:  # no IAM write happened meanwhile
+        if generation == self._generation and self._db.epoch.value() == epoch:  # no IAM write meanwhile
             self._principals[key] = (now + self._ttl, compiled)
             self._principals.move_to_end(key)
             while len(self._principals) > self._max_principals:

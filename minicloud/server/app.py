@@ -14,6 +14,7 @@ from typing import Any
 
 from minicloud.aws.dispatch import AwsDispatcher
 from minicloud.aws.errors import RequestEntityTooLarge
+from minicloud.aws.provider import Provider
 from minicloud.aws.request import AwsRequest, Headers
 from minicloud.console.app import ConsoleApp
 from minicloud.controllers.runner import ControllerRunner
@@ -40,17 +41,19 @@ log = logging.getLogger("minicloud.server")
 
 
 class MinicloudApp:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, providers: list[Provider] | None = None) -> None:
+        """Every service, or (a read worker's) only ``providers``: then no registry and no console."""
         self.runtime = runtime
-        self.providers = build_providers(runtime)
+        self.providers = build_providers(runtime) if providers is None else providers
         self.dispatcher = AwsDispatcher(self.providers, runtime.credentials, runtime.authorizer,
                                         runtime.topology, max_body_bytes=runtime.config.max_body_bytes)
         self.runner: ControllerRunner | None = None
         self.engine: Any = None  # minicloud.engine.service.Engine when enabled
         # The OCI registry (ECR's data plane): an ASGI app for /v2/ and /_minicloud/registry/.
-        self.registry: ASGIApp | None = RegistryApp(runtime)
+        self.registry: ASGIApp | None = RegistryApp(runtime) if providers is None else None
         self.started_at = datetime.now(UTC)
-        self.console = ConsoleApp(runtime, self.dispatcher, self._health)  # /_minicloud/console/
+        self.console: ASGIApp | None = (ConsoleApp(runtime, self.dispatcher, self._health)  # /_minicloud/console/
+                                        if providers is None else None)
 
     async def startup(self) -> None:
         for provider in self.providers:
@@ -105,7 +108,7 @@ class MinicloudApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         if path.startswith("/_minicloud/"):
-            if path == "/_minicloud/console" or path.startswith("/_minicloud/console/"):
+            if self.console is not None and (path == "/_minicloud/console" or path.startswith("/_minicloud/console/")):
                 await self.console(scope, receive, send)
                 return
             send = _sandboxed(send)

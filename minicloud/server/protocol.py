@@ -22,13 +22,15 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
+import socket
 import urllib.parse
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 import httptools
 
 from minicloud.server.asgi import ASGIApp, Message, Scope
+from minicloud.server.handoff import MAX_SNIFFED, head_end, send_connection
 
 log = logging.getLogger("minicloud.server.http")
 
@@ -247,15 +249,30 @@ _FRAMING_NAMES = frozenset({b"content-length", b"transfer-encoding", b"connectio
                             "content-length", "transfer-encoding", "connection"})
 
 
+class Switch(Protocol):
+    """Where a connection's requests are served (see ``server.handoff``): ``divert`` names the
+    channel to pass a connection to, given the head of the request that starts an exchange on it,
+    or None to serve it here. ``every_request``: asked at every request that starts on an idle
+    connection, else only for a connection's first request."""
+
+    every_request: bool
+
+    def divert(self, head: bytes) -> socket.socket | None: ...
+
+    def attach(self, protocol: HttpProtocol) -> None: ...
+
+
 class HttpProtocol(asyncio.Protocol):
     """One connection (created by uvicorn's server for every accepted socket)."""
 
     max_head_bytes = 64 * 1024
+    switch: Switch | None = None  # set on the class by ``bounded_protocol``
 
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
         if not config.loaded:
             config.load()
+        self.config = config
         self.app: ASGIApp = config.loaded_app
         self.loop = _loop or asyncio.get_event_loop()
         self.server_state = server_state
@@ -284,6 +301,11 @@ class HttpProtocol(asyncio.Protocol):
         self.idle_timer: asyncio.TimerHandle | None = None
         self._default_source: object = None
         self._default_head = b""
+        # Hand-offs: the head of a request being looked at before it is parsed; whether the parser
+        # stands between two messages; bytes read by another process, to parse first.
+        self.sniff: bytearray | None = None
+        self.at_boundary = True
+        self.carried: bytes | None = None
 
     # -- the connection
 
@@ -296,6 +318,16 @@ class HttpProtocol(asyncio.Protocol):
         self.client = _address(peername)
         self.idle_since = self.loop.time()
         self.idle_timer = self.loop.call_later(self.keep_alive_timeout, self._check_idle)
+        switch = self.switch
+        if switch is not None:
+            switch.attach(self)
+            carried = self.carried
+            if carried is None:
+                self.sniff = bytearray()  # a fresh connection: its first request decides
+            else:  # handed over by another process, which looked at this request already
+                self.carried = None
+                self.at_boundary = False
+                self.data_received(carried)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
@@ -381,6 +413,11 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.lingering:
             return
+        if self.sniff is not None or (self.at_boundary and self.current is None and self.switch is not None
+                                      and self.switch.every_request and self.parsing is None and not self.queue):
+            data = self._sniff(data)
+            if not data:
+                return
         self.idle_since = self.loop.time()
         if self.in_head:
             self.head_bytes += len(data)
@@ -400,6 +437,41 @@ class HttpProtocol(asyncio.Protocol):
         except httptools.HttpParserError:
             self._refuse(400, b"Invalid HTTP request received.\n")
 
+    def _sniff(self, data: bytes) -> bytes:
+        """Gather a request's head before parsing it; once whole, hand the connection to the
+        process that serves such requests, or return what to parse here (b"": nothing yet)."""
+        buffer = self.sniff
+        if buffer:
+            buffer += data
+            data = bytes(buffer)
+        end = head_end(data)
+        if end < 0:
+            if len(data) <= MAX_SNIFFED:
+                self.sniff = bytearray(data)
+                return b""
+            self.sniff = None
+            return data
+        self.sniff = None
+        switch = self.switch
+        channel = switch.divert(data[:end]) if switch is not None else None
+        if channel is not None and self._hand_off(channel, data):
+            return b""
+        return data
+
+    def _hand_off(self, channel: socket.socket, data: bytes) -> bool:
+        """Pass the connection and ``data`` (read from it, not parsed) over ``channel``; this
+        process then lets go of its end without closing the connection (the socket lives on in
+        the other process)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        sock = transport.get_extra_info("socket")
+        if sock is None or not send_connection(channel, sock.fileno(), data):
+            return False
+        self.lingering = True  # nothing more is read or answered here
+        transport.close()
+        return True
+
     def _refuse(self, status: int, message: bytes) -> None:
         if self.current is not None:  # a response is in flight: just end the connection after it
             self.current.keep_alive = False
@@ -410,6 +482,7 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
 
     def on_message_begin(self) -> None:
+        self.at_boundary = False
         self.url = b""
         self.headers = []
         self.header_bytes = 0
@@ -475,6 +548,7 @@ class HttpProtocol(asyncio.Protocol):
         exchange.wake()
 
     def on_message_complete(self) -> None:
+        self.at_boundary = True
         self.in_head = True
         exchange = self.parsing
         self.parsing = None
@@ -556,5 +630,5 @@ def _address(value: Any) -> tuple[str, int] | None:
     return None
 
 
-def bounded_protocol(max_head_bytes: int) -> type[HttpProtocol]:
-    return type("HttpProtocol", (HttpProtocol,), {"max_head_bytes": max_head_bytes})
+def bounded_protocol(max_head_bytes: int, switch: Switch | None = None) -> type[HttpProtocol]:
+    return type("HttpProtocol", (HttpProtocol,), {"max_head_bytes": max_head_bytes, "switch": switch})

@@ -32,7 +32,9 @@ from minicloud.services.s3.transport import check_customer_key_transport
 log = logging.getLogger("minicloud.s3")
 
 RELEASE_GRACE_SECONDS = 10.0  # a released blob outlives GETs that found it just before
-BUCKET_CACHE_SECONDS = 2.0  # how long another API server's bucket change may go unseen
+# How long a bucket change by another API server may go unseen (one that does not share this data
+# directory's change epoch: processes that share it see every change at once).
+BUCKET_CACHE_SECONDS = 2.0
 
 
 _HEADER_KEYS = ("x-amz-acl", "x-amz-server-side-encryption", "x-amz-server-side-encryption-customer-algorithm",
@@ -75,6 +77,7 @@ class S3Base(Provider):
         zones = [z.name for z in runtime.topology.zones(self.region)] or [self.region]
         self.data = ObjectData(runtime.config.data_dir / "s3", zones)
         self._buckets: dict[str, tuple[float, Bucket | None]] = {}
+        self._buckets_epoch = self.db.epoch.value()
         self._deletions: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
@@ -89,6 +92,10 @@ class S3Base(Provider):
 
     # -- buckets -------------------------------------------------------------------------------------
     async def find_bucket(self, name: str) -> Bucket | None:
+        epoch = self.db.epoch.value()
+        if epoch != self._buckets_epoch:  # a bucket changed, through this process or another
+            self._buckets.clear()
+            self._buckets_epoch = epoch
         hit = self._buckets.get(name)
         now = time.monotonic()
         if hit is not None and hit[0] > now:
@@ -96,7 +103,8 @@ class S3Base(Provider):
         found = await self.db.read(lambda conn: store.get_bucket(conn, name))
         if len(self._buckets) > 10_000:
             self._buckets.clear()
-        self._buckets[name] = (now + BUCKET_CACHE_SECONDS, found)
+        if self.db.epoch.value() == epoch:  # (else it may be older than the change)
+            self._buckets[name] = (now + BUCKET_CACHE_SECONDS, found)
         return found
 
     async def object_row(self, bucket: str, key: str, version_id: str | None = None) -> ObjectRow | None:
@@ -106,7 +114,9 @@ class S3Base(Provider):
                                          lambda conn: store.get_object(conn, bucket, key, version_id))
 
     def forget_bucket(self, name: str) -> None:
+        """After a committed change to the bucket: every process's cached copy is dropped."""
         self._buckets.pop(name, None)
+        self.db.epoch.bump()
 
     async def bucket(self, name: str) -> Bucket:
         found = await self.find_bucket(name)

@@ -28,10 +28,9 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
 
 from minicloud.storage.metadata.changes import ChangeWatch
+from minicloud.storage.metadata.epoch import SharedEpoch
 
 T = TypeVar("T")
 log = logging.getLogger("minicloud.metadata")
@@ -88,6 +87,9 @@ class Database:
         # Results of hot reads, valid while nothing is committed (see ``read_cached``).
         database = self.engine.url.database if self.is_sqlite else None
         self._changes = ChangeWatch(Path(database)) if database and database != ":memory:" else None
+        # Bumped after changes that processes keep in memory (see ``epoch``): shared by every
+        # process using this SQLite file; elsewhere this process's own.
+        self.epoch = SharedEpoch(Path(f"{database}.epoch") if database and database != ":memory:" else None)
         self._cached: dict[Hashable, Any] = {}
         self._cached_token: bytes | None = None
         workers = 1 if self.is_sqlite else 8
@@ -98,6 +100,10 @@ class Database:
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""
+        # Imported here: only the process that migrates needs alembic (~11 MiB of it).
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         with self.engine.begin() as connection:
@@ -278,4 +284,5 @@ class Database:
         self._executor.shutdown(wait=True)
         if self._changes is not None:
             self._changes.close()
+        self.epoch.close()
         self.engine.dispose()

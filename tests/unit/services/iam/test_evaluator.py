@@ -90,6 +90,8 @@ def test_a_load_that_races_with_a_write_is_not_cached(iam: Iam) -> None:
     evaluator = IamEvaluator(real)
 
     class WriteDuringRead:
+        epoch = real.epoch
+
         async def read(self, fn: Callable[[Any], T]) -> T:
             result = await real.read(fn)
             evaluator.invalidate()  # an IAM write lands while the old policies are in flight

@@ -1,0 +1,203 @@
+"""Read workers: signed S3 reads served by processes forked from ``minicloud up`` (server.workers).
+
+Driven with real clients (boto3, raw HTTP/1.1 keep-alive connections) against a real server with
+one read worker, whatever the machine's core count. Which process serves a connection is read from
+the kernel: the process holding the server's end of the TCP connection.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from tests.support.server import Keys, MinicloudServer
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinicloudServer]:
+    server = MinicloudServer(tmp_path_factory.mktemp("workers"), env={"MINICLOUD_READ_WORKERS": "1",
+                                                                        "MINICLOUD_ENGINE": "false"})
+    server.start()
+    yield server
+    server.stop()
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def workers_of(srv: MinicloudServer) -> list[int]:
+    assert srv.process is not None
+    return [p for p in children(srv.process.pid)
+            if "minicloud.cli" in Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()]
+
+
+def serving_pid(srv: MinicloudServer, conn: http.client.HTTPConnection) -> int | None:
+    """The process holding the server's end of ``conn``'s TCP connection."""
+    assert conn.sock is not None and srv.process is not None
+    client_port = conn.sock.getsockname()[1]
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1], fields[2]
+        if int(local.split(":")[1], 16) == srv.port and int(remote.split(":")[1], 16) == client_port:
+            inode = fields[9]
+    if inode is None:
+        return None
+    for pid in [srv.process.pid, *children(srv.process.pid)]:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return pid
+        except OSError:
+            continue
+    return None
+
+
+def presigned_path(s3: object, method: str, bucket: str, key: str) -> str:
+    url = s3.generate_presigned_url(method, Params={"Bucket": bucket, "Key": key})  # type: ignore[attr-defined]
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+def signed_sts_call(srv: MinicloudServer, keys: Keys) -> tuple[str, dict[str, str], bytes]:
+    body = b"Action=GetCallerIdentity&Version=2011-06-15"
+    request = AWSRequest("POST", f"{srv.endpoint}/", data=body,
+                         headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    SigV4Auth(Credentials(keys.access_key_id, keys.secret_access_key), "sts", "us-east-1").add_auth(request)
+    return "/", dict(request.headers.items()), body
+
+
+def test_signed_reads_are_shared_between_the_server_and_its_worker(srv: MinicloudServer) -> None:
+    s3 = srv.client("s3")
+    s3.create_bucket(Bucket="shared-reads")
+    s3.put_object(Bucket="shared-reads", Key="k", Body=b"hello workers")
+    workers = workers_of(srv)
+    assert len(workers) == 1
+    served_by = set()
+    for _ in range(6):
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        for _ in range(3):  # keep-alive: the connection stays where its first request put it
+            conn.request("GET", presigned_path(s3, "get_object", "shared-reads", "k"))
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (200, b"hello workers")
+        served_by.add(serving_pid(srv, conn))
+        conn.close()
+    assert srv.process is not None
+    assert served_by == {srv.process.pid, workers[0]}
+
+
+def test_a_worker_passes_other_requests_back(srv: MinicloudServer) -> None:
+    s3 = srv.client("s3")
+    s3.create_bucket(Bucket="hand-back")
+    s3.put_object(Bucket="hand-back", Key="k", Body=b"x" * 1000)
+    assert srv.root is not None and srv.process is not None
+    worker = workers_of(srv)[0]
+    for _ in range(4):  # until a connection lands on the worker
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        conn.request("HEAD", presigned_path(s3, "head_object", "hand-back", "k"))
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200 and response.headers["Content-Length"] == "1000"
+        if serving_pid(srv, conn) == worker:
+            break
+        conn.close()
+    else:
+        pytest.fail("no connection reached the worker")
+    # On the same connection: an STS call (not a read), a PUT, then a read again.
+    path, headers, body = signed_sts_call(srv, srv.root)
+    conn.request("POST", path, body=body, headers=headers)
+    response = conn.getresponse()
+    text = response.read()
+    assert response.status == 200 and srv.account_id.encode() in text
+    assert serving_pid(srv, conn) == srv.process.pid
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": "hand-back", "Key": "k2"})
+    parts = urllib.parse.urlsplit(url)
+    conn.request("PUT", f"{parts.path}?{parts.query}", body=b"written")
+    response = conn.getresponse()
+    response.read()
+    assert response.status == 200
+    conn.request("GET", presigned_path(s3, "get_object", "hand-back", "k2"))
+    response = conn.getresponse()
+    assert (response.status, response.read()) == (200, b"written")
+    conn.close()
+
+
+def test_policy_changes_reach_every_process_at_once(srv: MinicloudServer) -> None:
+    s3 = srv.client("s3")
+    iam = srv.client("iam")
+    s3.create_bucket(Bucket="coherent")
+    s3.put_object(Bucket="coherent", Key="k", Body=b"data")
+    iam.create_user(UserName="reader")
+    iam.put_user_policy(UserName="reader", PolicyName="read", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::coherent/*"}]}))
+    key = iam.create_access_key(UserName="reader")["AccessKey"]
+    reader = srv.client("s3", keys=Keys(key["AccessKeyId"], key["SecretAccessKey"]))
+
+    def statuses() -> set[int]:
+        seen = set()
+        for _ in range(6):  # fresh connections: both processes answer
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+            conn.request("GET", presigned_path(reader, "get_object", "coherent", "k"))
+            response = conn.getresponse()
+            response.read()
+            seen.add(response.status)
+            conn.close()
+        return seen
+
+    assert statuses() == {200}
+    # An identity policy change, made through the primary, is enforced by the worker at once.
+    iam.put_user_policy(UserName="reader", PolicyName="deny", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Deny", "Action": "s3:GetObject", "Resource": "*"}]}))
+    assert statuses() == {403}
+    iam.delete_user_policy(UserName="reader", PolicyName="deny")
+    assert statuses() == {200}
+    # So is a bucket policy.
+    s3.put_bucket_policy(Bucket="coherent", Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+                       "Resource": "arn:aws:s3:::coherent/*"}]}))
+    assert statuses() == {403}
+    s3.delete_bucket_policy(Bucket="coherent")
+    assert statuses() == {200}
+    # And a deactivated access key.
+    iam.update_access_key(UserName="reader", AccessKeyId=key["AccessKeyId"], Status="Inactive")
+    assert statuses() == {403}
+
+
+def test_workers_end_with_the_server(tmp_path: Path) -> None:
+    for stop in (signal.SIGTERM, signal.SIGKILL):
+        server = MinicloudServer(tmp_path / stop.name, env={"MINICLOUD_READ_WORKERS": "1",
+                                                            "MINICLOUD_ENGINE": "false"})
+        server.start()
+        workers = workers_of(server)
+        assert len(workers) == 1
+        server.stop(stop)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and Path(f"/proc/{workers[0]}").exists():
+            time.sleep(0.05)
+        # (a killed server's worker is re-parented: it ends when its channel closes)
+        assert not Path(f"/proc/{workers[0]}").exists() or \
+            Path(f"/proc/{workers[0]}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
