@@ -22,12 +22,14 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import mmap
 import os
 import shutil
 import threading
 import uuid
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -54,6 +56,7 @@ SMALL = 1 << 20  # bodies up to this size are received in memory and written to 
 ONE_ZONE_CLASSES = frozenset({"ONEZONE_IA", "REDUCED_REDUNDANCY"})
 VERIFY_BEFORE_SENDING = 4 << 20  # blobs up to this size are verified before their first byte goes out
 SEALED_BATCH = 64  # frames of an encrypted blob read and decrypted at a time (4 MiB)
+SEALED_DEPTH = 2  # batches read and decrypted (each by a job on the store's threads) ahead of the one being sent
 BODY_BATCH = 4 << 20  # a large body is checksummed, sealed and written this many bytes at a time
 
 
@@ -303,77 +306,79 @@ class ObjectData:
     async def read_sealed(self, segments: Sequence[tuple[str, int]], start: int, end: int,
                           kek: bytes) -> AsyncIterator[bytes | bytearray]:
         """``read`` for encrypted objects: ``segments`` are sealed blobs with their plaintext
-        sizes; only the frames [start, end) touches are read, each authenticated by its tag."""
+        sizes; only the frames [start, end) touches are read, each authenticated by its tag.
+
+        The frames go ``SEALED_BATCH`` at a time, each batch read and decrypted by a job on the
+        store's threads; up to ``SEALED_DEPTH`` jobs run ahead of the batch being sent, across the
+        boundaries of segments (the parts of a multipart object), so the file reads and the
+        decryption overlap each other and the socket. A copy that fails (a bad tag, a short file)
+        is set aside for repair and the read goes on from another replica."""
+        spans: list[_SealedSpan] = []
         offset = 0
         for digest, size in segments:
             seg_start, seg_end = offset, offset + size
             offset = seg_end
             if seg_end <= start or seg_start >= end:
                 continue
-            lo, hi = max(start, seg_start) - seg_start, min(end, seg_end) - seg_start
-            name = digest
-            self._readers[name] = self._readers.get(name, 0) + 1
-            try:
-                async for chunk in self._read_sealed_blob(Digest.parse(digest), size, lo, hi, kek):
-                    yield chunk
-            finally:
-                left = self._readers.get(name, 1) - 1
-                if left:
-                    self._readers[name] = left
-                else:
-                    self._readers.pop(name, None)
-
-    async def _read_sealed_blob(self, digest: Digest, size: int, lo: int, hi: int,
-                                kek: bytes) -> AsyncIterator[bytes | bytearray]:
-        """The plaintext [lo, hi) of one sealed blob, ``SEALED_BATCH`` frames at a time, the next
-        batch read and decrypted on a thread while the current one is sent. The file and the
-        unwrapped data key are kept for the whole read; a copy that fails (a bad tag, a short
-        file) is set aside for repair and the read goes on from another replica."""
-        first, count, _ = crypto.frame_span(size, lo, hi)
-        end = first + count
-        sources = await self.store.run(self._sources, digest)
-        frame, skip = first, lo - first * crypto.FRAME
-        remaining = hi - lo
-        reader: _SealedReader | None = None
-        ahead: asyncio.Future[bytearray] | None = None
+            spans.append(_SealedSpan(self._sources, digest, size, max(start, seg_start) - seg_start,
+                                     min(end, seg_end) - seg_start, kek))
+        for span in spans:
+            self._readers[span.name] = self._readers.get(span.name, 0) + 1
         try:
-            while remaining > 0:
-                if not sources:
-                    raise BlobNotFound(str(digest))
-                replica = sources[0]
-                try:
-                    if reader is None:
-                        reader = _SealedReader(replica, digest, kek, size)
-                        await self.store.run(reader.open)
-                    if ahead is None:
-                        ahead = asyncio.ensure_future(reader.read(self.store, frame, min(SEALED_BATCH, end - frame)))
-                    plain = await ahead
-                except (crypto.InvalidTag, OSError, CorruptBlob) as exc:
-                    log.warning("replica %s cannot give frames of %s: %s", replica.name, digest, exc)
-                    ahead = None
-                    if reader is not None:
-                        await self.store.run(reader.close)
-                        reader = None
-                    sources.pop(0)
-                    await self._repair(replica, digest)
-                    continue
-                frame += min(SEALED_BATCH, end - frame)
-                ahead = (asyncio.ensure_future(reader.read(self.store, frame, min(SEALED_BATCH, end - frame)))
-                         if frame < end else None)
-                if skip or len(plain) - skip > remaining:
-                    piece: bytes | bytearray = bytes(memoryview(plain)[skip:skip + remaining])
+            async for piece in self._stream_sealed(spans):
+                yield piece
+        finally:
+            for span in spans:
+                left = self._readers.get(span.name, 1) - 1
+                if left:
+                    self._readers[span.name] = left
                 else:
-                    piece = plain
-                skip = 0
-                remaining -= len(piece)
+                    self._readers.pop(span.name, None)
+
+    async def _stream_sealed(self, spans: list[_SealedSpan]) -> AsyncIterator[bytes | bytearray]:
+        units = [(span, frame, min(SEALED_BATCH, span.end_frame - frame))
+                 for span in spans for frame in range(span.first_frame, span.end_frame, SEALED_BATCH)]
+        pending: deque[tuple[int, asyncio.Future[None], bytearray]] = deque()
+        following = 0  # the next unit to start
+
+        def start_jobs() -> None:
+            nonlocal following
+            while following < len(units) and len(pending) < SEALED_DEPTH:
+                span, frame, count = units[following]
+                # Large buffers are allocated here, on the event loop's thread: made on the pool's
+                # threads, each thread's malloc arena would keep some (see _BodyPipeline._hand_off).
+                out = bytearray(span.plain_bytes(frame, count))
+                pending.append((following, asyncio.ensure_future(self.store.run(span.decrypt, frame, count, out)), out))
+                following += 1
+        try:
+            while pending or following < len(units):
+                start_jobs()
+                index, job, out = pending[0]
+                span, frame, _ = units[index]
+                try:
+                    await job
+                except (crypto.InvalidTag, OSError, CorruptBlob) as exc:
+                    for _, other, _ in pending:  # settle every job before its buffers or readers go
+                        with contextlib.suppress(BaseException):
+                            await other
+                    pending.clear()
+                    replica = await self.store.run(span.drop_source)
+                    log.warning("replica %s cannot give frames of %s: %s", replica.name, span.name, exc)
+                    await self._repair(replica, span.digest)
+                    following = index
+                    continue
+                pending.popleft()
+                start_jobs()  # SEALED_DEPTH jobs at work while this batch is sent
+                if frame + SEALED_BATCH >= span.end_frame:  # the span's last batch: its file is done with
+                    await self.store.run(span.close)
+                piece = span.trim(out, frame)
                 if piece:
                     yield piece  # a bytearray is never reused: the transport may keep it
         finally:
-            if ahead is not None:
+            for _, job, _ in pending:
                 with contextlib.suppress(BaseException):
-                    await ahead
-            if reader is not None:
-                await self.store.run(reader.close)
+                    await job
+            await self.store.run(_close_all, spans)
 
     def _sources(self, digest: Digest) -> list[Replica]:
         return [r for r in self.replicas if r.healthy() and r.has(digest)]
@@ -551,50 +556,112 @@ def _check_limit(size: int, limit: int) -> None:
                              MaxSizeAllowed=str(limit), ProposedSize=str(size))
 
 
+class _SealedSpan:
+    """The plaintext [lo, hi) of one sealed blob, as jobs on the store's threads read it: the copy
+    to read (the first healthy replica that has it) is found and opened by the first job, its data
+    key unwrapped once; jobs of the span may run at the same time (positioned reads)."""
+
+    def __init__(self, sources: Callable[[Digest], list[Replica]], name: str, size: int, lo: int, hi: int,
+                 kek: bytes) -> None:
+        self.name = name
+        self.digest = Digest.parse(name)
+        self.size, self.lo, self.hi = size, lo, hi
+        self.first_frame, count, _ = crypto.frame_span(size, lo, hi)
+        self.end_frame = self.first_frame + count
+        self._find, self._kek = sources, kek
+        self._sources: list[Replica] | None = None
+        self._reader: _SealedReader | None = None
+        self._lock = threading.Lock()
+
+    def plain_bytes(self, frame: int, count: int) -> int:
+        """The plaintext in frames [frame, frame + count)."""
+        return min(count * crypto.FRAME, self.size - frame * crypto.FRAME)
+
+    def trim(self, plain: bytearray, frame: int) -> bytes | bytearray:
+        """The part of ``plain`` (frames from ``frame`` on) within [lo, hi)."""
+        base = frame * crypto.FRAME
+        cut, stop = max(self.lo - base, 0), min(self.hi - base, len(plain))
+        if cut == 0 and stop == len(plain):
+            return plain
+        return bytes(memoryview(plain)[cut:stop])
+
+    def decrypt(self, frame: int, count: int, out: bytearray) -> None:
+        """Frames [frame, frame + count) decrypted into ``out``."""
+        with self._lock:
+            reader = self._reader
+            if reader is None:
+                if self._sources is None:
+                    self._sources = self._find(self.digest)
+                if not self._sources:
+                    raise BlobNotFound(self.name)
+                reader = _SealedReader(self._sources[0], self.digest, self._kek, self.size)
+                reader.open()
+                self._reader = reader
+        reader.frames_into(frame, count, out)
+
+    def drop_source(self) -> Replica:
+        """Set aside the copy that failed (the one being read); the next job reads another."""
+        with self._lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+            assert self._sources, "a failure without a copy"
+            return self._sources.pop(0)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
+
+def _close_all(spans: Sequence[_SealedSpan]) -> None:
+    for span in spans:
+        span.close()
+
+
 class _SealedReader:
-    """One replica's copy of a sealed blob, open, with its data key unwrapped: frames read into a
-    buffer kept for the whole read and decrypted straight into a new output buffer."""
+    """One replica's copy of a sealed blob, open, with its data key unwrapped. Its frames are
+    decrypted straight from the page cache: each batch maps its part of the file (read-only, then
+    unmapped: the pages of a large blob are never all counted in the server's RSS at once)."""
 
     def __init__(self, replica: Replica, digest: Digest, kek: bytes, plain_size: int) -> None:
         self.name = f"{digest} on {replica.name}"
+        self.replica = replica
         self.plain_size = plain_size
         self.sealed_size = crypto.sealed_size(plain_size)
-        self._replica, self._digest, self._kek = replica, digest, kek
+        self._digest, self._kek = digest, kek
         self._file: BinaryIO | None = None
         self._key: AESGCM | None = None
-        self._buffer = bytearray(SEALED_BATCH * (crypto.FRAME + crypto.TAG))
 
     def open(self) -> None:
-        self._file = self._replica.open(self._digest)
-        self._key = AESGCM(crypto.unwrap(self._kek, self._file.read(crypto.HEADER)))
-
-    async def read(self, store: ReplicatedBlobStore, first: int, count: int) -> bytearray:
-        """Frames [first, first + count), decrypted on the store's thread pool into a buffer made
-        here, on the event loop's thread (see ``_BodyPipeline._hand_off``)."""
-        out = bytearray(min(count * crypto.FRAME, self.plain_size - first * crypto.FRAME))
-        await store.run(self.frames_into, first, count, out)
-        return out
+        f = self.replica.open(self._digest)
+        try:
+            # A copy of the wrong size is corrupt (and mapping past its end would fault).
+            if os.fstat(f.fileno()).st_size != self.sealed_size:
+                raise CorruptBlob(f"{self.name} is not {self.sealed_size} bytes long")
+            self._key = AESGCM(crypto.unwrap(self._kek, f.read(crypto.HEADER)))
+        except BaseException:
+            f.close()
+            raise
+        self._file = f
 
     def frames_into(self, first: int, count: int, out: bytearray) -> None:
-        """Frames [first, first + count), decrypted into ``out`` (InvalidTag if any was altered)."""
+        """Frames [first, first + count) decrypted into ``out`` (InvalidTag if any was altered)."""
         start = crypto.HEADER + first * (crypto.FRAME + crypto.TAG)
         wanted = min(count * (crypto.FRAME + crypto.TAG), self.sealed_size - start)
-        view = memoryview(self._buffer)[:wanted]
         assert self._file is not None and self._key is not None, "frames read before open"
-        fd = self._file.fileno()
-        got = os.preadv(fd, [view], start)
-        while 0 < got < wanted:
-            more = os.preadv(fd, [view[got:]], start + got)
-            if more <= 0:
-                break
-            got += more
-        if got != wanted:
-            raise CorruptBlob(f"{self.name} is shorter than expected")
-        crypto.open_frames_into(self._key, view, first, self.plain_size, memoryview(out))
+        aligned = start - start % mmap.ALLOCATIONGRANULARITY
+        # Not closed explicitly: the mapping goes with the last view of it (an InvalidTag's
+        # traceback may still hold one), which, blobs being immutable, is always of whole pages.
+        mapped = mmap.mmap(self._file.fileno(), start - aligned + wanted, prot=mmap.PROT_READ, offset=aligned)
+        crypto.open_frames_into(self._key, memoryview(mapped)[start - aligned:], first, self.plain_size,
+                                memoryview(out))
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
+            self._file = None
 
 
 def _open_at(replica: Replica, digest: Digest, offset: int) -> BinaryIO:
