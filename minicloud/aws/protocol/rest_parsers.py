@@ -30,9 +30,9 @@ from minicloud.aws.protocol.decoders import (
     text_decoder,
 )
 from minicloud.aws.protocol.parser_base import RequestParser
-from minicloud.aws.protocol.routing import Router, parse_query
+from minicloud.aws.protocol.routing import Route, Router, parse_query
 from minicloud.aws.protocol.wire_errors import malformed_body, malformed_value
-from minicloud.aws.request import AwsRequest
+from minicloud.aws.request import AwsRequest, Headers
 
 # Query keys of SigV4 presigned URLs and SDK routing hints: never operation input.
 _RESERVED_QUERY = frozenset({
@@ -49,6 +49,8 @@ class _Plan:
     query_map: tuple[str, TextDecoder, bool] | None = None
     claimed_query: frozenset[str] = frozenset()
     headers: list[tuple[str, str, TextDecoder, str]] = field(default_factory=list)
+    # wire name -> (place in ``headers``, member, decoder, path) of the members it binds
+    header_index: dict[str, list[tuple[int, str, TextDecoder, str]]] = field(default_factory=dict)
     header_maps: list[tuple[str, str]] = field(default_factory=list)
     payload: tuple[str, str, Decoder | None] | None = None
     body: Decoder | None = None
@@ -124,6 +126,8 @@ class RestParser(RequestParser):
         self._plans: dict[str, _Plan] = {}
         self._streaming: dict[str, str] = {}
         self._streaming_methods: set[str] = set()
+        # The last match streaming_payload made: (headers, method, path, query, parsed query, route, labels).
+        self._matched: tuple[Headers, str, str, str, dict[str, list[str]], Route, tuple[str, ...]] | None = None
         for name in service_model.operation_names:
             op = service_model.operation_model(name)
             if op.has_streaming_input and op.input_shape is not None:
@@ -136,18 +140,30 @@ class RestParser(RequestParser):
         if request.method not in self._streaming_methods:  # a GET never streams a payload in
             return None
         try:
-            route, _ = self.router.match(request.method, request.path, parse_query(request.query),
-                                         request.headers)
+            query = parse_query(request.query)
+            route, labels = self.router.match(request.method, request.path, query, request.headers)
         except (ServiceError, ValueError):
             return None  # parse() answers it
+        # parse() of this request (next, once it is authenticated) takes the match from here.
+        self._matched = (request.headers, request.method, request.path, request.query, query, route, labels)
         return self._streaming.get(route.operation.name)
 
-    def _parse(self, request: AwsRequest) -> tuple[OperationModel, dict[str, Any]]:
+    def _match(self, request: AwsRequest) -> tuple[dict[str, list[str]], Route, tuple[str, ...]]:
+        """The parsed query and the route of ``request``: the ones ``streaming_payload`` just found
+        for it, if it did (the same headers object, method, path and query), else found now."""
+        matched, self._matched = self._matched, None
+        if (matched is not None and matched[0] is request.headers and matched[1] == request.method
+                and matched[2] == request.path and matched[3] == request.query):
+            return matched[4], matched[5], matched[6]
         try:
             query = parse_query(request.query)
         except ValueError as exc:
             raise malformed_value(self.protocol, f"The query string is not valid: {exc}") from None
         route, raw_labels = self.router.match(request.method, request.path, query, request.headers)
+        return query, route, raw_labels
+
+    def _parse(self, request: AwsRequest) -> tuple[OperationModel, dict[str, Any]]:
+        query, route, raw_labels = self._match(request)
         operation = route.operation
         plan = self._plans.get(operation.name)
         if plan is None:
@@ -185,16 +201,26 @@ class RestParser(RequestParser):
                 params[name] = rest
 
     def _read_headers(self, plan: _Plan, request: AwsRequest, params: dict[str, Any]) -> None:
-        items = request.headers.items()
-        first: dict[str, str] = {}
-        for key, text in items:
-            first.setdefault(key, text)
-        for name, header, decoder, path in plan.headers:
-            found_text = first.get(header)
-            if found_text is not None:
-                params[name] = _decode_field(decoder, found_text, path)
+        # A request carries a handful of headers, an operation declares dozens (PutObject 40): look
+        # each of the request's up, the first value of a name counting, decoded in the model's order.
+        headers = request.headers
+        index = plan.header_index
+        hits: list[tuple[int, str, TextDecoder, str, str]] = []
+        seen: set[str] | None = set() if headers.repeats() else None
+        for key, text in headers.iter_items():
+            bound = index.get(key)
+            if bound is not None:
+                if seen is not None:
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                hits += [(place, name, decoder, path, text) for place, name, decoder, path in bound]
+        if len(hits) > 1:
+            hits.sort(key=_first)
+        for _, name, decoder, path, text in hits:
+            params[name] = _decode_field(decoder, text, path)
         for name, prefix in plan.header_maps:
-            found = {key[len(prefix):]: value for key, value in items if key.startswith(prefix)}
+            found = {key[len(prefix):]: value for key, value in headers.iter_items() if key.startswith(prefix)}
             if found:
                 params[name] = found
 
@@ -251,7 +277,9 @@ class RestParser(RequestParser):
                     plan.query.append((name, wire, text_decoder(member), False, camel(name)))
                     claimed.add(wire)
             elif location == "header":
-                plan.headers.append((name, wire.lower(), _header_decoder(member), camel(name)))
+                entry = (name, wire.lower(), _header_decoder(member), camel(name))
+                plan.header_index.setdefault(entry[1], []).append((len(plan.headers), name, entry[2], entry[3]))
+                plan.headers.append(entry)
             elif location == "headers":
                 plan.header_maps.append((name, wire.lower()))
             elif location is None:
@@ -266,6 +294,10 @@ class RestParser(RequestParser):
         elif body_members:
             plan.body = self._bodies.structure(shape, body_only=True)
         return plan
+
+
+def _first(hit: tuple[int, str, TextDecoder, str, str]) -> int:
+    return hit[0]
 
 
 def _decode_field(decoder: TextDecoder, text: str, path: str) -> Any:

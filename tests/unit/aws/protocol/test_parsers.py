@@ -250,3 +250,44 @@ def test_cbor_errors() -> None:
         parser.parse(AwsRequest("POST", "/service/X/operation/Nope", "", Headers(), b""))
     with pytest.raises(ServiceError):
         parser.parse(AwsRequest("POST", path, "", Headers(), cbor.encode({"Namespace": 5})))
+
+
+def _s3_put(headers: list[tuple[str, str]], path: str = "/b/k", query: str = "", body: bytes = b"data") -> AwsRequest:
+    return AwsRequest("PUT", path, query, Headers(headers), body)
+
+
+def test_rest_headers_first_value_counts_and_model_order_decides_errors() -> None:
+    parser = create_parser(load_service_model("s3"))
+    _, params = parser.parse(_s3_put([("x-amz-storage-class", "ONEZONE_IA"), ("content-type", "text/a"),
+                                      ("x-amz-meta-one", "1"), ("content-type", "text/b"),
+                                      ("x-amz-meta-one", "2"), ("x-amz-meta-two", "b")]))
+    assert params["StorageClass"] == "ONEZONE_IA"
+    assert params["ContentType"] == "text/a"  # the first of a repeated header
+    assert params["Metadata"] == {"one": "2", "two": "b"}
+    # Two malformed headers: the one the model declares first is reported, whatever the wire order.
+    bad = [("x-amz-object-lock-retain-until-date", "not a date"), ("content-length", "x")]
+    errors = []
+    for headers in (bad, bad[::-1]):
+        with pytest.raises(ServiceError) as caught:
+            parser.parse(_s3_put(headers))
+        errors.append(caught.value.message)
+    assert errors[0] == errors[1] and "contentLength" in errors[0]
+
+
+def test_streaming_payload_match_is_reused_only_for_its_own_request() -> None:
+    parser = create_parser(load_service_model("s3"))
+    put = _s3_put([("content-type", "text/plain")])
+    assert parser.streaming_payload(put) == "Body"  # type: ignore[attr-defined]
+    other = _s3_put([("x-amz-acl", "private")], path="/b", query="acl", body=b"")
+    operation, params = parser.parse(other)  # not the request streaming_payload saw: matched anew
+    assert operation.name == "PutBucketAcl" and params == {"Bucket": "b", "ACL": "private"}
+    operation, params = parser.parse(put)  # its memo was dropped by the parse above: matched anew
+    assert operation.name == "PutObject" and params["Key"] == "k"
+    assert parser.streaming_payload(put) == "Body"  # type: ignore[attr-defined]
+    put.path = "/b/other"  # a request changed after the match (readdressed) is matched again
+    operation, params = parser.parse(put)
+    assert operation.name == "PutObject" and params["Key"] == "other"
+    assert parser.streaming_payload(put) == "Body"  # type: ignore[attr-defined]
+    operation, params = parser.parse(put)  # the memo itself
+    assert operation.name == "PutObject" and params == {"Bucket": "b", "Key": "other", "ContentType": "text/plain",
+                                                        "Body": b"data"}
