@@ -51,6 +51,7 @@ PACK_NAME = "small-pack.sqlite"
 # checkpoint into the database); a 256 KiB copy is ~64 pages, which one transaction writes
 # sequentially. Larger blobs stay files (one write, read by offset without SQLite's page chain).
 PACK_LIMIT = 256 * 1024
+PAGE_SIZE = 4096
 BATCH_BYTES = 8 << 20  # the most bytes one group commit takes
 BATCH_COPIES = 512  # the most copies one group commit takes
 IDENTITY_SECONDS = 1.0  # how long a reader trusts that the pack file is the one it opened
@@ -121,7 +122,8 @@ class Pack:
             root.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(pack.path, isolation_level=None, timeout=BUSY_MS / 1000)
             try:
-                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # before the first table
+                conn.execute(f"PRAGMA page_size={int(PAGE_SIZE)}")  # before the first table
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.execute(_SCHEMA)
@@ -361,6 +363,11 @@ class PackWriter:
                 self._write(batch)
             except Exception:  # never leave a copy unanswered, nor the thread dead
                 log.exception("the pack writer of %s failed a batch", self.pack.root)
+
+    def commit(self, batch: list[tuple[bytes | None, Digest, Done]]) -> None:
+        """Write a batch (``data`` None: a removal) as one transaction on the caller's thread and
+        report each outcome (what the writer's thread does with what it takes from its queue)."""
+        self._write(batch)
 
     def _write(self, batch: list[tuple[bytes | None, Digest, Done]]) -> None:
         writes = [(data, digest) for data, digest, _ in batch if data is not None]

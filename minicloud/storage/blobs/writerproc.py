@@ -6,15 +6,19 @@ one transaction and one WAL fsync per batch); larger ones, and replicas without 
 process (``python -m minicloud.storage.blobs.writerproc``) with its own interpreter and GIL, on
 the machine's other core:
 
-    server: submit() ==(one message per copy, from the caller's thread)==> child: reader thread
-                                                        -> PackWriter (or SmallBlobWriter) per root
-    server: done(err) <- receiver thread <==(one message per written batch)==== child: acks
+    server: submit() ==(one message per copy, from the caller's thread)==> child: main thread
+                      reads every request waiting, commits each packed root's batch (PackWriter.commit)
+    server: done(err) <- receiver thread <==(one message per committed batch)== child: acks
+                      (copies for roots without a pack, or too large for it: SmallBlobWriter threads)
 
 Why a process, measured with the pack (4 KiB PUTs, ONEZONE_IA, 16 connections, 2 shared cores):
-the writer's Python and SQLite work is ~90 us user + ~130 us system CPU per copy. In the server's
-threads (``MINICLOUD_SMALL_WRITER=threads``) it adds to the one core the event loop already
-saturates: ~900 PUT/s against ~1,050-1,600 PUT/s with the child, whose socket message costs the
-server less than the batch's Python and GIL hand-offs would.
+the pack writer's Python and SQLite work, run by threads of the server
+(``MINICLOUD_SMALL_WRITER=threads``), adds ~80-100 us of CPU per copy to the one core the event
+loop already saturates: ~900 PUT/s against ~1,050-1,600 PUT/s with the child, whose socket
+message costs the server less. Why the child commits on its one thread instead of a writer
+thread per root: no GIL hand-offs between a reader thread and writers; the child's CPU per copy
+fell from ~215 us (82 user + 134 sys) to ~150 us (65 user + 85 sys) for ONEZONE_IA, and from ~338
+to ~230 us for STANDARD (three copies per object).
 
 Each request names the replica root (and whether it has a pack), the digest and carries the
 bytes; the child answers with the request's number and 0 once that copy is durable (its batch's
@@ -45,6 +49,7 @@ import threading
 from pathlib import Path
 
 from minicloud.storage.blobs.core import Digest
+from minicloud.storage.blobs.pack import BATCH_COPIES, PackWriter, packable
 from minicloud.storage.blobs.replica import Replica
 from minicloud.storage.blobs.small import BlobWriter, Done, make_writer, writer_for
 
@@ -265,41 +270,76 @@ class _Acks:
                     os._exit(0)
 
 
+Batch = list[tuple[bytes | None, Digest, Done]]
+
+
 def serve(sock: socket.socket) -> None:
-    """Read requests until the socket closes; write each copy with a ``SmallBlobWriter`` per root."""
+    """Read requests until the socket closes. A packed root's copies are group-committed on this
+    thread: every request waiting in the socket is read (up to ``BATCH_COPIES``), then each
+    root's batch is committed and acknowledged, then the socket is read again (requests arriving
+    during a commit make the next batch). One thread: no GIL hand-offs between a reader and
+    writers. Other copies go to a ``SmallBlobWriter``'s threads per root."""
     acks = _Acks(sock)
     writers: dict[bytes, BlobWriter] = {}
     buffer = bytearray(_MAX_MESSAGE)
     view = memoryview(buffer)
+    pending: dict[bytes, Batch] = {}
     while True:
-        got = sock.recv_into(buffer)
-        if not got:
-            return
-        number = 0
-        try:
-            operation, size, number, root_len, name_len = _REQUEST.unpack_from(buffer)
-            start = _REQUEST.size
-            if start + root_len + name_len + size != got:
-                raise ValueError(f"a request of {got} bytes says it has {start + root_len + name_len + size}")
-            root = bytes(view[start:start + root_len])
-            digest = Digest.parse(bytes(view[start + root_len:start + root_len + name_len]).decode())
-            writer = writers.get(root)
-            if writer is None:
-                replica = Replica(Path(root.decode()))
-                if operation & _PACKED:  # the server's replica has a pack (made at its start): use it
-                    replica.enable_pack(create=False)
-                writer = writers[root] = make_writer(replica, after_batch=acks.flush)
+        taken = 0
+        flags = 0  # the first read waits; the others take only what is already there
+        while taken < BATCH_COPIES:
+            try:
+                got = sock.recv_into(buffer, 0, flags)
+            except BlockingIOError:
+                break
+            if not got:
+                _commit(writers, pending)
+                return
+            flags = socket.MSG_DONTWAIT
+            taken += 1
+            _take(buffer, view, got, writers, pending, acks)
+        _commit(writers, pending)
 
-            def done(error: OSError | None, number: int = number) -> None:
-                acks.add(number, error)
-            if operation & ~_PACKED == _DELETE:
-                writer.submit_delete(digest, done)
-            else:
-                writer.submit(bytes(view[got - size:got]), digest, done)
-        except Exception as exc:  # a malformed request fails alone
-            log.error("small-blob writer: bad request %d: %s", number, exc)
-            acks.add(number, OSError(errno.EINVAL, str(exc)))
-            acks.flush()
+
+def _commit(writers: dict[bytes, BlobWriter], pending: dict[bytes, Batch]) -> None:
+    for root, batch in pending.items():
+        writer = writers[root]
+        assert isinstance(writer, PackWriter)
+        writer.commit(batch)
+    pending.clear()
+
+
+def _take(buffer: bytearray, view: memoryview, got: int, writers: dict[bytes, BlobWriter],
+          pending: dict[bytes, Batch], acks: _Acks) -> None:
+    """One request: into its root's pending batch (packed), or to its root's file writer."""
+    number = 0
+    try:
+        operation, size, number, root_len, name_len = _REQUEST.unpack_from(buffer)
+        start = _REQUEST.size
+        if start + root_len + name_len + size != got:
+            raise ValueError(f"a request of {got} bytes says it has {start + root_len + name_len + size}")
+        root = bytes(view[start:start + root_len])
+        digest = Digest.parse(bytes(view[start + root_len:start + root_len + name_len]).decode())
+        writer = writers.get(root)
+        if writer is None:
+            replica = Replica(Path(root.decode()))
+            if operation & _PACKED:  # the server's replica has a pack (made at its start): use it
+                replica.enable_pack(create=False)
+            writer = writers[root] = make_writer(replica, after_batch=acks.flush)
+
+        def done(error: OSError | None, number: int = number) -> None:
+            acks.add(number, error)
+        delete = operation & ~_PACKED == _DELETE
+        if isinstance(writer, PackWriter) and (delete or packable(digest, size)):
+            pending.setdefault(root, []).append((None if delete else bytes(view[got - size:got]), digest, done))
+        elif delete:
+            writer.submit_delete(digest, done)
+        else:
+            writer.submit(bytes(view[got - size:got]), digest, done)
+    except Exception as exc:  # a malformed request fails alone
+        log.error("small-blob writer: bad request %d: %s", number, exc)
+        acks.add(number, OSError(errno.EINVAL, str(exc)))
+        acks.flush()
 
 
 def main(argv: list[str]) -> int:
