@@ -23,7 +23,7 @@ import pytest
 
 from minicloud.services.s3.data import ObjectData
 from minicloud.storage.blobs import BlobNotFound, Digest, Replica
-from minicloud.storage.blobs.pack import PACK_LIMIT, PACK_NAME, Pack, PackWriter, packable
+from minicloud.storage.blobs.pack import PACK_LIMIT, PACK_NAME, Pack, PackWriter, packable, row_key
 from minicloud.storage.blobs.repair import Scrubber, copy_is_good
 from minicloud.storage.blobs.small import make_writer, prepare_fanout, read_cached, write_small
 from minicloud.storage.blobs.writerproc import WriterProcess
@@ -273,3 +273,20 @@ def test_an_unavailable_root_fails_its_batch_and_is_caught_up_when_it_returns(tm
         assert replicas[2].packed(more_digest) == more
     finally:
         writer.close()
+
+
+def test_a_blob_whose_pack_key_another_digest_holds_is_written_as_a_file(tmp_path: Path) -> None:
+    replica = _replica(tmp_path)
+    data, digest = _blob()
+    squatter = Digest("sha256", digest.hex[:16] + ("e" if digest.hex[16] == "f" else "f") * 48)
+    with _raw(replica) as conn:  # a row of another digest with the same first 64 bits (its key)
+        conn.execute("INSERT INTO blobs (id, digest, size, created, data) VALUES (?, ?, 3, 0, x'616263')",
+                     (row_key(digest), squatter.hex))
+    acks = _Acks(1)
+    make_writer(replica).submit(data, digest, acks.callback(digest))
+    assert acks.all.wait(30) and acks.results[digest] is None
+    assert replica.packed(digest) is None and replica.path(digest).read_bytes() == data  # a file instead
+    assert replica.read_bytes(digest) == data and replica.packed(squatter) == b"abc"
+    other = _replica(tmp_path, "other")
+    assert other.copy_from(replica, digest).size == len(data) and other.packed(digest) == data
+    assert replica.copy_from(other, digest).size == len(data)  # it has it (as a file): nothing to copy
