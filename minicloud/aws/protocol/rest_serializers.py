@@ -43,10 +43,17 @@ class _Plan:
     no_body: bool = False
     headers: list[tuple[str, str, Callable[[Any], str]]] = field(default_factory=list)
     header_at: dict[str, int] = field(default_factory=dict)  # member -> its place in ``headers``
+    plain: set[int] = field(default_factory=set)  # places whose text is always printable ASCII (numbers, times)
+    content_type: set[int] = field(default_factory=set)  # places of members sent as Content-Type
     header_maps: list[tuple[str, str]] = field(default_factory=list)
     status_member: str | None = None
     payload: tuple[str, str, Body | None] | None = None
     body: Body | None = None
+
+
+# Header members whose text form is always printable ASCII (digits, signs, "true", RFC 822 and ISO
+# dates): ``header_value`` would return it unchanged.
+_PLAIN_TEXT_TYPES = frozenset({"integer", "long", "short", "byte", "boolean", "timestamp"})
 
 
 def header_value(text: str) -> str:
@@ -98,15 +105,19 @@ class RestSerializer(ResponseSerializer):
         # The members the result has, in the model's order (GetObject declares 44 header members; a
         # result holds a handful).
         at = plan.header_at
+        typed = False  # a Content-Type among the headers already
         for index in sorted([at[name] for name in result if name in at]):
             name, wire, encode = plan.headers[index]
             value = result[name]
             if value is not None:
-                headers.append((wire, header_value(encode(value))))
+                text = encode(value)
+                headers.append((wire, text if index in plan.plain else header_value(text)))
+                typed = typed or index in plan.content_type
         for name, prefix in plan.header_maps:
             for key, value in (result.get(name) or {}).items():
                 if value is not None:
                     headers.append((prefix + key, header_value(str(value))))
+                    typed = typed or (prefix + key).lower() == "content-type"
         status = plan.status
         if plan.status_member is not None and result.get(plan.status_member) is not None:
             status = int(result[plan.status_member])
@@ -115,7 +126,9 @@ class RestSerializer(ResponseSerializer):
         if RESULT_STATUS in result:
             status = int(result[RESULT_STATUS])
         if RESULT_HEADERS in result:
-            headers.extend(result[RESULT_HEADERS])
+            extra = result[RESULT_HEADERS]
+            headers.extend(extra)
+            typed = typed or any(k.lower() == "content-type" for k, _ in extra)
         body = b""
         stream = None
         content_type: str | None = self.content_type
@@ -141,7 +154,7 @@ class RestSerializer(ResponseSerializer):
         if plan.no_body or status in (204, 304):
             body = b""
             stream = None  # a stream is an async generator that opens nothing before it is iterated
-        if content_type is not None and not any(k.lower() == "content-type" for k, _ in headers):
+        if content_type is not None and not typed:
             headers.append(("Content-Type", content_type))
         return AwsResponse(status, headers, body, stream)
 
@@ -158,8 +171,12 @@ class RestSerializer(ResponseSerializer):
             location = ser.get("location")
             wire = str(ser.get("name", name))
             if location == "header":
-                plan.header_at[name] = len(plan.headers)
+                place = plan.header_at[name] = len(plan.headers)
                 plan.headers.append((name, wire, _header_encoder(member)))
+                if member.type_name in _PLAIN_TEXT_TYPES:
+                    plan.plain.add(place)
+                if wire.lower() == "content-type":
+                    plan.content_type.add(place)
             elif location == "headers":
                 plan.header_maps.append((name, wire))
             elif location == "statusCode":

@@ -162,11 +162,25 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+_RFC822_REMEMBERED = 4096  # datetimes whose text is kept (an object's Last-Modified, served again and again)
+_rfc822: dict[datetime, str] = {}
+
+
 def format_rfc822(value: Any) -> str:
     """``Sun, 29 Nov 2026 12:00:00 GMT`` (as email.utils.format_datetime(usegmt=True), without its cost)."""
+    remember = type(value) is datetime  # equal datetimes are the same instant: the same text
+    if remember:
+        known = _rfc822.get(value)
+        if known is not None:
+            return known
     dt = to_datetime(value).astimezone(UTC)
-    return (f"{_DAYS[dt.weekday()]}, {dt.day:02d} {_MONTHS[dt.month - 1]} {dt.year:04d} "
+    text = (f"{_DAYS[dt.weekday()]}, {dt.day:02d} {_MONTHS[dt.month - 1]} {dt.year:04d} "
             f"{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d} GMT")
+    if remember:
+        if len(_rfc822) >= _RFC822_REMEMBERED:
+            _rfc822.clear()
+        _rfc822[value] = text
+    return text
 
 
 def to_epoch(value: Any) -> int | float:

@@ -16,7 +16,7 @@ from minicloud.aws.context import RequestContext
 from minicloud.aws.errors import ServiceError
 from minicloud.aws.protocol.rest_serializers import RESULT_STATUS
 from minicloud.services.s3 import store
-from minicloud.services.s3.acl import acl_for_write, ownership
+from minicloud.services.s3.acl import GRANT_HEADERS, acl_for_write, ownership
 from minicloud.services.s3.buckets import check_tags, tag_set
 from minicloud.services.s3.checksums import MEMBER
 from minicloud.services.s3.data import Staged
@@ -98,6 +98,24 @@ def part_checksum(stored: dict[str, Any], number: int) -> dict[str, Any]:
     return out
 
 
+DESCRIBED_ROWS = 4096  # object rows whose GET/HEAD members are remembered (see ``describe``)
+_described: dict[int, tuple[ObjectRow, tuple[str | None, str | None], dict[str, Any]]] = {}
+_ACL_MEMBERS = ("ACL", *GRANT_HEADERS)
+_SSE_S3_TEXT = json.dumps({"sse": "AES256"})
+
+
+def write_acl(params: dict[str, Any], bucket: Bucket, owner: str) -> str | None:
+    """``acl_for_write``, without its work for the common write that names no ACL (then None)."""
+    if all(params.get(member) is None for member in _ACL_MEMBERS):
+        return None
+    return acl_for_write(params, bucket, owner)
+
+
+def stored_text(stored: dict[str, Any]) -> str:
+    """An object's stored encryption as its column holds it (SSE-S3's, the usual one, made once)."""
+    return _SSE_S3_TEXT if stored == {"sse": "AES256"} else json.dumps(stored)
+
+
 class PutCondition:
     """If-None-Match: * and If-Match on writes, checked again inside the committing transaction."""
 
@@ -139,27 +157,29 @@ class ObjectOperations(EncryptionOperations):
         if condition:
             condition.check(await self.db.read(lambda conn: store.get_object(conn, bucket.name, key)), key)
         object_key = await self.write_key(params, bucket, ctx)
-        lock_for_write(params, bucket, ctx.now)  # refused before the body is read
-        acl = acl_for_write(params, bucket, object_owner(params, bucket, ctx.account_id))
+        lock = lock_for_write(params, bucket, ctx.now)  # refused before the body is read
+        owner = object_owner(params, bucket, ctx.account_id)
+        acl = write_acl(params, bucket, owner)
         staged = await receive_body(self.data, params, storage_class,
                                     ctx.request.headers.get("x-amz-trailer") or "", object_key.sealer())
         checksums = {**staged.checksums, "type": "FULL_OBJECT"} if staged.checksums else {}
         values: dict[str, Any] = {
             "bucket": bucket.name, "key": key, "version_id": new_version_id(bucket), "delete_marker": False,
             "size": staged.size, "etag": f'"{staged.md5}"', "last_modified": ctx.now.replace(microsecond=0),
-            "storage_class": storage_class, "owner": object_owner(params, bucket, ctx.account_id), "acl": acl,
+            "storage_class": storage_class, "owner": owner, "acl": acl,
             "digest": staged.digest, "parts": None, "meta": json.dumps(content_headers(params)),
             "checksums": json.dumps(checksums) if checksums else None, "tags": tags,
-            "encryption": json.dumps(object_key.stored), "lock": lock_for_write(params, bucket, ctx.now),
+            "encryption": stored_text(object_key.stored), "lock": lock,
         }
         await self.commit_version(bucket, staged, values, condition,
                                   notice_for(ctx, bucket, event))
         result: dict[str, Any] = {"ETag": values["etag"], **checksum_members(checksums), **object_key.members()}
         if bucket.versioning == "Enabled":  # a suspended bucket's "null" version is not named
             result["VersionId"] = values["version_id"]
-        expiration = expiration_header(bucket, ObjectRow(id=0, latest=True, **values))
-        if expiration:
-            result["Expiration"] = expiration
+        if bucket.lifecycle:  # (no rule, no expiration: no row to build)
+            expiration = expiration_header(bucket, ObjectRow(id=0, latest=True, **values))
+            if expiration:
+                result["Expiration"] = expiration
         return result
 
     async def commit_version(self, bucket: Bucket, staged: Staged | None, values: dict[str, Any],
@@ -306,25 +326,18 @@ class ObjectOperations(EncryptionOperations):
         return start, start + segments[number - 1][1]
 
     def describe(self, row: ObjectRow, bucket: Bucket) -> dict[str, Any]:
-        result: dict[str, Any] = {
-            "ETag": row.etag, "LastModified": row.last_modified, "AcceptRanges": "bytes",
-            **stored_headers(row.metadata()),
-        }
-        if row.storage_class != "STANDARD":
-            result["StorageClass"] = row.storage_class
-        if bucket.versioning or row.version_id != store.NULL_VERSION:
-            result["VersionId"] = row.version_id
-        if row.parts:
-            result["PartsCount"] = len(json.loads(row.parts))
-        tags = row.tag_pairs()
-        if tags:
-            result["TagCount"] = len(tags)
-        result.update(response_members(stored_encryption(row)))
-        result.update(lock_members(row))
-        expiration = expiration_header(bucket, row)
-        if expiration:
-            result["Expiration"] = expiration
-        return result
+        """The members a GET or HEAD of ``row`` answers with (a new dict, the caller's to extend). An
+        object row read again is the same object (``object_row``'s cache): its members are worked
+        out once for as long as the row and the bucket's versioning and lifecycle stay the same."""
+        config = (bucket.versioning, bucket.lifecycle)
+        known = _described.get(id(row))
+        if known is not None and known[0] is row and known[1] == config:
+            return dict(known[2])
+        result = _describe(row, bucket)
+        if len(_described) >= DESCRIBED_ROWS:
+            _described.clear()
+        _described[id(row)] = (row, config, result)  # (the row kept alive: its id stays its own)
+        return dict(result)
 
     # -- copying -------------------------------------------------------------------------------------
     async def copy_object(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -413,6 +426,28 @@ class ObjectOperations(EncryptionOperations):
         row = await self.find_object(ctx, bucket, key, version_id)
         await self.db.write(lambda conn: store.set_object_tags(conn, row.id, None))
         return {"VersionId": row.version_id} if bucket.versioning else {}
+
+
+def _describe(row: ObjectRow, bucket: Bucket) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "ETag": row.etag, "LastModified": row.last_modified, "AcceptRanges": "bytes",
+        **stored_headers(row.metadata()),
+    }
+    if row.storage_class != "STANDARD":
+        result["StorageClass"] = row.storage_class
+    if bucket.versioning or row.version_id != store.NULL_VERSION:
+        result["VersionId"] = row.version_id
+    if row.parts:
+        result["PartsCount"] = len(json.loads(row.parts))
+    tags = row.tag_pairs()
+    if tags:
+        result["TagCount"] = len(tags)
+    result.update(response_members(stored_encryption(row)))
+    result.update(lock_members(row))
+    expiration = expiration_header(bucket, row)
+    if expiration:
+        result["Expiration"] = expiration
+    return result
 
 
 def parse_copy_source(text: str) -> tuple[str, str, str | None]:

@@ -154,3 +154,34 @@ def test_timestamp_formats() -> None:
     assert format_iso8601(datetime(2026, 11, 29, 5, 33, 50)) == "2026-11-29T05:33:50Z"  # naive is UTC
     assert format_rfc822(WHEN) == "Sun, 29 Nov 2026 05:33:50 GMT"
     assert to_epoch(WHEN) == 1795930430 and to_epoch(WHEN.replace(microsecond=5000)) == 1795930430.005
+
+
+def test_rest_headers_content_type_and_header_text() -> None:
+    from datetime import timedelta, timezone
+
+    from minicloud.aws.protocol.rest_serializers import RESULT_HEADERS
+
+    def headers(result: dict[str, object]) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in _result("s3", "GetObject", result).headers if not k.lower().startswith("x-amz")]
+
+    # No Content-Type member: the payload's default; a member or a provider's extra header: that one alone.
+    assert ("Content-Type", "application/octet-stream") in headers({"Body": b"x"})
+    assert [v for k, v in headers({"Body": b"x", "ContentType": "text/x"}) if k.lower() == "content-type"] == [
+        "text/x"]
+    extra = headers({"Body": b"x", RESULT_HEADERS: [("content-type", "a/b")]})
+    assert [v for k, v in extra if k.lower() == "content-type"] == ["a/b"]
+    # Text that is not printable ASCII is RFC 2047-encoded; numbers and dates are sent as they are.
+    got = dict(headers({"Body": b"x", "ContentDisposition": "été", "ContentLength": 4,
+                        "LastModified": WHEN.astimezone(timezone(timedelta(hours=-5)))}))
+    assert got["Content-Disposition"] == "=?UTF-8?B?w6l0w6k=?="
+    assert got["Content-Length"] == "4" and got["Last-Modified"] == "Sun, 29 Nov 2026 05:33:50 GMT"
+
+
+def test_rfc822_remembered_by_instant() -> None:
+    from datetime import timedelta, timezone
+
+    east = WHEN.astimezone(timezone(timedelta(hours=9)))
+    for value in (WHEN, east, WHEN.replace(tzinfo=None), east, WHEN + timedelta(seconds=1), WHEN):
+        expected = "Sun, 29 Nov 2026 05:33:51 GMT" if value == WHEN + timedelta(seconds=1) else (
+            "Sun, 29 Nov 2026 05:33:50 GMT")
+        assert format_rfc822(value) == expected
