@@ -103,4 +103,6 @@ def receive_connections(channel: socket.socket) -> list[tuple[socket.socket, byt
             continue
         sock = socket.socket(fileno=fds[0])
         sock.setblocking(False)
+        with contextlib.suppress(OSError):  # (the accepting loop's setting is not always there)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         received.append((sock, b"" if data == b"\0" else data))
