@@ -139,6 +139,9 @@ class ObjectData:
     def close(self) -> None:
         for store in (self.store, *self._single):
             store.close()
+        for replica in self.replicas:  # its threads are done: their pack connections go too
+            if replica.pack is not None:
+                replica.pack.close()
 
     def lock(self, digest: str) -> asyncio.Lock:
         """Held while a blob's reference count is being changed together with its file."""
