@@ -131,6 +131,9 @@ def parse_query(query: str) -> dict[str, list[str]]:
     return result
 
 
+_ELIGIBLE_SETS = 1024  # (method, query key set) pairs whose eligible routes are remembered
+
+
 class Router:
     def __init__(self, service_model: Any) -> None:
         routes = [build_route(service_model.operation_model(name))
@@ -138,6 +141,7 @@ class Router:
         self.routes: dict[str, list[Route]] = {}
         for route in sorted(routes, key=lambda r: r.rank):
             self.routes.setdefault(route.method, []).append(route)
+        self._eligible: dict[tuple[str, frozenset[str]], list[Route]] = {}
 
     def shadowed(self) -> dict[str, str]:
         """Operations no request can reach without ``x-id`` (name -> the operation that wins):
@@ -157,7 +161,8 @@ class Router:
     def match(self, method: str, path: str, query: dict[str, list[str]],
               headers: Headers) -> tuple[Route, tuple[str, ...]]:
         """The most specific route for the request and its raw (still percent-encoded) labels."""
-        candidates = self.routes.get(method.upper(), [])
+        upper = method.upper()
+        candidates = self.routes.get(upper, [])
         wanted = query.get("x-id")
         if wanted:
             for route in candidates:
@@ -165,11 +170,18 @@ class Router:
                     m = route.regex.match(path)
                     if m is not None and route.accepts(query, headers):
                         return route, m.groups()
-        keys = set(query)  # a set: frozenset <= dict_keys is far slower than between sets
-        for route in candidates:
-            # set and dict look-ups first: much cheaper than the path regex
-            if route.needed_query <= keys and ((not route.literal_values and not route.required_headers)
-                                               or route.accepts(query, headers)):
+        # The routes whose query keys the request has, in rank order: the same for every request with
+        # the same keys (a client's presigned URLs, say), so worked out once per method and key set.
+        keys = frozenset(query)
+        eligible = self._eligible.get((upper, keys))
+        if eligible is None:
+            eligible = [route for route in candidates if route.needed_query <= keys]
+            if len(self._eligible) >= _ELIGIBLE_SETS:
+                self._eligible.clear()
+            self._eligible[(upper, keys)] = eligible
+        for route in eligible:
+            # dict look-ups first: much cheaper than the path regex
+            if (not route.literal_values and not route.required_headers) or route.accepts(query, headers):
                 m = route.regex.match(path)
                 if m is not None:
                     return route, m.groups()

@@ -134,3 +134,18 @@ def test_compile_path() -> None:
     m = regex.match("/b/k/x/")
     assert m is not None and m.groups() == ("b", "k/x/")
     assert regex.match("/b/") is None
+
+
+def test_remembered_key_sets_still_test_headers_and_paths() -> None:
+    from minicloud.aws.protocol.routing import Router, parse_query
+
+    router = Router(load_service_model("s3"))
+    query = parse_query("X-Amz-Signature=abc&X-Amz-Date=20261129T170000Z")
+    for _ in range(2):  # the second time from the remembered routes of this key set
+        assert router.match("PUT", "/b/k", query, Headers([]))[0].operation.name == "PutObject"
+        assert router.match("PUT", "/b/k", query, Headers([("x-amz-copy-source", "/b/j")]))[0].operation.name == (
+            "CopyObject")
+        assert router.match("PUT", "/b", query, Headers([]))[0].operation.name == "CreateBucket"
+        assert router.match("get", "/b/k", query, Headers([]))[0].operation.name == "GetObject"
+        assert router.match("GET", "/b/k", {**query, "tagging": [""]}, Headers([]))[0].operation.name == (
+            "GetObjectTagging")
