@@ -49,7 +49,7 @@ import threading
 from pathlib import Path
 
 from minicloud.storage.blobs.core import Digest
-from minicloud.storage.blobs.pack import BATCH_COPIES, PackWriter, packable
+from minicloud.storage.blobs.pack import BATCH_BYTES, BATCH_COPIES, PackWriter, packable
 from minicloud.storage.blobs.replica import Replica
 from minicloud.storage.blobs.small import BlobWriter, Done, make_writer, writer_for
 
@@ -275,7 +275,7 @@ Batch = list[tuple[bytes | None, Digest, Done]]
 
 def serve(sock: socket.socket) -> None:
     """Read requests until the socket closes. A packed root's copies are group-committed on this
-    thread: every request waiting in the socket is read (up to ``BATCH_COPIES``), then each
+    thread: every request waiting in the socket is read (up to ``BATCH_COPIES`` or ``BATCH_BYTES``), then each
     root's batch is committed and acknowledged, then the socket is read again (requests arriving
     during a commit make the next batch). One thread: no GIL hand-offs between a reader and
     writers. Other copies go to a ``SmallBlobWriter``'s threads per root."""
@@ -285,9 +285,9 @@ def serve(sock: socket.socket) -> None:
     view = memoryview(buffer)
     pending: dict[bytes, Batch] = {}
     while True:
-        taken = 0
+        taken = taken_bytes = 0
         flags = 0  # the first read waits; the others take only what is already there
-        while taken < BATCH_COPIES:
+        while taken < BATCH_COPIES and taken_bytes < BATCH_BYTES:
             try:
                 got = sock.recv_into(buffer, 0, flags)
             except BlockingIOError:
@@ -297,6 +297,7 @@ def serve(sock: socket.socket) -> None:
                 return
             flags = socket.MSG_DONTWAIT
             taken += 1
+            taken_bytes += got
             _take(buffer, view, got, writers, pending, acks)
         _commit(writers, pending)
 
