@@ -1,6 +1,7 @@
 """The S3 scrub controller against a real ``minicloud up`` (scrubbing every second): a replica
 copy corrupted or deleted on disk (a file, or a row of a zone's small-blob pack) is found and
-repaired from a good zone; a one-zone object is not copied to other zones."""
+repaired from a good zone; a one-zone object is not copied to other zones; an unreferenced blob
+older than the orphan grace period (a packed row or a file) is removed, referenced ones stay."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
 
 @pytest.fixture(scope="module")
 def scrubbing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinicloudServer]:
-    srv = MinicloudServer(Path(tmp_path_factory.mktemp("scrub")), env={"MINICLOUD_S3_SCRUB_SECONDS": "1"})
+    srv = MinicloudServer(Path(tmp_path_factory.mktemp("scrub")), env={"MINICLOUD_S3_SCRUB_SECONDS": "1",
+                                                                        "MINICLOUD_S3_ORPHAN_SECONDS": "5"})
     srv.start()
     yield srv
     srv.stop()
@@ -124,3 +126,33 @@ def test_one_zone_objects_stay_in_one_zone(scrubbing_server: MinicloudServer) ->
     assert held, "the one-zone object's blob was not found on exactly one zone"
     time.sleep(3)  # several scrub passes
     assert len(packed(scrubbing_server, held[0])) == 1
+
+
+def test_orphaned_blobs_are_removed_and_referenced_ones_stay(scrubbing_server: MinicloudServer) -> None:
+    s3 = scrubbing_server.client("s3")
+    bucket = f"scrub-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    kept = os.urandom(3000)
+    s3.put_object(Bucket=bucket, Key="kept", Body=kept)
+    kept_name = newest_packed(scrubbing_server, "us-east-1a")
+    orphan_row = os.urandom(2000)
+    row_name = hashlib.sha256(orphan_row).hexdigest()
+    with pack(scrubbing_server, "us-east-1a") as conn:  # copies of a PUT whose metadata never committed
+        key = int(row_name[:16], 16)
+        conn.execute("INSERT INTO blobs (id, digest, size, created, data) VALUES (?, ?, ?, 0, ?)",
+                     (key - (1 << 64) if key >= 1 << 63 else key, row_name, len(orphan_row), orphan_row))
+    orphan_file = os.urandom(400_000)
+    file_name = hashlib.sha256(orphan_file).hexdigest()
+    path = scrubbing_server.data_dir / "s3" / "us-east-1b" / "sha256" / file_name[:2] / file_name
+    path.write_bytes(orphan_file)
+    os.utime(path, (time.time() - 3600, time.time() - 3600))
+    young = os.urandom(1000)  # unreferenced but new: a PUT about to commit its metadata keeps it
+    young_name = hashlib.sha256(young).hexdigest()
+    young_path = scrubbing_server.data_dir / "s3" / "us-east-1c" / "sha256" / young_name[:2] / young_name
+    young_path.write_bytes(young)
+    os.utime(young_path, (time.time() + 3600, time.time() + 3600))  # (young for the whole test, however slow)
+    wait_for(lambda: packed(scrubbing_server, row_name) == {} and not path.exists(), timeout=20)
+    assert young_path.exists()
+    assert len(packed(scrubbing_server, kept_name)) == 3  # referenced: kept everywhere
+    assert s3.get_object(Bucket=bucket, Key="kept")["Body"].read() == kept
+    young_path.unlink()

@@ -28,7 +28,7 @@ import shutil
 import threading
 import uuid
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -50,7 +50,7 @@ from minicloud.storage.blobs.writerproc import shared_writer
 
 log = logging.getLogger("minicloud.s3.data")
 
-CHUNK = 1 << 20
+CHUNK = 4 << 20  # an unencrypted blob is read (and hashed) this many bytes at a time for a response
 WORKERS = 24  # file work in parallel: fsyncs overlap on the device
 SMALL = 1 << 20  # bodies up to this size are received in memory and written to replicas in one go
 ONE_ZONE_CLASSES = frozenset({"ONEZONE_IA", "REDUCED_REDUNDANCY"})
@@ -139,6 +139,9 @@ class ObjectData:
     def close(self) -> None:
         for store in (self.store, *self._single):
             store.close()
+        for replica in self.replicas:  # its threads are done: their pack connections go too
+            if replica.pack is not None:
+                replica.pack.close()
         self._locks.close()
 
     def lock(self, digest: str) -> BlobLock:
@@ -289,7 +292,8 @@ class ObjectData:
         return len(refs) + await self.store.run(small_leftovers)
 
     # -- reading -------------------------------------------------------------------------------------
-    async def read(self, segments: Sequence[tuple[str, int]], start: int, end: int) -> AsyncIterator[bytes]:
+    async def read(self, segments: Sequence[tuple[str, int]], start: int, end: int
+                   ) -> AsyncIterator[bytes | bytearray]:
         """The bytes [start, end) of the concatenation of ``segments`` ((digest, size) pairs)."""
         offset = 0
         for digest, size in segments:
@@ -298,8 +302,10 @@ class ObjectData:
             if seg_end <= start or seg_start >= end:
                 continue
             lo, hi = max(start, seg_start) - seg_start, min(end, seg_end) - seg_start
-            async for chunk in self._read_blob(Digest.parse(digest), size, lo, hi):
-                yield chunk
+            # (closed here, not by the garbage collector later, when this read is abandoned)
+            async with contextlib.aclosing(self._read_blob(Digest.parse(digest), size, lo, hi)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
 
     async def read_sealed(self, segments: Sequence[tuple[str, int]], start: int, end: int,
                           kek: bytes) -> AsyncIterator[bytes | bytearray]:
@@ -323,8 +329,9 @@ class ObjectData:
         for span in spans:
             self._readers[span.name] = self._readers.get(span.name, 0) + 1
         try:
-            async for piece in self._stream_sealed(spans):
-                yield piece
+            async with contextlib.aclosing(self._stream_sealed(spans)) as pieces:
+                async for piece in pieces:
+                    yield piece
         finally:
             for span in spans:
                 left = self._readers.get(span.name, 1) - 1
@@ -333,7 +340,7 @@ class ObjectData:
                 else:
                     self._readers.pop(span.name, None)
 
-    async def _stream_sealed(self, spans: list[_SealedSpan]) -> AsyncIterator[bytes | bytearray]:
+    async def _stream_sealed(self, spans: list[_SealedSpan]) -> AsyncGenerator[bytes | bytearray, None]:
         units = [(span, frame, min(SEALED_BATCH, span.end_frame - frame))
                  for span in spans for frame in range(span.first_frame, span.end_frame, SEALED_BATCH)]
         pending: deque[tuple[int, asyncio.Future[None], bytearray]] = deque()
@@ -385,12 +392,14 @@ class ObjectData:
         """Whether a response is streaming the blob right now."""
         return self._readers.get(digest, 0) > 0
 
-    async def _read_blob(self, digest: Digest, size: int, lo: int, hi: int) -> AsyncIterator[bytes]:
+    async def _read_blob(self, digest: Digest, size: int, lo: int, hi: int
+                         ) -> AsyncGenerator[bytes | bytearray, None]:
         name = str(digest)
         self._readers[name] = self._readers.get(name, 0) + 1
         try:
-            async for chunk in self._read_blob_counted(digest, size, lo, hi):
-                yield chunk
+            async with contextlib.aclosing(self._read_blob_counted(digest, size, lo, hi)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         finally:
             left = self._readers.get(name, 1) - 1
             if left:
@@ -398,7 +407,8 @@ class ObjectData:
             else:
                 self._readers.pop(name, None)
 
-    async def _read_blob_counted(self, digest: Digest, size: int, lo: int, hi: int) -> AsyncIterator[bytes]:
+    async def _read_blob_counted(self, digest: Digest, size: int, lo: int, hi: int
+                                 ) -> AsyncGenerator[bytes | bytearray, None]:
         whole = lo == 0 and hi == size
         if whole and size <= VERIFY_BEFORE_SENDING:
             yield await self._read_small(digest)
@@ -407,18 +417,29 @@ class ObjectData:
         if not sources:
             raise BlobNotFound(str(digest))
         replica = sources[0]
-        f = await self.store.run(_open_at, replica, digest, lo)
+        f = await self.store.run(replica.open, digest)
         hasher = hashlib.sha256() if whole else None
-        held = b""  # a whole blob's last chunk goes out only once the digest has matched
+
+        def start(at: int) -> tuple[bytearray, asyncio.Future[int]]:
+            """The chunk at ``at``, read and hashed on a thread while the one before it is sent (one
+            job at a time: the hash goes in order); its buffer made here, on the event loop's
+            thread (see ``_BodyPipeline._hand_off``)."""
+            buffer = bytearray(min(CHUNK, hi - at))
+            return buffer, asyncio.ensure_future(self.store.run(_read_chunk_at, f, at, buffer, hasher))
+        held: bytearray | None = None  # a whole blob's last chunk goes out only once the digest has matched
+        following: tuple[bytearray, asyncio.Future[int]] | None = start(lo)
+        offset = lo
         try:
-            remaining = hi - lo
-            while remaining > 0:
-                chunk = await self.store.run(_read_chunk, f, min(CHUNK, remaining), hasher)
-                if not chunk:
+            while following is not None:
+                chunk, job = following
+                following = None
+                if await job < len(chunk):
                     raise CorruptBlob(f"{digest} on {replica.name} is shorter than {size} bytes")
-                remaining -= len(chunk)
-                if held:
-                    yield held
+                offset += len(chunk)
+                if offset < hi:
+                    following = start(offset)
+                if held is not None:
+                    yield held  # never reused: the transport may keep it
                 held = chunk
             if hasher is not None and hasher.hexdigest() != digest.hex:
                 raise CorruptBlob(f"{digest} on {replica.name} does not match its digest")
@@ -426,8 +447,11 @@ class ObjectData:
             await self._repair(replica, digest)
             raise
         finally:
+            if following is not None:
+                with contextlib.suppress(BaseException):
+                    await following[1]
             await self.store.run(f.close)
-        if held:
+        if held is not None:
             yield held
 
     async def _read_small(self, digest: Digest) -> bytes:
@@ -662,17 +686,17 @@ class _SealedReader:
             self._file = None
 
 
-def _open_at(replica: Replica, digest: Digest, offset: int) -> BinaryIO:
-    f = replica.open(digest)
-    f.seek(offset)
-    return f
-
-
-def _read_chunk(f: BinaryIO, size: int, hasher: hashlib._Hash | None) -> bytes:
-    data = f.read(size)
+def _read_chunk_at(f: BinaryIO, offset: int, buffer: bytearray, hasher: hashlib._Hash | None) -> int:
+    """Fill ``buffer`` from ``offset`` of the file (fewer bytes only at its end), hashing what was read."""
+    fd, view, got = f.fileno(), memoryview(buffer), 0
+    while got < len(buffer):
+        more = os.preadv(fd, [view[got:]], offset + got)
+        if more <= 0:
+            break
+        got += more
     if hasher is not None:
-        hasher.update(data)
-    return data
+        hasher.update(view[:got])
+    return got
 
 
 def _digest_matches(data: bytes, digest: Digest) -> bool:
