@@ -42,14 +42,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     from minicloud.runtime import Runtime
     from minicloud.server.app import MinicloudApp
     from minicloud.server.protocol import bounded_protocol
-    from minicloud.server.workers import PrimarySwitch, ReadWorkers, default_worker_count
+    from minicloud.server.workers import PrimarySwitch, S3Workers, default_worker_count
     from minicloud.topology import Topology
 
     config = _config_from(args)
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Forked now, before any thread or event loop exists; they start once the store is migrated.
-    workers = ReadWorkers.fork(default_worker_count() if config.read_workers < 0 else config.read_workers,
-                               lambda channel: _serve_reads(config, channel))
+    workers = S3Workers.fork(default_worker_count() if config.s3_workers < 0 else config.s3_workers,
+                               lambda channel: _serve_s3(config, channel))
     db = _open_store(config)
     env_keys = None
     if config.root_access_key_id and config.root_secret_access_key:
@@ -66,7 +66,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"  registry:      {endpoint}/v2/\n"
         f"  health:        {endpoint}/_minicloud/health\n"
         f"  data dir:      {config.data_dir}\n"
-        f"  read workers:  {len(workers.pids)} (signed S3 GET/HEAD, besides this process)\n"
+        f"  S3 workers:    {len(workers.pids)} (signed S3 requests, besides this process)\n"
         f"  regions:       {', '.join(runtime.topology.regions)}\n"
         f"  account:       {root.account_id}\n"
         f"  access key:    {root.access_key_id}\n"
@@ -96,11 +96,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0 if server.started else 1
 
 
-def _serve_reads(config: Config, channel: Any) -> int:
-    """A read worker (``server.workers``): IAM, STS and S3 over the same store, no controllers."""
+def _serve_s3(config: Config, channel: Any) -> int:
+    """A S3 worker (``server.workers``): IAM, STS and S3 over the same store, no controllers."""
     from dataclasses import replace
 
-    from minicloud.server.workers import serve_reads
+    from minicloud.server.workers import serve_s3
 
     async def build() -> Any:
         from minicloud.iam.accounts import bootstrap_root
@@ -131,7 +131,7 @@ def _serve_reads(config: Config, channel: Any) -> int:
         gc.freeze()
         return app
 
-    return serve_reads(channel, build, config.max_header_bytes, 30.0)
+    return serve_s3(channel, build, config.max_header_bytes, 30.0)
 
 
 def cmd_accounts_create(args: argparse.Namespace) -> int:

@@ -42,7 +42,7 @@ class Config:
     engine: bool = True  # the container engine and its Docker API on <data-dir>/docker.sock
     engine_mirror: str = ""  # registry for docker.io images; "" = minicloud's own registry
     engine_runtime: str = ""  # the engine's OCI runtime: "runc", "crun", "" = crun when it can run, else runc
-    read_workers: int = -1  # processes forked to serve signed S3 reads besides the API server; -1 = cores - 1
+    s3_workers: int = -1  # processes forked to serve signed S3 requests besides the API server; -1 = cores - 1
 
     @property
     def default_region(self) -> str:
@@ -72,7 +72,7 @@ _SCALARS: dict[str, type] = {
     "host": str, "port": int, "data_dir": Path, "metadata_url": str,
     "root_access_key_id": str, "root_secret_access_key": str, "log_level": str,
     "access_log": bool, "max_body_bytes": int, "max_header_bytes": int, "controllers": bool,
-    "engine": bool, "engine_mirror": str, "engine_runtime": str, "read_workers": int,
+    "engine": bool, "engine_mirror": str, "engine_runtime": str, "s3_workers": int,
 }
 _CHOICES: dict[str, tuple[str, ...]] = {"engine_runtime": ("", "runc", "crun")}
 

@@ -1,13 +1,13 @@
 """Moving an accepted connection, with what was already read from it, to another minicloud process.
 
 The API server is one process per core: the primary (which runs everything: the APIs, the
-registry, the console, controllers, the engine) and read workers forked from it (see
-``workers``), which answer signed S3 GET and HEAD requests: the hot, stateless read path. A
-connection's first request decides where it is served. The primary reads its head, and when it
-is a signed S3 read it passes the socket (``SCM_RIGHTS``) and the bytes read so far to a worker,
-which goes on as if it had accepted the connection itself. A worker looks at every request that
-starts a new exchange on an idle connection the same way: anything but a signed S3 read goes
-back to the primary with its bytes. The TCP connection never notices: the kernel socket is the
+registry, the console, controllers, the engine) and S3 workers forked from it (see ``workers``),
+which answer signed S3 requests: the hot path, whose state is all in the metadata and blob
+stores. A connection's first request decides where it is served. The primary reads its head, and
+when it is signed for S3 it passes the socket (``SCM_RIGHTS``) and the bytes read so far to a
+worker, which goes on as if it had accepted the connection itself. A worker looks at every request
+that starts a new exchange on an idle connection the same way: anything but a signed S3 request
+goes back to the primary with its bytes. The TCP connection never notices: the kernel socket is the
 same, only the process reading it changes.
 
 The head is recognised from its raw bytes (the request line and the Authorization header), before
@@ -29,8 +29,6 @@ MAX_CARRIED = 60 * 1024
 # The longest head looked at: a longer one is served where it arrived.
 MAX_SNIFFED = 16 * 1024
 
-_READS = (b"GET ", b"HEAD ")
-
 
 def head_end(buffer: bytes | bytearray) -> int:
     """The length of the request head at the start of ``buffer`` (through its blank line), or -1."""
@@ -38,10 +36,8 @@ def head_end(buffer: bytes | bytearray) -> int:
     return end + 4 if end >= 0 else -1
 
 
-def is_signed_s3_read(head: bytes | bytearray) -> bool:
-    """Whether ``head`` (a request line and headers) is a GET or HEAD signed for S3."""
-    if not head.startswith(_READS):
-        return False
+def is_signed_s3(head: bytes | bytearray) -> bool:
+    """Whether ``head`` (a request line and headers) is a request signed for S3."""
     line_end = head.find(b"\r\n")
     line = bytes(head[:line_end]).lower()
     if b"x-amz-credential=" in line:

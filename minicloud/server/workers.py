@@ -1,14 +1,16 @@
-"""Read workers: processes forked from the API server that answer signed S3 GET and HEAD requests.
+"""S3 workers: processes forked from the API server that answer signed S3 requests.
 
-One Python process answers on one core. A read worker is forked from the primary once the code is
+One Python process answers on one core. An S3 worker is forked from the primary once the code is
 imported and before any thread or event loop exists (so it shares the imported code's pages with
 the primary, copy-on-write), then opens the metadata store and builds its own S3 provider, with
 IAM and STS to authenticate and authorize. It never accepts connections: the primary passes it
-the connections whose first request is a signed S3 read (``server.handoff``), round-robin with
-itself, and it passes back any connection whose next request is something else. It runs no
-controllers and no start-up clean-up: those are the primary's. Caches a worker keeps in memory
-(buckets, IAM policies, credentials) are checked against the metadata store's shared change
-epoch (``storage.metadata.epoch``) so that a change made through any process is seen at once.
+the connections whose first request is signed for S3 (``server.handoff``), round-robin with
+itself, and it passes back any connection whose next request is something else. Everything S3
+keeps lives in the metadata and blob stores, shared by all processes: what a worker keeps in
+memory (buckets, IAM policies, credentials) is checked against the store's change epoch
+(``storage.metadata.epoch``), so a change made through any process is seen at once, and a blob's
+reference count changes under a lock every process honours (``services.s3.blob_locks``). Workers
+run no controllers and no start-up clean-up: those are the primary's.
 
 Life cycle: a worker waits for ``go`` (sent once the primary has migrated the metadata store),
 serves until its channel to the primary closes (the primary stopped or died: the kernel closes
@@ -33,7 +35,7 @@ from email.utils import formatdate
 from typing import Any
 
 from minicloud.server.asgi import ASGIApp
-from minicloud.server.handoff import channel_pair, is_signed_s3_read, receive_connections
+from minicloud.server.handoff import channel_pair, is_signed_s3, receive_connections
 from minicloud.server.protocol import HttpProtocol, bounded_protocol
 
 log = logging.getLogger("minicloud.server.workers")
@@ -43,25 +45,25 @@ STOP_SECONDS = 10.0  # how long a stopping worker may finish its requests before
 
 
 def default_worker_count() -> int:
-    """One process per core: the primary and ``cores - 1`` read workers (at most 7)."""
+    """One process per core: the primary and ``cores - 1`` S3 workers (at most 7)."""
     return max(0, min(7, (os.cpu_count() or 1) - 1))
 
 
-class ReadWorkers:
-    """The primary's side of its read workers."""
+class S3Workers:
+    """The primary's side of its S3 workers."""
 
     def __init__(self) -> None:
         self.channels: list[socket.socket] = []
         self.pids: list[int] = []
 
     @classmethod
-    def fork(cls, count: int, serve: Callable[[socket.socket], int]) -> ReadWorkers:
+    def fork(cls, count: int, serve: Callable[[socket.socket], int]) -> S3Workers:
         """Fork ``count`` workers running ``serve(channel)``; call before any thread starts."""
         workers = cls()
         if count <= 0:
             return workers
         if threading.active_count() > 1:  # a fork would copy locks other threads hold
-            log.warning("not starting read workers: %d threads are running already", threading.active_count())
+            log.warning("not starting S3 workers: %d threads are running already", threading.active_count())
             return workers
         # The imported code, out of the collector's sight: a collection in either process would
         # otherwise write to (and so un-share) every page of it.
@@ -78,7 +80,7 @@ class ReadWorkers:
                         channel.close()
                     code = serve(theirs)
                 except BaseException:
-                    log.exception("the read worker failed")
+                    log.exception("the S3 worker failed")
                 finally:
                     logging.shutdown()
                     os._exit(code)
@@ -119,18 +121,18 @@ class ReadWorkers:
 
 
 class PrimarySwitch:
-    """The primary's switch: a fresh connection whose first request is a signed S3 read goes to
+    """The primary's switch: a fresh connection whose first request is signed for S3 goes to
     the next worker in turn (the primary's own turn included); connections come back here."""
 
     every_request = False
 
-    def __init__(self, workers: ReadWorkers) -> None:
+    def __init__(self, workers: S3Workers) -> None:
         self.channels = list(workers.channels)
         self._turn = 0
         self._attached = False
 
     def divert(self, head: bytes) -> socket.socket | None:
-        if not self.channels or not is_signed_s3_read(head):
+        if not self.channels or not is_signed_s3(head):
             return None
         turn = self._turn
         self._turn = (turn + 1) % (len(self.channels) + 1)
@@ -146,7 +148,7 @@ class PrimarySwitch:
 
     def _lost(self, channel: socket.socket) -> Callable[[], None]:
         def lost() -> None:
-            log.warning("a read worker has gone; its share of S3 reads is served here")
+            log.warning("an S3 worker has gone; its share of S3 requests is served here")
             with contextlib.suppress(ValueError):
                 self.channels.remove(channel)
             self._turn = 0
@@ -154,7 +156,7 @@ class PrimarySwitch:
 
 
 class WorkerSwitch:
-    """A worker's switch: keeps signed S3 reads, passes anything else back to the primary."""
+    """A worker's switch: keeps signed S3 requests, passes anything else back to the primary."""
 
     every_request = True
 
@@ -162,7 +164,7 @@ class WorkerSwitch:
         self.channel = channel
 
     def divert(self, head: bytes) -> socket.socket | None:
-        return None if is_signed_s3_read(head) else self.channel
+        return None if is_signed_s3(head) else self.channel
 
     def attach(self, protocol: HttpProtocol) -> None:
         return None
@@ -225,7 +227,7 @@ class _ProtocolConfig:
         return None
 
 
-def serve_reads(channel: socket.socket, build: Callable[[], Awaitable[ASGIApp]], max_head_bytes: int,
+def serve_s3(channel: socket.socket, build: Callable[[], Awaitable[ASGIApp]], max_head_bytes: int,
                 keep_alive_seconds: float) -> int:
     """A worker's life: wait for ``go``, build the application, serve handed-over connections."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the primary decides

@@ -27,7 +27,6 @@ import os
 import shutil
 import threading
 import uuid
-import weakref
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from typing import BinaryIO
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from minicloud.services.s3 import crypto
+from minicloud.services.s3.blob_locks import BlobLock, BlobLocks
 from minicloud.services.s3.checksums import Checksums
 from minicloud.services.s3.crypto import Sealer
 from minicloud.services.s3.errors import EntityTooLarge, ServiceUnavailable
@@ -133,7 +133,7 @@ class ObjectData:
             prepare_fanout(replica)
             replica.enable_pack()  # small copies: one SQLite pack per zone, group-committed
         self._next_zone = 0
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._locks = BlobLocks(root / "blob-locks")  # shared with the S3 workers
         self._readers: dict[str, int] = {}
 
     def close(self) -> None:
@@ -142,13 +142,11 @@ class ObjectData:
         for replica in self.replicas:  # its threads are done: their pack connections go too
             if replica.pack is not None:
                 replica.pack.close()
+        self._locks.close()
 
-    def lock(self, digest: str) -> asyncio.Lock:
-        """Held while a blob's reference count is being changed together with its file."""
-        found = self._locks.get(digest)
-        if found is None:
-            found = self._locks[digest] = asyncio.Lock()
-        return found
+    def lock(self, digest: str) -> BlobLock:
+        """Held while a blob's reference count is being changed together with its file (by any process)."""
+        return self._locks.lock(digest)
 
     def _store_for(self, storage_class: str) -> ReplicatedBlobStore:
         if storage_class not in ONE_ZONE_CLASSES or len(self._single) == 1:

@@ -116,7 +116,19 @@ class Database:
 
     def write_sync(self, fn: Callable[[sa.Connection], T]) -> T:
         with self.engine.begin() as connection:
+            self._begin_immediate(connection)
             return fn(connection)
+
+    def _begin_immediate(self, conn: sa.Connection) -> None:
+        """Start a SQLite write transaction holding the write lock from its first statement: what it
+        reads stays true until it commits, whatever other processes (S3 workers, ``minicloud
+        accounts``) write meanwhile. (pysqlite would begin only at the first change, after the
+        reads; and a deferred transaction that read first cannot take the lock once another
+        process has committed: SQLITE_BUSY at once, no wait.) Elsewhere: nothing to do."""
+        if self.is_sqlite:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            raw.execute("BEGIN IMMEDIATE")
 
     async def read(self, fn: Callable[[sa.Connection], T]) -> T:
         if self.is_sqlite:
@@ -236,6 +248,7 @@ class Database:
             write = batch[0]
             try:
                 with conn.begin():
+                    self._begin_immediate(conn)
                     write.result = write.fn(conn)
             except BaseException as exc:  # delivered to the caller
                 write.error = exc
@@ -246,9 +259,9 @@ class Database:
                 # exec_driver_sql, SQLAlchemy's execution context cost more than the statements
                 # themselves. An explicit BEGIN: the first SAVEPOINT must not open (and its RELEASE
                 # commit) the transaction itself, as it would with pysqlite's deferred implicit BEGIN.
+                self._begin_immediate(conn)
                 raw = conn.connection.driver_connection
                 assert raw is not None
-                raw.execute("BEGIN")
                 for write in batch:
                     raw.execute("SAVEPOINT minicloud_write")
                     try:

@@ -1,4 +1,4 @@
-"""Recognising signed S3 reads from raw request heads, and passing a connection over a channel."""
+"""Recognising signed S3 requests from raw request heads, and passing a connection over a channel."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from minicloud.server.handoff import (
     MAX_CARRIED,
     channel_pair,
     head_end,
-    is_signed_s3_read,
+    is_signed_s3,
     receive_connections,
     send_connection,
 )
@@ -37,11 +37,12 @@ def header_signed(method: str, service: str) -> bytes:
 @pytest.mark.parametrize(("request_head", "expected"), [
     (presigned("GET", "s3"), True),
     (presigned("HEAD", "s3"), True),
-    (presigned("PUT", "s3"), False),
+    (presigned("PUT", "s3"), True),
     (presigned("GET", "sts"), False),
     (header_signed("GET", "s3"), True),
     (header_signed("HEAD", "s3"), True),
-    (header_signed("DELETE", "s3"), False),
+    (header_signed("DELETE", "s3"), True),
+    (header_signed("POST", "s3"), True),
     (header_signed("GET", "iam"), False),
     (head("GET", "/bucket/key", "authorization: AWS AKIDEXAMPLE:c2lnbmF0dXJl"), True),  # SigV2 header
     (head("GET", "/bucket/key?AWSAccessKeyId=AKIDEXAMPLE&Expires=1&Signature=x"), True),  # SigV2 query
@@ -49,8 +50,8 @@ def header_signed(method: str, service: str) -> bytes:
     (head("GET", "/bucket/key", "X-Scope: /s3/aws4_request"), False),  # not the Authorization header
     (head("GET", "/v2/", "Authorization: Bearer token"), False),  # the registry
 ])
-def test_signed_s3_reads_are_recognised(request_head: bytes, expected: bool) -> None:
-    assert is_signed_s3_read(request_head) is expected
+def test_signed_s3_requests_are_recognised(request_head: bytes, expected: bool) -> None:
+    assert is_signed_s3(request_head) is expected
 
 
 def test_head_end() -> None:

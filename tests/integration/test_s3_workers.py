@@ -1,7 +1,7 @@
-"""Read workers: signed S3 reads served by processes forked from ``minicloud up`` (server.workers).
+"""S3 workers: signed S3 reads served by processes forked from ``minicloud up`` (server.workers).
 
 Driven with real clients (boto3, raw HTTP/1.1 keep-alive connections) against a real server with
-one read worker, whatever the machine's core count. Which process serves a connection is read from
+one S3 worker, whatever the machine's core count. Which process serves a connection is read from
 the kernel: the process holding the server's end of the TCP connection.
 """
 
@@ -26,7 +26,7 @@ from tests.support.server import Keys, MinicloudServer
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinicloudServer]:
-    server = MinicloudServer(tmp_path_factory.mktemp("workers"), env={"MINICLOUD_READ_WORKERS": "1",
+    server = MinicloudServer(tmp_path_factory.mktemp("workers"), env={"MINICLOUD_S3_WORKERS": "1",
                                                                         "MINICLOUD_ENGINE": "false"})
     server.start()
     yield server
@@ -189,7 +189,7 @@ def test_policy_changes_reach_every_process_at_once(srv: MinicloudServer) -> Non
 
 def test_workers_end_with_the_server(tmp_path: Path) -> None:
     for stop in (signal.SIGTERM, signal.SIGKILL):
-        server = MinicloudServer(tmp_path / stop.name, env={"MINICLOUD_READ_WORKERS": "1",
+        server = MinicloudServer(tmp_path / stop.name, env={"MINICLOUD_S3_WORKERS": "1",
                                                             "MINICLOUD_ENGINE": "false"})
         server.start()
         workers = workers_of(server)
@@ -201,3 +201,55 @@ def test_workers_end_with_the_server(tmp_path: Path) -> None:
         # (a killed server's worker is re-parented: it ends when its channel closes)
         assert not Path(f"/proc/{workers[0]}").exists() or \
             Path(f"/proc/{workers[0]}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_identical_objects_churned_through_every_process_stay_intact(srv: MinicloudServer) -> None:
+    """Many connections (so both processes) write the same bytes under many keys, overwrite and delete
+    them, for longer than a released blob's grace period: the blob they share is deleted only when
+    nothing refers to it, whichever process released it last."""
+    import threading
+
+    s3 = srv.client("s3")
+    s3.create_bucket(Bucket="churn")
+    same = os.urandom(4096)
+    other = os.urandom(4096)
+    stop = time.monotonic() + 13  # the grace period is 10 s: releases from the start get deleted meanwhile
+    failures: list[str] = []
+
+    def churn(worker: int) -> None:
+        i = 0
+        while time.monotonic() < stop and not failures:
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+            for _ in range(20):
+                key = f"w{worker}-{i % 5}"
+                i += 1
+                body = same if i % 3 else other
+                url = urllib.parse.urlsplit(s3.generate_presigned_url(
+                    "put_object", Params={"Bucket": "churn", "Key": key}))
+                conn.request("PUT", f"{url.path}?{url.query}", body=body)
+                response = conn.getresponse()
+                response.read()
+                if response.status != 200:
+                    failures.append(f"PUT {key}: {response.status}")
+                if i % 4 == 0:
+                    url = urllib.parse.urlsplit(s3.generate_presigned_url(
+                        "delete_object", Params={"Bucket": "churn", "Key": key}))
+                    conn.request("DELETE", f"{url.path}?{url.query}")
+                    response = conn.getresponse()
+                    response.read()
+                    if response.status != 204:
+                        failures.append(f"DELETE {key}: {response.status}")
+            conn.close()
+
+    threads = [threading.Thread(target=churn, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures[:5]
+    time.sleep(11)  # the last releases' deletions run now
+    listed = s3.list_objects_v2(Bucket="churn").get("Contents", [])
+    assert listed
+    for item in listed:
+        body = s3.get_object(Bucket="churn", Key=item["Key"])["Body"].read()
+        assert body in (same, other), item["Key"]

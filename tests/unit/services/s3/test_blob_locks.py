@@ -1,0 +1,75 @@
+"""A blob's lock excludes other holders in this process and in other processes."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from multiprocessing.synchronize import Event
+from pathlib import Path
+
+from minicloud.services.s3.blob_locks import BlobLocks
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def _hold_in_child(path: str, held: Event, release: Event) -> None:
+    async def main() -> None:
+        locks = BlobLocks(Path(path))
+        async with locks.lock(DIGEST):
+            held.set()
+            release.wait(10)
+    asyncio.run(main())
+
+
+def test_another_process_waits_for_the_stripe(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    held, release = context.Event(), context.Event()
+    child = context.Process(target=_hold_in_child, args=(str(tmp_path / "locks"), held, release))
+    child.start()
+    try:
+        assert held.wait(10)
+        locks = BlobLocks(tmp_path / "locks")
+
+        async def take() -> float:
+            started = time.monotonic()
+            async with locks.lock(DIGEST):
+                return time.monotonic() - started
+
+        async def scenario() -> float:
+            waiting = asyncio.ensure_future(take())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # the child holds it
+            release.set()
+            return await asyncio.wait_for(waiting, 10)
+
+        assert asyncio.run(scenario()) >= 0.3
+        locks.close()
+    finally:
+        release.set()
+        child.join(10)
+
+
+def test_holders_in_one_process_share_the_stripe(tmp_path: Path) -> None:
+    locks = BlobLocks(tmp_path / "locks")
+    order: list[str] = []
+
+    async def hold(name: str, digest: str, pause: float) -> None:
+        async with locks.lock(digest):
+            order.append(f"{name}+")
+            await asyncio.sleep(pause)
+            order.append(f"{name}-")
+
+    async def scenario() -> None:
+        # The same digest: one after the other. Two digests: side by side, even on one stripe.
+        await asyncio.gather(hold("a", DIGEST, 0.05), hold("b", DIGEST, 0.0))
+        assert order == ["a+", "a-", "b+", "b-"]
+        order.clear()
+        other = next(d for d in (f"sha256:{i:064x}" for i in range(100_000))
+                     if locks.lock(d)._stripe == locks.lock(DIGEST)._stripe and d != DIGEST)
+        await asyncio.gather(hold("a", DIGEST, 0.05), hold("c", other, 0.0))
+        assert order == ["a+", "c+", "c-", "a-"]
+        assert locks._held == {}  # every stripe given back
+
+    asyncio.run(scenario())
+    locks.close()
