@@ -627,7 +627,8 @@ class _SealedSpan:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
-            assert self._sources, "a failure without a copy"
+            if not self._sources:  # (the copies could not even be listed)
+                raise BlobNotFound(self.name)
             return self._sources.pop(0)
 
     def close(self) -> None:
