@@ -101,6 +101,22 @@ def tree_rss(pid: int) -> Rss:
                len(pids))
 
 
+def tree_pss_kib(pid: int) -> int:
+    """Proportional set size of ``pid`` and its descendants (``smaps_rollup``): pages shared by several
+    of them (a forked worker's copy-on-write code, shared libraries) counted once in all, not once each."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def cpu_seconds(pid: int) -> float:
     """User+system CPU time of ``pid`` and its descendants alive now (from /proc/<pid>/stat)."""
     total = 0

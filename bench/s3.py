@@ -17,7 +17,8 @@ Figures, for each server in turn (started fresh, measured, stopped):
 - the time to list a bucket of exactly 10,000 keys (ListObjectsV2 pages of 1,000 through pre-signed URLs on one
   keep-alive connection, keys counted, not parsed; best of 3);
 - the peak RSS of the server's process tree during the large PUT and GET (VmHWM reset with clear_refs before,
-  and RSS sampled every 20 ms; the larger of the two).
+  and RSS sampled every 20 ms; the larger of the two), summed over the processes; and the peak PSS (every
+  100 ms), which counts a page shared by several processes (a forked S3 worker's copy of the code) once.
 nginx serves the same bytes from files (``<bucket>/<key>``) for the GETs only. The table gives each figure, the
 ratios of minicloud to the faster Python peer (moto/MiniStack), to SeaweedFS, and for GETs to nginx.
 """
@@ -50,7 +51,15 @@ from botocore.config import Config
 from bench import peers
 from bench.loadgen import LoadResult, LoadSpec, run_load
 from bench.minicloud_server import start_minicloud
-from bench.proc import LOOPBACK, cpu_seconds, machine_busy_seconds, process_tree, set_autogroup_nice, tree_rss
+from bench.proc import (
+    LOOPBACK,
+    cpu_seconds,
+    machine_busy_seconds,
+    process_tree,
+    set_autogroup_nice,
+    tree_pss_kib,
+    tree_rss,
+)
 from bench.profile import PySpy, ensure_py_spy, summarize
 from bench.s3_wire import QuerySigner, Wire, frame
 
@@ -155,12 +164,19 @@ class Result:
     list_s: Phase | None = None
     rss_put_mib: float | None = None
     rss_get_mib: float | None = None
+    pss_put_mib: float | None = None
+    pss_get_mib: float | None = None
     failed: str | None = None
     profiles: dict[str, str] = field(default_factory=dict)
 
     @property
     def peak_rss_mib(self) -> float | None:
         values = [v for v in (self.rss_put_mib, self.rss_get_mib) if v is not None]
+        return max(values) if values else None
+
+    @property
+    def peak_pss_mib(self) -> float | None:
+        values = [v for v in (self.pss_put_mib, self.pss_get_mib) if v is not None]
         return max(values) if values else None
 
 
@@ -193,16 +209,26 @@ def reset_peak_rss(pid: int) -> None:
 
 
 class RssSampler:
+    """Peak RSS of the server's processes (summed: a page two processes share counts twice), and
+    their peak PSS (shared pages counted once), sampled less often (reading it walks page tables)."""
+
+    PSS_EVERY = 5  # samples
+
     def __init__(self, pid: int, interval_s: float = 0.02) -> None:
         self.pid = pid
         self.interval_s = interval_s
         self.peak_kib = 0
+        self.peak_pss_kib = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        tick = 0
         while not self._stop.is_set():
             self.peak_kib = max(self.peak_kib, tree_rss(self.pid).rss_kib)
+            if tick % self.PSS_EVERY == 0:
+                self.peak_pss_kib = max(self.peak_pss_kib, tree_pss_kib(self.pid))
+            tick += 1
             self._stop.wait(self.interval_s)
 
     def __enter__(self) -> RssSampler:
@@ -218,6 +244,10 @@ class RssSampler:
     @property
     def peak_mib(self) -> float:
         return self.peak_kib / 1024
+
+    @property
+    def peak_pss_mib(self) -> float:
+        return self.peak_pss_kib / 1024
 
 
 class GilSpy(PySpy):
@@ -424,6 +454,7 @@ def big_put(target: Running, bucket: str, big: BigFile, result: Result) -> None:
     wire.close()
     phase.value = big.size / MiB / elapsed
     result.rss_put_mib = rss.peak_mib
+    result.pss_put_mib = rss.peak_pss_mib
     if done.get("ETag") != big.multipart_etag:
         phase.note = f"ETag {done.get('ETag')} (expected {big.multipart_etag})"
 
@@ -453,6 +484,7 @@ def big_get(target: Running, bucket: str, big: BigFile, result: Result) -> None:
         raise RuntimeError(f"{target.name}: GET big: the bytes differ from the file")
     phase.value = big.size / MiB / elapsed
     result.rss_get_mib = rss.peak_mib
+    result.pss_get_mib = rss.peak_pss_mib
 
 
 # -- listing ------------------------------------------------------------------------------------------
@@ -563,6 +595,7 @@ FIGURES = (
     Figure("1 GiB GET MB/s (1 stream)", lambda r: r.get_mbps.value if r.get_mbps else None, True, "{:,.0f}", True),
     Figure("list 10,000 keys, s", lambda r: r.list_s.value if r.list_s else None, False, "{:.3f}"),
     Figure("peak RSS during the 1 GiB transfer, MiB", lambda r: r.peak_rss_mib, False, "{:,.0f}"),
+    Figure("peak PSS during the 1 GiB transfer, MiB", lambda r: r.peak_pss_mib, False, "{:,.0f}"),
 )
 
 
