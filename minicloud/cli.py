@@ -48,6 +48,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     config = _config_from(args)
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Forked now, before any thread or event loop exists; they start once the store is migrated.
+    os.umask(0o077)  # (what they write is for root's eyes only too: see _open_store)
     workers = S3Workers.fork(default_worker_count() if config.s3_workers < 0 else config.s3_workers,
                                lambda channel: _serve_s3(config, channel))
     db = _open_store(config)

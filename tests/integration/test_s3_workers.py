@@ -253,3 +253,20 @@ def test_identical_objects_churned_through_every_process_stay_intact(srv: Minicl
     for item in listed:
         body = s3.get_object(Bucket="churn", Key=item["Key"])["Body"].read()
         assert body in (same, other), item["Key"]
+
+
+def test_what_the_workers_write_is_for_root_only(srv: MinicloudServer) -> None:
+    s3 = srv.client("s3")
+    s3.create_bucket(Bucket="private-files")
+    for i in range(8):  # new connections: both processes write
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        url = urllib.parse.urlsplit(s3.generate_presigned_url("put_object", Params={"Bucket": "private-files",
+                                                                                     "Key": f"k{i}"}))
+        conn.request("PUT", f"{url.path}?{url.query}", body=os.urandom(300_000 if i % 2 else 100))
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200
+        conn.close()
+    exposed = [str(p) for p in srv.data_dir.rglob("*")
+               if p.name != "server.log" and not p.is_symlink() and p.stat().st_mode & 0o077]
+    assert not exposed, exposed[:10]
