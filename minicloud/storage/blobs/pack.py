@@ -1,15 +1,18 @@
 """Small blobs packed in one SQLite database per replica root, written with group commit.
 
     <root>/small-pack.sqlite (+ -wal, -shm)     blobs of at most ``PACK_LIMIT`` bytes (sha256 only)
+    <root>/small-pack.lock                      taken by a writer around each transaction
 
 A file per small copy costs six system calls and two journal commits of the file system (the
 file's fsync, the directory's): about as much CPU as all of S3's Python per 4 KiB PUT. In the
-pack, every copy waiting for a replica goes into one transaction (``PackWriter``: one thread per
-replica takes all that is queued, up to ``BATCH_BYTES``), committed with one fsync of the WAL
+pack, every copy waiting for a replica goes into one transaction (``PackWriter``: all that is
+queued, up to ``BATCH_BYTES``; the writer process commits on its main thread every request
+waiting in its socket, a writer in the server has a thread per replica), committed with one fsync of the WAL
 (``journal_mode=WAL``, ``synchronous=FULL``); each copy is acknowledged only after its
 transaction committed, so an acknowledged copy survives kill -9 and power loss exactly as a
 renamed-and-synced file does, and an uncommitted batch is simply not there after a crash (SQLite
-rolls the WAL's uncommitted frames back when it next opens the database).
+rolls the WAL's uncommitted frames back when it next opens the database). Writers of several
+processes (each S3 worker has its own writer process) take turns through ``LOCK_NAME``.
 
 A row is keyed by the first 64 bits of its SHA-256 (the rowid: one B-tree, no index) and holds
 the full digest: a row whose key another digest already holds is refused (``Collision``) and
