@@ -217,8 +217,8 @@ class AwsDispatcher:
         payload is a streaming blob (the member's name is returned); any other reads it here."""
         parser = endpoint.parser
         streaming = parser.streaming_payload(request) if isinstance(parser, RestParser) else None
-        header_signed = (request.headers.get("authorization") or "").startswith("AWS4-HMAC-SHA256")
-        if streaming is not None and header_signed and not request.headers.get("x-amz-content-sha256"):
+        if (streaming is not None and (request.headers.get("authorization") or "").startswith("AWS4-HMAC-SHA256")
+                and not request.headers.get("x-amz-content-sha256")):
             # A SigV4 header signature without a declared payload hash covers the body: read it (Lambda
             # Invoke). Presigned, SigV2 and anonymous requests (S3 uploads, browser POSTs) still stream.
             streaming = None

@@ -43,7 +43,7 @@ def wanted_checksums(params: dict[str, Any], payload: RequestPayload | None, dec
     for name in ALGORITHMS:
         if params.get(MEMBER[name]) is not None:
             wanted.add(name)
-    for trailer in declared_trailer.split(","):
+    for trailer in declared_trailer.split(",") if declared_trailer else ():
         trailer = trailer.strip().lower()
         for name in ALGORITHMS:
             if trailer == HEADER[name]:
