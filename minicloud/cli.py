@@ -43,14 +43,22 @@ def cmd_up(args: argparse.Namespace) -> int:
     from minicloud.server.app import MinicloudApp
     from minicloud.server.protocol import bounded_protocol
     from minicloud.server.workers import PrimarySwitch, S3Workers, default_worker_count
+    from minicloud.storage.blobs import writerproc
     from minicloud.topology import Topology
 
     config = _config_from(args)
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Forked now, before any thread or event loop exists; they start once the store is migrated.
     os.umask(0o077)  # (what they write is for root's eyes only too: see _open_store)
-    workers = S3Workers.fork(default_worker_count() if config.s3_workers < 0 else config.s3_workers,
-                               lambda channel: _serve_s3(config, channel))
+    count = default_worker_count() if config.s3_workers < 0 else config.s3_workers
+    # One small-blob writer process for this process and its S3 workers (storage.blobs.writerproc).
+    shared = writerproc.start_shared(count + 1) if count > 0 else None
+    own, theirs = (shared[1][0], shared[1][1:]) if shared is not None else (None, [])
+    workers = S3Workers.fork(count, lambda channel, writer: _serve_s3(config, channel, writer, own), theirs)
+    for channel in theirs:
+        channel.close()
+    if shared is not None and own is not None:
+        writerproc.use_channel(own, shared[0])
     db = _open_store(config)
     env_keys = None
     if config.root_access_key_id and config.root_secret_access_key:
@@ -97,11 +105,18 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0 if server.started else 1
 
 
-def _serve_s3(config: Config, channel: Any) -> int:
-    """A S3 worker (``server.workers``): IAM, STS and S3 over the same store, no controllers."""
+def _serve_s3(config: Config, channel: Any, writer: Any, primary_writer: Any) -> int:
+    """A S3 worker (``server.workers``): IAM, STS and S3 over the same store, no controllers; its
+    small copies go to the shared writer process through ``writer`` (the primary's is closed)."""
     from dataclasses import replace
 
     from minicloud.server.workers import serve_s3
+    from minicloud.storage.blobs import writerproc
+
+    if primary_writer is not None:
+        primary_writer.close()
+    if writer is not None:
+        writerproc.use_channel(writer)
 
     async def build() -> Any:
         from minicloud.iam.accounts import bootstrap_root

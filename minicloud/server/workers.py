@@ -29,7 +29,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
@@ -57,8 +57,11 @@ class S3Workers:
         self.pids: list[int] = []
 
     @classmethod
-    def fork(cls, count: int, serve: Callable[[socket.socket], int]) -> S3Workers:
-        """Fork ``count`` workers running ``serve(channel)``; call before any thread starts."""
+    def fork(cls, count: int, serve: Callable[[socket.socket, socket.socket | None], int],
+             handed: Sequence[socket.socket] = ()) -> S3Workers:
+        """Fork ``count`` workers running ``serve(channel, handed[i])`` (None past ``handed``'s end);
+        each worker closes the other workers' sockets of ``handed``; the caller closes them after
+        this. Call before any thread starts."""
         workers = cls()
         if count <= 0:
             return workers
@@ -69,7 +72,8 @@ class S3Workers:
         # otherwise write to (and so un-share) every page of it.
         gc.collect()
         gc.freeze()
-        for _ in range(count):
+        for index in range(count):
+            given = handed[index] if index < len(handed) else None
             mine, theirs = channel_pair()
             pid = os.fork()
             if pid == 0:  # the worker
@@ -78,7 +82,10 @@ class S3Workers:
                     mine.close()
                     for channel in workers.channels:
                         channel.close()
-                    code = serve(theirs)
+                    for other in handed:
+                        if other is not given:
+                            other.close()
+                    code = serve(theirs, given)
                 except BaseException:
                     log.exception("the S3 worker failed")
                 finally:

@@ -27,10 +27,17 @@ errno. A request may also remove a replica's copy of a blob (a released S3 blob:
 file, is removed off the server's GIL too). Nothing is acknowledged before its copy is durable,
 exactly as with in-process writes.
 
-The child ends when its socket closes (the server exited or was killed: the kernel closes it).
-If the child dies, every copy waiting for it fails with ``EIO`` (the caller's quorum logic treats
-it as a failed copy) and the next ``submit`` starts a new one. When no child can be started, the
-copies are written in-process (``SmallBlobWriter``) instead.
+One writer for every S3 process of a server: ``minicloud up`` starts it (``start_shared``) before
+it forks its S3 workers, with one socket per process (``use_channel``), so that every process's
+copies join the same group commits (one transaction per pack for what all of them have waiting;
+two writers made batches half as big, fought over each pack's lock and cost ~20 MiB each). Each
+copy is acknowledged on the socket it came from, after its commit. A process that was given no
+channel (a server built another way, e.g. by tests) starts its own writer on its first copy.
+
+The child ends when all its sockets are closed (every server process exited or was killed: the
+kernel closes them). If the child dies, every copy waiting for it fails with ``EIO`` (the caller's
+quorum logic treats it as a failed copy) and the next ``submit`` starts a new one, this process's
+own. When no child can be started, the copies are written in-process (``SmallBlobWriter``) instead.
 """
 
 from __future__ import annotations
@@ -41,11 +48,13 @@ import itertools
 import logging
 import os
 import queue
+import select
 import socket
 import struct
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from minicloud.storage.blobs.core import Digest
@@ -69,25 +78,46 @@ def _os_error(code: int) -> OSError | None:
     return OSError(code, os.strerror(code) if code > 0 else "the small-blob writer failed")
 
 
-class _Connection:
-    """One child process and its socket; ``pending`` holds the completions of requests sent."""
+def _socket_pair() -> tuple[socket.socket, socket.socket]:
+    # SOCK_SEQPACKET: each request and each batch of acknowledgements is one message, sent whole
+    # or not at all, so any thread may send without a lock and without splitting a request.
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    for sock in (parent, child):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
+    return parent, child
 
-    def __init__(self) -> None:
-        # SOCK_SEQPACKET: each request and each batch of acknowledgements is one message, sent whole
-        # or not at all, so any thread may send without a lock and without splitting a request.
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        for sock in (parent, child):
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "minicloud.storage.blobs.writerproc", str(child.fileno())],
-                # its own session: a Ctrl-C at the terminal is the server's to handle (the writer
-                # finishes what it holds and ends when the server closes the socket)
-                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, close_fds=True, start_new_session=True)
-        finally:
+
+def _spawn(children: list[socket.socket]) -> subprocess.Popen[bytes]:
+    """A writer process serving the other ends of ``children`` (closed here: the child has them)."""
+    fds = [child.fileno() for child in children]
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "minicloud.storage.blobs.writerproc", *map(str, fds)],
+            # its own session: a Ctrl-C at the terminal is the server's to handle (the writer
+            # finishes what it holds and ends when the server closes the socket)
+            pass_fds=fds, stdin=subprocess.DEVNULL, close_fds=True, start_new_session=True)
+    finally:
+        for child in children:
             child.close()
-        self.sock = parent
+
+
+class _Connection:
+    """A channel to a writer process; ``pending`` holds the completions of requests sent. Without
+    ``channel``, a new child process of this one's; with it, the shared writer at its other end."""
+
+    def __init__(self, channel: socket.socket | None = None,
+                 process: subprocess.Popen[bytes] | None = None) -> None:
+        self.process = process
+        self.owned = channel is None
+        if channel is None:
+            channel, child = _socket_pair()
+            try:
+                self.process = _spawn([child])
+            except BaseException:
+                channel.close()
+                raise
+        self.sock = channel
         self.pending: dict[int, Done] = {}
         self.alive = True
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
@@ -150,6 +180,9 @@ class _Connection:
         self._outbox.put(None)
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
+        if self.process is not None:  # reap it if it is gone
+            with contextlib.suppress(OSError):
+                self.process.poll()
         failed = 0
         while True:  # popped one by one: a racing ``send`` pops its own request back or leaves it here
             try:
@@ -165,8 +198,9 @@ class _Connection:
         self._end("the small-blob writer was closed")
         with contextlib.suppress(OSError):
             self.sock.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=5)
+        if self.owned and self.process is not None:  # (a shared writer ends when all its processes close)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)
 
 
 def _complete(done: Done, error: OSError | None) -> None:
@@ -180,10 +214,15 @@ class WriterProcess:
     """The server side: ``submit`` a copy for a replica; ``done`` is called (on a thread of this
     module) with None once it is durable, or the error."""
 
-    def __init__(self) -> None:
+    def __init__(self, channel: socket.socket | None = None, process: subprocess.Popen[bytes] | None = None) -> None:
+        """``channel``: a socket to a shared writer (``start_shared``), used until it ends; then, as
+        without one, a writer process of this process's own. ``process``: that writer, when it is
+        this process's child (to reap it)."""
         self._lock = threading.Lock()
         self._numbers = itertools.count(1)
         self._connection: _Connection | None = None
+        self._channel = channel
+        self._channel_process = process
         # MINICLOUD_SMALL_WRITER=threads: write in this process's threads (slower: see the module's doc)
         self._failed = os.environ.get("MINICLOUD_SMALL_WRITER", "process") == "threads"
 
@@ -196,8 +235,9 @@ class WriterProcess:
                 return self._connection
             if self._failed:
                 return None
+            channel, self._channel = self._channel, None
             try:
-                self._connection = _Connection()
+                self._connection = _Connection(channel, self._channel_process if channel is not None else None)
             except OSError as exc:
                 log.error("no small-blob writer process (%s): writing small blobs in-process", exc)
                 self._failed = True
@@ -246,14 +286,42 @@ def shared_writer() -> WriterProcess:
     return _shared
 
 
+def start_shared(processes: int) -> tuple[subprocess.Popen[bytes], list[socket.socket]] | None:
+    """Start one writer process for ``processes`` server processes (``minicloud up``: the primary
+    and the S3 workers it forks after this, which have no thread yet): one socket each, for
+    ``use_channel``; each process must close the others'. None: no writer could be started (each
+    process then starts its own)."""
+    pairs: list[tuple[socket.socket, socket.socket]] = []
+    try:
+        for _ in range(processes):
+            pairs.append(_socket_pair())
+        process = _spawn([child for _, child in pairs])
+    except OSError as exc:
+        log.error("no shared small-blob writer process (%s): each S3 process starts its own", exc)
+        for parent, child in pairs:
+            parent.close()
+            child.close()
+        return None
+    return process, [parent for parent, _ in pairs]
+
+
+def use_channel(channel: socket.socket, process: subprocess.Popen[bytes] | None = None) -> None:
+    """This process's copies go to the shared writer at the other end of ``channel`` (from
+    ``start_shared``; ``process``: that writer, in the process that started it)."""
+    global _shared
+    with _shared_lock:
+        _shared = WriterProcess(channel, process)
+
+
 # -- the child ------------------------------------------------------------------------------------------
 class _Acks:
-    """Acknowledgements gathered while a batch completes, sent together after it."""
+    """Acknowledgements gathered for one socket while a batch completes, sent together after it."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.lock = threading.Lock()
         self.waiting: list[bytes] = []
+        self.gone = False
 
     def add(self, number: int, error: OSError | None) -> None:
         code = 0 if error is None else (error.errno or -1)
@@ -263,42 +331,60 @@ class _Acks:
     def flush(self) -> None:
         with self.lock:
             out, self.waiting = self.waiting, []
-            if out:
+            if out and not self.gone:
                 try:
                     self.sock.sendall(b"".join(out))
-                except OSError:  # the server is gone: nobody waits for these any more
-                    os._exit(0)
+                except OSError:  # that server process is gone: nobody waits for these any more
+                    self.gone = True
 
 
 Batch = list[tuple[bytes | None, Digest, Done]]
 
 
-def serve(sock: socket.socket) -> None:
-    """Read requests until the socket closes. A packed root's copies are group-committed on this
-    thread: every request waiting in the socket is read (up to ``BATCH_COPIES`` or ``BATCH_BYTES``), then each
-    root's batch is committed and acknowledged, then the socket is read again (requests arriving
-    during a commit make the next batch). One thread: no GIL hand-offs between a reader and
-    writers. Other copies go to a ``SmallBlobWriter``'s threads per root."""
-    acks = _Acks(sock)
+def serve(*socks: socket.socket) -> None:
+    """Read requests until every socket has closed, answering each on its own socket. A packed
+    root's copies are group-committed on this thread: once a request arrives, every request
+    waiting in any socket is read (in turn, up to ``BATCH_COPIES`` or ``BATCH_BYTES``), then each
+    root's batch is committed, as one transaction, and acknowledged, then the sockets are read
+    again (requests arriving during a commit make the next batch). One thread: no GIL hand-offs
+    between a reader and writers. Other copies go to a ``SmallBlobWriter``'s threads per root.
+    A closed socket is kept open here (a writer's thread may still flush to it) but read no more."""
+    answers = [_Acks(sock) for sock in socks]
+
+    def flush() -> None:
+        for acks in answers:
+            acks.flush()
     writers: dict[bytes, BlobWriter] = {}
     buffer = bytearray(_MAX_MESSAGE)
     view = memoryview(buffer)
     pending: dict[bytes, Batch] = {}
-    while True:
+    poller = select.poll()
+    by_fd = {acks.sock.fileno(): acks for acks in answers}
+    for fd in by_fd:
+        poller.register(fd, select.POLLIN)
+    while by_fd:
+        poller.poll()  # until something arrives (or a socket closes)
         taken = taken_bytes = 0
-        flags = 0  # the first read waits; the others take only what is already there
-        while taken < BATCH_COPIES and taken_bytes < BATCH_BYTES:
-            try:
-                got = sock.recv_into(buffer, 0, flags)
-            except BlockingIOError:
-                break
-            if not got:
-                _commit(writers, pending)
-                return
-            flags = socket.MSG_DONTWAIT
-            taken += 1
-            taken_bytes += got
-            _take(buffer, view, got, writers, pending, acks)
+        reading = list(by_fd.values())
+        while reading and taken < BATCH_COPIES and taken_bytes < BATCH_BYTES:
+            for acks in list(reading):  # one request from each socket in turn: no process waits behind another
+                try:
+                    got = acks.sock.recv_into(buffer, 0, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    reading.remove(acks)
+                    continue
+                except OSError:
+                    got = 0
+                if not got:  # that server process has gone
+                    reading.remove(acks)
+                    fd = acks.sock.fileno()
+                    poller.unregister(fd)
+                    del by_fd[fd]
+                    acks.gone = True
+                    continue
+                taken += 1
+                taken_bytes += got
+                _take(buffer, view, got, writers, pending, acks, flush)
         _commit(writers, pending)
 
 
@@ -311,7 +397,7 @@ def _commit(writers: dict[bytes, BlobWriter], pending: dict[bytes, Batch]) -> No
 
 
 def _take(buffer: bytearray, view: memoryview, got: int, writers: dict[bytes, BlobWriter],
-          pending: dict[bytes, Batch], acks: _Acks) -> None:
+          pending: dict[bytes, Batch], acks: _Acks, flush: Callable[[], None]) -> None:
     """One request: into its root's pending batch (packed), or to its root's file writer."""
     number = 0
     try:
@@ -326,7 +412,7 @@ def _take(buffer: bytearray, view: memoryview, got: int, writers: dict[bytes, Bl
             replica = Replica(Path(root.decode()))
             if operation & _PACKED:  # the server's replica has a pack (made at its start): use it
                 replica.enable_pack(create=False)
-            writer = writers[root] = make_writer(replica, after_batch=acks.flush)
+            writer = writers[root] = make_writer(replica, after_batch=flush)
 
         def done(error: OSError | None, number: int = number) -> None:
             acks.add(number, error)
@@ -345,11 +431,12 @@ def _take(buffer: bytearray, view: memoryview, got: int, writers: dict[bytes, Bl
 
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    sock = socket.socket(fileno=int(argv[0]))
+    socks = [socket.socket(fileno=int(fd)) for fd in argv]
     with contextlib.suppress(OSError):
-        serve(sock)
-    # The server closed the socket or died (the kernel closes it then: kill -9 included). Copies in
-    # flight are unreferenced (no ack went out); a temporary file left behind is swept at start-up.
+        serve(*socks)
+    # The server's processes closed their sockets or died (the kernel closes them then: kill -9
+    # included). Copies in flight are unreferenced (no ack went out); a temporary file left behind
+    # is swept at start-up.
     os._exit(0)
 
 
