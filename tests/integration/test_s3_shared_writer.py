@@ -1,0 +1,171 @@
+"""One small-blob writer process (``storage.blobs.writerproc``) per ``minicloud up``, shared by the
+server and its S3 worker: small PUTs answered by either process go through it, it is the only one
+among the server's processes, and when it is killed with -9 under load the copies it held fail
+(a 503 at worst, nothing half-stored), each process starts a writer of its own, and uploads go on.
+
+Driven with real clients (boto3, raw HTTP/1.1 keep-alive connections with presigned URLs) against
+a real server with one S3 worker. Which process serves a connection is read from the kernel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import signal
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import MinicloudServer
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinicloudServer]:
+    server = MinicloudServer(tmp_path_factory.mktemp("shared-writer"),
+                             env={"MINICLOUD_S3_WORKERS": "1", "MINICLOUD_ENGINE": "false"})
+    server.start()
+    yield server
+    server.stop()
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _descendants(root: int) -> list[int]:
+    parents = {int(entry): _parent(int(entry)) for entry in os.listdir("/proc") if entry.isdigit()}
+    found, frontier = [], [root]
+    while frontier:
+        pid = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == pid]
+        found += children
+        frontier += children
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _writers(srv: MinicloudServer) -> list[int]:
+    assert srv.process is not None
+    return [pid for pid in _descendants(srv.process.pid) if b"minicloud.storage.blobs.writerproc" in _cmdline(pid)]
+
+
+def _workers(srv: MinicloudServer) -> list[int]:
+    assert srv.process is not None
+    return [pid for pid in _descendants(srv.process.pid) if b"minicloud.cli" in _cmdline(pid)]
+
+
+def _serving_pid(srv: MinicloudServer, conn: http.client.HTTPConnection) -> int | None:
+    """The process holding the server's end of ``conn``'s TCP connection."""
+    assert conn.sock is not None and srv.process is not None
+    client_port = conn.sock.getsockname()[1]
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == srv.port and int(fields[2].split(":")[1], 16) == client_port:
+            inode = fields[9]
+    for pid in [srv.process.pid, *_workers(srv)]:
+        try:
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]" for fd in os.listdir(f"/proc/{pid}/fd")):
+                return pid
+        except OSError:
+            continue
+    return None
+
+
+def _put_through_both_processes(srv: MinicloudServer, bucket: str, prefix: str) -> dict[str, bytes]:
+    """Small PUTs on keep-alive connections until both the server and its worker answered some."""
+    s3 = srv.client("s3")
+    assert srv.process is not None
+    wanted = {srv.process.pid, *_workers(srv)}
+    assert len(wanted) == 2
+    served: set[int | None] = set()
+    stored: dict[str, bytes] = {}
+    for attempt in range(8):
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        for index in range(5):
+            key, body = f"{prefix}-{attempt}-{index}", os.urandom(4096)
+            url = urllib.parse.urlsplit(s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": key}))
+            conn.request("PUT", f"{url.path}?{url.query}", body=body)
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (200, b""), key
+            stored[key] = body
+        served.add(_serving_pid(srv, conn))
+        conn.close()
+        if wanted <= served:
+            return stored
+    pytest.fail(f"the PUTs reached {served}, not both of {wanted}")
+
+
+def test_one_writer_process_serves_the_server_and_its_worker(srv: MinicloudServer) -> None:
+    s3 = srv.client("s3")
+    s3.create_bucket(Bucket="one-writer")
+    stored = _put_through_both_processes(srv, "one-writer", "small")
+    writers = _writers(srv)
+    assert len(writers) == 1, writers  # a writer per process would be two
+    assert srv.process is not None and _parent(writers[0]) == srv.process.pid
+    for key, body in stored.items():
+        assert s3.get_object(Bucket="one-writer", Key=key)["Body"].read() == body
+
+
+def test_a_killed_shared_writer_is_replaced_and_uploads_go_on(srv: MinicloudServer) -> None:
+    s3 = srv.client("s3")
+    bucket = "killed-writer"
+    s3.create_bucket(Bucket=bucket)
+    acked: dict[str, str] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def upload(index: int) -> None:
+        client = srv.client("s3")
+        for round_ in range(100_000):
+            if stop.is_set():
+                return
+            key, data = f"load-{index}-{round_}", os.urandom(4096 + round_ % 97)
+            try:
+                client.put_object(Bucket=bucket, Key=key, Body=data,
+                                  StorageClass="ONEZONE_IA" if index % 2 else "STANDARD")
+            except Exception:  # a copy lost with the writer: refused, never half-stored
+                continue
+            with lock:
+                acked[key] = hashlib.sha256(data).hexdigest()
+
+    threads = [threading.Thread(target=upload, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(acked) < 40 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        writers = _writers(srv)
+        assert len(writers) == 1, writers
+        os.kill(writers[0], signal.SIGKILL)
+        before = len(acked)
+        deadline = time.monotonic() + 30
+        while len(acked) < before + 40 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(acked) >= before + 40, "uploads did not resume after the writer was killed"
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    stored = _put_through_both_processes(srv, bucket, "after")  # each answered: every PUT succeeds
+    replacements = _writers(srv)
+    assert writers[0] not in replacements and 1 <= len(replacements) <= 2, replacements
+    for key, body in stored.items():
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+    for key, digest in acked.items():  # every acknowledged object reads back whole
+        assert hashlib.sha256(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).hexdigest() == digest, key
