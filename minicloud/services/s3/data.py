@@ -22,13 +22,12 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import mmap
 import os
 import shutil
 import threading
 import uuid
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -643,10 +642,38 @@ def _close_all(spans: Sequence[_SealedSpan]) -> None:
         span.close()
 
 
+class _Scratch:
+    """Read buffers for batches of sealed frames, reused: a fresh 4 MiB buffer per batch would cost
+    its page faults every time. At most ``KEPT`` wait between uses (the rest are freed)."""
+
+    KEPT = 4
+
+    def __init__(self) -> None:
+        self._free: list[bytearray] = []
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def buffer(self, size: int) -> Iterator[memoryview]:
+        with self._lock:
+            buffer = self._free.pop() if self._free else bytearray(size)
+        if len(buffer) < size:
+            buffer = bytearray(size)
+        try:
+            yield memoryview(buffer)[:size]
+        finally:
+            with self._lock:
+                if len(self._free) < self.KEPT:
+                    self._free.append(buffer)
+
+
+_scratch = _Scratch()
+
+
 class _SealedReader:
-    """One replica's copy of a sealed blob, open, with its data key unwrapped. Its frames are
-    decrypted straight from the page cache: each batch maps its part of the file (read-only, then
-    unmapped: the pages of a large blob are never all counted in the server's RSS at once)."""
+    """One replica's copy of a sealed blob, open, with its data key unwrapped. Each batch of frames
+    is read (``preadv``) into the calling thread's scratch buffer and decrypted from there. Not
+    mapped: an I/O error on a mapped page is a SIGBUS that would end the server, where a read's
+    ``EIO`` only sets this copy aside (the caller repairs it and goes on from another zone)."""
 
     def __init__(self, replica: Replica, digest: Digest, kek: bytes, plain_size: int) -> None:
         self.name = f"{digest} on {replica.name}"
@@ -674,12 +701,14 @@ class _SealedReader:
         start = crypto.HEADER + first * (crypto.FRAME + crypto.TAG)
         wanted = min(count * (crypto.FRAME + crypto.TAG), self.sealed_size - start)
         assert self._file is not None and self._key is not None, "frames read before open"
-        aligned = start - start % mmap.ALLOCATIONGRANULARITY
-        # Not closed explicitly: the mapping goes with the last view of it (an InvalidTag's
-        # traceback may still hold one), which, blobs being immutable, is always of whole pages.
-        mapped = mmap.mmap(self._file.fileno(), start - aligned + wanted, prot=mmap.PROT_READ, offset=aligned)
-        crypto.open_frames_into(self._key, memoryview(mapped)[start - aligned:], first, self.plain_size,
-                                memoryview(out))
+        fd, got = self._file.fileno(), 0
+        with _scratch.buffer(wanted) as view:
+            while got < wanted:
+                more = os.preadv(fd, [view[got:]], start + got)
+                if more <= 0:
+                    raise CorruptBlob(f"{self.name} ends before its frames {first}-{first + count}")
+                got += more
+            crypto.open_frames_into(self._key, view, first, self.plain_size, memoryview(out))
 
     def close(self) -> None:
         if self._file is not None:
