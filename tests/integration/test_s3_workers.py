@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -270,3 +271,47 @@ def test_what_the_workers_write_is_for_root_only(srv: MinicloudServer) -> None:
     exposed = [str(p) for p in srv.data_dir.rglob("*")
                if p.name != "server.log" and not p.is_symlink() and p.stat().st_mode & 0o077]
     assert not exposed, exposed[:10]
+
+
+def test_a_slow_download_outlives_an_overwrite_made_through_the_other_process(srv: MinicloudServer) -> None:
+    """A multipart object read slowly by one process while another replaces it: the replaced parts
+    are released, but not deleted while the download (marked for every process) still needs them."""
+    s3 = srv.client("s3")
+    s3.create_bucket(Bucket="slow-reads")
+    # Six parts: more than the server reads ahead of what the client has taken (its socket buffer and
+    # a few batches), so the last parts' files are opened only after the overwrite's grace period.
+    parts = [os.urandom(5 * 1024 * 1024) for _ in range(6)]
+    upload = s3.create_multipart_upload(Bucket="slow-reads", Key="big")["UploadId"]
+    etags = [s3.upload_part(Bucket="slow-reads", Key="big", UploadId=upload, PartNumber=n + 1,
+                            Body=part)["ETag"] for n, part in enumerate(parts)]
+    s3.complete_multipart_upload(Bucket="slow-reads", Key="big", UploadId=upload, MultipartUpload={
+        "Parts": [{"PartNumber": n + 1, "ETag": etag} for n, etag in enumerate(etags)]})
+    reader = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+    reader.sock = socket.socket()
+    reader.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # the client takes little at a time
+    reader.sock.settimeout(60)
+    reader.sock.connect(("127.0.0.1", srv.port))
+    reader.request("GET", presigned_path(s3, "get_object", "slow-reads", "big"))
+    response = reader.getresponse()
+    assert response.status == 200
+    first = response.read(64 * 1024)
+    reader_pid = serving_pid(srv, reader)
+    for _ in range(8):  # overwrite it through the other process
+        writer = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        url = urllib.parse.urlsplit(s3.generate_presigned_url("put_object", Params={"Bucket": "slow-reads",
+                                                                                     "Key": "big"}))
+        writer.request("PUT", f"{url.path}?{url.query}", body=b"replaced")
+        answer = writer.getresponse()
+        answer.read()
+        assert answer.status == 200
+        if serving_pid(srv, writer) != reader_pid:
+            writer.close()
+            break
+        writer.close()
+    else:
+        pytest.fail("no connection reached the other process")
+    time.sleep(13)  # past the released blobs' grace period (10 s): their deletion is due
+    rest = response.read()
+    assert first + rest == b"".join(parts)
+    reader.close()
+    assert s3.get_object(Bucket="slow-reads", Key="big")["Body"].read() == b"replaced"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import struct
 import weakref
 import zlib
 from pathlib import Path
@@ -40,17 +41,17 @@ class BlobLocks:
         return BlobLock(self, local, zlib.crc32(digest.encode()) % STRIPES)
 
     async def _take(self, stripe: int) -> None:
-        holders = self._held.get(stripe, 0)
-        if holders == 0:
+        if not self._held.get(stripe):
             wait = _FIRST_WAIT
             while True:
-                try:
+                try:  # (succeeds at once if another holder of this process took it meanwhile)
                     fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, stripe)
                     break
                 except (BlockingIOError, PermissionError):  # another process holds the stripe
                     await asyncio.sleep(wait)
                     wait = min(wait * 2, _LONGEST_WAIT)
-        self._held[stripe] = holders + 1
+        # Counted now, not before the wait: holders of this process may have come and gone meanwhile.
+        self._held[stripe] = self._held.get(stripe, 0) + 1
 
     def _give(self, stripe: int) -> None:
         holders = self._held[stripe] - 1
@@ -90,3 +91,55 @@ class BlobLock:
             self._locks._give(self._stripe)
         finally:
             self._local.release()
+
+
+_FLOCK = "hhqqi4x"  # struct flock on Linux x86-64/arm64: type, whence, start, len, pid (0 for OFD locks)
+
+
+class ReadMarks:
+    """Which blobs a response is streaming, in any process: while a long read runs, it holds a shared
+    open-file-description lock (``F_OFD_SETLK``, Linux) on the byte of each of its blobs' stripes in a
+    second lock file; the deletion of a released blob asks (``F_OFD_GETLK``) whether any process
+    holds one, and waits while some does. Stripes make false alarms possible (another blob of the
+    same stripe being read): they only postpone a deletion. PUTs never look at these marks, so a slow
+    download holds up nothing but the deletion of what it reads. Each read has its own open file
+    description, so reads in one process, and this process's own check, see each other."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._probe = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def hold(self, digests: list[str]) -> ReadMark:
+        fd = os.open(self._path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            for stripe in sorted({zlib.crc32(d.encode()) % STRIPES for d in digests}):
+                fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack(_FLOCK, fcntl.F_RDLCK, os.SEEK_SET, stripe, 1, 0))
+        except BaseException:
+            os.close(fd)
+            raise
+        return ReadMark(fd)
+
+    def anyone_reading(self, digest: str) -> bool:
+        stripe = zlib.crc32(digest.encode()) % STRIPES
+        probe = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, stripe, 1, 0)
+        kind = struct.unpack(_FLOCK, fcntl.fcntl(self._probe, fcntl.F_OFD_GETLK, probe))[0]
+        return bool(kind != fcntl.F_UNLCK)
+
+    def close(self) -> None:
+        if self._probe >= 0:
+            os.close(self._probe)
+            self._probe = -1
+
+
+class ReadMark:
+    """A read's marks: all given back at once by ``close`` (closing its open file description)."""
+
+    __slots__ = ("_fd",)
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

@@ -35,7 +35,7 @@ from typing import BinaryIO
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from minicloud.services.s3 import crypto
-from minicloud.services.s3.blob_locks import BlobLock, BlobLocks
+from minicloud.services.s3.blob_locks import BlobLock, BlobLocks, ReadMark, ReadMarks
 from minicloud.services.s3.checksums import Checksums
 from minicloud.services.s3.crypto import Sealer
 from minicloud.services.s3.errors import EntityTooLarge, ServiceUnavailable
@@ -133,6 +133,7 @@ class ObjectData:
             replica.enable_pack()  # small copies: one SQLite pack per zone, group-committed
         self._next_zone = 0
         self._locks = BlobLocks(root / "blob-locks")  # shared with the S3 workers
+        self._marks = ReadMarks(root / "blob-reads")  # long reads, seen by every process's deletions
         self._readers: dict[str, int] = {}
 
     def close(self) -> None:
@@ -142,6 +143,7 @@ class ObjectData:
             if replica.pack is not None:
                 replica.pack.close()
         self._locks.close()
+        self._marks.close()
 
     def lock(self, digest: str) -> BlobLock:
         """Held while a blob's reference count is being changed together with its file (by any process)."""
@@ -294,17 +296,34 @@ class ObjectData:
     async def read(self, segments: Sequence[tuple[str, int]], start: int, end: int
                    ) -> AsyncIterator[bytes | bytearray]:
         """The bytes [start, end) of the concatenation of ``segments`` ((digest, size) pairs)."""
-        offset = 0
+        mark = self._mark(segments, start, end)
+        try:
+            offset = 0
+            for digest, size in segments:
+                seg_start, seg_end = offset, offset + size
+                offset = seg_end
+                if seg_end <= start or seg_start >= end:
+                    continue
+                lo, hi = max(start, seg_start) - seg_start, min(end, seg_end) - seg_start
+                # (closed here, not by the garbage collector later, when this read is abandoned)
+                async with contextlib.aclosing(self._read_blob(Digest.parse(digest), size, lo, hi)) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
+        finally:
+            if mark is not None:
+                mark.close()
+
+    def _mark(self, segments: Sequence[tuple[str, int]], start: int, end: int) -> ReadMark | None:
+        """For a long read (more than ``SMALL`` bytes), marks on the blobs it will read, for the
+        deletions of other processes (``reading``); a short one ends well within a release's grace."""
+        if end - start <= SMALL:
+            return None
+        wanted, offset = [], 0
         for digest, size in segments:
-            seg_start, seg_end = offset, offset + size
-            offset = seg_end
-            if seg_end <= start or seg_start >= end:
-                continue
-            lo, hi = max(start, seg_start) - seg_start, min(end, seg_end) - seg_start
-            # (closed here, not by the garbage collector later, when this read is abandoned)
-            async with contextlib.aclosing(self._read_blob(Digest.parse(digest), size, lo, hi)) as chunks:
-                async for chunk in chunks:
-                    yield chunk
+            if offset < end and offset + size > start:
+                wanted.append(digest)
+            offset += size
+        return self._marks.hold(wanted)
 
     async def read_sealed(self, segments: Sequence[tuple[str, int]], start: int, end: int,
                           kek: bytes) -> AsyncIterator[bytes | bytearray]:
@@ -327,11 +346,14 @@ class ObjectData:
                                      min(end, seg_end) - seg_start, kek))
         for span in spans:
             self._readers[span.name] = self._readers.get(span.name, 0) + 1
+        mark = self._mark(segments, start, end)
         try:
             async with contextlib.aclosing(self._stream_sealed(spans)) as pieces:
                 async for piece in pieces:
                     yield piece
         finally:
+            if mark is not None:
+                mark.close()
             for span in spans:
                 left = self._readers.get(span.name, 1) - 1
                 if left:
@@ -388,8 +410,8 @@ class ObjectData:
         return [r for r in self.replicas if r.healthy() and r.has(digest)]
 
     def reading(self, digest: str) -> bool:
-        """Whether a response is streaming the blob right now."""
-        return self._readers.get(digest, 0) > 0
+        """Whether a response is streaming the blob right now, in this process or (a long read) another."""
+        return self._readers.get(digest, 0) > 0 or self._marks.anyone_reading(digest)
 
     async def _read_blob(self, digest: Digest, size: int, lo: int, hi: int
                          ) -> AsyncGenerator[bytes | bytearray, None]:

@@ -12,7 +12,8 @@ waiting in its socket, a writer in the server has a thread per replica), committ
 transaction committed, so an acknowledged copy survives kill -9 and power loss exactly as a
 renamed-and-synced file does, and an uncommitted batch is simply not there after a crash (SQLite
 rolls the WAL's uncommitted frames back when it next opens the database). Writers of several
-processes (each S3 worker has its own writer process) take turns through ``LOCK_NAME``.
+processes (``minicloud up`` shares one writer between its S3 processes, but a process whose shared
+writer died starts one of its own, and tools may write too) take turns through ``LOCK_NAME``.
 
 A row is keyed by the first 64 bits of its SHA-256 (the rowid: one B-tree, no index) and holds
 the full digest: a row whose key another digest already holds is refused (``Collision``) and

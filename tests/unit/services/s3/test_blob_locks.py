@@ -8,7 +8,7 @@ import time
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
-from minicloud.services.s3.blob_locks import BlobLocks
+from minicloud.services.s3.blob_locks import BlobLocks, ReadMarks
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -73,3 +73,72 @@ def test_holders_in_one_process_share_the_stripe(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     locks.close()
+
+
+def _read_in_child(path: str, held: Event, release: Event) -> None:
+    marks = ReadMarks(Path(path))
+    mark = marks.hold([DIGEST, "sha256:" + "cd" * 32])
+    held.set()
+    release.wait(10)
+    mark.close()
+
+
+def test_a_long_read_in_another_process_is_seen_until_it_ends(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    held, release = context.Event(), context.Event()
+    marks = ReadMarks(tmp_path / "reads")
+    assert not marks.anyone_reading(DIGEST)
+    child = context.Process(target=_read_in_child, args=(str(tmp_path / "reads"), held, release))
+    child.start()
+    try:
+        assert held.wait(10)
+        assert marks.anyone_reading(DIGEST)
+        assert marks.anyone_reading("sha256:" + "cd" * 32)
+        release.set()
+        child.join(10)
+        assert not marks.anyone_reading(DIGEST)
+    finally:
+        release.set()
+        child.join(10)
+    # A read of this process is seen by this process's own check too (each read: its own description).
+    mark = marks.hold([DIGEST])
+    assert marks.anyone_reading(DIGEST)
+    mark.close()
+    assert not marks.anyone_reading(DIGEST)
+    marks.close()
+
+
+def _hold_briefly_in_child(path: str, held: Event, release: Event) -> None:
+    _hold_in_child(path, held, release)
+
+
+def test_two_holders_waiting_for_the_same_stripe_both_count(tmp_path: Path) -> None:
+    """Two digests of one stripe wait while another process holds it: when it is free, both hold it
+    in turn or together, and the stripe is given back only when the last one leaves."""
+    context = multiprocessing.get_context("fork")
+    held, release = context.Event(), context.Event()
+    child = context.Process(target=_hold_briefly_in_child, args=(str(tmp_path / "locks"), held, release))
+    child.start()
+    try:
+        assert held.wait(10)
+        locks = BlobLocks(tmp_path / "locks")
+        stripe = locks.lock(DIGEST)._stripe
+        other = next(d for d in (f"sha256:{i:064x}" for i in range(100_000))
+                     if locks.lock(d)._stripe == stripe and d != DIGEST)
+
+        async def hold(digest: str, pause: float) -> None:
+            async with locks.lock(digest):
+                await asyncio.sleep(pause)
+
+        async def scenario() -> None:
+            both = asyncio.gather(hold(DIGEST, 0.05), hold(other, 0.2))
+            await asyncio.sleep(0.05)  # both wait for the child's stripe
+            release.set()
+            await asyncio.wait_for(both, 10)
+            assert locks._held == {}
+
+        asyncio.run(scenario())
+        locks.close()
+    finally:
+        release.set()
+        child.join(10)
