@@ -28,6 +28,17 @@ import socket
 MAX_CARRIED = 60 * 1024
 # The longest head looked at: a longer one is served where it arrived.
 MAX_SNIFFED = 16 * 1024
+_LONGEST_METHOD = 16  # (OPTIONS, PROPFIND, ... are far shorter)
+
+
+def may_be_request(data: bytes | bytearray) -> bool:
+    """Whether ``data`` can be the start of an HTTP/1.x request: a method (capital letters) then a
+    space. Anything else (a TLS ClientHello from a client trying HTTPS first, say) is not worth
+    waiting for: the parser answers it at once (400), so the client falls back instead of waiting."""
+    token = bytes(data[:_LONGEST_METHOD + 1])
+    space = token.find(b" ")
+    method = token if space < 0 else token[:space]
+    return bool(method) and method.isalpha() and method.isupper() and (space > 0 or len(token) <= _LONGEST_METHOD)
 
 
 def head_end(buffer: bytes | bytearray) -> int:

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import httptools
 
 from minicloud.server.asgi import ASGIApp, Message, Scope
-from minicloud.server.handoff import MAX_SNIFFED, head_end, send_connection
+from minicloud.server.handoff import MAX_SNIFFED, head_end, may_be_request, send_connection
 
 log = logging.getLogger("minicloud.server.http")
 
@@ -446,7 +446,7 @@ class HttpProtocol(asyncio.Protocol):
             data = bytes(buffer)
         end = head_end(data)
         if end < 0:
-            if len(data) <= MAX_SNIFFED:
+            if len(data) <= MAX_SNIFFED and may_be_request(data):
                 self.sniff = bytearray(data)
                 return b""
             self.sniff = None

@@ -11,6 +11,7 @@ from minicloud.server.handoff import (
     channel_pair,
     head_end,
     is_signed_s3,
+    may_be_request,
     receive_connections,
     send_connection,
 )
@@ -112,3 +113,18 @@ def test_a_full_or_closed_channel_refuses() -> None:
     finally:
         for s in (mine, client, server_side):
             s.close()
+
+
+@pytest.mark.parametrize(("start", "expected"), [
+    (b"GET / HTTP/1.1\r\n", True),
+    (b"GE", True),  # a method still arriving
+    (b"PROPFIND ", True),
+    (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", False),  # a TLS ClientHello
+    (b"get / HTTP/1.1", False),
+    (b"GET", True),
+    (b"AVERYLONGMETHODNAMEXX", False),
+    (b" GET /", False),
+    (b"", False),
+])
+def test_what_may_start_a_request(start: bytes, expected: bool) -> None:
+    assert may_be_request(start) is expected

@@ -115,3 +115,16 @@ def test_requests_not_diverted_are_served_here_then_a_later_one_moves(
         assert carried == b"GET /away/2 HTTP/1.1\r\nHost: x\r\n\r\n"
         adopted.close()
     assert [h.split(b" ")[1] for h in switch.heads] == [b"/stay/0", b"/stay/1", b"/away/2"]
+
+
+def test_a_tls_hello_is_refused_at_once_not_waited_on(served: tuple[int, _Switch, socket.socket]) -> None:
+    """A client trying HTTPS first (skopeo, Go's net/http) must get its answer at once to fall back
+    to HTTP: the bytes cannot start a request head, so they go straight to the parser (400)."""
+    port, switch, _other = served
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        started = time.monotonic()
+        client.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(64))
+        answer = client.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 400 ")
+        assert time.monotonic() - started < 1.0
+    assert switch.heads == []
