@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,9 @@ class Minicloud:
             self.tmp.cleanup()
 
 
-def start_minicloud(timeout: float = 60.0, python: str | None = None) -> Minicloud:
+def start_minicloud(timeout: float = 60.0, python: str | None = None,
+                    env: Mapping[str, str] | None = None) -> Minicloud:
+    """``env``: MINICLOUD_* settings for this run (the harness's own environment's are dropped)."""
     tmp = tempfile.TemporaryDirectory(prefix="bench-minicloud-")
     root = Path(tmp.name)
     data_dir = root / "data"
@@ -69,7 +72,8 @@ def start_minicloud(timeout: float = 60.0, python: str | None = None) -> Miniclo
         name="minicloud",
         argv=[python or sys.executable, "-m", "minicloud.cli", "up", "--host", LOOPBACK, "--port", str(port),
               "--data-dir", str(data_dir)],
-        env=clean_env({"HOME": str(root)}, tmp_dir=root), cwd=REPO, log_path=root / "server.log", port=port,
+        env=clean_env({"HOME": str(root), **(env or {})}, tmp_dir=root), cwd=REPO, log_path=root / "server.log",
+        port=port,
         ready_path="/_minicloud/health", ready=lambda status, body: status == 200,
     )
     try:

@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,6 +101,7 @@ class Options:
     profile: Path | None = None
     json_path: Path = RESULTS / "s3.json"
     nice: int = 0  # niceness of the harness, the servers and the generator (inherited)
+    minicloud_env: dict[str, str] = field(default_factory=dict)  # MINICLOUD_* settings of the minicloud targets
 
 
 @dataclass
@@ -264,12 +265,14 @@ class GilSpy(PySpy):
 
 
 # -- starting servers --------------------------------------------------------------------------------
-def start(key: str, www: Path) -> Running:
+def start(key: str, www: Path, minicloud_env: Mapping[str, str] | None = None) -> Running:
     name = TARGETS[key]
     if key in MINICLOUD:
-        mc = start_minicloud()
-        return Running(key, name, mc.version, mc.port, mc.pid, mc.access_key_id, mc.secret_access_key, mc.stop,
-                       "ONEZONE_IA" if key == "minicloud-1z" else "STANDARD", mc.auth_checks)
+        mc = start_minicloud(env=minicloud_env)
+        settings = " ".join(f"{k}={v}" for k, v in (minicloud_env or {}).items())
+        return Running(key, name, f"{mc.version} {settings}".strip(), mc.port, mc.pid, mc.access_key_id,
+                       mc.secret_access_key, mc.stop, "ONEZONE_IA" if key == "minicloud-1z" else "STANDARD",
+                       mc.auth_checks)
     peer: peers.Peer
     if key == "moto":
         peer = peers.start_moto()
@@ -545,7 +548,7 @@ def measure(key: str, opts: Options, www: Path, big: BigFile, bucket: str) -> Re
     result = Result(key, TARGETS[key])
     log(f"starting {result.name}")
     try:
-        target = start(key, www)
+        target = start(key, www, opts.minicloud_env)
     except Exception as exc:  # a peer that cannot start is reported, the rest still runs
         result.failed = f"did not start: {exc}"
         log(f"{result.name}: {result.failed}")
@@ -719,7 +722,12 @@ def parse(argv: Sequence[str]) -> Options:
     parser.add_argument("--json", type=Path, default=RESULTS / "s3.json")
     parser.add_argument("--nice", type=int, default=-10 if os.geteuid() == 0 else 0,
                         help="niceness of the harness, every server and the generator (as bench/foundation.py)")
+    parser.add_argument("--minicloud-env", action="append", default=[], metavar="MINICLOUD_X=value",
+                        help="a setting for the minicloud targets (e.g. MINICLOUD_S3_WORKERS=1); repeatable")
     args = parser.parse_args(list(argv))
+    settings = dict(item.split("=", 1) for item in args.minicloud_env if "=" in item)
+    if any(not key.startswith("MINICLOUD_") for key in settings) or len(settings) != len(args.minicloud_env):
+        parser.error("--minicloud-env takes MINICLOUD_NAME=value")
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
@@ -729,7 +737,7 @@ def parse(argv: Sequence[str]) -> Options:
     return Options(targets=targets, seconds=args.seconds, warmup_s=args.warmup, connections=args.connections,
                    procs=args.procs, put_pool=args.put_pool, get_objects=args.get_objects, big_mib=args.big_mib,
                    part_mib=args.part_mib, list_keys=args.list_keys, profile=args.profile, json_path=args.json,
-                   nice=args.nice)
+                   nice=args.nice, minicloud_env=settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
