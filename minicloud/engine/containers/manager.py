@@ -147,6 +147,7 @@ class ContainerManager:
 
     # -- create ---------------------------------------------------------------------------------
     async def create(self, body: dict[str, Any], name: str | None, namespace: str = DOCKER) -> Container:
+        self.zygote.warm()  # (a container is coming: its supervisor's zygote boots meanwhile)
         image_name = body.get("Image") or ""
         if not image_name:
             raise InvalidArgument("config.Image is required")
@@ -569,7 +570,10 @@ class ContainerManager:
     async def load(self) -> None:
         """Read every container back; re-adopt running ones whose supervisor is still alive."""
         await asyncio.to_thread(self._sweep)
-        self.zygote.warm()
+        # The supervisors' zygote is warmed by the first container's create, or now when there are
+        # containers already: an engine nobody uses keeps no warm interpreter (~13 MiB) around.
+        if any(self.root.glob("*/container.json")):
+            self.zygote.warm()
         for path in sorted(self.root.glob("*/container.json")):
             try:
                 container = Container.from_json(json.loads(path.read_text()))
