@@ -298,13 +298,7 @@ class ObjectData:
         """The bytes [start, end) of the concatenation of ``segments`` ((digest, size) pairs)."""
         mark = self._mark(segments, start, end)
         try:
-            offset = 0
-            for digest, size in segments:
-                seg_start, seg_end = offset, offset + size
-                offset = seg_end
-                if seg_end <= start or seg_start >= end:
-                    continue
-                lo, hi = max(start, seg_start) - seg_start, min(end, seg_end) - seg_start
+            for digest, size, lo, hi in _overlapped(segments, start, end):
                 # (closed here, not by the garbage collector later, when this read is abandoned)
                 async with contextlib.aclosing(self._read_blob(Digest.parse(digest), size, lo, hi)) as chunks:
                     async for chunk in chunks:
@@ -318,12 +312,7 @@ class ObjectData:
         deletions of other processes (``reading``); a short one ends well within a release's grace."""
         if end - start <= SMALL:
             return None
-        wanted, offset = [], 0
-        for digest, size in segments:
-            if offset < end and offset + size > start:
-                wanted.append(digest)
-            offset += size
-        return self._marks.hold(wanted)
+        return self._marks.hold([digest for digest, _size, _lo, _hi in _overlapped(segments, start, end)])
 
     async def read_sealed(self, segments: Sequence[tuple[str, int]], start: int, end: int,
                           kek: bytes) -> AsyncIterator[bytes | bytearray]:
@@ -335,15 +324,8 @@ class ObjectData:
         boundaries of segments (the parts of a multipart object), so the file reads and the
         decryption overlap each other and the socket. A copy that fails (a bad tag, a short file)
         is set aside for repair and the read goes on from another replica."""
-        spans: list[_SealedSpan] = []
-        offset = 0
-        for digest, size in segments:
-            seg_start, seg_end = offset, offset + size
-            offset = seg_end
-            if seg_end <= start or seg_start >= end:
-                continue
-            spans.append(_SealedSpan(self._sources, digest, size, max(start, seg_start) - seg_start,
-                                     min(end, seg_end) - seg_start, kek))
+        spans = [_SealedSpan(self._sources, digest, size, lo, hi, kek)
+                 for digest, size, lo, hi in _overlapped(segments, start, end)]
         for span in spans:
             self._readers[span.name] = self._readers.get(span.name, 0) + 1
         mark = self._mark(segments, start, end)
@@ -657,6 +639,17 @@ class _SealedSpan:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+
+
+def _overlapped(segments: Sequence[tuple[str, int]], start: int, end: int) -> Iterator[tuple[str, int, int, int]]:
+    """The segments ((digest, size) pairs, end to end) that [start, end) overlaps, each with the
+    range [lo, hi) of its own bytes that falls inside."""
+    offset = 0
+    for digest, size in segments:
+        seg_start, seg_end = offset, offset + size
+        offset = seg_end
+        if seg_end > start and seg_start < end:
+            yield digest, size, max(start, seg_start) - seg_start, min(end, seg_end) - seg_start
 
 
 def _close_all(spans: Sequence[_SealedSpan]) -> None:
