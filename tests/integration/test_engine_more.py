@@ -391,3 +391,48 @@ def test_update_limits_and_restart_policy(engine: Engine) -> None:
     refused = engine.docker("update", "--restart", "always", "autoremoved", check=False)
     assert refused.returncode != 0 and "AutoRemove is enabled" in refused.stderr
     engine.docker("rm", "autoremoved")
+
+
+
+def test_a_container_can_trap_sighup_even_when_minicloud_ignores_it(tmp_path: Path) -> None:
+    """``nohup minicloud up`` ignores SIGHUP; a container's processes must still be able to trap it
+    (a guest's `reboot` is a SIGHUP to its PID 1). The OCI runtimes (crun, runc) reset signals before
+    the container's process runs; this holds minicloud's chain (zygote, supervisor, exec) to it."""
+    import signal as signals
+    import urllib.request
+
+    from tests.support.server import MINICLOUD, REPO
+
+    port, data = free_port(), tmp_path / "data"
+    data.mkdir()
+    with open(data / "server.log", "ab") as log:
+        server = subprocess.Popen([*MINICLOUD, "up", "--port", str(port), "--data-dir", str(data)], stdout=log,
+                                  stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "MINICLOUD_CONTROLLERS": "0"},
+                                  preexec_fn=lambda: signals.signal(signals.SIGHUP, signals.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_minicloud/health", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        (tmp_path / "docker-config").mkdir()
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+               "DOCKER_HOST": f"unix://{data / 'docker.sock'}", "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+        subprocess.run([DOCKER, "import", str(busybox_rootfs_tar(tmp_path)), "busybox"], env=env, check=True,
+                       capture_output=True, timeout=60)
+        script = 'trap "echo trapped; exit 3" HUP; kill -HUP $$; sleep 5; echo ignored'
+        ran = subprocess.run([DOCKER, "run", "--rm", "busybox", "sh", "-c", script], env=env, capture_output=True,
+                             text=True, timeout=60)
+        assert (ran.returncode, ran.stdout.strip()) == (3, "trapped"), ran
+        name = "hup-exec"
+        subprocess.run([DOCKER, "run", "-d", "--name", name, "busybox", "sleep", "100"], env=env, check=True,
+                       capture_output=True, timeout=60)
+        ran = subprocess.run([DOCKER, "exec", name, "sh", "-c", script], env=env, capture_output=True, text=True,
+                             timeout=60)
+        assert (ran.returncode, ran.stdout.strip()) == (3, "trapped"), ran
+        subprocess.run([DOCKER, "rm", "-f", name], env=env, capture_output=True, timeout=60)
+    finally:
+        server.send_signal(signals.SIGTERM)
+        server.wait(30)

@@ -76,7 +76,11 @@ class Instance:
             self.process = subprocess.Popen(
                 ["unshare", "--pid", "--fork", "--mount", "--propagation", "private", "--uts", "--net",
                  "/bin/sh", "-c", setup],
-                stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                # Signals as an OCI runtime leaves them (crun and runc reset them): a test run under
+                # nohup must not leave SIGHUP ignored for the guest's PID 1, which then could not trap
+                # `reboot`'s SIGHUP (POSIX: a signal ignored on entry cannot be trapped by a shell).
+                preexec_fn=_default_signals)
 
     def init_pid(self) -> int:
         """The host PID of the namespace's init (unshare's child, once it runs the boot script)."""
@@ -111,6 +115,11 @@ class Instance:
         if self.process is not None and self.process.poll() is None:
             os.kill(self.init_pid(), signal.SIGKILL)
             self.process.wait(10)
+
+
+def _default_signals() -> None:
+    for number in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(number, signal.SIG_DFL)
 
 
 @pytest.fixture(params=["sh", "dash"])
