@@ -17,10 +17,10 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.support.processes import parent, s3_workers, serving_pid, small_writers
 from tests.support.server import MinicloudServer
 
 
@@ -33,64 +33,11 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinicloudServer]:
     server.stop()
 
 
-def _parent(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _descendants(root: int) -> list[int]:
-    parents = {int(entry): _parent(int(entry)) for entry in os.listdir("/proc") if entry.isdigit()}
-    found, frontier = [], [root]
-    while frontier:
-        pid = frontier.pop()
-        children = [child for child, parent in parents.items() if parent == pid]
-        found += children
-        frontier += children
-    return found
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def _writers(srv: MinicloudServer) -> list[int]:
-    assert srv.process is not None
-    return [pid for pid in _descendants(srv.process.pid) if b"minicloud.storage.blobs.writerproc" in _cmdline(pid)]
-
-
-def _workers(srv: MinicloudServer) -> list[int]:
-    assert srv.process is not None
-    return [pid for pid in _descendants(srv.process.pid) if b"minicloud.cli" in _cmdline(pid)]
-
-
-def _serving_pid(srv: MinicloudServer, conn: http.client.HTTPConnection) -> int | None:
-    """The process holding the server's end of ``conn``'s TCP connection."""
-    assert conn.sock is not None and srv.process is not None
-    client_port = conn.sock.getsockname()[1]
-    inode = None
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if int(fields[1].split(":")[1], 16) == srv.port and int(fields[2].split(":")[1], 16) == client_port:
-            inode = fields[9]
-    for pid in [srv.process.pid, *_workers(srv)]:
-        try:
-            if any(os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]" for fd in os.listdir(f"/proc/{pid}/fd")):
-                return pid
-        except OSError:
-            continue
-    return None
-
-
 def _put_through_both_processes(srv: MinicloudServer, bucket: str, prefix: str) -> dict[str, bytes]:
     """Small PUTs on keep-alive connections until both the server and its worker answered some."""
     s3 = srv.client("s3")
     assert srv.process is not None
-    wanted = {srv.process.pid, *_workers(srv)}
+    wanted = {srv.process.pid, *s3_workers(srv)}
     assert len(wanted) == 2
     served: set[int | None] = set()
     stored: dict[str, bytes] = {}
@@ -103,7 +50,7 @@ def _put_through_both_processes(srv: MinicloudServer, bucket: str, prefix: str) 
             response = conn.getresponse()
             assert (response.status, response.read()) == (200, b""), key
             stored[key] = body
-        served.add(_serving_pid(srv, conn))
+        served.add(serving_pid(srv, conn))
         conn.close()
         if wanted <= served:
             return stored
@@ -114,9 +61,9 @@ def test_one_writer_process_serves_the_server_and_its_worker(srv: MinicloudServe
     s3 = srv.client("s3")
     s3.create_bucket(Bucket="one-writer")
     stored = _put_through_both_processes(srv, "one-writer", "small")
-    writers = _writers(srv)
+    writers = small_writers(srv)
     assert len(writers) == 1, writers  # a writer per process would be two
-    assert srv.process is not None and _parent(writers[0]) == srv.process.pid
+    assert srv.process is not None and parent(writers[0]) == srv.process.pid
     for key, body in stored.items():
         assert s3.get_object(Bucket="one-writer", Key=key)["Body"].read() == body
 
@@ -150,7 +97,7 @@ def test_a_killed_shared_writer_is_replaced_and_uploads_go_on(srv: MinicloudServ
         deadline = time.monotonic() + 30
         while len(acked) < 40 and time.monotonic() < deadline:
             time.sleep(0.02)
-        writers = _writers(srv)
+        writers = small_writers(srv)
         assert len(writers) == 1, writers
         os.kill(writers[0], signal.SIGKILL)
         before = len(acked)
@@ -163,7 +110,7 @@ def test_a_killed_shared_writer_is_replaced_and_uploads_go_on(srv: MinicloudServ
         for thread in threads:
             thread.join(30)
     stored = _put_through_both_processes(srv, bucket, "after")  # each answered: every PUT succeeds
-    replacements = _writers(srv)
+    replacements = small_writers(srv)
     assert writers[0] not in replacements and 1 <= len(replacements) <= 2, replacements
     for key, body in stored.items():
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body

@@ -22,6 +22,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.support.processes import s3_workers, serving_pid
 from tests.support.server import Keys, MinicloudServer
 
 
@@ -32,47 +33,6 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinicloudServer]:
     server.start()
     yield server
     server.stop()
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
-def workers_of(srv: MinicloudServer) -> list[int]:
-    assert srv.process is not None
-    return [p for p in children(srv.process.pid)
-            if "minicloud.cli" in Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()]
-
-
-def serving_pid(srv: MinicloudServer, conn: http.client.HTTPConnection) -> int | None:
-    """The process holding the server's end of ``conn``'s TCP connection."""
-    assert conn.sock is not None and srv.process is not None
-    client_port = conn.sock.getsockname()[1]
-    inode = None
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local, remote = fields[1], fields[2]
-        if int(local.split(":")[1], 16) == srv.port and int(remote.split(":")[1], 16) == client_port:
-            inode = fields[9]
-    if inode is None:
-        return None
-    for pid in [srv.process.pid, *children(srv.process.pid)]:
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
-                    return pid
-        except OSError:
-            continue
-    return None
 
 
 def presigned_path(s3: object, method: str, bucket: str, key: str) -> str:
@@ -93,7 +53,7 @@ def test_signed_reads_are_shared_between_the_server_and_its_worker(srv: Miniclou
     s3 = srv.client("s3")
     s3.create_bucket(Bucket="shared-reads")
     s3.put_object(Bucket="shared-reads", Key="k", Body=b"hello workers")
-    workers = workers_of(srv)
+    workers = s3_workers(srv)
     assert len(workers) == 1
     served_by = set()
     for _ in range(6):
@@ -113,7 +73,7 @@ def test_a_worker_passes_other_requests_back(srv: MinicloudServer) -> None:
     s3.create_bucket(Bucket="hand-back")
     s3.put_object(Bucket="hand-back", Key="k", Body=b"x" * 1000)
     assert srv.root is not None and srv.process is not None
-    worker = workers_of(srv)[0]
+    worker = s3_workers(srv)[0]
     for _ in range(4):  # until a connection lands on the worker
         conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
         conn.request("HEAD", presigned_path(s3, "head_object", "hand-back", "k"))
@@ -193,7 +153,7 @@ def test_workers_end_with_the_server(tmp_path: Path) -> None:
         server = MinicloudServer(tmp_path / stop.name, env={"MINICLOUD_S3_WORKERS": "1",
                                                             "MINICLOUD_ENGINE": "false"})
         server.start()
-        workers = workers_of(server)
+        workers = s3_workers(server)
         assert len(workers) == 1
         server.stop(stop)
         deadline = time.monotonic() + 15

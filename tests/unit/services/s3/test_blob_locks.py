@@ -108,16 +108,12 @@ def test_a_long_read_in_another_process_is_seen_until_it_ends(tmp_path: Path) ->
     marks.close()
 
 
-def _hold_briefly_in_child(path: str, held: Event, release: Event) -> None:
-    _hold_in_child(path, held, release)
-
-
 def test_two_holders_waiting_for_the_same_stripe_both_count(tmp_path: Path) -> None:
     """Two digests of one stripe wait while another process holds it: when it is free, both hold it
     in turn or together, and the stripe is given back only when the last one leaves."""
     context = multiprocessing.get_context("fork")
     held, release = context.Event(), context.Event()
-    child = context.Process(target=_hold_briefly_in_child, args=(str(tmp_path / "locks"), held, release))
+    child = context.Process(target=_hold_in_child, args=(str(tmp_path / "locks"), held, release))
     child.start()
     try:
         assert held.wait(10)

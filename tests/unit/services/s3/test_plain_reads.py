@@ -10,7 +10,7 @@ import hashlib
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -28,15 +28,6 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks of 100,000 bytes, blobs over 200,000 bytes verified as they stream: a few MiB make many chunks."""
     monkeypatch.setattr(data, "CHUNK", 100_000)
     monkeypatch.setattr(data, "VERIFY_BEFORE_SENDING", 200_000)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ObjectData]:
-    objects = ObjectData(tmp_path / "s3", ["a", "b", "c"])
-    try:
-        yield objects
-    finally:
-        objects.close()
 
 
 async def _stage(objects: ObjectData, body: bytes) -> str:

@@ -10,7 +10,7 @@ import hashlib
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -32,15 +32,6 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches of 3 frames, 3 ahead: a few MiB make dozens of batches, several in flight at once."""
     monkeypatch.setattr(data, "SEALED_BATCH", 3)
     monkeypatch.setattr(data, "SEALED_DEPTH", 3)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ObjectData]:
-    objects = ObjectData(tmp_path / "s3", ["a", "b", "c"])
-    try:
-        yield objects
-    finally:
-        objects.close()
 
 
 async def _stage(objects: ObjectData, body: bytes) -> str:
