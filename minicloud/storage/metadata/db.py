@@ -7,10 +7,11 @@ microseconds of CPU, run inline; PostgreSQL uses a small pool for both. A write 
 committed when it returns: in WAL mode with ``synchronous=FULL`` the commit fsyncs the WAL, so it
 survives ``kill -9`` and a power loss alike.
 
-Group commit (SQLite): the writer thread takes every write waiting in its queue and runs them in
-one transaction, each inside its own SAVEPOINT (a write that raises is rolled back alone and gets
-its exception); the one COMMIT (one fsync) then answers them all. Under concurrency the writer's
-fixed costs (BEGIN/COMMIT, the fsync, waking the event loop) are paid once per batch.
+Group commit (SQLite): the writes waiting on an event loop run there in one transaction, each
+inside its own SAVEPOINT (a write that raises is rolled back alone and gets its exception); the
+one COMMIT (one fsync), on a thread, then answers them all (``loopcommit``). Under concurrency the
+fixed costs (BEGIN/COMMIT, the fsync, waking the event loop) are paid once per batch. When the
+write lock is taken elsewhere, the writer thread takes the batch and waits for it, the same way.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import sqlalchemy as sa
 
 from minicloud.storage.metadata.changes import ChangeWatch
 from minicloud.storage.metadata.epoch import SharedEpoch
+from minicloud.storage.metadata.loopcommit import LoopCommitter
 
 T = TypeVar("T")
 log = logging.getLogger("minicloud.metadata")
@@ -97,6 +99,9 @@ class Database:
         self._writes: queue.SimpleQueue[_Write[Any] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
+        # SQLite: the group commit of each event loop's writes (see loopcommit), COMMITs on one thread.
+        self._committers: dict[asyncio.AbstractEventLoop, LoopCommitter] = {}
+        self._commit_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metadata-commit")
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""
@@ -178,22 +183,21 @@ class Database:
         loop = asyncio.get_running_loop()
         if not self.is_sqlite:
             return await loop.run_in_executor(self._executor, self.write_sync, fn)
-        if self._writer is None:
-            self._start_writer()
         future: asyncio.Future[T] = loop.create_future()
-        self._writes.put(_Write(fn, loop, future))
+        self._committer(loop).submit(_Write(fn, loop, future))
         return await future
 
     def enqueue_write(self, fn: Callable[[sa.Connection], T], loop: asyncio.AbstractEventLoop,
                       future: asyncio.Future[T]) -> None:
         """``write`` started from any thread (e.g. the one that just made an object's data durable,
         sparing a round trip through the event loop): ``future``, of ``loop``, gets the outcome."""
-        if self.is_sqlite:
-            if self._writer is None:
-                self._start_writer()
-            self._writes.put(_Write(fn, loop, future))
-            return
         write: _Write[T] = _Write(fn, loop, future)
+        if self.is_sqlite:
+            try:
+                loop.call_soon_threadsafe(self._submit_on_loop, write)
+            except RuntimeError:  # that loop is closed: the write stands all the same
+                self._to_writer_thread([write])
+            return
 
         def done(result: Any) -> None:
             try:
@@ -203,7 +207,26 @@ class Database:
             self._answer([write])
         self._executor.submit(self.write_sync, fn).add_done_callback(done)
 
-    # -- the SQLite writer thread (group commit) -------------------------------------------------
+    # -- SQLite group commit ---------------------------------------------------------------------
+    def _committer(self, loop: asyncio.AbstractEventLoop) -> LoopCommitter:
+        committer = self._committers.get(loop)
+        if committer is None:
+            committer = LoopCommitter(loop, self.engine.connect, self._commit_pool, self._to_writer_thread,
+                                      _settle, MAX_BATCH)
+            self._committers[loop] = committer
+        return committer
+
+    def _submit_on_loop(self, write: _Write[Any]) -> None:
+        self._committer(write.loop).submit(write)
+
+    def _to_writer_thread(self, writes: list[_Write[Any]]) -> None:
+        """Writes the loop could not run (the write lock taken elsewhere, a failed batch): the
+        writer thread waits for the lock and settles each."""
+        if self._writer is None:
+            self._start_writer()
+        for write in writes:
+            self._writes.put(write)
+
     def _start_writer(self) -> None:
         with self._writer_lock:
             if self._writer is None:
@@ -294,6 +317,10 @@ class Database:
             self._writes.put(None)
             self._writer.join()
             self._writer = None
+        self._commit_pool.shutdown(wait=True)
+        for committer in self._committers.values():
+            committer.close()
+        self._committers.clear()
         self._executor.shutdown(wait=True)
         if self._changes is not None:
             self._changes.close()
