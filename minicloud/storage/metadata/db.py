@@ -211,6 +211,10 @@ class Database:
     def _committer(self, loop: asyncio.AbstractEventLoop) -> LoopCommitter:
         committer = self._committers.get(loop)
         if committer is None:
+            for other, stale in list(self._committers.items()):  # those of loops closed since
+                if other.is_closed() and stale.idle:
+                    stale.close()
+                    del self._committers[other]
             committer = LoopCommitter(loop, self.engine.connect, self._commit_pool, self._to_writer_thread,
                                       _settle, MAX_BATCH)
             self._committers[loop] = committer

@@ -68,6 +68,11 @@ class LoopCommitter:
             # On the loop's next turn: the writes made during this one join the same batch.
             self._loop.call_soon(self._next_batch)
 
+    @property
+    def idle(self) -> bool:
+        """No batch is being run or committed."""
+        return not self._running
+
     def close(self) -> None:
         """Return the connection (no batch may be running: the loop has stopped)."""
         conn, self._conn = self._conn, None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -69,5 +71,68 @@ def test_writes_after_close_of_one_loop_work_in_another(tmp_path: Path) -> None:
         with pytest.raises(sa.exc.IntegrityError):
             asyncio.run(db.write(lambda c: c.execute(ROWS.insert().values(n=1))))
         assert asyncio.run(db.write(lambda c: c.execute(ROWS.insert().values(n=2)).rowcount)) == 1
+    finally:
+        db.close()
+
+
+def test_a_write_lock_held_elsewhere_is_waited_for_off_the_loop(tmp_path: Path) -> None:
+    """Another connection (another process, say) holds SQLite's write lock: the write waits for it
+    on the writer thread, lands once the lock is free, and the event loop keeps running meanwhile."""
+    db = _database(tmp_path)
+    other = sqlite3.connect(tmp_path / "meta.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO rows VALUES (1)")
+
+    async def scenario() -> tuple[int, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        running = asyncio.ensure_future(ticker())
+        asyncio.get_running_loop().call_later(0.3, other.execute, "COMMIT")
+        written = await db.write(lambda c: c.execute(ROWS.insert().values(n=2)).rowcount)
+        running.cancel()
+        return written, ticks
+
+    try:
+        written, ticks = asyncio.run(scenario())
+        assert written == 1
+        assert ticks >= 10, f"the loop ran {ticks} times in 0.3 s: it waited for the lock itself"
+        assert db.read_sync(lambda c: sorted(n for (n,) in c.execute(sa.select(ROWS.c.n)))) == [1, 2]
+    finally:
+        other.close()
+        db.close()
+
+
+def test_a_write_enqueued_from_another_thread_is_answered_on_its_loop(tmp_path: Path) -> None:
+    db = _database(tmp_path)
+
+    async def scenario() -> int:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        thread = threading.Thread(target=db.enqueue_write,
+                                  args=(lambda c: c.execute(ROWS.insert().values(n=5)).rowcount, loop, future))
+        thread.start()
+        thread.join()
+        return await future
+
+    try:
+        assert asyncio.run(scenario()) == 1
+        assert db.read_sync(lambda c: [n for (n,) in c.execute(sa.select(ROWS.c.n))]) == [5]
+    finally:
+        db.close()
+
+
+def test_loops_that_closed_give_their_connections_back(tmp_path: Path) -> None:
+    db = _database(tmp_path)
+    try:
+        for n in range(20):  # more loops than the pool has connections
+            asyncio.run(db.write(lambda c, n=n: c.execute(ROWS.insert().values(n=n))))  # type: ignore[misc]
+        assert db.engine.pool.checkedout() <= 2  # type: ignore[attr-defined]
+        assert db.read_sync(lambda c: c.execute(sa.text("SELECT count(*) FROM rows")).scalar()) == 20
     finally:
         db.close()
