@@ -194,6 +194,13 @@ class Database:
         write: _Write[T] = _Write(fn, loop, future)
         if self.is_sqlite:
             try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                self._submit_on_loop(write)
+                return
+            try:
                 loop.call_soon_threadsafe(self._submit_on_loop, write)
             except RuntimeError:  # that loop is closed: the write stands all the same
                 self._to_writer_thread([write])

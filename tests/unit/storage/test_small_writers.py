@@ -4,6 +4,7 @@ are reported per copy, and a writer process that dies fails what it held and is 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
@@ -165,3 +166,64 @@ def test_the_writer_process_loads_only_what_it_uses() -> None:
              "print(sorted(m for m in ('asyncio', 'hashlib', 'ctypes', 'sqlalchemy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_acknowledgements_are_read_by_the_submitting_loop_then_by_a_thread_once_it_closes(tmp_path: Path) -> None:
+    replica = _replica(tmp_path)
+    writer = WriterProcess()
+
+    async def submit_on_a_loop() -> tuple[OSError | None, bool]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[OSError | None, int]] = loop.create_future()
+        data, digest = _blob()
+
+        def done(error: OSError | None) -> None:
+            loop.call_soon_threadsafe(future.set_result, (error, threading.get_ident()))
+        writer.submit(replica, data, digest, done)
+        error, thread = await asyncio.wait_for(future, 30)
+        return error, thread == threading.get_ident()
+
+    try:
+        error, on_the_loop = asyncio.run(submit_on_a_loop())
+        assert error is None
+        assert on_the_loop, "the acknowledgement was handled by another thread than the loop's"
+        # that loop has closed: a copy submitted from a thread without one is acknowledged all the same
+        data, digest = _blob()
+        outcomes = _Outcomes(1)
+        writer.submit(replica, data, digest, outcomes.callback(replica, digest))
+        assert outcomes.done.wait(30) and outcomes.results[0][1] is None and outcomes.results[0][2]
+    finally:
+        writer.close()
+
+
+def test_a_writer_that_dies_while_a_loop_reads_its_acknowledgements_fails_what_it_held(tmp_path: Path) -> None:
+    replica = _replica(tmp_path)
+    writer = WriterProcess()
+
+    async def scenario() -> bool:
+        loop = asyncio.get_running_loop()
+        first: asyncio.Future[OSError | None] = loop.create_future()
+        data, digest = _blob()
+
+        def done(error: OSError | None) -> None:
+            loop.call_soon_threadsafe(first.set_result, error)
+        writer.submit(replica, data, digest, done)
+        assert await asyncio.wait_for(first, 30) is None
+        connection = writer._connection
+        assert connection is not None and connection.process is not None
+        connection.process.kill()
+        connection.process.wait()
+        for _ in range(1000):  # the loop sees the socket's end
+            if not connection.alive:
+                break
+            await asyncio.sleep(0.01)
+        return connection.alive
+
+    try:
+        assert asyncio.run(scenario()) is False
+        data, digest = _blob()
+        outcomes = _Outcomes(1)
+        writer.submit(replica, data, digest, outcomes.callback(replica, digest))  # a new process
+        assert outcomes.done.wait(30) and outcomes.results[0][1] is None
+    finally:
+        writer.close()
