@@ -102,7 +102,7 @@ class PrincipalCalls:
         handler = endpoint.handlers.get(operation)
         if handler is None:
             raise NotImplementedOperation(
-                f"The operation {operation} of {endpoint.model.service_id} is not implemented by minicloud.")
+                f"The operation {operation} of {endpoint.info.service_id} is not implemented by minicloud.")
         ctx = self.context(service, operation, method)
         ctx.extra["credential"] = None
         ctx.extra["auth"] = None
