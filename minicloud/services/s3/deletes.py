@@ -193,7 +193,7 @@ class DeleteOperations(S3Base):
                     errors.append({"Key": item["Key"], "Code": error_code(error), "Message": error.message,
                                    **({"VersionId": item["VersionId"]} if item.get("VersionId") else {})})
             return done
-        done = await self.db.write(delete_all)
+        done = await self.db.write(delete_all, bulk=True)  # (up to 1,000 keys)
         await self.release(released)
         result: dict[str, Any] = {}
         if not request.get("Quiet"):

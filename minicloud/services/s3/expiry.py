@@ -102,7 +102,7 @@ class LifecycleController:
         """Run ``page`` (released digests, next position or None) until it reports the end."""
         after: Any = None
         for _ in range(MAX_PAGES):
-            released, after = await self.db.write(lambda conn, a=after: page(conn, a))  # type: ignore[misc]
+            released, after = await self.db.write(lambda conn, a=after: page(conn, a), bulk=True)  # type: ignore[misc]
             await self.release(released)
             if after is None:
                 return

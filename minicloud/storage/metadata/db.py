@@ -179,12 +179,18 @@ class Database:
             if not conn.invalidated:
                 conn.rollback()
 
-    async def write(self, fn: Callable[[sa.Connection], T]) -> T:
+    async def write(self, fn: Callable[[sa.Connection], T], *, bulk: bool = False) -> T:
+        """``fn`` in a write transaction, committed when this returns. ``bulk``: a write that may
+        take many milliseconds (e.g. a thousand deletions) runs on the writer thread, where the
+        event loop goes on serving between its statements, instead of on the loop itself."""
         loop = asyncio.get_running_loop()
         if not self.is_sqlite:
             return await loop.run_in_executor(self._executor, self.write_sync, fn)
         future: asyncio.Future[T] = loop.create_future()
-        self._committer(loop).submit(_Write(fn, loop, future))
+        if bulk:
+            self._to_writer_thread([_Write(fn, loop, future)])
+        else:
+            self._committer(loop).submit(_Write(fn, loop, future))
         return await future
 
     def enqueue_write(self, fn: Callable[[sa.Connection], T], loop: asyncio.AbstractEventLoop,

@@ -136,3 +136,32 @@ def test_loops_that_closed_give_their_connections_back(tmp_path: Path) -> None:
         assert db.read_sync(lambda c: c.execute(sa.text("SELECT count(*) FROM rows")).scalar()) == 20
     finally:
         db.close()
+
+
+def test_a_bulk_write_leaves_the_loop_serving_meanwhile(tmp_path: Path) -> None:
+    db = _database(tmp_path)
+
+    def slow(conn: sa.Connection) -> int:
+        time.sleep(0.3)  # (a thousand deletions, say)
+        return int(conn.execute(ROWS.insert().values(n=1)).rowcount)
+
+    async def scenario() -> tuple[int, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        running = asyncio.ensure_future(ticker())
+        written = await db.write(slow, bulk=True)
+        running.cancel()
+        return written, ticks
+
+    try:
+        written, ticks = asyncio.run(scenario())
+        assert written == 1
+        assert ticks >= 10, f"the loop ran {ticks} times in 0.3 s: the bulk write ran on it"
+    finally:
+        db.close()
