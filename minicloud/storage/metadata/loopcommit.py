@@ -12,6 +12,8 @@ The loop never waits for SQLite's write lock: its connection's busy timeout is z
 another connection holds the lock (another process, or a ``write_sync`` on a thread) the batch
 goes to the database's writer thread, which waits for it. The same happens to a batch whose
 transaction could not be started or committed: the writer thread runs each of its writes again.
+A write that may run for many milliseconds (``Database.write(..., bulk=True)``: a thousand
+deletions) goes to the writer thread from the start, so that the loop serves between its statements.
 """
 
 from __future__ import annotations
