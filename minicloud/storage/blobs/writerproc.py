@@ -22,7 +22,7 @@ to ~230 us for STANDARD (three copies per object).
 
 The acknowledgements are read by the event loop of the first ``submit`` made on one (its
 callbacks then run on that loop, with no thread taking the GIL to run them and handing them over:
-4 KiB PUTs at 16 connections, ~1,900 -> ~2,200 a second); until then, and again once that loop
+4 KiB PUTs at 16 connections, ~1,650-1,800 -> ~1,850-2,000 a second in an A/B); until then, and again once that loop
 has closed, by a receiver thread.
 
 Each request names the replica root (and whether it has a pack), the digest and carries the

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 
 from minicloud.storage.metadata.changes import ChangeWatch
 from minicloud.storage.metadata.epoch import SharedEpoch
-from minicloud.storage.metadata.loopcommit import LoopCommitter
+from minicloud.storage.metadata.loopcommit import BUSY_TIMEOUT_MS, LoopCommitter, raw_connection, run_in_savepoints
 
 T = TypeVar("T")
 log = logging.getLogger("minicloud.metadata")
@@ -50,7 +50,7 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
     # loss too (one fsync per commit; group commit shares it between concurrent writes).
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
@@ -131,9 +131,7 @@ class Database:
         reads; and a deferred transaction that read first cannot take the lock once another
         process has committed: SQLITE_BUSY at once, no wait.) Elsewhere: nothing to do."""
         if self.is_sqlite:
-            raw = conn.connection.driver_connection
-            assert raw is not None
-            raw.execute("BEGIN IMMEDIATE")
+            raw_connection(conn).execute("BEGIN IMMEDIATE")
 
     async def read(self, fn: Callable[[sa.Connection], T]) -> T:
         if self.is_sqlite:
@@ -295,21 +293,10 @@ class Database:
             return
         try:
             with conn.begin():
-                # BEGIN and the savepoints go straight to the driver's connection: through
-                # exec_driver_sql, SQLAlchemy's execution context cost more than the statements
-                # themselves. An explicit BEGIN: the first SAVEPOINT must not open (and its RELEASE
-                # commit) the transaction itself, as it would with pysqlite's deferred implicit BEGIN.
+                # An explicit BEGIN: the first SAVEPOINT must not open (and its RELEASE commit) the
+                # transaction itself, as it would with pysqlite's deferred implicit BEGIN.
                 self._begin_immediate(conn)
-                raw = conn.connection.driver_connection
-                assert raw is not None
-                for write in batch:
-                    raw.execute("SAVEPOINT minicloud_write")
-                    try:
-                        write.result = write.fn(conn)
-                    except BaseException as exc:  # this write alone is undone
-                        write.error = exc
-                        raw.execute("ROLLBACK TO SAVEPOINT minicloud_write")
-                    raw.execute("RELEASE SAVEPOINT minicloud_write")
+                run_in_savepoints(conn, batch)
         except BaseException as exc:  # the batch did not commit: nothing of it stands
             log.warning("a group commit of %d writes failed: %s", len(batch), exc)
             if conn.invalidated or conn.closed:

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import sqlite3
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any, Protocol
 
@@ -34,7 +34,7 @@ log = logging.getLogger("minicloud.metadata")
 SAVEPOINT = "SAVEPOINT minicloud_write"
 ROLLBACK_TO = "ROLLBACK TO SAVEPOINT minicloud_write"
 RELEASE = "RELEASE SAVEPOINT minicloud_write"
-BUSY_TIMEOUT_MS = 10_000  # restored when the connection goes back to the pool (see db._sqlite_pragmas)
+BUSY_TIMEOUT_MS = 10_000  # how long a SQLite connection waits for the write lock (the loop's: 0)
 
 
 class PendingWrite(Protocol):
@@ -82,7 +82,7 @@ class LoopCommitter:
             with contextlib.suppress(Exception):
                 if conn.in_transaction():
                     conn.rollback()
-                self._raw(conn).execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                raw_connection(conn).execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             conn.close()
 
     # -- on the loop's thread ------------------------------------------------------------------------
@@ -97,15 +97,14 @@ class LoopCommitter:
             self._hand_over(batch)
             return
         transaction = conn.begin()
-        raw = self._raw(conn)
         try:
-            raw.execute("BEGIN IMMEDIATE")
+            raw_connection(conn).execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:  # the write lock is taken: the writer thread waits for it
             self._abandon(conn, transaction)
             self._hand_over(batch)
             return
         try:
-            self._run(conn, raw, batch)
+            run_in_savepoints(conn, batch)
         except Exception as exc:  # the transaction machinery itself failed
             log.warning("a group commit of %d writes could not run on the loop: %s", len(batch), exc)
             self._abandon(conn, transaction)
@@ -119,26 +118,15 @@ class LoopCommitter:
         job = self._loop.run_in_executor(self._commit_pool, transaction.commit)
         job.add_done_callback(lambda done: self._committed(batch, conn, transaction, done))
 
-    def _run(self, conn: sa.Connection, raw: sqlite3.Connection, batch: list[PendingWrite]) -> None:
-        for write in batch:
-            raw.execute(SAVEPOINT)
-            try:
-                write.result = write.fn(conn)
-            except BaseException as exc:  # this write alone is undone; the caller gets the error
-                write.error = exc
-                raw.execute(ROLLBACK_TO)
-            raw.execute(RELEASE)
-
     def _committed(self, batch: list[PendingWrite], conn: sa.Connection, transaction: sa.RootTransaction,
                    done: asyncio.Future[None]) -> None:
-        error = None if done.cancelled() else done.exception()
-        if error is None and not done.cancelled():
-            self._settle(batch)
-        else:
+        error = done.exception() if not done.cancelled() else asyncio.CancelledError()
+        if error is not None:
             log.warning("a group commit of %d writes failed: %s", len(batch), error)
             self._abandon(conn, transaction)
             self._hand_over(batch)
             return
+        self._settle(batch)
         self._next_batch()
 
     def _hand_over(self, batch: list[PendingWrite]) -> None:
@@ -152,7 +140,7 @@ class LoopCommitter:
         conn = self._conn
         if conn is None or conn.closed or conn.invalidated:
             conn = self._connect()
-            self._raw(conn).execute("PRAGMA busy_timeout=0")  # never wait on the loop
+            raw_connection(conn).execute("PRAGMA busy_timeout=0")  # never wait on the loop
             self._conn = conn
         return conn
 
@@ -164,8 +152,25 @@ class LoopCommitter:
                 conn.invalidate()
             self._conn = None
 
-    @staticmethod
-    def _raw(conn: sa.Connection) -> sqlite3.Connection:
-        raw = conn.connection.driver_connection
-        assert isinstance(raw, sqlite3.Connection)
-        return raw
+
+
+def raw_connection(conn: sa.Connection) -> sqlite3.Connection:
+    """The driver's connection under ``conn`` (SQLite): BEGIN, savepoints and pragmas go straight
+    to it (through SQLAlchemy's execution context they cost more than the statements themselves)."""
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, sqlite3.Connection)
+    return raw
+
+
+def run_in_savepoints(conn: sa.Connection, batch: Sequence[PendingWrite]) -> None:
+    """Each write of ``batch`` inside its own SAVEPOINT of the open transaction: one that raises is
+    undone alone and keeps its error; the others' results wait for the COMMIT."""
+    raw = raw_connection(conn)
+    for write in batch:
+        raw.execute(SAVEPOINT)
+        try:
+            write.result = write.fn(conn)
+        except BaseException as exc:  # the caller gets the error
+            write.error = exc
+            raw.execute(ROLLBACK_TO)
+        raw.execute(RELEASE)

@@ -6,7 +6,9 @@ import asyncio
 import sqlite3
 import threading
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -75,6 +77,23 @@ def test_writes_after_close_of_one_loop_work_in_another(tmp_path: Path) -> None:
         db.close()
 
 
+async def _counting_loop_turns(work: Coroutine[Any, Any, int]) -> tuple[int, int]:
+    """``work``'s result, and how many 10 ms ticks the event loop ran meanwhile."""
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    running = asyncio.ensure_future(ticker())
+    try:
+        return await work, ticks
+    finally:
+        running.cancel()
+
+
 def test_a_write_lock_held_elsewhere_is_waited_for_off_the_loop(tmp_path: Path) -> None:
     """Another connection (another process, say) holds SQLite's write lock: the write waits for it
     on the writer thread, lands once the lock is free, and the event loop keeps running meanwhile."""
@@ -83,23 +102,12 @@ def test_a_write_lock_held_elsewhere_is_waited_for_off_the_loop(tmp_path: Path) 
     other.execute("BEGIN IMMEDIATE")
     other.execute("INSERT INTO rows VALUES (1)")
 
-    async def scenario() -> tuple[int, int]:
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        running = asyncio.ensure_future(ticker())
+    async def scenario() -> int:
         asyncio.get_running_loop().call_later(0.3, other.execute, "COMMIT")
-        written = await db.write(lambda c: c.execute(ROWS.insert().values(n=2)).rowcount)
-        running.cancel()
-        return written, ticks
+        return await db.write(lambda c: c.execute(ROWS.insert().values(n=2)).rowcount)
 
     try:
-        written, ticks = asyncio.run(scenario())
+        written, ticks = asyncio.run(_counting_loop_turns(scenario()))
         assert written == 1
         assert ticks >= 10, f"the loop ran {ticks} times in 0.3 s: it waited for the lock itself"
         assert db.read_sync(lambda c: sorted(n for (n,) in c.execute(sa.select(ROWS.c.n)))) == [1, 2]
@@ -145,22 +153,11 @@ def test_a_bulk_write_leaves_the_loop_serving_meanwhile(tmp_path: Path) -> None:
         time.sleep(0.3)  # (a thousand deletions, say)
         return int(conn.execute(ROWS.insert().values(n=1)).rowcount)
 
-    async def scenario() -> tuple[int, int]:
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        running = asyncio.ensure_future(ticker())
-        written = await db.write(slow, bulk=True)
-        running.cancel()
-        return written, ticks
+    async def scenario() -> int:
+        return await db.write(slow, bulk=True)
 
     try:
-        written, ticks = asyncio.run(scenario())
+        written, ticks = asyncio.run(_counting_loop_turns(scenario()))
         assert written == 1
         assert ticks >= 10, f"the loop ran {ticks} times in 0.3 s: the bulk write ran on it"
     finally:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import time
+from collections.abc import Iterator
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
@@ -22,13 +24,23 @@ def _hold_in_child(path: str, held: Event, release: Event) -> None:
     asyncio.run(main())
 
 
-def test_another_process_waits_for_the_stripe(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _held_by_another_process(path: Path) -> Iterator[Event]:
+    """A forked child holds ``DIGEST``'s stripe until the yielded event is set (at the end at the latest)."""
     context = multiprocessing.get_context("fork")
     held, release = context.Event(), context.Event()
-    child = context.Process(target=_hold_in_child, args=(str(tmp_path / "locks"), held, release))
+    child = context.Process(target=_hold_in_child, args=(str(path), held, release))
     child.start()
     try:
         assert held.wait(10)
+        yield release
+    finally:
+        release.set()
+        child.join(10)
+
+
+def test_another_process_waits_for_the_stripe(tmp_path: Path) -> None:
+    with _held_by_another_process(tmp_path / "locks") as release:
         locks = BlobLocks(tmp_path / "locks")
 
         async def take() -> float:
@@ -45,9 +57,6 @@ def test_another_process_waits_for_the_stripe(tmp_path: Path) -> None:
 
         assert asyncio.run(scenario()) >= 0.3
         locks.close()
-    finally:
-        release.set()
-        child.join(10)
 
 
 def test_holders_in_one_process_share_the_stripe(tmp_path: Path) -> None:
@@ -111,12 +120,7 @@ def test_a_long_read_in_another_process_is_seen_until_it_ends(tmp_path: Path) ->
 def test_two_holders_waiting_for_the_same_stripe_both_count(tmp_path: Path) -> None:
     """Two digests of one stripe wait while another process holds it: when it is free, both hold it
     in turn or together, and the stripe is given back only when the last one leaves."""
-    context = multiprocessing.get_context("fork")
-    held, release = context.Event(), context.Event()
-    child = context.Process(target=_hold_in_child, args=(str(tmp_path / "locks"), held, release))
-    child.start()
-    try:
-        assert held.wait(10)
+    with _held_by_another_process(tmp_path / "locks") as release:
         locks = BlobLocks(tmp_path / "locks")
         stripe = locks.lock(DIGEST)._stripe
         other = next(d for d in (f"sha256:{i:064x}" for i in range(100_000))
@@ -135,6 +139,3 @@ def test_two_holders_waiting_for_the_same_stripe_both_count(tmp_path: Path) -> N
 
         asyncio.run(scenario())
         locks.close()
-    finally:
-        release.set()
-        child.join(10)
