@@ -35,6 +35,7 @@ from minicloud.server.asgi import (
 )
 from minicloud.server.health import health_document
 from minicloud.server.protocol import Exchange
+from minicloud.server.sendoff import ThreadReadable
 from minicloud.services.registry import build_providers
 
 log = logging.getLogger("minicloud.server")
@@ -161,7 +162,10 @@ class MinicloudApp:
         response_headers = [*response.headers, *SANDBOX_HEADERS]
         if stream is not None and not stream.done:  # the body was refused before it was read
             response_headers = [*response_headers, ("connection", "close")]
-        if response.stream is not None:
+        if (response.stream is not None and native is not None and request.method != "HEAD"
+                and isinstance(response.stream, ThreadReadable)):
+            await native.respond_pumped(response.status, response_headers, response.stream)
+        elif response.stream is not None:
             await send_stream(send, receive if stream is None or stream.done else None, response.status,
                               response_headers, response.stream)
         else:

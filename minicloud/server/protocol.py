@@ -14,7 +14,10 @@ the response's head and body in two ``send`` calls. Here:
   (a TLS handshake on the plain port, say) gets ``400`` and the connection is closed;
 - pipelined requests are answered in order; reading pauses while one is queued or while a
   request body waits unread beyond a high-water mark, and ``send`` waits while the socket's write
-  buffer is full, so memory stays bounded whatever the size of bodies.
+  buffer is full, so memory stays bounded whatever the size of bodies;
+- large bodies leave from threads (``sendoff``): a piece of 1 MiB or more is written by a sender
+  thread while the application makes the next, and a body a thread can read (a sealed S3 object)
+  is pumped by two threads with the event loop out of the data path (``respond_pumped``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any, Protocol
 
 import httptools
 
+from minicloud.server import sendoff
 from minicloud.server.asgi import ASGIApp, Message, Scope
 from minicloud.server.handoff import MAX_SNIFFED, head_end, may_be_request, send_connection
 
@@ -61,8 +65,8 @@ class Exchange:
     """One request and its response on a connection; ``receive`` and ``send`` are its ASGI callables."""
 
     __slots__ = ("body_done", "buffered", "chunked", "chunks", "complete", "disconnected", "expect_continue", "head",
-                 "head_only", "header_bytes", "keep_alive", "more_body", "protocol", "remaining", "scope", "started",
-                 "waiter")
+                 "head_only", "header_bytes", "keep_alive", "last_sending", "more_body", "protocol", "remaining",
+                 "resume_after_send", "scope", "sending", "started", "waiter")
 
     def __init__(self, protocol: HttpProtocol, scope: Scope, expect_continue: bool, keep_alive: bool,
                  header_bytes: int = 0) -> None:
@@ -83,6 +87,9 @@ class Exchange:
         self.remaining = 0  # bytes of body still owed to the Content-Length sent
         self.chunked = False
         self.head_only = scope["method"] == "HEAD"
+        self.sending: asyncio.Future[list[memoryview]] | None = None  # a piece a sender thread writes
+        self.last_sending = False  # that piece ends the response
+        self.resume_after_send = False  # reading was paused for it
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -144,6 +151,8 @@ class Exchange:
 
     async def send(self, message: Message) -> None:
         protocol = self.protocol
+        if self.sending is not None:
+            await self._settle_sending()
         if protocol.write_paused and not self.disconnected:
             await protocol.drain()
         if self.disconnected:
@@ -158,12 +167,110 @@ class Exchange:
             raise RuntimeError(f"{kind!r} sent after the response was complete")
         if kind != "http.response.body":
             raise RuntimeError(f"expected http.response.body, got {kind!r}")
-        self._write_body(message.get("body", b""), more=message.get("more_body", False))
+        body, more = message.get("body", b""), message.get("more_body", False)
+        if len(body) >= sendoff.MIN_BYTES and not self.chunked and not self.head_only:
+            fd = protocol.sender_fd()
+            if fd is not None:
+                self._start_sending(fd, body, more=more)
+                if not more:
+                    await self._settle_sending()
+                return
+        self._write_body(body, more=more)
 
     def _write_body(self, body: bytes, *, more: bool) -> None:
         """Frame ``body`` as the response's head said (chunks, Content-Length, or until close) and
         write it, the head still waiting joined in front of it; the exchange ends with the last."""
         protocol = self.protocol
+        head, body = self._framed(body, more=more)
+        if head:
+            if len(body) < _JOIN_BELOW:
+                protocol.write(head + body)
+            else:
+                protocol.write(head)
+                protocol.write(body)
+        elif body:
+            protocol.write(body)
+        if not more:
+            self._finish()
+
+    async def respond_pumped(self, status: int, headers: list[tuple[str, str]], body: sendoff.ThreadReadable) -> None:
+        """A whole response whose body a thread can read: pumped into the socket by threads (see
+        ``sendoff``) when the connection allows, else (and after whatever a slow reader left) sent
+        as the event loop iterates the rest of it. An error from the body after the head went out
+        cuts the response short, which is all HTTP/1.1 allows then. The body is closed."""
+        protocol = self.protocol
+        try:
+            if protocol.write_paused and not self.disconnected:
+                await protocol.drain()
+            if self.disconnected:
+                return
+            self._start(status, [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers])
+            fd = (protocol.sender_fd() if self.remaining >= sendoff.MIN_BYTES and not self.chunked
+                  and not self.head_only and sendoff.threads_free() else None)
+            if fd is not None:
+                head, self.head = self.head, b""
+                paused_here = not protocol.read_paused
+                protocol.pause_reading()
+                try:
+                    pumped = await sendoff.pump_off_loop(fd, head, body)
+                except OSError:  # the client went away: the connection is over
+                    self.disconnected = True
+                    if protocol.transport is not None:
+                        protocol.transport.abort()
+                    return
+                finally:
+                    if paused_here:
+                        protocol.resume_reading()
+                self.remaining -= pumped.read
+                for left in pumped.leftover:
+                    protocol.write(left)
+            async for piece in body:
+                if self.disconnected:
+                    return
+                await self.send({"type": "http.response.body", "body": piece, "more_body": True})
+            await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+        except Exception:
+            log.warning("a streamed response body failed; the response is cut short", exc_info=True)
+        finally:
+            await body.aclose()
+
+    def _start_sending(self, fd: int, body: bytes, *, more: bool) -> None:
+        """``_write_body`` for a large piece: a sender thread writes it (see ``sendoff``) while the
+        application makes the next one. Reading pauses meanwhile, so that nothing else (an error
+        answer to a pipelined request) writes to the connection."""
+        protocol = self.protocol
+        head, body = self._framed(body, more=more)
+        if not protocol.read_paused:
+            protocol.pause_reading()
+            self.resume_after_send = True
+        self.sending = asyncio.ensure_future(sendoff.send_off_loop(fd, [memoryview(head), memoryview(body)]))
+        self.last_sending = not more
+
+    async def _settle_sending(self) -> None:
+        """Wait for the piece a sender thread writes; what a slow reader left of it goes to the
+        transport (which sends it as the socket drains)."""
+        protocol, sending = self.protocol, self.sending
+        assert sending is not None
+        try:
+            left = await sending
+        except OSError:  # the client went away: the connection is over
+            self.disconnected = True
+            if protocol.transport is not None:
+                protocol.transport.abort()
+            return
+        finally:
+            self.sending = None
+            if self.resume_after_send:
+                self.resume_after_send = False
+                protocol.resume_reading()
+        for piece in left:
+            protocol.write(piece)
+        if self.last_sending:
+            self._finish()
+
+    def _framed(self, body: bytes, *, more: bool) -> tuple[bytes, bytes]:
+        """The response's head still waiting (or b"") and ``body`` framed as the head said
+        (chunks, Content-Length, or until close)."""
         if self.head_only:
             body = b""
         elif self.chunked:
@@ -174,22 +281,15 @@ class Exchange:
             self.remaining -= len(body)
             if self.remaining < 0:
                 raise RuntimeError("response body longer than its Content-Length")
-        head = self.head
-        if head:
-            self.head = b""
-            if len(body) < _JOIN_BELOW:
-                protocol.write(head + body)
-            else:
-                protocol.write(head)
-                protocol.write(body)
-        elif body:
-            protocol.write(body)
-        if not more:
-            if self.remaining > 0 and not self.head_only:
-                raise RuntimeError("response body shorter than its Content-Length")
-            self.complete = True
-            self.wake()
-            protocol.exchange_done(self)
+        if not more and self.remaining > 0 and not self.head_only:
+            raise RuntimeError("response body shorter than its Content-Length")
+        head, self.head = self.head, b""
+        return head, body
+
+    def _finish(self) -> None:
+        self.complete = True
+        self.wake()
+        self.protocol.exchange_done(self)
 
     def _start(self, status: int, headers: Any) -> None:
         headers = list(headers)
@@ -306,6 +406,7 @@ class HttpProtocol(asyncio.Protocol):
         self.sniff: bytearray | None = None
         self.at_boundary = True
         self.carried: bytes | None = None
+        self._sender_fd: int | None = None  # (-1: none; see ``sender_fd``)
 
     # -- the connection
 
@@ -362,7 +463,7 @@ class HttpProtocol(asyncio.Protocol):
             self.drain_waiter = self.loop.create_future()
         await self.drain_waiter
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(data)
@@ -372,7 +473,18 @@ class HttpProtocol(asyncio.Protocol):
             self.read_paused = False
             self.transport.resume_reading()
 
-    def _pause_reading(self) -> None:
+    def sender_fd(self) -> int | None:
+        """The socket a sender thread may write to now (see ``sendoff``): the transport holds
+        nothing unsent, and the connection is plain TCP; else None."""
+        transport = self.transport
+        if transport is None or transport.is_closing() or transport.get_write_buffer_size():
+            return None
+        if self._sender_fd is None:
+            fd = sendoff.socket_fd(transport)
+            self._sender_fd = -1 if fd is None else fd
+        return self._sender_fd if self._sender_fd >= 0 else None
+
+    def pause_reading(self) -> None:
         if not self.read_paused and self.transport is not None:
             self.read_paused = True
             self.transport.pause_reading()
@@ -535,7 +647,7 @@ class HttpProtocol(asyncio.Protocol):
             self._start(exchange)
         else:  # pipelined behind the one being answered
             self.queue.append(exchange)
-            self._pause_reading()
+            self.pause_reading()
 
     def on_body(self, body: bytes) -> None:
         exchange = self.parsing
@@ -544,7 +656,7 @@ class HttpProtocol(asyncio.Protocol):
         exchange.chunks.append(body)
         exchange.buffered += len(body)
         if exchange.buffered > _BODY_HIGH_WATER:
-            self._pause_reading()
+            self.pause_reading()
         exchange.wake()
 
     def on_message_complete(self) -> None:

@@ -26,19 +26,17 @@ import os
 import shutil
 import threading
 import uuid
-from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from minicloud.services.s3 import crypto
+from minicloud.services.s3 import sealed
 from minicloud.services.s3.blob_locks import BlobLock, BlobLocks, ReadMark, ReadMarks
 from minicloud.services.s3.checksums import Checksums
 from minicloud.services.s3.crypto import Sealer
 from minicloud.services.s3.errors import EntityTooLarge, ServiceUnavailable
+from minicloud.services.s3.sealed import CorruptBlob, SealedBody, overlapped
 from minicloud.services.s3.small import INLINE_BYTES, SmallDigests
 from minicloud.storage.blobs import Digest, ReplicatedBlobStore, WritePolicy
 from minicloud.storage.blobs.core import BlobNotFound, NoReplicaAvailable
@@ -54,13 +52,7 @@ WORKERS = 24  # file work in parallel: fsyncs overlap on the device
 SMALL = 1 << 20  # bodies up to this size are received in memory and written to replicas in one go
 ONE_ZONE_CLASSES = frozenset({"ONEZONE_IA", "REDUCED_REDUNDANCY"})
 VERIFY_BEFORE_SENDING = 4 << 20  # blobs up to this size are verified before their first byte goes out
-SEALED_BATCH = 64  # frames of an encrypted blob read and decrypted at a time (4 MiB)
-SEALED_DEPTH = 2  # batches read and decrypted (each by a job on the store's threads) ahead of the one being sent
 BODY_BATCH = 4 << 20  # a large body is checksummed, sealed and written this many bytes at a time
-
-
-class CorruptBlob(Exception):
-    pass
 
 
 class _Counts:
@@ -298,7 +290,7 @@ class ObjectData:
         """The bytes [start, end) of the concatenation of ``segments`` ((digest, size) pairs)."""
         mark = self._mark(segments, start, end)
         try:
-            for digest, size, lo, hi in _overlapped(segments, start, end):
+            for digest, size, lo, hi in overlapped(segments, start, end):
                 # (closed here, not by the garbage collector later, when this read is abandoned)
                 async with contextlib.aclosing(self._read_blob(Digest.parse(digest), size, lo, hi)) as chunks:
                     async for chunk in chunks:
@@ -312,28 +304,19 @@ class ObjectData:
         deletions of other processes (``reading``); a short one ends well within a release's grace."""
         if end - start <= SMALL:
             return None
-        return self._marks.hold([digest for digest, _size, _lo, _hi in _overlapped(segments, start, end)])
+        return self._marks.hold([digest for digest, _size, _lo, _hi in overlapped(segments, start, end)])
 
-    async def read_sealed(self, segments: Sequence[tuple[str, int]], start: int, end: int,
-                          kek: bytes) -> AsyncIterator[bytes | bytearray]:
+    def read_sealed(self, segments: Sequence[tuple[str, int]], start: int, end: int, kek: bytes) -> SealedBody:
         """``read`` for encrypted objects: ``segments`` are sealed blobs with their plaintext
-        sizes; only the frames [start, end) touches are read, each authenticated by its tag.
-
-        The frames go ``SEALED_BATCH`` at a time, each batch read and decrypted by a job on the
-        store's threads; up to ``SEALED_DEPTH`` jobs run ahead of the batch being sent, across the
-        boundaries of segments (the parts of a multipart object), so the file reads and the
-        decryption overlap each other and the socket. A copy that fails (a bad tag, a short file)
-        is set aside for repair and the read goes on from another replica."""
-        spans = [_SealedSpan(self._sources, digest, size, lo, hi, kek)
-                 for digest, size, lo, hi in _overlapped(segments, start, end)]
+        sizes; only the frames [start, end) touches are read, each authenticated by its tag (see
+        ``sealed``: read on the event loop, or by a thread with ``read_next``). A copy that fails
+        is repaired and the read goes on from another replica."""
+        spans = sealed.spans(self._sources, self._repair_now, segments, start, end, kek)
         for span in spans:
             self._readers[span.name] = self._readers.get(span.name, 0) + 1
         mark = self._mark(segments, start, end)
-        try:
-            async with contextlib.aclosing(self._stream_sealed(spans)) as pieces:
-                async for piece in pieces:
-                    yield piece
-        finally:
+
+        def release() -> None:
             if mark is not None:
                 mark.close()
             for span in spans:
@@ -342,51 +325,7 @@ class ObjectData:
                     self._readers[span.name] = left
                 else:
                     self._readers.pop(span.name, None)
-
-    async def _stream_sealed(self, spans: list[_SealedSpan]) -> AsyncGenerator[bytes | bytearray, None]:
-        units = [(span, frame, min(SEALED_BATCH, span.end_frame - frame))
-                 for span in spans for frame in range(span.first_frame, span.end_frame, SEALED_BATCH)]
-        pending: deque[tuple[int, asyncio.Future[None], bytearray]] = deque()
-        following = 0  # the next unit to start
-
-        def start_jobs() -> None:
-            nonlocal following
-            while following < len(units) and len(pending) < SEALED_DEPTH:
-                span, frame, count = units[following]
-                # Large buffers are allocated here, on the event loop's thread: made on the pool's
-                # threads, each thread's malloc arena would keep some (see _BodyPipeline._hand_off).
-                out = bytearray(span.plain_bytes(frame, count))
-                pending.append((following, asyncio.ensure_future(self.store.run(span.decrypt, frame, count, out)), out))
-                following += 1
-        try:
-            while pending or following < len(units):
-                start_jobs()
-                index, job, out = pending[0]
-                span, frame, _ = units[index]
-                try:
-                    await job
-                except (crypto.InvalidTag, OSError, CorruptBlob) as exc:
-                    for _, other, _ in pending:  # settle every job before its buffers or readers go
-                        with contextlib.suppress(BaseException):
-                            await other
-                    pending.clear()
-                    replica = await self.store.run(span.drop_source)
-                    log.warning("replica %s cannot give frames of %s: %s", replica.name, span.name, exc)
-                    await self._repair(replica, span.digest)
-                    following = index
-                    continue
-                pending.popleft()
-                start_jobs()  # SEALED_DEPTH jobs at work while this batch is sent
-                if frame + SEALED_BATCH >= span.end_frame:  # the span's last batch: its file is done with
-                    await self.store.run(span.close)
-                piece = span.trim(out, frame)
-                if piece:
-                    yield piece  # a bytearray is never reused: the transport may keep it
-        finally:
-            for _, job, _ in pending:
-                with contextlib.suppress(BaseException):
-                    await job
-            await self.store.run(_close_all, spans)
+        return SealedBody(spans, self.store.run, release)
 
     def _sources(self, digest: Digest) -> list[Replica]:
         return [r for r in self.replicas if r.healthy() and r.has(digest)]
@@ -484,19 +423,19 @@ class ObjectData:
         raise BlobNotFound(str(digest))
 
     async def _repair(self, bad: Replica, digest: Digest) -> None:
+        await self.store.run(self._repair_now, bad, digest)
+
+    def _repair_now(self, bad: Replica, digest: Digest) -> None:
         """Move a corrupt copy aside and copy the blob back from a replica whose copy verifies."""
         log.error("replica %s holds a corrupt copy of %s: repairing it", bad.name, digest)
-
-        def repair() -> None:
-            bad.quarantine(digest)
-            for other in self.replicas:
-                if other is bad or not other.healthy():
-                    continue
-                with contextlib.suppress(OSError, BlobNotFound):
-                    if _read_verified(other, digest) is not None:
-                        bad.copy_from(other, digest)
-                        return
-        await self.store.run(repair)
+        bad.quarantine(digest)
+        for other in self.replicas:
+            if other is bad or not other.healthy():
+                continue
+            with contextlib.suppress(OSError, BlobNotFound):
+                if _read_verified(other, digest) is not None:
+                    bad.copy_from(other, digest)
+                    return
 
 
 class _BodyPipeline:
@@ -579,156 +518,6 @@ def _check_limit(size: int, limit: int) -> None:
     if size > limit:
         raise EntityTooLarge("Your proposed upload exceeds the maximum allowed size",
                              MaxSizeAllowed=str(limit), ProposedSize=str(size))
-
-
-class _SealedSpan:
-    """The plaintext [lo, hi) of one sealed blob, as jobs on the store's threads read it: the copy
-    to read (the first healthy replica that has it) is found and opened by the first job, its data
-    key unwrapped once; jobs of the span may run at the same time (positioned reads)."""
-
-    def __init__(self, sources: Callable[[Digest], list[Replica]], name: str, size: int, lo: int, hi: int,
-                 kek: bytes) -> None:
-        self.name = name
-        self.digest = Digest.parse(name)
-        self.size, self.lo, self.hi = size, lo, hi
-        self.first_frame, count, _ = crypto.frame_span(size, lo, hi)
-        self.end_frame = self.first_frame + count
-        self._find, self._kek = sources, kek
-        self._sources: list[Replica] | None = None
-        self._reader: _SealedReader | None = None
-        self._lock = threading.Lock()
-
-    def plain_bytes(self, frame: int, count: int) -> int:
-        """The plaintext in frames [frame, frame + count)."""
-        return min(count * crypto.FRAME, self.size - frame * crypto.FRAME)
-
-    def trim(self, plain: bytearray, frame: int) -> bytes | bytearray:
-        """The part of ``plain`` (frames from ``frame`` on) within [lo, hi)."""
-        base = frame * crypto.FRAME
-        cut, stop = max(self.lo - base, 0), min(self.hi - base, len(plain))
-        if cut == 0 and stop == len(plain):
-            return plain
-        return bytes(memoryview(plain)[cut:stop])
-
-    def decrypt(self, frame: int, count: int, out: bytearray) -> None:
-        """Frames [frame, frame + count) decrypted into ``out``."""
-        with self._lock:
-            reader = self._reader
-            if reader is None:
-                if self._sources is None:
-                    self._sources = self._find(self.digest)
-                if not self._sources:
-                    raise BlobNotFound(self.name)
-                reader = _SealedReader(self._sources[0], self.digest, self._kek, self.size)
-                reader.open()
-                self._reader = reader
-        reader.frames_into(frame, count, out)
-
-    def drop_source(self) -> Replica:
-        """Set aside the copy that failed (the one being read); the next job reads another."""
-        with self._lock:
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
-            if not self._sources:  # (the copies could not even be listed)
-                raise BlobNotFound(self.name)
-            return self._sources.pop(0)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
-
-
-def _overlapped(segments: Sequence[tuple[str, int]], start: int, end: int) -> Iterator[tuple[str, int, int, int]]:
-    """The segments ((digest, size) pairs, end to end) that [start, end) overlaps, each with the
-    range [lo, hi) of its own bytes that falls inside."""
-    offset = 0
-    for digest, size in segments:
-        seg_start, seg_end = offset, offset + size
-        offset = seg_end
-        if seg_end > start and seg_start < end:
-            yield digest, size, max(start, seg_start) - seg_start, min(end, seg_end) - seg_start
-
-
-def _close_all(spans: Sequence[_SealedSpan]) -> None:
-    for span in spans:
-        span.close()
-
-
-class _Scratch:
-    """Read buffers for batches of sealed frames, reused: a fresh 4 MiB buffer per batch would cost
-    its page faults every time. At most ``KEPT`` wait between uses (the rest are freed)."""
-
-    KEPT = 4
-
-    def __init__(self) -> None:
-        self._free: list[bytearray] = []
-        self._lock = threading.Lock()
-
-    @contextlib.contextmanager
-    def buffer(self, size: int) -> Iterator[memoryview]:
-        with self._lock:
-            buffer = self._free.pop() if self._free else bytearray(size)
-        if len(buffer) < size:
-            buffer = bytearray(size)
-        try:
-            yield memoryview(buffer)[:size]
-        finally:
-            with self._lock:
-                if len(self._free) < self.KEPT:
-                    self._free.append(buffer)
-
-
-_scratch = _Scratch()
-
-
-class _SealedReader:
-    """One replica's copy of a sealed blob, open, with its data key unwrapped. Each batch of frames
-    is read (``preadv``) into the calling thread's scratch buffer and decrypted from there. Not
-    mapped: an I/O error on a mapped page is a SIGBUS that would end the server, where a read's
-    ``EIO`` only sets this copy aside (the caller repairs it and goes on from another zone)."""
-
-    def __init__(self, replica: Replica, digest: Digest, kek: bytes, plain_size: int) -> None:
-        self.name = f"{digest} on {replica.name}"
-        self.replica = replica
-        self.plain_size = plain_size
-        self.sealed_size = crypto.sealed_size(plain_size)
-        self._digest, self._kek = digest, kek
-        self._file: BinaryIO | None = None
-        self._key: AESGCM | None = None
-
-    def open(self) -> None:
-        f = self.replica.open(self._digest)
-        try:
-            # A copy of the wrong size is corrupt (and mapping past its end would fault).
-            if os.fstat(f.fileno()).st_size != self.sealed_size:
-                raise CorruptBlob(f"{self.name} is not {self.sealed_size} bytes long")
-            self._key = AESGCM(crypto.unwrap(self._kek, f.read(crypto.HEADER)))
-        except BaseException:
-            f.close()
-            raise
-        self._file = f
-
-    def frames_into(self, first: int, count: int, out: bytearray) -> None:
-        """Frames [first, first + count) decrypted into ``out`` (InvalidTag if any was altered)."""
-        start = crypto.HEADER + first * (crypto.FRAME + crypto.TAG)
-        wanted = min(count * (crypto.FRAME + crypto.TAG), self.sealed_size - start)
-        assert self._file is not None and self._key is not None, "frames read before open"
-        fd, got = self._file.fileno(), 0
-        with _scratch.buffer(wanted) as view:
-            while got < wanted:
-                more = os.preadv(fd, [view[got:]], start + got)
-                if more <= 0:
-                    raise CorruptBlob(f"{self.name} ends before its frames {first}-{first + count}")
-                got += more
-            crypto.open_frames_into(self._key, view, first, self.plain_size, memoryview(out))
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
 
 def _read_chunk_at(f: BinaryIO, offset: int, buffer: bytearray, hasher: hashlib._Hash | None) -> int:

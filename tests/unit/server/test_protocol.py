@@ -7,7 +7,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -41,6 +41,17 @@ async def _app(scope: Scope, receive: Any, send: Any) -> None:
             await send({"type": "http.response.body", "body": part, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
         return
+    if path in ("/pieces", "/pumped"):  # a large body: in pieces a thread sends, or one a thread reads
+        data = _large_body()
+        if path == "/pumped":
+            await scope["minicloud.exchange"].respond_pumped(200, [("content-length", str(len(data)))], _Body(data))
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(data)).encode())]})
+        for start in range(0, len(data), 3 * 1024 * 1024):
+            await send({"type": "http.response.body", "body": data[start:start + 3 * 1024 * 1024], "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
     if path == "/bad-header":
         await send({"type": "http.response.start", "status": 200, "headers": [(b"x-evil", b"a\r\nset-cookie: x")]})
         return
@@ -54,6 +65,40 @@ async def _app(scope: Scope, receive: Any, send: Any) -> None:
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+def _large_body() -> bytes:
+    return bytes(range(256)) * (40 * 1024 * 4 + 3)  # ~40 MiB
+
+
+class _Body:
+    """A body a thread reads (``sendoff.ThreadReadable``) in pieces of up to 1 MiB; the event loop
+    iterates the rest of it."""
+
+    buffer_size = 1024 * 1024
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.offset = data, 0
+
+    def read_next(self, buffer: memoryview) -> memoryview | None:
+        piece = self.data[self.offset:self.offset + len(buffer)]
+        if not piece:
+            return None
+        buffer[:len(piece)] = piece
+        self.offset += len(piece)
+        return buffer[:len(piece)]
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._rest()
+
+    async def _rest(self) -> AsyncIterator[bytes]:
+        while self.offset < len(self.data):
+            piece = self.data[self.offset:self.offset + 512 * 1024]
+            self.offset += len(piece)
+            yield piece
+
+    async def aclose(self) -> None:
+        return None
 
 
 def _server(loop: str, keep_alive: float) -> tuple[uvicorn.Server, int]:
@@ -172,6 +217,31 @@ def test_a_large_body_streams_through(port: int) -> None:
         for _ in range(32):
             sock.sendall(block)
         assert _read_responses(sock, 1).endswith(b"PUT /big  %d" % size)
+
+
+@pytest.mark.parametrize("path", ["/pieces", "/pumped"])
+@pytest.mark.parametrize("slow", [False, True], ids=["fast-reader", "slow-reader"])
+def test_large_bodies_sent_by_threads_arrive_whole_and_in_order(port: int, path: str, slow: bool) -> None:
+    """Large pieces go to the socket from a sender thread, a ThreadReadable body from a pump; a
+    reader too slow for them gets the rest through the transport. Requests pipelined behind are
+    answered after, in order, on the same connection."""
+    requests = f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        if slow:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+        sock.sendall(requests)
+        if slow:
+            time.sleep(1.5)  # the socket fills: the server's threads give up on it
+        answer = bytearray()
+        while not answer.endswith(b"GET /after  0"):
+            chunk = sock.recv(1 << 20)
+            assert chunk, "the connection closed early"
+            answer += chunk
+    head, _, rest = bytes(answer).partition(b"\r\n\r\n")
+    body = _large_body()
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"content-length: %d" % len(body) in head
+    assert rest[:len(body)] == body
+    assert rest[len(body):].startswith(b"HTTP/1.1 200 OK") and rest.endswith(b"GET /after  0")
 
 
 def test_chunked_response_without_content_length(port: int) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from minicloud.services.s3 import crypto, data
+from minicloud.services.s3 import crypto, sealed
 from minicloud.services.s3.crypto import Sealer
 from minicloud.services.s3.data import ObjectData
 from minicloud.storage.blobs import Digest
@@ -30,8 +30,8 @@ SIZES = (MiB + 5 * crypto.FRAME + 123, MiB + 70_000, MiB + crypto.FRAME)
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches of 3 frames, 3 ahead: a few MiB make dozens of batches, several in flight at once."""
-    monkeypatch.setattr(data, "SEALED_BATCH", 3)
-    monkeypatch.setattr(data, "SEALED_DEPTH", 3)
+    monkeypatch.setattr(sealed, "BATCH", 3)
+    monkeypatch.setattr(sealed, "DEPTH", 3)
 
 
 async def _stage(objects: ObjectData, body: bytes) -> str:
@@ -151,7 +151,7 @@ def test_an_abandoned_read_closes_its_files_and_stops_counting(store: ObjectData
         chunk = bytes(await anext(stream))
         assert all(store.reading(digest) for digest, _ in segments)  # the read counts every part it will send
         assert _open_files(store.replicas[0].root.parent) > 0
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         return chunk
     chunk = asyncio.run(first_chunk())
     assert chunk == body[:len(chunk)] and chunk
@@ -162,3 +162,46 @@ def test_an_abandoned_read_closes_its_files_and_stops_counting(store: ObjectData
 def test_default_batches_read_a_large_range(store: ObjectData) -> None:
     body, segments = _object(store)
     assert _read(store, segments, 100, len(body) - 100) == body[100:-100]
+
+
+def _read_by_thread(objects: ObjectData, segments: list[tuple[str, int]], start: int, end: int,
+                    then_async_after: int | None = None) -> bytes:
+    """The range read with ``read_next`` (as the server's sender pump does, on a thread, into one
+    reused buffer); after ``then_async_after`` pieces the rest is read with ``async for``."""
+    async def read() -> bytes:
+        body = objects.read_sealed(segments, start, end, KEK)
+        buffer = memoryview(bytearray(body.buffer_size))
+        got, pieces = bytearray(), 0
+        try:
+            while then_async_after is None or pieces < then_async_after:
+                piece = await asyncio.to_thread(body.read_next, buffer)
+                if piece is None:
+                    return bytes(got)
+                got += piece
+                pieces += 1
+            async for chunk in body:
+                got += chunk
+            return bytes(got)
+        finally:
+            await body.aclose()
+    return asyncio.run(read())
+
+
+def test_a_thread_reads_whole_objects_and_ranges_then_the_loop_goes_on(store: ObjectData) -> None:
+    body, segments = _object(store)
+    first = SIZES[0]
+    for start, end in [(0, len(body)), (1, len(body) - 1), (first - 5, first + 5), (crypto.FRAME + 3, first + 70_000)]:
+        assert _read_by_thread(store, segments, start, end) == body[start:end], (start, end)
+        assert _read_by_thread(store, segments, start, end, then_async_after=1) == body[start:end], (start, end)
+    assert _open_files(store.replicas[0].root.parent) == 0
+    assert not any(store.reading(digest) for digest, _ in segments)
+
+
+def test_a_thread_meeting_a_corrupt_copy_reads_another_and_repairs_it(store: ObjectData) -> None:
+    body, segments = _object(store)
+    middle = Digest.parse(segments[1][0])
+    first_copy = store.replicas[0].path(middle)
+    _corrupt(first_copy, crypto.HEADER + 9 * (crypto.FRAME + crypto.TAG) + 1)
+    assert _read_by_thread(store, segments, 0, len(body)) == body
+    assert _intact(first_copy)
+    assert _open_files(store.replicas[0].root.parent) == 0
