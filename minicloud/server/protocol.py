@@ -23,6 +23,7 @@ the response's head and body in two ``send`` calls. Here:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http
 import logging
 import socket
@@ -168,10 +169,10 @@ class Exchange:
         if kind != "http.response.body":
             raise RuntimeError(f"expected http.response.body, got {kind!r}")
         body, more = message.get("body", b""), message.get("more_body", False)
-        if len(body) >= sendoff.MIN_BYTES and not self.chunked and not self.head_only:
-            fd = protocol.sender_fd()
-            if fd is not None:
-                self._start_sending(fd, body, more=more)
+        if len(body) >= sendoff.MIN_BYTES and not self.chunked and not self.head_only and sendoff.piece_thread_free():
+            sock = protocol.sender_socket()
+            if sock is not None:
+                self._start_sending(sock, body, more=more)
                 if not more:
                     await self._settle_sending()
                 return
@@ -205,15 +206,15 @@ class Exchange:
             if self.disconnected:
                 return
             self._start(status, [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers])
-            fd = (protocol.sender_fd() if self.remaining >= sendoff.MIN_BYTES and not self.chunked
-                  and not self.head_only and sendoff.threads_free() else None)
-            if fd is not None:
+            sock = (protocol.sender_socket() if self.remaining >= sendoff.MIN_BYTES and not self.chunked
+                    and not self.head_only and sendoff.pump_threads_free() else None)
+            if sock is not None:
                 head, self.head = self.head, b""
                 paused_here = not protocol.read_paused
                 protocol.pause_reading()
                 try:
-                    pumped = await sendoff.pump_off_loop(fd, head, body)
-                except OSError:  # the client went away: the connection is over
+                    pumped = await sendoff.pump_off_loop(sock, head, body, self.remaining)
+                except sendoff.ClientGone:  # the connection is over
                     self.disconnected = True
                     if protocol.transport is not None:
                         protocol.transport.abort()
@@ -234,7 +235,7 @@ class Exchange:
         finally:
             await body.aclose()
 
-    def _start_sending(self, fd: int, body: bytes, *, more: bool) -> None:
+    def _start_sending(self, sock: sendoff.SenderSocket, body: bytes, *, more: bool) -> None:
         """``_write_body`` for a large piece: a sender thread writes it (see ``sendoff``) while the
         application makes the next one. Reading pauses meanwhile, so that nothing else (an error
         answer to a pipelined request) writes to the connection."""
@@ -243,7 +244,7 @@ class Exchange:
         if not protocol.read_paused:
             protocol.pause_reading()
             self.resume_after_send = True
-        self.sending = asyncio.ensure_future(sendoff.send_off_loop(fd, [memoryview(head), memoryview(body)]))
+        self.sending = asyncio.ensure_future(sendoff.send_off_loop(sock, [memoryview(head), memoryview(body)]))
         self.last_sending = not more
 
     async def _settle_sending(self) -> None:
@@ -253,7 +254,7 @@ class Exchange:
         assert sending is not None
         try:
             left = await sending
-        except OSError:  # the client went away: the connection is over
+        except sendoff.ClientGone:  # the connection is over
             self.disconnected = True
             if protocol.transport is not None:
                 protocol.transport.abort()
@@ -267,6 +268,13 @@ class Exchange:
             protocol.write(piece)
         if self.last_sending:
             self._finish()
+
+    async def quiesce(self) -> None:
+        """Wait for a piece a sender thread may still be writing (an application that ended
+        mid-body), so that the connection closes after it."""
+        if self.sending is not None:
+            with contextlib.suppress(Exception):
+                await self._settle_sending()
 
     def _framed(self, body: bytes, *, more: bool) -> tuple[bytes, bytes]:
         """The response's head still waiting (or b"") and ``body`` framed as the head said
@@ -406,7 +414,7 @@ class HttpProtocol(asyncio.Protocol):
         self.sniff: bytearray | None = None
         self.at_boundary = True
         self.carried: bytes | None = None
-        self._sender_fd: int | None = None  # (-1: none; see ``sender_fd``)
+        self._sender_fd: int | None = None  # (-1: none; see ``sender_socket``)
 
     # -- the connection
 
@@ -473,16 +481,16 @@ class HttpProtocol(asyncio.Protocol):
             self.read_paused = False
             self.transport.resume_reading()
 
-    def sender_fd(self) -> int | None:
-        """The socket a sender thread may write to now (see ``sendoff``): the transport holds
-        nothing unsent, and the connection is plain TCP; else None."""
+    def sender_socket(self) -> sendoff.SenderSocket | None:
+        """The socket a thread may write to now (see ``sendoff``), duplicated for it: the
+        transport holds nothing unsent, and the connection is plain TCP; else None."""
         transport = self.transport
         if transport is None or transport.is_closing() or transport.get_write_buffer_size():
             return None
         if self._sender_fd is None:
             fd = sendoff.socket_fd(transport)
             self._sender_fd = -1 if fd is None else fd
-        return self._sender_fd if self._sender_fd >= 0 else None
+        return sendoff.SenderSocket.of(self._sender_fd) if self._sender_fd >= 0 else None
 
     def pause_reading(self) -> None:
         if not self.read_paused and self.transport is not None:
@@ -679,7 +687,10 @@ class HttpProtocol(asyncio.Protocol):
 
     async def _run(self, exchange: Exchange) -> None:
         try:
-            await self.app(exchange.scope, exchange.receive, exchange.send)
+            try:
+                await self.app(exchange.scope, exchange.receive, exchange.send)
+            finally:
+                await exchange.quiesce()
         except BaseException as exc:
             log.error("the application failed on %s %s", exchange.scope["method"], exchange.scope["path"],
                       exc_info=exc)

@@ -40,8 +40,8 @@ from typing import Protocol, runtime_checkable
 MIN_BYTES = 1 << 20
 # A piece still not sent after this long is handed to the transport (a slow reader).
 PATIENCE_S = 0.5
-# Sender threads per process (and as many producers): a response finding them all busy is sent
-# through the event loop.
+# Threads per pool and process (see _Pools): a response finding them all busy is sent through the
+# event loop.
 THREADS = 8
 # Buffers a pump's producer fills ahead of its sender.
 RING = 4
@@ -70,15 +70,30 @@ class Pumped:
     leftover: list[bytes] = field(default_factory=list)
 
 
+class ClientGone(Exception):
+    """The connection ended under a thread's write (the client went away)."""
+
+
+class Abandoned(Exception):
+    """The response was given up (its task cancelled) while threads pumped it."""
+
+
+class TooLong(Exception):
+    """A pumped body went past the Content-Length its response announced."""
+
+
 class _Pools:
-    """This process's sender and producer threads (a forked worker makes its own), and how many
-    responses use them."""
+    """This process's threads (a forked worker makes its own): senders of single pieces, and
+    pumps' senders and producers, each pool with its own count of jobs so that a response never
+    queues behind long pumps (it takes the event loop's path instead)."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.senders = ThreadPoolExecutor(THREADS, thread_name_prefix="http-send")
+        self.pieces = ThreadPoolExecutor(THREADS, thread_name_prefix="http-send")
+        self.pumps = ThreadPoolExecutor(THREADS, thread_name_prefix="http-pump")
         self.producers = ThreadPoolExecutor(THREADS, thread_name_prefix="http-read")
-        self.active = 0
+        self.sending = 0
+        self.pumping = 0
 
 
 _pools: _Pools | None = None
@@ -91,6 +106,16 @@ def _current_pools() -> _Pools:
         if _pools is None or _pools.pid != os.getpid():
             _pools = _Pools()
         return _pools
+
+
+def piece_thread_free() -> bool:
+    """Whether a sender thread can take a piece now (the event loop's thread only)."""
+    return _current_pools().sending < THREADS
+
+
+def pump_threads_free() -> bool:
+    """Whether a response may be pumped now (the event loop's thread only)."""
+    return _current_pools().pumping < THREADS
 
 
 def socket_fd(transport: asyncio.Transport) -> int | None:
@@ -107,18 +132,31 @@ def socket_fd(transport: asyncio.Transport) -> int | None:
         return None
 
 
-class _Socket:
-    """A duplicate of a connection's (non-blocking) descriptor: the transport may close its own
-    meanwhile, and that number could then be reused for another file."""
+class SenderSocket:
+    """A duplicate of a connection's (non-blocking) descriptor, made on the event loop's thread
+    while the transport holds the original, and owned by the thread job it is given to (which
+    closes it): the transport may close its own meanwhile, and that number could be reused."""
 
     def __init__(self, fd: int) -> None:
         self.fd = os.dup(fd)
-        self.poller = select.poll()
-        self.poller.register(self.fd, select.POLLOUT)
+        try:
+            self.poller = select.poll()
+            self.poller.register(self.fd, select.POLLOUT)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    @classmethod
+    def of(cls, fd: int) -> SenderSocket | None:
+        """A duplicate of ``fd``, or None when none can be made (out of descriptors)."""
+        try:
+            return cls(fd)
+        except OSError:
+            return None
 
     def write(self, pieces: list[memoryview], patience_s: float) -> list[memoryview]:
         """Write ``pieces`` until all are sent or ``patience_s`` has passed; what is left unsent.
-        Raises the OSError that ended the connection (the peer went away)."""
+        Raises ClientGone when the connection ended (the peer went away)."""
         pieces = [piece for piece in pieces if len(piece)]
         deadline = time.monotonic() + patience_s
         while pieces:
@@ -130,6 +168,8 @@ class _Socket:
                     break
                 self.poller.poll(left * 1000)
                 continue
+            except OSError as exc:
+                raise ClientGone(str(exc)) from exc
             while pieces and count >= len(pieces[0]):
                 count -= len(pieces[0])
                 pieces.pop(0)
@@ -141,69 +181,69 @@ class _Socket:
         os.close(self.fd)
 
 
-def send_pieces(fd: int, pieces: list[memoryview], patience_s: float = PATIENCE_S) -> list[memoryview]:
-    """``_Socket.write`` on a duplicate of ``fd``."""
-    sock = _Socket(fd)
+def send_pieces(sock: SenderSocket, pieces: list[memoryview], patience_s: float = PATIENCE_S) -> list[memoryview]:
+    """``SenderSocket.write``, then the socket is closed."""
     try:
         return sock.write(pieces, patience_s)
     finally:
         sock.close()
 
 
-async def send_off_loop(fd: int, pieces: list[memoryview]) -> list[memoryview]:
-    """``send_pieces`` on a sender thread."""
-    return await asyncio.get_running_loop().run_in_executor(_current_pools().senders, send_pieces, fd, pieces)
-
-
-def threads_free() -> bool:
-    """Whether a response may be pumped now (the event loop's thread only)."""
-    return _current_pools().active < THREADS
-
-
-async def pump_off_loop(fd: int, head: bytes, body: ThreadReadable) -> Pumped:
-    """``pump`` on a sender thread (its producer on another). The ring's buffers are made here, on
-    the event loop's thread: made on the pool's threads, each thread's malloc arena would keep some."""
+async def send_off_loop(sock: SenderSocket, pieces: list[memoryview]) -> list[memoryview]:
+    """``send_pieces`` on a sender thread (``piece_thread_free`` said one is free)."""
     pools = _current_pools()
-    ring = [memoryview(bytearray(body.buffer_size)) for _ in range(RING)]
-    abandon = threading.Event()
-    pools.active += 1
-    job = asyncio.get_running_loop().run_in_executor(pools.senders, pump, fd, head, body, ring, pools.producers,
-                                                     PATIENCE_S, abandon)
+    pools.sending += 1
     try:
-        return await asyncio.shield(job)
-    except asyncio.CancelledError:
-        # The threads stop soon (within PATIENCE_S): the caller closes the body only after that.
-        abandon.set()
-        while not job.done():
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(job)
-        raise
+        return await asyncio.get_running_loop().run_in_executor(pools.pieces, send_pieces, sock, pieces)
     finally:
-        pools.active -= 1
+        pools.sending -= 1
+
+
+async def pump_off_loop(sock: SenderSocket, head: bytes, body: ThreadReadable, limit: int) -> Pumped:
+    """``pump`` on a pump thread, its producer on another (``pump_threads_free`` said they are
+    free). The ring's buffers are made here, on the event loop's thread: made on the pool's
+    threads, each thread's malloc arena would keep some."""
+    pools = _current_pools()
+    abandon = threading.Event()
+    pools.pumping += 1
+    try:
+        ring = [memoryview(bytearray(body.buffer_size)) for _ in range(RING)]
+        job = asyncio.get_running_loop().run_in_executor(pools.pumps, pump, sock, head, body, ring, pools.producers,
+                                                         limit, PATIENCE_S, abandon)
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            # The threads stop soon (within PATIENCE_S): the caller closes the body only after that.
+            abandon.set()
+            while not job.done():
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(job)
+            raise
+    finally:
+        pools.pumping -= 1
 
 
 _Filled = tuple[memoryview, memoryview] | BaseException | None  # (buffer, piece), a failure, the end
 
 
-class Abandoned(Exception):
-    """The response was given up (its task cancelled) while threads pumped it."""
-
-
-def pump(fd: int, head: bytes, body: ThreadReadable, ring: list[memoryview], producers: ThreadPoolExecutor,
-         patience_s: float = PATIENCE_S, abandon: threading.Event | None = None) -> Pumped:
-    """Write ``head`` then ``body`` to the socket ``fd``: a producer thread reads the body into the
-    buffers of ``ring``, this thread writes them. When a piece cannot be sent within
-    ``patience_s`` the producer stops and what was read but not sent is returned (the body's
-    cursor is past it). Raises the producer's error, the OSError that ended the connection, or
-    ``Abandoned`` once ``abandon`` is set; the producer has stopped whenever this returns."""
+def pump(sock: SenderSocket, head: bytes, body: ThreadReadable, ring: list[memoryview], producers: ThreadPoolExecutor,
+         limit: int, patience_s: float = PATIENCE_S, abandon: threading.Event | None = None) -> Pumped:
+    """Write ``head`` then ``body`` (at most ``limit`` bytes of it) to ``sock``, which is closed
+    after: a producer thread reads the body into the buffers of ``ring``, this thread writes them.
+    When a piece cannot be sent within ``patience_s`` the producer stops and what was read but not
+    sent is returned (the body's cursor is past it). Raises the producer's error, ClientGone,
+    TooLong, or Abandoned once ``abandon`` is set; the producer has stopped whenever this returns."""
     free: SimpleQueue[memoryview | None] = SimpleQueue()
     filled: SimpleQueue[_Filled] = SimpleQueue()
     stop = threading.Event()
     for buffer in ring:
         free.put(buffer)
-    producer = producers.submit(_produce, body, free, filled, stop)
     result = Pumped()
-    sock = _Socket(fd)
+    try:
+        producer = producers.submit(_produce, body, free, filled, stop)
+    except BaseException:
+        sock.close()
+        raise
     try:
         unsent = [memoryview(head)]
         while True:
@@ -216,11 +256,13 @@ def pump(fd: int, head: bytes, body: ThreadReadable, ring: list[memoryview], pro
                 raise Abandoned()
             buffer, piece = item
             result.read += len(piece)
+            if result.read > limit:
+                raise TooLong(f"the body goes past its {limit} bytes")
             unsent = sock.write([*unsent, piece], patience_s)
             if unsent:  # a slow reader: the rest goes through the transport
                 result.leftover = [bytes(view) for view in unsent]
                 _stop(producer, free, stop)
-                _drain(filled, result)
+                _drain(filled, result, limit)
                 return result
             free.put(buffer)
         if unsent:
@@ -255,7 +297,7 @@ def _stop(producer: Future[None], free: SimpleQueue[memoryview | None], stop: th
     producer.exception()  # waits; its failure, if any, is in the queue
 
 
-def _drain(filled: SimpleQueue[_Filled], result: Pumped) -> None:
+def _drain(filled: SimpleQueue[_Filled], result: Pumped, limit: int) -> None:
     """Pieces the stopped producer had read: left over, in order. Raises its failure."""
     while not filled.empty():
         item = filled.get()
@@ -264,4 +306,6 @@ def _drain(filled: SimpleQueue[_Filled], result: Pumped) -> None:
         if isinstance(item, BaseException):
             raise item
         result.read += len(item[1])
+        if result.read > limit:
+            raise TooLong(f"the body goes past its {limit} bytes")
         result.leftover.append(bytes(item[1]))

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, BinaryIO
@@ -48,6 +49,10 @@ class CorruptBlob(Exception):
     """A copy of a blob that is not what its name says (a short or altered file)."""
 
 
+class ReadClosed(Exception):
+    """A span read after its read was closed."""
+
+
 class Span:
     """The plaintext [lo, hi) of one sealed blob. Its frames are read from the first healthy replica
     that has a copy (opened at the first read, its data key unwrapped once); reads of a span may
@@ -64,6 +69,7 @@ class Span:
         self._sources: list[Replica] | None = None
         self._reader: _Reader | None = None
         self._retired: list[_Reader] = []  # readers that failed, closed with the span (other jobs may use them)
+        self._closed = False
         self._lock = threading.Lock()
 
     def plain_bytes(self, frame: int, count: int) -> int:
@@ -80,6 +86,8 @@ class Span:
         repaired) if need be; BlobNotFound when no copy can give them."""
         while True:
             with self._lock:
+                if self._closed:  # (a job left running by a read that was given up)
+                    raise ReadClosed(self.name)
                 reader = self._reader
                 if reader is None:
                     if self._sources is None:
@@ -90,7 +98,7 @@ class Span:
             try:
                 reader.frames_into(frame, count, out)
                 return
-            except (crypto.InvalidTag, OSError, CorruptBlob) as exc:
+            except (crypto.InvalidTag, OSError, CorruptBlob, BlobNotFound) as exc:  # (a copy moved aside meanwhile)
                 with self._lock:
                     first = self._reader is reader  # (jobs failing together set the copy aside once)
                     if first:
@@ -103,9 +111,10 @@ class Span:
                     self._repair(reader.replica, self.digest)
 
     def close(self) -> None:
+        """Close the span's files (each once no thread reads it any more); it reads no more."""
         with self._lock:
             readers = [*self._retired, *([self._reader] if self._reader is not None else [])]
-            self._reader, self._retired = None, []
+            self._reader, self._retired, self._closed = None, [], True
         for reader in readers:
             reader.close()
 
@@ -131,7 +140,8 @@ def overlapped(segments: Sequence[tuple[str, int]], start: int, end: int) -> Ite
 class SealedBody:
     """The plaintext of ``spans``, in order: ``async for`` on the event loop, or ``read_next`` on
     one thread at a time (never both at once). ``release`` runs once, on the event loop, when the
-    body is closed (``aclose``) or its iteration ends."""
+    body is closed (``aclose``) or its iteration ends, or else when it is dropped unread (an error
+    response made after the body, say)."""
 
     # The buffer ``read_next`` fills best: 16 frames, small enough to stay in the CPU's cache
     # between the decryption and the copy into the socket.
@@ -140,7 +150,8 @@ class SealedBody:
     def __init__(self, spans: list[Span], run: Run, release: Callable[[], None]) -> None:
         self._spans = spans
         self._run = run
-        self._release: Callable[[], None] | None = release
+        self._release = weakref.finalize(self, release)
+        self._release.atexit = False
         self._index = 0  # the span being read
         self._frame = spans[0].first_frame if spans else 0  # its next frame
         self._pieces: AsyncIterator[bytes | bytearray] | None = None
@@ -226,12 +237,11 @@ class SealedBody:
         await self._finish()
 
     async def _finish(self) -> None:
-        release, self._release = self._release, None
-        if release is not None:
+        if self._release.alive:
             try:
                 await self._run(_close_all, self._spans)
             finally:
-                release()
+                self._release()
 
 
 def _close_all(spans: Sequence[Span]) -> None:
@@ -280,10 +290,15 @@ class _Reader:
         self._digest, self._kek = digest, kek
         self._file: BinaryIO | None = None
         self._key: AESGCM | None = None
+        self._users = 0  # threads reading the file now
+        self._closing = False  # closed as soon as they are done (its descriptor must not be reused under them)
         self._lock = threading.Lock()
 
     def _open(self) -> tuple[int, AESGCM]:
+        """The open file and key, for one more reader (``_done`` after)."""
         with self._lock:
+            if self._closing:
+                raise ReadClosed(self.name)
             if self._file is None:
                 f = self.replica.open(self._digest)
                 try:
@@ -296,11 +311,24 @@ class _Reader:
                     raise
                 self._file = f
             assert self._key is not None
+            self._users += 1
             return self._file.fileno(), self._key
+
+    def _done(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._closing and not self._users:
+                self._close_file()
 
     def frames_into(self, first: int, count: int, out: memoryview) -> None:
         """Frames [first, first + count) decrypted into ``out`` (InvalidTag if any was altered)."""
         fd, key = self._open()
+        try:
+            self._frames_into(fd, key, first, count, out)
+        finally:
+            self._done()
+
+    def _frames_into(self, fd: int, key: AESGCM, first: int, count: int, out: memoryview) -> None:
         sealed = crypto.FRAME + crypto.TAG
         start = crypto.HEADER + first * sealed
         wanted = min(count * sealed, self.sealed_size - start)
@@ -320,6 +348,11 @@ class _Reader:
 
     def close(self) -> None:
         with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            self._closing = True
+            if not self._users:
+                self._close_file()
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -4,6 +4,7 @@ it, a reader that goes away, a body that fails."""
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import struct
@@ -73,6 +74,10 @@ def producers() -> Iterator[ThreadPoolExecutor]:
         yield pool
 
 
+def _dup(server: socket.socket) -> sendoff.SenderSocket:
+    return sendoff.SenderSocket(server.fileno())
+
+
 def _ring(body: Body) -> list[memoryview]:
     return [memoryview(bytearray(body.buffer_size)) for _ in range(sendoff.RING)]
 
@@ -95,7 +100,7 @@ def test_the_head_and_every_byte_of_the_body_arrive_in_order(connection: tuple[s
     body = Body(5 * 1024 * 1024 + 12345)
     got = bytearray()
     reader = _receive(client, 5 + len(body.data), got)
-    result = sendoff.pump(server.fileno(), b"HEAD:", body, _ring(body), producers)
+    result = sendoff.pump(_dup(server), b"HEAD:", body, _ring(body), producers, len(body.data))
     reader.join(10)
     assert bytes(got) == b"HEAD:" + body.data
     assert result.read == len(body.data) and result.leftover == []
@@ -107,7 +112,7 @@ def test_a_slow_reader_gets_the_rest_through_the_transport(connection: tuple[soc
     server, client = connection
     client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
     body = Body(32 * 1024 * 1024)
-    result = sendoff.pump(server.fileno(), b"", body, _ring(body), producers, patience_s=0.05)
+    result = sendoff.pump(_dup(server), b"", body, _ring(body), producers, len(body.data), patience_s=0.05)
     assert result.leftover, "nobody read: the pump must give up"
     assert body.offset == result.read  # the producer stopped right after what it handed over
     got = bytearray()
@@ -127,8 +132,8 @@ def test_a_reader_that_goes_away_ends_the_pump(connection: tuple[socket.socket, 
     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # its close resets
     body = Body(32 * 1024 * 1024)
     threading.Timer(0.05, client.close).start()
-    with pytest.raises(OSError):
-        sendoff.pump(server.fileno(), b"", body, _ring(body), producers, patience_s=5)
+    with pytest.raises(sendoff.ClientGone):
+        sendoff.pump(_dup(server), b"", body, _ring(body), producers, len(body.data), patience_s=5)
     assert body.offset < len(body.data)
     assert not body.overlapped
 
@@ -140,7 +145,7 @@ def test_a_failing_body_raises_after_what_it_gave(connection: tuple[socket.socke
     got = bytearray()
     reader = _receive(client, len(body.data), got)
     with pytest.raises(OSError, match="the disk failed"):
-        sendoff.pump(server.fileno(), b"", body, _ring(body), producers)
+        sendoff.pump(_dup(server), b"", body, _ring(body), producers, len(body.data))
     server.close()
     reader.join(10)
     assert bytes(got) == body.data[:body.offset]  # all it read before it failed, and no more
@@ -150,7 +155,7 @@ def test_a_failing_body_raises_after_what_it_gave(connection: tuple[socket.socke
 def test_send_pieces_returns_what_a_full_socket_did_not_take(connection: tuple[socket.socket, socket.socket]) -> None:
     server, client = connection
     data = random.Random(3).randbytes(16 * 1024 * 1024)
-    left = sendoff.send_pieces(server.fileno(), [memoryview(data[:10]), memoryview(data[10:])], patience_s=0.05)
+    left = sendoff.send_pieces(_dup(server), [memoryview(data[:10]), memoryview(data[10:])], patience_s=0.05)
     sent = len(data) - sum(len(piece) for piece in left)
     assert 0 < sent < len(data)
     got = bytearray()
@@ -171,10 +176,37 @@ def test_an_abandoned_pump_stops_its_producer(connection: tuple[socket.socket, s
     abandon = threading.Event()
     threading.Timer(0.02, abandon.set).start()
     with pytest.raises(sendoff.Abandoned):
-        sendoff.pump(server.fileno(), b"", body, _ring(body), producers, abandon=abandon)
+        sendoff.pump(_dup(server), b"", body, _ring(body), producers, len(body.data), abandon=abandon)
     offset = body.offset
     time.sleep(0.05)
     assert body.offset == offset < len(body.data) and body.readers == 0  # nothing reads the body any more
     server.close()
     reader.join(10)
     assert body.data.startswith(bytes(got))
+
+
+def test_a_body_longer_than_announced_is_cut_short(connection: tuple[socket.socket, socket.socket],
+                                                  producers: ThreadPoolExecutor) -> None:
+    server, client = connection
+    body = Body(3 * 1024 * 1024)
+    got = bytearray()
+    reader = _receive(client, len(body.data), got)
+    with pytest.raises(sendoff.TooLong):
+        sendoff.pump(_dup(server), b"", body, _ring(body), producers, 2 * 1024 * 1024)
+    server.close()
+    reader.join(10)
+    assert len(got) <= 2 * 1024 * 1024  # nothing past the announced length went out
+    assert not body.overlapped
+
+
+def test_a_pump_closes_its_descriptor(connection: tuple[socket.socket, socket.socket],
+                                      producers: ThreadPoolExecutor) -> None:
+    server, client = connection
+    before = len(os.listdir("/proc/self/fd"))
+    body = Body(2 * 1024 * 1024)
+    got = bytearray()
+    reader = _receive(client, len(body.data), got)
+    sendoff.pump(_dup(server), b"", body, _ring(body), producers, len(body.data))
+    reader.join(10)
+    assert bytes(got) == body.data
+    assert len(os.listdir("/proc/self/fd")) == before

@@ -205,3 +205,15 @@ def test_a_thread_meeting_a_corrupt_copy_reads_another_and_repairs_it(store: Obj
     assert _read_by_thread(store, segments, 0, len(body)) == body
     assert _intact(first_copy)
     assert _open_files(store.replicas[0].root.parent) == 0
+
+
+def test_a_body_dropped_unread_stops_counting(store: ObjectData) -> None:
+    body, segments = _object(store)
+
+    async def drop() -> None:
+        unread = store.read_sealed(segments, 0, len(body), KEK)
+        assert all(store.reading(digest) for digest, _ in segments)
+        del unread  # (an error answered after the body was made, say)
+    asyncio.run(drop())
+    assert not any(store.reading(digest) for digest, _ in segments)
+    assert _open_files(store.replicas[0].root.parent) == 0
