@@ -214,10 +214,8 @@ class Exchange:
                 protocol.pause_reading()
                 try:
                     pumped = await sendoff.pump_off_loop(sock, head, body, self.remaining)
-                except sendoff.ClientGone:  # the connection is over
-                    self.disconnected = True
-                    if protocol.transport is not None:
-                        protocol.transport.abort()
+                except sendoff.ClientGone:
+                    self._client_gone()
                     return
                 finally:
                     if paused_here:
@@ -254,10 +252,8 @@ class Exchange:
         assert sending is not None
         try:
             left = await sending
-        except sendoff.ClientGone:  # the connection is over
-            self.disconnected = True
-            if protocol.transport is not None:
-                protocol.transport.abort()
+        except sendoff.ClientGone:
+            self._client_gone()
             return
         finally:
             self.sending = None
@@ -268,6 +264,12 @@ class Exchange:
             protocol.write(piece)
         if self.last_sending:
             self._finish()
+
+    def _client_gone(self) -> None:
+        """A thread's write found the connection over: it is, for the transport too."""
+        self.disconnected = True
+        if self.protocol.transport is not None:
+            self.protocol.transport.abort()
 
     async def quiesce(self) -> None:
         """Wait for a piece a sender thread may still be writing (an application that ended
