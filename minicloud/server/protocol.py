@@ -90,7 +90,7 @@ class Exchange:
         self.head_only = scope["method"] == "HEAD"
         self.sending: asyncio.Future[list[memoryview]] | None = None  # a piece a sender thread writes
         self.last_sending = False  # that piece ends the response
-        self.resume_after_send = False  # reading was paused for it
+        self.resume_after_send = False  # reading was paused for a thread's write
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -141,22 +141,33 @@ class Exchange:
         ``http.response.body`` (headers as text, encoded once; Content-Length added if missing)."""
         if self.started:
             raise RuntimeError("respond() after the response was started")
-        protocol = self.protocol
-        if protocol.write_paused and not self.disconnected:
-            await protocol.drain()
-        if self.disconnected:
+        if not await self._writable():
             return
-        block = "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
-        self._start_block(status, headers, block, len(body))
+        self._start_text(status, headers, len(body))
         self._write_body(body, more=False)  # the head and a small body leave in one write
 
+    async def _writable(self) -> bool:
+        """Wait while the socket's write buffer is full; whether the client is still there."""
+        if self.protocol.write_paused and not self.disconnected:
+            await self.protocol.drain()
+        return not self.disconnected
+
+    def _start_text(self, status: int, headers: list[tuple[str, str]], body_length: int | None = None) -> None:
+        """``_start_block`` for headers as text, encoded once."""
+        block = "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
+        self._start_block(status, headers, block, body_length)
+
+    def _sender_socket(self, size: int, threads_free: bool) -> sendoff.SenderSocket | None:
+        """A socket a thread may write ``size`` bytes of body to (see ``sendoff``), when that is
+        worth it (a large, length-framed body) and a thread is free; else None."""
+        if size < sendoff.MIN_BYTES or self.chunked or self.head_only or not threads_free:
+            return None
+        return self.protocol.sender_socket()
+
     async def send(self, message: Message) -> None:
-        protocol = self.protocol
         if self.sending is not None:
             await self._settle_sending()
-        if protocol.write_paused and not self.disconnected:
-            await protocol.drain()
-        if self.disconnected:
+        if not await self._writable():
             return
         kind = message["type"]
         if not self.started:
@@ -169,13 +180,12 @@ class Exchange:
         if kind != "http.response.body":
             raise RuntimeError(f"expected http.response.body, got {kind!r}")
         body, more = message.get("body", b""), message.get("more_body", False)
-        if len(body) >= sendoff.MIN_BYTES and not self.chunked and not self.head_only and sendoff.piece_thread_free():
-            sock = protocol.sender_socket()
-            if sock is not None:
-                self._start_sending(sock, body, more=more)
-                if not more:
-                    await self._settle_sending()
-                return
+        sock = self._sender_socket(len(body), sendoff.piece_thread_free())
+        if sock is not None:
+            self._start_sending(sock, body, more=more)
+            if not more:
+                await self._settle_sending()
+            return
         self._write_body(body, more=more)
 
     def _write_body(self, body: bytes, *, more: bool) -> None:
@@ -201,25 +211,20 @@ class Exchange:
         cuts the response short, which is all HTTP/1.1 allows then. The body is closed."""
         protocol = self.protocol
         try:
-            if protocol.write_paused and not self.disconnected:
-                await protocol.drain()
-            if self.disconnected:
+            if not await self._writable():
                 return
-            self._start(status, [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers])
-            sock = (protocol.sender_socket() if self.remaining >= sendoff.MIN_BYTES and not self.chunked
-                    and not self.head_only and sendoff.pump_threads_free() else None)
+            self._start_text(status, headers)
+            sock = self._sender_socket(self.remaining, sendoff.pump_threads_free())
             if sock is not None:
                 head, self.head = self.head, b""
-                paused_here = not protocol.read_paused
-                protocol.pause_reading()
+                self._pause_for_thread()
                 try:
                     pumped = await sendoff.pump_off_loop(sock, head, body, self.remaining)
                 except sendoff.ClientGone:
                     self._client_gone()
                     return
                 finally:
-                    if paused_here:
-                        protocol.resume_reading()
+                    self._resume_after_thread()
                 self.remaining -= pumped.read
                 for left in pumped.leftover:
                     protocol.write(left)
@@ -235,13 +240,9 @@ class Exchange:
 
     def _start_sending(self, sock: sendoff.SenderSocket, body: bytes, *, more: bool) -> None:
         """``_write_body`` for a large piece: a sender thread writes it (see ``sendoff``) while the
-        application makes the next one. Reading pauses meanwhile, so that nothing else (an error
-        answer to a pipelined request) writes to the connection."""
-        protocol = self.protocol
+        application makes the next one."""
         head, body = self._framed(body, more=more)
-        if not protocol.read_paused:
-            protocol.pause_reading()
-            self.resume_after_send = True
+        self._pause_for_thread()
         self.sending = asyncio.ensure_future(sendoff.send_off_loop(sock, [memoryview(head), memoryview(body)]))
         self.last_sending = not more
 
@@ -257,13 +258,23 @@ class Exchange:
             return
         finally:
             self.sending = None
-            if self.resume_after_send:
-                self.resume_after_send = False
-                protocol.resume_reading()
+            self._resume_after_thread()
         for piece in left:
             protocol.write(piece)
         if self.last_sending:
             self._finish()
+
+    def _pause_for_thread(self) -> None:
+        """Reading pauses while a thread writes, so that nothing else (an error answer to a
+        pipelined request) writes to the connection."""
+        if not self.protocol.read_paused:
+            self.protocol.pause_reading()
+            self.resume_after_send = True
+
+    def _resume_after_thread(self) -> None:
+        if self.resume_after_send:
+            self.resume_after_send = False
+            self.protocol.resume_reading()
 
     def _client_gone(self) -> None:
         """A thread's write found the connection over: it is, for the transport too."""
