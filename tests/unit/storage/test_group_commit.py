@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from minicloud.storage.metadata import loopcommit
 from minicloud.storage.metadata.db import Database
 
 ROWS = sa.table("rows", sa.column("n", sa.Integer))
@@ -94,9 +95,10 @@ async def _counting_loop_turns(work: Coroutine[Any, Any, int]) -> tuple[int, int
         running.cancel()
 
 
-def test_a_write_lock_held_elsewhere_is_waited_for_off_the_loop(tmp_path: Path) -> None:
-    """Another connection (another process, say) holds SQLite's write lock: the write waits for it
-    on the writer thread, lands once the lock is free, and the event loop keeps running meanwhile."""
+def test_a_write_lock_held_elsewhere_is_waited_for_without_blocking_the_loop(tmp_path: Path) -> None:
+    """Another connection (another process, say) holds SQLite's write lock for a while: the loop
+    tries again on its later turns, serving meanwhile, and the write lands once the lock is free,
+    in a batch of the loop's own (the writer thread is not needed)."""
     db = _database(tmp_path)
     other = sqlite3.connect(tmp_path / "meta.db", isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
@@ -111,9 +113,64 @@ def test_a_write_lock_held_elsewhere_is_waited_for_off_the_loop(tmp_path: Path) 
         assert written == 1
         assert ticks >= 10, f"the loop ran {ticks} times in 0.3 s: it waited for the lock itself"
         assert db.read_sync(lambda c: sorted(n for (n,) in c.execute(sa.select(ROWS.c.n)))) == [1, 2]
+        assert db._writer is None, "the write went to the writer thread"
     finally:
         other.close()
         db.close()
+
+
+def test_a_write_lock_held_for_long_is_waited_for_by_the_writer_thread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loopcommit, "LOOP_WAIT_S", 0.05)
+    db = _database(tmp_path)
+    other = sqlite3.connect(tmp_path / "meta.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO rows VALUES (1)")
+
+    async def scenario() -> int:
+        asyncio.get_running_loop().call_later(0.3, other.execute, "COMMIT")
+        return await db.write(lambda c: c.execute(ROWS.insert().values(n=2)).rowcount)
+
+    try:
+        written, ticks = asyncio.run(_counting_loop_turns(scenario()))
+        assert written == 1
+        assert ticks >= 10, f"the loop ran {ticks} times in 0.3 s: it waited for the lock itself"
+        assert db._writer is not None, "the loop kept trying for longer than LOOP_WAIT_S"
+        assert db.read_sync(lambda c: sorted(n for (n,) in c.execute(sa.select(ROWS.c.n)))) == [1, 2]
+    finally:
+        other.close()
+        db.close()
+
+
+def test_two_databases_on_one_file_take_turns_at_the_write_lock(tmp_path: Path) -> None:
+    """Two processes' group commits on one database (two Database objects, each with its own
+    event loop on its own thread): every write of both lands, each on its own loop, without
+    either falling back to its writer thread."""
+    first = _database(tmp_path)
+    second = Database(f"sqlite:///{tmp_path / 'meta.db'}")
+    results: dict[int, list[object]] = {}
+
+    def run(db: Database, base: int) -> None:
+        async def writes() -> list[object]:
+            async def one(n: int) -> object:
+                await asyncio.sleep(0.0005 * (n % 7))
+                return await db.write(lambda c: c.execute(ROWS.insert().values(n=n)).rowcount)
+            return await asyncio.gather(*(one(base + i) for i in range(300)), return_exceptions=True)
+        results[base] = asyncio.run(writes())
+
+    threads = [threading.Thread(target=run, args=(db, base)) for db, base in ((first, 0), (second, 1000))]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert results[0] == [1] * 300 and results[1000] == [1] * 300
+        stored = first.read_sync(lambda c: sorted(n for (n,) in c.execute(sa.select(ROWS.c.n))))
+        assert stored == list(range(300)) + list(range(1000, 1300))
+        assert first._writer is None and second._writer is None, "a batch went to a writer thread"
+    finally:
+        first.close()
+        second.close()
 
 
 def test_a_write_enqueued_from_another_thread_is_answered_on_its_loop(tmp_path: Path) -> None:
