@@ -342,3 +342,39 @@ def test_an_allowed_upload_waiting_for_100_continue_gets_it(server: MinicloudSer
         sock.sendall(b"hello")
         assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
     assert s3.get_object(Bucket="expect-continue-ok", Key="k")["Body"].read() == b"hello"
+
+
+def _chunked_put(server: MinicloudServer, url: str) -> bytes:
+    """``url`` PUT with plain chunked transfer coding (no Content-Length, no aws-chunked); the answer."""
+    target = urlsplit(url)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"PUT {target.path}?{target.query} HTTP/1.1\r\nHost: {target.netloc}\r\n".encode()
+                     + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        answer = b""
+        while b"</Error>" not in answer:
+            more = sock.recv(65536)
+            if not more:
+                break
+            answer += more
+    return answer
+
+
+def test_a_chunked_upload_without_aws_chunked_is_not_implemented(server: MinicloudServer) -> None:
+    """S3 takes no body of unannounced length: a PUT (or UploadPart) with Transfer-Encoding: chunked
+    and neither Content-Length nor aws-chunked gets 501 NotImplemented naming the header, and
+    nothing is stored."""
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="chunked-te")
+    answer = _chunked_put(server, s3.generate_presigned_url(
+        "put_object", Params={"Bucket": "chunked-te", "Key": "k"}))
+    assert answer.startswith(b"HTTP/1.1 501 "), answer[:200]
+    assert b"<Code>NotImplemented</Code>" in answer
+    assert b"<Header>Transfer-Encoding</Header>" in answer
+    with pytest.raises(ClientError) as err:
+        s3.head_object(Bucket="chunked-te", Key="k")
+    assert status(err) == 404
+    upload = s3.create_multipart_upload(Bucket="chunked-te", Key="mp")["UploadId"]
+    answer = _chunked_put(server, s3.generate_presigned_url(
+        "upload_part", Params={"Bucket": "chunked-te", "Key": "mp", "UploadId": upload, "PartNumber": 1}))
+    assert answer.startswith(b"HTTP/1.1 501 "), answer[:200]
+    assert s3.list_parts(Bucket="chunked-te", Key="mp", UploadId=upload).get("Parts", []) == []

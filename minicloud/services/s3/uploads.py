@@ -19,7 +19,7 @@ from minicloud.services.s3.errors import (
     InvalidArgument,
     InvalidDigest,
     InvalidRequest,
-    MissingContentLength,
+    NotImplementedFeature,
 )
 
 MAX_PUT_BYTES = 5 * 1024 ** 3  # a single PUT (and a part)
@@ -61,7 +61,10 @@ async def receive_body(data: ObjectData, params: dict[str, Any], storage_class: 
         raise InvalidRequest("The request body could not be read.")
     if payload is not None:
         if payload.length is None and params.get("ContentLength") is None:
-            raise MissingContentLength("You must provide the Content-Length HTTP header.")
+            # A body of unannounced length: plain chunked transfer coding (an aws-chunked body
+            # announces x-amz-decoded-content-length), which S3 refuses before reading it.
+            raise NotImplementedFeature("A header you provided implies functionality that is not implemented",
+                                        Header="Transfer-Encoding")
         if payload.length is not None and payload.length > MAX_PUT_BYTES:
             raise EntityTooLarge("Your proposed upload exceeds the maximum allowed size",
                                  MaxSizeAllowed=str(MAX_PUT_BYTES), ProposedSize=str(payload.length))
