@@ -215,15 +215,7 @@ class LoopCommitter:
         if error is not _NO_SYNC:
             log.warning("syncing the metadata WAL elsewhere failed (%s): syncing it here", error)
         assert self._wal is not None
-        try:
-            job = self._loop.run_in_executor(self._commit_pool, sync_wal, self._wal)
-        except RuntimeError:  # the database is closing (its commit thread has stopped): sync right here
-            job = self._loop.create_future()
-            try:
-                sync_wal(self._wal)
-                job.set_result(None)
-            except OSError as exc:
-                job.set_exception(exc)
+        job = self._loop.run_in_executor(self._commit_pool, sync_wal, self._wal)
         job.add_done_callback(lambda done: self._synced_here(batch, done))
 
     def _synced_here(self, batch: list[PendingWrite], done: asyncio.Future[None]) -> None:
@@ -248,11 +240,8 @@ class LoopCommitter:
             return
         if size < CHECKPOINT_BYTES:
             return
-        try:
-            job = self._loop.run_in_executor(self._commit_pool, self._checkpoint)
-        except RuntimeError:  # the database is closing: the next start checkpoints
-            return
         self._checkpointing = True
+        job = self._loop.run_in_executor(self._commit_pool, self._checkpoint)
         job.add_done_callback(self._checkpointed)
 
     def _checkpoint(self) -> None:

@@ -347,25 +347,3 @@ def test_with_an_outside_wal_sync_a_large_wal_is_checkpointed_on_the_commit_thre
         assert _count(tmp_path / "meta.db") == 200
     finally:
         db.close()
-
-
-def test_a_failed_outside_sync_while_the_database_closes_is_synced_on_the_loop(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    db = _database(tmp_path)
-    syncs = _HeldSyncs()
-    db.sync_wal_with(syncs)
-    synced_here: list[str] = []
-    monkeypatch.setattr(loopcommit, "sync_wal", lambda wal: synced_here.append(threading.current_thread().name))
-
-    async def scenario() -> int:
-        write = asyncio.ensure_future(db.write(lambda c: c.execute(ROWS.insert().values(n=1)).rowcount))
-        await _until(lambda: len(syncs.requests) == 1)
-        db._commit_pool.shutdown()  # (Database.close stops it first)
-        syncs.requests[0][1](OSError(errno.EIO, "the small-blob writer was closed"))
-        return await write
-
-    try:
-        assert asyncio.run(scenario()) == 1
-        assert synced_here == [threading.current_thread().name]
-    finally:
-        db.close()
