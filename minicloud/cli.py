@@ -60,7 +60,6 @@ def cmd_up(args: argparse.Namespace) -> int:
     if shared is not None and own is not None:
         writerproc.use_channel(own, shared[0])
     db = _open_store(config)
-    db.sync_wal_with(writerproc.shared_writer().submit_wal_sync)  # (see storage.metadata.loopcommit)
     env_keys = None
     if config.root_access_key_id and config.root_secret_access_key:
         env_keys = (config.root_access_key_id, config.root_secret_access_key)
@@ -133,7 +132,6 @@ def _serve_s3(config: Config, channel: Any, writer: Any, primary_writer: Any) ->
 
         worker_config = replace(config, controllers=False, engine=False)
         db = Database(worker_config.database_url)
-        db.sync_wal_with(writerproc.shared_writer().submit_wal_sync)
         env_keys = None
         if config.root_access_key_id and config.root_secret_access_key:
             env_keys = (config.root_access_key_id, config.root_secret_access_key)

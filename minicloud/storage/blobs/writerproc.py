@@ -29,9 +29,7 @@ Each request names the replica root (and whether it has a pack), the digest and 
 bytes; the child answers with the request's number and 0 once that copy is durable (its batch's
 transaction committed, or the file fsynced, renamed into place and its directory fsynced), or an
 errno. A request may also remove a replica's copy of a blob (a released S3 blob: its row, or
-file, is removed off the server's GIL too), or ask for a SQLite WAL to be synced (the metadata's
-group commits: ``storage.metadata.loopcommit``), which a thread of the child does beside the packs'
-commits, once for every request waiting. Nothing is acknowledged before its copy is durable,
+file, is removed off the server's GIL too). Nothing is acknowledged before its copy is durable,
 exactly as with in-process writes.
 
 One writer for every S3 process of a server: ``minicloud up`` starts it (``start_shared``) before
@@ -51,7 +49,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import itertools
 import logging
 import os
@@ -70,7 +67,6 @@ from minicloud.storage.blobs.core import Digest
 from minicloud.storage.blobs.pack import BATCH_BYTES, BATCH_COPIES, PackWriter, packable
 from minicloud.storage.blobs.replica import Replica
 from minicloud.storage.blobs.small import BlobWriter, Done, make_writer, writer_for
-from minicloud.storage.durable import sync_wal
 
 if TYPE_CHECKING:
     import asyncio
@@ -78,7 +74,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("minicloud.blobs.writerproc")
 
 _REQUEST = struct.Struct("<BIQHH")  # operation, data length, request number, root length, digest length
-_WRITE, _DELETE, _SYNC = 0, 1, 2  # _SYNC: a SQLite WAL to make durable (``durable.sync_wal``), named as the root
+_WRITE, _DELETE = 0, 1
 _PACKED = 0x80  # or'ed into the operation: the replica keeps small blobs in its pack
 _ACK = struct.Struct("<Qi")  # request number, errno (0: durable)
 _SOCKET_BUFFER = 8 << 20
@@ -327,19 +323,7 @@ class WriterProcess:
         if not self._send(_DELETE, replica, b"", digest, done):
             writer_for(replica).submit_delete(digest, done)
 
-    def submit_wal_sync(self, wal: Path, done: Done) -> bool:
-        """Have the writer make the transactions committed to the SQLite WAL ``wal`` durable
-        (``durable.sync_wal``): the metadata's group commits leave their fsync to the writer, so
-        that no thread of this process waits for the GIL around it (see ``loopcommit``). False
-        (``done`` not taken) when there is no writer process."""
-        return self._send_frame(_SYNC, str(wal).encode(), b"", b"", done)
-
     def _send(self, operation: int, replica: Replica, data: bytes, digest: Digest, done: Done) -> bool:
-        if replica.pack is not None:
-            operation |= _PACKED
-        return self._send_frame(operation, str(replica.root).encode(), str(digest).encode(), data, done)
-
-    def _send_frame(self, operation: int, root: bytes, name: bytes, data: bytes, done: Done) -> bool:
         connection = self._current()
         if connection is None:
             return False
@@ -347,6 +331,10 @@ class WriterProcess:
         if loop is not None:
             connection.read_on(loop)
         number = next(self._numbers)
+        root = str(replica.root).encode()
+        name = str(digest).encode()
+        if replica.pack is not None:
+            operation |= _PACKED
         frame = b"".join((_REQUEST.pack(operation, len(data), number, len(root), len(name)), root, name, data))
         return connection.send(number, frame, done)
 
@@ -443,9 +431,6 @@ def serve(*socks: socket.socket) -> None:
     buffer = bytearray(_MAX_MESSAGE)
     view = memoryview(buffer)
     pending: dict[bytes, Batch] = {}
-    syncs: dict[bytes, list[Done]] = {}
-    wal_syncs: queue.SimpleQueue[dict[bytes, list[Done]] | None] = queue.SimpleQueue()
-    threading.Thread(target=_sync_loop, args=(wal_syncs, flush), name="wal-sync", daemon=True).start()
     poller = select.poll()
     by_fd = {acks.sock.fileno(): acks for acks in answers}
     for fd in by_fd:
@@ -472,12 +457,8 @@ def serve(*socks: socket.socket) -> None:
                     continue
                 taken += 1
                 taken_bytes += got
-                _take(buffer, view, got, writers, pending, syncs, acks, flush)
-        if syncs:  # to the syncing thread, to overlap the packs' commits
-            wal_syncs.put(dict(syncs))
-            syncs.clear()
+                _take(buffer, view, got, writers, pending, acks, flush)
         _commit(writers, pending)
-    wal_syncs.put(None)
 
 
 def _commit(writers: dict[bytes, BlobWriter], pending: dict[bytes, Batch]) -> None:
@@ -488,41 +469,9 @@ def _commit(writers: dict[bytes, BlobWriter], pending: dict[bytes, Batch]) -> No
     pending.clear()
 
 
-def _sync_loop(requests: queue.SimpleQueue[dict[bytes, list[Done]] | None], flush: Callable[[], None]) -> None:
-    """The WAL syncs, on their own thread, beside the packs' commits: one fdatasync per WAL for the
-    requests of every round that came in meanwhile, then their acknowledgements."""
-    while True:
-        first = requests.get()
-        if first is None:
-            return
-        syncs = first
-        while True:
-            try:
-                more = requests.get_nowait()
-            except queue.Empty:
-                break
-            if more is None:
-                requests.put(None)
-                break
-            for wal, dones in more.items():
-                syncs.setdefault(wal, []).extend(dones)
-        for wal, dones in syncs.items():
-            error: OSError | None = None
-            try:
-                sync_wal(Path(wal.decode()))
-            except OSError as exc:
-                log.error("small-blob writer: syncing %s failed: %s", wal.decode(errors="replace"), exc)
-                error = exc
-            for done in dones:
-                done(error)
-        flush()
-
-
 def _take(buffer: bytearray, view: memoryview, got: int, writers: dict[bytes, BlobWriter],
-          pending: dict[bytes, Batch], syncs: dict[bytes, list[Done]], acks: _Acks,
-          flush: Callable[[], None]) -> None:
-    """One request: into its root's pending batch (packed), or to its root's file writer; or a
-    WAL to sync after this round's commits."""
+          pending: dict[bytes, Batch], acks: _Acks, flush: Callable[[], None]) -> None:
+    """One request: into its root's pending batch (packed), or to its root's file writer."""
     number = 0
     try:
         operation, size, number, root_len, name_len = _REQUEST.unpack_from(buffer)
@@ -530,9 +479,6 @@ def _take(buffer: bytearray, view: memoryview, got: int, writers: dict[bytes, Bl
         if start + root_len + name_len + size != got:
             raise ValueError(f"a request of {got} bytes says it has {start + root_len + name_len + size}")
         root = bytes(view[start:start + root_len])
-        if operation == _SYNC:
-            syncs.setdefault(root, []).append(functools.partial(acks.add, number))
-            return
         digest = Digest.parse(bytes(view[start + root_len:start + root_len + name_len]).decode())
         writer = writers.get(root)
         if writer is None:

@@ -32,13 +32,7 @@ import sqlalchemy as sa
 
 from minicloud.storage.metadata.changes import ChangeWatch
 from minicloud.storage.metadata.epoch import SharedEpoch
-from minicloud.storage.metadata.loopcommit import (
-    BUSY_TIMEOUT_MS,
-    LoopCommitter,
-    WalSync,
-    raw_connection,
-    run_in_savepoints,
-)
+from minicloud.storage.metadata.loopcommit import BUSY_TIMEOUT_MS, LoopCommitter, raw_connection, run_in_savepoints
 
 T = TypeVar("T")
 log = logging.getLogger("minicloud.metadata")
@@ -108,14 +102,6 @@ class Database:
         # SQLite: the group commit of each event loop's writes (see loopcommit), COMMITs on one thread.
         self._committers: dict[asyncio.AbstractEventLoop, LoopCommitter] = {}
         self._commit_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metadata-commit")
-        self._wal = Path(f"{database}-wal") if database and database != ":memory:" else None
-        self._wal_sync: WalSync | None = None
-
-    def sync_wal_with(self, sync: WalSync) -> None:
-        """SQLite: the event loops' group commits leave the WAL's fsync to ``sync`` (the small-blob
-        writer process: ``WriterProcess.submit_wal_sync``) and COMMIT on the loop themselves, instead
-        of on the commit thread (see ``loopcommit``). Call before the first write."""
-        self._wal_sync = sync
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""
@@ -241,7 +227,7 @@ class Database:
                     stale.close()
                     del self._committers[other]
             committer = LoopCommitter(loop, self.engine.connect, self._commit_pool, self._to_writer_thread,
-                                      _settle, MAX_BATCH, self._wal, self._wal_sync)
+                                      _settle, MAX_BATCH)
             self._committers[loop] = committer
         return committer
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -218,132 +217,5 @@ def test_a_bulk_write_leaves_the_loop_serving_meanwhile(tmp_path: Path) -> None:
         written, ticks = asyncio.run(_counting_loop_turns(scenario()))
         assert written == 1
         assert ticks >= 10, f"the loop ran {ticks} times in 0.3 s: the bulk write ran on it"
-    finally:
-        db.close()
-
-
-class _HeldSyncs:
-    """A ``WalSync`` that holds every request until the test answers it (on the loop)."""
-
-    def __init__(self, available: bool = True) -> None:
-        self.requests: list[tuple[Path, Callable[[OSError | None], None]]] = []
-        self.available = available
-
-    def __call__(self, wal: Path, done: Callable[[OSError | None], None]) -> bool:
-        if not self.available:
-            return False
-        self.requests.append((wal, done))
-        return True
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.005)
-
-
-def _count(path: Path) -> int:
-    other = sqlite3.connect(path)
-    try:
-        return int(other.execute("SELECT count(*) FROM rows").fetchone()[0])
-    finally:
-        other.close()
-
-
-def test_with_an_outside_wal_sync_a_batch_is_answered_once_synced_and_the_next_runs_meanwhile(
-        tmp_path: Path) -> None:
-    db = _database(tmp_path)
-    syncs = _HeldSyncs()
-    db.sync_wal_with(syncs)
-
-    async def scenario() -> None:
-        first = asyncio.ensure_future(db.write(lambda c: c.execute(ROWS.insert().values(n=1)).rowcount))
-        await _until(lambda: len(syncs.requests) == 1)
-        wal, answer_first = syncs.requests[0]
-        assert wal == tmp_path / "meta.db-wal"
-        assert _count(tmp_path / "meta.db") == 1  # committed (the WAL written, not synced)...
-        await asyncio.sleep(0.05)
-        assert not first.done()  # ...but not answered before its sync
-        # The next batch commits while the first one's sync is under way.
-        second = asyncio.ensure_future(db.write(lambda c: c.execute(ROWS.insert().values(n=2)).rowcount))
-        await _until(lambda: len(syncs.requests) == 2)
-        assert _count(tmp_path / "meta.db") == 2 and not second.done()
-        syncs.requests[1][1](None)
-        assert await second == 1 and not first.done()
-        answer_first(None)
-        assert await first == 1
-
-    try:
-        asyncio.run(scenario())
-        assert db._writer is None
-    finally:
-        db.close()
-
-
-@pytest.mark.parametrize("available", [True, False])
-def test_without_a_working_outside_sync_the_commit_thread_syncs_the_wal(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, available: bool) -> None:
-    """The writer process failed the sync (or there is none): the WAL is synced on the commit
-    thread, and the writes are answered then."""
-    db = _database(tmp_path)
-    syncs = _HeldSyncs(available)
-    db.sync_wal_with(syncs)
-    synced_here: list[Path] = []
-    monkeypatch.setattr(loopcommit, "sync_wal", lambda wal: synced_here.append(wal))
-
-    async def scenario() -> int:
-        write = asyncio.ensure_future(db.write(lambda c: c.execute(ROWS.insert().values(n=1)).rowcount))
-        if available:
-            await _until(lambda: len(syncs.requests) == 1)
-            syncs.requests[0][1](OSError(errno.EIO, "the small-blob writer process ended"))
-        return await write
-
-    try:
-        assert asyncio.run(scenario()) == 1
-        assert synced_here == [tmp_path / "meta.db-wal"]
-    finally:
-        db.close()
-
-
-def test_a_failing_wal_sync_fails_the_writes_of_its_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    db = _database(tmp_path)
-    db.sync_wal_with(_HeldSyncs(available=False))
-
-    def broken(wal: Path) -> None:
-        raise OSError(errno.EIO, "the disk failed")
-    monkeypatch.setattr(loopcommit, "sync_wal", broken)
-    try:
-        with pytest.raises(OSError, match="the disk failed"):
-            asyncio.run(db.write(lambda c: c.execute(ROWS.insert().values(n=1)).rowcount))
-    finally:
-        db.close()
-
-
-def test_with_an_outside_wal_sync_a_large_wal_is_checkpointed_on_the_commit_thread(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loopcommit, "CHECKPOINT_CHECK_EVERY", 1)
-    monkeypatch.setattr(loopcommit, "CHECKPOINT_BYTES", 1)
-    db = _database(tmp_path)
-    db.sync_wal_with(lambda wal, done: (done(None), True)[1])
-    threads: list[str] = []
-    checkpoint = loopcommit.LoopCommitter._checkpoint
-
-    def counted(self: loopcommit.LoopCommitter) -> None:
-        threads.append(threading.current_thread().name)
-        checkpoint(self)
-    monkeypatch.setattr(loopcommit.LoopCommitter, "_checkpoint", counted)
-    size_before = (tmp_path / "meta.db").stat().st_size
-
-    async def scenario() -> None:
-        for n in range(200):
-            await db.write(lambda c, n=n: c.execute(ROWS.insert().values(n=n)))  # type: ignore[misc]
-        await _until(lambda: len(threads) > 0)
-
-    try:
-        asyncio.run(scenario())
-        assert threads and all(name.startswith("metadata-commit") for name in threads)
-        assert (tmp_path / "meta.db").stat().st_size > size_before  # pages copied from the WAL
-        assert _count(tmp_path / "meta.db") == 200
     finally:
         db.close()

@@ -11,7 +11,6 @@ import errno
 import fcntl
 import hashlib
 import os
-import sqlite3
 import struct
 import subprocess
 import threading
@@ -181,44 +180,3 @@ def test_a_dead_shared_writer_fails_what_it_held_and_each_process_starts_its_own
         connection = writer._connection
         assert connection is not None and connection.owned and connection.process is not None
         assert connection.process.pid != process.pid and connection.process.poll() is None
-
-
-def _synced(writer: WriterProcess, wal: Path) -> OSError | None:
-    outcome: list[OSError | None] = []
-    answered = threading.Event()
-
-    def done(error: OSError | None) -> None:
-        outcome.append(error)
-        answered.set()
-    assert writer.submit_wal_sync(wal, done)
-    assert answered.wait(30)
-    return outcome[0]
-
-
-def test_the_writer_syncs_a_metadata_wal_for_its_processes(
-        tmp_path: Path, shared: tuple[subprocess.Popen[bytes], list[WriterProcess]]) -> None:
-    """A WAL sync request (``loopcommit``'s group commits leave their fsync to the writer) is
-    answered once fdatasync returned: None for a WAL; for a WAL that is gone (checkpointed and
-    removed), the database's; and fdatasync's own error, here /dev/null's EINVAL, which shows
-    that the writer did call it on that path."""
-    process, writers = shared
-    database = tmp_path / "meta.db"
-    conn = sqlite3.connect(database, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("CREATE TABLE t (n INTEGER)")
-    conn.execute("INSERT INTO t VALUES (1)")
-    wal = tmp_path / "meta.db-wal"
-    assert wal.stat().st_size > 0
-    try:
-        assert _synced(writers[0], wal) is None
-        assert _synced(writers[1], wal) is None  # each process's request on its own socket
-    finally:
-        conn.close()  # the last connection: SQLite checkpoints and removes the WAL
-    assert not wal.exists()
-    assert _synced(writers[0], wal) is None
-    error = _synced(writers[0], tmp_path / "none.db-wal")
-    assert isinstance(error, OSError) and error.errno == errno.ENOENT
-    error = _synced(writers[1], Path("/dev/null"))
-    assert isinstance(error, OSError) and error.errno == errno.EINVAL
-    assert process.poll() is None
