@@ -105,6 +105,7 @@ class LoopCommitter:
         try:
             conn = self._connection()
         except Exception:  # the writer thread reports it to each write
+            self._busy_since = None
             self._hand_over(batch)
             return
         transaction = conn.begin()
@@ -113,6 +114,7 @@ class LoopCommitter:
         except sqlite3.OperationalError as exc:
             self._abandon(conn, transaction)
             if not (_lock_taken(exc) and self._retry_later(batch)):
+                self._busy_since = None
                 self._hand_over(batch)  # the writer thread waits for the lock
             return
         self._busy_since = None
@@ -185,8 +187,10 @@ class LoopCommitter:
 
 
 def _lock_taken(exc: sqlite3.OperationalError) -> bool:
-    """SQLite refused to start the transaction because another connection holds the write lock."""
-    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    """SQLite refused to start the transaction because another connection holds the write lock
+    (SQLITE_BUSY or SQLITE_LOCKED, extended codes such as SQLITE_BUSY_RECOVERY included)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def raw_connection(conn: sa.Connection) -> sqlite3.Connection:

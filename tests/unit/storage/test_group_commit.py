@@ -142,10 +142,12 @@ def test_a_write_lock_held_for_long_is_waited_for_by_the_writer_thread(
         db.close()
 
 
-def test_two_databases_on_one_file_take_turns_at_the_write_lock(tmp_path: Path) -> None:
+def test_two_databases_on_one_file_take_turns_at_the_write_lock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two processes' group commits on one database (two Database objects, each with its own
     event loop on its own thread): every write of both lands, each on its own loop, without
     either falling back to its writer thread."""
+    monkeypatch.setattr(loopcommit, "LOOP_WAIT_S", 30.0)  # (a slow disk's fsync must not make it fall back)
     first = _database(tmp_path)
     second = Database(f"sqlite:///{tmp_path / 'meta.db'}")
     results: dict[int, list[object]] = {}
@@ -219,3 +221,13 @@ def test_a_bulk_write_leaves_the_loop_serving_meanwhile(tmp_path: Path) -> None:
         assert ticks >= 10, f"the loop ran {ticks} times in 0.3 s: the bulk write ran on it"
     finally:
         db.close()
+
+
+@pytest.mark.parametrize(("code", "taken"), [(sqlite3.SQLITE_BUSY, True), (sqlite3.SQLITE_LOCKED, True),
+                                             (sqlite3.SQLITE_BUSY | (2 << 8), True),  # SQLITE_BUSY_SNAPSHOT
+                                             (sqlite3.SQLITE_IOERR, False), (None, False)])
+def test_a_taken_write_lock_is_told_by_the_primary_result_code(code: int | None, taken: bool) -> None:
+    error = sqlite3.OperationalError("database is locked")
+    if code is not None:
+        error.sqlite_errorcode = code
+    assert loopcommit._lock_taken(error) is taken
