@@ -115,11 +115,6 @@ class InvalidPartOrder(ClientError):
     code = "InvalidPartOrder"
 
 
-class MissingContentLength(ClientError):
-    code = "MissingContentLength"
-    status = 411
-
-
 class MalformedPolicy(ClientError):
     code = "MalformedPolicy"
 

@@ -105,7 +105,6 @@ class LoopCommitter:
         try:
             conn = self._connection()
         except Exception:  # the writer thread reports it to each write
-            self._busy_since = None
             self._hand_over(batch)
             return
         transaction = conn.begin()
@@ -114,7 +113,6 @@ class LoopCommitter:
         except sqlite3.OperationalError as exc:
             self._abandon(conn, transaction)
             if not (_lock_taken(exc) and self._retry_later(batch)):
-                self._busy_since = None
                 self._hand_over(batch)  # the writer thread waits for the lock
             return
         self._busy_since = None
@@ -140,7 +138,6 @@ class LoopCommitter:
         if self._busy_since is None:
             self._busy_since, self._retries = now, 0
         elif now - self._busy_since > LOOP_WAIT_S:
-            self._busy_since = None
             return False
         self._pending.extendleft(reversed(batch))
         self._retries += 1
@@ -163,6 +160,7 @@ class LoopCommitter:
 
     def _hand_over(self, batch: list[PendingWrite]) -> None:
         """The batch to the writer thread, each write to be run again from the start."""
+        self._busy_since = None  # (the next taken lock starts its own clock)
         for write in batch:
             write.result, write.error = None, None
         self._fallback(batch)
