@@ -160,3 +160,51 @@ def test_bucket_policy_condition_keys(server: MinicloudServer, s3: Any, bucket: 
     with pytest.raises(ClientError) as err:
         user.get_object(Bucket=bucket, Key="closed")
     assert code(err) == "AccessDenied"
+
+
+def test_an_object_another_account_wrote_answers_to_its_own_acl(server: MinicloudServer, s3: Any, bucket: str) -> None:
+    """S3's object context: with ACLs on, an object keeps its writer as owner, and neither the bucket
+    owner's account nor the bucket policy reads it or its ACL; only the object's ACL grants that."""
+    from tests.integration.test_s3 import other_account
+
+    other = other_account(server)
+    other_owner = other.list_buckets()["Owner"]
+    other_id, other_account_id = other_owner["ID"], other_owner["DisplayName"]
+    mine = s3.get_bucket_acl(Bucket=bucket)["Owner"]["ID"]
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": other_account_id}, "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{bucket}/*"},
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+    s3.put_object(Bucket=bucket, Key="mine", Body=b"bucket owner's")
+    other.put_object(Bucket=bucket, Key="theirs", Body=b"writer's")
+    other.put_object(Bucket=bucket, Key="readable", Body=b"read grant", GrantRead=f'id="{mine}"')
+    other.put_object(Bucket=bucket, Key="given", Body=b"full control", ACL="bucket-owner-full-control")
+
+    def denied(call: Any, **kw: Any) -> None:
+        with pytest.raises(ClientError) as err:
+            call(Bucket=bucket, **kw)
+        assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+    denied(s3.get_object, Key="theirs")
+    denied(s3.head_object, Key="theirs")
+    denied(s3.get_object_acl, Key="theirs")
+    denied(s3.put_object_acl, Key="theirs", ACL="public-read")
+    assert s3.get_object(Bucket=bucket, Key="readable")["Body"].read() == b"read grant"
+    denied(s3.get_object_acl, Key="readable")  # READ is not READ_ACP
+    assert s3.get_object(Bucket=bucket, Key="given")["Body"].read() == b"full control"
+    assert s3.get_object_acl(Bucket=bucket, Key="given")["Owner"]["ID"] == other_id
+    # The bucket policy's public read covers the bucket owner's objects only.
+    assert anonymous_get(server, f"{bucket}/mine") == 200
+    assert anonymous_get(server, f"{bucket}/theirs") == 403
+    # The writer keeps its rights; the bucket owner may still list and delete.
+    assert other.get_object(Bucket=bucket, Key="theirs")["Body"].read() == b"writer's"
+    assert other.get_object_acl(Bucket=bucket, Key="theirs")["Owner"]["ID"] == other_id
+    other.put_object_acl(Bucket=bucket, Key="theirs", GrantRead=f'id="{mine}"')
+    assert s3.get_object(Bucket=bucket, Key="theirs")["Body"].read() == b"writer's"
+    assert {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]} == {"mine", "theirs", "readable", "given"}
+    s3.delete_object(Bucket=bucket, Key="readable")
+    # With BucketOwnerEnforced the bucket owner owns every object, whoever wrote it.
+    s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls={
+        "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+    other.put_object(Bucket=bucket, Key="later", Body=b"enforced")
+    assert s3.get_object(Bucket=bucket, Key="later")["Body"].read() == b"enforced"

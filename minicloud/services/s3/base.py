@@ -31,6 +31,9 @@ from minicloud.services.s3.transport import check_customer_key_transport
 
 log = logging.getLogger("minicloud.s3")
 
+# What an object's own ACL governs (S3's "object context"): reading it, and reading or changing its ACL.
+_OBJECT_CONTEXT_ACTIONS = frozenset(action for action, (_, on_object) in ACTION_PERMISSIONS.items() if on_object)
+
 RELEASE_GRACE_SECONDS = 10.0  # a released blob outlives GETs that found it just before
 # How long a bucket change by another API server may go unseen (one that does not share this data
 # directory's change epoch: processes that share it see every change at once).
@@ -146,6 +149,23 @@ class S3Base(Provider):
                                                          or await self._may_learn_missing(ctx, action, bucket, key)):
                 raise
             ctx.authorized = True
+            return
+        if key is not None and action in _OBJECT_CONTEXT_ACTIONS:
+            await self._check_object_context(ctx, action, bucket, key)
+
+    async def _check_object_context(self, ctx: RequestContext, action: str, bucket: Bucket, key: str) -> None:
+        """S3's object context: an object another account wrote (ACLs on, the writer kept ownership)
+        answers to its owner's ACL. What the bucket's account allowed (its IAM policies, its bucket
+        policy) reads neither the object nor its ACL; only a grant of the object's ACL does, or
+        being of the owner's account (whose own IAM policies were checked already)."""
+        if ownership(bucket) == "BucketOwnerEnforced":
+            return  # (the bucket owner owns every object)
+        version = dict(parse_qsl(ctx.request.query)).get("versionId") if "versionId" in ctx.request.query else None
+        row = await self.object_row(bucket.name, key, version)
+        if row is None or row.delete_marker or row.owner in (bucket.account_id, ctx.principal.account_id):
+            return
+        if not await self._acl_allows(ctx, action, bucket, key):
+            raise AccessDenied("Access Denied")
 
     async def _may_learn_missing(self, ctx: RequestContext, action: str, bucket: Bucket, key: str | None) -> bool:
         """A GET/HEAD of a key that does not exist, by someone allowed s3:ListBucket on it (the policy's
