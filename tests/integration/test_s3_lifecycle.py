@@ -69,6 +69,18 @@ def versions(s3: Any, bucket: str) -> list[tuple[str, bool]]:
       "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}, "InvalidRequest"),
     ({"Status": "Enabled", "Filter": {"Prefix": ""}, "Transitions": [{"Days": 30, "StorageClass": "GLACIER"}]},
      "NotImplemented"),
+    ({"Status": "Enabled", "Filter": {"Prefix": ""},
+      "NoncurrentVersionTransitions": [{"NoncurrentDays": 30, "StorageClass": "STANDARD_IA"}]}, "NotImplemented"),
+    # A transition is validated as S3 does before minicloud refuses it.
+    ({"Status": "Enabled", "Filter": {"Prefix": ""},
+      "Transitions": [{"Date": datetime(2030, 1, 1, 12, tzinfo=UTC), "StorageClass": "GLACIER"}]}, "InvalidArgument"),
+    ({"Status": "Enabled", "Filter": {"Prefix": ""},
+      "Transitions": [{"Days": 30, "Date": datetime(2030, 1, 1, tzinfo=UTC), "StorageClass": "GLACIER"}]},
+     "MalformedXML"),
+    ({"Status": "Enabled", "Filter": {"Prefix": ""}, "Transitions": [{"Days": 30, "StorageClass": "COLD"}]},
+     "MalformedXML"),
+    ({"Status": "Enabled", "Filter": {"Prefix": ""}, "Transitions": [{"Days": -1, "StorageClass": "GLACIER"}]},
+     "InvalidArgument"),
 ])
 def test_invalid_rules(s3: Any, bucket: str, rule: dict[str, Any], error: str) -> None:
     with pytest.raises(ClientError) as err:

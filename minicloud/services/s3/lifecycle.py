@@ -2,7 +2,8 @@
 and the rule matching the lifecycle controller (``expiry.py``) applies.
 
 Stored (bucket ``lifecycle`` column) as the JSON list of rules as received. Storage-class
-transitions are refused with NotImplemented: minicloud has no colder tiers to move objects to.
+transitions are validated as S3 does (a malformed one gets S3's error), then a valid one is refused
+with NotImplemented: minicloud has no colder tiers to move objects to.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ def expiration_header(bucket: Bucket, row: ObjectRow) -> str | None:
     return f'expiry-date="{format_datetime(found[0].astimezone(UTC), usegmt=True)}", rule-id="{found[1]}"'
 
 
+_TRANSITION_CLASSES = ("GLACIER", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "DEEP_ARCHIVE", "GLACIER_IR")
+
+
 def _positive(value: Any, message: str) -> None:
     if value is None or int(value) <= 0:
         raise InvalidArgument(message)
@@ -102,10 +106,6 @@ def check_rule(rule: dict[str, Any]) -> None:
                            "NoncurrentVersionTransition") if rule.get(k)]
     if not actions:
         raise InvalidRequest("At least one action needs to be specified in a rule")
-    if any(k in actions for k in ("Transitions", "NoncurrentVersionTransitions", "Transition",
-                                  "NoncurrentVersionTransition")):
-        raise NotImplementedFeature("Lifecycle storage-class transitions are not implemented by minicloud "
-                                    "(there are no colder tiers); expiration and abort rules are.")
     expiration = rule.get("Expiration")
     if expiration:
         given = [k for k in ("Days", "Date", "ExpiredObjectDeleteMarker") if expiration.get(k) is not None]
@@ -114,9 +114,7 @@ def check_rule(rule: dict[str, Any]) -> None:
         if "Days" in given:
             _positive(expiration["Days"], "'Days' for Expiration action must be a positive integer")
         if "Date" in given:
-            date: datetime = expiration["Date"]
-            if (date.hour, date.minute, date.second, date.microsecond) != (0, 0, 0, 0):
-                raise InvalidArgument("'Date' must be at midnight GMT")
+            _at_midnight(expiration["Date"])
         if "ExpiredObjectDeleteMarker" in given and tagged:
             raise InvalidRequest("ExpiredObjectDeleteMarker cannot be specified with Tag-based filter")
     noncurrent = rule.get("NoncurrentVersionExpiration")
@@ -129,6 +127,51 @@ def check_rule(rule: dict[str, Any]) -> None:
             raise InvalidRequest("AbortIncompleteMultipartUpload cannot be specified with Tag-based filter")
         _positive(abort.get("DaysAfterInitiation"), "'DaysAfterInitiation' for AbortIncompleteMultipartUpload "
                                                     "action must be a positive integer")
+    transitions = _listed(rule, "Transitions", "Transition")
+    noncurrent_transitions = _listed(rule, "NoncurrentVersionTransitions", "NoncurrentVersionTransition")
+    for transition in transitions:
+        _check_transition(transition)
+    for transition in noncurrent_transitions:
+        _check_storage_class(transition)
+        _nonnegative(transition.get("NoncurrentDays"),
+                     "'NoncurrentDays' for NoncurrentVersionTransition action must be nonnegative")
+    if transitions or noncurrent_transitions:
+        # A valid transition rule: stored by S3, but minicloud has no colder tiers to move objects to.
+        raise NotImplementedFeature("Lifecycle storage-class transitions are not implemented by minicloud "
+                                    "(there are no colder tiers); expiration and abort rules are.")
+
+
+def _listed(rule: dict[str, Any], plural: str, singular: str) -> list[dict[str, Any]]:
+    """A rule's transitions: the lifecycle configuration's lists, or the older API's single one."""
+    return [*(rule.get(plural) or []), *([rule[singular]] if rule.get(singular) else [])]
+
+
+def _at_midnight(date: datetime) -> None:
+    if (date.hour, date.minute, date.second, date.microsecond) != (0, 0, 0, 0):
+        raise InvalidArgument("'Date' must be at midnight GMT")
+
+
+def _nonnegative(value: Any, message: str) -> None:
+    if value is None or int(value) < 0:
+        raise InvalidArgument(message)
+
+
+def _check_storage_class(transition: dict[str, Any]) -> None:
+    if transition.get("StorageClass") not in _TRANSITION_CLASSES:
+        raise MalformedXML(_MALFORMED)
+
+
+def _check_transition(transition: dict[str, Any]) -> None:
+    """A Transition as S3 validates it: a storage class, and either Days (0 or more) or a Date at
+    midnight GMT."""
+    _check_storage_class(transition)
+    given = [k for k in ("Days", "Date") if transition.get(k) is not None]
+    if len(given) != 1:
+        raise MalformedXML(_MALFORMED)
+    if "Days" in given:
+        _nonnegative(transition["Days"], "'Days' in Transition action must be nonnegative")
+    else:
+        _at_midnight(transition["Date"])
 
 
 def check_rules(rules: list[dict[str, Any]]) -> None:
