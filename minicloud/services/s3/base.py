@@ -158,12 +158,12 @@ class S3Base(Provider):
         answers to its owner's ACL. What the bucket's account allowed (its IAM policies, its bucket
         policy) reads neither the object nor its ACL; only a grant of the object's ACL does, or
         being of the owner's account (whose own IAM policies were checked already)."""
-        if ownership(bucket) == "BucketOwnerEnforced":
-            return  # (the bucket owner owns every object)
         version = dict(parse_qsl(ctx.request.query)).get("versionId") if "versionId" in ctx.request.query else None
         row = await self.object_row(bucket.name, key, version)
         if row is None or row.delete_marker or row.owner in (bucket.account_id, ctx.principal.account_id):
             return
+        if ownership(bucket) == "BucketOwnerEnforced":
+            return  # (the bucket owner owns every object)
         if not await self._acl_allows(ctx, action, bucket, key):
             raise AccessDenied("Access Denied")
 
