@@ -555,7 +555,7 @@ def _lower_names(signed_headers: tuple[str, ...]) -> frozenset[str]:
 
 def _check_s3_headers(request: AwsRequest, auth: SigV4Auth, signed: frozenset[str]) -> None:
     """What S3 adds to SigV4: every x-amz-* header is signed; the payload hash is always declared."""
-    unsigned = sorted({name for name, _ in request.headers.items() if name[:6] == "x-amz-" and name not in signed})
+    unsigned = sorted({name for name, _ in request.headers.iter_items() if name[:6] == "x-amz-" and name not in signed})
     if unsigned:
         raise AuthFailure(AuthFailureKind.UNSIGNED_HEADERS, "There were headers present in the request "
                           "which were not signed", presigned=auth.presigned,

@@ -84,8 +84,7 @@ async def read_small_sealed(store: ReplicatedBlobStore, replicas: Sequence[Repli
         return None
     sealed_size = crypto.sealed_size(size)
     hint = _where.get(name)
-    order = list(replicas) if hint is None or hint >= len(replicas) else [
-        replicas[hint], *(r for i, r in enumerate(replicas) if i != hint)]
+    order = _hinted_first(replicas, hint)
     for replica in order:
         try:
             try:
@@ -110,6 +109,13 @@ async def read_small_sealed(store: ReplicatedBlobStore, replicas: Sequence[Repli
             _where[name] = list(replicas).index(replica)
         return plain[start:end] if (start, end) != (0, size) else plain
     return None
+
+
+def _hinted_first(replicas: Sequence[Replica], hint: int | None) -> Sequence[Replica]:
+    """``replicas`` with the one at ``hint`` (the zone a blob was last read from) moved first."""
+    if not hint or hint >= len(replicas):  # (None, or the first already)
+        return replicas
+    return [replicas[hint], *replicas[:hint], *replicas[hint + 1:]]
 
 
 class _Quorum:
