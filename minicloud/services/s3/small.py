@@ -49,11 +49,12 @@ class SmallDigests:
 
     __slots__ = ("body", "checksums", "md5", "sealed_sha256", "sealed_size", "sha256")
 
-    def __init__(self, data: bytes, checksums: set[str], sealer: Sealer | None) -> None:
+    def __init__(self, data: bytes, checksums: set[str], sealer: Sealer | None, plain_sha256: bool = True) -> None:
         summer = Checksums(checksums)
         summer.update(data)
         self.checksums = summer.values()
-        self.sha256 = hashlib.sha256(data).hexdigest()
+        # (a sealed body's plaintext SHA-256 only when asked for: its blob is named by the sealed bytes')
+        self.sha256 = hashlib.sha256(data).hexdigest() if sealer is None or plain_sha256 else ""
         self.md5 = hashlib.md5(data).hexdigest()
         self.body = data
         self.sealed_sha256: str | None = None
