@@ -262,7 +262,7 @@ class AwsDispatcher:
             # A SigV4 header signature without a declared payload hash covers the body: read it (Lambda
             # Invoke). Presigned, SigV2 and anonymous requests (S3 uploads, browser POSTs) still stream.
             streaming = None
-        if streaming is None:
+        if streaming is None and request.stream is not None:
             await self._read_stream(request)
         return streaming
 

@@ -81,10 +81,8 @@ class Headers:
 
 
 def _index(items: list[tuple[str, str]]) -> dict[str, str]:
-    first: dict[str, str] = {}
-    for key, value in reversed(items):
-        first[key] = value
-    return first
+    """Each name's first value: built from the end, so that an earlier value overwrites a later one."""
+    return dict(reversed(items))
 
 
 @dataclass(slots=True)

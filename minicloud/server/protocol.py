@@ -700,6 +700,14 @@ class HttpProtocol(asyncio.Protocol):
 
     async def _run(self, exchange: Exchange) -> None:
         try:
+            await self._run_app(exchange)
+        finally:
+            # The scope names its exchange, which holds the scope: a cycle, which only the cyclic
+            # collector would free (with the request's headers) once the application is done with it.
+            exchange.scope.pop("minicloud.exchange", None)
+
+    async def _run_app(self, exchange: Exchange) -> None:
+        try:
             try:
                 await self.app(exchange.scope, exchange.receive, exchange.send)
             finally:

@@ -378,3 +378,18 @@ def test_a_chunked_upload_without_aws_chunked_is_not_implemented(server: Miniclo
         "upload_part", Params={"Bucket": "chunked-te", "Key": "mp", "UploadId": upload, "PartNumber": 1}))
     assert answer.startswith(b"HTTP/1.1 501 "), answer[:200]
     assert s3.list_parts(Bucket="chunked-te", Key="mp", UploadId=upload).get("Parts", []) == []
+
+
+def test_a_body_that_is_not_the_signed_digest_is_refused_and_not_stored(s3: Any, bucket: str) -> None:
+    """botocore signs a PutObject's SHA-256 over plain HTTP; a body changed after signing (same
+    length) is refused with S3's XAmzContentSHA256Mismatch, and no object is written."""
+    def swap_body(request: Any, **kw: Any) -> None:
+        request.body = b"y" * 10
+    s3.meta.events.register("before-send.s3.PutObject", swap_body)
+    with pytest.raises(ClientError) as err:
+        s3.put_object(Bucket=bucket, Key="swapped", Body=b"x" * 10)
+    assert (status(err), code(err)) == (400, "XAmzContentSHA256Mismatch")
+    s3.meta.events.unregister("before-send.s3.PutObject", swap_body)
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    s3.put_object(Bucket=bucket, Key="kept", Body=b"x" * 10)  # the signed digest, matched
+    assert s3.get_object(Bucket=bucket, Key="kept")["Body"].read() == b"x" * 10

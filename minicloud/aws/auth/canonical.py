@@ -88,8 +88,23 @@ def remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
     memo[key] = value
 
 
+# The last query split by ``without_signature``: a presigned request's is split when its signature
+# is parsed, then again when its canonical request is built (one tuple: replaced atomically).
+_last_split: tuple[str, str, tuple[str, ...]] = ("", "", ())
+
+
 def without_signature(raw_query: str) -> tuple[str, list[str]]:
     """``raw_query`` without its ``X-Amz-Signature=`` parameters (as sent, not decoded), and their values."""
+    global _last_split
+    last = _last_split
+    if raw_query == last[0]:
+        return last[1], list(last[2])
+    rest, signatures = _split_signature(raw_query)
+    _last_split = (raw_query, rest, tuple(signatures))
+    return rest, signatures
+
+
+def _split_signature(raw_query: str) -> tuple[str, list[str]]:
     at = raw_query.find(SIGNATURE_PARAM)
     if at < 0:
         return raw_query, []

@@ -27,7 +27,13 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
 
 from minicloud.aws.auth import sigv2
-from minicloud.aws.auth.canonical import canonical_request, presigned_params, remember, variant_canonicals
+from minicloud.aws.auth.canonical import (
+    canonical_request,
+    presigned_params,
+    remember,
+    variant_canonicals,
+    without_signature,
+)
 from minicloud.aws.auth.failures import AuthFailure, AuthFailureKind
 from minicloud.aws.request import AwsRequest
 
@@ -124,10 +130,10 @@ _SCOPE_SERVICE = re.compile(r"Credential=[^/,&\s]+/\d{8}/[^/,&\s]+/([^/,&\s]+)/"
 
 def _parse(request: AwsRequest) -> SigV4Auth | None:
     headers = request.headers
-    wanted = {name: value for name in _AUTH_HEADERS if (value := headers.get(name)) is not None}
-    header = wanted.get("authorization")
+    header = headers.get("authorization")
     presigned = "X-Amz-" in request.query and _has_presign_params(request.query)
     if header is not None:
+        wanted = {name: value for name in _AUTH_HEADERS if (value := headers.get(name)) is not None}
         if presigned:
             raise AuthFailure(AuthFailureKind.MALFORMED, "Only one auth mechanism allowed; only the "
                               "X-Amz-Algorithm query parameter or the Authorization header should be "
@@ -162,9 +168,13 @@ _AUTH_HEADERS = frozenset({"authorization", "x-amz-date", "date", "x-amz-securit
                            "x-amz-content-sha256"})
 
 
+_PRESIGN_PARAMS = ("X-Amz-Algorithm=", "X-Amz-Credential=", "X-Amz-Signature=")
+
+
 def _has_presign_params(query: str) -> bool:
-    return any(p.startswith(("X-Amz-Algorithm=", "X-Amz-Credential=", "X-Amz-Signature="))
-               for p in query.split("&"))
+    """Whether a parameter of ``query`` starts with one of ``_PRESIGN_PARAMS`` (at its start or
+    after an ``&``: no split of the query needed)."""
+    return query.startswith(_PRESIGN_PARAMS) or any("&" + name in query for name in _PRESIGN_PARAMS)
 
 
 # Authorization headers without their signature, parsed: a client's calls differ only in the signature
@@ -223,8 +233,55 @@ def _parse_header(header: str, headers: dict[str, str]) -> SigV4Auth:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Presigned:
+    """What a presigned query says besides its signature, as parsed (and checked) from it."""
+
+    access_key_id: str
+    date: datetime
+    timestamp: str
+    scope: tuple[str, str, str, str]
+    signed_headers: tuple[str, ...]
+    session_token: str | None
+    expires_seconds: int | None
+    payload_hash: str | None
+
+    def auth(self, signature: str) -> SigV4Auth:
+        scope = self.scope
+        return SigV4Auth(
+            access_key_id=self.access_key_id, date=self.date, scope_date=scope[0], region=scope[1],
+            service=scope[2], terminator=scope[3], signed_headers=self.signed_headers,
+            signature=_ascii(signature, presigned=True), presigned=True, session_token=self.session_token,
+            expires_seconds=self.expires_seconds, payload_hash=self.payload_hash, timestamp=self.timestamp,
+        )
+
+
+# Presigned queries without their signature, parsed: a pure function of that text (a client's URLs
+# differ only in the signature until its date, expiry or key changes). Only queries that parsed, and
+# whose one signature parameter is spelled plainly, are kept (bounded, as canonical's memos).
+_parsed_presigned: dict[str, _Presigned] = {}
+
+
 def _parse_presigned(request: AwsRequest) -> SigV4Auth:
-    params = presigned_params(request.query)
+    """``_parse_presigned_query``, its work done once per query without the signature."""
+    rest, signatures = without_signature(request.query)
+    known = _parsed_presigned.get(rest)
+    if known is not None and signatures:
+        signature = unquote(signatures[0])
+        if signature:  # (else the slow path names what is missing)
+            return known.auth(signature)
+    auth = _parse_presigned_query(request.query)
+    if signatures and "X-Amz-Signature" not in presigned_params(rest):
+        remember(_parsed_presigned, rest, _Presigned(
+            access_key_id=auth.access_key_id, date=auth.date, timestamp=auth.timestamp,
+            scope=(auth.scope_date, auth.region, auth.service, auth.terminator),
+            signed_headers=auth.signed_headers, session_token=auth.session_token,
+            expires_seconds=auth.expires_seconds, payload_hash=auth.payload_hash))
+    return auth
+
+
+def _parse_presigned_query(query: str) -> SigV4Auth:
+    params = presigned_params(query)
     required = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date",
                 "X-Amz-SignedHeaders")
     missing = [name for name in required if not params.get(name)]
@@ -382,6 +439,12 @@ def _verify_sigv2(request: AwsRequest, auth: SigV4Auth, secret_access_key: str, 
         check_payload_hash(auth, hashlib.sha256(request.body).hexdigest())
 
 
+def is_sha256_hex(value: str | None) -> bool:
+    """Whether a declared payload hash is a SHA-256 digest (hex), the only kind a body is checked
+    against (not UNSIGNED-PAYLOAD, nor a STREAMING-* value)."""
+    return value is not None and _HEX64.fullmatch(value) is not None
+
+
 def check_payload_hash(auth: SigV4Auth, computed: str) -> None:
     """Raise CONTENT_SHA_MISMATCH unless the body's SHA-256 is the hex digest the client signed."""
     declared = auth.payload_hash or ""
@@ -498,7 +561,7 @@ def _lower_names(signed_headers: tuple[str, ...]) -> frozenset[str]:
 
 def _check_s3_headers(request: AwsRequest, auth: SigV4Auth, signed: frozenset[str]) -> None:
     """What S3 adds to SigV4: every x-amz-* header is signed; the payload hash is always declared."""
-    unsigned = sorted({name for name, _ in request.headers.items() if name[:6] == "x-amz-" and name not in signed})
+    unsigned = sorted({name for name, _ in request.headers.iter_items() if name[:6] == "x-amz-" and name not in signed})
     if unsigned:
         raise AuthFailure(AuthFailureKind.UNSIGNED_HEADERS, "There were headers present in the request "
                           "which were not signed", presigned=auth.presigned,

@@ -172,7 +172,8 @@ class RestParser(RequestParser):
         for label, raw in zip(route.labels, raw_labels, strict=True):
             bound = plan.labels.get(label)
             if bound is not None:
-                params[bound[0]] = _decode_field(bound[1], unquote(raw, errors="strict"), bound[2])
+                text = unquote(raw, errors="strict") if "%" in raw else raw  # (most labels have no escapes)
+                params[bound[0]] = _decode_field(bound[1], text, bound[2])
         if query:
             self._read_query(plan, query, params)
         if plan.headers or plan.header_maps:
@@ -214,7 +215,8 @@ class RestParser(RequestParser):
                     if key in seen:
                         continue
                     seen.add(key)
-                hits += [(place, name, decoder, path, text) for place, name, decoder, path in bound]
+                for place, name, decoder, path in bound:
+                    hits.append((place, name, decoder, path, text))
         if len(hits) > 1:
             hits.sort(key=_first)
         for _, name, decoder, path, text in hits:

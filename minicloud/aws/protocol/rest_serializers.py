@@ -37,14 +37,27 @@ RESULT_STATUS = "@status"
 RESULT_HEADERS = "@headers"
 
 
+@dataclass(frozen=True, slots=True)
+class _HeaderMember:
+    """A header member of an output shape, as the plan sends it."""
+
+    place: int  # its place in the model's order (headers are sent in that order)
+    name: str
+    wire: str
+    encode: Callable[[Any], str]
+    plain: bool  # its text is always printable ASCII (numbers, times): sent as encoded
+    content_type: bool  # sent as Content-Type
+
+
+def _place(member: _HeaderMember) -> int:
+    return member.place
+
+
 @dataclass(slots=True)
 class _Plan:
     status: int = 200
     no_body: bool = False
-    headers: list[tuple[str, str, Callable[[Any], str]]] = field(default_factory=list)
-    header_at: dict[str, int] = field(default_factory=dict)  # member -> its place in ``headers``
-    plain: set[int] = field(default_factory=set)  # places whose text is always printable ASCII (numbers, times)
-    content_type: set[int] = field(default_factory=set)  # places of members sent as Content-Type
+    headers: dict[str, _HeaderMember] = field(default_factory=dict)  # member name -> how it is sent
     header_maps: list[tuple[str, str]] = field(default_factory=list)
     status_member: str | None = None
     payload: tuple[str, str, Body | None] | None = None
@@ -104,15 +117,17 @@ class RestSerializer(ResponseSerializer):
         headers = self._headers(request_id)
         # The members the result has, in the model's order (GetObject declares 44 header members; a
         # result holds a handful).
-        at = plan.header_at
+        members = plan.headers
+        present = [member for name in result if (member := members.get(name)) is not None]
+        if len(present) > 1:
+            present.sort(key=_place)
         typed = False  # a Content-Type among the headers already
-        for index in sorted([at[name] for name in result if name in at]):
-            name, wire, encode = plan.headers[index]
-            value = result[name]
+        for member in present:
+            value = result[member.name]
             if value is not None:
-                text = encode(value)
-                headers.append((wire, text if index in plan.plain else header_value(text)))
-                typed = typed or index in plan.content_type
+                text = member.encode(value)
+                headers.append((member.wire, text if member.plain else header_value(text)))
+                typed = typed or member.content_type
         for name, prefix in plan.header_maps:
             for key, value in (result.get(name) or {}).items():
                 if value is not None:
@@ -171,12 +186,9 @@ class RestSerializer(ResponseSerializer):
             location = ser.get("location")
             wire = str(ser.get("name", name))
             if location == "header":
-                place = plan.header_at[name] = len(plan.headers)
-                plan.headers.append((name, wire, _header_encoder(member)))
-                if member.type_name in _PLAIN_TEXT_TYPES:
-                    plan.plain.add(place)
-                if wire.lower() == "content-type":
-                    plan.content_type.add(place)
+                plan.headers[name] = _HeaderMember(
+                    place=len(plan.headers), name=name, wire=wire, encode=_header_encoder(member),
+                    plain=member.type_name in _PLAIN_TEXT_TYPES, content_type=wire.lower() == "content-type")
             elif location == "headers":
                 plan.header_maps.append((name, wire))
             elif location == "statusCode":

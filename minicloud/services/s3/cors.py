@@ -130,6 +130,8 @@ class CorsOperations(S3Base):
             return []
 
         async def with_cors(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+            if not ctx.request.headers.get("origin"):  # (most requests) no Origin: no CORS headers
+                return await inner(ctx, params)
             try:
                 result = await inner(ctx, params)
             except ServiceError as error:  # an error answer carries them too (a 404 to a browser)

@@ -154,7 +154,8 @@ class ObjectData:
     async def stage(self, body: AsyncIterable[bytes], storage_class: str, *, checksums: set[str],
                     limit: int, sealer: Sealer | None = None, plain_sha256: bool = True) -> Staged:
         """Receive a body (sealed on the way when ``sealer`` is given: the checksums, MD5 and
-        SHA-256 stay those of the plaintext). One that fits in ``SMALL`` stays in memory until
+        SHA-256 stay those of the plaintext; a sealed body's SHA-256 only when ``plain_sha256``,
+        else ``Staged.sha256`` is empty). One that fits in ``SMALL`` stays in memory until
         ``commit`` writes it to the replicas in parallel; a larger one streams into an ingest."""
         iterator = aiter(body)
         head = bytearray()
@@ -162,16 +163,17 @@ class ObjectData:
             try:
                 head += await anext(iterator)
             except StopAsyncIteration:
-                return await self._stage_small(bytes(head), storage_class, checksums, limit, sealer)
+                return await self._stage_small(bytes(head), storage_class, checksums, limit, sealer,
+                                               plain_sha256)
         return await self._stage_large(bytes(head), iterator, storage_class, checksums, limit, sealer,
                                        plain_sha256)
 
     async def _stage_small(self, data: bytes, storage_class: str, checksums: set[str], limit: int,
-                           sealer: Sealer | None) -> Staged:
+                           sealer: Sealer | None, plain_sha256: bool = True) -> Staged:
         _check_limit(len(data), limit)
 
-        found = (SmallDigests(data, checksums, sealer) if len(data) <= INLINE_BYTES  # on the loop: microseconds
-                 else await self.store.run(SmallDigests, data, checksums, sealer))
+        found = (SmallDigests(data, checksums, sealer, plain_sha256) if len(data) <= INLINE_BYTES  # on the loop
+                 else await self.store.run(SmallDigests, data, checksums, sealer, plain_sha256))
         staged = Staged(len(data), found.sha256, found.md5, found.checksums, body=found.body,
                         sealed_sha256=found.sealed_sha256, sealed_size=found.sealed_size)
         staged.replicas, staged.writer = self._replicas_for(storage_class), self

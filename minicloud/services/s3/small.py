@@ -49,11 +49,12 @@ class SmallDigests:
 
     __slots__ = ("body", "checksums", "md5", "sealed_sha256", "sealed_size", "sha256")
 
-    def __init__(self, data: bytes, checksums: set[str], sealer: Sealer | None) -> None:
+    def __init__(self, data: bytes, checksums: set[str], sealer: Sealer | None, plain_sha256: bool = True) -> None:
         summer = Checksums(checksums)
         summer.update(data)
         self.checksums = summer.values()
-        self.sha256 = hashlib.sha256(data).hexdigest()
+        # (a sealed body's plaintext SHA-256 only when asked for: its blob is named by the sealed bytes')
+        self.sha256 = hashlib.sha256(data).hexdigest() if sealer is None or plain_sha256 else ""
         self.md5 = hashlib.md5(data).hexdigest()
         self.body = data
         self.sealed_sha256: str | None = None
@@ -84,8 +85,7 @@ async def read_small_sealed(store: ReplicatedBlobStore, replicas: Sequence[Repli
         return None
     sealed_size = crypto.sealed_size(size)
     hint = _where.get(name)
-    order = list(replicas) if hint is None or hint >= len(replicas) else [
-        replicas[hint], *(r for i, r in enumerate(replicas) if i != hint)]
+    order = _hinted_first(replicas, hint)
     for replica in order:
         try:
             try:
@@ -110,6 +110,13 @@ async def read_small_sealed(store: ReplicatedBlobStore, replicas: Sequence[Repli
             _where[name] = list(replicas).index(replica)
         return plain[start:end] if (start, end) != (0, size) else plain
     return None
+
+
+def _hinted_first(replicas: Sequence[Replica], hint: int | None) -> Sequence[Replica]:
+    """``replicas`` with the one at ``hint`` (the zone a blob was last read from) moved first."""
+    if not hint or hint >= len(replicas):  # (None, or the first already)
+        return replicas
+    return [replicas[hint], *replicas[:hint], *replicas[hint + 1:]]
 
 
 class _Quorum:

@@ -77,10 +77,13 @@ async def receive_body(data: ObjectData, params: dict[str, Any], storage_class: 
     if "CRC64NVME" in wanted:
         pass  # computed in pure Python: slow for large bodies, exact all the same
     source: AsyncIterable[bytes] = payload if payload is not None else _empty()
+    # The plaintext's SHA-256 is needed only to check a digest the client signed (a sealed body's
+    # blob is named by the SHA-256 of its sealed bytes): not for UNSIGNED-PAYLOAD nor STREAMING-*.
+    signed_digest = payload is not None and payload.signs_digest
     staged = await data.stage(source, storage_class, checksums=wanted, limit=MAX_PUT_BYTES, sealer=sealer,
-                              plain_sha256=payload is not None and payload.declared_sha256 is not None)
+                              plain_sha256=signed_digest)
     try:
-        if payload is not None and payload.declared_sha256 is not None:
+        if payload is not None and signed_digest:
             payload.check_sha256(staged.sha256)
         _check_md5(params.get("ContentMD5"), staged.md5)
         trailers = payload.trailers if payload is not None else {}
