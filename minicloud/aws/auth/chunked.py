@@ -28,6 +28,7 @@ from minicloud.aws.auth.sigv4 import (
     STREAMING_PAYLOADS,
     SigningContext,
     SigV4Auth,
+    hmac_sha256,
     streaming_context,
 )
 from minicloud.aws.request import AwsRequest
@@ -267,7 +268,7 @@ class ChunkedPayloadDecoder:
 
 
 def _check(key: bytes, string_to_sign: str, provided: str) -> str:
-    expected = hmac.digest(key, string_to_sign.encode(), "sha256").hex()
+    expected = hmac_sha256(key, string_to_sign.encode()).hex()
     if not provided.isascii() or not hmac.compare_digest(expected, provided):
         raise AuthFailure(AuthFailureKind.BAD_SIGNATURE, "The request signature we calculated does not "
                           "match the signature you provided. Check your key and signing method.",

@@ -124,7 +124,7 @@ def verify(request: AwsRequest, access_key_id: str, signature: str, secret_acces
     key = secret_access_key.encode()
     candidates = string_to_sign_candidates(request, presigned=presigned)
     for string_to_sign in candidates:
-        expected = base64.b64encode(hmac.digest(key, string_to_sign.encode(), hashlib.sha1)).decode()
+        expected = base64.b64encode(hmac.new(key, string_to_sign.encode(), hashlib.sha1).digest()).decode()
         if signature.isascii() and hmac.compare_digest(expected, signature):
             return
     raise AuthFailure(AuthFailureKind.BAD_SIGNATURE, "The request signature we calculated does not match "

@@ -369,11 +369,18 @@ def _timestamp(date: datetime) -> str:
 # -- verification ----------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=4096)
+def hmac_sha256(key: bytes, message: bytes) -> bytes:
+    """HMAC-SHA256 that keeps the GIL: ``hmac.digest`` (OpenSSL's one-shot HMAC) releases it for
+    every call, however short the message, and on a busy server the event loop then often waits for
+    another thread to hand it back; an HMAC object releases it only for messages over 2 KiB."""
+    return hmac.new(key, message, "sha256").digest()
+
+
 def signing_key(secret_access_key: str, date: str, region: str, service: str) -> bytes:
     """kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")."""
-    key = hmac.digest(("AWS4" + secret_access_key).encode(), date.encode(), "sha256")
+    key = hmac_sha256(("AWS4" + secret_access_key).encode(), date.encode())
     for part in (region, service, TERMINATOR):
-        key = hmac.digest(key, part.encode(), "sha256")
+        key = hmac_sha256(key, part.encode())
     return key
 
 
@@ -482,7 +489,7 @@ def streaming_context(auth: SigV4Auth, secret_access_key: str) -> SigningContext
 
 
 def _matches(key: bytes, string_to_sign: str, provided: str) -> bool:
-    expected = hmac.digest(key, string_to_sign.encode(), "sha256").hex()
+    expected = hmac_sha256(key, string_to_sign.encode()).hex()
     return hmac.compare_digest(expected, provided)
 
 
