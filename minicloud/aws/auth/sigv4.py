@@ -368,7 +368,6 @@ def _timestamp(date: datetime) -> str:
 
 # -- verification ----------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=4096)
 def hmac_sha256(key: bytes, message: bytes) -> bytes:
     """HMAC-SHA256 that keeps the GIL: ``hmac.digest`` (OpenSSL's one-shot HMAC) releases it for
     every call, however short the message, and on a busy server the event loop then often waits for
@@ -376,6 +375,7 @@ def hmac_sha256(key: bytes, message: bytes) -> bytes:
     return hmac.new(key, message, "sha256").digest()
 
 
+@functools.lru_cache(maxsize=4096)
 def signing_key(secret_access_key: str, date: str, region: str, service: str) -> bytes:
     """kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")."""
     key = hmac_sha256(("AWS4" + secret_access_key).encode(), date.encode())
