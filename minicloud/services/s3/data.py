@@ -52,7 +52,7 @@ WORKERS = 24  # file work in parallel: fsyncs overlap on the device
 SMALL = 1 << 20  # bodies up to this size are received in memory and written to replicas in one go
 ONE_ZONE_CLASSES = frozenset({"ONEZONE_IA", "REDUCED_REDUNDANCY"})
 VERIFY_BEFORE_SENDING = 4 << 20  # blobs up to this size are verified before their first byte goes out
-BODY_BATCH = 4 << 20  # a large body is checksummed, sealed and written this many bytes at a time
+BODY_BATCH = 1 << 20  # a large body is checksummed, sealed and written this many bytes at a time
 
 
 class _Counts:

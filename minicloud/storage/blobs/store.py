@@ -44,7 +44,7 @@ T = TypeVar("T")
 
 READ_CHUNK = 1 << 20
 STREAM_CHUNK = 4 << 20  # a blob read for a response goes out this many bytes at a time
-FLUSH_BYTES = 4 << 20  # an ingest's bytes are handed to the thread pool this many at a time
+FLUSH_BYTES = 1 << 20  # an ingest's bytes are handed to the thread pool this many at a time
 EARLY_WRITEBACK_BYTES = 1 << 20  # a batch this large starts its own writeback (see writeback.py)
 HASH_STATES_KEPT = 256  # hash states of ingests closed for a resume, kept so a resume need not re-read
 
