@@ -189,6 +189,10 @@ def test_an_object_another_account_wrote_answers_to_its_own_acl(server: Miniclou
     denied(s3.head_object, Key="theirs")
     denied(s3.get_object_acl, Key="theirs")
     denied(s3.put_object_acl, Key="theirs", ACL="public-read")
+    denied(s3.get_object_tagging, Key="theirs")
+    denied(s3.put_object_tagging, Key="theirs", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]})
+    denied(s3.get_object_attributes, Key="theirs", ObjectAttributes=["ETag", "ObjectSize"])
+    denied(s3.copy_object, Key="copied", CopySource={"Bucket": bucket, "Key": "theirs"})
     assert s3.get_object(Bucket=bucket, Key="readable")["Body"].read() == b"read grant"
     denied(s3.get_object_acl, Key="readable")  # READ is not READ_ACP
     assert s3.get_object(Bucket=bucket, Key="given")["Body"].read() == b"full control"
@@ -208,3 +212,52 @@ def test_an_object_another_account_wrote_answers_to_its_own_acl(server: Miniclou
         "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
     other.put_object(Bucket=bucket, Key="later", Body=b"enforced")
     assert s3.get_object(Bucket=bucket, Key="later")["Body"].read() == b"enforced"
+
+
+def test_the_object_context_reads_the_version_the_operation_reads(server: MinicloudServer, s3: Any,
+                                                                   bucket: str) -> None:
+    """On a versioned bucket, another account's private version stays private whichever way it is
+    named: by a versionId given twice (the operation reads the first), or as a copy source."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from tests.integration.test_s3 import other_account
+
+    other = other_account(server)
+    other_account_id = other.list_buckets()["Owner"]["DisplayName"]
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": other_account_id}, "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+    theirs = other.put_object(Bucket=bucket, Key="k", Body=b"writer's secret")["VersionId"]
+    mine = s3.put_object(Bucket=bucket, Key="k", Body=b"bucket owner's", ACL="public-read")["VersionId"]
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"bucket owner's"
+
+    def status(url: str, keys: Keys | None) -> int:
+        request = AWSRequest(method="GET", url=url)
+        if keys is not None:
+            S3SigV4Auth(Credentials(keys.access_key_id, keys.secret_access_key), "s3", "us-east-1").add_auth(request)
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=dict(request.headers)), timeout=10) as r:
+                r.read()
+                return int(r.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+
+    url = f"{server.endpoint}/{bucket}/k?versionId="
+    assert status(url + mine, server.root) == 200
+    assert status(url + theirs, server.root) == 403
+    assert status(f"{url}{theirs}&versionId={mine}", server.root) == 403
+    assert status(f"{url}{theirs}&versionId={mine}", None) == 403  # (mine is public-read)
+    assert status(f"{url}{mine}&versionId={theirs}", None) == 200
+    with pytest.raises(ClientError) as err:
+        s3.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "k", "VersionId": theirs})
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="parts")["UploadId"]
+    with pytest.raises(ClientError) as err:
+        s3.upload_part_copy(Bucket=bucket, Key="parts", UploadId=upload, PartNumber=1,
+                            CopySource={"Bucket": bucket, "Key": "k", "VersionId": theirs})
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    s3.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "k", "VersionId": mine})
+    assert other.get_object(Bucket=bucket, Key="k", VersionId=theirs)["Body"].read() == b"writer's secret"

@@ -22,7 +22,7 @@ class AttributeOperations(ObjectOperations):
                                   ArgumentValue=",".join(sorted(unknown)) or "")
         action = "GetObjectVersionAttributes" if version_id else "GetObjectAttributes"
         bucket = await self.bucket_for(ctx, params, action, key)
-        row = await self.find_object(ctx, bucket, key, version_id)
+        row = await self.find_object(ctx, bucket, key, version_id, action)
         await self.read_key(params, row, ctx, decrypt=False)  # an SSE-C object needs its key (400 without)
         result: dict[str, Any] = {"LastModified": row.last_modified}
         if bucket.versioning:

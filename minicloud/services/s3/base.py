@@ -31,8 +31,12 @@ from minicloud.services.s3.transport import check_customer_key_transport
 
 log = logging.getLogger("minicloud.s3")
 
-# What an object's own ACL governs (S3's "object context"): reading it, and reading or changing its ACL.
-_OBJECT_CONTEXT_ACTIONS = frozenset(action for action, (_, on_object) in ACTION_PERMISSIONS.items() if on_object)
+# Actions on a key that S3 authorizes in the bucket's context alone: writing and deleting objects,
+# multipart uploads. Every other action on an existing object is also in the object's context.
+_GRANTS = "s3.grants"  # ctx.extra[_GRANTS][(bucket, key, action)]: how authorize allowed it, when not by policy
+_BY_ACL, _MISSING_ONLY = "acl", "missing"
+_BUCKET_CONTEXT_ACTIONS = frozenset({"PutObject", "DeleteObject", "DeleteObjectVersion", "AbortMultipartUpload",
+                                     "ListMultipartUploadParts"})
 
 RELEASE_GRACE_SECONDS = 10.0  # a released blob outlives GETs that found it just before
 # How long a bucket change by another API server may go unseen (one that does not share this data
@@ -47,8 +51,9 @@ _HEADER_KEYS = ("x-amz-acl", "x-amz-server-side-encryption", "x-amz-server-side-
                 "x-amz-object-lock-legal-hold", "x-amz-content-sha256", "x-amz-website-redirect-location")
 
 
-def request_condition_keys(request: AwsRequest) -> dict[str, str | list[str]]:
-    """The S3 condition keys a request's own headers and query carry (s3:x-amz-acl, ...)."""
+def request_condition_keys(request: AwsRequest, version_id: str | None = None) -> dict[str, str | list[str]]:
+    """The S3 condition keys a request's own headers carry (s3:x-amz-acl, ...), and s3:versionid of
+    the version it addresses (as the operation's parameters read it)."""
     keys: dict[str, str | list[str]] = {}
     for header in _HEADER_KEYS:
         value = request.headers.get(header)
@@ -62,9 +67,8 @@ def request_condition_keys(request: AwsRequest) -> dict[str, str | list[str]]:
         pairs = parse_qsl(tagging, keep_blank_values=True)
         keys["s3:RequestObjectTagKeys"] = [k for k, _ in pairs]
         keys.update({f"s3:RequestObjectTag/{k}": v for k, v in pairs})
-    version = dict(parse_qsl(request.query)).get("versionId")
-    if version is not None:
-        keys["s3:versionid"] = version
+    if version_id is not None:
+        keys["s3:versionid"] = version_id
     return keys
 
 
@@ -128,49 +132,63 @@ class S3Base(Provider):
         return found
 
     async def authorize(self, ctx: RequestContext, action: str, bucket: Bucket, key: str | None = None,
-                        context: ConditionValues | None = None) -> None:
+                        context: ConditionValues | None = None, version_id: str | None = None) -> None:
         """IAM and the bucket policy together, as S3 evaluates them (the bucket's owner is the
-        resource account: another account needs the policy to allow it)."""
+        resource account: another account needs the policy to allow it), or else an ACL's grant.
+        ``version_id`` is the version the operation addresses, as its parameters read it. What an
+        object's own context adds is checked on the row the operation reads (``check_object``)."""
         resource = object_arn(bucket.name, key) if key is not None else bucket_arn(bucket.name)
         policy = bucket.policy
         if (policy and bucket.public_access_block and ctx.principal.account_id != bucket.account_id
                 and public_access_block(bucket)["RestrictPublicBuckets"] and is_public_policy(policy)):
             policy = None  # a public policy grants no one outside the owner's account
         if policy or ctx.principal.kind is not PrincipalKind.ROOT:  # a root without a policy checks no condition
-            keys = {**request_condition_keys(ctx.request), **(context or {})}
+            keys = {**request_condition_keys(ctx.request, version_id), **(context or {})}
             if key is not None and policy and "existingobjecttag" in policy.lower():
-                keys.update(await self._existing_tag_keys(ctx, bucket, key))
+                keys.update(await self._existing_tag_keys(bucket, key, version_id))
             context = keys
         try:
             await ctx.authorize(f"s3:{action}", resource, context=context, resource_policy=policy,
                                 resource_account=bucket.account_id)
         except AccessDenied as denied:
-            if "explicit deny" in denied.message or not (await self._acl_allows(ctx, action, bucket, key)
-                                                         or await self._may_learn_missing(ctx, action, bucket, key)):
+            if "explicit deny" in denied.message:
+                raise
+            if await self._acl_allows(ctx, action, bucket, key, version_id):
+                grant = _BY_ACL
+            elif await self._may_learn_missing(ctx, action, bucket, key, version_id):
+                grant = _MISSING_ONLY
+            else:
                 raise
             ctx.authorized = True
-            return
-        if key is not None and action in _OBJECT_CONTEXT_ACTIONS:
-            await self._check_object_context(ctx, action, bucket, key)
+            if key is not None:
+                ctx.extra.setdefault(_GRANTS, {})[(bucket.name, key, action)] = grant
 
-    async def _check_object_context(self, ctx: RequestContext, action: str, bucket: Bucket, key: str) -> None:
-        """S3's object context: an object another account wrote (ACLs on, the writer kept ownership)
-        answers to its owner's ACL. What the bucket's account allowed (its IAM policies, its bucket
-        policy) reads neither the object nor its ACL; only a grant of the object's ACL does, or
-        being of the owner's account (whose own IAM policies were checked already)."""
-        version = dict(parse_qsl(ctx.request.query)).get("versionId") if "versionId" in ctx.request.query else None
-        row = await self.object_row(bucket.name, key, version)
-        if row is None or row.delete_marker or row.owner in (bucket.account_id, ctx.principal.account_id):
+    async def check_object(self, ctx: RequestContext, action: str, bucket: Bucket, row: ObjectRow) -> None:
+        """The object's own context, on the very row the operation reads (``authorize`` allowed the
+        action first). An object another account wrote (ACLs on, the writer kept ownership) answers
+        to its owner's ACL: what the bucket's account allowed (its IAM policies, its bucket policy)
+        reaches neither the object nor its ACL, nor its tags, attributes or retention; only a grant
+        of the object's ACL does, or being of the owner's account (whose IAM policies were checked).
+        Access granted by an ACL is checked again on this row's ACL; a caller allowed only to learn
+        that the key was missing gets nothing now that it exists."""
+        if action in _BUCKET_CONTEXT_ACTIONS:
             return
-        if ownership(bucket) == "BucketOwnerEnforced":
-            return  # (the bucket owner owns every object)
-        if not await self._acl_allows(ctx, action, bucket, key):
+        grant = ctx.extra.get(_GRANTS, {}).get((bucket.name, row.key, action))
+        if grant == _MISSING_ONLY:
+            raise AccessDenied("Access Denied")
+        if grant != _BY_ACL:
+            if row.owner in (bucket.account_id, ctx.principal.account_id):
+                return
+            if ownership(bucket) == "BucketOwnerEnforced":
+                return  # (the bucket owner owns every object)
+        if not await self._row_acl_allows(ctx, action, bucket, row):
             raise AccessDenied("Access Denied")
 
-    async def _may_learn_missing(self, ctx: RequestContext, action: str, bucket: Bucket, key: str | None) -> bool:
+    async def _may_learn_missing(self, ctx: RequestContext, action: str, bucket: Bucket, key: str | None,
+                                 version_id: str | None) -> bool:
         """A GET/HEAD of a key that does not exist, by someone allowed s3:ListBucket on it (the policy's
         s3:prefix condition included): S3 answers 404 NoSuchKey rather than 403."""
-        if action != "GetObject" or key is None or "versionId" in ctx.request.query:
+        if action != "GetObject" or key is None or version_id is not None:
             return False
         if await self.db.read(lambda conn: store.get_object(conn, bucket.name, key)) is not None:
             return False
@@ -179,44 +197,55 @@ class S3Base(Provider):
             resource_policy=bucket.policy, resource_account=bucket.account_id)
         return result.allowed
 
-    async def _existing_tag_keys(self, ctx: RequestContext, bucket: Bucket, key: str) -> dict[str, str]:
-        version = dict(parse_qsl(ctx.request.query)).get("versionId")
-        row = await self.db.read(lambda conn: store.get_object(conn, bucket.name, key, version))
+    async def _existing_tag_keys(self, bucket: Bucket, key: str, version_id: str | None) -> dict[str, str]:
+        row = await self.db.read(lambda conn: store.get_object(conn, bucket.name, key, version_id))
         return {f"s3:ExistingObjectTag/{k}": v for k, v in row.tag_pairs()} if row else {}
 
-    async def _acl_allows(self, ctx: RequestContext, action: str, bucket: Bucket, key: str | None) -> bool:
+    async def _identity_allows(self, ctx: RequestContext, action: str, resource: str) -> bool:
+        """Whether an IAM user's or role's own policies allow the action (what a grant to its account
+        needs, as S3 evaluates a cross-account ACL grant); roots and anonymous callers have none."""
+        if ctx.principal.kind in (PrincipalKind.ROOT, PrincipalKind.ANONYMOUS):
+            return False
+        return (await ctx.authorizer.check(ctx.principal, f"s3:{action}", resource, context=ctx.condition_keys(),
+                                           resource_account=ctx.principal.account_id)).allowed
+
+    async def _row_acl_allows(self, ctx: RequestContext, action: str, bucket: Bucket, row: ObjectRow) -> bool:
+        """Whether this object version's ACL grants what ``action`` needs (no ACL grants an action
+        outside ``ACTION_PERMISSIONS``)."""
+        needed = ACTION_PERMISSIONS.get(action)
+        if needed is None or not needed[1] or ownership(bucket) == "BucketOwnerEnforced" or row.delete_marker:
+            return False
+        identity = await self._identity_allows(ctx, action, object_arn(bucket.name, row.key))
+        return grants_allow(stored_grants(row.acl, row.owner), ctx.principal, needed[0],
+                            public_access_block(bucket)["IgnorePublicAcls"], identity)
+
+    async def _acl_allows(self, ctx: RequestContext, action: str, bucket: Bucket, key: str | None,
+                          version_id: str | None = None) -> bool:
         """Whether the bucket's or the object's ACL grants what ``action`` needs."""
         needed = ACTION_PERMISSIONS.get(action)
         if needed is None or ownership(bucket) == "BucketOwnerEnforced":
             return False
         permission, on_object = needed
-        ignore_public = public_access_block(bucket)["IgnorePublicAcls"]
-        identity = False
-        if ctx.principal.kind not in (PrincipalKind.ROOT, PrincipalKind.ANONYMOUS):
-            resource = object_arn(bucket.name, key) if on_object and key is not None else bucket_arn(bucket.name)
-            identity = (await ctx.authorizer.check(ctx.principal, f"s3:{action}", resource,
-                                                   context=ctx.condition_keys(),
-                                                   resource_account=ctx.principal.account_id)).allowed
-        if not on_object:
-            return grants_allow(stored_grants(bucket.acl, bucket.account_id), ctx.principal, permission,
-                                ignore_public, identity)
-        if key is None:
-            return False
-        version = dict(parse_qsl(ctx.request.query)).get("versionId")
-        row = await self.db.read(lambda conn: store.get_object(conn, bucket.name, key, version))
-        if row is None and version is None and action in ("GetObject", "GetObjectAcl"):
+        if on_object and key is not None:
+            row = await self.db.read(lambda conn: store.get_object(conn, bucket.name, key, version_id))
+            if row is not None:
+                return await self._row_acl_allows(ctx, action, bucket, row)
+            if version_id is not None or action not in ("GetObject", "GetObjectAcl"):
+                return False
             # No object: whoever may list the bucket learns that with a 404 (NoSuchKey), as on S3.
-            return grants_allow(stored_grants(bucket.acl, bucket.account_id), ctx.principal, "READ",
-                                ignore_public, identity)
-        if row is None or row.delete_marker:
+            permission = "READ"
+        elif on_object:
             return False
-        return grants_allow(stored_grants(row.acl, row.owner), ctx.principal, permission, ignore_public, identity)
+        resource = object_arn(bucket.name, key) if on_object and key is not None else bucket_arn(bucket.name)
+        identity = await self._identity_allows(ctx, action, resource)
+        return grants_allow(stored_grants(bucket.acl, bucket.account_id), ctx.principal, permission,
+                            public_access_block(bucket)["IgnorePublicAcls"], identity)
 
     async def bucket_for(self, ctx: RequestContext, params: dict[str, Any], action: str,
                          key: str | None = None, context: ConditionValues | None = None) -> Bucket:
         check_customer_key_transport(ctx.request, params)
         bucket = await self.bucket(params["Bucket"])
-        await self.authorize(ctx, action, bucket, key, context)
+        await self.authorize(ctx, action, bucket, key, context, params.get("VersionId") if key is not None else None)
         expected = params.get("ExpectedBucketOwner")  # x-amz-expected-bucket-owner: 403 when another owns it
         if expected is not None and expected not in (bucket.account_id, canonical_id(bucket.account_id)):
             raise AccessDenied("Access Denied")

@@ -171,7 +171,7 @@ class DeleteOperations(S3Base):
         for item in objects:
             action = "DeleteObjectVersion" if item.get("VersionId") else "DeleteObject"
             try:
-                await self.authorize(ctx, action, bucket, item["Key"])
+                await self.authorize(ctx, action, bucket, item["Key"], version_id=item.get("VersionId"))
                 allowed.append(item)
             except ServiceError as error:
                 errors.append({"Key": item["Key"], "Code": error_code(error), "Message": error.message,

@@ -160,11 +160,12 @@ class MultipartOperations(ObjectOperations):
         key: str = params["Key"]
         source_bucket_name, source_key, source_version = parse_copy_source(params["CopySource"])
         source_bucket = await self.bucket(source_bucket_name)
-        await self.authorize(ctx, "GetObjectVersion" if source_version else "GetObject", source_bucket, source_key)
+        source_action = "GetObjectVersion" if source_version else "GetObject"
+        await self.authorize(ctx, source_action, source_bucket, source_key, version_id=source_version)
         bucket = await self.bucket_for(ctx, params, "PutObject", key)
         number = _part_number(params)
         upload = await self._upload(bucket, key, params["UploadId"])
-        source = await self.find_object(ctx, source_bucket, source_key, source_version)
+        source = await self.find_object(ctx, source_bucket, source_key, source_version, source_action)
         source_kek = await self.read_key(params, source, ctx, copy_source=True)
         part_key = await self.upload_key(params, upload_extra(upload).get("encryption"), ctx, upload)
         check_copy_conditions(params, source.etag, source.last_modified)

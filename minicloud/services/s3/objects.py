@@ -233,7 +233,9 @@ class ObjectOperations(EncryptionOperations):
 
     # -- reading -------------------------------------------------------------------------------------
     async def find_object(self, ctx: RequestContext, bucket: Bucket, key: str,
-                          version_id: str | None) -> ObjectRow:
+                          version_id: str | None, action: str) -> ObjectRow:
+        """The object version an ``action`` (authorized already) reads or changes, or S3's error;
+        the object's own context is checked on this very row (``check_object``)."""
         row = await self.object_row(bucket.name, key, version_id)
         if row is None:
             if version_id is not None:
@@ -251,6 +253,7 @@ class ObjectOperations(EncryptionOperations):
                                          Method=ctx.request.method, ResourceType="DeleteMarker")
             error.headers += [("x-amz-delete-marker", "true"), ("x-amz-version-id", row.version_id)]
             raise error
+        await self.check_object(ctx, action, bucket, row)
         return row
 
     async def may(self, ctx: RequestContext, action: str, bucket: Bucket, keys: dict[str, str] | None = None) -> bool:
@@ -275,7 +278,7 @@ class ObjectOperations(EncryptionOperations):
         if ctx.request.headers.get("x-amz-server-side-encryption") is not None:
             raise InvalidArgument("x-amz-server-side-encryption header is not supported for this operation.",
                                   ArgumentName="x-amz-server-side-encryption")
-        row = await self.find_object(ctx, bucket, key, version_id)
+        row = await self.find_object(ctx, bucket, key, version_id, action)
         kek = await self.read_key(params, row, ctx, decrypt=body)
         try:
             check_read_conditions(params, row.etag, row.last_modified)
@@ -346,9 +349,9 @@ class ObjectOperations(EncryptionOperations):
         source_bucket_name, source_key, source_version = parse_copy_source(params["CopySource"])
         source_bucket = await self.bucket(source_bucket_name)
         action = "GetObjectVersion" if source_version else "GetObject"
-        await self.authorize(ctx, action, source_bucket, source_key)
+        await self.authorize(ctx, action, source_bucket, source_key, version_id=source_version)
         bucket = await self.bucket_for(ctx, params, "PutObject", key)
-        source = await self.find_object(ctx, source_bucket, source_key, source_version)
+        source = await self.find_object(ctx, source_bucket, source_key, source_version, action)
         source_kek = await self.read_key(params, source, ctx, copy_source=True)
         object_key = await self.write_key(params, bucket, ctx)
         check_copy_conditions(params, source.etag, source.last_modified)
@@ -402,18 +405,18 @@ class ObjectOperations(EncryptionOperations):
     # -- tagging -------------------------------------------------------------------------------------
     async def put_object_tagging(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         key, version_id = params["Key"], params.get("VersionId")
-        bucket = await self.bucket_for(ctx, params, "PutObjectVersionTagging" if version_id else "PutObjectTagging",
-                                       key)
-        row = await self.find_object(ctx, bucket, key, version_id)
+        action = "PutObjectVersionTagging" if version_id else "PutObjectTagging"
+        bucket = await self.bucket_for(ctx, params, action, key)
+        row = await self.find_object(ctx, bucket, key, version_id, action)
         tags = check_tags((params.get("Tagging") or {}).get("TagSet") or [], limit=10)
         await self.db.write(lambda conn: store.set_object_tags(conn, row.id, tags))
         return {"VersionId": row.version_id} if bucket.versioning else {}
 
     async def get_object_tagging(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         key, version_id = params["Key"], params.get("VersionId")
-        bucket = await self.bucket_for(ctx, params, "GetObjectVersionTagging" if version_id else "GetObjectTagging",
-                                       key)
-        row = await self.find_object(ctx, bucket, key, version_id)
+        action = "GetObjectVersionTagging" if version_id else "GetObjectTagging"
+        bucket = await self.bucket_for(ctx, params, action, key)
+        row = await self.find_object(ctx, bucket, key, version_id, action)
         result: dict[str, Any] = {"TagSet": tag_set(row.tags)}
         if bucket.versioning:
             result["VersionId"] = row.version_id
@@ -421,9 +424,9 @@ class ObjectOperations(EncryptionOperations):
 
     async def delete_object_tagging(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         key, version_id = params["Key"], params.get("VersionId")
-        bucket = await self.bucket_for(ctx, params,
-                                       "DeleteObjectVersionTagging" if version_id else "DeleteObjectTagging", key)
-        row = await self.find_object(ctx, bucket, key, version_id)
+        action = "DeleteObjectVersionTagging" if version_id else "DeleteObjectTagging"
+        bucket = await self.bucket_for(ctx, params, action, key)
+        row = await self.find_object(ctx, bucket, key, version_id, action)
         await self.db.write(lambda conn: store.set_object_tags(conn, row.id, None))
         return {"VersionId": row.version_id} if bucket.versioning else {}
 

@@ -73,8 +73,9 @@ class AclOperations(ObjectOperations):
 
     async def put_object_acl(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         key, version_id = params["Key"], params.get("VersionId")
-        bucket = await self.bucket_for(ctx, params, "PutObjectVersionAcl" if version_id else "PutObjectAcl", key)
-        row = await self.find_object(ctx, bucket, key, version_id)
+        action = "PutObjectVersionAcl" if version_id else "PutObjectAcl"
+        bucket = await self.bucket_for(ctx, params, action, key)
+        row = await self.find_object(ctx, bucket, key, version_id, action)
         grants = _grants_from_request(params, bucket, row.owner, await self.db.read(known_accounts))
         text = json.dumps(grants)
         await self.db.write(lambda conn: store.set_object_acl(conn, row.id, text))
@@ -82,8 +83,9 @@ class AclOperations(ObjectOperations):
 
     async def get_object_acl(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         key, version_id = params["Key"], params.get("VersionId")
-        bucket = await self.bucket_for(ctx, params, "GetObjectVersionAcl" if version_id else "GetObjectAcl", key)
-        row = await self.find_object(ctx, bucket, key, version_id)
+        action = "GetObjectVersionAcl" if version_id else "GetObjectAcl"
+        bucket = await self.bucket_for(ctx, params, action, key)
+        row = await self.find_object(ctx, bucket, key, version_id, action)
         enforced = ownership(bucket) == "BucketOwnerEnforced"
         object_owner = bucket.account_id if enforced else row.owner
         grants = stored_grants(None if enforced else row.acl, object_owner)

@@ -75,7 +75,7 @@ class LockOperations(ObjectOperations):
         bucket = await self.bucket_for(ctx, params, action, key)
         if not lock_enabled(bucket):
             raise InvalidRequest("Bucket is missing Object Lock Configuration")
-        return bucket, await self.find_object(ctx, bucket, key, version_id)
+        return bucket, await self.find_object(ctx, bucket, key, version_id, action)
 
     async def put_object_retention(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         bucket, row = await self._locked_version(ctx, params, "PutObjectRetention")
