@@ -81,11 +81,25 @@ def versions(s3: Any, bucket: str) -> list[tuple[str, bool]]:
      "MalformedXML"),
     ({"Status": "Enabled", "Filter": {"Prefix": ""}, "Transitions": [{"Days": -1, "StorageClass": "GLACIER"}]},
      "InvalidArgument"),
+    ({"Status": "Enabled", "Filter": {"Prefix": ""}, "Transitions": [{"Days": 1, "StorageClass": "STANDARD_IA"}]},
+     "InvalidArgument"),
+    ({"Status": "Enabled", "Filter": {"Prefix": ""},
+      "NoncurrentVersionTransitions": [{"StorageClass": "GLACIER"}]}, "MalformedXML"),
 ])
 def test_invalid_rules(s3: Any, bucket: str, rule: dict[str, Any], error: str) -> None:
     with pytest.raises(ClientError) as err:
         s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [rule]})
     assert code(err) == error
+
+
+def test_every_rule_is_validated_before_transitions_are_refused(s3: Any, bucket: str) -> None:
+    transition = {"ID": "t", "Status": "Enabled", "Filter": {"Prefix": ""},
+                  "Transitions": [{"Days": 30, "StorageClass": "GLACIER"}]}
+    bogus = {"ID": "b", "Status": "Bogus", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}
+    for rules in ([transition, bogus], [bogus, transition]):
+        with pytest.raises(ClientError) as err:
+            s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
+        assert code(err) == "MalformedXML"
 
 
 def test_configuration_round_trip(s3: Any, bucket: str) -> None:

@@ -88,7 +88,8 @@ def _positive(value: Any, message: str) -> None:
         raise InvalidArgument(message)
 
 
-def check_rule(rule: dict[str, Any]) -> None:
+def check_rule(rule: dict[str, Any]) -> bool:
+    """Validate one rule as S3 does; whether it has storage-class transitions."""
     if rule.get("Status") not in ("Enabled", "Disabled"):
         raise MalformedXML(_MALFORMED)
     if "Filter" in rule and "Prefix" in rule:
@@ -132,13 +133,8 @@ def check_rule(rule: dict[str, Any]) -> None:
     for transition in transitions:
         _check_transition(transition)
     for transition in noncurrent_transitions:
-        _check_storage_class(transition)
-        _nonnegative(transition.get("NoncurrentDays"),
-                     "'NoncurrentDays' for NoncurrentVersionTransition action must be nonnegative")
-    if transitions or noncurrent_transitions:
-        # A valid transition rule: stored by S3, but minicloud has no colder tiers to move objects to.
-        raise NotImplementedFeature("Lifecycle storage-class transitions are not implemented by minicloud "
-                                    "(there are no colder tiers); expiration and abort rules are.")
+        _check_noncurrent_transition(transition)
+    return bool(transitions or noncurrent_transitions)
 
 
 def _listed(rule: dict[str, Any], plural: str, singular: str) -> list[dict[str, Any]]:
@@ -162,16 +158,34 @@ def _check_storage_class(transition: dict[str, Any]) -> None:
 
 
 def _check_transition(transition: dict[str, Any]) -> None:
-    """A Transition as S3 validates it: a storage class, and either Days (0 or more) or a Date at
-    midnight GMT."""
+    """A Transition as S3 validates it: a storage class, and either Days (0 or more; 30 or more to
+    an infrequent-access class) or a Date at midnight GMT."""
     _check_storage_class(transition)
     given = [k for k in ("Days", "Date") if transition.get(k) is not None]
     if len(given) != 1:
         raise MalformedXML(_MALFORMED)
     if "Days" in given:
         _nonnegative(transition["Days"], "'Days' in Transition action must be nonnegative")
+        _infrequent_after_30(transition, "Days", "Transition")
     else:
         _at_midnight(transition["Date"])
+
+
+def _check_noncurrent_transition(transition: dict[str, Any]) -> None:
+    _check_storage_class(transition)
+    if transition.get("NoncurrentDays") is None:
+        raise MalformedXML(_MALFORMED)
+    _nonnegative(transition["NoncurrentDays"],
+                 "'NoncurrentDays' in NoncurrentVersionTransition action must be nonnegative")
+    _infrequent_after_30(transition, "NoncurrentDays", "NoncurrentVersionTransition")
+
+
+def _infrequent_after_30(transition: dict[str, Any], days: str, action: str) -> None:
+    """S3 moves objects to STANDARD_IA or ONEZONE_IA only once they are 30 days old."""
+    storage_class = transition["StorageClass"]
+    if storage_class in ("STANDARD_IA", "ONEZONE_IA") and int(transition[days]) < 30:
+        raise InvalidArgument(f"'{days}' in {action} action must be greater than or equal to 30 for "
+                              f"storageClass '{storage_class}'")
 
 
 def check_rules(rules: list[dict[str, Any]]) -> None:
@@ -180,8 +194,11 @@ def check_rules(rules: list[dict[str, Any]]) -> None:
     ids = [r.get("ID") for r in rules if r.get("ID")]
     if len(ids) != len(set(ids)):
         raise InvalidArgument("RuleId must be unique. Found same ID for more than one rule")
-    for rule in rules:
-        check_rule(rule)
+    transitions = [check_rule(rule) for rule in rules]  # (every rule validated first, as S3 does)
+    if any(transitions):
+        # Valid transition rules: stored by S3, but minicloud has no colder tiers to move objects to.
+        raise NotImplementedFeature("Lifecycle storage-class transitions are not implemented by minicloud "
+                                    "(there are no colder tiers); expiration and abort rules are.")
 
 
 class LifecycleOperations(S3Base):
