@@ -50,12 +50,6 @@ class RequestPayload:
         """The hex SHA-256 the client signed for the payload, if it signed one."""
         return self._auth.payload_hash.lower() if self._auth is not None and self._auth.payload_hash else None
 
-    @property
-    def signs_digest(self) -> bool:
-        """Whether the client signed the payload's SHA-256 (a hex digest, not UNSIGNED-PAYLOAD nor a
-        STREAMING-* value): only then does ``check_sha256`` have a digest to compare."""
-        return self._auth is not None and sigv4.is_sha256_hex(self._auth.payload_hash)
-
     def check_sha256(self, computed_hex: str) -> None:
         """Raise ``AuthFailure`` (XAmzContentSHA256Mismatch) unless it is the declared digest."""
         if self._auth is not None:

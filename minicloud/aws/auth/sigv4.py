@@ -446,12 +446,6 @@ def _verify_sigv2(request: AwsRequest, auth: SigV4Auth, secret_access_key: str, 
         check_payload_hash(auth, hashlib.sha256(request.body).hexdigest())
 
 
-def is_sha256_hex(value: str | None) -> bool:
-    """Whether a declared payload hash is a SHA-256 digest (hex), the only kind a body is checked
-    against (not UNSIGNED-PAYLOAD, nor a STREAMING-* value)."""
-    return value is not None and _HEX64.fullmatch(value) is not None
-
-
 def check_payload_hash(auth: SigV4Auth, computed: str) -> None:
     """Raise CONTENT_SHA_MISMATCH unless the body's SHA-256 is the hex digest the client signed."""
     declared = auth.payload_hash or ""

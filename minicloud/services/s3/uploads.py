@@ -79,7 +79,7 @@ async def receive_body(data: ObjectData, params: dict[str, Any], storage_class: 
     source: AsyncIterable[bytes] = payload if payload is not None else _empty()
     # The plaintext's SHA-256 is needed only to check a digest the client signed (a sealed body's
     # blob is named by the SHA-256 of its sealed bytes): not for UNSIGNED-PAYLOAD nor STREAMING-*.
-    signed_digest = payload is not None and payload.signs_digest
+    signed_digest = payload is not None and payload.declared_sha256 is not None
     staged = await data.stage(source, storage_class, checksums=wanted, limit=MAX_PUT_BYTES, sealer=sealer,
                               plain_sha256=signed_digest)
     try:
