@@ -31,10 +31,10 @@ from minicloud.services.s3.transport import check_customer_key_transport
 
 log = logging.getLogger("minicloud.s3")
 
-# Actions on a key that S3 authorizes in the bucket's context alone: writing and deleting objects,
-# multipart uploads. Every other action on an existing object is also in the object's context.
 _GRANTS = "s3.grants"  # ctx.extra[_GRANTS][(bucket, key, action)]: how authorize allowed it, when not by policy
 _BY_ACL, _MISSING_ONLY = "acl", "missing"
+# Actions on a key that S3 authorizes in the bucket's context alone: writing and deleting objects,
+# multipart uploads. Every other action on an existing object is also in the object's context.
 _BUCKET_CONTEXT_ACTIONS = frozenset({"PutObject", "DeleteObject", "DeleteObjectVersion", "AbortMultipartUpload",
                                      "ListMultipartUploadParts"})
 
@@ -190,7 +190,7 @@ class S3Base(Provider):
         s3:prefix condition included): S3 answers 404 NoSuchKey rather than 403."""
         if action != "GetObject" or key is None or version_id is not None:
             return False
-        if await self.db.read(lambda conn: store.get_object(conn, bucket.name, key)) is not None:
+        if await self.object_row(bucket.name, key) is not None:
             return False
         result = await ctx.authorizer.check(
             ctx.principal, "s3:ListBucket", bucket_arn(bucket.name), context={**ctx.condition_keys(), "s3:prefix": key},
@@ -198,7 +198,7 @@ class S3Base(Provider):
         return result.allowed
 
     async def _existing_tag_keys(self, bucket: Bucket, key: str, version_id: str | None) -> dict[str, str]:
-        row = await self.db.read(lambda conn: store.get_object(conn, bucket.name, key, version_id))
+        row = await self.object_row(bucket.name, key, version_id)
         return {f"s3:ExistingObjectTag/{k}": v for k, v in row.tag_pairs()} if row else {}
 
     async def _identity_allows(self, ctx: RequestContext, action: str, resource: str) -> bool:
@@ -226,17 +226,20 @@ class S3Base(Provider):
         if needed is None or ownership(bucket) == "BucketOwnerEnforced":
             return False
         permission, on_object = needed
-        if on_object and key is not None:
-            row = await self.db.read(lambda conn: store.get_object(conn, bucket.name, key, version_id))
-            if row is not None:
-                return await self._row_acl_allows(ctx, action, bucket, row)
-            if version_id is not None or action not in ("GetObject", "GetObjectAcl"):
-                return False
-            # No object: whoever may list the bucket learns that with a 404 (NoSuchKey), as on S3.
-            permission = "READ"
-        elif on_object:
+        if not on_object:
+            return await self._bucket_acl_allows(ctx, action, bucket, bucket_arn(bucket.name), permission)
+        if key is None:
             return False
-        resource = object_arn(bucket.name, key) if on_object and key is not None else bucket_arn(bucket.name)
+        row = await self.object_row(bucket.name, key, version_id)
+        if row is not None:
+            return await self._row_acl_allows(ctx, action, bucket, row)
+        if version_id is not None or action not in ("GetObject", "GetObjectAcl"):
+            return False
+        # No object: whoever may list the bucket learns that with a 404 (NoSuchKey), as on S3.
+        return await self._bucket_acl_allows(ctx, action, bucket, object_arn(bucket.name, key), "READ")
+
+    async def _bucket_acl_allows(self, ctx: RequestContext, action: str, bucket: Bucket, resource: str,
+                                 permission: str) -> bool:
         identity = await self._identity_allows(ctx, action, resource)
         return grants_allow(stored_grants(bucket.acl, bucket.account_id), ctx.principal, permission,
                             public_access_block(bucket)["IgnorePublicAcls"], identity)
