@@ -83,9 +83,13 @@ def expiration_header(bucket: Bucket, row: ObjectRow) -> str | None:
 _TRANSITION_CLASSES = ("GLACIER", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "DEEP_ARCHIVE", "GLACIER_IR")
 
 
-def _positive(value: Any, message: str) -> None:
-    if value is None or int(value) <= 0:
+def _at_least(value: Any, minimum: int, message: str) -> None:
+    if value is None or int(value) < minimum:
         raise InvalidArgument(message)
+
+
+def _positive(value: Any, message: str) -> None:
+    _at_least(value, 1, message)
 
 
 def check_rule(rule: dict[str, Any]) -> bool:
@@ -147,11 +151,6 @@ def _at_midnight(date: datetime) -> None:
         raise InvalidArgument("'Date' must be at midnight GMT")
 
 
-def _nonnegative(value: Any, message: str) -> None:
-    if value is None or int(value) < 0:
-        raise InvalidArgument(message)
-
-
 def _check_storage_class(transition: dict[str, Any]) -> None:
     if transition.get("StorageClass") not in _TRANSITION_CLASSES:
         raise MalformedXML(_MALFORMED)
@@ -165,7 +164,7 @@ def _check_transition(transition: dict[str, Any]) -> None:
     if len(given) != 1:
         raise MalformedXML(_MALFORMED)
     if "Days" in given:
-        _nonnegative(transition["Days"], "'Days' in Transition action must be nonnegative")
+        _at_least(transition["Days"], 0, "'Days' in Transition action must be nonnegative")
         _infrequent_after_30(transition, "Days", "Transition")
     else:
         _at_midnight(transition["Date"])
@@ -175,17 +174,17 @@ def _check_noncurrent_transition(transition: dict[str, Any]) -> None:
     _check_storage_class(transition)
     if transition.get("NoncurrentDays") is None:
         raise MalformedXML(_MALFORMED)
-    _nonnegative(transition["NoncurrentDays"],
-                 "'NoncurrentDays' in NoncurrentVersionTransition action must be nonnegative")
+    _at_least(transition["NoncurrentDays"], 0,
+              "'NoncurrentDays' in NoncurrentVersionTransition action must be nonnegative")
     _infrequent_after_30(transition, "NoncurrentDays", "NoncurrentVersionTransition")
 
 
 def _infrequent_after_30(transition: dict[str, Any], days: str, action: str) -> None:
     """S3 moves objects to STANDARD_IA or ONEZONE_IA only once they are 30 days old."""
     storage_class = transition["StorageClass"]
-    if storage_class in ("STANDARD_IA", "ONEZONE_IA") and int(transition[days]) < 30:
-        raise InvalidArgument(f"'{days}' in {action} action must be greater than or equal to 30 for "
-                              f"storageClass '{storage_class}'")
+    if storage_class in ("STANDARD_IA", "ONEZONE_IA"):
+        _at_least(transition[days], 30, f"'{days}' in {action} action must be greater than or equal to 30 for "
+                                        f"storageClass '{storage_class}'")
 
 
 def check_rules(rules: list[dict[str, Any]]) -> None:
