@@ -16,9 +16,7 @@ from minicloud.aws.dispatch import AwsDispatcher
 from minicloud.aws.errors import RequestEntityTooLarge
 from minicloud.aws.provider import Provider
 from minicloud.aws.request import AwsRequest, Headers
-from minicloud.console.app import ConsoleApp
 from minicloud.controllers.runner import ControllerRunner
-from minicloud.registry.api import RegistryApp
 from minicloud.runtime import Runtime
 from minicloud.server.asgi import (
     ASGIApp,
@@ -50,11 +48,18 @@ class MinicloudApp:
                                         runtime.topology, max_body_bytes=runtime.config.max_body_bytes)
         self.runner: ControllerRunner | None = None
         self.engine: Any = None  # minicloud.engine.service.Engine when enabled
-        # The OCI registry (ECR's data plane): an ASGI app for /v2/ and /_minicloud/registry/.
-        self.registry: ASGIApp | None = RegistryApp(runtime) if providers is None else None
         self.started_at = datetime.now(UTC)
-        self.console: ASGIApp | None = (ConsoleApp(runtime, self.dispatcher, self._health)  # /_minicloud/console/
-                                        if providers is None else None)
+        # The OCI registry (ECR's data plane), an ASGI app for /v2/ and /_minicloud/registry/, and the
+        # console (/_minicloud/console/): imported only here, so that a S3 worker, forked before
+        # the server builds its app, never loads them (nor jinja2).
+        self.registry: ASGIApp | None = None
+        self.console: ASGIApp | None = None
+        if providers is None:
+            from minicloud.console.app import ConsoleApp
+            from minicloud.registry.api import RegistryApp
+
+            self.registry = RegistryApp(runtime)
+            self.console = ConsoleApp(runtime, self.dispatcher, self._health)
 
     async def startup(self) -> None:
         for provider in self.providers:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -104,8 +105,38 @@ class Database:
         self._commit_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metadata-commit")
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent)."""
-        # Imported here: only the process that migrates needs alembic (~11 MiB of it).
+        """Bring the schema to the newest migration (idempotent).
+
+        Where it can, in a forked child: alembic, with the mako and pygments it imports, is ~11 MiB
+        of a process's memory that would otherwise stay in the server (modules are never unloaded)
+        and in every S3 worker forked from it. In this process when another thread runs (a fork
+        would copy the locks it holds), or when the database lives in this process's memory."""
+        in_memory = self.is_sqlite and self.engine.url.database in (None, "", ":memory:")
+        if in_memory or not hasattr(os, "fork") or threading.active_count() > 1:
+            self._migrate_here()
+            return
+        pid = os.fork()
+        if pid == 0:  # the child: migrate through connections of its own, then leave at once
+            code = 1
+            try:
+                self.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
+                self._migrate_here()
+                code = 0
+            except BaseException:
+                log.exception("migrating the metadata store failed")
+            finally:
+                for handler in logging.getLogger().handlers:
+                    with contextlib.suppress(Exception):
+                        handler.flush()
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            raise RuntimeError(f"migrating the metadata store failed (the migrating process ended with {code}; "
+                               "its error is logged above)")
+
+    def _migrate_here(self) -> None:
+        # Imported here: only the process that migrates needs alembic.
         from alembic import command
         from alembic.config import Config as AlembicConfig
 
