@@ -80,6 +80,11 @@ def test_location_constraints(s3: Any) -> None:
 
 def other_account(server: MinicloudServer) -> Any:
     """An S3 client of a second account (through its OrganizationAccountAccessRole)."""
+    return server.client("s3", keys=other_account_keys(server))
+
+
+def other_account_keys(server: MinicloudServer) -> Keys:
+    """Session keys of a second account's OrganizationAccountAccessRole (administrator there)."""
     account_id = server.client("organizations").create_account(
         Email=f"s3-{uuid.uuid4().hex[:8]}@example.com", AccountName="other")["CreateAccountStatus"]["AccountId"]
     iam = server.client("iam")
@@ -90,7 +95,7 @@ def other_account(server: MinicloudServer) -> Any:
     creds = server.client("sts", keys=Keys(key["AccessKeyId"], key["SecretAccessKey"])).assume_role(
         RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole",
         RoleSessionName="s3-test")["Credentials"]
-    return server.client("s3", keys=Keys(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]))
+    return Keys(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
 
 
 def test_bucket_already_exists_across_accounts(server: MinicloudServer, s3: Any, bucket: str) -> None:

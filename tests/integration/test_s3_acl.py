@@ -261,3 +261,58 @@ def test_the_object_context_reads_the_version_the_operation_reads(server: Minicl
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     s3.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "k", "VersionId": mine})
     assert other.get_object(Bucket=bucket, Key="k", VersionId=theirs)["Body"].read() == b"writer's secret"
+
+
+def test_the_objects_owner_account_alone_authorizes_its_object_in_another_accounts_bucket(
+        server: MinicloudServer, s3: Any, bucket: str) -> None:
+    """S3's three contexts for an object another account wrote and owns: that account's IAM policies
+    (user context) and the object's owner (object context) decide; the bucket's owner only through
+    an explicit deny in its bucket policy (bucket context). Writing and deleting stay the bucket's."""
+    from tests.integration.test_s3 import other_account_keys
+
+    admin = other_account_keys(server)
+    other = server.client("s3", keys=admin)
+    other_account_id = other.list_buckets()["Owner"]["DisplayName"]
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": other_account_id}, "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{bucket}/*"},
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObjectTagging",
+         "Resource": f"arn:aws:s3:::{bucket}/denied"}]}))
+    other.put_object(Bucket=bucket, Key="theirs", Body=b"writer's")
+    other.put_object(Bucket=bucket, Key="denied", Body=b"writer's too")
+    tags = {"TagSet": [{"Key": "team", "Value": "b"}]}
+
+    # The writer's role (administrator of its account) in the bucket policy's silence.
+    other.put_object_tagging(Bucket=bucket, Key="theirs", Tagging=tags)
+    assert other.get_object_tagging(Bucket=bucket, Key="theirs")["TagSet"] == tags["TagSet"]
+    attributes = other.get_object_attributes(Bucket=bucket, Key="theirs", ObjectAttributes=["ObjectSize"])
+    assert attributes["ObjectSize"] == len(b"writer's")
+    assert other.head_object(Bucket=bucket, Key="theirs")["ContentLength"] == len(b"writer's")
+    other.delete_object_tagging(Bucket=bucket, Key="theirs")
+    # The bucket owner's explicit deny still holds.
+    with pytest.raises(ClientError) as err:
+        other.get_object_tagging(Bucket=bucket, Key="denied")
+    assert code(err) == "AccessDenied"
+    # A user of the writer's account gets only what its own policies allow.
+    iam = server.client("iam", keys=admin)
+    iam.create_user(UserName="tagger")
+    iam.put_user_policy(UserName="tagger", PolicyName="tags", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:PutObjectTagging",
+                                                "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="tagger")["AccessKey"]
+    tagger = server.client("s3", keys=Keys(key["AccessKeyId"], key["SecretAccessKey"]))
+    tagger.put_object_tagging(Bucket=bucket, Key="theirs", Tagging=tags)
+    for call in (lambda: tagger.get_object_tagging(Bucket=bucket, Key="theirs"),
+                 lambda: tagger.get_object(Bucket=bucket, Key="theirs")):
+        with pytest.raises(ClientError) as err:
+            call()
+        assert code(err) == "AccessDenied"
+    # Deleting is the bucket's: its policy does not allow the writer's account to.
+    with pytest.raises(ClientError) as err:
+        other.delete_object(Bucket=bucket, Key="theirs")
+    assert code(err) == "AccessDenied"
+    # Once the bucket owner's own object replaces it, the writer's account has no say over that key.
+    s3.put_object(Bucket=bucket, Key="theirs", Body=b"bucket owner's")
+    with pytest.raises(ClientError) as err:
+        other.get_object_tagging(Bucket=bucket, Key="theirs")
+    assert code(err) == "AccessDenied"

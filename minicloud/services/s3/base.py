@@ -32,7 +32,7 @@ from minicloud.services.s3.transport import check_customer_key_transport
 log = logging.getLogger("minicloud.s3")
 
 _GRANTS = "s3.grants"  # ctx.extra[_GRANTS][(bucket, key, action)]: how authorize allowed it, when not by policy
-_BY_ACL, _MISSING_ONLY = "acl", "missing"
+_BY_ACL, _BY_OWNERSHIP, _MISSING_ONLY = "acl", "owner", "missing"
 # Actions on a key that S3 authorizes in the bucket's context alone: writing and deleting objects,
 # multipart uploads. Every other action on an existing object is also in the object's context.
 _BUCKET_CONTEXT_ACTIONS = frozenset({"PutObject", "DeleteObject", "DeleteObjectVersion", "AbortMultipartUpload",
@@ -153,7 +153,9 @@ class S3Base(Provider):
         except AccessDenied as denied:
             if "explicit deny" in denied.message:
                 raise
-            if await self._acl_allows(ctx, action, bucket, key, version_id):
+            if await self._owner_allows(ctx, action, bucket, key, version_id, context):
+                grant = _BY_OWNERSHIP
+            elif await self._acl_allows(ctx, action, bucket, key, version_id):
                 grant = _BY_ACL
             elif await self._may_learn_missing(ctx, action, bucket, key, version_id):
                 grant = _MISSING_ONLY
@@ -176,6 +178,10 @@ class S3Base(Provider):
         grant = ctx.extra.get(_GRANTS, {}).get((bucket.name, row.key, action))
         if grant == _MISSING_ONLY:
             raise AccessDenied("Access Denied")
+        if grant == _BY_OWNERSHIP:  # allowed as the object's owner: this row must be its own
+            if row.owner != ctx.principal.account_id or ownership(bucket) == "BucketOwnerEnforced":
+                raise AccessDenied("Access Denied")
+            return
         if grant != _BY_ACL:
             if row.owner in (bucket.account_id, ctx.principal.account_id):
                 return
@@ -183,6 +189,26 @@ class S3Base(Provider):
                 return  # (the bucket owner owns every object)
         if not await self._row_acl_allows(ctx, action, bucket, row):
             raise AccessDenied("Access Denied")
+
+    async def _owner_allows(self, ctx: RequestContext, action: str, bucket: Bucket, key: str | None,
+                            version_id: str | None, context: ConditionValues | None) -> bool:
+        """An action in an object's own context by the account that owns that object, in another
+        account's bucket (ACLs on, the writer kept ownership): S3 asks the owner's account alone
+        (its root, or its IAM policies for its users and roles); the bucket's owner has a say only
+        through an explicit deny in its bucket policy, which ``authorize`` has already honoured."""
+        if key is None or action in _BUCKET_CONTEXT_ACTIONS or ctx.principal.kind is PrincipalKind.ANONYMOUS:
+            return False
+        if ctx.principal.account_id == bucket.account_id or ownership(bucket) == "BucketOwnerEnforced":
+            return False
+        row = await self.object_row(bucket.name, key, version_id)
+        if row is None or row.delete_marker or row.owner != ctx.principal.account_id:
+            return False
+        if ctx.principal.kind is PrincipalKind.ROOT:
+            return True
+        result = await ctx.authorizer.check(ctx.principal, f"s3:{action}", object_arn(bucket.name, key),
+                                            context=context if context is not None else ctx.condition_keys(),
+                                            resource_account=ctx.principal.account_id)
+        return result.allowed
 
     async def _may_learn_missing(self, ctx: RequestContext, action: str, bucket: Bucket, key: str | None,
                                  version_id: str | None) -> bool:
