@@ -67,10 +67,12 @@ def load_service_model(name: str) -> ServiceModel:
 
 @functools.cache
 def _load(name: str) -> ServiceModel:
-    raw = _loader().load_service_model(name, "service-2")
+    # A loader of its own, dropped with its cache of documents: the one kept by ``_loader`` would
+    # hold a second copy of the model (~1 MiB for S3) for the life of the process. So the document
+    # read here is this call's alone, and the patches go into it in place.
+    raw = create_loader().load_service_model(name, "service-2")
     patch = _patches().get(name)
     if patch:
-        raw = copy.deepcopy(raw)  # the loader caches its documents: never patch them in place
         merge_patch(raw, patch)
     return ServiceModel(raw, service_name=name)
 
