@@ -34,8 +34,6 @@ def _open_store(config: Config) -> Any:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from minicloud.iam.accounts import bootstrap_root
     from minicloud.iam.authorizer import Authorizer
     from minicloud.iam.credentials import CredentialStore
@@ -84,6 +82,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         f" AWS_DEFAULT_REGION={config.default_region} AWS_ENDPOINT_URL={endpoint}\n",
         flush=True,
     )
+    import uvicorn  # (here: the S3 workers, forked above, never run it)
+
     server = uvicorn.Server(uvicorn.Config(
         app, host=config.host, port=config.port, loop="uvloop", lifespan="on",
         http=bounded_protocol(config.max_header_bytes, PrimarySwitch(workers) if workers.pids else None),
