@@ -63,4 +63,4 @@ fi
 # installed editable): where PYTHONDONTWRITEBYTECODE is set, every process would otherwise compile
 # each module from source at every start (~0.3 s of CPU per server, S3 worker and CLI, and a little
 # heap each). Only changed sources are compiled again; a stale .pyc is never used.
-.venv/bin/python -m compileall -q minicloud >/dev/null
+.venv/bin/python -m compileall -q minicloud

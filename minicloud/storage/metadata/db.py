@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import queue
+import signal
 import sqlite3
 import threading
+import traceback
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -89,10 +92,13 @@ class Database:
         self._readers = threading.local()
         # Results of hot reads, valid while nothing is committed (see ``read_cached``).
         database = self.engine.url.database if self.is_sqlite else None
-        self._changes = ChangeWatch(Path(database)) if database and database != ":memory:" else None
+        # (a SQLite database in this process's memory, by name or by URI, has no file)
+        self.in_memory = self.is_sqlite and (not database or database == ":memory:" or "mode=memory" in url)
+        on_file = database if database and not self.in_memory else None
+        self._changes = ChangeWatch(Path(on_file)) if on_file else None
         # Bumped after changes that processes keep in memory (see ``epoch``): shared by every
         # process using this SQLite file; elsewhere this process's own.
-        self.epoch = SharedEpoch(Path(f"{database}.epoch") if database and database != ":memory:" else None)
+        self.epoch = SharedEpoch(Path(f"{on_file}.epoch") if on_file else None)
         self._cached: dict[Hashable, Any] = {}
         self._cached_token: bytes | None = None
         workers = 1 if self.is_sqlite else 8
@@ -110,30 +116,41 @@ class Database:
         Where it can, in a forked child: alembic, with the mako and pygments it imports, is ~11 MiB
         of a process's memory that would otherwise stay in the server (modules are never unloaded)
         and in every S3 worker forked from it. In this process when another thread runs (a fork
-        would copy the locks it holds), or when the database lives in this process's memory."""
-        in_memory = self.is_sqlite and self.engine.url.database in (None, "", ":memory:")
-        if in_memory or not hasattr(os, "fork") or threading.active_count() > 1:
+        would copy the locks it holds), or when the database lives in this process's memory.
+        The child dies with this process; its error comes back as this call's ``RuntimeError``."""
+        if self.in_memory or not hasattr(os, "fork") or threading.active_count() > 1:
             self._migrate_here()
             return
+        parent = os.getpid()
+        reader, writer = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: migrate through connections of its own, then leave at once
-            code = 1
+            os.close(reader)
+            _exit_with_parent(parent)
+            report, code = b"ok", 0
             try:
                 self.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
                 self._migrate_here()
-                code = 0
             except BaseException:
-                log.exception("migrating the metadata store failed")
+                report, code = traceback.format_exc().encode(errors="replace"), 1
             finally:
-                for handler in logging.getLogger().handlers:
-                    with contextlib.suppress(Exception):
-                        handler.flush()
+                with contextlib.suppress(OSError):
+                    os.write(writer, report)
                 os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            raise RuntimeError(f"migrating the metadata store failed (the migrating process ended with {code}; "
-                               "its error is logged above)")
+        os.close(writer)
+        try:
+            with os.fdopen(reader, "rb") as pipe:
+                report = pipe.read()  # until the child exits
+            with contextlib.suppress(ChildProcessError):  # (reaped already where SIGCHLD is ignored)
+                os.waitpid(pid, 0)
+        except BaseException:  # interrupted: the migration stops with us
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            raise
+        if report != b"ok":
+            reason = f":\n{report.decode(errors='replace')}" if report else " (the migrating process died)"
+            raise RuntimeError(f"migrating the metadata store failed{reason}")
 
     def _migrate_here(self) -> None:
         # Imported here: only the process that migrates needs alembic.
@@ -361,3 +378,14 @@ class Database:
             self._changes.close()
         self.epoch.close()
         self.engine.dispose()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a forked child: be killed when the parent dies (Linux), and leave now if it already has."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)

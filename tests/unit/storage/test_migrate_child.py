@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 
@@ -40,9 +41,73 @@ def test_a_failed_migration_in_the_child_is_the_callers_error_and_leaves_the_fil
             print("refused:", exc)
     """)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("refused: migrating the metadata store failed")
-    assert "file is not a database" in done.stderr  # the child's own error, logged
+    assert done.stdout.startswith("refused: migrating the metadata store failed:")
+    assert "file is not a database" in done.stdout  # the child's own error, in the caller's
     assert path.read_bytes() == b"not a database" * 512
+
+
+def test_the_outcome_reaches_the_caller_where_sigchld_is_ignored(tmp_path: Path) -> None:
+    done = _run(f"""
+        import signal
+        import sqlalchemy as sa
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+        from minicloud.storage.metadata.db import Database
+        db = Database("sqlite:///{tmp_path / 'meta.sqlite3'}")
+        db.migrate()
+        print("s3_objects" in db.read_sync(lambda c: sa.inspect(c).get_table_names()))
+    """)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
+
+
+def test_a_database_in_memory_by_uri_is_migrated_in_this_process(tmp_path: Path) -> None:
+    done = _run("""
+        import sqlalchemy as sa
+        from minicloud.storage.metadata.db import Database
+        db = Database("sqlite:///file:mem1?mode=memory&cache=shared&uri=true")
+        keep = db.engine.connect()  # (a shared in-memory database lives while a connection does)
+        db.migrate()
+        print("s3_objects" in db.read_sync(lambda c: sa.inspect(c).get_table_names()))
+    """)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
+
+
+def test_the_migrating_child_dies_with_its_parent(tmp_path: Path) -> None:
+    started = tmp_path / "child.pid"
+    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import os, time
+        from minicloud.storage.metadata.db import Database
+        def slow(self):
+            open("{started}", "w").write(str(os.getpid()))
+            time.sleep(60)
+        Database._migrate_here = slow
+        Database("sqlite:///{tmp_path / 'meta.sqlite3'}").migrate()
+    """)])
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists() or not started.read_text():
+            assert time.monotonic() < deadline and parent.poll() is None
+            time.sleep(0.05)
+        child = int(started.read_text())
+        parent.kill()
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _alive(child):
+            assert time.monotonic() < deadline, "the migrating child outlived its parent"
+            time.sleep(0.05)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(timeout=10)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_with_another_thread_running_it_migrates_in_this_process(tmp_path: Path) -> None:
