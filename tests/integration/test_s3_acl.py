@@ -266,8 +266,9 @@ def test_the_object_context_reads_the_version_the_operation_reads(server: Minicl
 def test_the_objects_owner_account_alone_authorizes_its_object_in_another_accounts_bucket(
         server: MinicloudServer, s3: Any, bucket: str) -> None:
     """S3's three contexts for an object another account wrote and owns: that account's IAM policies
-    (user context) and the object's owner (object context) decide; the bucket's owner only through
-    an explicit deny in its bucket policy (bucket context). Writing and deleting stay the bucket's."""
+    (user context) and the object's owner (object context) decide who reads it and its ACL; the
+    bucket's owner only through an explicit deny in its bucket policy (bucket context). Writing,
+    deleting, and changing its tags, retention or legal hold still need the bucket owner's allow."""
     from tests.integration.test_s3 import other_account_keys
 
     admin = other_account_keys(server)
@@ -276,43 +277,131 @@ def test_the_objects_owner_account_alone_authorizes_its_object_in_another_accoun
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"AWS": other_account_id}, "Action": "s3:PutObject",
          "Resource": f"arn:aws:s3:::{bucket}/*"},
+        {"Effect": "Allow", "Principal": {"AWS": other_account_id}, "Action": "s3:PutObjectTagging",
+         "Resource": f"arn:aws:s3:::{bucket}/tagged"},
         {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObjectTagging",
          "Resource": f"arn:aws:s3:::{bucket}/denied"}]}))
-    other.put_object(Bucket=bucket, Key="theirs", Body=b"writer's")
-    other.put_object(Bucket=bucket, Key="denied", Body=b"writer's too")
+    for key in ("theirs", "tagged", "denied"):
+        other.put_object(Bucket=bucket, Key=key, Body=b"writer's")
     tags = {"TagSet": [{"Key": "team", "Value": "b"}]}
 
-    # The writer's role (administrator of its account) in the bucket policy's silence.
-    other.put_object_tagging(Bucket=bucket, Key="theirs", Tagging=tags)
-    assert other.get_object_tagging(Bucket=bucket, Key="theirs")["TagSet"] == tags["TagSet"]
-    attributes = other.get_object_attributes(Bucket=bucket, Key="theirs", ObjectAttributes=["ObjectSize"])
-    assert attributes["ObjectSize"] == len(b"writer's")
-    assert other.head_object(Bucket=bucket, Key="theirs")["ContentLength"] == len(b"writer's")
-    other.delete_object_tagging(Bucket=bucket, Key="theirs")
-    # The bucket owner's explicit deny still holds.
-    with pytest.raises(ClientError) as err:
-        other.get_object_tagging(Bucket=bucket, Key="denied")
-    assert code(err) == "AccessDenied"
-    # A user of the writer's account gets only what its own policies allow.
-    iam = server.client("iam", keys=admin)
-    iam.create_user(UserName="tagger")
-    iam.put_user_policy(UserName="tagger", PolicyName="tags", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:PutObjectTagging",
-                                                "Resource": "*"}]}))
-    key = iam.create_access_key(UserName="tagger")["AccessKey"]
-    tagger = server.client("s3", keys=Keys(key["AccessKeyId"], key["SecretAccessKey"]))
-    tagger.put_object_tagging(Bucket=bucket, Key="theirs", Tagging=tags)
-    for call in (lambda: tagger.get_object_tagging(Bucket=bucket, Key="theirs"),
-                 lambda: tagger.get_object(Bucket=bucket, Key="theirs")):
+    def refused(call: Any) -> None:
         with pytest.raises(ClientError) as err:
             call()
         assert code(err) == "AccessDenied"
+
+    # The writer's role (administrator of its account), in the bucket policy's silence.
+    assert other.get_object(Bucket=bucket, Key="theirs")["Body"].read() == b"writer's"
+    assert other.get_object_tagging(Bucket=bucket, Key="theirs")["TagSet"] == []
+    attributes = other.get_object_attributes(Bucket=bucket, Key="theirs", ObjectAttributes=["ObjectSize"])
+    assert attributes["ObjectSize"] == len(b"writer's")
+    other.put_object_acl(Bucket=bucket, Key="theirs", ACL="private")
+    # Changing the tags takes the bucket owner's allow, which "tagged" has.
+    refused(lambda: other.put_object_tagging(Bucket=bucket, Key="theirs", Tagging=tags))
+    other.put_object_tagging(Bucket=bucket, Key="tagged", Tagging=tags)
+    assert other.get_object_tagging(Bucket=bucket, Key="tagged")["TagSet"] == tags["TagSet"]
+    # The bucket owner's explicit deny holds.
+    refused(lambda: other.get_object_tagging(Bucket=bucket, Key="denied"))
+    # A user of the writer's account gets only what its own policies allow, their conditions
+    # on the request's global keys included.
+    iam = server.client("iam", keys=admin)
+    iam.create_user(UserName="reader")
+    iam.put_user_policy(UserName="reader", PolicyName="tags", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObjectTagging", "Resource": "*",
+                                                "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}}]}))
+    key = iam.create_access_key(UserName="reader")["AccessKey"]
+    reader = server.client("s3", keys=Keys(key["AccessKeyId"], key["SecretAccessKey"]))
+    assert reader.get_object_tagging(Bucket=bucket, Key="tagged")["TagSet"] == tags["TagSet"]
+    refused(lambda: reader.get_object(Bucket=bucket, Key="tagged"))
     # Deleting is the bucket's: its policy does not allow the writer's account to.
-    with pytest.raises(ClientError) as err:
-        other.delete_object(Bucket=bucket, Key="theirs")
-    assert code(err) == "AccessDenied"
+    refused(lambda: other.delete_object(Bucket=bucket, Key="theirs"))
     # Once the bucket owner's own object replaces it, the writer's account has no say over that key.
     s3.put_object(Bucket=bucket, Key="theirs", Body=b"bucket owner's")
-    with pytest.raises(ClientError) as err:
-        other.get_object_tagging(Bucket=bucket, Key="theirs")
+    refused(lambda: other.get_object_tagging(Bucket=bucket, Key="theirs"))
+
+
+def test_restricted_public_buckets_keep_the_bucket_owners_denials(server: MinicloudServer, s3: Any,
+                                                                  bucket: str) -> None:
+    """RestrictPublicBuckets blocks what a public policy grants other accounts, never its denials."""
+    from tests.integration.test_s3 import other_account
+
+    other = other_account(server)
+    other_account_id = other.list_buckets()["Owner"]["DisplayName"]
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*"},
+        {"Effect": "Deny", "Principal": {"AWS": other_account_id},
+         "Action": ["s3:GetObject", "s3:GetObjectTagging"], "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+    other.put_object(Bucket=bucket, Key="theirs", Body=b"writer's")
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": False, "IgnorePublicAcls": False, "BlockPublicPolicy": False,
+        "RestrictPublicBuckets": True})
+    for call in (lambda: other.get_object(Bucket=bucket, Key="theirs"),
+                 lambda: other.get_object_tagging(Bucket=bucket, Key="theirs")):
+        with pytest.raises(ClientError) as err:
+            call()
+        assert code(err) == "AccessDenied"
+    with pytest.raises(ClientError) as err:  # and the public grant reaches no other account
+        other.put_object(Bucket=bucket, Key="again", Body=b"x")
     assert code(err) == "AccessDenied"
+
+
+def test_the_object_owner_cannot_lock_its_object_in_another_accounts_bucket(server: MinicloudServer,
+                                                                             s3: Any) -> None:
+    from tests.integration.test_s3 import other_account
+
+    bucket = f"acl-lock-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls={
+        "Rules": [{"ObjectOwnership": "ObjectWriter"}]})
+    other = other_account(server)
+    other_account_id = other.list_buckets()["Owner"]["DisplayName"]
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": other_account_id}, "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+    version = other.put_object(Bucket=bucket, Key="theirs", Body=b"writer's")["VersionId"]
+    for call in (lambda: other.put_object_legal_hold(Bucket=bucket, Key="theirs", LegalHold={"Status": "ON"}),
+                 lambda: other.put_object_retention(Bucket=bucket, Key="theirs", Retention={
+                     "Mode": "COMPLIANCE", "RetainUntilDate": "2099-01-01T00:00:00Z"})):
+        with pytest.raises(ClientError) as err:
+            call()
+        assert code(err) == "AccessDenied"
+    s3.delete_object(Bucket=bucket, Key="theirs", VersionId=version)  # the bucket owner can still empty it
+
+
+def test_iam_conditions_on_existing_object_tags_hold_without_a_bucket_policy(server: MinicloudServer, s3: Any,
+                                                                           bucket: str) -> None:
+    iam = server.client("iam")
+    name = f"tagged-{uuid.uuid4().hex[:6]}"
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps({"Version": "2012-10-17",
+                                                                               "Statement": [
+        {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "*",
+         "Condition": {"StringEquals": {"s3:ExistingObjectTag/secret": "yes"}}}]}))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    user = server.client("s3", keys=Keys(key["AccessKeyId"], key["SecretAccessKey"]))
+    s3.put_object(Bucket=bucket, Key="open", Body=b"o", Tagging="secret=no")
+    s3.put_object(Bucket=bucket, Key="closed", Body=b"c", Tagging="secret=yes")
+    assert user.get_object(Bucket=bucket, Key="open")["Body"].read() == b"o"
+    with pytest.raises(ClientError) as err:
+        user.get_object(Bucket=bucket, Key="closed")
+    assert code(err) == "AccessDenied"
+
+
+def test_get_object_attributes_needs_get_object_too(server: MinicloudServer, s3: Any, bucket: str) -> None:
+    iam = server.client("iam")
+    name = f"attrs-{uuid.uuid4().hex[:6]}"
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps({"Version": "2012-10-17",
+                                                                               "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObjectAttributes", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    user = server.client("s3", keys=Keys(key["AccessKeyId"], key["SecretAccessKey"]))
+    s3.put_object(Bucket=bucket, Key="k", Body=b"data")
+    with pytest.raises(ClientError) as err:
+        user.get_object_attributes(Bucket=bucket, Key="k", ObjectAttributes=["ETag"])
+    assert code(err) == "AccessDenied"
+    iam.put_user_policy(UserName=name, PolicyName="q", PolicyDocument=json.dumps({"Version": "2012-10-17",
+                                                                               "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}))
+    assert user.get_object_attributes(Bucket=bucket, Key="k", ObjectAttributes=["ObjectSize"])["ObjectSize"] == 4

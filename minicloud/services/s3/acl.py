@@ -188,6 +188,15 @@ def is_public_policy(text: str | None) -> bool:
     return False
 
 
+def denials_only(text: str) -> str | None:
+    """The policy's Deny statements alone (None when it has none): what still applies to another
+    account once RestrictPublicBuckets blocks every cross-account grant of a public policy."""
+    statements = json.loads(text).get("Statement")
+    denials = [s for s in (statements if isinstance(statements, list) else [statements])
+               if isinstance(s, dict) and s.get("Effect") == "Deny"]
+    return json.dumps({"Version": "2012-10-17", "Statement": denials}) if denials else None
+
+
 def check_acl_allowed(bucket: Bucket, grants: list[dict[str, Any]] | None, canned: str | None, *,
                       on_object: bool = False) -> None:
     """Refuse ACLs the bucket's ownership controls or public access block forbid (BucketOwnerEnforced:

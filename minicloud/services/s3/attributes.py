@@ -20,9 +20,12 @@ class AttributeOperations(ObjectOperations):
         if not wanted or unknown:
             raise InvalidArgument("Invalid attribute name specified.", ArgumentName="x-amz-object-attributes",
                                   ArgumentValue=",".join(sorted(unknown)) or "")
-        action = "GetObjectVersionAttributes" if version_id else "GetObjectAttributes"
+        action, read = (("GetObjectVersionAttributes", "GetObjectVersion") if version_id
+                        else ("GetObjectAttributes", "GetObject"))
         bucket = await self.bucket_for(ctx, params, action, key)
+        await self.authorize(ctx, read, bucket, key, version_id=version_id)  # S3 asks for both
         row = await self.find_object(ctx, bucket, key, version_id, action)
+        await self.check_object(ctx, read, bucket, row)
         await self.read_key(params, row, ctx, decrypt=False)  # an SSE-C object needs its key (400 without)
         result: dict[str, Any] = {"LastModified": row.last_modified}
         if bucket.versioning:

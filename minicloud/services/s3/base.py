@@ -17,6 +17,7 @@ from minicloud.runtime import Runtime
 from minicloud.services.s3 import store
 from minicloud.services.s3.acl import (
     ACTION_PERMISSIONS,
+    denials_only,
     grants_allow,
     is_public_policy,
     ownership,
@@ -37,6 +38,15 @@ _BY_ACL, _BY_OWNERSHIP, _MISSING_ONLY = "acl", "owner", "missing"
 # multipart uploads. Every other action on an existing object is also in the object's context.
 _BUCKET_CONTEXT_ACTIONS = frozenset({"PutObject", "DeleteObject", "DeleteObjectVersion", "AbortMultipartUpload",
                                      "ListMultipartUploadParts"})
+# What the account owning an object in another account's bucket may do to it on its own say (its
+# IAM policies; the bucket's owner only by an explicit deny): read it and what describes it, and
+# manage its ACL. Changing its tags (which the bucket owner's lifecycle rules and policies may
+# test), its retention or its legal hold (which would keep it, and its cost, in the bucket past
+# the bucket owner's will) also needs the bucket owner's allow here.
+_OWNER_ACTIONS = frozenset({
+    "GetObject", "GetObjectVersion", "GetObjectAcl", "GetObjectVersionAcl", "PutObjectAcl", "PutObjectVersionAcl",
+    "GetObjectTagging", "GetObjectVersionTagging", "GetObjectAttributes", "GetObjectVersionAttributes",
+    "GetObjectRetention", "GetObjectLegalHold"})
 
 RELEASE_GRACE_SECONDS = 10.0  # a released blob outlives GETs that found it just before
 # How long a bucket change by another API server may go unseen (one that does not share this data
@@ -141,10 +151,10 @@ class S3Base(Provider):
         policy = bucket.policy
         if (policy and bucket.public_access_block and ctx.principal.account_id != bucket.account_id
                 and public_access_block(bucket)["RestrictPublicBuckets"] and is_public_policy(policy)):
-            policy = None  # a public policy grants no one outside the owner's account
+            policy = denials_only(policy)  # a public policy grants no one outside the owner's account
         if policy or ctx.principal.kind is not PrincipalKind.ROOT:  # a root without a policy checks no condition
             keys = {**request_condition_keys(ctx.request, version_id), **(context or {})}
-            if key is not None and policy and "existingobjecttag" in policy.lower():
+            if key is not None and action not in _BUCKET_CONTEXT_ACTIONS:  # (an IAM policy may test them too)
                 keys.update(await self._existing_tag_keys(bucket, key, version_id))
             context = keys
         try:
@@ -196,7 +206,7 @@ class S3Base(Provider):
         account's bucket (ACLs on, the writer kept ownership): S3 asks the owner's account alone
         (its root, or its IAM policies for its users and roles); the bucket's owner has a say only
         through an explicit deny in its bucket policy, which ``authorize`` has already honoured."""
-        if key is None or action in _BUCKET_CONTEXT_ACTIONS or ctx.principal.kind is PrincipalKind.ANONYMOUS:
+        if key is None or action not in _OWNER_ACTIONS or ctx.principal.kind is PrincipalKind.ANONYMOUS:
             return False
         if ctx.principal.account_id == bucket.account_id or ownership(bucket) == "BucketOwnerEnforced":
             return False
@@ -206,7 +216,7 @@ class S3Base(Provider):
         if ctx.principal.kind is PrincipalKind.ROOT:
             return True
         result = await ctx.authorizer.check(ctx.principal, f"s3:{action}", object_arn(bucket.name, key),
-                                            context=context if context is not None else ctx.condition_keys(),
+                                            context={**ctx.condition_keys(), **(context or {})},
                                             resource_account=ctx.principal.account_id)
         return result.allowed
 
