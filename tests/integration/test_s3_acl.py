@@ -405,3 +405,28 @@ def test_get_object_attributes_needs_get_object_too(server: MinicloudServer, s3:
                                                                                "Statement": [
         {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}))
     assert user.get_object_attributes(Bucket=bucket, Key="k", ObjectAttributes=["ObjectSize"])["ObjectSize"] == 4
+
+
+def test_restricted_public_buckets_tell_no_other_account_which_keys_exist(server: MinicloudServer, s3: Any,
+                                                                          bucket: str) -> None:
+    """A public s3:ListBucket grant, blocked by RestrictPublicBuckets, no longer turns another
+    account's or an anonymous caller's GET of a missing key into a 404 (NoSuchKey) instead of a 403."""
+    from tests.integration.test_s3 import other_account
+
+    other = other_account(server)
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": ["s3:ListBucket", "s3:GetObject"],
+         "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}]}))
+    s3.put_object(Bucket=bucket, Key="there", Body=b"x")
+    assert anonymous_get(server, f"{bucket}/missing") == 404  # public: S3 says NoSuchKey
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": False, "IgnorePublicAcls": False, "BlockPublicPolicy": False,
+        "RestrictPublicBuckets": True})
+    for key in ("there", "missing"):
+        assert anonymous_get(server, f"{bucket}/{key}") == 403
+        with pytest.raises(ClientError) as err:
+            other.get_object(Bucket=bucket, Key=key)
+        assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket=bucket, Key="missing")  # the owner's account still learns it
+    assert code(err) == "NoSuchKey"

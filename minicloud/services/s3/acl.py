@@ -191,10 +191,16 @@ def is_public_policy(text: str | None) -> bool:
 def denials_only(text: str) -> str | None:
     """The policy's Deny statements alone (None when it has none): what still applies to another
     account once RestrictPublicBuckets blocks every cross-account grant of a public policy."""
-    statements = json.loads(text).get("Statement")
+    document = json.loads(text)
+    statements = document.get("Statement")
     denials = [s for s in (statements if isinstance(statements, list) else [statements])
                if isinstance(s, dict) and s.get("Effect") == "Deny"]
-    return json.dumps({"Version": "2012-10-17", "Statement": denials}) if denials else None
+    if not denials:
+        return None
+    kept = {"Statement": denials}
+    if "Version" in document:  # (it decides whether ${...} policy variables are substituted)
+        kept["Version"] = document["Version"]
+    return json.dumps(kept)
 
 
 def check_acl_allowed(bucket: Bucket, grants: list[dict[str, Any]] | None, canned: str | None, *,

@@ -61,6 +61,17 @@ _HEADER_KEYS = ("x-amz-acl", "x-amz-server-side-encryption", "x-amz-server-side-
                 "x-amz-object-lock-legal-hold", "x-amz-content-sha256", "x-amz-website-redirect-location")
 
 
+def effective_policy(ctx: RequestContext, bucket: Bucket) -> str | None:
+    """The bucket policy as it applies to this caller: with RestrictPublicBuckets on and a public
+    policy, what the policy grants reaches no one outside the bucket owner's account (its denials
+    still apply to everyone)."""
+    policy = bucket.policy
+    if (policy and bucket.public_access_block and ctx.principal.account_id != bucket.account_id
+            and public_access_block(bucket)["RestrictPublicBuckets"] and is_public_policy(policy)):
+        return denials_only(policy)
+    return policy
+
+
 def request_condition_keys(request: AwsRequest, version_id: str | None = None) -> dict[str, str | list[str]]:
     """The S3 condition keys a request's own headers carry (s3:x-amz-acl, ...), and s3:versionid of
     the version it addresses (as the operation's parameters read it)."""
@@ -148,10 +159,7 @@ class S3Base(Provider):
         ``version_id`` is the version the operation addresses, as its parameters read it. What an
         object's own context adds is checked on the row the operation reads (``check_object``)."""
         resource = object_arn(bucket.name, key) if key is not None else bucket_arn(bucket.name)
-        policy = bucket.policy
-        if (policy and bucket.public_access_block and ctx.principal.account_id != bucket.account_id
-                and public_access_block(bucket)["RestrictPublicBuckets"] and is_public_policy(policy)):
-            policy = denials_only(policy)  # a public policy grants no one outside the owner's account
+        policy = effective_policy(ctx, bucket)
         if policy or ctx.principal.kind is not PrincipalKind.ROOT:  # a root without a policy checks no condition
             keys = {**request_condition_keys(ctx.request, version_id), **(context or {})}
             if key is not None and action not in _BUCKET_CONTEXT_ACTIONS:  # (an IAM policy may test them too)
@@ -230,7 +238,7 @@ class S3Base(Provider):
             return False
         result = await ctx.authorizer.check(
             ctx.principal, "s3:ListBucket", bucket_arn(bucket.name), context={**ctx.condition_keys(), "s3:prefix": key},
-            resource_policy=bucket.policy, resource_account=bucket.account_id)
+            resource_policy=effective_policy(ctx, bucket), resource_account=bucket.account_id)
         return result.allowed
 
     async def _existing_tag_keys(self, bucket: Bucket, key: str, version_id: str | None) -> dict[str, str]:
@@ -296,7 +304,8 @@ class S3Base(Provider):
             return False
         result = await ctx.authorizer.check(
             ctx.principal, "s3:BypassGovernanceRetention", object_arn(bucket.name, key),
-            context=ctx.condition_keys(), resource_policy=bucket.policy, resource_account=bucket.account_id)
+            context=ctx.condition_keys(), resource_policy=effective_policy(ctx, bucket),
+            resource_account=bucket.account_id)
         return bool(result.allowed)
 
     # -- blobs ---------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from minicloud.aws.errors import ServiceError
 from minicloud.aws.protocol.rest_serializers import RESULT_STATUS
 from minicloud.services.s3 import store
 from minicloud.services.s3.acl import GRANT_HEADERS, acl_for_write, ownership
+from minicloud.services.s3.base import effective_policy
 from minicloud.services.s3.buckets import check_tags, tag_set
 from minicloud.services.s3.checksums import MEMBER
 from minicloud.services.s3.data import Staged
@@ -259,7 +260,7 @@ class ObjectOperations(EncryptionOperations):
     async def may(self, ctx: RequestContext, action: str, bucket: Bucket, keys: dict[str, str] | None = None) -> bool:
         result = await ctx.authorizer.check(
             ctx.principal, f"s3:{action}", f"arn:aws:s3:::{bucket.name}",
-            context={**ctx.condition_keys(), **(keys or {})}, resource_policy=bucket.policy,
+            context={**ctx.condition_keys(), **(keys or {})}, resource_policy=effective_policy(ctx, bucket),
             resource_account=bucket.account_id)
         return result.allowed or ("explicit deny" not in result.message  # or the bucket's ACL grants it
                                   and await self._acl_allows(ctx, action, bucket, None))
