@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import queue
@@ -92,8 +91,7 @@ class Database:
         self._readers = threading.local()
         # Results of hot reads, valid while nothing is committed (see ``read_cached``).
         database = self.engine.url.database if self.is_sqlite else None
-        # (a SQLite database in this process's memory, by name or by URI, has no file)
-        self.in_memory = self.is_sqlite and (not database or database == ":memory:" or "mode=memory" in url)
+        self.in_memory = self.is_sqlite and _sqlite_in_memory(self.engine.url)
         on_file = database if database and not self.in_memory else None
         self._changes = ChangeWatch(Path(on_file)) if on_file else None
         # Bumped after changes that processes keep in memory (see ``epoch``): shared by every
@@ -123,7 +121,12 @@ class Database:
             return
         parent = os.getpid()
         reader, writer = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except BaseException:
+            os.close(reader)
+            os.close(writer)
+            raise
         if pid == 0:  # the child: migrate through connections of its own, then leave at once
             os.close(reader)
             _exit_with_parent(parent)
@@ -138,18 +141,20 @@ class Database:
                     os.write(writer, report)
                 os._exit(code)
         os.close(writer)
+        status: int | None = None
         try:
             with os.fdopen(reader, "rb") as pipe:
                 report = pipe.read()  # until the child exits
             with contextlib.suppress(ChildProcessError):  # (reaped already where SIGCHLD is ignored)
-                os.waitpid(pid, 0)
+                status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
         except BaseException:  # interrupted: the migration stops with us
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
             raise
         if report != b"ok":
-            reason = f":\n{report.decode(errors='replace')}" if report else " (the migrating process died)"
+            reason = (f":\n{report.decode(errors='replace')}" if report
+                      else f" (the migrating process died: exit status {status})")
             raise RuntimeError(f"migrating the metadata store failed{reason}")
 
     def _migrate_here(self) -> None:
@@ -383,8 +388,24 @@ class Database:
 _PR_SET_PDEATHSIG = 1
 
 
+def _sqlite_in_memory(url: sa.URL) -> bool:
+    """Whether a SQLite URL names a database in the process's memory (no file): no name,
+    ``:memory:``, or a URI filename (``uri=true``) with ``mode=memory``, ``vfs=memdb`` or the name
+    ``file::memory:``."""
+    database = url.database
+    if not database or database == ":memory:":
+        return True
+    query = {key: (value[-1] if isinstance(value, tuple) else value) for key, value in url.query.items()}
+    if str(query.get("uri", "")).lower() not in ("true", "1"):
+        return False  # without URI filenames, every other name is a file
+    return (query.get("mode") == "memory" or query.get("vfs") == "memdb"
+            or database.startswith("file::memory:"))
+
+
 def _exit_with_parent(parent: int) -> None:
     """In a forked child: be killed when the parent dies (Linux), and leave now if it already has."""
+    import ctypes
+
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:

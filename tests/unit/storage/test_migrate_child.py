@@ -122,3 +122,36 @@ def test_with_another_thread_running_it_migrates_in_this_process(tmp_path: Path)
     """)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
+
+
+def test_a_failed_fork_leaves_no_descriptor_open(tmp_path: Path) -> None:
+    done = _run(f"""
+        import os
+        from minicloud.storage.metadata.db import Database
+        db = Database("sqlite:///{tmp_path / 'meta.sqlite3'}")
+        def no_fork():
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        os.fork = no_fork
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(3):
+            try:
+                db.migrate()
+            except BlockingIOError:
+                pass
+        print(len(os.listdir("/proc/self/fd")) - before)
+    """)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"
+
+
+def test_which_sqlite_urls_are_in_memory() -> None:
+    import sqlalchemy as sa
+
+    from minicloud.storage.metadata.db import _sqlite_in_memory
+
+    in_memory = ["sqlite://", "sqlite:///:memory:", "sqlite+pysqlite:///file:x?mode=memory&uri=true",
+                 "sqlite:///file::memory:?cache=shared&uri=true", "sqlite:///file:y?vfs=memdb&uri=true"]
+    on_disk = ["sqlite:///file:y?mode=memory",  # (no uri=true: a file of that name)
+               "sqlite:////data/mode=memory/x.db", "sqlite:////tmp/meta.sqlite3"]
+    assert [_sqlite_in_memory(sa.make_url(u)) for u in in_memory] == [True] * len(in_memory)
+    assert [_sqlite_in_memory(sa.make_url(u)) for u in on_disk] == [False] * len(on_disk)
