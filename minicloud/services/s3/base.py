@@ -221,12 +221,8 @@ class S3Base(Provider):
         row = await self.object_row(bucket.name, key, version_id)
         if row is None or row.delete_marker or row.owner != ctx.principal.account_id:
             return False
-        if ctx.principal.kind is PrincipalKind.ROOT:
-            return True
-        result = await ctx.authorizer.check(ctx.principal, f"s3:{action}", object_arn(bucket.name, key),
-                                            context={**ctx.condition_keys(), **(context or {})},
-                                            resource_account=ctx.principal.account_id)
-        return result.allowed
+        return (ctx.principal.kind is PrincipalKind.ROOT
+                or await self._identity_allows(ctx, action, object_arn(bucket.name, key), context))
 
     async def _may_learn_missing(self, ctx: RequestContext, action: str, bucket: Bucket, key: str | None,
                                  version_id: str | None) -> bool:
@@ -245,12 +241,15 @@ class S3Base(Provider):
         row = await self.object_row(bucket.name, key, version_id)
         return {f"s3:ExistingObjectTag/{k}": v for k, v in row.tag_pairs()} if row else {}
 
-    async def _identity_allows(self, ctx: RequestContext, action: str, resource: str) -> bool:
+    async def _identity_allows(self, ctx: RequestContext, action: str, resource: str,
+                               context: ConditionValues | None = None) -> bool:
         """Whether an IAM user's or role's own policies allow the action (what a grant to its account
-        needs, as S3 evaluates a cross-account ACL grant); roots and anonymous callers have none."""
+        needs, as S3 evaluates a cross-account ACL grant, and what an object's owner account asks);
+        roots and anonymous callers have none."""
         if ctx.principal.kind in (PrincipalKind.ROOT, PrincipalKind.ANONYMOUS):
             return False
-        return (await ctx.authorizer.check(ctx.principal, f"s3:{action}", resource, context=ctx.condition_keys(),
+        return (await ctx.authorizer.check(ctx.principal, f"s3:{action}", resource,
+                                           context={**ctx.condition_keys(), **(context or {})},
                                            resource_account=ctx.principal.account_id)).allowed
 
     async def _row_acl_allows(self, ctx: RequestContext, action: str, bucket: Bucket, row: ObjectRow) -> bool:
