@@ -40,7 +40,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from minicloud.runtime import Runtime
     from minicloud.server.app import MinicloudApp
     from minicloud.server.protocol import bounded_protocol
-    from minicloud.server.workers import PrimarySwitch, S3Workers, default_worker_count
+    from minicloud.server.workers import PrimarySwitch, S3Workers, worker_count
     from minicloud.storage.blobs import writerproc
     from minicloud.topology import Topology
 
@@ -48,15 +48,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Forked now, before any thread or event loop exists; they start once the store is migrated.
     os.umask(0o077)  # (what they write is for root's eyes only too: see _open_store)
-    count = default_worker_count() if config.s3_workers < 0 else config.s3_workers
-    # One small-blob writer process for this process and its S3 workers (storage.blobs.writerproc).
-    shared = writerproc.start_shared(count + 1) if count > 0 else None
-    own, theirs = (shared[1][0], shared[1][1:]) if shared is not None else (None, [])
-    workers = S3Workers.fork(count, lambda channel, writer: _serve_s3(config, channel, writer, own), theirs)
-    for channel in theirs:
-        channel.close()
-    if shared is not None and own is not None:
-        writerproc.use_channel(own, shared[0])
+    count = worker_count(config.s3_workers)
+    # One small-blob writer for this process and its S3 workers, hosted by the first worker
+    # (storage.blobs.writerproc); without workers, this process starts a writer process on its first copy.
+    shared = _shared_writer(count)
+    workers = S3Workers.fork(count, lambda channel, index: _serve_s3(config, channel, shared, index))
+    if shared is not None:
+        shared.close_all_but(0)
+        writerproc.use_channel(shared.clients[0])
     db = _open_store(config)
     env_keys = None
     if config.root_access_key_id and config.root_secret_access_key:
@@ -105,18 +104,34 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0 if server.started else 1
 
 
-def _serve_s3(config: Config, channel: Any, writer: Any, primary_writer: Any) -> int:
-    """A S3 worker (``server.workers``): IAM, STS and S3 over the same store, no controllers; its
-    small copies go to the shared writer process through ``writer`` (the primary's is closed)."""
+def _shared_writer(count: int) -> Any:
+    from minicloud.storage.blobs.writerproc import SharedWriter
+
+    if count <= 0:
+        return None
+    try:
+        return SharedWriter(count + 1)
+    except OSError as exc:
+        logging.getLogger("minicloud.cli").error("no shared small-blob writer (%s): each S3 process starts its own",
+                                                 exc)
+        return None
+
+
+def _serve_s3(config: Config, channel: Any, shared: Any, index: int) -> int:
+    """S3 worker ``index`` (``server.workers``): IAM, STS and S3 over the same store, no controllers.
+    Its small copies go to the shared writer (``shared``: process 0 is the primary, worker i is
+    process i + 1), which the first worker hosts on a thread."""
     from dataclasses import replace
 
     from minicloud.server.workers import serve_s3
     from minicloud.storage.blobs import writerproc
 
-    if primary_writer is not None:
-        primary_writer.close()
-    if writer is not None:
-        writerproc.use_channel(writer)
+    if shared is not None:
+        hosting = index == 0
+        shared.close_all_but(index + 1, hosting=hosting)
+        if hosting:
+            shared.host()
+        writerproc.use_channel(shared.clients[index + 1])
 
     async def build() -> Any:
         from minicloud.iam.accounts import bootstrap_root

@@ -42,10 +42,10 @@ class Config:
     engine: bool = True  # the container engine and its Docker API on <data-dir>/docker.sock
     engine_mirror: str = ""  # registry for docker.io images; "" = minicloud's own registry
     engine_runtime: str = ""  # the engine's OCI runtime: "runc", "crun", "" = crun when it can run, else runc
-    # Processes forked to serve signed S3 requests besides the API server (server.workers); -1: one per
-    # core beyond the first. Off by default: each costs ~85 MiB of RSS (~60 MiB PSS) for ~1.6x the
-    # small-object throughput on two cores.
-    s3_workers: int = 0
+    # Processes forked to serve signed S3 reads besides the API server (server.workers): None (the
+    # default) one when the machine has a second core; -1 one per core beyond the first (at most 7);
+    # 0 none. One worker costs ~60-75 MiB of RSS and takes 4 KiB GETs ~1.5x on two cores.
+    s3_workers: int | None = None
 
     @property
     def default_region(self) -> str:

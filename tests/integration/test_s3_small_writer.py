@@ -29,8 +29,17 @@ def _writer_pids(server_pid: int) -> list[int]:
     return found
 
 
-def test_a_killed_writer_process_loses_no_acknowledged_object(fresh_server: MinicloudServer) -> None:
-    server = fresh_server.start()
+def test_a_killed_writer_process_loses_no_acknowledged_object(tmp_path: Path) -> None:
+    # Without S3 workers: the server's writer is then a process of its own (with a worker, the worker
+    # hosts it: tests/integration/test_s3_shared_writer.py kills that one).
+    server = MinicloudServer(tmp_path / "data", env={"MINICLOUD_S3_WORKERS": "0"}).start()
+    try:
+        _kill_the_writer_under_load(server)
+    finally:
+        server.stop()
+
+
+def _kill_the_writer_under_load(server: MinicloudServer) -> None:
     s3 = server.client("s3")
     bucket = f"writer-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)

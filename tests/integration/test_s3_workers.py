@@ -41,6 +41,17 @@ def presigned_path(s3: object, method: str, bucket: str, key: str) -> str:
     return f"{parts.path}?{parts.query}"
 
 
+def opened_with_a_read(srv: MinicloudServer, s3: object, bucket: str) -> http.client.HTTPConnection:
+    """A new connection whose first request is a signed GET (of a key that does not exist): it lands
+    on the server or its worker in turn, where a connection opened with a write stays on the server."""
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    conn.request("GET", presigned_path(s3, "get_object", bucket, "no-such-key"))
+    response = conn.getresponse()
+    response.read()
+    assert response.status == 404
+    return conn
+
+
 def signed_sts_call(srv: MinicloudServer, keys: Keys) -> tuple[str, dict[str, str], bytes]:
     body = b"Action=GetCallerIdentity&Version=2011-06-15"
     request = AWSRequest("POST", f"{srv.endpoint}/", data=body,
@@ -66,6 +77,26 @@ def test_signed_reads_are_shared_between_the_server_and_its_worker(srv: Miniclou
         conn.close()
     assert srv.process is not None
     assert served_by == {srv.process.pid, workers[0]}
+
+
+def test_a_connection_opened_with_a_write_stays_with_the_server(srv: MinicloudServer) -> None:
+    """Writes stay with the server (one process group-commits them), reads spread: a connection
+    opened with a PUT is served by the server, and so is everything after on it."""
+    s3 = srv.client("s3")
+    s3.create_bucket(Bucket="writes-stay")
+    assert srv.process is not None
+    for i in range(4):  # round-robin would have put every other one on the worker
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        url = urllib.parse.urlsplit(s3.generate_presigned_url("put_object", Params={"Bucket": "writes-stay",
+                                                                                     "Key": f"k{i}"}))
+        conn.request("PUT", f"{url.path}?{url.query}", body=b"w%d" % i)
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"")
+        conn.request("GET", presigned_path(s3, "get_object", "writes-stay", f"k{i}"))
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"w%d" % i)
+        assert serving_pid(srv, conn) == srv.process.pid
+        conn.close()
 
 
 def test_a_worker_passes_other_requests_back(srv: MinicloudServer) -> None:
@@ -180,7 +211,7 @@ def test_identical_objects_churned_through_every_process_stay_intact(srv: Minicl
     def churn(worker: int) -> None:
         i = 0
         while time.monotonic() < stop and not failures:
-            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+            conn = opened_with_a_read(srv, s3, "churn")
             for _ in range(20):
                 key = f"w{worker}-{i % 5}"
                 i += 1
@@ -220,7 +251,7 @@ def test_what_the_workers_write_is_for_root_only(srv: MinicloudServer) -> None:
     s3 = srv.client("s3")
     s3.create_bucket(Bucket="private-files")
     for i in range(8):  # new connections: both processes write
-        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        conn = opened_with_a_read(srv, s3, "private-files")
         url = urllib.parse.urlsplit(s3.generate_presigned_url("put_object", Params={"Bucket": "private-files",
                                                                                      "Key": f"k{i}"}))
         conn.request("PUT", f"{url.path}?{url.query}", body=os.urandom(300_000 if i % 2 else 100))
@@ -257,7 +288,7 @@ def test_a_slow_download_outlives_an_overwrite_made_through_the_other_process(sr
     first = response.read(64 * 1024)
     reader_pid = serving_pid(srv, reader)
     for _ in range(8):  # overwrite it through the other process
-        writer = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        writer = opened_with_a_read(srv, s3, "slow-reads")
         url = urllib.parse.urlsplit(s3.generate_presigned_url("put_object", Params={"Bucket": "slow-reads",
                                                                                      "Key": "big"}))
         writer.request("PUT", f"{url.path}?{url.query}", body=b"replaced")

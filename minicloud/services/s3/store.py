@@ -126,6 +126,8 @@ _ADD_REF = {
 }
 _DROP_REF = Prepared(s3_blobs.update().where(s3_blobs.c.digest == sa.bindparam("digest"))
                      .values(refs=s3_blobs.c.refs - sa.literal_column("1")).returning(s3_blobs.c.refs))
+# (each released blob, once its grace period is over: a PUT overwriting an object releases one)
+_BLOB_REFS = Prepared(sa.select(s3_blobs.c.refs).where(s3_blobs.c.digest == sa.bindparam("digest")))
 _DELETE_BLOB_ROW = Prepared(s3_blobs.delete().where(s3_blobs.c.digest == sa.bindparam("digest"),
                                                     s3_blobs.c.refs <= sa.literal_column("0")))
 
@@ -200,7 +202,7 @@ def drop_refs(conn: sa.Connection, digests: list[str]) -> list[str]:
 
 
 def is_referenced(conn: sa.Connection, digest: str) -> bool:
-    return conn.execute(sa.select(s3_blobs.c.refs).where(s3_blobs.c.digest == digest)).first() is not None
+    return bool(_BLOB_REFS.rows(conn, {"digest": digest}))
 
 
 def _digests(row: ObjectRow) -> list[str]:

@@ -32,17 +32,22 @@ errno. A request may also remove a replica's copy of a blob (a released S3 blob:
 file, is removed off the server's GIL too). Nothing is acknowledged before its copy is durable,
 exactly as with in-process writes.
 
-One writer for every S3 process of a server: ``minicloud up`` starts it (``start_shared``) before
-it forks its S3 workers, with one socket per process (``use_channel``), so that every process's
-copies join the same group commits (one transaction per pack for what all of them have waiting;
-two writers made batches half as big, fought over each pack's lock and cost ~20 MiB each). Each
-copy is acknowledged on the socket it came from, after its commit. A process that was given no
-channel (a server built another way, e.g. by tests) starts its own writer on its first copy.
+One writer for every S3 process of a server, so that every process's copies join the same group
+commits (one transaction per pack for what all of them have waiting; two writers made batches half
+as big, fought over each pack's lock and cost ~20 MiB each), with one socket per process
+(``use_channel``). Each copy is acknowledged on the socket it came from, after its commit. With S3
+workers, ``minicloud up`` has the first worker host it on a thread (``SharedWriter.host``): that
+worker serves reads (``server.workers``), so the primary, which takes the writes, still has its
+copies written off its GIL, and the server saves the writer process's ~20 MiB. A writer process
+shared by several server processes (``start_shared``) serves the same way. A process that was given
+no channel (a server without workers, or built another way, e.g. by tests) starts its own writer
+process on its first copy.
 
 The child ends when all its sockets are closed (every server process exited or was killed: the
-kernel closes them). If the child dies, every copy waiting for it fails with ``EIO`` (the caller's
-quorum logic treats it as a failed copy) and the next ``submit`` starts a new one, this process's
-own. When no child can be started, the copies are written in-process (``SmallBlobWriter``) instead.
+kernel closes them). If the child (or the worker hosting the shared writer) dies, every copy
+waiting for it fails with ``EIO`` (the caller's quorum logic treats it as a failed copy) and the
+next ``submit`` starts a new one, this process's own. When no child can be started, the copies
+are written in-process (``SmallBlobWriter``) instead.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ import contextlib
 import errno
 import itertools
 import logging
+import mmap
 import os
 import queue
 import select
@@ -378,6 +384,54 @@ def start_shared(processes: int) -> tuple[subprocess.Popen[bytes], list[socket.s
     return process, [parent for parent, _ in pairs]
 
 
+class SharedWriter:
+    """The sockets of one writer shared by ``processes`` server processes and hosted by one of them
+    (``minicloud up`` with S3 workers: the first worker): ``clients[i]`` is process i's (for
+    ``use_channel``), ``serving`` the host's. Made before the processes are forked: each process
+    keeps its own client socket and closes the rest (``close_all_but``); the host keeps
+    ``serving`` too, and serves them on a thread (``host``). No other process may keep a serving
+    socket open: a dead host's clients learn of it only when every copy of their peer is closed."""
+
+    def __init__(self, processes: int) -> None:
+        pairs: list[tuple[socket.socket, socket.socket]] = []
+        try:
+            for _ in range(processes):
+                pairs.append(_socket_pair())
+        except OSError:
+            for client, served in pairs:
+                client.close()
+                served.close()
+            raise
+        self.clients = [client for client, _ in pairs]
+        self.serving = [served for _, served in pairs]
+
+    def close_all_but(self, index: int | None, *, hosting: bool = False) -> None:
+        """Close every socket except process ``index``'s client (None: all of them), and the serving
+        ones unless ``hosting``."""
+        for i, client in enumerate(self.clients):
+            if i != index:
+                client.close()
+        if not hosting:
+            for served in self.serving:
+                served.close()
+
+    def host(self) -> threading.Thread:
+        """Serve the writer's sockets on a thread of this process (it ends once every client closed)."""
+        thread = threading.Thread(target=_serve_hosted, args=tuple(self.serving), name="small-writer", daemon=True)
+        thread.start()
+        return thread
+
+
+def _serve_hosted(*socks: socket.socket) -> None:
+    try:
+        serve(*socks)
+    except Exception:
+        log.exception("the hosted small-blob writer failed: its copies fail, each process starts its own writer")
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def use_channel(channel: socket.socket, process: subprocess.Popen[bytes] | None = None) -> None:
     """This process's copies go to the shared writer at the other end of ``channel`` (from
     ``start_shared``; ``process``: that writer, in the process that started it)."""
@@ -428,7 +482,9 @@ def serve(*socks: socket.socket) -> None:
         for acks in answers:
             acks.flush()
     writers: dict[bytes, BlobWriter] = {}
-    buffer = bytearray(_MAX_MESSAGE)
+    # An anonymous mapping, not a bytearray: only the pages a request reached take memory (4 KiB
+    # copies use a few; a zeroed 2 MiB bytearray is resident from the start).
+    buffer = mmap.mmap(-1, _MAX_MESSAGE)
     view = memoryview(buffer)
     pending: dict[bytes, Batch] = {}
     poller = select.poll()
@@ -469,7 +525,7 @@ def _commit(writers: dict[bytes, BlobWriter], pending: dict[bytes, Batch]) -> No
     pending.clear()
 
 
-def _take(buffer: bytearray, view: memoryview, got: int, writers: dict[bytes, BlobWriter],
+def _take(buffer: mmap.mmap, view: memoryview, got: int, writers: dict[bytes, BlobWriter],
           pending: dict[bytes, Batch], acks: _Acks, flush: Callable[[], None]) -> None:
     """One request: into its root's pending batch (packed), or to its root's file writer."""
     number = 0

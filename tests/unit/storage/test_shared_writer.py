@@ -1,8 +1,9 @@
-"""One small-blob writer process shared by several server processes (``writerproc.start_shared``,
-as ``minicloud up`` starts it for its S3 workers): each process's copies are acknowledged on its
-own socket after their commit, the copies waiting from every socket are committed together (one
-transaction per pack), the writer lives until its last socket closes, and a process whose shared
-writer died fails what it held and starts a writer of its own."""
+"""One small-blob writer shared by several server processes, in a process of its own
+(``writerproc.start_shared``) or hosted on a thread by one of them (``SharedWriter``, as ``minicloud
+up`` has its first S3 worker host it): each process's copies are acknowledged on its own socket
+after their commit, the copies waiting from every socket are committed together (one transaction
+per pack), the writer lives until its last socket closes, and a process whose shared writer died
+fails what it held and starts a writer of its own."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import pytest
 from minicloud.storage.blobs import Digest, Replica
 from minicloud.storage.blobs.pack import LOCK_NAME, PACK_NAME, Pack
 from minicloud.storage.blobs.small import prepare_fanout
-from minicloud.storage.blobs.writerproc import WriterProcess, start_shared
+from minicloud.storage.blobs.writerproc import SharedWriter, WriterProcess, start_shared
 
 
 def _replica(tmp_path: Path, name: str = "zone-a") -> Replica:
@@ -180,3 +181,42 @@ def test_a_dead_shared_writer_fails_what_it_held_and_each_process_starts_its_own
         connection = writer._connection
         assert connection is not None and connection.owned and connection.process is not None
         assert connection.process.pid != process.pid and connection.process.poll() is None
+
+
+# -- the writer hosted by one of the server's processes (``SharedWriter``, as ``minicloud up`` has its
+# first S3 worker host it) ---------------------------------------------------------------------------
+def test_a_hosted_writer_serves_every_process_and_ends_when_they_close(tmp_path: Path) -> None:
+    shared = SharedWriter(2)
+    host = shared.host()
+    writers = [WriterProcess(client) for client in shared.clients]
+    replica = _replica(tmp_path)
+    blobs = [[_blob() for _ in range(10)] for _ in writers]
+    acks = _Acks(replica, 20)
+    for writer, mine in zip(writers, blobs, strict=True):
+        for data, digest in mine:
+            writer.submit(replica, data, digest, acks.callback(digest))
+    assert acks.all.wait(30)
+    assert all(errors == [None] for errors in acks.results.values()) and acks.unseen == []
+    assert sorted(acks.results) == sorted(digest for mine in blobs for _, digest in mine)
+    for writer in writers:
+        assert writer._connection is not None and writer._connection.process is None  # nothing spawned
+    writers[0].close()
+    time.sleep(0.3)
+    assert host.is_alive()  # the other process is still served
+    writers[1].close()
+    host.join(10)
+    assert not host.is_alive()
+
+
+def test_a_process_closes_every_socket_it_does_not_use() -> None:
+    shared = SharedWriter(3)
+    shared.close_all_but(1)
+    assert [client.fileno() == -1 for client in shared.clients] == [True, False, True]
+    assert all(served.fileno() == -1 for served in shared.serving)
+    shared.clients[1].close()
+    hosting = SharedWriter(2)
+    hosting.close_all_but(0, hosting=True)
+    assert [client.fileno() == -1 for client in hosting.clients] == [False, True]
+    assert all(served.fileno() != -1 for served in hosting.serving)
+    for sock in (hosting.clients[0], *hosting.serving):
+        sock.close()
