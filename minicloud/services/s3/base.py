@@ -3,7 +3,6 @@ and authorization with the bucket policy."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -27,6 +26,7 @@ from minicloud.services.s3.acl import (
 from minicloud.services.s3.data import ObjectData
 from minicloud.services.s3.errors import AccessDenied, NoSuchBucket
 from minicloud.services.s3.names import bucket_arn, canonical_id, object_arn
+from minicloud.services.s3.releases import Releases
 from minicloud.services.s3.store import Bucket, ObjectRow
 from minicloud.services.s3.transport import check_customer_key_transport
 
@@ -106,7 +106,7 @@ class S3Base(Provider):
         self.data = ObjectData(runtime.config.data_dir / "s3", zones)
         self._buckets: dict[str, tuple[float, Bucket | None]] = {}
         self._buckets_epoch = self.db.epoch.value()
-        self._deletions: set[asyncio.Future[None]] = set()
+        self._releases = Releases(self._delete_released, self.data.reading, RELEASE_GRACE_SECONDS)
 
     async def start(self) -> None:
         dropped = await self.data.cleanup_ingests()
@@ -114,8 +114,7 @@ class S3Base(Provider):
             log.info("removed %d unfinished S3 uploads left by an earlier run", dropped)
 
     async def stop(self) -> None:
-        for task in list(self._deletions):  # unreferenced blobs left now are orphans, not data loss
-            task.cancel()
+        self._releases.stop()  # unreferenced blobs left now are orphans, not data loss
         self.data.close()
 
     # -- buckets -------------------------------------------------------------------------------------
@@ -310,21 +309,11 @@ class S3Base(Provider):
     # -- blobs ---------------------------------------------------------------------------------------
     async def release(self, digests: list[str]) -> None:
         """Delete, after a grace period, the files of blobs whose last reference went away: a GET
-        that looked the object up just before it was replaced still streams it. The deletion
-        re-checks that no reference came back and that no read is streaming the blob."""
-        for digest in digests:
-            task = asyncio.ensure_future(self._delete_later(digest))
-            self._deletions.add(task)
-            task.add_done_callback(self._deletions.discard)
+        that looked the object up just before it was replaced still streams it (``releases``)."""
+        self._releases.add(digests)
 
-    async def _delete_later(self, digest: str) -> None:
-        try:
-            while True:
-                await asyncio.sleep(RELEASE_GRACE_SECONDS)
-                if not self.data.reading(digest):
-                    break
-            async with self.data.lock(digest):
-                if not await self.db.read(lambda conn: store.is_referenced(conn, digest)):
-                    await self.data.delete(digest)
-        except Exception:
-            log.exception("deleting the released blob %s failed", digest)
+    async def _delete_released(self, digest: str) -> None:
+        """Delete a released blob unless a reference came back meanwhile (checked under its lock)."""
+        async with self.data.lock(digest):
+            if not await self.db.read(lambda conn: store.is_referenced(conn, digest)):
+                await self.data.delete(digest)

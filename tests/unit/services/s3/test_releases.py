@@ -1,0 +1,108 @@
+"""Released blobs (``services.s3.releases``): each deleted once its grace period is over, later while
+a read streams it, many at once (so that their deletions share the writer's commits), none after
+the server stops, and a failed deletion does not hold up the others."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from minicloud.services.s3.releases import BATCH, Releases
+
+GRACE = 0.1
+
+
+class _Deleter:
+    def __init__(self, fail: set[str] | None = None, pause: float = 0.0) -> None:
+        self.deleted: list[tuple[str, float]] = []
+        self.running = self.most = 0
+        self.fail = fail or set()
+        self.pause = pause
+
+    async def __call__(self, digest: str) -> None:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await asyncio.sleep(self.pause)
+            if digest in self.fail:
+                raise OSError(f"cannot delete {digest}")
+            self.deleted.append((digest, asyncio.get_running_loop().time()))
+        finally:
+            self.running -= 1
+
+
+def test_each_blob_is_deleted_after_its_grace_period_in_release_order() -> None:
+    async def scenario() -> None:
+        deleter = _Deleter()
+        releases = Releases(deleter, lambda digest: False, GRACE)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        releases.add(["a", "b"])
+        await asyncio.sleep(GRACE / 2)
+        releases.add(["c"])
+        assert deleter.deleted == [] and len(releases) == 3
+        await asyncio.sleep(GRACE * 2)
+        assert [d for d, _ in deleter.deleted] == ["a", "b", "c"]
+        times = dict(deleter.deleted)
+        assert times["a"] - start >= GRACE and times["c"] - start >= GRACE * 1.5
+        assert len(releases) == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_blob_being_read_waits_another_grace_period() -> None:
+    async def scenario() -> None:
+        deleter = _Deleter()
+        streaming = {"read"}
+        releases = Releases(deleter, lambda digest: digest in streaming, GRACE)
+        releases.add(["read", "idle"])
+        await asyncio.sleep(GRACE * 1.5)
+        assert [d for d, _ in deleter.deleted] == ["idle"]
+        streaming.clear()  # the download ended
+        await asyncio.sleep(GRACE)
+        assert [d for d, _ in deleter.deleted] == ["idle", "read"]
+
+    asyncio.run(scenario())
+
+
+def test_due_blobs_are_deleted_many_at_once_up_to_a_batch() -> None:
+    async def scenario() -> None:
+        deleter = _Deleter(pause=0.02)
+        releases = Releases(deleter, lambda digest: False, GRACE)
+        releases.add([f"d{i}" for i in range(BATCH + 44)])
+        await asyncio.sleep(GRACE + 0.3)
+        assert len(deleter.deleted) == BATCH + 44
+        assert deleter.most == BATCH  # concurrent, but bounded
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_deletion_is_logged_and_the_rest_go_on(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        deleter = _Deleter(fail={"bad"})
+        releases = Releases(deleter, lambda digest: False, GRACE)
+        releases.add(["bad", "good"])
+        await asyncio.sleep(GRACE * 2)
+        assert [d for d, _ in deleter.deleted] == ["good"]
+        releases.add(["later"])  # the queue still works
+        await asyncio.sleep(GRACE * 2)
+        assert [d for d, _ in deleter.deleted] == ["good", "later"]
+
+    with caplog.at_level(logging.ERROR, logger="minicloud.s3.releases"):
+        asyncio.run(scenario())
+    assert "bad" in caplog.text
+
+
+def test_nothing_is_deleted_after_stop() -> None:
+    async def scenario() -> None:
+        deleter = _Deleter()
+        releases = Releases(deleter, lambda digest: False, GRACE)
+        releases.add(["x", "y"])
+        releases.stop()
+        assert len(releases) == 0
+        await asyncio.sleep(GRACE * 2)
+        assert deleter.deleted == []
+
+    asyncio.run(scenario())
