@@ -72,7 +72,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"  registry:      {endpoint}/v2/\n"
         f"  health:        {endpoint}/_minicloud/health\n"
         f"  data dir:      {config.data_dir}\n"
-        f"  S3 workers:    {len(workers.pids)} (signed S3 requests, besides this process)\n"
+        f"  S3 workers:    {len(workers.pids)} (connections that start with a signed S3 read, besides this process)\n"
         f"  regions:       {', '.join(runtime.topology.regions)}\n"
         f"  account:       {root.account_id}\n"
         f"  access key:    {root.access_key_id}\n"
