@@ -53,7 +53,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     # (storage.blobs.writerproc); without workers, this process starts a writer process on its first copy.
     shared = _shared_writer(count)
     workers = S3Workers.fork(count, lambda channel, index: _serve_s3(config, channel, shared, index))
-    if shared is not None:
+    if shared is not None and not workers.pids:  # none could be forked: this process starts its own writer
+        shared.close_all_but(None)
+    elif shared is not None:
         shared.close_all_but(0)
         writerproc.use_channel(shared.clients[0])
     db = _open_store(config)
