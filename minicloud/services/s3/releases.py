@@ -44,7 +44,9 @@ class Releases:
         loop = asyncio.get_running_loop()
         due = loop.time() + self._grace
         self._due.extend((due, digest) for digest in digests)
-        if self._due and self._task is None:
+        task = self._task
+        # (a task of a loop that has closed meanwhile, as in tests that run several, never ends)
+        if self._due and (task is None or task.done() or task.get_loop() is not loop):
             self._task = loop.create_task(self._run())
 
     def stop(self) -> None:
@@ -56,6 +58,7 @@ class Releases:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
         try:
             while self._due:
                 wait = self._due[0][0] - loop.time()
@@ -68,7 +71,7 @@ class Releases:
                     batch.append(self._due.popleft()[1])
                 await asyncio.gather(*(self._settle(digest) for digest in batch))
         finally:
-            if self._task is asyncio.current_task():
+            if self._task is me:
                 self._task = None
 
     async def _settle(self, digest: str) -> None:

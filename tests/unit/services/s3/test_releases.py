@@ -5,6 +5,7 @@ the server stops, and a failed deletion does not hold up the others."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 import pytest
@@ -106,3 +107,24 @@ def test_nothing_is_deleted_after_stop() -> None:
         assert deleter.deleted == []
 
     asyncio.run(scenario())
+
+
+def test_a_later_event_loop_gets_a_task_of_its_own() -> None:
+    deleter = _Deleter()
+    releases = Releases(deleter, lambda digest: False, GRACE)
+
+    async def release(digest: str) -> None:
+        releases.add([digest])
+
+    first = asyncio.new_event_loop()
+    first.run_until_complete(release("first"))
+    first.close()  # closed with the queue's task still pending: it never runs again
+
+    async def scenario() -> None:
+        releases.add(["second"])
+        await asyncio.sleep(GRACE * 3)
+
+    asyncio.run(scenario())
+    assert [d for d, _ in deleter.deleted] == ["first", "second"]  # the new loop's task took both
+    del first
+    gc.collect()  # the abandoned task's coroutine is finalized here, not at some later moment
