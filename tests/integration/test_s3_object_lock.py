@@ -1,6 +1,7 @@
 """S3 Object Lock through boto3 against a real ``minicloud up``: lock-enabled buckets, default
-retention, GOVERNANCE and COMPLIANCE retention, legal holds, refused deletes and the governance
-bypass (header + s3:BypassGovernanceRetention)."""
+retention, GOVERNANCE and COMPLIANCE retention, legal holds, refused deletes, the governance
+bypass (header + s3:BypassGovernanceRetention) and the permissions a write's lock headers need
+(s3:PutObjectRetention, s3:PutObjectLegalHold)."""
 
 from __future__ import annotations
 
@@ -134,24 +135,35 @@ def test_legal_hold(s3: Any, locked: str) -> None:
     assert status(err) == 404
 
 
-def test_bypass_needs_the_permission(server: MinicloudServer, s3: Any, locked: str) -> None:
+def allow(server: MinicloudServer, user: str, name: str, *actions: str) -> None:
+    server.client("iam").put_user_policy(UserName=user, PolicyName=name, PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": list(actions), "Resource": "*"}]}))
+
+
+def user_client(server: MinicloudServer, *actions: str) -> tuple[str, Any]:
+    """A new IAM user allowed ``actions`` on every resource, and an S3 client signing as it."""
     iam = server.client("iam")
     user = f"locker-{uuid.uuid4().hex[:8]}"
     iam.create_user(UserName=user)
-    iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion",
-                                                     "s3:PutObjectRetention"], "Resource": "*"}]}))
+    allow(server, user, "s3", *actions)
     created = iam.create_access_key(UserName=user)["AccessKey"]
-    client = server.client("s3", Keys(created["AccessKeyId"], created["SecretAccessKey"]))
+    return user, server.client("s3", Keys(created["AccessKeyId"], created["SecretAccessKey"]))
+
+
+def versions_of(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
+    listed = s3.list_object_versions(Bucket=bucket, Prefix=key)
+    return [v for v in listed.get("Versions", []) + listed.get("DeleteMarkers", []) if v["Key"] == key]
+
+
+def test_bypass_needs_the_permission(server: MinicloudServer, s3: Any, locked: str) -> None:
+    user, client = user_client(server, "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion",
+                               "s3:PutObjectRetention")
     version = client.put_object(Bucket=locked, Key="b", Body=b"x", ObjectLockMode="GOVERNANCE",
                                 ObjectLockRetainUntilDate=later())["VersionId"]
     with pytest.raises(ClientError) as err:
         client.delete_object(Bucket=locked, Key="b", VersionId=version, BypassGovernanceRetention=True)
     assert code(err) == "AccessDenied"
-    iam.put_user_policy(UserName=user, PolicyName="bypass", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "s3:BypassGovernanceRetention", "Resource": "*"}]}))
+    allow(server, user, "bypass", "s3:BypassGovernanceRetention")
     client.delete_object(Bucket=locked, Key="b", VersionId=version, BypassGovernanceRetention=True)
 
 
@@ -165,3 +177,69 @@ def test_multipart_upload_takes_its_lock(s3: Any, locked: str) -> None:
     with pytest.raises(ClientError) as err:
         s3.delete_object(Bucket=locked, Key="mp", VersionId=done["VersionId"])
     assert code(err) == "AccessDenied"
+
+
+RETAIN = {"ObjectLockMode": "GOVERNANCE"}
+HOLD = {"ObjectLockLegalHoldStatus": "ON"}
+
+
+def test_put_object_lock_headers_need_their_permissions(server: MinicloudServer, s3: Any, locked: str) -> None:
+    user, client = user_client(server, "s3:PutObject")
+    until = later()
+    for key, headers in (("r", {**RETAIN, "ObjectLockRetainUntilDate": until}), ("h", HOLD),
+                         ("o", {"ObjectLockLegalHoldStatus": "OFF"})):
+        with pytest.raises(ClientError) as err:
+            client.put_object(Bucket=locked, Key=key, Body=b"x", **headers)
+        assert code(err) == "AccessDenied" and status(err) == 403, key
+        assert versions_of(s3, locked, key) == [], key  # nothing was stored
+    client.put_object(Bucket=locked, Key="plain", Body=b"x")  # no lock asked for: s3:PutObject is enough
+    allow(server, user, "retention", "s3:PutObjectRetention")
+    client.put_object(Bucket=locked, Key="r", Body=b"x", ObjectLockRetainUntilDate=until, **RETAIN)
+    assert s3.get_object_retention(Bucket=locked, Key="r")["Retention"] == {"Mode": "GOVERNANCE",
+                                                                            "RetainUntilDate": until}
+    with pytest.raises(ClientError) as err:  # retention is not a legal hold
+        client.put_object(Bucket=locked, Key="h", Body=b"x", **HOLD)
+    assert code(err) == "AccessDenied" and versions_of(s3, locked, "h") == []
+    allow(server, user, "hold", "s3:PutObjectLegalHold")
+    client.put_object(Bucket=locked, Key="h", Body=b"x", **HOLD)
+    assert s3.get_object_legal_hold(Bucket=locked, Key="h")["LegalHold"]["Status"] == "ON"
+    _, everything = user_client(server, "s3:*")
+    everything.put_object(Bucket=locked, Key="all", Body=b"x", ObjectLockRetainUntilDate=until, **RETAIN, **HOLD)
+    assert s3.head_object(Bucket=locked, Key="all")["ObjectLockLegalHoldStatus"] == "ON"
+
+
+def test_multipart_lock_headers_need_their_permissions(server: MinicloudServer, s3: Any, locked: str) -> None:
+    user, client = user_client(server, "s3:PutObject")
+    until = later()
+    for headers in ({**RETAIN, "ObjectLockRetainUntilDate": until}, HOLD):
+        with pytest.raises(ClientError) as err:
+            client.create_multipart_upload(Bucket=locked, Key="mp", **headers)
+        assert code(err) == "AccessDenied" and status(err) == 403
+    assert s3.list_multipart_uploads(Bucket=locked).get("Uploads", []) == []
+    allow(server, user, "lock", "s3:PutObjectRetention", "s3:PutObjectLegalHold")
+    upload = client.create_multipart_upload(Bucket=locked, Key="mp", ObjectLockRetainUntilDate=until,
+                                            **RETAIN, **HOLD)["UploadId"]
+    etag = client.upload_part(Bucket=locked, Key="mp", UploadId=upload, PartNumber=1, Body=b"data")["ETag"]
+    client.complete_multipart_upload(Bucket=locked, Key="mp", UploadId=upload,
+                                     MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert s3.get_object_retention(Bucket=locked, Key="mp")["Retention"]["RetainUntilDate"] == until
+    assert s3.get_object_legal_hold(Bucket=locked, Key="mp")["LegalHold"]["Status"] == "ON"
+
+
+def test_copy_lock_headers_need_their_permissions(server: MinicloudServer, s3: Any, locked: str) -> None:
+    user, client = user_client(server, "s3:GetObject", "s3:PutObject")
+    s3.put_object(Bucket=locked, Key="src", Body=b"x")
+    source = {"Bucket": locked, "Key": "src"}
+    until = later()
+    for headers in ({**RETAIN, "ObjectLockRetainUntilDate": until}, HOLD):
+        with pytest.raises(ClientError) as err:
+            client.copy_object(Bucket=locked, Key="dst", CopySource=source, **headers)
+        assert code(err) == "AccessDenied" and status(err) == 403
+    assert versions_of(s3, locked, "dst") == []
+    arn = server.client("iam").get_user(UserName=user)["User"]["Arn"]
+    s3.put_bucket_policy(Bucket=locked, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": arn}, "Action": ["s3:PutObjectRetention", "s3:PutObjectLegalHold"],
+        "Resource": f"arn:aws:s3:::{locked}/*"}]}))
+    client.copy_object(Bucket=locked, Key="dst", CopySource=source, ObjectLockRetainUntilDate=until, **RETAIN, **HOLD)
+    assert s3.get_object_retention(Bucket=locked, Key="dst")["Retention"]["Mode"] == "GOVERNANCE"
+    assert s3.get_object_legal_hold(Bucket=locked, Key="dst")["LegalHold"]["Status"] == "ON"

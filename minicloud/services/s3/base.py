@@ -25,6 +25,7 @@ from minicloud.services.s3.acl import (
 )
 from minicloud.services.s3.data import ObjectData
 from minicloud.services.s3.errors import AccessDenied, NoSuchBucket
+from minicloud.services.s3.locks import lock_actions
 from minicloud.services.s3.names import bucket_arn, canonical_id, object_arn
 from minicloud.services.s3.releases import Releases
 from minicloud.services.s3.store import Bucket, ObjectRow
@@ -295,6 +296,13 @@ class S3Base(Provider):
         if expected is not None and expected not in (bucket.account_id, canonical_id(bucket.account_id)):
             raise AccessDenied("Access Denied")
         return bucket
+
+    async def authorize_lock_headers(self, ctx: RequestContext, params: dict[str, Any], bucket: Bucket,
+                                     key: str) -> None:
+        """A write's Object Lock headers: each needs its own permission beside s3:PutObject
+        (``locks.lock_actions``), from IAM and the bucket policy as ``authorize`` asks them."""
+        for action in lock_actions(params):
+            await self.authorize(ctx, action, bucket, key)
 
     async def bypass_governance(self, ctx: RequestContext, params: dict[str, Any], bucket: Bucket, key: str) -> bool:
         """x-amz-bypass-governance-retention, honoured only with s3:BypassGovernanceRetention."""

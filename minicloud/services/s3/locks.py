@@ -1,7 +1,8 @@
 """Object Lock: the bucket's configuration (default retention), per-version retention in
 GOVERNANCE or COMPLIANCE mode, legal holds, and the rule that a locked version cannot be
 deleted (GOVERNANCE gives way to x-amz-bypass-governance-retention with the
-s3:BypassGovernanceRetention permission; COMPLIANCE and a legal hold never do).
+s3:BypassGovernanceRetention permission; COMPLIANCE and a legal hold never do). A write that sets
+a retention or a legal hold through its headers needs the permission to set it (``lock_actions``).
 
 A bucket's ``object_lock`` column: ``{"enabled": true, "rule": {"DefaultRetention": {...}}}``.
 A version's ``lock`` column: ``{"mode": ..., "until": ISO-8601, "legal_hold": "ON"|"OFF"}``.
@@ -53,6 +54,19 @@ def check_deletable(row: ObjectRow, now: datetime, bypass_governance: bool) -> N
     active = bool(lock.get("mode")) and datetime.fromisoformat(lock["until"]) > now
     if active and (lock["mode"] == "COMPLIANCE" or not bypass_governance):
         raise AccessDenied("Access Denied because object protected by object lock.")
+
+
+def lock_actions(params: dict[str, Any]) -> list[str]:
+    """What a write's own Object Lock headers need beside s3:PutObject (PutObject, CopyObject,
+    CreateMultipartUpload): a retention (x-amz-object-lock-mode, x-amz-object-lock-retain-until-date)
+    s3:PutObjectRetention, a legal hold (x-amz-object-lock-legal-hold, ON or OFF) s3:PutObjectLegalHold.
+    The bucket's default retention, which the write does not ask for, needs neither."""
+    actions = []
+    if params.get("ObjectLockMode") is not None or params.get("ObjectLockRetainUntilDate") is not None:
+        actions.append("PutObjectRetention")
+    if params.get("ObjectLockLegalHoldStatus") is not None:
+        actions.append("PutObjectLegalHold")
+    return actions
 
 
 def lock_for_write(params: dict[str, Any], bucket: Bucket, now: datetime) -> str | None:

@@ -120,6 +120,7 @@ class MultipartOperations(ObjectOperations):
         key: str = params["Key"]
         check_key(key)
         bucket = await self.bucket_for(ctx, params, "PutObject", key)
+        await self.authorize_lock_headers(ctx, params, bucket, key)
         upload_id = secrets.token_urlsafe(48)
         algorithm = params.get("ChecksumAlgorithm")
         checksum_type = _checksum_type(algorithm, params.get("ChecksumType"))
