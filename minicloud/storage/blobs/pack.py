@@ -63,6 +63,7 @@ BATCH_COPIES = 512  # the most copies one group commit takes
 IDENTITY_SECONDS = 1.0  # how long a reader trusts that the pack file is the one it opened
 RECLAIM_AFTER_DELETES = 256  # the writer reclaims free pages after this many deletions
 RECLAIM_FREE_PAGES = 256  # ... when at least this many pages are free (1 MiB)
+RECLAIM_FREE_SHARE = 0.25  # ... and at least this share of the file's pages
 RECLAIM_STEP = 2048  # pages given back by one reclaim (8 MiB)
 BUSY_MS = 30_000
 CACHE_KIB = 512  # SQLite's page cache per connection
@@ -308,14 +309,16 @@ class Pack:
         _, removed = self.put_many([], [digest])
         return removed[0]
 
-    def reclaim(self, pages: int = RECLAIM_STEP, at_least: int = 1) -> int:
+    def reclaim(self, pages: int = RECLAIM_STEP, at_least: int = 1, share: float = 0.0) -> int:
         """Give up to ``pages`` free pages back to the file system (when at least ``at_least`` are
-        free): the number given back."""
+        free, and at least ``share`` of the file's pages): the number given back."""
         try:
             handle = self._handle(check=True)
             conn = handle.conn
             free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
             if free < max(at_least, 1):
+                return 0
+            if share > 0 and free < share * int(conn.execute("PRAGMA page_count").fetchone()[0]):
                 return 0
             with _writing(handle):
                     conn.executescript(f"PRAGMA incremental_vacuum({int(pages)})")  # (execute would free one page)
@@ -448,7 +451,7 @@ class PackWriter:
         if self._deleted >= RECLAIM_AFTER_DELETES:
             self._deleted = 0
             try:
-                self.pack.reclaim(RECLAIM_STEP, RECLAIM_FREE_PAGES)
+                self.pack.reclaim(RECLAIM_STEP, RECLAIM_FREE_PAGES, RECLAIM_FREE_SHARE)
             except Exception as exc:
                 log.warning("reclaiming space in %s failed: %s", self.pack.path, exc)
 

@@ -23,7 +23,17 @@ import pytest
 
 from minicloud.services.s3.data import ObjectData
 from minicloud.storage.blobs import BlobNotFound, Digest, Replica
-from minicloud.storage.blobs.pack import PACK_LIMIT, PACK_NAME, Pack, PackWriter, packable, row_key
+from minicloud.storage.blobs.pack import (
+    PACK_LIMIT,
+    PACK_NAME,
+    RECLAIM_FREE_PAGES,
+    RECLAIM_FREE_SHARE,
+    RECLAIM_STEP,
+    Pack,
+    PackWriter,
+    packable,
+    row_key,
+)
 from minicloud.storage.blobs.repair import Scrubber, copy_is_good
 from minicloud.storage.blobs.small import make_writer, prepare_fanout, read_cached, write_small
 from minicloud.storage.blobs.writerproc import WriterProcess
@@ -290,3 +300,25 @@ def test_a_blob_whose_pack_key_another_digest_holds_is_written_as_a_file(tmp_pat
     other = _replica(tmp_path, "other")
     assert other.copy_from(replica, digest).size == len(data) and other.packed(digest) == data
     assert replica.copy_from(other, digest).size == len(data)  # it has it (as a file): nothing to copy
+
+
+def test_the_writer_leaves_free_pages_to_new_rows_until_they_are_a_share_of_the_file(tmp_path: Path) -> None:
+    """Overwrites free as many pages as they fill: giving them back after each few hundred deletions
+    only to grow the file again moved live pages for nothing (the writer reclaims from a quarter)."""
+    pack = _replica(tmp_path).pack
+    assert pack is not None
+    blobs = [_blob(16 * 1024) for _ in range(1000)]
+    pack.put_many(blobs)
+    pack.put_many([], [digest for _, digest in blobs[:100]])  # ~10% of the file's pages freed
+
+    def free() -> int:
+        with _raw(_replica(tmp_path)) as conn:
+            return int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+
+    freed = free()
+    assert freed > RECLAIM_FREE_PAGES
+    assert pack.reclaim(RECLAIM_STEP, RECLAIM_FREE_PAGES, RECLAIM_FREE_SHARE) == 0
+    assert free() == freed
+    pack.put_many([], [digest for _, digest in blobs[100:500]])  # half of them
+    assert pack.reclaim(RECLAIM_STEP, RECLAIM_FREE_PAGES, RECLAIM_FREE_SHARE) > freed
+    assert pack.reclaim(RECLAIM_STEP, RECLAIM_FREE_PAGES) == 0  # nothing left to give back
