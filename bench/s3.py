@@ -48,7 +48,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from bench import peers
+from bench import peers, wrk
 from bench.loadgen import LoadResult, LoadSpec, run_load
 from bench.minicloud_server import start_minicloud
 from bench.proc import (
@@ -102,6 +102,7 @@ class Options:
     json_path: Path = RESULTS / "s3.json"
     nice: int = 0  # niceness of the harness, the servers and the generator (inherited)
     minicloud_env: dict[str, str] = field(default_factory=dict)  # MINICLOUD_* settings of the minicloud targets
+    client: str = "wrk"  # the 4 KiB phases' load generator: "wrk" (bench/wrk.py) or "python" (bench/loadgen.py)
 
 
 @dataclass
@@ -331,7 +332,11 @@ def _load(target: Running, requests: list[bytes], opts: Options, phase: Phase,
             if spy is not None:
                 spy.stop()
 
-    result = run_load(spec, procs=opts.procs, on_window=on_window)
+    if opts.client == "wrk":
+        result = wrk.replay(LOOPBACK, target.port, requests, opts.connections, opts.procs, opts.warmup_s,
+                            opts.seconds, on_window)
+    else:
+        result = run_load(spec, procs=opts.procs, on_window=on_window)
     if "t1" in window:
         wall = max(1e-6, window["t1"] - window["t"])
         server = window["server1"] - window["server"]
@@ -644,6 +649,10 @@ def render(results: dict[str, Result], opts: Options, big_label: str) -> str:
     lines.append("")
     lines.append("Ratios: minicloud's advantage (for times and RSS the peer's figure over minicloud's), so > 1x "
                  "is better for minicloud.")
+    client = "wrk (bench/wrk.py)" if opts.client == "wrk" else "bench/loadgen.py"
+    unit = "threads" if opts.client == "wrk" else "processes"
+    lines.append(f"4 KiB phases: {opts.connections} keep-alive connections from {client}, {opts.procs} {unit}, "
+                 f"{opts.warmup_s:g} s warm-up, {opts.seconds:g} s measured.")
     return "\n".join(lines)
 
 
@@ -711,7 +720,10 @@ def parse(argv: Sequence[str]) -> Options:
     parser.add_argument("--seconds", type=float, default=5.0, help="measured window of each ops/s phase")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--procs", type=int, default=2, help="load generator processes")
+    parser.add_argument("--procs", type=int, default=2, help="load generator processes (wrk: threads)")
+    parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if wrk.available() else "python",
+                        help="the 4 KiB phases' load generator: Debian's wrk replaying the pre-signed requests "
+                             "(default when installed), or bench/loadgen.py")
     parser.add_argument("--put-pool", type=int, default=8192, help="distinct 4 KiB PUT requests (replayed in turn)")
     parser.add_argument("--get-objects", type=int, default=1000)
     parser.add_argument("--big-mib", type=int, default=1024)
@@ -737,7 +749,7 @@ def parse(argv: Sequence[str]) -> Options:
     return Options(targets=targets, seconds=args.seconds, warmup_s=args.warmup, connections=args.connections,
                    procs=args.procs, put_pool=args.put_pool, get_objects=args.get_objects, big_mib=args.big_mib,
                    part_mib=args.part_mib, list_keys=args.list_keys, profile=args.profile, json_path=args.json,
-                   nice=args.nice, minicloud_env=settings)
+                   nice=args.nice, minicloud_env=settings, client=args.client)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,6 +19,7 @@ DEBIAN_PACKAGES=(
   docker.io         # registry tests: a real dockerd as the registry client (and a peer)
   podman            # engine benchmark: a peer (own --root/--runroot, runc)
   nginx             # S3 benchmark: static files, the floor for GETs (run by the bench, never as a service)
+  wrk               # S3 benchmark: the 4 KiB phases' load generator (C), replaying pre-signed requests
   nftables          # engine: its own table isolates networks (the host's rules are never touched)
   rclone            # S3 client tests
   s3cmd             # S3 client tests

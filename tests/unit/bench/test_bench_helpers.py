@@ -14,6 +14,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from bench import wrk
 from bench.loadgen import LoadSpec, percentile, run_load
 from bench.presign import Operation, capture_template, presign, tamper_signature
 from bench.proc import process_tree, tree_rss
@@ -179,3 +180,21 @@ def test_summarize_folded(tmp_path: Path) -> None:
     assert s.samples == 4
     assert s.self_top[0] == ("stdlib/hmac.py:digest", 3)
     assert ("minicloud/aws/dispatch.py:handle", 4) in s.inclusive_top
+
+
+@pytest.mark.parametrize("recorder", [FRAMINGS["content-length"], FRAMINGS["error"]], ids=["200", "403"],
+                         indirect=True)
+def test_wrk_replays_the_presigned_requests_byte_for_byte(recorder: _Recorder) -> None:
+    port = recorder.server_address[1]
+    pool, _ = _template(port)
+    windows: list[bool] = []
+    result = wrk.replay("127.0.0.1", port, pool, connections=2, threads=2, warmup_s=0, duration_s=1,
+                        on_window=windows.append)
+    assert windows == [True, False]
+    assert len(recorder.received) >= len(pool)  # every request of the pool, in turn
+    assert set(recorder.received) == set(pool)
+    assert result.window_s == pytest.approx(1.0, abs=0.2)
+    if recorder.reply.startswith(b"HTTP/1.1 200"):
+        assert result.ok >= len(pool) and result.errors == 0
+    else:
+        assert result.ok == 0 and result.non_200 >= len(pool) and result.error_samples
