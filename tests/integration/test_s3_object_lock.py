@@ -1,7 +1,8 @@
 """S3 Object Lock through boto3 against a real ``minicloud up``: lock-enabled buckets, default
 retention, GOVERNANCE and COMPLIANCE retention, legal holds, refused deletes, the governance
-bypass (header + s3:BypassGovernanceRetention) and the permissions a write's lock headers need
-(s3:PutObjectRetention, s3:PutObjectLegalHold)."""
+bypass (header + s3:BypassGovernanceRetention), the permissions a write's lock headers need
+(s3:PutObjectRetention, s3:PutObjectLegalHold) and the Object Lock condition keys policies test
+(s3:object-lock-mode, -retain-until-date, -remaining-retention-days, -legal-hold)."""
 
 from __future__ import annotations
 
@@ -243,3 +244,113 @@ def test_copy_lock_headers_need_their_permissions(server: MinicloudServer, s3: A
     client.copy_object(Bucket=locked, Key="dst", CopySource=source, ObjectLockRetainUntilDate=until, **RETAIN, **HOLD)
     assert s3.get_object_retention(Bucket=locked, Key="dst")["Retention"]["Mode"] == "GOVERNANCE"
     assert s3.get_object_legal_hold(Bucket=locked, Key="dst")["LegalHold"]["Status"] == "ON"
+
+
+def deny(s3: Any, bucket: str, actions: list[str], condition: dict[str, Any]) -> None:
+    """A bucket policy denying ``actions`` on the bucket's objects to everyone, under ``condition``."""
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": "*", "Action": actions, "Resource": f"arn:aws:s3:::{bucket}/*",
+        "Condition": condition}]}))
+
+
+def retained(days: int, mode: str = "GOVERNANCE") -> dict[str, Any]:
+    return {"ObjectLockMode": mode, "ObjectLockRetainUntilDate": later(days)}
+
+
+def test_policy_sets_a_minimum_retention(s3: Any, locked: str) -> None:
+    """s3:object-lock-remaining-retention-days: the whole days left until the retain-until date a
+    PutObject (headers) or a PutObjectRetention (body) asks for; absent when none is asked for."""
+    deny(s3, locked, ["s3:PutObject", "s3:PutObjectRetention"],
+         {"NumericLessThan": {"s3:object-lock-remaining-retention-days": "10"}})
+    for key, days in (("five", 5), ("nine", 9)):
+        with pytest.raises(ClientError) as err:
+            s3.put_object(Bucket=locked, Key=key, Body=b"x", **retained(days))
+        assert code(err) == "AccessDenied" and status(err) == 403, key
+        assert versions_of(s3, locked, key) == [], key  # nothing was stored
+    s3.put_object(Bucket=locked, Key="thirty", Body=b"x", **retained(30))
+    s3.put_object(Bucket=locked, Key="ten", Body=b"x", **retained(10))  # 10 days, less the request's time
+    assert s3.get_object_retention(Bucket=locked, Key="thirty")["Retention"]["RetainUntilDate"] > later(29)
+    s3.put_object(Bucket=locked, Key="plain", Body=b"x")  # no retention asked for: no key, no deny
+    with pytest.raises(ClientError) as err:
+        s3.put_object_retention(Bucket=locked, Key="plain", Retention={"Mode": "GOVERNANCE",
+                                                                        "RetainUntilDate": later(5)})
+    assert code(err) == "AccessDenied"
+    with pytest.raises(ClientError) as err:
+        s3.get_object_retention(Bucket=locked, Key="plain")
+    assert code(err) == "NoSuchObjectLockConfiguration"
+    s3.put_object_retention(Bucket=locked, Key="plain", Retention={"Mode": "GOVERNANCE", "RetainUntilDate": later(30)})
+    with pytest.raises(ClientError) as err:  # a multipart upload asks with its headers too
+        s3.create_multipart_upload(Bucket=locked, Key="mp", **retained(5))
+    assert code(err) == "AccessDenied"
+    s3.create_multipart_upload(Bucket=locked, Key="mp", **retained(30))
+
+
+def test_policy_sets_a_maximum_retention(s3: Any, locked: str) -> None:
+    """The User Guide's "Setting retention limits" example: NumericGreaterThan on the remaining days,
+    a part of a day counting as a day; s3:object-lock-retain-until-date bounds the date itself."""
+    deny(s3, locked, ["s3:PutObjectRetention"],
+         {"NumericGreaterThan": {"s3:object-lock-remaining-retention-days": "10"}})
+    s3.put_object(Bucket=locked, Key="k", Body=b"x")
+    s3.put_object_retention(Bucket=locked, Key="k", Retention={"Mode": "GOVERNANCE", "RetainUntilDate": later(10)})
+    with pytest.raises(ClientError) as err:
+        s3.put_object_retention(Bucket=locked, Key="k", Retention={
+            "Mode": "GOVERNANCE", "RetainUntilDate": later(10) + timedelta(hours=1)})
+    assert code(err) == "AccessDenied"
+    latest = later(100)
+    deny(s3, locked, ["s3:PutObject"],
+         {"DateGreaterThan": {"s3:object-lock-retain-until-date": latest.strftime("%Y-%m-%dT%H:%M:%SZ")}})
+    with pytest.raises(ClientError) as err:
+        s3.put_object(Bucket=locked, Key="far", Body=b"x", **retained(101))
+    assert code(err) == "AccessDenied" and versions_of(s3, locked, "far") == []
+    s3.put_object(Bucket=locked, Key="near", Body=b"x", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=latest)
+
+
+def test_policy_refuses_compliance_mode(s3: Any, locked: str) -> None:
+    deny(s3, locked, ["s3:PutObject", "s3:PutObjectRetention"],
+         {"StringEquals": {"s3:object-lock-mode": "COMPLIANCE"}})
+    with pytest.raises(ClientError) as err:
+        s3.put_object(Bucket=locked, Key="c", Body=b"x", **retained(1, "COMPLIANCE"))
+    assert code(err) == "AccessDenied" and status(err) == 403 and versions_of(s3, locked, "c") == []
+    s3.put_object(Bucket=locked, Key="g", Body=b"x", **retained(1))
+    with pytest.raises(ClientError) as err:
+        s3.put_object_retention(Bucket=locked, Key="g", Retention={"Mode": "COMPLIANCE", "RetainUntilDate": later(2)})
+    assert code(err) == "AccessDenied"
+    assert s3.get_object_retention(Bucket=locked, Key="g")["Retention"]["Mode"] == "GOVERNANCE"
+    s3.put_object_retention(Bucket=locked, Key="g", Retention={"Mode": "GOVERNANCE", "RetainUntilDate": later(2)})
+
+
+def test_policy_on_the_legal_hold(s3: Any, locked: str) -> None:
+    """s3:object-lock-legal-hold: ON or OFF, as PutObjectLegalHold's body or a write's header asks."""
+    deny(s3, locked, ["s3:PutObjectLegalHold"], {"StringEquals": {"s3:object-lock-legal-hold": "OFF"}})
+    s3.put_object(Bucket=locked, Key="h", Body=b"x", ObjectLockLegalHoldStatus="ON")
+    with pytest.raises(ClientError) as err:
+        s3.put_object_legal_hold(Bucket=locked, Key="h", LegalHold={"Status": "OFF"})
+    assert code(err) == "AccessDenied" and status(err) == 403
+    assert s3.get_object_legal_hold(Bucket=locked, Key="h")["LegalHold"]["Status"] == "ON"
+    s3.put_object_legal_hold(Bucket=locked, Key="h", LegalHold={"Status": "ON"})
+    with pytest.raises(ClientError) as err:  # the header asks for s3:PutObjectLegalHold with the key
+        s3.put_object(Bucket=locked, Key="off", Body=b"x", ObjectLockLegalHoldStatus="OFF")
+    assert code(err) == "AccessDenied" and versions_of(s3, locked, "off") == []
+
+
+def test_lock_keys_are_absent_unless_asked_for(server: MinicloudServer, s3: Any, locked: str) -> None:
+    """A write that leaves its lock to the bucket's default retention carries no Object Lock keys:
+    ``Null`` finds them missing, ``...IfExists`` lets it through (here in an IAM policy)."""
+    s3.put_object_lock_configuration(Bucket=locked, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}}})
+    user, client = user_client(server, "s3:GetObject")
+    server.client("iam").put_user_policy(UserName=user, PolicyName="governance", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": ["s3:PutObject", "s3:PutObjectRetention"], "Resource": "*",
+            "Condition": {"StringEqualsIfExists": {"s3:object-lock-mode": "GOVERNANCE"}}}]}))
+    client.put_object(Bucket=locked, Key="default", Body=b"x")  # the default's COMPLIANCE: no key
+    assert s3.get_object_retention(Bucket=locked, Key="default")["Retention"]["Mode"] == "COMPLIANCE"
+    client.put_object(Bucket=locked, Key="g", Body=b"x", **retained(1))
+    with pytest.raises(ClientError) as err:
+        client.put_object(Bucket=locked, Key="c", Body=b"x", **retained(1, "COMPLIANCE"))
+    assert code(err) == "AccessDenied" and versions_of(s3, locked, "c") == []
+    deny(s3, locked, ["s3:PutObject"], {"Null": {"s3:object-lock-retain-until-date": "true"}})
+    with pytest.raises(ClientError) as err:
+        client.put_object(Bucket=locked, Key="default", Body=b"y")
+    assert code(err) == "AccessDenied"
+    client.put_object(Bucket=locked, Key="g", Body=b"y", **retained(1))

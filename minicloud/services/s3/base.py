@@ -25,7 +25,7 @@ from minicloud.services.s3.acl import (
 )
 from minicloud.services.s3.data import ObjectData
 from minicloud.services.s3.errors import AccessDenied, NoSuchBucket
-from minicloud.services.s3.locks import lock_actions
+from minicloud.services.s3.locks import lock_actions, write_lock_keys
 from minicloud.services.s3.names import bucket_arn, canonical_id, object_arn
 from minicloud.services.s3.releases import Releases
 from minicloud.services.s3.store import Bucket, ObjectRow
@@ -55,11 +55,12 @@ RELEASE_GRACE_SECONDS = 10.0  # a released blob outlives GETs that found it just
 BUCKET_CACHE_SECONDS = 2.0
 
 
+# (A write's x-amz-object-lock-* headers are not among them: S3 gives policies what they ask for as
+# its s3:object-lock-* keys instead, ``locks.lock_condition_keys``.)
 _HEADER_KEYS = ("x-amz-acl", "x-amz-server-side-encryption", "x-amz-server-side-encryption-customer-algorithm",
                 "x-amz-server-side-encryption-aws-kms-key-id", "x-amz-metadata-directive", "x-amz-storage-class",
                 "x-amz-grant-read", "x-amz-grant-write", "x-amz-grant-read-acp", "x-amz-grant-write-acp",
-                "x-amz-grant-full-control", "x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date",
-                "x-amz-object-lock-legal-hold", "x-amz-content-sha256", "x-amz-website-redirect-location")
+                "x-amz-grant-full-control", "x-amz-content-sha256", "x-amz-website-redirect-location")
 
 
 def effective_policy(ctx: RequestContext, bucket: Bucket) -> str | None:
@@ -297,12 +298,17 @@ class S3Base(Provider):
             raise AccessDenied("Access Denied")
         return bucket
 
-    async def authorize_lock_headers(self, ctx: RequestContext, params: dict[str, Any], bucket: Bucket,
-                                     key: str) -> None:
-        """A write's Object Lock headers: each needs its own permission beside s3:PutObject
-        (``locks.lock_actions``), from IAM and the bucket policy as ``authorize`` asks them."""
-        for action in lock_actions(params):
-            await self.authorize(ctx, action, bucket, key)
+    async def bucket_for_write(self, ctx: RequestContext, params: dict[str, Any], key: str) -> Bucket:
+        """``bucket_for`` a write that may set an Object Lock (PutObject, CopyObject,
+        CreateMultipartUpload): s3:PutObject, then what its lock headers need beside it
+        (``locks.lock_actions``), all with the write's Object Lock condition keys
+        (``locks.write_lock_keys``; a write without lock headers has none and asks nothing more)."""
+        lock_keys = write_lock_keys(params, ctx.now)
+        bucket = await self.bucket_for(ctx, params, "PutObject", key, lock_keys)
+        if lock_keys:
+            for action in lock_actions(params):
+                await self.authorize(ctx, action, bucket, key, lock_keys)
+        return bucket
 
     async def bypass_governance(self, ctx: RequestContext, params: dict[str, Any], bucket: Bucket, key: str) -> bool:
         """x-amz-bypass-governance-retention, honoured only with s3:BypassGovernanceRetention."""

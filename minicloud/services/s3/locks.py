@@ -2,7 +2,9 @@
 GOVERNANCE or COMPLIANCE mode, legal holds, and the rule that a locked version cannot be
 deleted (GOVERNANCE gives way to x-amz-bypass-governance-retention with the
 s3:BypassGovernanceRetention permission; COMPLIANCE and a legal hold never do). A write that sets
-a retention or a legal hold through its headers needs the permission to set it (``lock_actions``).
+a retention or a legal hold through its headers needs the permission to set it (``lock_actions``);
+what a request asks for is what policies see in S3's Object Lock condition keys
+(``lock_condition_keys``).
 
 A bucket's ``object_lock`` column: ``{"enabled": true, "rule": {"DefaultRetention": {...}}}``.
 A version's ``lock`` column: ``{"mode": ..., "until": ISO-8601, "legal_hold": "ON"|"OFF"}``.
@@ -11,7 +13,7 @@ A version's ``lock`` column: ``{"mode": ..., "until": ISO-8601, "legal_hold": "O
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from minicloud.services.s3.errors import (
@@ -67,6 +69,35 @@ def lock_actions(params: dict[str, Any]) -> list[str]:
     if params.get("ObjectLockLegalHoldStatus") is not None:
         actions.append("PutObjectLegalHold")
     return actions
+
+
+def lock_condition_keys(mode: Any, until: datetime | None, hold: Any, now: datetime) -> dict[str, str]:
+    """The Object Lock condition keys of a request, as S3 supplies them to policies (Service
+    Authorization Reference, Amazon S3: s3:object-lock-mode and s3:object-lock-retain-until-date and
+    s3:object-lock-remaining-retention-days for s3:PutObject and s3:PutObjectRetention,
+    s3:object-lock-legal-hold for s3:PutObject and s3:PutObjectLegalHold): the mode as asked
+    (GOVERNANCE or COMPLIANCE), the retain-until date (ISO 8601, UTC), the days from ``now`` until
+    that date (a part of a day counts as a whole one; 0 for a date already past), the legal hold
+    (ON or OFF). Each key is there only when the request gives its value: a write that leaves its
+    lock to the bucket's default retention has none, so ``...IfExists`` and ``Null`` conditions
+    behave as on S3."""
+    keys: dict[str, str] = {}
+    if mode is not None:
+        keys["s3:object-lock-mode"] = str(mode)
+    if until is not None:
+        keys["s3:object-lock-retain-until-date"] = until.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        days, part = divmod(until - now, timedelta(days=1))
+        keys["s3:object-lock-remaining-retention-days"] = str(max(0, days + (1 if part else 0)))
+    if hold is not None:
+        keys["s3:object-lock-legal-hold"] = str(hold)
+    return keys
+
+
+def write_lock_keys(params: dict[str, Any], now: datetime) -> dict[str, str]:
+    """``lock_condition_keys`` of a write (PutObject, CopyObject, CreateMultipartUpload): its
+    x-amz-object-lock-mode, -retain-until-date and -legal-hold headers. Empty for most writes."""
+    return lock_condition_keys(params.get("ObjectLockMode"), params.get("ObjectLockRetainUntilDate"),
+                               params.get("ObjectLockLegalHoldStatus"), now)
 
 
 def lock_for_write(params: dict[str, Any], bucket: Bucket, now: datetime) -> str | None:

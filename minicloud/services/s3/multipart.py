@@ -119,8 +119,7 @@ class MultipartOperations(ObjectOperations):
     async def create_multipart_upload(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         key: str = params["Key"]
         check_key(key)
-        bucket = await self.bucket_for(ctx, params, "PutObject", key)
-        await self.authorize_lock_headers(ctx, params, bucket, key)
+        bucket = await self.bucket_for_write(ctx, params, key)
         upload_id = secrets.token_urlsafe(48)
         algorithm = params.get("ChecksumAlgorithm")
         checksum_type = _checksum_type(algorithm, params.get("ChecksumType"))

@@ -151,8 +151,7 @@ class ObjectOperations(EncryptionOperations):
         """PutObject, and a browser's POST upload (``event`` names which, for notifications)."""
         key: str = params["Key"]
         check_key(key)
-        bucket = await self.bucket_for(ctx, params, "PutObject", key)
-        await self.authorize_lock_headers(ctx, params, bucket, key)
+        bucket = await self.bucket_for_write(ctx, params, key)
         storage_class = storage_class_of(params)
         tags = parse_tagging(params.get("Tagging"))
         condition = PutCondition(params)
@@ -352,8 +351,7 @@ class ObjectOperations(EncryptionOperations):
         source_bucket = await self.bucket(source_bucket_name)
         action = "GetObjectVersion" if source_version else "GetObject"
         await self.authorize(ctx, action, source_bucket, source_key, version_id=source_version)
-        bucket = await self.bucket_for(ctx, params, "PutObject", key)
-        await self.authorize_lock_headers(ctx, params, bucket, key)
+        bucket = await self.bucket_for_write(ctx, params, key)
         source = await self.find_object(ctx, source_bucket, source_key, source_version, action)
         source_kek = await self.read_key(params, source, ctx, copy_source=True)
         object_key = await self.write_key(params, bucket, ctx)

@@ -19,7 +19,7 @@ from minicloud.services.s3.errors import (
     NoSuchObjectLockConfiguration,
     ObjectLockConfigurationNotFoundError,
 )
-from minicloud.services.s3.locks import MODES, lock_enabled, stored_lock
+from minicloud.services.s3.locks import MODES, lock_condition_keys, lock_enabled, stored_lock
 from minicloud.services.s3.objects import ObjectOperations
 from minicloud.services.s3.store import Bucket, ObjectRow
 
@@ -69,19 +69,22 @@ class LockOperations(ObjectOperations):
         return {"ObjectLockConfiguration": out}
 
     # -- retention and legal hold --------------------------------------------------------------------
-    async def _locked_version(self, ctx: RequestContext, params: dict[str, Any],
-                              action: str) -> tuple[Bucket, ObjectRow]:
+    async def _locked_version(self, ctx: RequestContext, params: dict[str, Any], action: str,
+                              lock_keys: dict[str, str] | None = None) -> tuple[Bucket, ObjectRow]:
+        """The bucket and the version addressed, once ``action`` is allowed (with the request's Object
+        Lock condition keys, ``lock_keys``, for the operations that set a lock)."""
         key, version_id = params["Key"], params.get("VersionId")
-        bucket = await self.bucket_for(ctx, params, action, key)
+        bucket = await self.bucket_for(ctx, params, action, key, lock_keys)
         if not lock_enabled(bucket):
             raise InvalidRequest("Bucket is missing Object Lock Configuration")
         return bucket, await self.find_object(ctx, bucket, key, version_id, action)
 
     async def put_object_retention(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        bucket, row = await self._locked_version(ctx, params, "PutObjectRetention")
         retention = params.get("Retention") or {}
         mode: Any = retention.get("Mode")
         until: Any = retention.get("RetainUntilDate")
+        bucket, row = await self._locked_version(ctx, params, "PutObjectRetention",
+                                                 lock_condition_keys(mode, until, None, ctx.now))
         if (mode is None) != (until is None):
             raise MalformedXML(_MALFORMED)
         if mode is not None and mode not in MODES:
@@ -111,8 +114,9 @@ class LockOperations(ObjectOperations):
         return {"Retention": {"Mode": lock["mode"], "RetainUntilDate": datetime.fromisoformat(lock["until"])}}
 
     async def put_object_legal_hold(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        _, row = await self._locked_version(ctx, params, "PutObjectLegalHold")
         status = (params.get("LegalHold") or {}).get("Status")
+        _, row = await self._locked_version(ctx, params, "PutObjectLegalHold",
+                                            lock_condition_keys(None, None, status, ctx.now))
         if status not in ("ON", "OFF"):
             raise MalformedXML(_MALFORMED)
         await self._save_lock(row, {**stored_lock(row), "legal_hold": status})
