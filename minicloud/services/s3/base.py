@@ -326,8 +326,9 @@ class S3Base(Provider):
         that looked the object up just before it was replaced still streams it (``releases``)."""
         self._releases.add(digests)
 
-    async def _delete_released(self, digest: str) -> None:
-        """Delete a released blob unless a reference came back meanwhile (checked under its lock)."""
-        async with self.data.lock(digest):
-            if not await self.db.read(lambda conn: store.is_referenced(conn, digest)):
-                await self.data.delete(digest)
+    async def _delete_released(self, digests: list[str]) -> None:
+        """Delete released blobs, but those a reference came back to meanwhile (checked under
+        their locks)."""
+        async with self.data.lock_all(digests):
+            referenced = await self.db.read(lambda conn: store.referenced(conn, digests))
+            await self.data.delete_many([digest for digest in digests if digest not in referenced])

@@ -15,11 +15,13 @@ after a short sleep.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import struct
 import weakref
 import zlib
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -38,7 +40,16 @@ class BlobLocks:
         local = self._local.get(digest)
         if local is None:
             local = self._local[digest] = asyncio.Lock()
-        return BlobLock(self, local, zlib.crc32(digest.encode()) % STRIPES)
+        return BlobLock(self, local, _stripe(digest))
+
+    @contextlib.asynccontextmanager
+    async def lock_all(self, digests: Iterable[str]) -> AsyncIterator[None]:
+        """Every digest's lock, taken in stripe order: every other holder holds one lock at a
+        time, and two holders of several take them in the same order, so none waits in a circle."""
+        async with contextlib.AsyncExitStack() as held:
+            for digest in sorted(set(digests), key=_stripe):
+                await held.enter_async_context(self.lock(digest))
+            yield
 
     async def _take(self, stripe: int) -> None:
         if not self._held.get(stripe):
@@ -65,6 +76,10 @@ class BlobLocks:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _stripe(digest: str) -> int:
+    return zlib.crc32(digest.encode()) % STRIPES
 
 
 class BlobLock:

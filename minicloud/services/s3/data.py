@@ -245,27 +245,37 @@ class ObjectData:
         if written < need:
             raise NoReplicaAvailable(f"{digest} written to {written} replicas, {need} required")
 
+    def lock_all(self, digests: list[str]) -> contextlib.AbstractAsyncContextManager[None]:
+        """``lock`` of every digest (see ``BlobLocks.lock_all``)."""
+        return self._locks.lock_all(digests)
+
     async def delete(self, digest: str) -> None:
-        """Remove a blob whose last reference is gone (the caller holds ``lock(digest)``): every
-        healthy replica's copy, unlinked by the writer process."""
-        blob = Digest.parse(digest)
+        """``delete_many`` of one blob."""
+        await self.delete_many([digest])
+
+    async def delete_many(self, digests: list[str]) -> None:
+        """Remove blobs whose last reference is gone (the caller holds their ``lock``): every
+        healthy replica's copy, unlinked by the writer process, all sent at once so that they share
+        its commits."""
+        blobs = [Digest.parse(digest) for digest in digests]
         replicas = healthy_replicas(self.replicas)
-        if not replicas:
+        if not replicas or not blobs:
             return
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        counts = _Counts(len(replicas))
+        counts = _Counts(len(replicas) * len(blobs))
 
         def done(error: OSError | None) -> None:
             if error is not None and not isinstance(error, FileNotFoundError):
-                log.warning("a replica failed removing %s: %s", blob, error)
+                log.warning("a replica failed removing a blob: %s", error)
             ok, finished = counts.add(error is None)
             if finished:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_resolve, future, ok)
         writer = shared_writer()
-        for replica in replicas:
-            writer.submit_delete(replica, blob, done)
+        for blob in blobs:
+            for replica in replicas:
+                writer.submit_delete(replica, blob, done)
         await future
 
     async def cleanup_ingests(self) -> int:

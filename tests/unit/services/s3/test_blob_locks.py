@@ -139,3 +139,28 @@ def test_two_holders_waiting_for_the_same_stripe_both_count(tmp_path: Path) -> N
 
         asyncio.run(scenario())
         locks.close()
+
+
+def test_lock_all_takes_every_digest_and_gives_every_stripe_back(tmp_path: Path) -> None:
+    locks = BlobLocks(tmp_path / "locks")
+    digests = [DIGEST] + ["sha256:" + f"{i:064x}" for i in range(299)]
+
+    async def scenario() -> None:
+        async with locks.lock_all(digests + digests[:5]):  # (a digest named twice is taken once)
+            assert all(locks.lock(d)._local.locked() for d in digests)
+            assert sum(locks._held.values()) == len(digests)
+            waiting = asyncio.ensure_future(_take(locks, digests[7]))
+            await asyncio.sleep(0.05)
+            assert not waiting.done()  # a holder of one of them waits for the batch
+        await asyncio.wait_for(waiting, 5)
+        assert not any(locks._held.values())
+
+    asyncio.run(scenario())
+    with _held_by_another_process(tmp_path / "locks"):  # DIGEST's stripe went back to the file too
+        pass
+    locks.close()
+
+
+async def _take(locks: BlobLocks, digest: str) -> None:
+    async with locks.lock(digest):
+        pass

@@ -57,6 +57,17 @@ def test_a_blob_shared_by_two_keys_is_released_only_by_the_last(metadata_db: Dat
     assert db.write_sync(lambda c: store.put_version(c, _values("two", other), None)) == [shared]
     assert _refs(db) == {other: 2}
 
+    assert db.read_sync(lambda c: store.referenced(c, [shared, other, "sha256:" + "e" * 64])) == {other}
+
+
+def test_referenced_answers_for_a_batch_of_released_blobs(metadata_db: Database) -> None:
+    db = metadata_db
+    kept = ["sha256:" + f"{i:064x}" for i in range(3)]
+    for i, digest in enumerate(kept):
+        db.write_sync(lambda c, d=digest, k=f"k{i}": store.put_version(c, _values(k, d), None))  # type: ignore[misc]
+    gone = ["sha256:" + f"{i:064x}" for i in range(100, 400)]
+    assert db.read_sync(lambda c: store.referenced(c, gone + kept)) == set(kept)
+    assert db.read_sync(lambda c: store.referenced(c, [])) == set()
 
 def test_versioned_puts_keep_every_version(metadata_db: Database) -> None:
     db = metadata_db
