@@ -208,7 +208,7 @@ def is_referenced(conn: sa.Connection, digest: str) -> bool:
 def referenced(conn: sa.Connection, digests: list[str]) -> set[str]:
     """Those of ``digests`` that something still refers to (one prepared query each: an ``IN`` of
     hundreds of values costs SQLAlchemy more to compile than the queries cost SQLite)."""
-    return {digest for digest in digests if _BLOB_REFS.rows(conn, {"digest": digest})}
+    return {digest for digest in digests if is_referenced(conn, digest)}
 
 
 def _digests(row: ObjectRow) -> list[str]:
