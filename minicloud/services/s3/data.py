@@ -255,27 +255,26 @@ class ObjectData:
 
     async def delete_many(self, digests: list[str]) -> None:
         """Remove blobs whose last reference is gone (the caller holds their ``lock``): every
-        healthy replica's copy, unlinked by the writer process, all sent at once so that they share
-        its commits."""
+        healthy replica's copy, by the writer process, one request per replica (they share its
+        commit)."""
         blobs = [Digest.parse(digest) for digest in digests]
         replicas = healthy_replicas(self.replicas)
         if not replicas or not blobs:
             return
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        counts = _Counts(len(replicas) * len(blobs))
+        counts = _Counts(len(replicas))
 
         def done(error: OSError | None) -> None:
             if error is not None and not isinstance(error, FileNotFoundError):
-                log.warning("a replica failed removing a blob: %s", error)
+                log.warning("a replica failed removing blobs: %s", error)
             ok, finished = counts.add(error is None)
             if finished:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_resolve, future, ok)
         writer = shared_writer()
-        for blob in blobs:
-            for replica in replicas:
-                writer.submit_delete(replica, blob, done)
+        for replica in replicas:
+            writer.submit_delete(replica, blobs, done)
         await future
 
     async def cleanup_ingests(self) -> int:

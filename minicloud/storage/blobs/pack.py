@@ -256,7 +256,14 @@ class Pack:
         """Write ``items`` and delete the rows of ``deletes`` in ONE transaction, committed (the WAL
         fsynced) before this returns: each item's outcome (None: durable; ``Collision``: another
         digest holds its key) and, per deletion, whether a row was removed. When the transaction
-        fails, every item gets the error (nothing of it is visible)."""
+        fails, every item gets the error (nothing of it is visible).
+
+        A transaction of deletions only is committed without the fsync (``synchronous=NORMAL``,
+        for it alone): the next write's commit, or the next checkpoint, makes it durable with
+        everything before it in the WAL. A power loss before either brings the rows back:
+        unreferenced copies, which the scrubber removes as orphans; an acknowledged write is never
+        at stake. Released blobs are deleted in batches of their own (S3's GET phase after a
+        burst of overwrites: the fsync was a fifth of the writer's CPU per deletion)."""
         if not items and not deletes:
             return [], []
         try:
@@ -278,6 +285,9 @@ class Pack:
                      outcomes: list[OSError | None], removed: list[bool]) -> None:
         conn = handle.conn
         now = time.time()
+        lazy = not items  # deletions only: committed without the WAL's fsync (see ``put_many``)
+        if lazy:
+            conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("BEGIN IMMEDIATE")
         try:
             for i, (data, digest) in enumerate(items):
@@ -296,6 +306,9 @@ class Pack:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+        finally:
+            if lazy:
+                conn.execute("PRAGMA synchronous=FULL")
         if not handle.synced_dir:  # a new WAL file's directory entry (once per connection)
             fsync_dir(self.root)
             handle.synced_dir = True
@@ -381,8 +394,9 @@ class PackWriter:
         self._start()
 
     def submit_delete(self, digest: Digest, done: Done) -> None:
-        """Remove the blob's row (and a file copy an older version wrote): ``done`` gets None, or
-        FileNotFoundError when the replica held neither."""
+        """Remove the blob's row, or else its file (a blob too large for the pack, a key collision,
+        a copy written before the pack): ``done`` gets None, or FileNotFoundError when the replica
+        held neither."""
         self._queue.put((None, digest, done))
         self._start()
 
@@ -435,9 +449,10 @@ class PackWriter:
                 if isinstance(result, Collision):
                     self.fallback(data, digest, done)
                     continue
-            else:
-                in_file = self._remove_file(digest)
-                result = None if (next(gone) or in_file) else FileNotFoundError(errno.ENOENT, str(digest))
+            else:  # a blob whose row was there has no file (but one from before the pack: an orphan
+                # for the scrubber); one without a row may be a file (too large, or a key collision)
+                found = next(gone) or self._remove_file(digest)
+                result = None if found else FileNotFoundError(errno.ENOENT, str(digest))
             try:
                 done(result)
             except Exception:

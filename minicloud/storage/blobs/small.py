@@ -32,7 +32,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from minicloud.storage.blobs.core import ALGORITHMS, Digest
 from minicloud.storage.blobs.replica import Replica
@@ -253,6 +253,40 @@ class BlobWriter(Protocol):
     def submit(self, data: bytes, digest: Digest, done: Done) -> None: ...
 
     def submit_delete(self, digest: Digest, done: Done) -> None: ...
+
+
+_Removed = TypeVar("_Removed")
+
+
+class _Gathered:
+    """The outcomes of several removals, reported once (``delete_all``)."""
+
+    def __init__(self, count: int, done: Done) -> None:
+        self.left = count
+        self.done = done
+        self.error: OSError | None = None
+        self.lock = threading.Lock()
+
+    def add(self, error: OSError | None) -> None:
+        with self.lock:
+            if error is not None and (self.error is None or isinstance(self.error, FileNotFoundError)):
+                self.error = error
+            self.left -= 1
+            if self.left:
+                return
+        self.done(self.error)
+
+
+def delete_all(submit_delete: Callable[[_Removed, Done], None], removed: Sequence[_Removed], done: Done) -> None:
+    """Remove the copies of ``removed`` (digests, or lists of them), each through ``submit_delete``
+    (a writer's); ``done`` once, after the last: None when each had a copy, FileNotFoundError when
+    some had none, or the first other error."""
+    if not removed:
+        done(None)
+        return
+    gathered = _Gathered(len(removed), done)
+    for item in removed:
+        submit_delete(item, gathered.add)
 
 
 def _remove_file(replica: Replica, digest: Digest) -> bool:

@@ -28,8 +28,9 @@ has closed, by a receiver thread.
 Each request names the replica root (and whether it has a pack), the digest and carries the
 bytes; the child answers with the request's number and 0 once that copy is durable (its batch's
 transaction committed, or the file fsynced, renamed into place and its directory fsynced), or an
-errno. A request may also remove a replica's copy of a blob (a released S3 blob: its row, or
-file, is removed off the server's GIL too). Nothing is acknowledged before its copy is durable,
+errno. A request may instead remove a replica's copies of a list of blobs (released S3 blobs:
+their rows, or files, are removed off the server's GIL too, the whole list in one message and one
+acknowledgement, in the same commit). Nothing is acknowledged before its copy is durable,
 exactly as with in-process writes.
 
 One writer for every S3 process of a server, so that every process's copies join the same group
@@ -65,14 +66,14 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from minicloud.storage.blobs.core import Digest
 from minicloud.storage.blobs.pack import BATCH_BYTES, BATCH_COPIES, PackWriter, packable
 from minicloud.storage.blobs.replica import Replica
-from minicloud.storage.blobs.small import BlobWriter, Done, make_writer, writer_for
+from minicloud.storage.blobs.small import BlobWriter, Done, delete_all, make_writer, writer_for
 
 if TYPE_CHECKING:
     import asyncio
@@ -80,7 +81,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("minicloud.blobs.writerproc")
 
 _REQUEST = struct.Struct("<BIQHH")  # operation, data length, request number, root length, digest length
-_WRITE, _DELETE = 0, 1
+_WRITE, _DELETE = 0, 1  # a write names its digest and carries the bytes; a removal carries digests
+_DELETE_CHUNK = 4096  # digests in one removal request (~290 KiB)
 _PACKED = 0x80  # or'ed into the operation: the replica keeps small blobs in its pack
 _ACK = struct.Struct("<Qi")  # request number, errno (0: durable)
 _SOCKET_BUFFER = 8 << 20
@@ -324,12 +326,18 @@ class WriterProcess:
         if not self._send(_WRITE, replica, data, digest, done):
             writer_for(replica).submit(data, digest, done)
 
-    def submit_delete(self, replica: Replica, digest: Digest, done: Done) -> None:
-        """Remove the replica's copy (``SmallBlobWriter.submit_delete``)."""
-        if not self._send(_DELETE, replica, b"", digest, done):
-            writer_for(replica).submit_delete(digest, done)
+    def submit_delete(self, replica: Replica, digests: Sequence[Digest], done: Done) -> None:
+        """Remove the replica's copies of ``digests``, in one message per ``_DELETE_CHUNK`` (they join
+        one commit); ``done`` once, as ``small.delete_all`` reports."""
+        if len(digests) > _DELETE_CHUNK:
+            chunks = [digests[i:i + _DELETE_CHUNK] for i in range(0, len(digests), _DELETE_CHUNK)]
+            delete_all(lambda chunk, done: self.submit_delete(replica, chunk, done), chunks, done)
+            return
+        names = b"\n".join(str(digest).encode() for digest in digests)
+        if not self._send(_DELETE, replica, names, None, done):
+            delete_all(writer_for(replica).submit_delete, digests, done)
 
-    def _send(self, operation: int, replica: Replica, data: bytes, digest: Digest, done: Done) -> bool:
+    def _send(self, operation: int, replica: Replica, data: bytes, digest: Digest | None, done: Done) -> bool:
         connection = self._current()
         if connection is None:
             return False
@@ -338,7 +346,7 @@ class WriterProcess:
             connection.read_on(loop)
         number = next(self._numbers)
         root = str(replica.root).encode()
-        name = str(digest).encode()
+        name = b"" if digest is None else str(digest).encode()
         if replica.pack is not None:
             operation |= _PACKED
         frame = b"".join((_REQUEST.pack(operation, len(data), number, len(root), len(name)), root, name, data))
@@ -535,7 +543,6 @@ def _take(buffer: mmap.mmap, view: memoryview, got: int, writers: dict[bytes, Bl
         if start + root_len + name_len + size != got:
             raise ValueError(f"a request of {got} bytes says it has {start + root_len + name_len + size}")
         root = bytes(view[start:start + root_len])
-        digest = Digest.parse(bytes(view[start + root_len:start + root_len + name_len]).decode())
         writer = writers.get(root)
         if writer is None:
             replica = Replica(Path(root.decode()))
@@ -545,11 +552,17 @@ def _take(buffer: mmap.mmap, view: memoryview, got: int, writers: dict[bytes, Bl
 
         def done(error: OSError | None, number: int = number) -> None:
             acks.add(number, error)
-        delete = operation & ~_PACKED == _DELETE
-        if isinstance(writer, PackWriter) and (delete or packable(digest, size)):
-            pending.setdefault(root, []).append((None if delete else bytes(view[got - size:got]), digest, done))
-        elif delete:
-            writer.submit_delete(digest, done)
+        if operation & ~_PACKED == _DELETE:  # the digests, one per line
+            digests = [Digest.parse(name) for name in bytes(view[got - size:got]).decode().split("\n")] if size else []
+            if isinstance(writer, PackWriter):  # (into this round's commit)
+                batch = pending.setdefault(root, [])
+                delete_all(lambda digest, done: batch.append((None, digest, done)), digests, done)
+            else:
+                delete_all(writer.submit_delete, digests, done)
+            return
+        digest = Digest.parse(bytes(view[start + root_len:start + root_len + name_len]).decode())
+        if isinstance(writer, PackWriter) and packable(digest, size):
+            pending.setdefault(root, []).append((bytes(view[got - size:got]), digest, done))
         else:
             writer.submit(bytes(view[got - size:got]), digest, done)
     except Exception as exc:  # a malformed request fails alone

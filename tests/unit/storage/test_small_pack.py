@@ -322,3 +322,27 @@ def test_the_writer_leaves_free_pages_to_new_rows_until_they_are_a_share_of_the_
     pack.put_many([], [digest for _, digest in blobs[100:500]])  # half of them
     assert pack.reclaim(RECLAIM_STEP, RECLAIM_FREE_PAGES, RECLAIM_FREE_SHARE) > freed
     assert pack.reclaim(RECLAIM_STEP, RECLAIM_FREE_PAGES) == 0  # nothing left to give back
+
+
+def test_only_a_transaction_of_deletions_commits_without_the_fsync(tmp_path: Path) -> None:
+    """Writes are acknowledged durable, so their transactions commit with ``synchronous=FULL`` (the
+    WAL fsynced), deletions alongside them included; a transaction of deletions alone commits with
+    ``NORMAL`` (made durable by the next write's fsync; lost only to a power loss, leaving orphans)
+    and the connection is back to FULL after it."""
+    replica = _replica(tmp_path)
+    pack = replica.pack
+    assert pack is not None
+    blobs = [_blob() for _ in range(4)]
+    conn = pack._handle().conn
+    traced: list[str] = []
+    conn.set_trace_callback(lambda sql: traced.append(sql) if sql == "COMMIT" or "synchronous" in sql else None)
+    assert pack.put_many(blobs[:3]) == ([None] * 3, [])
+    assert pack.put_many([blobs[3]], [blobs[0][1]]) == ([None], [True])
+    assert traced == ["COMMIT", "COMMIT"]  # the writes' commits: FULL, as the connection was opened
+    traced.clear()
+    assert pack.put_many([], [blobs[1][1], blobs[2][1]]) == ([], [True, True])
+    assert traced == ["PRAGMA synchronous=NORMAL", "COMMIT", "PRAGMA synchronous=FULL"]
+    conn.set_trace_callback(None)
+    assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL again for the next write
+    with _raw(replica) as other:  # the deletions are committed for every reader
+        assert [row[0] for row in other.execute("SELECT digest FROM blobs")] == [blobs[3][1].hex]

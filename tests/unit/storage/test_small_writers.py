@@ -132,13 +132,48 @@ def test_writer_process_removes_copies_and_says_when_there_was_none(tmp_path: Pa
     writer = WriterProcess()
     try:
         outcomes = _Outcomes(1)
-        writer.submit_delete(replica, digest, outcomes.callback(replica, digest))
+        writer.submit_delete(replica, [digest], outcomes.callback(replica, digest))
         assert outcomes.done.wait(30)
         second = _Outcomes(1)
-        writer.submit_delete(replica, digest, second.callback(replica, digest))
+        writer.submit_delete(replica, [digest], second.callback(replica, digest))
         assert second.done.wait(30)
         assert outcomes.results[0][1] is None and not outcomes.results[0][2]  # removed
         assert isinstance(second.results[0][1], FileNotFoundError)  # nothing left to remove
+    finally:
+        writer.close()
+
+
+def test_writer_process_removes_a_list_of_blobs_with_one_answer(tmp_path: Path) -> None:
+    """Packed and file copies alike, in one request: one completion, after the last removal; it
+    says FileNotFoundError when one of them had no copy."""
+    packed = _replica(tmp_path, "packed")
+    packed.enable_pack()
+    files = _replica(tmp_path, "files")
+    blobs = [_blob() for _ in range(300)]
+    big = _blob(300 * 1024)  # beyond the pack's limit: a file even in the packed replica
+    assert write_batch(files, blobs) == [None] * len(blobs)
+    writer = WriterProcess()
+    try:
+        written = _Outcomes(len(blobs) + 1)
+        for data, digest in [*blobs, big]:
+            writer.submit(packed, data, digest, written.callback(packed, digest))
+        assert written.done.wait(30) and all(error is None for _, error, _ in written.results)
+        assert packed.path(big[1]).is_file()
+        digests = [digest for _, digest in blobs]
+        for replica, listed in ((packed, [*digests, big[1]]), (files, digests)):
+            removed = _Outcomes(1)
+            writer.submit_delete(replica, listed, removed.callback(replica, listed[0]))
+            assert removed.done.wait(30)
+            assert len(removed.results) == 1 and removed.results[0][1] is None
+            assert not any(replica.has(digest) for digest in listed)
+        _, missing = _blob()
+        again = _Outcomes(1)
+        writer.submit_delete(packed, [digests[0], missing], again.callback(packed, missing))
+        assert again.done.wait(30)
+        assert isinstance(again.results[0][1], FileNotFoundError)
+        nothing = _Outcomes(1)
+        writer.submit_delete(packed, [], nothing.callback(packed, missing))
+        assert nothing.done.wait(30) and nothing.results[0][1] is None
     finally:
         writer.close()
 
