@@ -39,7 +39,7 @@ class _Deleter:
 def test_each_blob_is_deleted_after_its_grace_period_in_release_order() -> None:
     async def scenario() -> None:
         deleter = _Deleter()
-        releases = Releases(deleter, lambda digest: False, GRACE)
+        releases = Releases(deleter, lambda digest: False, GRACE, gather=0)
         loop = asyncio.get_running_loop()
         start = loop.time()
         releases.add(["a", "b"])
@@ -59,7 +59,7 @@ def test_a_blob_being_read_waits_another_grace_period() -> None:
     async def scenario() -> None:
         deleter = _Deleter()
         streaming = {"read"}
-        releases = Releases(deleter, lambda digest: digest in streaming, GRACE)
+        releases = Releases(deleter, lambda digest: digest in streaming, GRACE, gather=0)
         releases.add(["read", "idle"])
         await asyncio.sleep(GRACE * 1.5)
         assert [d for d, _ in deleter.deleted] == ["idle"]
@@ -73,7 +73,7 @@ def test_a_blob_being_read_waits_another_grace_period() -> None:
 def test_due_blobs_are_deleted_many_by_one_call_up_to_a_batch() -> None:
     async def scenario() -> None:
         deleter = _Deleter(pause=0.02)
-        releases = Releases(deleter, lambda digest: False, GRACE)
+        releases = Releases(deleter, lambda digest: False, GRACE, gather=0)
         releases.add([f"d{i}" for i in range(BATCH + 44)])
         await asyncio.sleep(GRACE + 0.3)
         assert len(deleter.deleted) == BATCH + 44
@@ -82,10 +82,33 @@ def test_due_blobs_are_deleted_many_by_one_call_up_to_a_batch() -> None:
     asyncio.run(scenario())
 
 
+def test_blobs_falling_due_one_by_one_are_gathered_into_one_batch() -> None:
+    """Released one after the other, they fall due one after the other: the first waits up to
+    ``gather`` for the batch to fill, so that they share one call; a full batch goes at once."""
+    async def scenario() -> None:
+        deleter = _Deleter()
+        releases = Releases(deleter, lambda digest: False, GRACE, gather=0.2)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i in range(5):
+            releases.add([f"s{i}"])
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(GRACE + 0.05)
+        assert deleter.deleted == []  # due, gathering
+        await asyncio.sleep(0.2)
+        assert deleter.calls == [5]
+        assert all(when - start >= GRACE + 0.2 for _, when in deleter.deleted)
+        releases.add([f"f{i}" for i in range(BATCH)])
+        await asyncio.sleep(GRACE + 0.1)
+        assert deleter.calls == [5, BATCH]  # full: not held back
+
+    asyncio.run(scenario())
+
+
 def test_a_failed_deletion_is_logged_and_the_rest_go_on(caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> None:
         deleter = _Deleter(fail={"bad"})
-        releases = Releases(deleter, lambda digest: False, GRACE)
+        releases = Releases(deleter, lambda digest: False, GRACE, gather=0)
         releases.add(["bad", "good"])
         await asyncio.sleep(GRACE * 2)
         assert deleter.deleted == []  # (their batch failed: left to the scrubber's orphan sweep)
@@ -101,7 +124,7 @@ def test_a_failed_deletion_is_logged_and_the_rest_go_on(caplog: pytest.LogCaptur
 def test_nothing_is_deleted_after_stop() -> None:
     async def scenario() -> None:
         deleter = _Deleter()
-        releases = Releases(deleter, lambda digest: False, GRACE)
+        releases = Releases(deleter, lambda digest: False, GRACE, gather=0)
         releases.add(["x", "y"])
         releases.stop()
         assert len(releases) == 0
@@ -113,7 +136,7 @@ def test_nothing_is_deleted_after_stop() -> None:
 
 def test_a_later_event_loop_gets_a_task_of_its_own() -> None:
     deleter = _Deleter()
-    releases = Releases(deleter, lambda digest: False, GRACE)
+    releases = Releases(deleter, lambda digest: False, GRACE, gather=0)
 
     async def release(digest: str) -> None:
         releases.add([digest])
