@@ -329,6 +329,9 @@ class WriterProcess:
     def submit_delete(self, replica: Replica, digests: Sequence[Digest], done: Done) -> None:
         """Remove the replica's copies of ``digests``, in one message per ``_DELETE_CHUNK`` (they join
         one commit); ``done`` once, as ``small.delete_all`` reports."""
+        if not digests:
+            done(None)
+            return
         if len(digests) > _DELETE_CHUNK:
             chunks = [digests[i:i + _DELETE_CHUNK] for i in range(0, len(digests), _DELETE_CHUNK)]
             delete_all(lambda chunk, done: self.submit_delete(replica, chunk, done), chunks, done)

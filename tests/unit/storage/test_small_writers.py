@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from minicloud.storage.blobs import Digest, Replica
 from minicloud.storage.blobs.small import SmallBlobWriter, prepare_fanout, write_batch
 from minicloud.storage.blobs.writerproc import WriterProcess
@@ -260,5 +262,25 @@ def test_a_writer_that_dies_while_a_loop_reads_its_acknowledgements_fails_what_i
         outcomes = _Outcomes(1)
         writer.submit(replica, data, digest, outcomes.callback(replica, digest))  # a new process
         assert outcomes.done.wait(30) and outcomes.results[0][1] is None
+    finally:
+        writer.close()
+
+
+def test_a_long_list_of_removals_goes_in_several_requests_with_one_answer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from minicloud.storage.blobs import writerproc
+
+    monkeypatch.setattr(writerproc, "_DELETE_CHUNK", 3)
+    replica = _replica(tmp_path)
+    blobs = [_blob() for _ in range(7)]
+    assert write_batch(replica, blobs) == [None] * len(blobs)
+    writer = WriterProcess()
+    try:
+        removed = _Outcomes(1)
+        writer.submit_delete(replica, [digest for _, digest in blobs], removed.callback(replica, blobs[0][1]))
+        assert removed.done.wait(30)
+        time.sleep(0.2)  # (a second answer would have arrived by now)
+        assert len(removed.results) == 1 and removed.results[0][1] is None
+        assert not any(replica.has(digest) for _, digest in blobs)
     finally:
         writer.close()
