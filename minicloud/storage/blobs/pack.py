@@ -100,7 +100,7 @@ def _os_error(exc: sqlite3.Error, what: str) -> OSError:
 class _Handle:
     """One thread's connection to the pack, and what it knows about the file it opened."""
 
-    __slots__ = ("checked", "conn", "identity", "lock_fd", "synced_dir")
+    __slots__ = ("checked", "conn", "identity", "lock_fd", "synced_dir", "unsynced")
 
     def __init__(self, conn: sqlite3.Connection, identity: tuple[int, int], lock_fd: int) -> None:
         self.conn = conn
@@ -108,6 +108,7 @@ class _Handle:
         self.lock_fd = lock_fd
         self.checked = time.monotonic()
         self.synced_dir = False
+        self.unsynced = False  # a deletions-only transaction could not set synchronous=FULL back
 
 
 class Pack:
@@ -279,15 +280,36 @@ class Pack:
         except sqlite3.Error as exc:
             error = _os_error(exc, f"writing {len(items)} blobs to {self.path}")
             return [error] * len(items), [False] * len(deletes)
+        finally:
+            if handle.unsynced:  # the next transaction opens a connection of its own, synchronous=FULL
+                log.warning("the pack %s: a connection could not be set back to synchronous=FULL: closed",
+                            self.path)
+                self._drop(handle)
         return outcomes, removed
 
     def _transaction(self, handle: _Handle, items: Sequence[tuple[bytes, Digest]], deletes: Sequence[Digest],
                      outcomes: list[OSError | None], removed: list[bool]) -> None:
         conn = handle.conn
-        now = time.time()
         lazy = not items  # deletions only: committed without the WAL's fsync (see ``put_many``)
-        if lazy:
+        if not lazy:
+            self._statements(conn, items, deletes, outcomes, removed)
+        else:
             conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._statements(conn, items, deletes, outcomes, removed)
+            finally:
+                try:
+                    conn.execute("PRAGMA synchronous=FULL")
+                except sqlite3.Error:  # (``put_many`` closes it: it must never commit a write unsynced)
+                    handle.unsynced = True
+        if not handle.synced_dir:  # a new WAL file's directory entry (once per connection)
+            fsync_dir(self.root)
+            handle.synced_dir = True
+
+    @staticmethod
+    def _statements(conn: sqlite3.Connection, items: Sequence[tuple[bytes, Digest]], deletes: Sequence[Digest],
+                    outcomes: list[OSError | None], removed: list[bool]) -> None:
+        now = time.time()
         conn.execute("BEGIN IMMEDIATE")
         try:
             for i, (data, digest) in enumerate(items):
@@ -306,12 +328,6 @@ class Pack:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
-        finally:
-            if lazy:
-                conn.execute("PRAGMA synchronous=FULL")
-        if not handle.synced_dir:  # a new WAL file's directory entry (once per connection)
-            fsync_dir(self.root)
-            handle.synced_dir = True
 
     def put(self, data: bytes, digest: Digest) -> None:
         error = self.put_many([(data, digest)])[0][0]

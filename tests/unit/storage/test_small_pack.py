@@ -346,3 +346,41 @@ def test_only_a_transaction_of_deletions_commits_without_the_fsync(tmp_path: Pat
     assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL again for the next write
     with _raw(replica) as other:  # the deletions are committed for every reader
         assert [row[0] for row in other.execute("SELECT digest FROM blobs")] == [blobs[3][1].hex]
+
+
+class _Refusing:
+    """A connection whose ``refused`` statement fails (as SQLITE_BUSY or an I/O error would)."""
+
+    def __init__(self, conn: sqlite3.Connection, refused: str) -> None:
+        self.conn, self.refused = conn, refused
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if sql == self.refused:
+            raise sqlite3.OperationalError("database is locked")
+        return self.conn.execute(sql, *args)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_a_failed_deletion_leaves_no_connection_that_commits_unsynced(tmp_path: Path) -> None:
+    """A deletions-only transaction that cannot begin sets its connection back to FULL; one whose
+    connection cannot be set back is closed, so that the next write opens a synchronous one."""
+    replica = _replica(tmp_path)
+    pack = replica.pack
+    assert pack is not None
+    blobs = [_blob() for _ in range(3)]
+    assert pack.put_many(blobs)[0] == [None] * 3
+    handle = pack._handle()
+    real = handle.conn
+    handle.conn = _Refusing(real, "BEGIN IMMEDIATE")  # type: ignore[assignment]
+    _, removed = pack.put_many([], [blobs[0][1]])
+    handle.conn = real
+    assert removed == [False]
+    assert real.execute("PRAGMA synchronous").fetchone() == (2,)
+    handle.conn = _Refusing(real, "PRAGMA synchronous=FULL")  # type: ignore[assignment]
+    assert pack.put_many([], [blobs[1][1]]) == ([], [True])
+    assert pack._handle() is not handle  # closed: the next transaction has a new connection...
+    assert pack._handle().conn.execute("PRAGMA synchronous").fetchone() == (2,)  # ...synchronous=FULL
+    assert pack.put_many([blobs[1]])[0] == [None]
+    assert pack.get(blobs[0][1]) == blobs[0][0] and pack.get(blobs[1][1]) == blobs[1][0]
