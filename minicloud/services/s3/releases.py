@@ -33,6 +33,7 @@ log = logging.getLogger("minicloud.s3.releases")
 
 BATCH = 256  # blobs deleted by one call
 GATHER_S = 1.0  # how long the first due blob waits for the batch to fill (unless it is full sooner)
+GATHER_STEP_S = 0.1  # how often a batch being gathered is looked at again
 
 
 class Releases:
@@ -74,17 +75,18 @@ class Releases:
         try:
             while self._due:
                 due = self._due
-                # The batch starts when BATCH are due, or ``gather`` after the first is (batches of
-                # a few blobs, as the releases of a steady stream of overwrites fall due one by
-                # one, cost the writer a transaction each: ~9 a batch at 2,000 PUTs a second).
-                start = due[0][0] + self._gather
-                if len(due) >= BATCH:
-                    start = min(start, due[BATCH - 1][0])
-                wait = start - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                    continue
                 now = loop.time()
+                if due[0][0] > now:  # nothing due yet
+                    await asyncio.sleep(due[0][0] - now)
+                    continue
+                # The batch starts when BATCH are due, or ``gather`` after the first was (batches of
+                # a few blobs, as the releases of a steady stream of overwrites fall due one by
+                # one, cost the writer a transaction each: ~9 a batch at 2,000 PUTs a second);
+                # looked at again every GATHER_STEP_S meanwhile, as more are released.
+                gathering = due[0][0] + self._gather - now
+                if gathering > 0 and not (len(due) >= BATCH and due[BATCH - 1][0] <= now):
+                    await asyncio.sleep(min(gathering, GATHER_STEP_S))
+                    continue
                 batch: list[str] = []
                 while self._due and self._due[0][0] <= now and len(batch) < BATCH:
                     digest = self._due.popleft()[1]

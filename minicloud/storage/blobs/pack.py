@@ -294,14 +294,14 @@ class Pack:
         if not lazy:
             self._statements(conn, items, deletes, outcomes, removed)
         else:
+            handle.unsynced = True  # until FULL is back (else ``put_many`` closes the connection)
             conn.execute("PRAGMA synchronous=NORMAL")
             try:
                 self._statements(conn, items, deletes, outcomes, removed)
             finally:
-                try:
+                with contextlib.suppress(sqlite3.Error):
                     conn.execute("PRAGMA synchronous=FULL")
-                except sqlite3.Error:  # (``put_many`` closes it: it must never commit a write unsynced)
-                    handle.unsynced = True
+                    handle.unsynced = False
         if not handle.synced_dir:  # a new WAL file's directory entry (once per connection)
             fsync_dir(self.root)
             handle.synced_dir = True
@@ -410,9 +410,9 @@ class PackWriter:
         self._start()
 
     def submit_delete(self, digest: Digest, done: Done) -> None:
-        """Remove the blob's row, or else its file (a blob too large for the pack, a key collision,
-        a copy written before the pack): ``done`` gets None, or FileNotFoundError when the replica
-        held neither."""
+        """Remove the blob's row and its file (a blob too large for the pack, a key collision, a
+        copy written before the pack): ``done`` gets None, FileNotFoundError when the replica held
+        neither, or the error of a batch that failed."""
         self._queue.put((None, digest, done))
         self._start()
 
@@ -448,6 +448,7 @@ class PackWriter:
     def _write(self, batch: list[tuple[bytes | None, Digest, Done]]) -> None:
         writes = [(data, digest) for data, digest, _ in batch if data is not None]
         deletes = [digest for data, digest, _ in batch if data is None]
+        failure: OSError | None = None  # (an unavailable replica: its deletions say so too)
         try:
             if not self.healthy():
                 raise OSError(errno.EIO, f"the replica {self.pack.root} is unavailable")
@@ -455,8 +456,8 @@ class PackWriter:
         except Exception as exc:  # every copy of the batch gets an answer, whatever went wrong
             if not isinstance(exc, OSError):
                 log.exception("the pack writer of %s failed a batch", self.pack.root)
-            error = exc if isinstance(exc, OSError) else OSError(errno.EIO, str(exc))
-            outcomes, removed = [error] * len(writes), [False] * len(deletes)
+            failure = exc if isinstance(exc, OSError) else OSError(errno.EIO, str(exc))
+            outcomes, removed = [failure] * len(writes), [False] * len(deletes)
         written, gone = iter(outcomes), iter(removed)
         for data, digest, done in batch:
             result: OSError | None
@@ -465,10 +466,10 @@ class PackWriter:
                 if isinstance(result, Collision):
                     self.fallback(data, digest, done)
                     continue
-            else:  # a blob whose row was there has no file (but one from before the pack: an orphan
-                # for the scrubber); one without a row may be a file (too large, or a key collision)
-                found = next(gone) or self._remove_file(digest)
-                result = None if found else FileNotFoundError(errno.ENOENT, str(digest))
+            else:  # the row and a file both go (a file: too large, a key collision, from before the pack)
+                in_file = self._remove_file(digest)
+                found = next(gone) or in_file
+                result = None if found else (failure or FileNotFoundError(errno.ENOENT, str(digest)))
             try:
                 done(result)
             except Exception:

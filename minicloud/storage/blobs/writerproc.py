@@ -30,7 +30,7 @@ bytes; the child answers with the request's number and 0 once that copy is durab
 transaction committed, or the file fsynced, renamed into place and its directory fsynced), or an
 errno. A request may instead remove a replica's copies of a list of blobs (released S3 blobs:
 their rows, or files, are removed off the server's GIL too, the whole list in one message and one
-acknowledgement, in the same commit). Nothing is acknowledged before its copy is durable,
+acknowledgement, usually in one commit). Nothing is acknowledged before its copy is durable,
 exactly as with in-process writes.
 
 One writer for every S3 process of a server, so that every process's copies join the same group
@@ -327,8 +327,8 @@ class WriterProcess:
             writer_for(replica).submit(data, digest, done)
 
     def submit_delete(self, replica: Replica, digests: Sequence[Digest], done: Done) -> None:
-        """Remove the replica's copies of ``digests``, in one message per ``_DELETE_CHUNK`` (they join
-        one commit); ``done`` once, as ``small.delete_all`` reports."""
+        """Remove the replica's copies of ``digests``, in one message per ``_DELETE_CHUNK`` (usually one
+        commit of the writer's); ``done`` once, as ``small.delete_all`` reports."""
         if not digests:
             done(None)
             return
@@ -562,6 +562,8 @@ def _take(buffer: mmap.mmap, view: memoryview, got: int, writers: dict[bytes, Bl
                 delete_all(lambda digest, done: batch.append((None, digest, done)), digests, done)
             else:
                 delete_all(writer.submit_delete, digests, done)
+                if not digests:  # (answered at once: no batch of the writer's will flush it)
+                    acks.flush()
             return
         digest = Digest.parse(bytes(view[start + root_len:start + root_len + name_len]).decode())
         if isinstance(writer, PackWriter) and packable(digest, size):

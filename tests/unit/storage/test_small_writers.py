@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -275,6 +276,13 @@ def test_a_long_list_of_removals_goes_in_several_requests_with_one_answer(
     blobs = [_blob() for _ in range(7)]
     assert write_batch(replica, blobs) == [None] * len(blobs)
     writer = WriterProcess()
+    sent: list[int] = []
+    send = writer._send
+
+    def counting(operation: int, *args: Any) -> bool:
+        sent.append(operation)
+        return send(operation, *args)
+    monkeypatch.setattr(writer, "_send", counting)
     try:
         removed = _Outcomes(1)
         writer.submit_delete(replica, [digest for _, digest in blobs], removed.callback(replica, blobs[0][1]))
@@ -282,5 +290,24 @@ def test_a_long_list_of_removals_goes_in_several_requests_with_one_answer(
         time.sleep(0.2)  # (a second answer would have arrived by now)
         assert len(removed.results) == 1 and removed.results[0][1] is None
         assert not any(replica.has(digest) for _, digest in blobs)
+        assert len(sent) == 3  # 3 + 3 + 1 digests
     finally:
         writer.close()
+
+
+def test_removals_answer_once_with_the_error_that_matters() -> None:
+    """``delete_all``: None when every removal found a copy, FileNotFoundError when some found
+    none, and the first other error over both."""
+    from minicloud.storage.blobs.small import delete_all
+
+    def outcome_of(errors: list[OSError | None]) -> list[OSError | None]:
+        answers: list[OSError | None] = []
+        delete_all(lambda error, done: done(error), errors, answers.append)
+        assert len(answers) == 1
+        return answers
+
+    missing, broken, denied = FileNotFoundError(2, "none"), OSError(5, "eio"), PermissionError(13, "acces")
+    assert outcome_of([None, None]) == [None]
+    assert outcome_of([None, missing]) == [missing]
+    assert outcome_of([missing, broken, denied, missing]) == [broken]
+    assert outcome_of([]) == [None]

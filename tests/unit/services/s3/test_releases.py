@@ -84,23 +84,28 @@ def test_due_blobs_are_deleted_many_by_one_call_up_to_a_batch() -> None:
 
 def test_blobs_falling_due_one_by_one_are_gathered_into_one_batch() -> None:
     """Released one after the other, they fall due one after the other: the first waits up to
-    ``gather`` for the batch to fill, so that they share one call; a full batch goes at once."""
+    ``gather`` for the batch to fill, so that they share one call; a batch that fills meanwhile
+    goes at once (within a step)."""
     async def scenario() -> None:
         deleter = _Deleter()
-        releases = Releases(deleter, lambda digest: False, GRACE, gather=0.2)
+        releases = Releases(deleter, lambda digest: False, GRACE, gather=0.6)
         loop = asyncio.get_running_loop()
         start = loop.time()
         for i in range(5):
             releases.add([f"s{i}"])
             await asyncio.sleep(0.02)
-        await asyncio.sleep(GRACE + 0.05)
+        await asyncio.sleep(GRACE + 0.3)
         assert deleter.deleted == []  # due, gathering
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
         assert deleter.calls == [5]
-        assert all(when - start >= GRACE + 0.2 for _, when in deleter.deleted)
-        releases.add([f"f{i}" for i in range(BATCH)])
-        await asyncio.sleep(GRACE + 0.1)
-        assert deleter.calls == [5, BATCH]  # full: not held back
+        assert all(when - start >= GRACE + 0.6 for _, when in deleter.deleted)
+        releases.add(["t0"])
+        await asyncio.sleep(GRACE + 0.05)  # due, gathering...
+        released = loop.time()
+        releases.add([f"f{i}" for i in range(BATCH)])  # ...then a full batch is released
+        await asyncio.sleep(GRACE + 0.25)
+        assert deleter.calls == [5, BATCH]  # it did not wait for the gathering to end
+        assert deleter.deleted[-1][1] - released < GRACE + 0.25
 
     asyncio.run(scenario())
 
