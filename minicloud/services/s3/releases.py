@@ -14,9 +14,9 @@ batches held ~9 blobs at 2,000 PUTs a second.
 What a deletion costs (4,096 overwritten 4 KiB objects, the CPU of the server and its worker
 while their releases fell due): ~1 ms a blob with a task, a query, a message and an answer each
 (and a task per blob held ~2 KiB of objects while it slept, measured with tracemalloc); ~600 us
-with one call per batch; ~300 us with one writer request per zone for the batch, deletion-only
-transactions committed without an fsync and no file unlinked for a row removed; ~130 us once
-batches fill. GETs served while a PUT burst's deletions fell due were ~25-35% fewer at the start.
+with one call per batch; ~300 us with one writer request per zone for the batch and deletion-only
+transactions committed without an fsync; ~130 us once batches fill. GETs served while a PUT
+burst's deletions fell due were ~25-35% fewer at the start.
 
 A blob still waiting when the server stops is not deleted: nothing refers to it, and the
 scrubber's orphan sweep removes it later.
