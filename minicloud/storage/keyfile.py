@@ -1,6 +1,10 @@
 """A secret key kept in a file of the data directory: created once (random, mode 0600, fsynced with
 its directory entry, so that a crash never leaves data sealed under a key that is then lost), then
-read at every start. S3's and KMS's master keys are such files."""
+read at every start. S3's and KMS's master keys are such files.
+
+The key is written whole to a private temporary file and then hard-linked to its name, so the name
+never points at a partly written key: a reader racing the first start (another thread or process)
+either finds no key and makes its own attempt, or reads the complete key that won."""
 
 from __future__ import annotations
 
@@ -13,14 +17,24 @@ from minicloud.storage.durable import fsync_dir
 
 
 def load_or_create_key(path: Path, size: int = 32) -> bytes:
+    if not path.exists():
+        _create(path, size)
+    os.chmod(path, 0o600)
+    return path.read_bytes()
+
+
+def _create(path: Path, size: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    staging = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
         try:
             os.write(fd, secrets.token_bytes(size))
             os.fsync(fd)
         finally:
             os.close(fd)
-        fsync_dir(path.parent)
-    os.chmod(path, 0o600)
-    return path.read_bytes()
+        with contextlib.suppress(FileExistsError):
+            os.link(staging, path)
+            fsync_dir(path.parent)
+    finally:
+        staging.unlink(missing_ok=True)
