@@ -4,7 +4,6 @@ entry of a directory, survive a crash of the machine; and a file replaced whole.
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 
@@ -30,7 +29,7 @@ def replace_file(path: Path, data: bytes, *, durable: bool = True, mode: int = 0
     writers that overlap, which then write into one file and rename it from under each other),
     fsynced when ``durable``, then renamed over ``path``. Writers that overlap each replace the
     file whole; the last rename stays."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")  # (not secrets: it loads hashlib)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         try:
