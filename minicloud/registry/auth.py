@@ -16,7 +16,6 @@ import binascii
 import functools
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from collections.abc import Iterable, Mapping
@@ -34,6 +33,7 @@ from minicloud.iam.authorizer import Authorizer
 from minicloud.iam.credentials import CredentialStore
 from minicloud.iam.identity import ANONYMOUS, Credential, Principal, PrincipalKind
 from minicloud.registry.repositories import Repository
+from minicloud.storage.keyfile import load_or_create_key
 
 TOKEN_TTL = 900
 ECR_PASSWORD_TTL = 12 * 3600
@@ -90,25 +90,9 @@ async def authorize_pull(ctx: RequestContext, repository: Repository) -> None:
 
 
 def load_key(data_dir: Path) -> bytes:
-    """The signing key, created once (0600) in the data dir."""
-    path = data_dir / "registry" / "token.key"
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(32))
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)  # the first writer wins; everyone reads the same key
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path.read_bytes()
+    """The signing key, created once (0600) in the data dir: linked into place whole, so racers of
+    the first start (threads or processes) all read the one key that won."""
+    return load_or_create_key(data_dir / "registry" / "token.key")
 
 
 @dataclass(frozen=True, slots=True)

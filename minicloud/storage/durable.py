@@ -1,5 +1,5 @@
 """fsync of a file or a directory by path: what makes a written file's bytes, or a created or renamed
-entry of a directory, survive a crash of the machine."""
+entry of a directory, survive a crash of the machine; and a file replaced whole."""
 
 from __future__ import annotations
 
@@ -21,3 +21,26 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def replace_file(path: Path, data: bytes, *, durable: bool = True, mode: int = 0o666) -> None:
+    """Make ``path`` hold ``data``, whole: a reader finds the previous file or the new one, never a
+    part. The bytes go to a temporary file of their own (a fixed temporary name is shared by
+    writers that overlap, which then write into one file and rename it from under each other),
+    fsynced when ``durable``, then renamed over ``path``. Writers that overlap each replace the
+    file whole; the last rename stays."""
+    tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")  # (not secrets: it loads hashlib)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -8,9 +8,9 @@ the supervisor's files (``shim.json``, ``shim.pid``, ``init.pid``, ``exit.json``
 from __future__ import annotations
 
 import json
-import os
 import random
 import secrets
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from minicloud.engine.containers.state import Status, check
+from minicloud.storage.durable import replace_file
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 # Engine namespaces keep apart who a container belongs to: the Docker API's user ("docker") or a
@@ -103,6 +104,9 @@ class Container:
         return cls(state=State(**state), **raw)
 
 
+_SAVING = [threading.Lock() for _ in range(64)]  # by record: saves of one container one at a time
+
+
 class ContainerFiles:
     """Paths of one container's directory."""
 
@@ -123,10 +127,8 @@ class ContainerFiles:
         """Write the record atomically; ``durable`` also survives a crash of the host. A start or
         an exit need not be durable: after a host crash no container runs, whichever of the
         records is found (one found running gets exit code 255)."""
-        tmp = self.record.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump(container.to_json(), f)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, self.record)
+        # Saves of one container overlap (worker threads: an exit, a health status, an update):
+        # each writes a file of its own, and one at a time, so the last to run, which saw the
+        # latest state, is the one that stays.
+        with _SAVING[hash(self.record) % len(_SAVING)]:
+            replace_file(self.record, json.dumps(container.to_json()).encode(), durable=durable)

@@ -64,8 +64,12 @@ class Writer:
         self._store = store
         self.ref = ref
         self._dir = directory
-        self._file: BinaryIO = open(directory / "data", "a+b")  # noqa: SIM115 - closed by commit/close
-        fcntl.flock(self._file, fcntl.LOCK_EX)  # one writer per ref, across threads and processes
+        self._lock_fd = _lock_directory(directory)  # one writer per ref, across threads and processes
+        try:
+            self._file: BinaryIO = open(directory / "data", "a+b")  # noqa: SIM115 - closed by commit/close
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         self._hash = hashlib.sha256()
         self._file.seek(0)
         while chunk := self._file.read(_CHUNK):  # resume: re-hash what an earlier attempt wrote
@@ -110,14 +114,47 @@ class Writer:
 
     def abort(self) -> None:
         """Throw the partial data away (a mismatch must not be resumed)."""
+        if self._lock_fd >= 0:  # under the lock: a next writer of the ref may be waiting for it
+            (self._dir / "data").unlink(missing_ok=True)
         self.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
 
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
-        if not (self._dir / "data").exists():
-            shutil.rmtree(self._dir, ignore_errors=True)
+        if self._lock_fd < 0:
+            return
+        try:
+            if not (self._dir / "data").exists():  # removed under the lock: no writer is in it
+                shutil.rmtree(self._dir, ignore_errors=True)
+        finally:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = -1
+
+
+def _lock_directory(directory: Path) -> int:
+    """A descriptor of ``directory`` (made if missing) holding its exclusive lock. The lock is the
+    directory's, not its data file's: a writer that waited for the file's lock got it on the file
+    the previous writer had meanwhile published (renamed into ``blobs/``), and rewrote the blob.
+    A directory the previous holder removed (its ingest done) is made again."""
+    while True:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (FileNotFoundError, FileExistsError):  # removed by the holder meanwhile (mkdir's
+            continue  # "exists" is checked again after it, and can find it gone)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            try:
+                current = os.stat(directory)
+            except FileNotFoundError:
+                current = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if current is not None and (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
+            return fd
+        os.close(fd)  # the holder removed it while we waited: start over
 
 
 class ContentStore:
@@ -151,9 +188,7 @@ class ContentStore:
     def writer(self, ref: str) -> Writer:
         """A writer for ``ref`` (any stable name, e.g. the expected digest); resumes partial data."""
         key = hashlib.sha256(ref.encode()).hexdigest()[:32]
-        directory = self.root / "ingest" / key
-        directory.mkdir(parents=True, exist_ok=True)
-        return Writer(self, ref, directory)
+        return Writer(self, ref, self.root / "ingest" / key)
 
     def put(self, data: bytes, expected: Digest | None = None) -> BlobInfo:
         digest = Digest.of(data)

@@ -10,11 +10,13 @@ import os
 import re
 import secrets
 import shutil
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from minicloud.engine.errors import Conflict, InvalidArgument, NotFound, NotImplementedYet
+from minicloud.storage.durable import replace_file
 
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -53,6 +55,9 @@ class VolumeStore:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.volumes: dict[str, Volume] = {}
+        # create and remove run in worker threads, and two creates of one name (two `docker run -v
+        # data:/x`) or a create and a remove can overlap: each runs whole, one at a time
+        self._lock = threading.Lock()
         for record in sorted(root.glob("*/volume.json")):
             try:
                 volume = Volume.from_json(json.loads(record.read_text()))
@@ -79,35 +84,31 @@ class VolumeStore:
                                     "minicloud's engine")
         name = name or secrets.token_hex(32)
         validate_name(name)
-        if name in self.volumes:
-            return self.volumes[name]
-        labels = dict(labels or {})
-        if anonymous:
-            labels[ANONYMOUS_LABEL] = ""
-        volume = Volume(name=name, created=now, labels=labels)
-        self.data(name).mkdir(parents=True, exist_ok=True)
-        self.data(name).chmod(0o755)  # as Docker makes it, whatever minicloud's umask (077)
-        record = self.root / name / "volume.json"
-        tmp = record.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump(volume.to_json(), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, record)
-        self.volumes[name] = volume
-        return volume
+        with self._lock:
+            if name in self.volumes:
+                return self.volumes[name]
+            labels = dict(labels or {})
+            if anonymous:
+                labels[ANONYMOUS_LABEL] = ""
+            volume = Volume(name=name, created=now, labels=labels)
+            self.data(name).mkdir(parents=True, exist_ok=True)
+            self.data(name).chmod(0o755)  # as Docker makes it, whatever minicloud's umask (077)
+            replace_file(self.root / name / "volume.json", json.dumps(volume.to_json()).encode())
+            self.volumes[name] = volume
+            return volume
 
     def remove(self, name: str, users: list[str], force: bool = False) -> None:
         """Blocking. Refused while a container (running or not) refers to the volume."""
-        if name not in self.volumes:
-            if force:
-                return
-            raise NotFound(f"get {name}: no such volume")
-        if users:
-            raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
-        del self.volumes[name]
-        trash = self.root / f".trash-{name}-{secrets.token_hex(4)}"
-        os.rename(self.root / name, trash)  # the commit point
+        with self._lock:
+            if name not in self.volumes:
+                if force:
+                    return
+                raise NotFound(f"get {name}: no such volume")
+            if users:
+                raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+            del self.volumes[name]
+            trash = self.root / f".trash-{name}-{secrets.token_hex(4)}"
+            os.rename(self.root / name, trash)  # the commit point
         shutil.rmtree(trash, ignore_errors=True)
 
     def sweep(self) -> None:

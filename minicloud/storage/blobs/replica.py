@@ -190,8 +190,10 @@ class Replica:
                 with contextlib.suppress(Collision):  # another digest holds its key: a file instead
                     self.pack.put(data, digest)
                     return self.stat(digest)
-        tmp_dir = self.ingest_root / f".copy-{digest.hex[:32]}-{os.getpid()}"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
+        # a directory of this copy's own: copies of one digest overlap (a repair pass, a read's
+        # repair), and one sharing another's file truncated what that one was installing
+        tmp_dir = self.ingest_root / f".copy-{digest.hex[:32]}-{os.getpid()}-{os.urandom(4).hex()}"
+        tmp_dir.mkdir(parents=True)
         tmp = tmp_dir / "data"
         try:
             with other.open(digest) as src, tmp.open("wb") as dst:

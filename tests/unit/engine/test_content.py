@@ -3,11 +3,14 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from minicloud.engine.content import ContentStore, Digest, DigestMismatch
+from minicloud.engine.content.store import BlobInfo
 from minicloud.engine.errors import InvalidArgument, NotFound
 
 
@@ -84,3 +87,57 @@ def test_ingest_of_an_existing_blob_leaves_nothing(tmp_path: Path) -> None:
     store.put(b"same")
     assert store.ingest_file(io.BytesIO(b"same")).digest == digest_of(b"same")
     assert not list((tmp_path / "ingest").iterdir())
+
+
+
+def test_racing_puts_of_one_blob_never_rewrite_the_published_blob(tmp_path: Path) -> None:
+    # Two pulls of one image put its config at once. Before, the second writer waited for the
+    # first's lock on ingest/<ref>/data, and got it on the file the first had just renamed into
+    # blobs/: its put truncated and rewrote the published blob (a reader meanwhile read it empty;
+    # a crash then left it so), or its open found the ingest directory the first had removed
+    # (FileNotFoundError).
+    store = ContentStore(tmp_path)
+    for attempt in range(30):
+        data = attempt.to_bytes(2, "big") * 50_000
+        results, short_reads = _race_puts(store, data, racers=8)
+        assert [r for r in results if not (isinstance(r, BlobInfo) and r.digest == Digest.of(data))] == []
+        assert not short_reads, short_reads
+        assert store.read(Digest.of(data)) == data
+    assert list((tmp_path / "ingest").iterdir()) == []
+
+
+def _race_puts(store: ContentStore, data: bytes, racers: int) -> tuple[list[object], list[int]]:
+    """``racers`` threads put ``data`` at once while another reads the blob whenever it exists:
+    what each put returned or raised, and the sizes of the reads that found less than the blob."""
+    digest = Digest.of(data)
+    start = threading.Barrier(racers + 1)
+    stop = threading.Event()
+    short_reads: list[int] = []
+
+    def put(_: int) -> object:
+        start.wait()
+        try:
+            return store.put(data)
+        except Exception as exc:
+            return exc
+
+    def read() -> None:
+        start.wait()
+        while not stop.is_set():
+            try:
+                with store.open(digest) as f:
+                    got = len(f.read())
+            except NotFound:
+                continue
+            if got != len(data):
+                short_reads.append(got)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        with ThreadPoolExecutor(racers) as pool:
+            results = list(pool.map(put, range(racers)))
+    finally:
+        stop.set()
+        reader.join()
+    return results, short_reads

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -97,3 +100,32 @@ def test_populate_copies_the_image_files_into_an_empty_volume(tmp_path: Path) ->
     other.mkdir()
     populate(other, rootfs, "/escape/etc")  # a link out of the rootfs is never followed
     assert list(other.iterdir()) == []
+
+
+def _race(racers: int, work: Callable[[], object]) -> list[object]:
+    """``work`` run by ``racers`` threads at once: what each returned or raised."""
+    start = threading.Barrier(racers)
+
+    def one(_: int) -> object:
+        start.wait()
+        try:
+            return work()
+        except Exception as exc:
+            return exc
+
+    with ThreadPoolExecutor(racers) as pool:
+        return list(pool.map(one, range(racers)))
+
+
+def test_racing_creates_of_one_name_make_one_volume(tmp_path: Path) -> None:
+    # Two `docker run -v data:/x` at once both create `data` (in worker threads). Before, both
+    # passed the "exists?" check and wrote the one volume.json.tmp: one of them failed with
+    # FileNotFoundError, and they were handed different Volume objects.
+    store = VolumeStore(tmp_path)
+    for attempt in range(30):
+        name = f"data{attempt}"
+        results = _race(8, lambda name=name: store.create(name, "now"))
+        assert all(r is store.volumes[name] for r in results), results
+        assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["_data", "volume.json"]
+    assert sorted(VolumeStore(tmp_path).volumes) == sorted(store.volumes)
+
