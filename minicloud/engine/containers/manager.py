@@ -276,7 +276,7 @@ class ContainerManager:
             reason = str(exc).lower()  # runc's messages and crun's (which keep strerror's capitals)
             container.state.exit_code = 127 if "not found" in reason or "no such file" in reason else 126 \
                 if "permission denied" in reason else 128
-            await asyncio.to_thread(files.save, container)
+            await self.save(container)
             handle.exits += 1  # ends attach streams and next-exit waits, as Docker's failed start does
             async with handle.changed:
                 handle.changed.notify_all()
@@ -293,7 +293,7 @@ class ContainerManager:
         # few KiB written and renamed, no fsync: done here, as a worker thread's wake-up (several ms
         # on a loaded machine) would delay the start's answer and the exit's handling more
         if _restart_policy(container) != "no":
-            await asyncio.to_thread(files.save, container, durable=True)
+            await self.save(container, durable=True)
         else:
             files.save(container, durable=False)
         self._watch(container, handle)
@@ -335,7 +335,7 @@ class ContainerManager:
         state.oom_killed, state.pid, state.shim_pid = bool(report.get("oom_killed")), 0, 0
         auto_remove = bool(container.host_config.get("AutoRemove")) and not self._closing
         if not auto_remove:  # removed just below: a crash before that finds it running and removes it
-            await asyncio.to_thread(files.save, container, durable=False)
+            await self.save(container, durable=False)
         handle.exits += 1
         if state.oom_killed:
             self.events.publish("container", "oom", container.id, {"name": container.name})
@@ -352,7 +352,7 @@ class ContainerManager:
         elif self._should_restart(container):
             container.transition(Status.RESTARTING)  # Docker's state during the back-off
             container.restart_count += 1
-            await asyncio.to_thread(files.save, container)
+            await self.save(container)
             self._spawn(self._restart_later(container))
 
     def _should_restart(self, container: Container) -> bool:
@@ -378,7 +378,7 @@ class ContainerManager:
                 except Exception:
                     log.exception("restarting container %s failed", container.id[:12])
                     container.transition(Status.EXITED)
-                    await asyncio.to_thread(self.files(container).save, container)
+                    await self.save(container)
 
     # -- signals --------------------------------------------------------------------------------
     async def kill(self, ref: str, sig: int = signal.SIGKILL, namespace: str = DOCKER) -> None:
@@ -403,7 +403,7 @@ class ContainerManager:
         if container.state.status is Status.RESTARTING:  # stopping ends the restart loop
             container.stopped_by_user = True
             container.transition(Status.EXITED)
-            await asyncio.to_thread(self.files(container).save, container)
+            await self.save(container)
             return
         if container.state.status not in (Status.RUNNING, Status.PAUSED):
             raise NotModified("container already stopped")
@@ -456,7 +456,7 @@ class ContainerManager:
         if container.state.status is not Status.RUNNING:  # it exited meanwhile: nothing is paused
             return
         container.transition(Status.PAUSED)
-        await asyncio.to_thread(self.files(container).save, container)
+        await self.save(container)
         self.events.publish("container", "pause", container.id, {"name": container.name})
 
     async def unpause(self, ref: str, namespace: str = DOCKER) -> None:
@@ -467,7 +467,7 @@ class ContainerManager:
         if container.state.status is not Status.PAUSED:  # it exited (or was killed) meanwhile
             return
         container.transition(Status.RUNNING)
-        await asyncio.to_thread(self.files(container).save, container)
+        await self.save(container)
         self.events.publish("container", "unpause", container.id, {"name": container.name})
 
     # -- wait and remove ------------------------------------------------------------------------
@@ -511,8 +511,7 @@ class ContainerManager:
                 return
         container.transition(Status.REMOVING)
         files = self.files(container)
-        with contextlib.suppress(FileNotFoundError):  # one rename, no data: done here rather than in a thread
-            os.rename(files.record, files.removed)
+        files.retire()  # one rename, no data: done here rather than in a thread
         discard = self._background(self._discard_later(container, handle))
         self.containers.pop(container.id, None)
         self.handles.pop(container.id, None)
@@ -556,6 +555,7 @@ class ContainerManager:
         trash = self.trash / f"{container.id}-{new_id()[:8]}"
         with contextlib.suppress(FileNotFoundError):
             os.rename(files.dir, trash)
+        files.forget()
         if self.snapshots.exists(container.id):
             self.snapshots.remove(container.id)
         shutil.rmtree(trash, ignore_errors=True)
@@ -563,8 +563,10 @@ class ContainerManager:
     def volume_users(self, name: str) -> list[str]:
         return volume_users(list(self.containers.values()), name)
 
-    async def save(self, container: Container) -> None:
-        await asyncio.to_thread(self.files(container).save, container)
+    async def save(self, container: Container, *, durable: bool = True) -> None:
+        """Write the container's record from a worker thread, as it is now (taken here, on the loop)."""
+        files = self.files(container)
+        await asyncio.to_thread(files.write, files.take(container), durable=durable)
 
     # -- start-up and shut-down -----------------------------------------------------------------
     async def load(self) -> None:

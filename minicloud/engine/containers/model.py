@@ -7,9 +7,13 @@ the supervisor's files (``shim.json``, ``shim.pid``, ``init.pid``, ``exit.json``
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import os
 import random
 import secrets
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from minicloud.engine.containers.state import Status, check
-from minicloud.storage.durable import replace_file
+from minicloud.storage.durable import fsync_file, replace_file
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 # Engine namespaces keep apart who a container belongs to: the Docker API's user ("docker") or a
@@ -105,6 +109,16 @@ class Container:
 
 
 _SAVING = [threading.Lock() for _ in range(64)]  # by record: saves of one container one at a time
+_ORDER = itertools.count(1)  # the order in which records were taken (on the event loop)
+_WRITTEN: dict[Path, int] = {}  # by record: the place of the one on disk (under its _SAVING lock)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A container's record as it was when taken (``ContainerFiles.take``), to be written later."""
+
+    order: int
+    data: bytes
 
 
 class ContainerFiles:
@@ -127,8 +141,36 @@ class ContainerFiles:
         """Write the record atomically; ``durable`` also survives a crash of the host. A start or
         an exit need not be durable: after a host crash no container runs, whichever of the
         records is found (one found running gets exit code 255)."""
-        # Saves of one container overlap (worker threads: an exit, a health status, an update):
-        # each writes a file of its own, and one at a time, so the last to run, which saw the
-        # latest state, is the one that stays.
+        self.write(self.take(container), durable=durable)
+
+    @staticmethod
+    def take(container: Container) -> Record:
+        """The record as the container is now: taken on the event loop, which changes containers
+        (a worker thread serialising one while the loop changes it could fail, or mix states)."""
+        return Record(next(_ORDER), json.dumps(container.to_json()).encode())
+
+    def write(self, record: Record, *, durable: bool = True) -> None:
+        """Blocking. Write ``record`` unless one taken later is on disk already. Saves of one
+        container overlap (worker threads: an exit, a health status, an update) and finish in any
+        order: each writes a file of its own, one at a time, and the latest taken stays."""
         with _SAVING[hash(self.record) % len(_SAVING)]:
-            replace_file(self.record, json.dumps(container.to_json()).encode(), durable=durable)
+            if _WRITTEN.get(self.record, 0) > record.order:
+                if durable:  # what is on disk is newer; this caller still needs it to last
+                    with contextlib.suppress(FileNotFoundError):  # (or the container was removed)
+                        fsync_file(self.record)
+                return
+            replace_file(self.record, record.data, durable=durable)
+            _WRITTEN[self.record] = record.order
+
+    def retire(self) -> None:
+        """Blocking (one rename). The record becomes ``removed`` (a removal's commit point), and no
+        save still under way writes it back."""
+        with _SAVING[hash(self.record) % len(_SAVING)]:
+            _WRITTEN[self.record] = sys.maxsize
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(self.record, self.removed)
+
+    def forget(self) -> None:
+        """The record's place in the order of saves is dropped (its directory is gone)."""
+        with _SAVING[hash(self.record) % len(_SAVING)]:
+            _WRITTEN.pop(self.record, None)

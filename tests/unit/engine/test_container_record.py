@@ -50,3 +50,32 @@ def test_the_later_of_two_overlapping_saves_is_what_stays(tmp_path: Path) -> Non
     container.restart_count = 7
     files.save(container, durable=False)
     assert Container.from_json(json.loads(files.record.read_text())).restart_count == 7
+
+
+def test_a_record_taken_earlier_but_written_later_does_not_replace_the_newer_one(tmp_path: Path) -> None:
+    # Saves go to worker threads and finish in any order; the record is taken on the event loop
+    # (a thread serialising a container while the loop changed it could fail or mix states).
+    cid = new_id()
+    files = ContainerFiles(tmp_path, cid)
+    files.dir.mkdir()
+    container = _container(cid, 10)
+    older = files.take(container)
+    container.restart_count = 3
+    newer = files.take(container)
+    container.restart_count = 99  # changed after both were taken: written by neither
+    files.write(newer, durable=False)
+    files.write(older, durable=True)
+    assert Container.from_json(json.loads(files.record.read_text())).restart_count == 3
+
+
+def test_a_save_under_way_does_not_bring_back_a_removed_container(tmp_path: Path) -> None:
+    cid = new_id()
+    files = ContainerFiles(tmp_path, cid)
+    files.dir.mkdir()
+    container = _container(cid, 10)
+    files.save(container)
+    late = files.take(container)  # an exit's save, say, still in its worker thread
+    files.retire()  # docker rm
+    files.write(late)
+    assert not files.record.exists() and files.removed.exists()
+    files.forget()
