@@ -13,6 +13,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -235,6 +236,27 @@ def test_restart_keeps_networks_volumes_and_addresses(engine: Engine) -> None:
     engine.docker("start", "web")
     assert address_of(engine, "web", "appnet") == web_ip  # the address is the container's until rm
     engine.docker("rm", "-f", "web", "pub")
+
+
+def test_racing_network_creates_take_a_name_and_a_subnet_once(engine: Engine) -> None:
+    # A create checks names and subnets, then waits for its bridge: creates that overlapped both
+    # passed the check (two networks of one name, or one subnet twice).
+    def create(name: str) -> subprocess.CompletedProcess[str]:
+        return engine.docker("network", "create", name, check=False)
+
+    with ThreadPoolExecutor(4) as pool:
+        same = list(pool.map(create, ["racenet"] * 4))
+        others = list(pool.map(create, [f"racenet{i}" for i in range(3)]))
+    assert sorted(r.returncode for r in same) == [0, 1, 1, 1]
+    assert all("already exists" in r.stderr for r in same if r.returncode)
+    assert all(r.returncode == 0 for r in others)
+    names = ["racenet", "racenet0", "racenet1", "racenet2"]
+    listed = engine.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+    assert listed.count("racenet") == 1
+    subnets = [engine.docker("network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", n).stdout.strip()
+               for n in names]
+    assert len(set(subnets)) == 4, subnets
+    engine.docker("network", "rm", *names)
 
 
 def test_nothing_left_behind(engine: Engine, host_before: tuple[list[str], list[str]]) -> None:

@@ -68,6 +68,9 @@ class NetworkManager:
         self._plumber = Plumber(self.engine_netns)
         self._dns = dns.Responder(self.lookup)
         self._started = False
+        # a create checks names and subnets, then waits for its bridge before it is recorded:
+        # creates run one at a time, so two cannot take one name or one subnet
+        self._creating = asyncio.Lock()
 
     # -- start and stop -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -165,26 +168,27 @@ class NetworkManager:
                      ip_range: str | None = None, internal: bool = False, attachable: bool = False,
                      labels: dict[str, str] | None = None, options: dict[str, str] | None = None) -> Network:
         validate_name(name)
-        if name in PREDEFINED or any(n.name == name for n in self.networks.values()):
-            raise Conflict(f"network with name {name} already exists")
-        chosen = ipam.choose_subnet(subnet, (n.network for n in self.networks.values()))
-        gw = ipam.choose_gateway(chosen, gateway)
-        if ip_range:
-            within = ipam.parse_subnet(ip_range)
-            if not within.subnet_of(chosen):
-                raise InvalidArgument(f"ip-range {ip_range} is not inside subnet {chosen}")
-        network = Network(id=self._new_id(), name=name, subnet=str(chosen), gateway=str(gw), created=self._now(),
-                          ip_range=ip_range or "", internal=internal, attachable=attachable,
-                          labels=dict(labels or {}), options=dict(options or {}), user_subnet=bool(subnet))
-        await self._plumber.bridges([network])
-        self.networks[network.id] = network
-        try:
-            await self._apply_rules()
-            await asyncio.to_thread(self.store.save, network)
-        except BaseException:
-            self.networks.pop(network.id, None)
-            await self._plumber.remove_bridge(network)
-            raise
+        async with self._creating:
+            if name in PREDEFINED or any(n.name == name for n in self.networks.values()):
+                raise Conflict(f"network with name {name} already exists")
+            chosen = ipam.choose_subnet(subnet, (n.network for n in self.networks.values()))
+            gw = ipam.choose_gateway(chosen, gateway)
+            if ip_range:
+                within = ipam.parse_subnet(ip_range)
+                if not within.subnet_of(chosen):
+                    raise InvalidArgument(f"ip-range {ip_range} is not inside subnet {chosen}")
+            network = Network(id=self._new_id(), name=name, subnet=str(chosen), gateway=str(gw), created=self._now(),
+                              ip_range=ip_range or "", internal=internal, attachable=attachable,
+                              labels=dict(labels or {}), options=dict(options or {}), user_subnet=bool(subnet))
+            await self._plumber.bridges([network])
+            self.networks[network.id] = network
+            try:
+                await self._apply_rules()
+                await asyncio.to_thread(self.store.save, network)
+            except BaseException:
+                self.networks.pop(network.id, None)
+                await self._plumber.remove_bridge(network)
+                raise
         await self._listen_dns(network)
         return network
 
