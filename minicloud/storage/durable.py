@@ -27,8 +27,9 @@ def replace_file(path: Path, data: bytes, *, durable: bool = True, mode: int = 0
     """Make ``path`` hold ``data``, whole: a reader finds the previous file or the new one, never a
     part. The bytes go to a temporary file of their own (a fixed temporary name is shared by
     writers that overlap, which then write into one file and rename it from under each other),
-    fsynced when ``durable``, then renamed over ``path``. Writers that overlap each replace the
-    file whole; the last rename stays."""
+    fsynced when ``durable``, then renamed over ``path`` (and, when ``durable``, the directory
+    fsynced: the rename itself survives a crash). Writers that overlap each replace the file whole;
+    the last rename stays."""
     tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")  # (not secrets: it loads hashlib)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
@@ -41,6 +42,8 @@ def replace_file(path: Path, data: bytes, *, durable: bool = True, mode: int = 0
         finally:
             os.close(fd)
         os.replace(tmp, path)
+        if durable:
+            fsync_dir(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
