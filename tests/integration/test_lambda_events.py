@@ -24,7 +24,7 @@ lam = shared.lam
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runc"), reason="Lambda needs root and runc")
 
 
-def log_messages(lam: Lambda, name: str, until: Any, timeout: float = 20) -> list[str]:
+def log_messages(lam: Lambda, name: str, until: Any, timeout: float = 60) -> list[str]:
     group = f"/aws/lambda/{name}"
     deadline = time.monotonic() + timeout
     messages: list[str] = []
