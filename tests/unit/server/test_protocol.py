@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 
 from minicloud.server.protocol import bounded_protocol
+from tests.support.server import free_port
 
 Scope = dict[str, Any]
 
@@ -108,9 +109,7 @@ class _Body:
 
 def _server(loop: str, keep_alive: float) -> tuple[uvicorn.Server, int]:
     """uvicorn's server with minicloud's protocol on a free loopback port (not started)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        free = int(probe.getsockname()[1])
+    free = free_port()
     config = uvicorn.Config(_app, host="127.0.0.1", port=free, loop=loop, lifespan="on" if loop == "uvloop" else "off",
                             http=bounded_protocol(8 * 1024), log_level="critical",
                             timeout_keep_alive=keep_alive)  # type: ignore[arg-type]  # (annotated int; seconds)

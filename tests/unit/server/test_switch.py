@@ -14,6 +14,7 @@ import uvicorn
 
 from minicloud.server.handoff import channel_pair, receive_connections
 from minicloud.server.protocol import HttpProtocol, bounded_protocol
+from tests.support.server import free_port
 
 
 async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -46,9 +47,7 @@ class _Switch:
 def served() -> Iterator[tuple[int, _Switch, socket.socket]]:
     mine, theirs = channel_pair()
     switch = _Switch(mine)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     config = uvicorn.Config(_app, host="127.0.0.1", port=port, loop="uvloop", lifespan="off", log_level="critical",
                             http=bounded_protocol(8 * 1024, switch))
     server = uvicorn.Server(config)
