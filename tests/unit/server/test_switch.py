@@ -125,5 +125,5 @@ def test_a_tls_hello_is_refused_at_once_not_waited_on(served: tuple[int, _Switch
         client.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(64))
         answer = client.recv(4096)
         assert answer.startswith(b"HTTP/1.1 400 ")
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 3.0  # not after a wait for more bytes (keep-alive: 5 s)
     assert switch.heads == []
