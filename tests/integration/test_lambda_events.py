@@ -95,7 +95,7 @@ def test_s3_notification_invokes_the_function(lam: Lambda) -> None:
             "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "incoming/"}]}}}]})
     s3.put_object(Bucket=bucket, Key="incoming/a.txt", Body=b"hello world")
     s3.put_object(Bucket=bucket, Key="other/b.txt", Body=b"ignored")
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     result = None
     while time.monotonic() < deadline:
         try:

@@ -329,4 +329,4 @@ def test_an_idle_connection_closes_after_the_keep_alive_timeout() -> None:
         await task
         return elapsed
 
-    assert 0.2 <= asyncio.run(main()) < 2
+    assert 0.2 <= asyncio.run(main()) < 4  # its own 0.3 s, not uvicorn's default 5 s

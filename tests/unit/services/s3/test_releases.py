@@ -171,6 +171,7 @@ def test_a_later_event_loop_gets_a_task_of_its_own() -> None:
     async def scenario() -> None:
         releases.add(["second"])
         await asyncio.sleep(GRACE * 3)
+        await until(lambda: len(deleter.deleted) >= 2)
 
     asyncio.run(scenario())
     assert [d for d, _ in deleter.deleted] == ["first", "second"]  # the new loop's task took both
