@@ -7,12 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect, sync_playwright
 
 from tests.support.server import MinicloudServer
 
 CHROMIUM = os.environ.get("MINICLOUD_CHROMIUM", "/usr/bin/chromium")
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
+# expect() waits 5 s by default, not the context's 15 s: as long as the context's, on a busy machine
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="module")

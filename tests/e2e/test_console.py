@@ -84,8 +84,8 @@ def test_bucket_upload_download_and_presign(page: Page, server: MinicloudServer,
     }""")
     expect(page.locator(".uploads li", has_text="dropped.txt")).to_contain_text("Uploaded")
     # The listing refreshes by itself (polling its fragment), no reload.
-    expect(page.locator("#objects")).to_contain_text("data.bin", timeout=10_000)
-    expect(page.locator("#objects")).to_contain_text("dropped.txt", timeout=10_000)
+    expect(page.locator("#objects")).to_contain_text("data.bin", timeout=30_000)
+    expect(page.locator("#objects")).to_contain_text("dropped.txt", timeout=30_000)
     page.screenshot(path=str(artefacts / "s3-bucket.png"), full_page=True)
     s3 = server.client("s3")
     assert s3.get_object(Bucket=bucket, Key="dropped.txt")["Body"].read() == b"dropped through the console\n"
@@ -255,7 +255,7 @@ def test_sign_out_and_csrf(page: Page, server: MinicloudServer, artefacts: Path)
     # Live refresh: a bucket created through the API shows up without a reload.
     created = unique("live")
     server.client("s3").create_bucket(Bucket=created)
-    expect(page.locator("#buckets")).to_contain_text(created, timeout=12_000)
+    expect(page.locator("#buckets")).to_contain_text(created, timeout=30_000)
     page.screenshot(path=str(artefacts / "s3-buckets.png"), full_page=True)
 
     page.get_by_role("button", name="Sign out").click()

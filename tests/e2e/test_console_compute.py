@@ -127,7 +127,7 @@ def test_lambda_create_invoke_edit(page: Page, server: MinicloudServer, artefact
     lam = server.client("lambda")
     # With a cold image cache the runtime image is built first (minutes); warm, this takes seconds.
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 240})
-    expect(page.locator("#function-details")).to_contain_text("Active", timeout=10_000)  # refreshed in place
+    expect(page.locator("#function-details")).to_contain_text("Active", timeout=30_000)  # refreshed in place
     page.get_by_label("Event (JSON)").fill('{"name": "e2e"}')
     page.get_by_role("button", name="Invoke").click()
     expect(page.locator("#invoke-payload")).to_contain_text('"hello": "e2e"', timeout=60_000)
@@ -141,4 +141,4 @@ def test_lambda_create_invoke_edit(page: Page, server: MinicloudServer, artefact
     page.get_by_role("button", name="Invoke").click()
     expect(page.locator("#invoke-result")).to_contain_text("Unhandled", timeout=60_000)
     expect(page.locator("#invoke-payload")).to_contain_text("edited in the console")
-    expect(page.locator("#log-events")).to_contain_text("REPORT RequestId", timeout=15_000)
+    expect(page.locator("#log-events")).to_contain_text("REPORT RequestId", timeout=30_000)

@@ -47,6 +47,6 @@ def test_an_html_object_of_another_account_cannot_drive_the_console(server: Mini
     sign_in_root(page, server)
     response = page.goto(link)
     assert response is not None and "sandbox" in response.headers["content-security-policy"]
-    page.wait_for_function("document.title.startsWith('done')", timeout=15000)  # the script did run
+    page.wait_for_function("document.title.startsWith('done')", timeout=30_000)  # the script did run
     names = [u["UserName"] for u in server.client("iam").list_users()["Users"]]
     assert "made-by-a-hostile-page" not in names

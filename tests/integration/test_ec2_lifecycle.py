@@ -86,7 +86,7 @@ def test_shutdown_reboot_and_elastic_ips(fresh_server: MinicloudServer,
     eip = ec2.allocate_address(Domain="vpc")
     assert eip["AllocationId"].startswith("eipalloc-") and eip["PublicIp"].startswith("127.")
     association = ec2.associate_address(AllocationId=eip["AllocationId"], InstanceId=web)["AssociationId"]
-    wait_for("the Elastic IP", lambda: tcp_open(eip["PublicIp"], 9090), timeout=10, every=0.1)
+    wait_for("the Elastic IP", lambda: tcp_open(eip["PublicIp"], 9090), timeout=30, every=0.1)
     assert not tcp_open(automatic, 9090, 0.5)
     described = ec2.describe_addresses(Filters=[{"Name": "instance-id", "Values": [web]}])["Addresses"]
     assert [a["AssociationId"] for a in described] == [association]
@@ -94,10 +94,10 @@ def test_shutdown_reboot_and_elastic_ips(fresh_server: MinicloudServer,
         ec2.release_address(AllocationId=eip["AllocationId"])
     assert code(err) == "InvalidIPAddress.InUse"
     ec2.disassociate_address(AssociationId=association)
-    wait_for("the Elastic IP unmapped", lambda: not tcp_open(eip["PublicIp"], 9090, 0.3), timeout=10, every=0.1)
+    wait_for("the Elastic IP unmapped", lambda: not tcp_open(eip["PublicIp"], 9090, 0.3), timeout=30, every=0.1)
     renewed = wait_for("a new automatic address", lambda: ec2.describe_instances(InstanceIds=[web])[
-        "Reservations"][0]["Instances"][0].get("PublicIpAddress"), timeout=10)
-    wait_for("web on the new address", lambda: tcp_open(renewed, 9090, 0.3), timeout=10, every=0.1)
+        "Reservations"][0]["Instances"][0].get("PublicIpAddress"), timeout=30)
+    wait_for("web on the new address", lambda: tcp_open(renewed, 9090, 0.3), timeout=30, every=0.1)
     ec2.release_address(AllocationId=eip["AllocationId"])
     with pytest.raises(ClientError) as err:
         ec2.describe_addresses(AllocationIds=[eip["AllocationId"]])

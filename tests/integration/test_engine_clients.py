@@ -50,7 +50,7 @@ def client(server: MinicloudServer, images: dict[str, str]) -> Iterator[docker.D
     api.close()
 
 
-def http_get(url: str, timeout: float = 15) -> str:
+def http_get(url: str, timeout: float = 30) -> str:
     deadline = time.monotonic() + timeout
     while True:
         try:

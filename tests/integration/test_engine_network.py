@@ -59,7 +59,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory, host_before: tuple[list[str
     server.stop()
 
 
-def wait_for(check: object, timeout: float = 10) -> None:
+def wait_for(check: object, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if callable(check) and check():

@@ -35,7 +35,7 @@ def bootstrap(server: MinicloudServer, cache: Path, *names: str, env: dict[str, 
         capture_output=True, text=True, timeout=900, cwd=REPO, env={**os.environ, **(env or {})})
 
 
-def http_get(url: str, timeout: float = 15.0) -> str:
+def http_get(url: str, timeout: float = 30.0) -> str:
     deadline = time.monotonic() + timeout
     while True:
         try:

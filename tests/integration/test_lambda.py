@@ -122,7 +122,9 @@ def test_python_handler_context_environment_and_warm_reuse(lam: Lambda) -> None:
     assert result["task"] == ["app.py"] and not result["writable_task"]
     _, again = lam.invoke(name, {"x": 2})
     assert again["pid"] == result["pid"] and again["request_id"] != result["request_id"]  # warm
-    time.sleep(0.6)  # frozen meanwhile (cgroup freezer), thawed for the next one
+    deadline = time.monotonic() + 30  # frozen meanwhile (cgroup freezer, after 0.2 s idle), thawed for the next one
+    while "FROZEN" not in freezer_states(lam.server) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert "FROZEN" in freezer_states(lam.server)
     _, thawed = lam.invoke(name, {"x": 3})
     assert thawed["pid"] == result["pid"]
@@ -179,7 +181,9 @@ def test_timeout_kills_the_invocation(lam: Lambda) -> None:
     name = lam.create("import time\ndef handler(e, c):\n    print('sleeping')\n    time.sleep(30)\n", Timeout=1)
     started = time.monotonic()
     response, error = lam.invoke(name, LogType="Tail")
-    assert time.monotonic() - started < 10
+    # cut at its 1 s timeout, long before the handler's 30 s sleep ends (the bound leaves room for a cold
+    # start on a busy machine)
+    assert 1 <= time.monotonic() - started < 25
     assert response["FunctionError"] == "Unhandled"
     assert error["errorType"] == "Sandbox.Timedout"
     assert error["errorMessage"].endswith("Error: Task timed out after 1.00 seconds")
@@ -204,9 +208,20 @@ def test_memory_limit_is_enforced(lam: Lambda) -> None:
     assert "FunctionError" not in response and result == 40
 
 
+HOLDING_HANDLER = """
+import os, time, boto3
+def handler(event, context):
+    if event.get("hold"):  # says it runs, then runs until the test lets it go
+        s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+        s3.put_object(Bucket=event["hold"], Key="started", Body=b"")
+        while "Contents" not in s3.list_objects_v2(Bucket=event["hold"], Prefix="release"):
+            time.sleep(0.1)
+    return "done"
+"""
+
+
 def test_reserved_concurrency_throttles(lam: Lambda) -> None:
-    name = lam.create("import time\ndef handler(e, c):\n    time.sleep(e.get('s', 0))\n    return 'done'\n",
-                      Timeout=10)
+    name = lam.create(HOLDING_HANDLER, Timeout=120)
     lam.client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
     with pytest.raises(ClientError) as caught:
         lam.invoke(name)
@@ -214,14 +229,23 @@ def test_reserved_concurrency_throttles(lam: Lambda) -> None:
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
     lam.client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
     assert lam.client.get_function(FunctionName=name)["Concurrency"] == {"ReservedConcurrentExecutions": 1}
+    s3 = lam.server.client("s3")
+    gate = f"gate-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=gate)
     results: list[Any] = []
-    slow = threading.Thread(target=lambda: results.append(lam.invoke(name, {"s": 3})[1]))
+    slow = threading.Thread(target=lambda: results.append(lam.invoke(name, {"hold": gate})[1]))
     slow.start()
-    time.sleep(1.5)
-    with pytest.raises(ClientError) as caught:
-        lam.invoke(name)
-    assert caught.value.response["Error"]["Code"] == "TooManyRequestsException"
-    slow.join()
+    try:
+        deadline = time.monotonic() + 60  # until the first invocation surely runs (a cold start first)
+        while "Contents" not in s3.list_objects_v2(Bucket=gate, Prefix="started") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "Contents" in s3.list_objects_v2(Bucket=gate, Prefix="started"), "the held invocation never started"
+        with pytest.raises(ClientError) as caught:
+            lam.invoke(name)
+        assert caught.value.response["Error"]["Code"] == "TooManyRequestsException"
+    finally:
+        s3.put_object(Bucket=gate, Key="release", Body=b"")
+        slow.join(120)
     assert results == ["done"]
     lam.client.delete_function_concurrency(FunctionName=name)
     assert lam.invoke(name)[1] == "done"
@@ -334,7 +358,7 @@ def test_logs_reach_cloudwatch_logs(lam: Lambda) -> None:
     name = lam.create("def handler(e, c):\n    print('line from', c.aws_request_id)\n    return 1\n")
     lam.client.invoke(FunctionName=name, Payload=b"{}")
     group = f"/aws/lambda/{name}"
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     messages: list[str] = []
     while time.monotonic() < deadline:
         streams = lam.logs.describe_log_streams(logGroupName=group)["logStreams"] \

@@ -24,7 +24,7 @@ lam = shared.lam
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runc"), reason="Lambda needs root and runc")
 
 
-def log_messages(lam: Lambda, name: str, until: Any, timeout: float = 20) -> list[str]:
+def log_messages(lam: Lambda, name: str, until: Any, timeout: float = 60) -> list[str]:
     group = f"/aws/lambda/{name}"
     deadline = time.monotonic() + timeout
     messages: list[str] = []
@@ -95,7 +95,7 @@ def test_s3_notification_invokes_the_function(lam: Lambda) -> None:
             "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "incoming/"}]}}}]})
     s3.put_object(Bucket=bucket, Key="incoming/a.txt", Body=b"hello world")
     s3.put_object(Bucket=bucket, Key="other/b.txt", Body=b"ignored")
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     result = None
     while time.monotonic() < deadline:
         try:

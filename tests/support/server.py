@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -21,7 +22,32 @@ REPO = Path(__file__).resolve().parents[2]
 MINICLOUD = [sys.executable, "-m", "minicloud.cli"]
 
 
+_PORTS = random.SystemRandom()  # (never the tests' seeded random)
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A loopback port free now, for a server about to start. It is chosen below the kernel's
+    ephemeral range: a port the kernel handed out (bind to port 0) is free only until the server
+    binds it, and meanwhile any client's connect() may take the same port as its source port (then
+    the server fails to start with EADDRINUSE); the kernel never picks a source port below that range."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        if low <= 11_000:
+            break
+        port = _PORTS.randrange(10_000, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -48,7 +74,7 @@ class MinicloudServer:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> MinicloudServer:
+    def start(self, timeout: float = 90.0) -> MinicloudServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the process
         env = {**os.environ, **self.env}
@@ -78,7 +104,7 @@ class MinicloudServer:
         path = self.data_dir / "server.log"
         return path.read_text(errors="replace")[-5000:] if path.exists() else ""
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int | None:
         if self.process is None:
             return None
         if self.process.poll() is None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from minicloud.controllers.runner import ControllerRunner
@@ -20,6 +21,13 @@ class Counting:
             raise RuntimeError("not yet")
 
 
+async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Until ``check()`` holds, or ``timeout`` has passed (the assertion after it then fails)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+
+
 def _db(tmp_path: Path) -> Database:
     db = Database(f"sqlite:///{tmp_path / 'm.sqlite3'}")
     db.migrate()
@@ -37,12 +45,13 @@ def test_runs_only_one_leader_and_recovers_from_failures(tmp_path: Path) -> None
         await first.start()
         await asyncio.sleep(0.3)
         await second.start()
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # (the second runner has had time to try, and fail, to lead)
+        await until(lambda: ok.calls > 3 and flaky.calls >= 3 and first.states["flaky"].failures == 0)
         assert first.is_leader and not second.is_leader
         assert ok.calls > 3 and flaky.calls >= 3 and first.states["flaky"].failures == 0
         assert other.calls == 0
         await first.stop()  # releases the lease: the other runner takes over
-        await asyncio.sleep(0.5)
+        await until(lambda: second.is_leader and other.calls > 0)
         assert second.is_leader and other.calls > 0
         await second.stop()
         return ok, flaky, first, second

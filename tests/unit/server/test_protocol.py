@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 
 from minicloud.server.protocol import bounded_protocol
+from tests.support.server import free_port
 
 Scope = dict[str, Any]
 
@@ -108,9 +109,7 @@ class _Body:
 
 def _server(loop: str, keep_alive: float) -> tuple[uvicorn.Server, int]:
     """uvicorn's server with minicloud's protocol on a free loopback port (not started)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        free = int(probe.getsockname()[1])
+    free = free_port()
     config = uvicorn.Config(_app, host="127.0.0.1", port=free, loop=loop, lifespan="on" if loop == "uvloop" else "off",
                             http=bounded_protocol(8 * 1024), log_level="critical",
                             timeout_keep_alive=keep_alive)  # type: ignore[arg-type]  # (annotated int; seconds)
@@ -131,7 +130,7 @@ def port() -> Iterator[int]:
     thread.join(10)
 
 
-def _exchange(port: int, data: bytes, until: int = 1, timeout: float = 5) -> bytes:
+def _exchange(port: int, data: bytes, until: int = 1, timeout: float = 30) -> bytes:
     """Send ``data``, read until ``until`` complete responses (or the server closes)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(data)
@@ -182,7 +181,7 @@ def test_keep_alive_and_pipelining_answer_in_order(port: int) -> None:
 
 
 def test_head_and_body_leave_in_one_segment_with_a_date(port: int) -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
         first = sock.recv(65536)
     assert first.startswith(b"HTTP/1.1 200 OK\r\n")
@@ -196,7 +195,7 @@ def test_chunked_request_body_and_percent_decoded_path(port: int) -> None:
 
 
 def test_expect_100_continue_is_answered_when_the_body_is_read(port: int) -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(b"PUT /up HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
         assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(b"data")
@@ -204,7 +203,7 @@ def test_expect_100_continue_is_answered_when_the_body_is_read(port: int) -> Non
 
 
 def test_an_early_refusal_is_read_by_the_client_while_it_still_sends(port: int) -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(b"PUT /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n")
         with contextlib.suppress(OSError):
             for _ in range(8):
@@ -252,7 +251,7 @@ def test_large_bodies_sent_by_threads_arrive_whole_and_in_order(port: int, path:
 def test_a_finished_exchange_is_no_longer_named_by_its_scope(port: int) -> None:
     # (a scope naming its exchange, which holds the scope, would wait for the cyclic collector)
     assert _exchange(port, b"GET /scope HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 200 ")
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while "minicloud.exchange" in _SCOPES[-1] and time.monotonic() < deadline:
         time.sleep(0.01)
     assert "minicloud.exchange" not in _SCOPES[-1]
@@ -304,7 +303,7 @@ def test_garbage_and_tls_handshakes_get_400(port: int) -> None:
 
 
 def test_an_endless_head_is_cut_off_with_431(port: int) -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ")
         with contextlib.suppress(OSError):
             for _ in range(64):
@@ -330,4 +329,4 @@ def test_an_idle_connection_closes_after_the_keep_alive_timeout() -> None:
         await task
         return elapsed
 
-    assert 0.2 <= asyncio.run(main()) < 2
+    assert 0.2 <= asyncio.run(main()) < 4  # its own 0.3 s, not uvicorn's default 5 s

@@ -14,6 +14,7 @@ import uvicorn
 
 from minicloud.server.handoff import channel_pair, receive_connections
 from minicloud.server.protocol import HttpProtocol, bounded_protocol
+from tests.support.server import free_port
 
 
 async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -46,9 +47,7 @@ class _Switch:
 def served() -> Iterator[tuple[int, _Switch, socket.socket]]:
     mine, theirs = channel_pair()
     switch = _Switch(mine)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     config = uvicorn.Config(_app, host="127.0.0.1", port=port, loop="uvloop", lifespan="off", log_level="critical",
                             http=bounded_protocol(8 * 1024, switch))
     server = uvicorn.Server(config)
@@ -76,7 +75,7 @@ def _response(sock: socket.socket) -> bytes:
 
 
 def _taken(channel: socket.socket) -> tuple[socket.socket, bytes]:
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         got = receive_connections(channel)
         if got:
@@ -88,7 +87,7 @@ def _taken(channel: socket.socket) -> tuple[socket.socket, bytes]:
 
 def test_a_head_in_pieces_is_diverted_with_every_byte(served: tuple[int, _Switch, socket.socket]) -> None:
     port, switch, other = served
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
         client.sendall(b"GET /away/1 HTTP/1.1\r\nHost: x\r\n")
         time.sleep(0.1)  # the head is not whole yet: nothing is decided
         assert receive_connections(other) == []
@@ -105,7 +104,7 @@ def test_a_head_in_pieces_is_diverted_with_every_byte(served: tuple[int, _Switch
 def test_requests_not_diverted_are_served_here_then_a_later_one_moves(
         served: tuple[int, _Switch, socket.socket]) -> None:
     port, switch, other = served
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
         for i in range(2):
             client.sendall(f"GET /stay/{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             assert _response(client).endswith(f"here /stay/{i}".encode())
@@ -126,5 +125,5 @@ def test_a_tls_hello_is_refused_at_once_not_waited_on(served: tuple[int, _Switch
         client.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(64))
         answer = client.recv(4096)
         assert answer.startswith(b"HTTP/1.1 400 ")
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 3.0  # not after a wait for more bytes (keep-alive: 5 s)
     assert switch.heads == []

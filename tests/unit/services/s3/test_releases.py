@@ -7,12 +7,21 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import Callable
 
 import pytest
 
 from minicloud.services.s3.releases import BATCH, Releases
 
 GRACE = 0.1
+
+
+async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Until ``check()`` holds (or ``timeout`` has passed: the assertion after it fails): what is due
+    happens soon after its time, later when the machine is busy or the collector runs."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
 
 
 class _Deleter:
@@ -47,6 +56,7 @@ def test_each_blob_is_deleted_after_its_grace_period_in_release_order() -> None:
         releases.add(["c"])
         assert deleter.deleted == [] and len(releases) == 3
         await asyncio.sleep(GRACE * 2)
+        await until(lambda: len(deleter.deleted) == 3)
         assert [d for d, _ in deleter.deleted] == ["a", "b", "c"]
         times = dict(deleter.deleted)
         assert times["a"] - start >= GRACE and times["c"] - start >= GRACE * 1.5
@@ -62,9 +72,13 @@ def test_a_blob_being_read_waits_another_grace_period() -> None:
         releases = Releases(deleter, lambda digest: digest in streaming, GRACE, gather=0)
         releases.add(["read", "idle"])
         await asyncio.sleep(GRACE * 1.5)
+        await until(lambda: len(deleter.deleted) >= 1)
+        assert [d for d, _ in deleter.deleted] == ["idle"]
+        await asyncio.sleep(GRACE)  # another grace period: still read, still kept
         assert [d for d, _ in deleter.deleted] == ["idle"]
         streaming.clear()  # the download ended
         await asyncio.sleep(GRACE)
+        await until(lambda: len(deleter.deleted) == 2)
         assert [d for d, _ in deleter.deleted] == ["idle", "read"]
 
     asyncio.run(scenario())
@@ -76,6 +90,7 @@ def test_due_blobs_are_deleted_many_by_one_call_up_to_a_batch() -> None:
         releases = Releases(deleter, lambda digest: False, GRACE, gather=0)
         releases.add([f"d{i}" for i in range(BATCH + 44)])
         await asyncio.sleep(GRACE + 0.3)
+        await until(lambda: len(deleter.deleted) == BATCH + 44)
         assert len(deleter.deleted) == BATCH + 44
         assert deleter.calls == [BATCH, 44] and deleter.most == 1  # one batch after the other
 
@@ -88,7 +103,8 @@ def test_blobs_falling_due_one_by_one_are_gathered_into_one_batch() -> None:
     goes at once (within a step)."""
     async def scenario() -> None:
         deleter = _Deleter()
-        releases = Releases(deleter, lambda digest: False, GRACE, gather=0.6)
+        gather = 1.5
+        releases = Releases(deleter, lambda digest: False, GRACE, gather=gather)
         loop = asyncio.get_running_loop()
         start = loop.time()
         for i in range(5):
@@ -96,16 +112,17 @@ def test_blobs_falling_due_one_by_one_are_gathered_into_one_batch() -> None:
             await asyncio.sleep(0.02)
         await asyncio.sleep(GRACE + 0.3)
         assert deleter.deleted == []  # due, gathering
-        await asyncio.sleep(0.5)
+        await until(lambda: deleter.calls != [])
         assert deleter.calls == [5]
-        assert all(when - start >= GRACE + 0.6 for _, when in deleter.deleted)
+        assert all(when - start >= GRACE + gather for _, when in deleter.deleted)
         releases.add(["t0"])
         await asyncio.sleep(GRACE + 0.05)  # due, gathering...
         released = loop.time()
         releases.add([f"f{i}" for i in range(BATCH)])  # ...then a full batch is released
         await asyncio.sleep(GRACE + 0.25)
-        assert deleter.calls == [5, BATCH]  # it did not wait for the gathering to end
-        assert deleter.deleted[-1][1] - released < GRACE + 0.25
+        await until(lambda: len(deleter.calls) >= 2)
+        assert deleter.calls == [5, BATCH]  # it did not wait for the gathering to end (at released + 1.45 s)
+        assert deleter.deleted[-1][1] - released < GRACE + 0.9
 
     asyncio.run(scenario())
 
@@ -119,6 +136,7 @@ def test_a_failed_deletion_is_logged_and_the_rest_go_on(caplog: pytest.LogCaptur
         assert deleter.deleted == []  # (their batch failed: left to the scrubber's orphan sweep)
         releases.add(["later"])  # the queue still works
         await asyncio.sleep(GRACE * 2)
+        await until(lambda: len(deleter.deleted) >= 1)
         assert [d for d, _ in deleter.deleted] == ["later"]
 
     with caplog.at_level(logging.ERROR, logger="minicloud.s3.releases"):
@@ -153,6 +171,7 @@ def test_a_later_event_loop_gets_a_task_of_its_own() -> None:
     async def scenario() -> None:
         releases.add(["second"])
         await asyncio.sleep(GRACE * 3)
+        await until(lambda: len(deleter.deleted) >= 2)
 
     asyncio.run(scenario())
     assert [d for d, _ in deleter.deleted] == ["first", "second"]  # the new loop's task took both
