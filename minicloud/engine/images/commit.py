@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from minicloud.engine.content import ContentStore, Writer
+from minicloud.engine.errors import Conflict
 from minicloud.engine.images.archive import rfc3339, store_image
 from minicloud.engine.images.reference import Reference
 from minicloud.engine.images.store import MEDIA_LAYER_TAR, Image, ImageStore, Layer
@@ -144,7 +145,12 @@ def adopt_snapshot(snapshots: OverlaySnapshotter, key: str, parent_diff_ids: Seq
             continue
         if _runtime_artifact(relative, str(path), st):
             path.rmdir() if stat.S_ISDIR(st.st_mode) else path.unlink()
-    snapshots.commit(chain, key, layer.size)
+    try:
+        snapshots.commit(chain, key, layer.size)
+    except Conflict:
+        if snapshots.exists(chain):  # another build or a pull made the same layer meanwhile
+            return False
+        raise
     return True
 
 

@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 from minicloud.engine.content import ContentStore, Digest
-from minicloud.engine.images.commit import OPAQUE_XATTR, store_layer, write_layer
+from minicloud.engine.images.commit import OPAQUE_XATTR, adopt_snapshot, store_layer, write_layer
+from minicloud.engine.images.store import MEDIA_LAYER_TAR, Layer
+from minicloud.engine.snapshots.overlay import OverlaySnapshotter
+from minicloud.engine.snapshots.unpack import chain_ids
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="whiteouts are devices and trusted.* xattrs")
 
@@ -82,3 +85,26 @@ def test_the_stored_layer_applies_back(tmp_path: Path) -> None:
     st = os.lstat(target / "etc" / "group")
     assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
     assert os.getxattr(target / "opaque", OPAQUE_XATTR) == b"y"
+
+
+
+def test_a_layer_made_meanwhile_by_another_build_is_adopted_once(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # adopt_snapshot checks that the layer has no snapshot, then commits: a build or a pull making
+    # the same layer in between made the commit a Conflict, and the build failed.
+    snaps = OverlaySnapshotter(tmp_path / "snapshots")
+    layer = Layer("sha256:" + "1" * 64, 10, MEDIA_LAYER_TAR)
+    chain = chain_ids([layer.digest])[-1]
+    snaps.prepare("first", None)
+    snaps.prepare("second", None)
+    assert adopt_snapshot(snaps, "first", [], layer) is True
+    real_exists = snaps.exists
+    answers = [False]  # the second build looked before the first one committed
+
+    def racing_exists(key: str) -> bool:
+        return answers.pop() if key == chain and answers else real_exists(key)
+
+    monkeypatch.setattr(snaps, "exists", racing_exists)
+    assert adopt_snapshot(snaps, "second", [], layer) is False
+    assert snaps.stat("second").kind == "active"  # left to its owner
+    assert snaps.stat(chain).kind == "committed"
