@@ -4,7 +4,8 @@ read at every start. S3's and KMS's master keys are such files.
 
 The key is written whole to a private temporary file and then hard-linked to its name, so the name
 never points at a partly written key: a reader racing the first start (another thread or process)
-either finds no key and makes its own attempt, or reads the complete key that won."""
+either finds no key and makes its own attempt, or reads the complete key that won. Every racer
+fsyncs the directory before it uses the key, the winner's link being durable then whoever won."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ def load_or_create_key(path: Path, size: int = 32) -> bytes:
     if not path.exists():
         _create(path, size)
     os.chmod(path, 0o600)
-    return path.read_bytes()
+    key = path.read_bytes()
+    if len(key) != size:  # (a crash of a version that wrote the key in place could leave one short)
+        raise ValueError(f"{path} holds {len(key)} bytes, not a {size}-byte key: restore it from a backup")
+    return key
 
 
 def _create(path: Path, size: int) -> None:
@@ -33,8 +37,8 @@ def _create(path: Path, size: int) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        with contextlib.suppress(FileExistsError):
+        with contextlib.suppress(FileExistsError):  # another racer's key won
             os.link(staging, path)
-            fsync_dir(path.parent)
+        fsync_dir(path.parent)
     finally:
         staging.unlink(missing_ok=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from minicloud.engine.containers.state import Status, check
-from minicloud.storage.durable import fsync_file, replace_file
+from minicloud.storage.durable import fsync_dir, fsync_file, staged_file
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 # Engine namespaces keep apart who a container belongs to: the Docker API's user ("docker") or a
@@ -152,15 +152,20 @@ class ContainerFiles:
     def write(self, record: Record, *, durable: bool = True) -> None:
         """Blocking. Write ``record`` unless one taken later is on disk already. Saves of one
         container overlap (worker threads: an exit, a health status, an update) and finish in any
-        order: each writes a file of its own, one at a time, and the latest taken stays."""
-        with _SAVING[hash(self.record) % len(_SAVING)]:
-            if _WRITTEN.get(self.record, 0) > record.order:
-                if durable:  # what is on disk is newer; this caller still needs it to last
-                    with contextlib.suppress(FileNotFoundError):  # (or the container was removed)
-                        fsync_file(self.record)
-                return
-            replace_file(self.record, record.data, durable=durable)
-            _WRITTEN[self.record] = record.order
+        order: each writes a file of its own (fsynced outside the lock, which the event loop takes
+        too), renamed into place one at a time, and the latest taken stays."""
+        with (staged_file(self.record, record.data, durable=durable) as staged,
+              _SAVING[hash(self.record) % len(_SAVING)]):
+            stale = _WRITTEN.get(self.record, 0) > record.order
+            if not stale:
+                os.replace(staged, self.record)
+                _WRITTEN[self.record] = record.order
+        if not durable:
+            return
+        if stale:  # what is on disk is newer, maybe not durable; this caller needs it to last
+            with contextlib.suppress(FileNotFoundError):  # (or the container was removed)
+                fsync_file(self.record)
+        fsync_dir(self.dir)
 
     def retire(self) -> None:
         """Blocking (one rename). The record becomes ``removed`` (a removal's commit point), and no

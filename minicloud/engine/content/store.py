@@ -11,6 +11,7 @@ All methods are blocking (file I/O, hashing): the async layers call them through
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -131,17 +132,24 @@ class Writer:
             self._lock_fd = -1
 
 
+_LOCK_ATTEMPTS = 1000  # a directory removed under a waiter this many times in a row is a fault
+
+
 def _lock_directory(directory: Path) -> int:
     """A descriptor of ``directory`` (made if missing) holding its exclusive lock. The lock is the
     directory's, not its data file's: a writer that waited for the file's lock got it on the file
     the previous writer had meanwhile published (renamed into ``blobs/``), and rewrote the blob.
     A directory the previous holder removed (its ingest done) is made again."""
-    while True:
+    for attempt in range(_LOCK_ATTEMPTS):
         try:
             directory.mkdir(parents=True, exist_ok=True)
             fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except (FileNotFoundError, FileExistsError):  # removed by the holder meanwhile (mkdir's
-            continue  # "exists" is checked again after it, and can find it gone)
+            # "exists" is checked again after it, and can find it gone); not a directory at all
+            # (a damaged store) fails the same way every time, and is reported
+            if attempt == _LOCK_ATTEMPTS - 1:
+                raise
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             held = os.fstat(fd)
@@ -155,6 +163,7 @@ def _lock_directory(directory: Path) -> int:
         if current is not None and (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
             return fd
         os.close(fd)  # the holder removed it while we waited: start over
+    raise OSError(errno.EAGAIN, f"{directory} kept being removed while waiting for its lock")
 
 
 class ContentStore:

@@ -144,10 +144,12 @@ async def exec_start(engine: Engine, request: Request) -> Response | Hijack:
         async def copy_in() -> None:
             if proc.stdin is None:
                 return
-            while data := await reader.read(32 * 1024):
-                proc.stdin.write(data)
-                await proc.stdin.drain()
-            proc.stdin.close()
+            try:
+                while data := await reader.read(32 * 1024):
+                    proc.stdin.write(data)
+                    await proc.stdin.drain()
+            finally:  # also when cancelled (the process ended first): its pipe is closed now
+                proc.stdin.close()
 
         feeder = asyncio.create_task(copy_in())
         try:

@@ -7,6 +7,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from minicloud.storage.keyfile import load_or_create_key
 
 
@@ -37,3 +39,11 @@ def _race_for(path: Path, racers: int) -> list[bytes]:
 
     with ThreadPoolExecutor(racers) as pool:
         return list(pool.map(lambda _: race(), range(racers)))
+
+
+def test_a_short_key_file_is_refused_not_used(tmp_path: Path) -> None:
+    path = tmp_path / "master.key"
+    path.write_bytes(b"")  # what a crash mid-write left with the old code
+    with pytest.raises(ValueError, match="0 bytes"):
+        load_or_create_key(path)
+    assert path.read_bytes() == b""  # never replaced: data may be sealed under the lost key
