@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minicloud.services.lambda_.errors import InvalidParameterValueException, RequestEntityTooLargeException
+from minicloud.storage.durable import replace_file
 
 MAX_ZIPPED = 50 * 1024 * 1024  # a zip uploaded directly (ZipFile)
 MAX_UNZIPPED = 250 * 1024 * 1024
@@ -56,7 +57,7 @@ class CodeStore:
         digest = hashlib.sha256(data).hexdigest()
         target = self.zip_path(digest)
         if not target.exists():
-            _write_atomically(target, data)
+            replace_file(target, data, mode=0o600)
         self.unpack(digest)
         return StoredCode(digest, len(data))
 
@@ -137,15 +138,3 @@ def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo, root: Path) -> N
     os.chmod(target, 0o755 if mode & 0o111 else 0o644)
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

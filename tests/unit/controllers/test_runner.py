@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 from minicloud.controllers.runner import ControllerRunner
 from minicloud.storage.metadata.db import Database
+from tests.support.polling import until
 
 
 class Counting:
@@ -19,13 +19,6 @@ class Counting:
         self.calls += 1
         if self.calls <= self.fail_times:
             raise RuntimeError("not yet")
-
-
-async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Until ``check()`` holds, or ``timeout`` has passed (the assertion after it then fails)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check() and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.01)
 
 
 def _db(tmp_path: Path) -> Database:

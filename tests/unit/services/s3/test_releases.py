@@ -7,21 +7,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Callable
 
 import pytest
 
 from minicloud.services.s3.releases import BATCH, Releases
+from tests.support.polling import until
 
 GRACE = 0.1
-
-
-async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Until ``check()`` holds (or ``timeout`` has passed: the assertion after it fails): what is due
-    happens soon after its time, later when the machine is busy or the collector runs."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check() and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.01)
 
 
 class _Deleter:
