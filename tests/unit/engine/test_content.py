@@ -3,8 +3,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ import pytest
 from minicloud.engine.content import ContentStore, Digest, DigestMismatch
 from minicloud.engine.content.store import BlobInfo
 from minicloud.engine.errors import InvalidArgument, NotFound
+from tests.support.racing import race_with_a_reader
 
 
 def digest_of(data: bytes) -> Digest:
@@ -110,34 +109,12 @@ def _race_puts(store: ContentStore, data: bytes, racers: int) -> tuple[list[obje
     """``racers`` threads put ``data`` at once while another reads the blob whenever it exists:
     what each put returned or raised, and the sizes of the reads that found less than the blob."""
     digest = Digest.of(data)
-    start = threading.Barrier(racers + 1)
-    stop = threading.Event()
-    short_reads: list[int] = []
 
-    def put(_: int) -> object:
-        start.wait()
+    def size_now() -> int | None:
         try:
-            return store.put(data)
-        except Exception as exc:
-            return exc
+            with store.open(digest) as f:
+                return len(f.read())
+        except NotFound:
+            return None
 
-    def read() -> None:
-        start.wait()
-        while not stop.is_set():
-            try:
-                with store.open(digest) as f:
-                    got = len(f.read())
-            except NotFound:
-                continue
-            if got != len(data):
-                short_reads.append(got)
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    try:
-        with ThreadPoolExecutor(racers) as pool:
-            results = list(pool.map(put, range(racers)))
-    finally:
-        stop.set()
-        reader.join()
-    return results, short_reads
+    return race_with_a_reader(lambda: store.put(data), racers, size_now, len(data))

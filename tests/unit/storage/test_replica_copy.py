@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from minicloud.storage.blobs import Digest, Replica
 from minicloud.storage.blobs.core import BlobInfo
+from tests.support.racing import race_with_a_reader
 
 
 def _replica(tmp_path: Path, name: str) -> Replica:
@@ -41,33 +40,10 @@ def test_overlapping_copies_of_one_blob_publish_it_whole(tmp_path: Path) -> None
 
 def _race_copies(source: Replica, target: Replica, digest: Digest, size: int,
                  racers: int) -> tuple[list[object], list[int]]:
-    start = threading.Barrier(racers + 1)
-    stop = threading.Event()
-    short_reads: list[int] = []
-
-    def copy(_: int) -> object:
-        start.wait()
+    def size_now() -> int | None:
         try:
-            return target.copy_from(source, digest)
-        except Exception as exc:
-            return exc
+            return os.stat(target.path(digest)).st_size
+        except FileNotFoundError:
+            return None
 
-    def read() -> None:
-        start.wait()
-        while not stop.is_set():
-            try:
-                got = os.stat(target.path(digest)).st_size
-            except FileNotFoundError:
-                continue
-            if got != size:
-                short_reads.append(got)
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    try:
-        with ThreadPoolExecutor(racers) as pool:
-            results = list(pool.map(copy, range(racers)))
-    finally:
-        stop.set()
-        reader.join()
-    return results, short_reads
+    return race_with_a_reader(lambda: target.copy_from(source, digest), racers, size_now, size)
