@@ -147,6 +147,20 @@ def test_cp_with_a_stopped_container_and_a_volume(engine: Engine, tmp_path: Path
         engine.docker("volume", "rm", "cpdata", check=False)
 
 
+def test_a_failed_create_takes_back_its_anonymous_volumes_only(engine: Engine, tmp_path: Path) -> None:
+    # As Docker: a named volume a failed create made stays (another create may be using it by
+    # then); the anonymous ones, named for that create alone, go.
+    before = set(engine.docker("volume", "ls", "-q").stdout.split())
+    missing = tmp_path / "no-such-dir"
+    failed = engine.docker("create", "-v", "keptvol:/data", "-v", "/anon", "--mount", f"type=bind,source={missing},target=/x", "busybox",
+                           "true", check=False)
+    assert failed.returncode != 0 and "bind source path does not exist" in failed.stderr
+    try:
+        assert set(engine.docker("volume", "ls", "-q").stdout.split()) - before == {"keptvol"}
+    finally:
+        engine.docker("volume", "rm", "keptvol", check=False)
+
+
 def test_rename_port_and_events(engine: Engine) -> None:
     port = free_port()
     since = str(int(time.time()) - 1)

@@ -79,11 +79,12 @@ class Attachments:
         try:
             for spec in specs:
                 if spec.type == "volume":
-                    existed = spec.source in self.volumes.volumes
                     volume = await asyncio.to_thread(self.volumes.create, spec.source or None, now_rfc3339(),
                                                      anonymous=spec.anonymous)
                     spec.source = volume.name
-                    if not existed:
+                    # A failed create takes back its anonymous volumes (named by it alone), never a
+                    # named one, as Docker does: another create may have found that one meanwhile.
+                    if spec.anonymous:
                         created.append(volume.name)
                 elif spec.type == "bind" and not spec.create_source and not os.path.exists(spec.source):
                     raise InvalidArgument(f'invalid mount config for type "bind": bind source path does not '
