@@ -152,8 +152,8 @@ def test_a_failed_create_takes_back_its_anonymous_volumes_only(engine: Engine, t
     # then); the anonymous ones, named for that create alone, go.
     before = set(engine.docker("volume", "ls", "-q").stdout.split())
     missing = tmp_path / "no-such-dir"
-    failed = engine.docker("create", "-v", "keptvol:/data", "-v", "/anon", "--mount", f"type=bind,source={missing},target=/x", "busybox",
-                           "true", check=False)
+    failed = engine.docker("create", "-v", "keptvol:/data", "-v", "/anon",
+                           "--mount", f"type=bind,source={missing},target=/x", "busybox", "true", check=False)
     assert failed.returncode != 0 and "bind source path does not exist" in failed.stderr
     try:
         assert set(engine.docker("volume", "ls", "-q").stdout.split()) - before == {"keptvol"}
