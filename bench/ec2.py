@@ -104,13 +104,30 @@ def wait_until(check: Callable[[], bool], timeout: float, every: float = 0.02) -
         time.sleep(every)
 
 
-def ssh_banner(address: str) -> bool:
+def ssh_banner(address: str, timeout: float = 0.5) -> bool:
     try:
-        with socket.create_connection((address, 22), timeout=0.5) as conn:
-            conn.settimeout(1.0)
+        with socket.create_connection((address, 22), timeout=timeout) as conn:
+            conn.settimeout(max(timeout, 1.0))
             return conn.recv(64).startswith(b"SSH-")
     except OSError:
         return False
+
+
+SSH_RULE = [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+
+
+def rule_latency(ec2: Any, group: str, address: str) -> dict[str, float]:
+    """Seconds from a security group's RevokeSecurityGroupIngress (port 22) until a running instance
+    drops new SSH connections, and from the AuthorizeSecurityGroupIngress that puts it back until
+    they are answered again (probed every 20 ms, connects given 0.1 s)."""
+    started = time.monotonic()
+    ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=SSH_RULE)
+    wait_until(lambda: not ssh_banner(address, 0.1), 60)
+    revoke = time.monotonic() - started
+    started = time.monotonic()
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=SSH_RULE)
+    wait_until(lambda: ssh_banner(address, 0.1), 60)
+    return {"revoke_s": revoke, "authorize_s": time.monotonic() - started}
 
 
 # -- 1. launch ---------------------------------------------------------------------------------------------
@@ -162,6 +179,8 @@ def launch_round(server: Server, image: str, key: Path, key_name: str,
         subprocess.run(["ssh", "-i", str(key), *SSH_OPTIONS, f"admin@{addresses[0]}", "true"], check=True,
                        timeout=30, stdin=subprocess.DEVNULL, capture_output=True)
         out["ssh_login_s"] = time.monotonic() - login
+        group = described[ids[0]]["SecurityGroups"][0]["GroupId"]
+        out.update(rule_latency(ec2, group, addresses[0]))
     return out, ids
 
 
@@ -179,8 +198,7 @@ def bench_launch(idle: float) -> dict[str, Any]:
         ec2 = server.client()
         image = ami(ec2, "debian-12-amd64-minicloud")
         group = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
-        ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
-            {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+        ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=SSH_RULE)
         key = server.data_dir.parent / "bench.pem"
         key.write_text(ec2.create_key_pair(KeyName="bench", KeyType="ed25519")["KeyMaterial"])
         key.chmod(0o600)
