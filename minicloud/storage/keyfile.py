@@ -14,7 +14,7 @@ import os
 import secrets
 from pathlib import Path
 
-from minicloud.storage.durable import fsync_dir
+from minicloud.storage.durable import fsync_dir, staged_file
 
 
 def load_or_create_key(path: Path, size: int = 32) -> bytes:
@@ -29,16 +29,7 @@ def load_or_create_key(path: Path, size: int = 32) -> bytes:
 
 def _create(path: Path, size: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        try:
-            os.write(fd, secrets.token_bytes(size))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        with contextlib.suppress(FileExistsError):  # another racer's key won
-            os.link(staging, path)
-        fsync_dir(path.parent)
-    finally:
-        staging.unlink(missing_ok=True)
+    with staged_file(path, secrets.token_bytes(size), mode=0o600) as staged, \
+            contextlib.suppress(FileExistsError):  # another racer's key won
+        os.link(staged, path)
+    fsync_dir(path.parent)

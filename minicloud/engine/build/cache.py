@@ -13,9 +13,10 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
+
+from minicloud.storage.durable import replace_file
 
 
 def step_key(parent: str, instruction: str) -> str:
@@ -42,12 +43,7 @@ class BuildCache:
         return {"steps": dict(doc.get("steps") or {}), "intermediate": dict(doc.get("intermediate") or {})}
 
     def _save(self, doc: dict[str, dict[str, str]]) -> None:
-        tmp = self._path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump(doc, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._path)
+        replace_file(self._path, json.dumps(doc).encode())
 
     def lookup(self, parent: str, instruction: str) -> str | None:
         with self._locked():

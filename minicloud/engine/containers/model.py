@@ -137,6 +137,9 @@ class ContainerFiles:
         self.exit = self.dir / "exit.json"
         self.resize = self.dir / "resize"
 
+    def _saving(self) -> threading.Lock:
+        return _SAVING[hash(self.record) % len(_SAVING)]
+
     def save(self, container: Container, *, durable: bool = True) -> None:
         """Write the record atomically; ``durable`` also survives a crash of the host. A start or
         an exit need not be durable: after a host crash no container runs, whichever of the
@@ -155,7 +158,7 @@ class ContainerFiles:
         order: each writes a file of its own (fsynced outside the lock, which the event loop takes
         too), renamed into place one at a time, and the latest taken stays."""
         with (staged_file(self.record, record.data, durable=durable) as staged,
-              _SAVING[hash(self.record) % len(_SAVING)]):
+              self._saving()):
             stale = _WRITTEN.get(self.record, 0) > record.order
             if not stale:
                 os.replace(staged, self.record)
@@ -170,12 +173,12 @@ class ContainerFiles:
     def retire(self) -> None:
         """Blocking (one rename). The record becomes ``removed`` (a removal's commit point), and no
         save still under way writes it back."""
-        with _SAVING[hash(self.record) % len(_SAVING)]:
+        with self._saving():
             _WRITTEN[self.record] = sys.maxsize
             with contextlib.suppress(FileNotFoundError):
                 os.rename(self.record, self.removed)
 
     def forget(self) -> None:
         """The record's place in the order of saves is dropped (its directory is gone)."""
-        with _SAVING[hash(self.record) % len(_SAVING)]:
+        with self._saving():
             _WRITTEN.pop(self.record, None)

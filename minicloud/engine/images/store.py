@@ -8,7 +8,6 @@ image and tag again. Methods are quick and thread-safe (one lock).
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 from minicloud.engine.content import ContentStore, Digest
 from minicloud.engine.errors import Conflict, NotFound
 from minicloud.engine.images.reference import Reference, looks_like_id, parse
+from minicloud.storage.durable import replace_file
 
 MEDIA_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 MEDIA_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
@@ -198,9 +198,4 @@ class ImageStore:
 
     def _save(self) -> None:
         doc = {"images": [i.to_json() for i in self._images.values()], "tags": self._tags}
-        tmp = self._path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump(doc, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._path)
+        replace_file(self._path, json.dumps(doc).encode())

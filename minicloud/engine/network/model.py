@@ -7,12 +7,12 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from minicloud.engine.errors import InvalidArgument
+from minicloud.storage.durable import replace_file
 
 DEFAULT_BRIDGE = "bridge"
 PREDEFINED = ("bridge", "host", "none")
@@ -100,13 +100,7 @@ class NetworkStore:
         return networks
 
     def save(self, network: Network) -> None:
-        path = self.root / f"{network.id}.json"
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump(network.to_json(), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        replace_file(self.root / f"{network.id}.json", json.dumps(network.to_json()).encode())
 
     def delete(self, network: Network) -> None:
         with contextlib.suppress(FileNotFoundError):

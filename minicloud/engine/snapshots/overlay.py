@@ -20,6 +20,7 @@ from typing import Literal
 
 from minicloud.engine.errors import Conflict, NotFound
 from minicloud.engine.snapshots.mounts import Mount
+from minicloud.storage.durable import replace_file
 
 Kind = Literal["committed", "active"]
 
@@ -163,13 +164,7 @@ class OverlaySnapshotter:
         doc = {"next": self._next, "snapshots": {
             k: {"id": s.id, "kind": s.kind, "parent": s.parent, "size": s.size}
             for k, s in self._snapshots.items()}}
-        tmp = self._meta.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump(doc, f)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, self._meta)
+        replace_file(self._meta, json.dumps(doc).encode(), durable=durable)
 
     def sync(self) -> None:
         """Make the metadata written by a non-durable ``prepare`` durable."""
