@@ -37,6 +37,11 @@ class Bucket:
     acl: str | None = None
     ownership: str | None = None
     public_access_block: str | None = None
+    accelerate: str | None = None
+    request_payment: str | None = None
+    logging: str | None = None
+    replication: str | None = None
+    website: str | None = None
 
     def config(self, name: str) -> Any:
         """One of the JSON configurations (encryption, object_lock, ...), None when unset."""

@@ -46,6 +46,12 @@ s3_buckets = sa.Table(
     sa.Column("acl", sa.Text, nullable=True),
     sa.Column("ownership", sa.Text, nullable=True),
     sa.Column("public_access_block", sa.Text, nullable=True),
+    # from 0022_s3_bucket_configs
+    sa.Column("accelerate", sa.Text, nullable=True),
+    sa.Column("request_payment", sa.Text, nullable=True),
+    sa.Column("logging", sa.Text, nullable=True),
+    sa.Column("replication", sa.Text, nullable=True),
+    sa.Column("website", sa.Text, nullable=True),
 )
 
 s3_objects = sa.Table(
