@@ -53,6 +53,8 @@ MAX_RULES = 1000
 S3_SERVICE = "s3.amazonaws.com"
 BUCKET_ARN_PREFIX = "arn:aws:s3:::"
 UNREPLICATED_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+REPLICA_CLASSES = frozenset({"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
+                             "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"})
 _MALFORMED = "The XML you provided was not well-formed or did not validate against our published schema"
 _STATUSES = ("Enabled", "Disabled")
 
@@ -236,6 +238,9 @@ def _check_destination(rule: dict[str, Any]) -> str:
     destination = rule.get("Destination")
     if not isinstance(destination, dict) or not destination.get("Bucket"):
         raise _malformed()
+    storage_class = destination.get("StorageClass")
+    if storage_class is not None and storage_class not in REPLICA_CLASSES:
+        raise _malformed()
     name = destination_name(str(destination["Bucket"]))
     if name is None:
         raise InvalidArgument("Invalid bucket ARN.", ArgumentName="Bucket", ArgumentValue=str(destination["Bucket"]))
@@ -351,11 +356,10 @@ def stored_configuration(config: dict[str, Any]) -> str:
 
 class ReplicationOperations(EncryptionOperations):
     def __init__(self, runtime: Runtime) -> None:
-        from minicloud.services.s3.replicator import ReplicationController, delay_from_environment
+        from minicloud.services.s3.replicator import ReplicationController
 
         super().__init__(runtime)  # (the replicator builds on this module: imported here, not above)
-        self.replicator = ReplicationController(self.db, self.data, runtime.authorizer, self._kms,
-                                                delay_from_environment())
+        self.replicator = ReplicationController(self.db, self.data, runtime.authorizer, self._kms)
         runtime.controllers.append(self.replicator)
 
     def replication_pending(self) -> None:

@@ -25,9 +25,6 @@ Anything refused, a destination that is gone or no longer versioned, or one with
 for a source with it, fails the version (FAILED, as S3 reports it; S3 does not retry those
 either). Other errors (a replica that cannot be written now) are retried with a backoff, and the
 version fails after ``MAX_ATTEMPTS``.
-
-``MINICLOUD_S3_REPLICATION_DELAY_SECONDS`` (tests only; default 0) holds a version back that many
-seconds after its Last-Modified, so that its PENDING state can be seen, and a crash caught in it.
 """
 
 from __future__ import annotations
@@ -37,7 +34,6 @@ import base64
 import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -78,16 +74,6 @@ SESSION = "s3-replication"
 
 _COLUMNS = [s3_objects.c[name] for name in ObjectRow.__slots__]
 _IS_PENDING = s3_objects.c.replication_status == sa.literal_column("'PENDING'")  # (the partial index's own test)
-
-
-def delay_from_environment() -> float:
-    """MINICLOUD_S3_REPLICATION_DELAY_SECONDS: how long a new version waits before it is replicated
-    (tests only)."""
-    try:
-        value = float(os.environ.get("MINICLOUD_S3_REPLICATION_DELAY_SECONDS") or 0)
-    except ValueError:
-        value = 0.0
-    return max(0.0, value)
 
 
 class ReplicationFailed(Exception):
@@ -144,10 +130,9 @@ class ReplicationController:
     name = "s3-replication"
     interval = 0.05  # (a pass waits for work itself: see ``reconcile``)
 
-    def __init__(self, db: Database, data: ObjectData, authorizer: Authorizer, key_ring: Callable[[], KeyRing],
-                 delay: float = 0.0) -> None:
+    def __init__(self, db: Database, data: ObjectData, authorizer: Authorizer,
+                 key_ring: Callable[[], KeyRing]) -> None:
         self.db = db
-        self.delay = delay
         self.data = data
         self.authorizer = authorizer
         self.key_ring = key_ring
@@ -163,9 +148,8 @@ class ReplicationController:
             await asyncio.wait_for(self._dirty.wait(), POLL_SECONDS)
         self._dirty.clear()
         rows = await self.db.read(lambda conn: pending_versions(conn, BATCH))
-        now, newest = time.monotonic(), time.time() - self.delay
-        due = [row for row in rows if self._attempts.get(row.id, (0, 0.0))[1] <= now
-               and row.last_modified.timestamp() <= newest]
+        now = time.monotonic()
+        due = [row for row in rows if self._attempts.get(row.id, (0, 0.0))[1] <= now]
         semaphore = asyncio.Semaphore(PARALLEL)
 
         async def one(row: ObjectRow) -> None:
