@@ -40,11 +40,11 @@ def bucket_with(*rules: dict[str, Any]) -> Bucket:
 
 
 def test_the_highest_priority_rule_governs_each_destination() -> None:
+    excluded = {"Or": {"Prefixes": ["logs/tmp"], "Tags": [{"Key": "private", "Value": "1"}]}}
     config = compiled(bucket_with(
         v2("d1", 1, {}, "Enabled"), v2("d1", 7, {"Prefix": "logs/"}, "Disabled"),
         v2("d2", 3, {"And": {"Prefix": "logs/", "Tags": [{"Key": "keep", "Value": "yes"}]}}),
-        v2("d3", 4, {"Not": {"Or": {"Prefixes": ["logs/tmp"], "Tags": [{"Key": "private", "Value": "1"}]}}})).replication
-        or "")
+        v2("d3", 4, {"Not": excluded})).replication or "")
     chosen = {r.destination: r.rule_id for r in config.targets("logs/a", {"keep": "yes"})}
     assert chosen == {"d1": "d1-7", "d2": "d2-3", "d3": "d3-4"}
     assert {r.destination for r in config.targets("logs/tmp/x", {})} == {"d1"}
