@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -560,3 +561,24 @@ def test_pending_work_survives_a_crash(fresh_server: MinicloudServer) -> None:
         assert settled(s3, source, key, version_id) == "COMPLETED"
         assert s3.get_object(Bucket=dest, Key=key, VersionId=version_id)["Body"].read() == f"body {key[1:]}".encode()
     eventually(lambda: ("k0", marker, True) in version_ids(s3, dest), "the delete marker replicated")
+
+
+def test_object_lock_retention_is_replicated(s3: Any, role: str) -> None:
+    locked = f"repl-lock-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=locked, ObjectLockEnabledForBucket=True)
+    unlocked, target = versioned(s3), f"repl-lock-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=target, ObjectLockEnabledForBucket=True)
+    until = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    configure(s3, locked, role, rule(unlocked))
+    s3.put_object(Bucket=locked, Key="held", Body=b"x", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until)
+    assert settled(s3, locked, "held") == "FAILED"  # the destination has no Object Lock
+    configure(s3, locked, role, rule(target))
+    put = s3.put_object(Bucket=locked, Key="held", Body=b"y", ObjectLockMode="GOVERNANCE",
+                        ObjectLockRetainUntilDate=until, ObjectLockLegalHoldStatus="ON")
+    assert settled(s3, locked, "held", put["VersionId"]) == "COMPLETED"
+    replica = s3.head_object(Bucket=target, Key="held")
+    assert replica["ObjectLockMode"] == "GOVERNANCE" and replica["ObjectLockRetainUntilDate"] == until
+    assert replica["ObjectLockLegalHoldStatus"] == "ON"
+    with pytest.raises(ClientError) as err:
+        s3.delete_object(Bucket=target, Key="held", VersionId=put["VersionId"])
+    assert code(err) == "AccessDenied"

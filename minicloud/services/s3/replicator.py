@@ -147,7 +147,8 @@ class ReplicationController:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._dirty.wait(), POLL_SECONDS)
         self._dirty.clear()
-        rows = await self.db.read(lambda conn: pending_versions(conn, BATCH))
+        waiting = len(self._attempts)  # (versions waiting for a retry do not take the place of new ones)
+        rows = await self.db.read(lambda conn: pending_versions(conn, BATCH + waiting))
         now = time.monotonic()
         due = [row for row in rows if self._attempts.get(row.id, (0, 0.0))[1] <= now]
         semaphore = asyncio.Semaphore(PARALLEL)
@@ -156,7 +157,7 @@ class ReplicationController:
             async with semaphore:
                 await self._attempt(row)
         await asyncio.gather(*(one(row) for row in due))
-        if len(rows) == BATCH and due:
+        if len(rows) == BATCH + waiting and due:
             self._dirty.set()  # more may be waiting behind this batch
 
     async def _attempt(self, row: ObjectRow) -> None:
