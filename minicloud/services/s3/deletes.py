@@ -149,6 +149,7 @@ class DeleteOperations(S3Base):
         notices = DeleteNotices.of(ctx, bucket)
         conditions = DeleteConditions.of(params.get("IfMatch"), params.get("IfMatchLastModifiedTime"),
                                          params.get("IfMatchSize"))
+
         def delete(conn: sa.Connection) -> tuple[Deleted, bool]:
             done = delete_one(conn, bucket, key, version_id, owner, ctx.now, released, bypass, notices, conditions)
             return done, version_id is None and mark_delete_marker(conn, bucket, key, done.marker_version_id)
@@ -186,8 +187,7 @@ class DeleteOperations(S3Base):
         owner = ctx.account_id or bucket.account_id
         bypass = {item["Key"]: await self.bypass_governance(ctx, params, bucket, item["Key"]) for item in allowed}
         notices = DeleteNotices.of(ctx, bucket)
-
-        pending: list[bool] = []
+        pending: list[bool] = []  # (a delete marker left PENDING replication)
 
         def delete_all(conn: sa.Connection) -> list[tuple[Deleted, dict[str, Any]]]:
             done = []
