@@ -147,6 +147,10 @@ class S3Base(Provider):
         self._buckets.pop(name, None)
         self.db.epoch.bump()
 
+    def replication_pending(self) -> None:
+        """A commit left an object version PENDING replication (``replication.ReplicationOperations``
+        wakes its controller; the controller also finds such versions by itself)."""
+
     async def bucket(self, name: str) -> Bucket:
         found = await self.find_bucket(name)
         if found is None:

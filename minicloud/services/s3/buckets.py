@@ -172,6 +172,10 @@ class BucketOperations(S3Base):
         if status == "Suspended" and bucket.object_lock:
             raise InvalidBucketState("An Object Lock configuration is present on this bucket, so the versioning "
                                      "state cannot be changed.", BucketName=bucket.name)
+        if status == "Suspended" and bucket.replication:
+            raise InvalidBucketState("A replication configuration is present on this bucket, so you cannot change "
+                                     "the versioning state. To change the versioning state, first delete the "
+                                     "replication configuration.", BucketName=bucket.name)
         if config.get("MFADelete") == "Enabled":
             raise IllegalVersioningConfiguration("MFA delete is not supported by minicloud.")
         await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, versioning=status))

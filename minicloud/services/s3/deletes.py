@@ -23,6 +23,7 @@ from minicloud.services.s3.base import S3Base
 from minicloud.services.s3.errors import AccessDenied, BadDigest, InvalidRequest, MalformedXML, PreconditionFailed
 from minicloud.services.s3.events import Notice, notice_for
 from minicloud.services.s3.locks import check_deletable
+from minicloud.services.s3.replication import mark_delete_marker
 from minicloud.services.s3.store import Bucket
 
 MAX_DELETE_KEYS = 1000
@@ -148,9 +149,14 @@ class DeleteOperations(S3Base):
         notices = DeleteNotices.of(ctx, bucket)
         conditions = DeleteConditions.of(params.get("IfMatch"), params.get("IfMatchLastModifiedTime"),
                                          params.get("IfMatchSize"))
-        done = await self.db.write(lambda conn: delete_one(conn, bucket, key, version_id, owner, ctx.now, released,
-                                                           bypass, notices, conditions))
+
+        def delete(conn: sa.Connection) -> tuple[Deleted, bool]:
+            done = delete_one(conn, bucket, key, version_id, owner, ctx.now, released, bypass, notices, conditions)
+            return done, version_id is None and mark_delete_marker(conn, bucket, key, done.marker_version_id)
+        done, pending = await self.db.write(delete)
         await self.release(released)
+        if pending:
+            self.replication_pending()
         result: dict[str, Any] = {}
         if done.delete_marker:
             result["DeleteMarker"] = True
@@ -181,6 +187,7 @@ class DeleteOperations(S3Base):
         owner = ctx.account_id or bucket.account_id
         bypass = {item["Key"]: await self.bypass_governance(ctx, params, bucket, item["Key"]) for item in allowed}
         notices = DeleteNotices.of(ctx, bucket)
+        pending: list[bool] = []  # (a delete marker left PENDING replication)
 
         def delete_all(conn: sa.Connection) -> list[tuple[Deleted, dict[str, Any]]]:
             done = []
@@ -189,12 +196,17 @@ class DeleteOperations(S3Base):
                     conditions = DeleteConditions.of(item.get("ETag"), item.get("LastModifiedTime"), item.get("Size"))
                     done.append((delete_one(conn, bucket, item["Key"], item.get("VersionId"), owner, ctx.now,
                                             released, bypass[item["Key"]], notices, conditions), item))
+                    if item.get("VersionId") is None and mark_delete_marker(conn, bucket, item["Key"],
+                                                                             done[-1][0].marker_version_id):
+                        pending.append(True)
                 except (AccessDenied, PreconditionFailed) as error:
                     errors.append({"Key": item["Key"], "Code": error_code(error), "Message": error.message,
                                    **({"VersionId": item["VersionId"]} if item.get("VersionId") else {})})
             return done
         done = await self.db.write(delete_all, bulk=True)  # (up to 1,000 keys)
         await self.release(released)
+        if pending:
+            self.replication_pending()
         result: dict[str, Any] = {}
         if not request.get("Quiet"):
             result["Deleted"] = [d.member(item.get("VersionId")) for d, item in done]

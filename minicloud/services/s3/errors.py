@@ -243,3 +243,8 @@ class InvalidEncryptionAlgorithmError(ClientError):
 class NotImplementedFeature(ServiceError):
     code = "NotImplemented"
     status = 501
+
+
+class ReplicationConfigurationNotFoundError(ClientError):
+    code = "ReplicationConfigurationNotFoundError"
+    status = 404

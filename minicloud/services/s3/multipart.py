@@ -42,6 +42,7 @@ from minicloud.services.s3.objects import (
     parse_tagging,
     storage_class_of,
 )
+from minicloud.services.s3.replication import mark_pending
 from minicloud.services.s3.store import Bucket
 from minicloud.services.s3.tables import s3_uploads
 from minicloud.services.s3.uploads import MAX_PUT_BYTES, checksum_members, receive_body
@@ -252,6 +253,7 @@ class MultipartOperations(ObjectOperations):
         }
         condition = PutCondition(params)
         notice = notice_for(ctx, bucket, "s3:ObjectCreated:CompleteMultipartUpload")
+        pending = bool(bucket.replication) and mark_pending(bucket, values)
 
         def write(conn: sa.Connection) -> list[str]:
             if store.get_upload(conn, upload.upload_id) is None:
@@ -264,6 +266,8 @@ class MultipartOperations(ObjectOperations):
             return released + store.drop_upload(conn, upload.upload_id)
 
         await self.release(await self.db.write(write))
+        if pending:
+            self.replication_pending()
         result: dict[str, Any] = {"Location": f"/{bucket.name}/{key}", "Bucket": bucket.name, "Key": key,
                                   "ETag": etag, **checksum_members(checksums), **response_members(encryption)}
         if bucket.versioning == "Enabled":

@@ -47,6 +47,7 @@ from minicloud.services.s3.http import (
 from minicloud.services.s3.lifecycle import expiration_header
 from minicloud.services.s3.locks import lock_for_write, lock_members
 from minicloud.services.s3.names import check_key
+from minicloud.services.s3.replication import mark_pending
 from minicloud.services.s3.small import commit_small, read_small_sealed
 from minicloud.services.s3.store import Bucket, ObjectRow
 from minicloud.services.s3.uploads import MAX_PUT_BYTES, checksum_members, receive_body
@@ -187,6 +188,8 @@ class ObjectOperations(EncryptionOperations):
                              condition: PutCondition | None = None, notice: Notice | None = None) -> None:
         """Make the data durable, then its metadata; a crash in between leaves an unreferenced
         blob (removed by the next sweep), never a visible half-written object."""
+        pending = bool(bucket.replication) and mark_pending(bucket, values)
+
         def write(conn: sa.Connection) -> list[str]:
             if condition:
                 condition.check(store.get_object(conn, values["bucket"], values["key"]), values["key"])
@@ -211,6 +214,8 @@ class ObjectOperations(EncryptionOperations):
                         await self.release_unlocked(released)
                         raise
         await self.release(released)
+        if pending:
+            self.replication_pending()
 
     async def _commit_small(self, staged: Staged, write: Callable[[sa.Connection], list[str]]) -> list[str]:
         try:
@@ -448,6 +453,8 @@ def _describe(row: ObjectRow, bucket: Bucket) -> dict[str, Any]:
         result["TagCount"] = len(tags)
     result.update(response_members(stored_encryption(row)))
     result.update(lock_members(row))
+    if row.replication_status:
+        result["ReplicationStatus"] = row.replication_status
     expiration = expiration_header(bucket, row)
     if expiration:
         result["Expiration"] = expiration

@@ -17,13 +17,14 @@ from minicloud.services.s3.multipart import MultipartOperations
 from minicloud.services.s3.permissions import AclOperations
 from minicloud.services.s3.policies import PolicyOperations
 from minicloud.services.s3.post import PostOperations
+from minicloud.services.s3.replication import ReplicationOperations
 from minicloud.services.s3.retention import LockOperations
 from minicloud.services.s3.scrub import ScrubController, interval_from_environment
 
 
 class S3Provider(PostOperations, AclOperations, LockOperations, MultipartOperations, AttributeOperations,
                  DeleteOperations, BucketOperations, PolicyOperations, ListingOperations, NotificationOperations,
-                 CorsOperations, LifecycleOperations):
+                 CorsOperations, LifecycleOperations, ReplicationOperations):
     """Amazon S3 over minicloud's metadata store and replicated blob store."""
 
     def __init__(self, runtime: Runtime) -> None:

@@ -70,6 +70,7 @@ class ObjectRow:
     encryption: str | None = None
     lock: str | None = None
     acl: str | None = None
+    replication_status: str | None = None  # PENDING, COMPLETED, FAILED or REPLICA (replication.py)
 
     def segments(self) -> list[tuple[str, int]]:
         if self.parts:

@@ -75,8 +75,12 @@ s3_objects = sa.Table(
     sa.Column("encryption", sa.Text, nullable=True),  # JSON: SSE algorithm, wrapped data key, SSE-C key HMAC
     sa.Column("lock", sa.Text, nullable=True),  # JSON: retention mode/until, legal hold
     sa.Column("acl", sa.Text, nullable=True),  # JSON grants
+    # from 0024_s3_replication: x-amz-replication-status (PENDING, COMPLETED, FAILED, REPLICA), None if none
+    sa.Column("replication_status", sa.String(16), nullable=True),
     sa.Index("ix_s3_objects_bucket_key_id", "bucket", "key", "id"),
     sa.Index("ix_s3_objects_bucket_latest_key", "bucket", "latest", "key"),
+    sa.Index("ix_s3_objects_replication_pending", "id", sqlite_where=sa.text("replication_status = 'PENDING'"),
+             postgresql_where=sa.text("replication_status = 'PENDING'")),
 )
 
 s3_blobs = sa.Table(

@@ -1,0 +1,349 @@
+"""The replication controller: copies each object version left PENDING by a write (see
+``replication.py``) to the destination buckets of the rules that select it, then marks it
+COMPLETED, or FAILED when a destination cannot take it.
+
+Work is found in the metadata store alone (the versions whose ``replication_status`` is PENDING,
+through a partial index), so nothing is lost to a crash or a restart: a version stays PENDING
+until the transaction that writes its replicas also marks it done, and writing a replica that
+already exists is a no-op. The provider wakes the controller after a write; it also looks every
+``POLL_SECONDS`` (writes made by S3 workers, or by another API server).
+
+A replica keeps the source version's key, version id, ETag, size, checksums, metadata, tags,
+Last-Modified, Object Lock retention and ACL (the owner and ACL change with AccessControlTranslation),
+in the destination's StorageClass (else the source's), and says REPLICA. Its data is the source's
+blobs, shared by reference (content-addressed, sealed under the master key or the customer's own
+key, which open them in any bucket): only an SSE-KMS version, whose data key is bound to its
+bucket and key, is sealed anew under the rule's ReplicaKmsKeyID.
+
+The role of the configuration is evaluated as S3 would assume it: it must exist in the source
+bucket's account and trust s3.amazonaws.com; it needs s3:GetObjectVersionForReplication on the
+source version, s3:ReplicateObject (s3:ReplicateDelete for a delete marker, s3:ReplicateTags for
+a tagged version, s3:ObjectOwnerOverrideToBucketOwner with AccessControlTranslation) on the
+destination (its identity policies with the destination bucket's policy), and for SSE-KMS
+kms:Decrypt on the source key and kms:Encrypt on the replica key (with the keys' policies).
+Anything refused, a destination that is gone or no longer versioned, or one without Object Lock
+for a source with it, fails the version (FAILED, as S3 reports it; S3 does not retry those
+either). Other errors (a replica that cannot be written now) are retried with a backoff, and the
+version fails after ``MAX_ATTEMPTS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from minicloud.aws.errors import ServiceError
+from minicloud.iam import store as iam_store
+from minicloud.iam.authorizer import Authorizer
+from minicloud.iam.identity import Principal, PrincipalKind
+from minicloud.iam.trust import service_may_assume
+from minicloud.services.kms import key_policy
+from minicloud.services.kms.keyring import KeyRing
+from minicloud.services.kms.store import Key
+from minicloud.services.s3 import store
+from minicloud.services.s3.acl import ownership
+from minicloud.services.s3.crypto import Sealer
+from minicloud.services.s3.data import ONE_ZONE_CLASSES, ObjectData, Staged
+from minicloud.services.s3.encryption import kms_context
+from minicloud.services.s3.locks import lock_for_write
+from minicloud.services.s3.names import bucket_arn, object_arn
+from minicloud.services.s3.replication import COMPLETED, FAILED, PENDING, REPLICA, S3_SERVICE, Rule, compiled
+from minicloud.services.s3.store import Bucket, ObjectRow
+from minicloud.services.s3.tables import s3_objects
+from minicloud.services.s3.uploads import MAX_PUT_BYTES
+from minicloud.storage.blobs import Digest
+from minicloud.storage.metadata.db import Database
+
+log = logging.getLogger("minicloud.s3.replication")
+
+POLL_SECONDS = 1.0  # how long a pass waits for a wake before looking for work anyway
+BATCH = 200  # pending versions read per pass
+PARALLEL = 4  # versions replicated at once
+MAX_ATTEMPTS = 6  # passes a version may fail for a passing reason before it is FAILED
+SESSION = "s3-replication"
+
+_COLUMNS = [s3_objects.c[name] for name in ObjectRow.__slots__]
+_IS_PENDING = s3_objects.c.replication_status == sa.literal_column("'PENDING'")  # (the partial index's own test)
+
+
+class ReplicationFailed(Exception):
+    """A version cannot be replicated to a destination: S3's failure reason."""
+
+
+def pending_versions(conn: sa.Connection, limit: int) -> list[ObjectRow]:
+    query = sa.select(*_COLUMNS).where(_IS_PENDING).order_by(s3_objects.c.id).limit(limit)
+    return [ObjectRow(*row) for row in conn.execute(query)]
+
+
+def insert_replica(conn: sa.Connection, values: dict[str, Any]) -> None:
+    """Add a replica version to its bucket (nothing if that version is already there). It becomes
+    the key's latest version unless the latest one is newer (replicas may arrive out of order)."""
+    c = s3_objects.c
+    where = (c.bucket == values["bucket"], c.key == values["key"])
+    if conn.execute(sa.select(c.id).where(*where, c.version_id == values["version_id"]).limit(1)).first():
+        return
+    current = conn.execute(sa.select(c.id, c.last_modified).where(*where, c.latest == sa.true())).first()
+    latest = current is None or current.last_modified <= values["last_modified"]
+    if latest and current is not None:
+        conn.execute(s3_objects.update().where(c.id == current.id).values(latest=False))
+    conn.execute(s3_objects.insert().values(latest=latest, **values))
+    segments = json.loads(values["parts"]) if values.get("parts") else (
+        [[values["digest"], values["size"]]] if values.get("digest") else [])
+    store.add_refs(conn, [str(digest) for digest, _ in segments])
+
+
+def finish(conn: sa.Connection, row_id: int, replicas: list[dict[str, Any]], status: str) -> bool:
+    """Write the replicas and the source version's final status, if it is still there and PENDING."""
+    c = s3_objects.c
+    if conn.execute(sa.select(c.id).where(c.id == row_id, _IS_PENDING)).first() is None:
+        return False
+    for values in replicas:
+        insert_replica(conn, values)
+    conn.execute(s3_objects.update().where(c.id == row_id).values(replication_status=status))
+    return True
+
+
+@dataclass
+class Replica:
+    """One destination's copy of a version, ready to commit: its row, and blobs sealed for it."""
+
+    values: dict[str, Any]
+    staged: list[Staged] = field(default_factory=list)
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield b""  # (an async generator that yields nothing)
+
+
+class ReplicationController:
+    name = "s3-replication"
+    interval = 0.05  # (a pass waits for work itself: see ``reconcile``)
+
+    def __init__(self, db: Database, data: ObjectData, authorizer: Authorizer,
+                 key_ring: Callable[[], KeyRing]) -> None:
+        self.db = db
+        self.data = data
+        self.authorizer = authorizer
+        self.key_ring = key_ring
+        self._dirty = asyncio.Event()
+        self._dirty.set()
+        self._attempts: dict[int, tuple[int, float]] = {}  # row id -> (failures, not before)
+
+    def wake(self) -> None:
+        self._dirty.set()
+
+    async def reconcile(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._dirty.wait(), POLL_SECONDS)
+        self._dirty.clear()
+        waiting = len(self._attempts)  # (versions waiting for a retry do not take the place of new ones)
+        rows = await self.db.read(lambda conn: pending_versions(conn, BATCH + waiting))
+        now = time.monotonic()
+        due = [row for row in rows if self._attempts.get(row.id, (0, 0.0))[1] <= now]
+        semaphore = asyncio.Semaphore(PARALLEL)
+
+        async def one(row: ObjectRow) -> None:
+            async with semaphore:
+                await self._attempt(row)
+        await asyncio.gather(*(one(row) for row in due))
+        if len(rows) == BATCH + waiting and due:
+            self._dirty.set()  # more may be waiting behind this batch
+
+    async def _attempt(self, row: ObjectRow) -> None:
+        try:
+            await self.replicate(row)
+            self._attempts.pop(row.id, None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failures = self._attempts.get(row.id, (0, 0.0))[0] + 1
+            if failures >= MAX_ATTEMPTS:
+                log.warning("replication of %s/%s (%s) failed %d times, last: %s", row.bucket, row.key,
+                            row.version_id, failures, exc)
+                self._attempts.pop(row.id, None)
+                await self.db.write(lambda conn: finish(conn, row.id, [], FAILED))
+                return
+            log.info("replication of %s/%s (%s) will be tried again: %s", row.bucket, row.key, row.version_id, exc)
+            self._attempts[row.id] = (failures, time.monotonic() + min(30.0, 0.5 * 2 ** failures))
+
+    # -- one version ---------------------------------------------------------------------------------
+    async def replicate(self, row: ObjectRow) -> None:
+        source = await self.db.read(lambda conn: store.get_bucket(conn, row.bucket))
+        replicas: list[Replica] = []
+        status = COMPLETED
+        try:
+            if source is None or not source.replication:
+                raise ReplicationFailed("the source bucket has no replication configuration")
+            config = compiled(source.replication)
+            tags = None if row.delete_marker else dict((k, v) for k, v in row.tag_pairs())
+            rules = config.targets(row.key, tags, delete_marker=row.delete_marker, sse_kms=_kms(row) is not None)
+            if not rules:
+                raise ReplicationFailed("no enabled rule replicates it any more")
+            role = await self._role(config.role, source)
+            if not row.delete_marker:
+                await self._require(role, "s3:GetObjectVersionForReplication", object_arn(source.name, row.key),
+                                    source)
+            for rule in rules:
+                try:
+                    replicas.append(await self._replica(row, source, rule, role))
+                except ReplicationFailed as why:
+                    log.warning("replication of %s/%s (%s) to %s failed: %s", row.bucket, row.key, row.version_id,
+                                rule.destination, why)
+                    status = FAILED
+        except ReplicationFailed as why:
+            log.warning("replication of %s/%s (%s) failed: %s", row.bucket, row.key, row.version_id, why)
+            status = FAILED
+        await self._commit(row, replicas, status)
+
+    async def _commit(self, row: ObjectRow, replicas: list[Replica], status: str) -> None:
+        staged = [blob for replica in replicas for blob in replica.staged]
+        rows = [replica.values for replica in replicas]
+        if not staged:
+            await self.db.write(lambda conn: finish(conn, row.id, rows, status))
+            return
+        digests = [blob.digest for blob in staged]
+        async with self.data.lock_all(digests):
+            done = False
+            try:
+                for blob in staged:
+                    await blob.commit()
+                done = await self.db.write(lambda conn: finish(conn, row.id, rows, status))
+            finally:
+                if not done:  # (the version went away meanwhile, or the commit failed): no orphans
+                    for digest in digests:
+                        if not await self.db.read(lambda conn, d=digest: store.is_referenced(conn, d)):  # type: ignore[misc]
+                            await self.data.delete(digest)
+
+    async def _replica(self, row: ObjectRow, source: Bucket, rule: Rule, role: Principal) -> Replica:
+        dest = await self.db.read(lambda conn: store.get_bucket(conn, rule.destination))
+        if dest is None:
+            raise ReplicationFailed("DstBucketNotFound")
+        if dest.versioning != "Enabled":
+            raise ReplicationFailed("DstBucketUnversioned")
+        if source.object_lock and not dest.object_lock:
+            raise ReplicationFailed("DstBucketObjectLockConfigMissing")
+        destination: dict[str, Any] = rule.document.get("Destination") or {}
+        translate = destination.get("AccessControlTranslation") is not None
+        resource = object_arn(dest.name, row.key)
+        await self._require(role, "s3:ReplicateDelete" if row.delete_marker else "s3:ReplicateObject", resource, dest)
+        if row.tags and not row.delete_marker:
+            await self._require(role, "s3:ReplicateTags", resource, dest)
+        if translate:
+            await self._require(role, "s3:ObjectOwnerOverrideToBucketOwner", resource, dest)
+        storage_class = "STANDARD" if row.delete_marker else str(destination.get("StorageClass") or row.storage_class)
+        values = _replica_values(row, dest, storage_class, translate)
+        replica = Replica(values)
+        if row.delete_marker or not row.segments():
+            return replica
+        if _kms(row) is not None:
+            await self._reseal(row, source, dest, rule, role, replica)
+        elif storage_class not in ONE_ZONE_CLASSES and row.storage_class in ONE_ZONE_CLASSES:
+            for digest, _ in row.segments():  # data kept in one zone now needs every zone
+                await self.data.store.repair(Digest.parse(digest))
+        return replica
+
+    # -- SSE-KMS -------------------------------------------------------------------------------------
+    async def _reseal(self, row: ObjectRow, source: Bucket, dest: Bucket, rule: Rule, role: Principal,
+                      replica: Replica) -> None:
+        """Open the version's data with its KMS data key, seal it anew under a data key of the
+        rule's ReplicaKmsKeyID for the replica's ARN (each part a blob of its own, as uploaded)."""
+        stored = _kms(row) or {}
+        ring = self.key_ring()
+        replica_key_id = str(((rule.document.get("Destination") or {}).get("EncryptionConfiguration") or {})
+                             .get("ReplicaKmsKeyID") or "")
+        bucket_key = bool(stored.get("bucket_key"))
+        try:
+            blob = base64.b64decode(stored["data_key"])
+            source_key = await ring.key_of(blob)
+            await self._require_key(role, source_key, "Decrypt")
+            resource = bucket_arn(source.name) if bucket_key else object_arn(source.name, row.key)
+            kek = ring.decrypt(source_key, blob, kms_context(stored, resource))
+            replica_key = await ring.find(dest.account_id, dest.region, replica_key_id)
+            await self._require_key(role, replica_key, "Encrypt")
+            target = bucket_arn(dest.name) if bucket_key else object_arn(dest.name, row.key)
+            data_key, wrapped = ring.generate_data_key(replica_key, 32, kms_context(stored, target))
+        except ServiceError as error:
+            raise ReplicationFailed(f"KMS: {error.message}") from None
+        sealed: dict[str, Any] = {"sse": "aws:kms", "key_arn": replica_key.arn,
+                                  "data_key": base64.b64encode(wrapped).decode(), "bucket_key": bucket_key}
+        if stored.get("context"):
+            sealed["context"] = stored["context"]
+        storage_class = str(replica.values["storage_class"])
+        for digest, size in row.segments():
+            body: Any = self.data.read_sealed([(digest, size)], 0, size, kek) if size else _empty()
+            replica.staged.append(await self.data.stage(body, storage_class, checksums=set(), limit=MAX_PUT_BYTES,
+                                                        sealer=Sealer(data_key), plain_sha256=False))
+        pieces = [[blob.digest, blob.size] for blob in replica.staged]
+        replica.values.update(encryption=json.dumps(sealed), digest=None if row.parts else pieces[0][0],
+                              parts=json.dumps(pieces) if row.parts else None)
+
+    # -- the role ------------------------------------------------------------------------------------
+    async def _role(self, arn: str, source: Bucket) -> Principal:
+        """A session of the configuration's role, as S3 assumes it (AssumeRoleNotPermitted if it cannot)."""
+        role = await self.db.read(lambda conn: iam_store.get_role_by_arn(conn, arn))
+        if role is None or role.account_id != source.account_id:
+            raise ReplicationFailed(f"AssumeRoleNotPermitted: no role {arn} in the source bucket's account")
+        if not service_may_assume(role.assume_role_policy, role.arn, role.account_id, S3_SERVICE):
+            raise ReplicationFailed(f"AssumeRoleNotPermitted: {arn} does not trust {S3_SERVICE}")
+        return Principal(PrincipalKind.ASSUMED_ROLE, role.account_id,
+                         f"arn:aws:sts::{role.account_id}:assumed-role/{role.name}/{SESSION}",
+                         f"{role.role_id}:{SESSION}", SESSION, role_arn=role.arn, role_id=role.role_id)
+
+    @staticmethod
+    def _context(role: Principal, region: str) -> dict[str, str | list[str]]:
+        now = datetime.now(UTC)
+        return {"aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "aws:EpochTime": str(int(now.timestamp())),
+                "aws:PrincipalArn": role.role_arn or role.arn, "aws:PrincipalAccount": role.account_id,
+                "aws:PrincipalType": "AssumedRole", "aws:userid": role.user_id, "aws:RequestedRegion": region,
+                "aws:SecureTransport": "true"}
+
+    async def _require(self, role: Principal, action: str, resource: str, bucket: Bucket) -> None:
+        result = await self.authorizer.check(role, action, resource, context=self._context(role, bucket.region),
+                                             resource_policy=bucket.policy, resource_account=bucket.account_id)
+        if not result.allowed:
+            raise ReplicationFailed(f"{role.role_arn} may not {action} on {resource}")
+
+    async def _require_key(self, role: Principal, key: Key, action: str) -> None:
+        context = self._context(role, key.region)
+        result = await self.authorizer.check(role, f"kms:{action}", key.arn, context=context,
+                                             resource_policy=key.policy, resource_account=key.account_id)
+        if not result.allowed or not key_policy.admits(key.policy, role, f"kms:{action}", key.arn, key.account_id,
+                                                       context):
+            raise ReplicationFailed(f"{role.role_arn} may not kms:{action} with {key.arn}")
+
+
+def _kms(row: ObjectRow) -> dict[str, Any] | None:
+    """The stored SSE-KMS encryption of a version, None when it is sealed otherwise."""
+    if not row.encryption:
+        return None
+    stored: dict[str, Any] = json.loads(row.encryption)
+    return stored if stored.get("sse") == "aws:kms" else None
+
+
+def _replica_values(row: ObjectRow, dest: Bucket, storage_class: str, translate: bool) -> dict[str, Any]:
+    """The replica's row: the source version's, in the destination bucket."""
+    owner = dest.account_id if translate or ownership(dest) == "BucketOwnerEnforced" else row.owner
+    lock = row.lock
+    if lock is None and not row.delete_marker:  # the destination's default retention applies
+        lock = lock_for_write({}, dest, datetime.now(UTC))
+    return {
+        "bucket": dest.name, "key": row.key, "version_id": row.version_id, "delete_marker": row.delete_marker,
+        "size": row.size, "etag": row.etag, "last_modified": row.last_modified, "storage_class": storage_class,
+        "owner": owner, "digest": row.digest, "parts": row.parts, "meta": row.meta, "checksums": row.checksums,
+        "tags": row.tags, "encryption": row.encryption, "lock": lock, "acl": None if translate else row.acl,
+        "replication_status": REPLICA,
+    }
+
+
+__all__ = ["PENDING", "ReplicationController", "finish", "insert_replica", "pending_versions"]
