@@ -62,7 +62,7 @@ from minicloud.services.s3.uploads import receive_body
 log = logging.getLogger("minicloud.s3.access_logs")
 
 LOGGING_SERVICE = PrincipalInfo(arn="logging.s3.amazonaws.com", account_id="", kind=PolicyPrincipalKind.SERVICE)
-MAX_RECORDS = 200_000  # per process between two deliveries; more are dropped (and counted)
+MAX_RECORDS = 100_000  # per process between two deliveries; more are dropped (and counted)
 STOP_FLUSH_SECONDS = 10.0
 _SSE_S3 = {"sse": "AES256"}
 _PUTS = frozenset({"PutObject", "UploadPart", "PostObject"})
