@@ -46,6 +46,9 @@ class Config:
     # default) one when the machine has a second core; -1 one per core beyond the first (at most 7);
     # 0 none. One worker costs ~60-75 MiB of RSS and takes 4 KiB GETs ~1.5x on two cores.
     s3_workers: int | None = None
+    # How often each S3 process writes the server access log records it buffered (for buckets with
+    # PutBucketLogging on) as log objects into their target buckets, in seconds.
+    s3_access_log_seconds: float = 60.0
 
     @property
     def default_region(self) -> str:
@@ -76,6 +79,7 @@ _SCALARS: dict[str, type] = {
     "root_access_key_id": str, "root_secret_access_key": str, "log_level": str,
     "access_log": bool, "max_body_bytes": int, "max_header_bytes": int, "controllers": bool,
     "engine": bool, "engine_mirror": str, "engine_runtime": str, "s3_workers": int,
+    "s3_access_log_seconds": float,
 }
 _CHOICES: dict[str, tuple[str, ...]] = {"engine_runtime": ("", "runc", "crun")}
 

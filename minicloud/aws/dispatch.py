@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from botocore.model import OperationModel, ServiceModel
 
@@ -118,6 +119,8 @@ class _Exchange:
     request_id: str
     endpoint: ServiceEndpoint | None = None
     operation: OperationModel | None = None
+    ctx: RequestContext | None = None  # once the operation and its caller are known
+    params: dict[str, Any] | None = None
 
 
 class AwsDispatcher:
@@ -181,10 +184,11 @@ class AwsDispatcher:
     async def handle(self, request: AwsRequest) -> AwsResponse:
         """Answer one request; every failure leaves as the addressed service's own error."""
         exchange = _Exchange(new_request_id())
+        error: ServiceError | None = None
         try:
-            return await self._serve(request, exchange)
+            response = await self._serve(request, exchange)
         except ClientDisconnected:
-            error: ServiceError = IncompleteBody(
+            error = IncompleteBody(
                 "You did not provide the number of bytes specified by the Content-Length HTTP header")
         except ServiceError as service_error:
             error = service_error
@@ -197,7 +201,20 @@ class AwsDispatcher:
         except Exception:
             log.exception("unhandled error in %s", exchange.operation.name if exchange.operation else request.path)
             error = InternalFailure("We encountered an internal error. Please try again.")
-        return self._render_error(error, exchange.endpoint, exchange.operation, exchange.request_id)
+        if error is not None:
+            response = self._render_error(error, exchange.endpoint, exchange.operation, exchange.request_id)
+        if exchange.ctx is not None and exchange.endpoint is not None and exchange.endpoint.provider.observes_answers:
+            self._show_answer(exchange.endpoint.provider, exchange, response, error)
+        return response
+
+    @staticmethod
+    def _show_answer(provider: Provider, exchange: _Exchange, response: AwsResponse,
+                     error: ServiceError | None) -> None:
+        assert exchange.ctx is not None and exchange.params is not None
+        try:
+            provider.answered(exchange.ctx, exchange.params, response, error)
+        except Exception:  # what watches answers never changes one
+            log.exception("%s could not take note of an answer", provider.service_name)
 
     async def _serve(self, request: AwsRequest, exchange: _Exchange) -> AwsResponse:
         # A CORS preflight is never authenticated (a presigned URL's signature is for its own method).
@@ -213,6 +230,14 @@ class AwsDispatcher:
             credential = await self._authenticate(request, auth, endpoint, now, check_payload=streaming is None)
         operation, params = endpoint.parser.parse(request)
         exchange.operation = operation
+        ctx = RequestContext(
+            request_id=exchange.request_id, service=endpoint.name, operation=operation.name, region=region,
+            principal=credential.principal if credential else ANONYMOUS, request=request, now=now,
+            authorizer=self._authorizer, access_denied=endpoint.provider.access_denied,
+        )
+        ctx.extra["credential"] = credential
+        ctx.extra["auth"] = auth
+        exchange.ctx, exchange.params = ctx, params
         validate(operation, params, endpoint.protocol)
         if streaming is not None:
             params[streaming] = RequestPayload.for_request(
@@ -221,13 +246,6 @@ class AwsDispatcher:
         if handler is None:
             raise NotImplementedOperation(
                 f"The operation {operation.name} of {endpoint.info.service_id} is not implemented by minicloud.")
-        ctx = RequestContext(
-            request_id=exchange.request_id, service=endpoint.name, operation=operation.name, region=region,
-            principal=credential.principal if credential else ANONYMOUS, request=request, now=now,
-            authorizer=self._authorizer, access_denied=endpoint.provider.access_denied,
-        )
-        ctx.extra["credential"] = credential
-        ctx.extra["auth"] = auth
         result = await handler(ctx, params)
         if not ctx.authorized:
             raise InternalFailure(f"{operation.name} returned without an authorization check")

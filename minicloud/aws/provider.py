@@ -18,7 +18,7 @@ from minicloud.aws.errors import AccessDenied, ServiceError
 
 if TYPE_CHECKING:
     from minicloud.aws.context import RequestContext
-    from minicloud.aws.request import AwsRequest
+    from minicloud.aws.request import AwsRequest, AwsResponse
 
 Handler = Callable[["RequestContext", dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -30,12 +30,20 @@ class Provider:
     access_denied: ClassVar[type[ServiceError]] = AccessDenied
     # Whether unsigned requests reach the provider (as the ANONYMOUS principal): S3 only.
     anonymous_access: ClassVar[bool] = False
+    # Whether the dispatcher shows the provider each answer (``answered``): S3's server access logs.
+    observes_answers: ClassVar[bool] = False
 
     def handler(self, operation_name: str) -> Handler | None:
         from botocore import xform_name
 
         method = getattr(self, xform_name(operation_name), None)
         return method if callable(method) else None
+
+    def answered(self, ctx: RequestContext, params: dict[str, Any], response: AwsResponse,
+                 error: ServiceError | None) -> None:
+        """With ``observes_answers``: a request that reached its operation (parsed, its caller
+        known) has been answered with ``response`` (``error`` when it failed), whose body is about
+        to be sent. It must not block: the request's answer waits for it."""
 
     def readdress(self, request: AwsRequest) -> None:
         """Adjust a request addressed to this service before it is parsed (S3: virtual hosts)."""

@@ -51,3 +51,10 @@ def test_unknown_key_in_file(tmp_path: Path) -> None:
     toml.write_text("colour = 'blue'\n")
     with pytest.raises(ConfigError, match="unknown configuration key"):
         load_config(environ={}, config_file=toml)
+
+
+def test_s3_access_log_interval() -> None:
+    assert load_config(environ={}).s3_access_log_seconds == 60.0
+    assert load_config(environ={"MINICLOUD_S3_ACCESS_LOG_SECONDS": "0.5"}).s3_access_log_seconds == 0.5
+    with pytest.raises(ConfigError):
+        load_config(environ={"MINICLOUD_S3_ACCESS_LOG_SECONDS": "soon"})

@@ -3,6 +3,10 @@
     provider.py   S3Provider: the operations, composed from one mixin per resource
     buckets.py    create/head/delete/list buckets, location, versioning, tagging
     policies.py   bucket policies (validated, enforced with IAM) and CORS
+    accelerate.py transfer acceleration (stored and answered)
+    payment.py    requester pays (payer.py: its check, called by base.authorize)
+    bucket_logging.py, access_logs.py, access_log_format.py   server access logging: the
+                  configuration, the records kept per process and their delivery as log objects
     objects.py    put/get/head/delete/copy objects, object tagging
     deletes.py    DeleteObject(s), versions and delete markers
     multipart.py  multipart uploads

@@ -27,6 +27,7 @@ from minicloud.services.s3.data import ObjectData
 from minicloud.services.s3.errors import AccessDenied, NoSuchBucket
 from minicloud.services.s3.locks import lock_actions, write_lock_keys
 from minicloud.services.s3.names import bucket_arn, canonical_id, object_arn
+from minicloud.services.s3.payer import check_requester_pays
 from minicloud.services.s3.releases import Releases
 from minicloud.services.s3.store import Bucket, ObjectRow
 from minicloud.services.s3.transport import check_customer_key_transport
@@ -35,6 +36,7 @@ log = logging.getLogger("minicloud.s3")
 
 _GRANTS = "s3.grants"  # ctx.extra[_GRANTS][(bucket, key, action)]: how authorize allowed it, when not by policy
 _BY_ACL, _BY_OWNERSHIP, _MISSING_ONLY = "acl", "owner", "missing"
+ACL_REQUIRED = "s3.acl_required"  # ctx.extra: an ACL's grant allowed some action of the request
 # Actions on a key that S3 authorizes in the bucket's context alone: writing and deleting objects,
 # multipart uploads. Every other action on an existing object is also in the object's context.
 _BUCKET_CONTEXT_ACTIONS = frozenset({"PutObject", "DeleteObject", "DeleteObjectVersion", "AbortMultipartUpload",
@@ -162,7 +164,10 @@ class S3Base(Provider):
         """IAM and the bucket policy together, as S3 evaluates them (the bucket's owner is the
         resource account: another account needs the policy to allow it), or else an ACL's grant.
         ``version_id`` is the version the operation addresses, as its parameters read it. What an
-        object's own context adds is checked on the row the operation reads (``check_object``)."""
+        object's own context adds is checked on the row the operation reads (``check_object``).
+        A Requester Pays bucket first asks other accounts to accept the charges (``payer``)."""
+        if bucket.request_payment and ctx.principal.account_id != bucket.account_id:
+            check_requester_pays(ctx, bucket)
         resource = object_arn(bucket.name, key) if key is not None else bucket_arn(bucket.name)
         policy = effective_policy(ctx, bucket)
         if policy or ctx.principal.kind is not PrincipalKind.ROOT:  # a root without a policy checks no condition
@@ -180,6 +185,7 @@ class S3Base(Provider):
                 grant = _BY_OWNERSHIP
             elif await self._acl_allows(ctx, action, bucket, key, version_id):
                 grant = _BY_ACL
+                ctx.extra[ACL_REQUIRED] = True  # (server access logs say so)
             elif await self._may_learn_missing(ctx, action, bucket, key, version_id):
                 grant = _MISSING_ONLY
             else:

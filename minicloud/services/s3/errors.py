@@ -240,6 +240,15 @@ class InvalidEncryptionAlgorithmError(ClientError):
     code = "InvalidEncryptionAlgorithmError"
 
 
+class InvalidTargetBucketForLogging(ClientError):
+    code = "InvalidTargetBucketForLogging"
+
+
+class CrossLocationLoggingProhibitted(ClientError):  # (S3's spelling)
+    code = "CrossLocationLoggingProhibitted"
+    status = 403
+
+
 class NotImplementedFeature(ServiceError):
     code = "NotImplemented"
     status = 501

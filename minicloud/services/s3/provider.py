@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from minicloud.aws.request import AwsRequest
 from minicloud.runtime import Runtime
+from minicloud.services.s3.accelerate import AccelerateOperations
+from minicloud.services.s3.access_logs import AccessLogOperations
 from minicloud.services.s3.addressing import readdress
 from minicloud.services.s3.attributes import AttributeOperations
+from minicloud.services.s3.bucket_logging import LoggingOperations
 from minicloud.services.s3.buckets import BucketOperations
 from minicloud.services.s3.cors import CorsOperations
 from minicloud.services.s3.deletes import DeleteOperations
@@ -14,6 +17,7 @@ from minicloud.services.s3.expiry import LifecycleController, day_seconds_from_e
 from minicloud.services.s3.lifecycle import LifecycleOperations
 from minicloud.services.s3.listing import ListingOperations
 from minicloud.services.s3.multipart import MultipartOperations
+from minicloud.services.s3.payment import PaymentOperations
 from minicloud.services.s3.permissions import AclOperations
 from minicloud.services.s3.policies import PolicyOperations
 from minicloud.services.s3.post import PostOperations
@@ -22,15 +26,18 @@ from minicloud.services.s3.retention import LockOperations
 from minicloud.services.s3.scrub import ScrubController, interval_from_environment
 
 
-class S3Provider(PostOperations, AclOperations, LockOperations, MultipartOperations, AttributeOperations,
-                 DeleteOperations, BucketOperations, PolicyOperations, ListingOperations, NotificationOperations,
-                 CorsOperations, LifecycleOperations, ReplicationOperations):
+class S3Provider(PostOperations, AccessLogOperations, AclOperations, LockOperations, MultipartOperations,
+                 AttributeOperations, DeleteOperations, BucketOperations, PolicyOperations, ListingOperations,
+                 NotificationOperations, CorsOperations, LifecycleOperations, ReplicationOperations,
+                 AccelerateOperations, PaymentOperations, LoggingOperations):
     """Amazon S3 over minicloud's metadata store and replicated blob store."""
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)
         runtime.controllers.append(LifecycleController(self.db, self.release, day_seconds_from_environment()))
         runtime.controllers.append(ScrubController(self.db, self.data, interval_from_environment()))
+        if runtime.config.controllers:  # (else, as in S3 workers, the provider delivers its own access logs)
+            runtime.controllers.append(self.access_log_controller)
 
     def readdress(self, request: AwsRequest) -> None:
         readdress(request)
