@@ -243,3 +243,21 @@ class InvalidEncryptionAlgorithmError(ClientError):
 class NotImplementedFeature(ServiceError):
     code = "NotImplemented"
     status = 501
+
+
+class InvalidObjectState(ClientError):
+    """An archived (GLACIER, DEEP_ARCHIVE) object read or copied before it is restored, or a
+    restore of an object that is not archived."""
+
+    code = "InvalidObjectState"
+    status = 403
+
+
+class ObjectAlreadyInActiveTierError(ClientError):
+    code = "ObjectAlreadyInActiveTierError"
+    status = 403
+
+
+class RestoreAlreadyInProgress(ClientError):
+    code = "RestoreAlreadyInProgress"
+    status = 409

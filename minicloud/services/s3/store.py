@@ -65,6 +65,7 @@ class ObjectRow:
     encryption: str | None = None
     lock: str | None = None
     acl: str | None = None
+    restore: str | None = None
 
     def segments(self) -> list[tuple[str, int]]:
         if self.parts:
@@ -296,6 +297,34 @@ def set_object_acl(conn: sa.Connection, row_id: int, acl: str | None) -> None:
 
 def set_object_lock(conn: sa.Connection, row_id: int, lock: str | None) -> None:
     conn.execute(s3_objects.update().where(s3_objects.c.id == row_id).values(lock=lock))
+
+
+def set_storage_class(conn: sa.Connection, row: ObjectRow, storage_class: str) -> bool:
+    """Move one version to another storage class (its data stays where it is), unless it changed
+    since ``row`` was read; whether it moved."""
+    c = s3_objects.c
+    done = conn.execute(s3_objects.update().where(c.id == row.id, c.storage_class == row.storage_class)
+                        .values(storage_class=storage_class))
+    return bool(done.rowcount)
+
+
+def set_restore(conn: sa.Connection, row_id: int, restore: str | None, due: datetime | None) -> None:
+    """A version's restore (JSON, ``archive.Restore``) and when the restore controller must next
+    look at it."""
+    conn.execute(s3_objects.update().where(s3_objects.c.id == row_id).values(restore=restore, restore_due=due))
+
+
+def get_object_by_id(conn: sa.Connection, row_id: int) -> ObjectRow | None:
+    row = conn.execute(sa.select(*_OBJECT_COLUMNS).where(s3_objects.c.id == row_id)).first()
+    return _object(row) if row is not None else None
+
+
+def restores_due(conn: sa.Connection, now: datetime, limit: int) -> list[ObjectRow]:
+    """Versions whose restore needs the restore controller by ``now``, the most overdue first."""
+    c = s3_objects.c
+    query = (sa.select(*_OBJECT_COLUMNS).where(c.restore_due.is_not(None), c.restore_due <= now)
+             .order_by(c.restore_due).limit(limit))
+    return [_object(row) for row in conn.execute(query)]
 
 
 def prefix_end(prefix: str) -> str:

@@ -69,8 +69,13 @@ s3_objects = sa.Table(
     sa.Column("encryption", sa.Text, nullable=True),  # JSON: SSE algorithm, wrapped data key, SSE-C key HMAC
     sa.Column("lock", sa.Text, nullable=True),  # JSON: retention mode/until, legal hold
     sa.Column("acl", sa.Text, nullable=True),  # JSON grants
+    # from 0022_s3_restore: an archived version's restore (JSON, see ``archive.Restore``) and when
+    # the restore controller must next look at it (the restore's end, then its copy's expiry)
+    sa.Column("restore", sa.Text, nullable=True),
+    sa.Column("restore_due", UtcDateTime, nullable=True),
     sa.Index("ix_s3_objects_bucket_key_id", "bucket", "key", "id"),
     sa.Index("ix_s3_objects_bucket_latest_key", "bucket", "latest", "key"),
+    sa.Index("ix_s3_objects_restore_due", "restore_due"),
 )
 
 s3_blobs = sa.Table(
