@@ -45,6 +45,13 @@ _MALFORMED = "The XML you provided was not well-formed or did not validate again
 BATCH = 500
 
 
+def copy_expiry(requested: datetime, days: int, day_seconds: float) -> datetime:
+    """When a restored copy expires: ``days`` after the request (S3 rounds up to midnight UTC), in
+    whole seconds (as ``x-amz-restore`` tells it)."""
+    at = due_at(requested, days, day_seconds)
+    return at.replace(microsecond=0) + timedelta(seconds=1) if at.microsecond else at
+
+
 def restore_request(request: dict[str, Any], row: ObjectRow) -> tuple[int, str]:
     """The Days and retrieval tier of a RestoreRequest for ``row``, checked as S3 does."""
     if request.get("Type") == "SELECT":
@@ -107,7 +114,7 @@ class Begin:
         if current is not None and current.ongoing:
             raise RestoreAlreadyInProgress("Object restore is already in progress")
         if current is not None and current.available(self.now):
-            expiry = due_at(self.now, self.days, self.day_seconds)
+            expiry = copy_expiry(self.now, self.days, self.day_seconds)
             store.set_restore(conn, row.id, replace(current, days=self.days, expiry=expiry).to_json(), expiry)
             return 200
         restore = Restore(True, self.days, self.tier, self.now)
@@ -142,7 +149,7 @@ class RestoreController:
         if row is None or bucket is None or restore is None or row.restore != seen.restore:
             return
         if restore.ongoing:
-            expiry = due_at(restore.requested, restore.days, self.day)
+            expiry = copy_expiry(restore.requested, restore.days, self.day)
             store.set_restore(conn, row.id, replace(restore, ongoing=False, expiry=expiry).to_json(), expiry)
             data = {"lifecycleRestorationExpiryTime": _event_time(expiry),
                     "lifecycleRestoreStorageClass": row.storage_class}
