@@ -149,11 +149,12 @@ class ListingOperations(S3Base):
         encode, max_keys = Encoder(params), _max_keys(params)
         marker = params.get("Marker") or ""
         entries, truncated = await self._list_current(bucket.name, prefix, delimiter, marker or None, max_keys)
+        restores = ctx.now if "RestoreStatus" in (params.get("OptionalObjectAttributes") or []) else None
         result: dict[str, Any] = {
             # ListObjects (v1) echoes Prefix as given even with encoding-type=url (botocore decodes it not)
             "Name": bucket.name, "Prefix": prefix, "Marker": encode(marker), "MaxKeys": max_keys,
             "IsTruncated": truncated,
-            "Contents": [_content(row, encode, True) for _, row in entries if row is not None] or None,
+            "Contents": [_content(row, encode, True, restores) for _, row in entries if row is not None] or None,
             "CommonPrefixes": [{"Prefix": encode(key)} for key, row in entries if row is None] or None,
         }
         if delimiter:
