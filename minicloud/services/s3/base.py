@@ -30,7 +30,7 @@ from minicloud.services.s3.names import bucket_arn, canonical_id, object_arn
 from minicloud.services.s3.releases import Releases
 from minicloud.services.s3.store import Bucket, ObjectRow
 from minicloud.services.s3.transport import check_customer_key_transport
-from minicloud.storage.blobs import Digest
+from minicloud.storage.blobs import BlobNotFound, Digest
 
 log = logging.getLogger("minicloud.s3")
 
@@ -332,8 +332,12 @@ class S3Base(Provider):
         still referenced (checked under their locks: a released blob is not brought back)."""
         for digest in dict.fromkeys(digests):
             async with self.data.lock(digest):
-                if await self.db.read(lambda conn, d=digest: store.is_referenced(conn, d)):  # type: ignore[misc]
+                if not await self.db.read(lambda conn, d=digest: store.is_referenced(conn, d)):  # type: ignore[misc]
+                    continue
+                try:
                     await self.data.store.repair(Digest.parse(digest))
+                except (OSError, BlobNotFound) as exc:  # the scrubber copies it on its next pass
+                    log.warning("copying %s to every zone failed: %s", digest, exc)
 
     async def _delete_released(self, digests: list[str]) -> None:
         """Delete released blobs, but those a reference came back to meanwhile (checked under

@@ -167,14 +167,15 @@ class LifecycleController:
 
     async def _transition(self, bucket: Bucket, rule: dict[str, Any], now: datetime) -> None:
         """The rule's transitions of current versions, then of noncurrent ones."""
+        transitions, noncurrent = current_transitions(rule), noncurrent_transitions(rule)
+        if not transitions and not noncurrent:
+            return
         flt = rule_filter(rule)
         mover = _Mover(minimum_object_size(bucket), sized_by_filter(rule),
                        service_notice(bucket, "s3:LifecycleTransition", now, version="2.3"))
-        transitions = current_transitions(rule)
         if transitions:
             await self._pages(lambda conn, after: self._transition_current(conn, bucket, flt, transitions, mover, now,
                                                                            after))
-        noncurrent = noncurrent_transitions(rule)
         if noncurrent:
             def handle(conn: sa.Connection, versions: list[ObjectRow], when: datetime) -> list[str]:
                 self._transition_noncurrent(conn, versions, noncurrent, flt, mover, when)

@@ -104,7 +104,7 @@ class Begin:
 
     def run(self, conn: sa.Connection, found: ObjectRow) -> int:
         """The HTTP status S3 answers: 202 a restore started, 200 a restored copy extended."""
-        row = store.get_object_by_id(conn, found.id)
+        row = store.get_object_by_id(conn, found.id, for_update=True)
         if row is None or row.version_id != found.version_id:  # deleted (or replaced) meanwhile
             raise NoSuchKey("The specified key does not exist.", Key=found.key)
         if row.storage_class not in ARCHIVE_CLASSES:
@@ -143,7 +143,7 @@ class RestoreController:
 
     def advance(self, conn: sa.Connection, seen: ObjectRow, now: datetime) -> None:
         """Complete ``seen``'s restore, or forget its expired copy (unless it changed meanwhile)."""
-        row = store.get_object_by_id(conn, seen.id)
+        row = store.get_object_by_id(conn, seen.id, for_update=True)
         bucket = store.get_bucket(conn, seen.bucket)
         restore = Restore.of(row) if row is not None else None
         if row is None or bucket is None or restore is None or row.restore != seen.restore:

@@ -303,8 +303,9 @@ def set_storage_class(conn: sa.Connection, row: ObjectRow, storage_class: str) -
     """Move one version to another storage class (its data stays where it is), unless it changed
     since ``row`` was read; whether it moved."""
     c = s3_objects.c
-    done = conn.execute(s3_objects.update().where(c.id == row.id, c.storage_class == row.storage_class)
-                        .values(storage_class=storage_class))
+    done = conn.execute(s3_objects.update().where(
+        c.id == row.id, c.version_id == row.version_id, c.etag == row.etag, c.last_modified == row.last_modified,
+        c.storage_class == row.storage_class).values(storage_class=storage_class))
     return bool(done.rowcount)
 
 
@@ -314,8 +315,11 @@ def set_restore(conn: sa.Connection, row_id: int, restore: str | None, due: date
     conn.execute(s3_objects.update().where(s3_objects.c.id == row_id).values(restore=restore, restore_due=due))
 
 
-def get_object_by_id(conn: sa.Connection, row_id: int) -> ObjectRow | None:
-    row = conn.execute(sa.select(*_OBJECT_COLUMNS).where(s3_objects.c.id == row_id)).first()
+def get_object_by_id(conn: sa.Connection, row_id: int, *, for_update: bool = False) -> ObjectRow | None:
+    """One version by its row id; ``for_update``: locked until the transaction ends (PostgreSQL;
+    SQLite's write transactions are serial already)."""
+    query = sa.select(*_OBJECT_COLUMNS).where(s3_objects.c.id == row_id)
+    row = conn.execute(query.with_for_update() if for_update else query).first()
     return _object(row) if row is not None else None
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,12 +17,16 @@ import sqlalchemy as sa
 
 from minicloud.aws.errors import ServiceError
 from minicloud.services.s3 import archive, lifecycle, store, transitions
+from minicloud.services.s3 import store as store_rows
+from minicloud.services.s3.base import S3Base
+from minicloud.services.s3.data import ObjectData
 from minicloud.services.s3.events import service_notice
 from minicloud.services.s3.expiry import LifecycleController
 from minicloud.services.s3.restore import Begin, RestoreController, copy_expiry, restore_request
 from minicloud.services.s3.scrub import every_zone_digests
 from minicloud.services.s3.store import Bucket, ObjectRow
 from minicloud.services.s3.tables import s3_blobs, s3_event_outbox
+from minicloud.storage.blobs import Digest
 from minicloud.storage.metadata.db import Database
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -286,3 +292,26 @@ def test_restore_requests_are_checked_as_s3_does() -> None:
         assert err.value.code == expected, (request, storage_class)
     assert copy_expiry(datetime(2026, 1, 1, 15, 30, tzinfo=UTC), 3, lifecycle.DAY) == datetime(2026, 1, 5, tzinfo=UTC)
     assert copy_expiry(NOW, 1, 0.25) == NOW + timedelta(seconds=1)  # (whole seconds, as x-amz-restore tells them)
+
+
+def test_widening_copies_a_referenced_one_zone_blob_to_every_zone(metadata_db: Database, store: ObjectData) -> None:
+    """What the lifecycle controller asks for a version that left ONEZONE_IA: every zone gets a copy
+    (only of a blob something still refers to: a released one is not brought back)."""
+    async def body(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    async def staged_in_one_zone(data: bytes) -> str:
+        staged = await store.stage(body(data), "ONEZONE_IA", checksums=set(), limit=1 << 20)
+        await staged.commit()
+        return staged.digest
+
+    async def scenario() -> tuple[str, str]:
+        kept, released = await staged_in_one_zone(os.urandom(300_000)), await staged_in_one_zone(os.urandom(300_000))
+        await metadata_db.write(lambda c: store_rows.add_refs(c, [kept]))
+        ops = S3Base.__new__(S3Base)
+        ops.db, ops.data = metadata_db, store
+        await ops.widen([kept, released, kept])
+        return kept, released
+    kept, released = asyncio.run(scenario())
+    assert [r.has(Digest.parse(kept)) for r in store.replicas] == [True] * 3
+    assert sum(r.has(Digest.parse(released)) for r in store.replicas) == 1
