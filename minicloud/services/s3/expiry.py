@@ -191,11 +191,14 @@ class LifecycleController:
         rows = store.list_latest(conn, bucket.name, after, flt["prefix"], BATCH)
         for row in rows:
             if matches(flt, row):
-                due = [t["StorageClass"] for t in transitions
-                       if (_date(t) if t.get("Date") is not None else self.due(row.last_modified, int(t["Days"])))
-                       <= now]
-                mover.move(conn, row, due)
+                mover.move(conn, row, [t["StorageClass"] for t in transitions if self._when(t, row) <= now])
         return [], rows[-1].key if len(rows) == BATCH else None
+
+    def _when(self, transition: dict[str, Any], row: ObjectRow) -> datetime:
+        """When a current version's transition is due: its Date, or Days after the version was written."""
+        if transition.get("Date") is not None:
+            return _date(transition)
+        return self.due(row.last_modified, int(transition["Days"]))
 
     def _transition_noncurrent(self, conn: sa.Connection, versions: list[ObjectRow], transitions: list[dict[str, Any]],
                                flt: dict[str, Any], mover: _Mover, now: datetime) -> None:
