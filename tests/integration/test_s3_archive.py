@@ -169,7 +169,7 @@ def test_archived_by_put_and_restore_errors(s3: Any, bucket: str) -> None:
     assert code_of(err) == "NoSuchKey"
 
     answer = s3.restore_object(Bucket=bucket, Key="cold", VersionId=first,
-                               RestoreRequest={"Days": 50, "GlacierJobParameters": {"Tier": "Expedited"}})
+                               RestoreRequest={"Days": 100, "GlacierJobParameters": {"Tier": "Expedited"}})
     assert answer["ResponseMetadata"]["HTTPStatusCode"] == 202
     eventually(lambda: readable_version(s3, bucket, "cold", first), "the restore of the old version")
     assert s3.get_object(Bucket=bucket, Key="cold", VersionId=first)["Body"].read() == b"old"
@@ -279,9 +279,9 @@ def test_aws_cli_transition_rule_and_restore(archive_server: MinicloudServer, bu
     failed = archive_server.aws("s3api", "get-object", "--bucket", bucket, "--key", "frozen", str(out), check=False)
     assert failed.returncode != 0 and "InvalidObjectState" in failed.stderr
     archive_server.aws("s3api", "restore-object", "--bucket", bucket, "--key", "frozen",
-                       "--restore-request", "Days=50,GlacierJobParameters={Tier=Bulk}")
+                       "--restore-request", "Days=100,GlacierJobParameters={Tier=Bulk}")
     again = archive_server.aws("s3api", "restore-object", "--bucket", bucket, "--key", "frozen",
-                               "--restore-request", "Days=50", check=False)
+                               "--restore-request", "Days=100", check=False)
     assert again.returncode != 0 and "RestoreAlreadyInProgress" in again.stderr
     head = archive_server.aws_json("s3api", "head-object", "--bucket", bucket, "--key", "frozen")
     assert head["StorageClass"] == "DEEP_ARCHIVE" and head["Restore"] == 'ongoing-request="true"'
