@@ -49,6 +49,13 @@ class Config:
     # How often each S3 process writes the server access log records it buffered (for buckets with
     # PutBucketLogging on) as log objects into their target buckets, in seconds.
     s3_access_log_seconds: float = 60.0
+    # How long a lifecycle "day" lasts, in seconds (S3 counts lifecycle rules' and restored copies'
+    # days in it): 86400, with S3's rounding to midnight UTC; shorter (e.g. 1) only to watch rules
+    # act in tests, without rounding.
+    lifecycle_day_seconds: float = 86_400.0
+    # How long an S3 RestoreObject of a GLACIER or DEEP_ARCHIVE object takes before its copy is
+    # readable (every retrieval tier alike; S3 takes minutes to hours).
+    s3_restore_seconds: float = 5.0
 
     @property
     def default_region(self) -> str:
@@ -79,9 +86,11 @@ _SCALARS: dict[str, type] = {
     "root_access_key_id": str, "root_secret_access_key": str, "log_level": str,
     "access_log": bool, "max_body_bytes": int, "max_header_bytes": int, "controllers": bool,
     "engine": bool, "engine_mirror": str, "engine_runtime": str, "s3_workers": int,
-    "s3_access_log_seconds": float,
+    "s3_access_log_seconds": float, "lifecycle_day_seconds": float, "s3_restore_seconds": float,
 }
 _CHOICES: dict[str, tuple[str, ...]] = {"engine_runtime": ("", "runc", "crun")}
+_POSITIVE = frozenset({"lifecycle_day_seconds"})
+_NOT_NEGATIVE = frozenset({"s3_restore_seconds"})
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -95,6 +104,10 @@ def _coerce(name: str, value: Any) -> Any:
     choices = _CHOICES.get(name)
     if choices is not None and coerced not in choices:
         raise ConfigError(f"invalid value for {name}: {value!r} (one of {', '.join(map(repr, choices))})")
+    if name in _POSITIVE and not coerced > 0:
+        raise ConfigError(f"invalid value for {name}: {value!r} (must be above 0)")
+    if name in _NOT_NEGATIVE and not coerced >= 0:
+        raise ConfigError(f"invalid value for {name}: {value!r} (must not be negative)")
     return coerced
 
 

@@ -1,6 +1,7 @@
 """S3 lifecycle rules through boto3 against a real ``minicloud up`` whose lifecycle "day" is one
 second (MINICLOUD_LIFECYCLE_DAY_SECONDS, the test-only acceleration): the configuration is
-validated as S3 does, and the controller expires objects, versions, delete markers and uploads."""
+validated as S3 does, and the controller expires objects, versions, delete markers and uploads
+(storage-class transitions: ``test_s3_archive.py``)."""
 
 from __future__ import annotations
 
@@ -67,11 +68,7 @@ def versions(s3: Any, bucket: str) -> list[tuple[str, bool]]:
       "Expiration": {"ExpiredObjectDeleteMarker": True}}, "InvalidRequest"),
     ({"Status": "Enabled", "Filter": {"Tag": {"Key": "a", "Value": "b"}},
       "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}, "InvalidRequest"),
-    ({"Status": "Enabled", "Filter": {"Prefix": ""}, "Transitions": [{"Days": 30, "StorageClass": "GLACIER"}]},
-     "NotImplemented"),
-    ({"Status": "Enabled", "Filter": {"Prefix": ""},
-      "NoncurrentVersionTransitions": [{"NoncurrentDays": 30, "StorageClass": "STANDARD_IA"}]}, "NotImplemented"),
-    # A transition is validated as S3 does before minicloud refuses it.
+    # Transitions, each on its own, then between the actions of their rule.
     ({"Status": "Enabled", "Filter": {"Prefix": ""},
       "Transitions": [{"Date": datetime(2030, 1, 1, 12, tzinfo=UTC), "StorageClass": "GLACIER"}]}, "InvalidArgument"),
     ({"Status": "Enabled", "Filter": {"Prefix": ""},
@@ -85,6 +82,21 @@ def versions(s3: Any, bucket: str) -> list[tuple[str, bool]]:
      "InvalidArgument"),
     ({"Status": "Enabled", "Filter": {"Prefix": ""},
       "NoncurrentVersionTransitions": [{"StorageClass": "GLACIER"}]}, "MalformedXML"),
+    ({"Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 30},
+      "Transitions": [{"Days": 30, "StorageClass": "GLACIER"}]}, "InvalidArgument"),
+    ({"Status": "Enabled", "Filter": {"Prefix": ""}, "Transitions": [
+        {"Days": 30, "StorageClass": "STANDARD_IA"}, {"Days": 40, "StorageClass": "GLACIER"}]}, "InvalidArgument"),
+    ({"Status": "Enabled", "Filter": {"Prefix": ""}, "Transitions": [
+        {"Days": 90, "StorageClass": "GLACIER"}, {"Days": 120, "StorageClass": "STANDARD_IA"}]}, "InvalidArgument"),
+    ({"Status": "Enabled", "Filter": {"Prefix": ""}, "Transitions": [
+        {"Days": 30, "StorageClass": "GLACIER"}, {"Days": 300, "StorageClass": "GLACIER"}]}, "InvalidRequest"),
+    ({"Status": "Enabled", "Filter": {"Prefix": ""}, "Transitions": [
+        {"Days": 30, "StorageClass": "GLACIER"},
+        {"Date": datetime(2030, 1, 1, tzinfo=UTC), "StorageClass": "DEEP_ARCHIVE"}]}, "InvalidRequest"),
+    ({"Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Date": datetime(2031, 1, 1, tzinfo=UTC)},
+      "Transitions": [{"Days": 30, "StorageClass": "GLACIER"}]}, "InvalidRequest"),
+    ({"Status": "Enabled", "Filter": {"Prefix": ""}, "NoncurrentVersionExpiration": {"NoncurrentDays": 10},
+      "NoncurrentVersionTransitions": [{"NoncurrentDays": 10, "StorageClass": "GLACIER"}]}, "InvalidArgument"),
 ])
 def test_invalid_rules(s3: Any, bucket: str, rule: dict[str, Any], error: str) -> None:
     with pytest.raises(ClientError) as err:
@@ -92,7 +104,37 @@ def test_invalid_rules(s3: Any, bucket: str, rule: dict[str, Any], error: str) -
     assert code(err) == error
 
 
-def test_every_rule_is_validated_before_transitions_are_refused(s3: Any, bucket: str) -> None:
+def test_transition_rules_round_trip(s3: Any, bucket: str) -> None:
+    """Rules with transitions are stored and answered as S3 does: Date a timestamp, Days an integer,
+    the configuration's TransitionDefaultMinimumObjectSize (S3's default when none was named)."""
+    date = datetime(2031, 1, 1, tzinfo=UTC)
+    rules = [
+        {"ID": "waterfall", "Status": "Enabled", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 400},
+         "Transitions": [{"Days": 30, "StorageClass": "STANDARD_IA"}, {"Days": 60, "StorageClass": "GLACIER_IR"},
+                         {"Days": 150, "StorageClass": "GLACIER"}, {"Days": 240, "StorageClass": "DEEP_ARCHIVE"}],
+         "NoncurrentVersionTransitions": [{"NoncurrentDays": 30, "StorageClass": "ONEZONE_IA",
+                                           "NewerNoncurrentVersions": 2}],
+         "NoncurrentVersionExpiration": {"NoncurrentDays": 90}},
+        {"ID": "dated", "Status": "Disabled", "Filter": {"Tag": {"Key": "archive", "Value": "yes"}},
+         "Transitions": [{"Date": date, "StorageClass": "GLACIER"}]}]
+    answer = s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
+    assert answer["TransitionDefaultMinimumObjectSize"] == "all_storage_classes_128K"
+    got = s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+    assert got["TransitionDefaultMinimumObjectSize"] == "all_storage_classes_128K"
+    assert got["Rules"][0]["Transitions"] == rules[0]["Transitions"]
+    assert got["Rules"][0]["NoncurrentVersionTransitions"] == rules[0]["NoncurrentVersionTransitions"]
+    assert got["Rules"][1]["Transitions"] == [{"Date": date, "StorageClass": "GLACIER"}]
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules[1:]},
+                                          TransitionDefaultMinimumObjectSize="varies_by_storage_class")
+    got = s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+    assert got["TransitionDefaultMinimumObjectSize"] == "varies_by_storage_class" and len(got["Rules"]) == 1
+    with pytest.raises(ClientError) as err:
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules},
+                                              TransitionDefaultMinimumObjectSize="all_sizes")
+    assert code(err) == "InvalidArgument"
+
+
+def test_every_rule_is_validated_before_any_is_stored(s3: Any, bucket: str) -> None:
     transition = {"ID": "t", "Status": "Enabled", "Filter": {"Prefix": ""},
                   "Transitions": [{"Days": 30, "StorageClass": "GLACIER"}]}
     bogus = {"ID": "b", "Status": "Bogus", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}
@@ -100,6 +142,9 @@ def test_every_rule_is_validated_before_transitions_are_refused(s3: Any, bucket:
         with pytest.raises(ClientError) as err:
             s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
         assert code(err) == "MalformedXML"
+    with pytest.raises(ClientError) as err:
+        s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+    assert code(err) == "NoSuchLifecycleConfiguration"
 
 
 def test_configuration_round_trip(s3: Any, bucket: str) -> None:

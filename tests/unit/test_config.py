@@ -33,8 +33,16 @@ def test_regions_from_environment() -> None:
     assert not topology.has_region("xx-nowhere-1")
 
 
+def test_s3_archive_settings() -> None:
+    config = load_config(environ={})
+    assert (config.lifecycle_day_seconds, config.s3_restore_seconds) == (86_400.0, 5.0)
+    config = load_config(environ={"MINICLOUD_LIFECYCLE_DAY_SECONDS": "0.5", "MINICLOUD_S3_RESTORE_SECONDS": "0"})
+    assert (config.lifecycle_day_seconds, config.s3_restore_seconds) == (0.5, 0.0)
+
+
 @pytest.mark.parametrize("environ", [{"MINICLOUD_PORT": "http"}, {"MINICLOUD_REGIONS": "us-east-1="},
-                                     {"MINICLOUD_ENGINE_RUNTIME": "docker"}])
+                                     {"MINICLOUD_ENGINE_RUNTIME": "docker"}, {"MINICLOUD_LIFECYCLE_DAY_SECONDS": "0"},
+                                     {"MINICLOUD_S3_RESTORE_SECONDS": "-1"}, {"MINICLOUD_S3_RESTORE_SECONDS": "soon"}])
 def test_bad_values_are_refused(environ: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         load_config(environ=environ)

@@ -11,6 +11,9 @@
     deletes.py    DeleteObject(s), versions and delete markers
     multipart.py  multipart uploads
     listing.py    ListObjects v1/v2, ListObjectVersions, ListMultipartUploads
+    lifecycle.py  lifecycle configuration (expiry.py: the controller that applies it; transitions.py:
+                  storage-class transitions, S3's waterfall)
+    archive.py    reading GLACIER/DEEP_ARCHIVE versions; restore.py: RestoreObject and its controller
     data.py       object bytes: ingest with checksums, durable commit, verified reads
     store.py      the metadata rows (SQLAlchemy Core), reference counts of blobs
     http.py       ranges, conditional requests, content headers

@@ -31,6 +31,7 @@ from minicloud.services.s3.payer import check_requester_pays
 from minicloud.services.s3.releases import Releases
 from minicloud.services.s3.store import Bucket, ObjectRow
 from minicloud.services.s3.transport import check_customer_key_transport
+from minicloud.storage.blobs import BlobNotFound, Digest
 
 log = logging.getLogger("minicloud.s3")
 
@@ -335,6 +336,18 @@ class S3Base(Provider):
         """Delete, after a grace period, the files of blobs whose last reference went away: a GET
         that looked the object up just before it was replaced still streams it (``releases``)."""
         self._releases.add(digests)
+
+    async def widen(self, digests: list[str]) -> None:
+        """Copy blobs to every zone that lacks them (their version left a one-zone class), those
+        still referenced (checked under their locks: a released blob is not brought back)."""
+        for digest in dict.fromkeys(digests):
+            async with self.data.lock(digest):
+                if not await self.db.read(lambda conn, d=digest: store.is_referenced(conn, d)):  # type: ignore[misc]
+                    continue
+                try:
+                    await self.data.store.repair(Digest.parse(digest))
+                except (OSError, BlobNotFound) as exc:  # the scrubber copies it on its next pass
+                    log.warning("copying %s to every zone failed: %s", digest, exc)
 
     async def _delete_released(self, digests: list[str]) -> None:
         """Delete released blobs, but those a reference came back to meanwhile (checked under

@@ -257,3 +257,21 @@ class NotImplementedFeature(ServiceError):
 class ReplicationConfigurationNotFoundError(ClientError):
     code = "ReplicationConfigurationNotFoundError"
     status = 404
+
+
+class InvalidObjectState(ClientError):
+    """An archived (GLACIER, DEEP_ARCHIVE) object read or copied before it is restored, or a
+    restore of an object that is not archived."""
+
+    code = "InvalidObjectState"
+    status = 403
+
+
+class ObjectAlreadyInActiveTierError(ClientError):
+    code = "ObjectAlreadyInActiveTierError"
+    status = 403
+
+
+class RestoreAlreadyInProgress(ClientError):
+    code = "RestoreAlreadyInProgress"
+    status = 409

@@ -42,6 +42,7 @@ EVENTS = frozenset({
 KINDS = {"TopicConfigurations": ("TopicArn", "sns"), "QueueConfigurations": ("QueueArn", "sqs"),
          "LambdaFunctionConfigurations": ("LambdaFunctionArn", "lambda")}
 _ARN = re.compile(r"arn:aws:(sns|sqs|lambda):([a-z0-9-]+):(\d{12}):(.+)")
+SERVICE_PRINCIPAL = "s3.amazonaws.com"
 
 
 def _invalid(message: str, name: str = "", value: str = "") -> InvalidArgument:
@@ -140,14 +141,16 @@ class Notice:
     principal_id: str
     now: datetime
     sequence: list[int] = field(default_factory=list)
+    version: str = "2.1"  # of the event message: S3 sends 2.3 for lifecycle events and restore deletions
 
     def write(self, conn: sa.Connection, key: str, *, size: int | None = None, etag: str | None = None,
-              version_id: str | None = None) -> None:
-        """Insert the outbox rows for ``key`` (in the caller's transaction)."""
+              version_id: str | None = None, extra: dict[str, Any] | None = None) -> None:
+        """Insert the outbox rows for ``key`` (in the caller's transaction); ``extra``: the record's
+        members of this kind of event (``lifecycleEventData``, ``glacierEventData``)."""
         for config_id, function_arn, (prefix, suffix) in self.targets:
             if not (key.startswith(prefix) and key.endswith(suffix)):
                 continue
-            record = self._record(config_id, key, size, etag, version_id)
+            record = {**self._record(config_id, key, size, etag, version_id), **(extra or {})}
             conn.execute(s3_event_outbox.insert().values(
                 account_id=self.bucket.account_id, region=self.region, function_arn=function_arn,
                 bucket=self.bucket.name, event_json=json.dumps({"Records": [record]}), created_at=self.now))
@@ -164,7 +167,7 @@ class Notice:
         obj["sequencer"] = f"{time.time_ns():018X}"
         owner = {"principalId": canonical_id(self.bucket.account_id)}
         return {
-            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": self.region,
+            "eventVersion": self.version, "eventSource": "aws:s3", "awsRegion": self.region,
             "eventTime": self.now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{self.now.microsecond // 1000:03d}Z",
             "eventName": self.event_name.removeprefix("s3:"),
             "userIdentity": {"principalId": self.principal_id},
@@ -177,14 +180,28 @@ class Notice:
         }
 
 
+def _targets(bucket: Bucket, event_name: str) -> list[tuple[str, str, tuple[str, str]]]:
+    if not bucket.notification:
+        return []
+    config = json.loads(bucket.notification)
+    return [(str(item.get("Id") or ""), str(item["LambdaFunctionArn"]), _filter_of(item))
+            for item in config.get("LambdaFunctionConfigurations") or []
+            if _matches(event_name, list(item.get("Events") or []))]
+
+
+def service_notice(bucket: Bucket, event_name: str, now: datetime, version: str = "2.1") -> Notice | None:
+    """The Notice for an event S3 itself causes (lifecycle rules, restores), None when no Lambda
+    configuration wants it: S3 names itself as the principal and the source of such events."""
+    targets = _targets(bucket, event_name)
+    if not targets:
+        return None
+    return Notice(bucket, event_name, targets, bucket.region, secrets.token_hex(16), SERVICE_PRINCIPAL,
+                  SERVICE_PRINCIPAL, now, version=version)
+
+
 def notice_for(ctx: RequestContext, bucket: Bucket, event_name: str) -> Notice | None:
     """The Notice for an event on ``bucket``, None when no Lambda configuration wants it."""
-    if not bucket.notification:
-        return None
-    config = json.loads(bucket.notification)
-    targets = [(str(item.get("Id") or ""), str(item["LambdaFunctionArn"]), _filter_of(item))
-               for item in config.get("LambdaFunctionConfigurations") or []
-               if _matches(event_name, list(item.get("Events") or []))]
+    targets = _targets(bucket, event_name)
     if not targets:
         return None
     principal = ctx.principal

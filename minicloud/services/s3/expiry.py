@@ -6,66 +6,72 @@
   NewerNoncurrentVersions newest) are deleted for good.
 - ExpiredObjectDeleteMarker: a delete marker that is a key's only version is removed.
 - AbortIncompleteMultipartUpload: uploads older than DaysAfterInitiation are aborted.
+- Transitions (Days or Date) of current versions and NoncurrentVersionTransitions (NoncurrentDays,
+  keeping the NewerNoncurrentVersions newest) change a version's storage class, down S3's
+  waterfall only, to the coldest class whose transition is due (``transitions.py``); the data stays
+  where it is (a version leaving a one-zone class is copied to every zone), and an
+  s3:LifecycleTransition event is sent.
 
 Versions under Object Lock retention or legal hold are never deleted. A "day" is 86,400 seconds
-with S3's rounding to the next midnight UTC; ``MINICLOUD_LIFECYCLE_DAY_SECONDS`` shortens it
-(test-only acceleration: a day of N seconds, no rounding).
+with S3's rounding to the next midnight UTC; ``lifecycle_day_seconds`` (``MINICLOUD_LIFECYCLE_DAY_SECONDS``)
+shortens it (test-only acceleration: a day of N seconds, no rounding).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from itertools import groupby
 from typing import Any
 
 import sqlalchemy as sa
 
 from minicloud.services.s3 import store
+from minicloud.services.s3.data import ONE_ZONE_CLASSES
 from minicloud.services.s3.deletes import delete_one
 from minicloud.services.s3.errors import AccessDenied
-from minicloud.services.s3.lifecycle import matches, rule_filter
+from minicloud.services.s3.events import Notice, service_notice
+from minicloud.services.s3.lifecycle import DAY, due_at, lifecycle_rules, matches, minimum_object_size, rule_filter
 from minicloud.services.s3.locks import check_deletable
 from minicloud.services.s3.store import Bucket, ObjectRow
 from minicloud.services.s3.tables import s3_buckets
+from minicloud.services.s3.transitions import (
+    coldest,
+    current_transitions,
+    noncurrent_transitions,
+    size_allows,
+    sized_by_filter,
+)
 from minicloud.storage.metadata.db import Database
 
 log = logging.getLogger("minicloud.s3.lifecycle")
 
-DAY = 86_400.0
 BATCH = 1000
 MAX_PAGES = 1000  # per rule action and pass: a million keys
 
+Digests = Callable[[list[str]], Awaitable[None]]
 
-def day_seconds_from_environment() -> float:
-    """MINICLOUD_LIFECYCLE_DAY_SECONDS: a shorter lifecycle "day", for tests only."""
-    text = os.environ.get("MINICLOUD_LIFECYCLE_DAY_SECONDS", "")
-    try:
-        value = float(text) if text else DAY
-    except ValueError:
-        value = DAY
-    return value if value > 0 else DAY
+
+async def _nothing(_: list[str]) -> None:
+    return None
 
 
 class LifecycleController:
     name = "s3-lifecycle"
 
-    def __init__(self, db: Database, release: Callable[[list[str]], Awaitable[None]], day_seconds: float = DAY) -> None:
+    def __init__(self, db: Database, release: Digests, day_seconds: float = DAY, widen: Digests = _nothing) -> None:
+        """``release``: blobs whose last reference is gone; ``widen``: blobs that a transition took
+        out of a one-zone class, for every zone to hold."""
         self.db = db
         self.release = release
+        self.widen = widen
         self.day = day_seconds
         self.interval = max(0.5, min(60.0, day_seconds / 4))
 
     def due(self, start: datetime, days: int) -> datetime:
         """When something that started at ``start`` is ``days`` old (S3 rounds up to midnight UTC)."""
-        at = start + timedelta(seconds=days * self.day)
-        if self.day == DAY:
-            midnight = at.replace(hour=0, minute=0, second=0, microsecond=0)
-            at = midnight if midnight == at else midnight + timedelta(days=1)
-        return at
+        return due_at(start, days, self.day)
 
     async def reconcile(self) -> None:
         buckets = await self.db.read(_buckets_with_rules)
@@ -78,9 +84,10 @@ class LifecycleController:
 
     async def apply(self, bucket: Bucket, now: datetime) -> None:
         """Every enabled rule of the bucket, page by page (one short transaction a page)."""
-        for rule in json.loads(bucket.lifecycle or "[]"):
+        for rule in lifecycle_rules(bucket):
             if rule.get("Status") == "Enabled":
                 await self._apply_rule(bucket, rule, now)
+                await self._transition(bucket, rule, now)
 
     async def _apply_rule(self, bucket: Bucket, rule: dict[str, Any], now: datetime) -> None:
         flt = rule_filter(rule)
@@ -158,6 +165,52 @@ class LifecycleController:
                 released += store.delete_version(conn, row)
         return released
 
+    async def _transition(self, bucket: Bucket, rule: dict[str, Any], now: datetime) -> None:
+        """The rule's transitions of current versions, then of noncurrent ones."""
+        transitions, noncurrent = current_transitions(rule), noncurrent_transitions(rule)
+        if not transitions and not noncurrent:
+            return
+        flt = rule_filter(rule)
+        mover = _Mover(minimum_object_size(bucket), sized_by_filter(rule),
+                       service_notice(bucket, "s3:LifecycleTransition", now, version="2.3"))
+        if transitions:
+            await self._pages(lambda conn, after: self._transition_current(conn, bucket, flt, transitions, mover, now,
+                                                                           after))
+        if noncurrent:
+            def handle(conn: sa.Connection, versions: list[ObjectRow], when: datetime) -> list[str]:
+                self._transition_noncurrent(conn, versions, noncurrent, flt, mover, when)
+                return []
+            await self._pages(lambda conn, after: self._by_key(conn, bucket, flt, after, handle, now))
+        await self.widen(mover.widened)
+
+    def _transition_current(self, conn: sa.Connection, bucket: Bucket, flt: dict[str, Any],
+                            transitions: list[dict[str, Any]], mover: _Mover, now: datetime,
+                            after: str | None) -> tuple[list[str], Any]:
+        if all(t.get("Date") is not None and _date(t) > now for t in transitions):
+            return [], None  # (no version to look at before the first date)
+        rows = store.list_latest(conn, bucket.name, after, flt["prefix"], BATCH)
+        for row in rows:
+            if matches(flt, row):
+                mover.move(conn, row, [t["StorageClass"] for t in transitions if self._when(t, row) <= now])
+        return [], rows[-1].key if len(rows) == BATCH else None
+
+    def _when(self, transition: dict[str, Any], row: ObjectRow) -> datetime:
+        """When a current version's transition is due: its Date, or Days after the version was written."""
+        if transition.get("Date") is not None:
+            return _date(transition)
+        return self.due(row.last_modified, int(transition["Days"]))
+
+    def _transition_noncurrent(self, conn: sa.Connection, versions: list[ObjectRow], transitions: list[dict[str, Any]],
+                               flt: dict[str, Any], mover: _Mover, now: datetime) -> None:
+        for index in range(1, len(versions)):  # newest first: each version was replaced by the one before it
+            row, successor = versions[index], versions[index - 1]
+            if row.latest or row.delete_marker or not matches(flt, row):
+                continue
+            due = [t["StorageClass"] for t in transitions
+                   if index - 1 >= int(t.get("NewerNoncurrentVersions") or 0)
+                   and self.due(successor.last_modified, int(t["NoncurrentDays"])) <= now]
+            mover.move(conn, row, due)
+
     def _abort_uploads(self, conn: sa.Connection, bucket: Bucket, flt: dict[str, Any], days: int, now: datetime,
                        after: tuple[str, str] | None) -> tuple[list[str], Any]:
         released: list[str] = []
@@ -166,6 +219,33 @@ class LifecycleController:
             if self.due(upload.created_at, days) <= now:
                 released += store.drop_upload(conn, upload.upload_id)
         return released, (uploads[-1].key, uploads[-1].upload_id) if len(uploads) == BATCH else None
+
+
+class _Mover:
+    """Moves versions to the coldest class due, within one pass over one rule's transitions."""
+
+    def __init__(self, minimum_size: str, sized_rule: bool, notice: Notice | None) -> None:
+        self.minimum_size = minimum_size
+        self.sized_rule = sized_rule
+        self.notice = notice
+        self.widened: list[str] = []  # blobs of versions that left a one-zone class
+
+    def move(self, conn: sa.Connection, row: ObjectRow, due: list[str]) -> None:
+        """Move ``row`` to the coldest of the ``due`` classes the waterfall and its size allow."""
+        target = coldest(row.storage_class,
+                         [t for t in due if size_allows(row.size, t, self.minimum_size, self.sized_rule)])
+        if target is None or not store.set_storage_class(conn, row, target):
+            return
+        if row.storage_class in ONE_ZONE_CLASSES and target not in ONE_ZONE_CLASSES:
+            self.widened += [digest for digest, _ in row.segments()]
+        if self.notice is not None:
+            data = {"transitionEventData": {"destinationStorageClass": target}}
+            self.notice.write(conn, row.key, size=row.size, etag=row.etag, version_id=row.version_id,
+                              extra={"lifecycleEventData": data})
+
+
+def _date(transition: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(transition["Date"]))
 
 
 def _deletable(row: ObjectRow, now: datetime) -> bool:

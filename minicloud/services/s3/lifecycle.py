@@ -1,9 +1,9 @@
 """Lifecycle configuration: Put/Get/DeleteBucketLifecycleConfiguration, validated as S3 does,
 and the rule matching the lifecycle controller (``expiry.py``) applies.
 
-Stored (bucket ``lifecycle`` column) as the JSON list of rules as received. Storage-class
-transitions are validated as S3 does (a malformed one gets S3's error), then a valid one is refused
-with NotImplemented: minicloud has no colder tiers to move objects to.
+Stored (bucket ``lifecycle`` column) as JSON: ``{"Rules": [...], "TransitionDefaultMinimumObjectSize":
+...}`` with the rules as received (a configuration stored before transitions were supported is the
+bare list of its rules). Storage-class transitions are checked as S3 does (``transitions.py``).
 """
 
 from __future__ import annotations
@@ -22,12 +22,42 @@ from minicloud.services.s3.errors import (
     InvalidRequest,
     MalformedXML,
     NoSuchLifecycleConfiguration,
-    NotImplementedFeature,
 )
 from minicloud.services.s3.store import Bucket, ObjectRow
+from minicloud.services.s3.transitions import (
+    DEFAULT_MINIMUM_SIZE,
+    MINIMUM_SIZES,
+    TRANSITION_CLASSES,
+    check_transitions,
+    current_transitions,
+    noncurrent_transitions,
+)
 
 MAX_RULES = 1000
+DAY = 86_400.0
 _MALFORMED = "The XML you provided was not well-formed or did not validate against our published schema"
+
+
+def due_at(start: datetime, days: int, day_seconds: float = DAY) -> datetime:
+    """When something that started at ``start`` is ``days`` old: S3 rounds up to midnight UTC;
+    a shortened lifecycle day (``lifecycle_day_seconds``, for tests) is counted exactly."""
+    at = start + timedelta(seconds=days * day_seconds)
+    if day_seconds == DAY:
+        midnight = at.replace(hour=0, minute=0, second=0, microsecond=0)
+        at = midnight if midnight == at else midnight + timedelta(days=1)
+    return at
+
+
+def lifecycle_rules(bucket: Bucket) -> list[dict[str, Any]]:
+    """The bucket's lifecycle rules as stored ([] without a configuration)."""
+    stored = json.loads(bucket.lifecycle) if bucket.lifecycle else []
+    return list(stored if isinstance(stored, list) else stored["Rules"])
+
+
+def minimum_object_size(bucket: Bucket) -> str:
+    """The configuration's TransitionDefaultMinimumObjectSize (S3's default when it named none)."""
+    stored = json.loads(bucket.lifecycle) if bucket.lifecycle else []
+    return DEFAULT_MINIMUM_SIZE if isinstance(stored, list) else str(stored["TransitionDefaultMinimumObjectSize"])
 
 
 def rule_filter(rule: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +92,7 @@ def expiration_header(bucket: Bucket, row: ObjectRow) -> str | None:
     if not bucket.lifecycle or row.delete_marker:
         return None
     found: tuple[datetime, str] | None = None
-    for rule in json.loads(bucket.lifecycle):
+    for rule in lifecycle_rules(bucket):
         expiration = rule.get("Expiration") or {}
         if rule.get("Status") != "Enabled" or not (expiration.get("Days") or expiration.get("Date")):
             continue
@@ -80,9 +110,6 @@ def expiration_header(bucket: Bucket, row: ObjectRow) -> str | None:
     return f'expiry-date="{format_datetime(found[0].astimezone(UTC), usegmt=True)}", rule-id="{found[1]}"'
 
 
-_TRANSITION_CLASSES = ("GLACIER", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "DEEP_ARCHIVE", "GLACIER_IR")
-
-
 def _at_least(value: Any, minimum: int, message: str) -> None:
     if value is None or int(value) < minimum:
         raise InvalidArgument(message)
@@ -92,8 +119,8 @@ def _positive(value: Any, message: str) -> None:
     _at_least(value, 1, message)
 
 
-def check_rule(rule: dict[str, Any]) -> bool:
-    """Validate one rule as S3 does; whether it has storage-class transitions."""
+def check_rule(rule: dict[str, Any]) -> None:
+    """Validate one rule as S3 does."""
     if rule.get("Status") not in ("Enabled", "Disabled"):
         raise MalformedXML(_MALFORMED)
     if "Filter" in rule and "Prefix" in rule:
@@ -132,18 +159,11 @@ def check_rule(rule: dict[str, Any]) -> bool:
             raise InvalidRequest("AbortIncompleteMultipartUpload cannot be specified with Tag-based filter")
         _positive(abort.get("DaysAfterInitiation"), "'DaysAfterInitiation' for AbortIncompleteMultipartUpload "
                                                     "action must be a positive integer")
-    transitions = _listed(rule, "Transitions", "Transition")
-    noncurrent_transitions = _listed(rule, "NoncurrentVersionTransitions", "NoncurrentVersionTransition")
-    for transition in transitions:
+    for transition in current_transitions(rule):
         _check_transition(transition)
-    for transition in noncurrent_transitions:
+    for transition in noncurrent_transitions(rule):
         _check_noncurrent_transition(transition)
-    return bool(transitions or noncurrent_transitions)
-
-
-def _listed(rule: dict[str, Any], plural: str, singular: str) -> list[dict[str, Any]]:
-    """A rule's transitions: the lifecycle configuration's lists, or the older API's single one."""
-    return [*(rule.get(plural) or []), *([rule[singular]] if rule.get(singular) else [])]
+    check_transitions(rule)
 
 
 def _at_midnight(date: datetime) -> None:
@@ -152,7 +172,7 @@ def _at_midnight(date: datetime) -> None:
 
 
 def _check_storage_class(transition: dict[str, Any]) -> None:
-    if transition.get("StorageClass") not in _TRANSITION_CLASSES:
+    if transition.get("StorageClass") not in TRANSITION_CLASSES:
         raise MalformedXML(_MALFORMED)
 
 
@@ -193,11 +213,26 @@ def check_rules(rules: list[dict[str, Any]]) -> None:
     ids = [r.get("ID") for r in rules if r.get("ID")]
     if len(ids) != len(set(ids)):
         raise InvalidArgument("RuleId must be unique. Found same ID for more than one rule")
-    transitions = [check_rule(rule) for rule in rules]  # (every rule validated first, as S3 does)
-    if any(transitions):
-        # Valid transition rules: stored by S3, but minicloud has no colder tiers to move objects to.
-        raise NotImplementedFeature("Lifecycle storage-class transitions are not implemented by minicloud "
-                                    "(there are no colder tiers); expiration and abort rules are.")
+    for rule in rules:
+        check_rule(rule)
+
+
+def _minimum_size_of(params: dict[str, Any]) -> str:
+    value = params.get("TransitionDefaultMinimumObjectSize")
+    if value is None:
+        return DEFAULT_MINIMUM_SIZE
+    if value not in MINIMUM_SIZES:
+        raise InvalidArgument("Invalid TransitionDefaultMinimumObjectSize found",
+                              ArgumentName="x-amz-transition-default-minimum-object-size", ArgumentValue=str(value))
+    return str(value)
+
+
+def _dates_parsed(rule: dict[str, Any]) -> dict[str, Any]:
+    """A stored rule as GetBucketLifecycleConfiguration answers it: its dates as timestamps."""
+    for action in (rule.get("Expiration"), *current_transitions(rule)):
+        if action and isinstance(action.get("Date"), str):
+            action["Date"] = datetime.fromisoformat(action["Date"])
+    return rule
 
 
 class LifecycleOperations(S3Base):
@@ -205,23 +240,21 @@ class LifecycleOperations(S3Base):
         bucket = await self.bucket_for(ctx, params, "PutLifecycleConfiguration")
         rules = list((params.get("LifecycleConfiguration") or {}).get("Rules") or [])
         check_rules(rules)
+        minimum_size = _minimum_size_of(params)
         for rule in rules:
             rule.setdefault("ID", secrets.token_urlsafe(36)[:48])
-        text = json.dumps(rules, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v))
+        config = {"Rules": rules, "TransitionDefaultMinimumObjectSize": minimum_size}
+        text = json.dumps(config, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v))
         await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, lifecycle=text))
         self.forget_bucket(bucket.name)
-        return {}
+        return {"TransitionDefaultMinimumObjectSize": minimum_size}
 
     async def get_bucket_lifecycle_configuration(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         bucket = await self.bucket_for(ctx, params, "GetLifecycleConfiguration")
         if not bucket.lifecycle:
             raise NoSuchLifecycleConfiguration("The lifecycle configuration does not exist", BucketName=bucket.name)
-        rules = json.loads(bucket.lifecycle)
-        for rule in rules:
-            expiration = rule.get("Expiration") or {}
-            if isinstance(expiration.get("Date"), str):
-                expiration["Date"] = datetime.fromisoformat(expiration["Date"])
-        return {"Rules": rules}
+        return {"Rules": [_dates_parsed(rule) for rule in lifecycle_rules(bucket)],
+                "TransitionDefaultMinimumObjectSize": minimum_object_size(bucket)}
 
     async def delete_bucket_lifecycle(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         bucket = await self.bucket_for(ctx, params, "PutLifecycleConfiguration")

@@ -8,6 +8,7 @@ scan), so a prefix holding a million keys costs one row, not a million.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 
 from minicloud.aws.context import RequestContext
 from minicloud.aws.pagination import decode_token, encode_token
-from minicloud.services.s3 import store
+from minicloud.services.s3 import archive, store
 from minicloud.services.s3.base import S3Base
 from minicloud.services.s3.errors import InvalidArgument
 from minicloud.services.s3.names import owner
@@ -79,9 +80,15 @@ class Encoder:
         return quote(text, safe="/") if self.url else text
 
 
-def _content(row: ObjectRow, encode: Encoder, with_owner: bool) -> dict[str, Any]:
+def _content(row: ObjectRow, encode: Encoder, with_owner: bool,
+             restore_status: datetime | None = None) -> dict[str, Any]:
+    """A listing's entry; ``restore_status``: the time to give its RestoreStatus at (when asked for)."""
     item: dict[str, Any] = {"Key": encode(row.key), "LastModified": row.last_modified, "ETag": row.etag,
                             "Size": row.size, "StorageClass": row.storage_class}
+    if restore_status is not None and row.restore:
+        status = archive.restore_status(row, restore_status)
+        if status is not None:
+            item["RestoreStatus"] = status
     checksums = row.checksum_values()
     algorithms = [name for name in checksums if name != "type"]
     if algorithms:
@@ -116,7 +123,9 @@ class ListingOperations(S3Base):
                                       ArgumentName="continuation-token")
             after = str(position["k"])
         entries, truncated = await self._list_current(bucket.name, prefix, delimiter, after, max_keys)
-        contents = [_content(row, encode, bool(params.get("FetchOwner"))) for _, row in entries if row is not None]
+        restores = ctx.now if "RestoreStatus" in (params.get("OptionalObjectAttributes") or []) else None
+        contents = [_content(row, encode, bool(params.get("FetchOwner")), restores)
+                    for _, row in entries if row is not None]
         prefixes = [{"Prefix": encode(key)} for key, row in entries if row is None]
         result: dict[str, Any] = {
             "Name": bucket.name, "Prefix": encode(prefix), "MaxKeys": max_keys, "IsTruncated": truncated,
@@ -140,11 +149,12 @@ class ListingOperations(S3Base):
         encode, max_keys = Encoder(params), _max_keys(params)
         marker = params.get("Marker") or ""
         entries, truncated = await self._list_current(bucket.name, prefix, delimiter, marker or None, max_keys)
+        restores = ctx.now if "RestoreStatus" in (params.get("OptionalObjectAttributes") or []) else None
         result: dict[str, Any] = {
             # ListObjects (v1) echoes Prefix as given even with encoding-type=url (botocore decodes it not)
             "Name": bucket.name, "Prefix": prefix, "Marker": encode(marker), "MaxKeys": max_keys,
             "IsTruncated": truncated,
-            "Contents": [_content(row, encode, True) for _, row in entries if row is not None] or None,
+            "Contents": [_content(row, encode, True, restores) for _, row in entries if row is not None] or None,
             "CommonPrefixes": [{"Prefix": encode(key)} for key, row in entries if row is None] or None,
         }
         if delimiter:
@@ -173,6 +183,7 @@ class ListingOperations(S3Base):
                     start = (key_marker, row.id) if row is not None else (key_marker, 0)
             return _scan_versions(conn, bucket.name, prefix, delimiter, start, max_keys)
         entries, truncated = await self.db.read(run) if max_keys else ([], False)
+        restores = "RestoreStatus" in (params.get("OptionalObjectAttributes") or [])
         versions, markers = [], []
         for key, row in entries:
             if row is None:
@@ -183,6 +194,9 @@ class ListingOperations(S3Base):
                 markers.append(item)
             else:
                 item.update(ETag=row.etag, Size=row.size, StorageClass=row.storage_class)
+                status = archive.restore_status(row, ctx.now) if restores and row.restore else None
+                if status is not None:
+                    item["RestoreStatus"] = status
                 versions.append(item)
         result: dict[str, Any] = {
             "Name": bucket.name, "Prefix": encode(prefix), "KeyMarker": encode(key_marker),

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from minicloud.aws.context import RequestContext
 from minicloud.services.s3 import store
 from minicloud.services.s3.acl import acl_for_write
+from minicloud.services.s3.archive import check_readable
 from minicloud.services.s3.checksums import ALGORITHMS, CRC_PARAMETERS, MEMBER, composite, full_object
 from minicloud.services.s3.data import Staged
 from minicloud.services.s3.encryption import response_members, stored_encryption
@@ -167,6 +168,7 @@ class MultipartOperations(ObjectOperations):
         number = _part_number(params)
         upload = await self._upload(bucket, key, params["UploadId"])
         source = await self.find_object(ctx, source_bucket, source_key, source_version, source_action)
+        check_readable(source, ctx.now, source=True)
         source_kek = await self.read_key(params, source, ctx, copy_source=True)
         part_key = await self.upload_key(params, upload_extra(upload).get("encryption"), ctx, upload)
         check_copy_conditions(params, source.etag, source.last_modified)

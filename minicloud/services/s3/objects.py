@@ -17,6 +17,7 @@ from minicloud.aws.errors import ServiceError
 from minicloud.aws.protocol.rest_serializers import RESULT_STATUS
 from minicloud.services.s3 import store
 from minicloud.services.s3.acl import GRANT_HEADERS, acl_for_write, ownership
+from minicloud.services.s3.archive import check_readable, restore_header
 from minicloud.services.s3.base import effective_policy
 from minicloud.services.s3.buckets import check_tags, tag_set
 from minicloud.services.s3.checksums import MEMBER
@@ -285,6 +286,8 @@ class ObjectOperations(EncryptionOperations):
             raise InvalidArgument("x-amz-server-side-encryption header is not supported for this operation.",
                                   ArgumentName="x-amz-server-side-encryption")
         row = await self.find_object(ctx, bucket, key, version_id, action)
+        if body:
+            check_readable(row, ctx.now)  # (an archived version's bytes only once restored; HEAD works)
         kek = await self.read_key(params, row, ctx, decrypt=body)
         try:
             check_read_conditions(params, row.etag, row.last_modified)
@@ -292,6 +295,10 @@ class ObjectOperations(EncryptionOperations):
             return {RESULT_STATUS: 304, "ETag": row.etag, "LastModified": row.last_modified}
         segments = row.segments()
         result = self.describe(row, bucket)
+        if row.restore:  # (not among ``describe``'s members: a restored copy's expiry passes)
+            restore = restore_header(row, ctx.now)
+            if restore:
+                result["Restore"] = restore
         span: tuple[int, int] | None
         part_number = params.get("PartNumber")
         if part_number is not None:
@@ -358,6 +365,7 @@ class ObjectOperations(EncryptionOperations):
         await self.authorize(ctx, action, source_bucket, source_key, version_id=source_version)
         bucket = await self.bucket_for_write(ctx, params, key)
         source = await self.find_object(ctx, source_bucket, source_key, source_version, action)
+        check_readable(source, ctx.now, source=True)
         source_kek = await self.read_key(params, source, ctx, copy_source=True)
         object_key = await self.write_key(params, bucket, ctx)
         check_copy_conditions(params, source.etag, source.last_modified)

@@ -13,7 +13,7 @@ from minicloud.services.s3.buckets import BucketOperations
 from minicloud.services.s3.cors import CorsOperations
 from minicloud.services.s3.deletes import DeleteOperations
 from minicloud.services.s3.events import NotificationOperations
-from minicloud.services.s3.expiry import LifecycleController, day_seconds_from_environment
+from minicloud.services.s3.expiry import LifecycleController
 from minicloud.services.s3.lifecycle import LifecycleOperations
 from minicloud.services.s3.listing import ListingOperations
 from minicloud.services.s3.multipart import MultipartOperations
@@ -22,19 +22,23 @@ from minicloud.services.s3.permissions import AclOperations
 from minicloud.services.s3.policies import PolicyOperations
 from minicloud.services.s3.post import PostOperations
 from minicloud.services.s3.replication import ReplicationOperations
+from minicloud.services.s3.restore import RestoreController, RestoreOperations
 from minicloud.services.s3.retention import LockOperations
 from minicloud.services.s3.scrub import ScrubController, interval_from_environment
 
 
 class S3Provider(PostOperations, AccessLogOperations, AclOperations, LockOperations, MultipartOperations,
-                 AttributeOperations, DeleteOperations, BucketOperations, PolicyOperations, ListingOperations,
-                 NotificationOperations, CorsOperations, LifecycleOperations, ReplicationOperations,
-                 AccelerateOperations, PaymentOperations, LoggingOperations):
+                 AttributeOperations, RestoreOperations, DeleteOperations, BucketOperations, PolicyOperations,
+                 ListingOperations, NotificationOperations, CorsOperations, LifecycleOperations,
+                 ReplicationOperations, AccelerateOperations, PaymentOperations, LoggingOperations):
     """Amazon S3 over minicloud's metadata store and replicated blob store."""
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)
-        runtime.controllers.append(LifecycleController(self.db, self.release, day_seconds_from_environment()))
+        runtime.controllers.append(LifecycleController(self.db, self.release, runtime.config.lifecycle_day_seconds,
+                                                       widen=self.widen))
+        runtime.controllers.append(RestoreController(self.db, runtime.config.lifecycle_day_seconds,
+                                                     runtime.config.s3_restore_seconds))
         runtime.controllers.append(ScrubController(self.db, self.data, interval_from_environment()))
         if runtime.config.controllers:  # (else, as in S3 workers, the provider delivers its own access logs)
             runtime.controllers.append(self.access_log_controller)

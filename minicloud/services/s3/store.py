@@ -71,6 +71,7 @@ class ObjectRow:
     lock: str | None = None
     acl: str | None = None
     replication_status: str | None = None  # PENDING, COMPLETED, FAILED or REPLICA (replication.py)
+    restore: str | None = None
 
     def segments(self) -> list[tuple[str, int]]:
         if self.parts:
@@ -302,6 +303,38 @@ def set_object_acl(conn: sa.Connection, row_id: int, acl: str | None) -> None:
 
 def set_object_lock(conn: sa.Connection, row_id: int, lock: str | None) -> None:
     conn.execute(s3_objects.update().where(s3_objects.c.id == row_id).values(lock=lock))
+
+
+def set_storage_class(conn: sa.Connection, row: ObjectRow, storage_class: str) -> bool:
+    """Move one version to another storage class (its data stays where it is), unless it changed
+    since ``row`` was read; whether it moved."""
+    c = s3_objects.c
+    done = conn.execute(s3_objects.update().where(
+        c.id == row.id, c.version_id == row.version_id, c.etag == row.etag, c.last_modified == row.last_modified,
+        c.storage_class == row.storage_class).values(storage_class=storage_class))
+    return bool(done.rowcount)
+
+
+def set_restore(conn: sa.Connection, row_id: int, restore: str | None, due: datetime | None) -> None:
+    """A version's restore (JSON, ``archive.Restore``) and when the restore controller must next
+    look at it."""
+    conn.execute(s3_objects.update().where(s3_objects.c.id == row_id).values(restore=restore, restore_due=due))
+
+
+def get_object_by_id(conn: sa.Connection, row_id: int, *, for_update: bool = False) -> ObjectRow | None:
+    """One version by its row id; ``for_update``: locked until the transaction ends (PostgreSQL;
+    SQLite's write transactions are serial already)."""
+    query = sa.select(*_OBJECT_COLUMNS).where(s3_objects.c.id == row_id)
+    row = conn.execute(query.with_for_update() if for_update else query).first()
+    return _object(row) if row is not None else None
+
+
+def restores_due(conn: sa.Connection, now: datetime, limit: int) -> list[ObjectRow]:
+    """Versions whose restore needs the restore controller by ``now``, the most overdue first."""
+    c = s3_objects.c
+    query = (sa.select(*_OBJECT_COLUMNS).where(c.restore_due.is_not(None), c.restore_due <= now)
+             .order_by(c.restore_due).limit(limit))
+    return [_object(row) for row in conn.execute(query)]
 
 
 def prefix_end(prefix: str) -> str:

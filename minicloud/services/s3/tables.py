@@ -77,10 +77,15 @@ s3_objects = sa.Table(
     sa.Column("acl", sa.Text, nullable=True),  # JSON grants
     # from 0024_s3_replication: x-amz-replication-status (PENDING, COMPLETED, FAILED, REPLICA), None if none
     sa.Column("replication_status", sa.String(16), nullable=True),
+    # from 0022_s3_restore: an archived version's restore (JSON, see ``archive.Restore``) and when
+    # the restore controller must next look at it (the restore's end, then its copy's expiry)
+    sa.Column("restore", sa.Text, nullable=True),
+    sa.Column("restore_due", UtcDateTime, nullable=True),
     sa.Index("ix_s3_objects_bucket_key_id", "bucket", "key", "id"),
     sa.Index("ix_s3_objects_bucket_latest_key", "bucket", "latest", "key"),
     sa.Index("ix_s3_objects_replication_pending", "id", sqlite_where=sa.text("replication_status = 'PENDING'"),
              postgresql_where=sa.text("replication_status = 'PENDING'")),
+    sa.Index("ix_s3_objects_restore_due", "restore_due"),
 )
 
 s3_blobs = sa.Table(
