@@ -1,7 +1,8 @@
 """The one ASGI application: routes each request to a surface by path and headers.
 
     /_minicloud/...   minicloud's own pages (health; the console later)
-    /v2/...           the OCI registry, unless the request carries SigV4 (then it is S3's)
+    /v2/...           the OCI registry, unless the request carries SigV4 or its Host is an S3
+                      website endpoint (then it is S3's)
     everything else   the AWS APIs
 """
 
@@ -123,7 +124,7 @@ class MinicloudApp:
                 return
             await self._internal(scope, receive, send)
             return
-        if (path == "/v2" or path.startswith("/v2/")) and not _sigv4_signed(scope):
+        if (path == "/v2" or path.startswith("/v2/")) and not _sigv4_signed(scope) and not _website_host(scope):
             if self.registry is not None:
                 await self.registry(scope, receive, _sandboxed(send))
             else:
@@ -216,6 +217,14 @@ def _sandboxed(send: Send) -> Send:
             message = {**message, "headers": [*message.get("headers", ()), *_SANDBOX_RAW]}
         await send(message)
     return sending
+
+
+def _website_host(scope: Scope) -> bool:
+    """A request to an S3 website endpoint (``<bucket>.s3-website-<region>...``): its /v2/ is a key."""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            return b"s3-website" in value.lower()
+    return False
 
 
 def _sigv4_signed(scope: Scope) -> bool:

@@ -3,6 +3,7 @@
     provider.py   S3Provider: the operations, composed from one mixin per resource
     buckets.py    create/head/delete/list buckets, location, versioning, tagging
     policies.py   bucket policies (validated, enforced with IAM) and CORS
+    website.py    static website hosting's configuration; website_endpoint.py serves the websites
     objects.py    put/get/head/delete/copy objects, object tagging
     deletes.py    DeleteObject(s), versions and delete markers
     multipart.py  multipart uploads

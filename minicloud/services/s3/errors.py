@@ -48,6 +48,17 @@ class NoSuchCORSConfiguration(ClientError):
     status = 404
 
 
+class NoSuchWebsiteConfiguration(ClientError):
+    code = "NoSuchWebsiteConfiguration"
+    status = 404
+
+
+class IncorrectEndpoint(ClientError):
+    """A website endpoint of another region than the bucket's."""
+
+    code = "IncorrectEndpoint"
+
+
 class BucketAlreadyExists(ClientError):
     code = "BucketAlreadyExists"
     status = 409

@@ -19,11 +19,12 @@ from minicloud.services.s3.policies import PolicyOperations
 from minicloud.services.s3.post import PostOperations
 from minicloud.services.s3.retention import LockOperations
 from minicloud.services.s3.scrub import ScrubController, interval_from_environment
+from minicloud.services.s3.website import WebsiteOperations
 
 
 class S3Provider(PostOperations, AclOperations, LockOperations, MultipartOperations, AttributeOperations,
                  DeleteOperations, BucketOperations, PolicyOperations, ListingOperations, NotificationOperations,
-                 CorsOperations, LifecycleOperations):
+                 CorsOperations, LifecycleOperations, WebsiteOperations):
     """Amazon S3 over minicloud's metadata store and replicated blob store."""
 
     def __init__(self, runtime: Runtime) -> None:
