@@ -59,6 +59,10 @@ class IncorrectEndpoint(ClientError):
     code = "IncorrectEndpoint"
 
 
+class MissingRequestBodyError(ClientError):
+    code = "MissingRequestBodyError"
+
+
 class BucketAlreadyExists(ClientError):
     code = "BucketAlreadyExists"
     status = 409

@@ -15,7 +15,13 @@ from minicloud.aws.provider import HostHandler
 from minicloud.aws.request import AwsRequest
 from minicloud.services.s3 import store
 from minicloud.services.s3.base import S3Base
-from minicloud.services.s3.errors import InvalidArgument, InvalidRequest, MalformedXML, NoSuchWebsiteConfiguration
+from minicloud.services.s3.errors import (
+    InvalidArgument,
+    InvalidRequest,
+    MalformedXML,
+    MissingRequestBodyError,
+    NoSuchWebsiteConfiguration,
+)
 from minicloud.services.s3.website_endpoint import WebsiteEndpoint, website_site
 
 MAX_ROUTING_RULES = 50
@@ -103,8 +109,8 @@ class WebsiteOperations(S3Base):
     async def put_bucket_website(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         bucket = await self.bucket_for(ctx, params, "PutBucketWebsite")
         config = params.get("WebsiteConfiguration")
-        if not isinstance(config, dict):
-            raise MalformedXML(_MALFORMED)
+        if config is None:
+            raise MissingRequestBodyError("Request Body is empty")
         check_website(config)
         text = json.dumps(config)
         await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, website=text))

@@ -80,12 +80,14 @@ class WebsiteEndpoint:
     async def serve(self, request: AwsRequest, call: AnonymousCall) -> AwsResponse:
         request_id = new_request_id()
         try:
-            return await self._serve(request, call, request_id)
+            response = await self._serve(request, call, request_id)
         except ServiceError as error:
-            return error_page(error, request_id)
+            response = error_page(error, request_id)
         except Exception:
             log.exception("website request to %s failed", self.bucket)
-            return error_page(InternalError("We encountered an internal error. Please try again."), request_id)
+            response = error_page(InternalError("We encountered an internal error. Please try again."), request_id)
+        response.own_origin = True  # (the website's host is its origin: its pages are not sandboxed)
+        return response
 
     async def _serve(self, request: AwsRequest, call: AnonymousCall, request_id: str) -> AwsResponse:
         if request.method not in ("GET", "HEAD"):
