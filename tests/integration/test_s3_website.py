@@ -303,6 +303,26 @@ def test_object_redirects(server: MinicloudServer, s3: Any, bucket: str) -> None
     assert (code_, headers["location"], body) == (301, "/new.html", b"")
     assert get(server, bucket, "/away.html", "HEAD")[1]["location"] == "https://example.com/x"
     assert s3.get_object(Bucket=bucket, Key="away.html")["Body"].read() == b"kept"  # the REST endpoint serves it
+    # A copy takes the redirect its request gives, never its source's (the COPY directive notwithstanding)
+    s3.put_object(Bucket=bucket, Key="page1.html", Body=b"page one", ContentType="text/html")
+    s3.copy_object(Bucket=bucket, Key="page1.html", CopySource={"Bucket": bucket, "Key": "page1.html"},
+                   WebsiteRedirectLocation="/page2.html")
+    assert get(server, bucket, "/page1.html")[1]["location"] == "/page2.html"
+    kept = s3.head_object(Bucket=bucket, Key="page1.html")
+    assert kept["ContentType"] == "text/html" and kept["WebsiteRedirectLocation"] == "/page2.html"
+    s3.copy_object(Bucket=bucket, Key="copy.html", CopySource={"Bucket": bucket, "Key": "page1.html"})
+    assert get(server, bucket, "/copy.html")[0::2] == (200, b"page one")
+    # S3 takes a path in the bucket or an http(s) URL, nothing else
+    for bad in ("page2.html", "ftp://example.com/x", "/" + "x" * 2048):
+        with pytest.raises(ClientError) as err:
+            s3.put_object(Bucket=bucket, Key="bad.html", Body=b"x", WebsiteRedirectLocation=bad)
+        assert (code(err), status(err)) == ("InvalidRedirectLocation", 400)
+    with pytest.raises(ClientError) as err:
+        s3.create_multipart_upload(Bucket=bucket, Key="bad.html", WebsiteRedirectLocation="elsewhere")
+    assert code(err) == "InvalidRedirectLocation"
+    with pytest.raises(ClientError) as err:
+        s3.head_object(Bucket=bucket, Key="bad.html")
+    assert status(err) == 404
 
 
 def test_routing_rules(server: MinicloudServer, s3: Any, bucket: str) -> None:

@@ -63,6 +63,10 @@ class MissingRequestBodyError(ClientError):
     code = "MissingRequestBodyError"
 
 
+class InvalidRedirectLocation(ClientError):
+    code = "InvalidRedirectLocation"
+
+
 class BucketAlreadyExists(ClientError):
     code = "BucketAlreadyExists"
     status = 409
