@@ -6,6 +6,7 @@ so a provider only ever raises ``ServiceError`` subclasses.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Iterable
@@ -136,6 +137,8 @@ class AwsDispatcher:
         self._credentials = credentials
         self._authorizer = authorizer
         self._topology = topology
+        # The services with endpoints of their own (S3's websites): each request's Host is shown to them first.
+        self._hosting = [e for e in self.endpoints if type(e.provider).host_handler is not Provider.host_handler]
 
     # -- routing ---------------------------------------------------------------------------------
     def _route(self, signing_name: str | None, request: AwsRequest) -> ServiceEndpoint | None:
@@ -183,6 +186,10 @@ class AwsDispatcher:
     # -- the request pipeline ------------------------------------------------------------------------
     async def handle(self, request: AwsRequest) -> AwsResponse:
         """Answer one request; every failure leaves as the addressed service's own error."""
+        for hosting in self._hosting:  # (never signed: answered before any signature is read)
+            host_handler = hosting.provider.host_handler(request)
+            if host_handler is not None:
+                return await host_handler(request, functools.partial(self._call_anonymously, hosting))
         exchange = _Exchange(new_request_id())
         error: ServiceError | None = None
         try:
@@ -252,6 +259,28 @@ class AwsDispatcher:
         if credential is not None:
             self._credentials.note_used(credential.access_key_id, endpoint.name, region, now)
         return endpoint.serializer.serialize_result(operation, result, exchange.request_id)
+
+    async def _call_anonymously(self, endpoint: ServiceEndpoint, request: AwsRequest, request_id: str,
+                                region: str) -> AwsResponse:
+        """``AnonymousCall`` for ``endpoint``'s own endpoints (``Provider.host_handler``)."""
+        note_request_protocol(endpoint.model, request)
+        operation, params = endpoint.parser.parse(request)
+        validate(operation, params, endpoint.protocol)
+        handler = endpoint.handlers.get(operation.name)
+        if handler is None:
+            raise NotImplementedOperation(
+                f"The operation {operation.name} of {endpoint.info.service_id} is not implemented by minicloud.")
+        ctx = RequestContext(
+            request_id=request_id, service=endpoint.name, operation=operation.name, region=region,
+            principal=ANONYMOUS, request=request, now=datetime.now(UTC), authorizer=self._authorizer,
+            access_denied=endpoint.provider.access_denied,
+        )
+        ctx.extra["credential"] = None
+        ctx.extra["auth"] = None
+        result = await handler(ctx, params)
+        if not ctx.authorized:
+            raise InternalFailure(f"{operation.name} returned without an authorization check")
+        return endpoint.serializer.serialize_result(operation, result, request_id)
 
     async def _address(self, request: AwsRequest, auth: sigv4.SigV4Auth | None) -> ServiceEndpoint:
         """The service a request is for, or the error that says it cannot be served."""

@@ -12,7 +12,7 @@ without a method answers ``NotImplemented``. Every method must call ``ctx.author
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from minicloud.aws.errors import AccessDenied, ServiceError
 
@@ -21,6 +21,19 @@ if TYPE_CHECKING:
     from minicloud.aws.request import AwsRequest, AwsResponse
 
 Handler = Callable[["RequestContext", dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class AnonymousCall(Protocol):
+    """The operation an unsigned request addresses, called as the anonymous principal: parsed,
+    validated, handled and serialized as any request to the service is; its error is raised, for
+    the caller to answer in its own way."""
+
+    async def __call__(self, request: AwsRequest, request_id: str, region: str) -> AwsResponse: ...
+
+
+# A request to one of a service's own endpoints that are not AWS API endpoints (S3's website
+# endpoints), answered whole: with the service's operations at hand (``AnonymousCall``).
+HostHandler = Callable[["AwsRequest", AnonymousCall], Awaitable["AwsResponse"]]
 
 
 class Provider:
@@ -47,6 +60,12 @@ class Provider:
 
     def readdress(self, request: AwsRequest) -> None:
         """Adjust a request addressed to this service before it is parsed (S3: virtual hosts)."""
+
+    def host_handler(self, request: AwsRequest) -> HostHandler | None:
+        """The handler of a request whose Host names one of this service's own endpoints (S3's
+        website endpoints), which answers it before any signature is looked at; None for any other
+        request. Asked of every request when a provider defines it: keep it cheap."""
+        return None
 
     async def start(self) -> None:
         """Called once when the server starts (after migrations)."""

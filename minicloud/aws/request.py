@@ -110,9 +110,12 @@ class AwsRequest:
 @dataclass(slots=True)
 class AwsResponse:
     """``stream``, when set, is the body (``body`` is then empty): the server sends its chunks as
-    they come and closes the stream (``aclose``) however the response ends."""
+    they come and closes the stream (``aclose``) however the response ends. ``own_origin``: the
+    response is for a host that is an origin of its own (S3's website endpoints), which the server
+    does not sandbox."""
 
     status: int = 200
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
     stream: BodyStream | None = None
+    own_origin: bool = False

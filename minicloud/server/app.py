@@ -1,7 +1,8 @@
 """The one ASGI application: routes each request to a surface by path and headers.
 
     /_minicloud/...   minicloud's own pages (health; the console later)
-    /v2/...           the OCI registry, unless the request carries SigV4 (then it is S3's)
+    /v2/...           the OCI registry, unless the request carries SigV4 (then it is S3's); on
+                      every host, S3 website endpoints included (DESIGN.md's contract)
     everything else   the AWS APIs
 """
 
@@ -114,7 +115,8 @@ class MinicloudApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         if path.startswith("/_minicloud/"):
-            if self.console is not None and (path == "/_minicloud/console" or path.startswith("/_minicloud/console/")):
+            if (self.console is not None and (path == "/_minicloud/console" or path.startswith("/_minicloud/console/"))
+                    and not _website_host(scope)):  # (a website's pages are not sandboxed: never the console's origin)
                 await self.console(scope, receive, send)
                 return
             send = _sandboxed(send)
@@ -164,7 +166,7 @@ class MinicloudApp:
                                 response.body)
             return
         response = await self.dispatcher.handle(request)
-        response_headers = [*response.headers, *SANDBOX_HEADERS]
+        response_headers = [*response.headers, *SANDBOX_HEADERS] if not response.own_origin else response.headers
         if stream is not None and not stream.done:  # the body was refused before it was read
             response_headers = [*response_headers, ("connection", "close")]
         if (response.stream is not None and native is not None and request.method != "HEAD"
@@ -202,7 +204,9 @@ class MinicloudApp:
 # run its scripts as the console, with the signed-in user's session. Sandboxed without
 # allow-same-origin, such a page has an origin of its own: the console's SameSite cookie is not sent
 # for it and the console's pages cannot be read from it. Appended, never replaced: a response's own
-# policy cannot lift it (every policy applies).
+# policy cannot lift it (every policy applies). The exception: an S3 website's pages, whose host
+# (<bucket>.s3-website-<region>...) is an origin of its own already, where the console is never
+# served; sandboxed, a website's module scripts, fetches of its own files and storage would fail.
 SANDBOX_HEADERS = (
     ("content-security-policy", "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"),
     ("x-content-type-options", "nosniff"),
@@ -216,6 +220,14 @@ def _sandboxed(send: Send) -> Send:
             message = {**message, "headers": [*message.get("headers", ()), *_SANDBOX_RAW]}
         await send(message)
     return sending
+
+
+def _website_host(scope: Scope) -> bool:
+    """A request to an S3 website endpoint (``<bucket>.s3-website-<region>...``), where the console is not served."""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            return b"s3-website" in value.lower()
+    return False
 
 
 def _sigv4_signed(scope: Scope) -> bool:

@@ -7,6 +7,7 @@
     payment.py    requester pays (payer.py: its check, called by base.authorize)
     bucket_logging.py, access_logs.py, access_log_format.py   server access logging: the
                   configuration, the records kept per process and their delivery as log objects
+    website.py    static website hosting's configuration; website_endpoint.py serves the websites
     objects.py    put/get/head/delete/copy objects, object tagging
     deletes.py    DeleteObject(s), versions and delete markers
     multipart.py  multipart uploads

@@ -25,6 +25,7 @@ from minicloud.services.s3.acl import (
 )
 from minicloud.services.s3.data import ObjectData
 from minicloud.services.s3.errors import AccessDenied, NoSuchBucket
+from minicloud.services.s3.http import check_redirect_location
 from minicloud.services.s3.locks import lock_actions, write_lock_keys
 from minicloud.services.s3.names import bucket_arn, canonical_id, object_arn
 from minicloud.services.s3.payer import check_requester_pays
@@ -316,6 +317,7 @@ class S3Base(Provider):
         (``locks.write_lock_keys``; a write without lock headers has none and asks nothing more)."""
         lock_keys = write_lock_keys(params, ctx.now)
         bucket = await self.bucket_for(ctx, params, "PutObject", key, lock_keys)
+        check_redirect_location(params)  # (before the body is read)
         if lock_keys:
             for action in lock_actions(params):
                 await self.authorize(ctx, action, bucket, key, lock_keys)

@@ -48,6 +48,25 @@ class NoSuchCORSConfiguration(ClientError):
     status = 404
 
 
+class NoSuchWebsiteConfiguration(ClientError):
+    code = "NoSuchWebsiteConfiguration"
+    status = 404
+
+
+class IncorrectEndpoint(ClientError):
+    """A website endpoint of another region than the bucket's."""
+
+    code = "IncorrectEndpoint"
+
+
+class MissingRequestBodyError(ClientError):
+    code = "MissingRequestBodyError"
+
+
+class InvalidRedirectLocation(ClientError):
+    code = "InvalidRedirectLocation"
+
+
 class BucketAlreadyExists(ClientError):
     code = "BucketAlreadyExists"
     status = 409

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any
 
-from minicloud.services.s3.errors import InvalidRange, NotModified, PreconditionFailed
+from minicloud.services.s3.errors import InvalidRange, InvalidRedirectLocation, NotModified, PreconditionFailed
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)\Z")
 
@@ -111,6 +112,32 @@ def content_headers(params: dict[str, Any]) -> dict[str, Any]:
     if params.get("Metadata"):
         meta["Metadata"] = {k.lower(): v for k, v in params["Metadata"].items()}
     return meta
+
+
+def check_redirect_location(params: dict[str, Any]) -> None:
+    """A write's x-amz-website-redirect-location (the page a website answers the object with), as
+    S3 takes it: a path in the bucket or an http(s) URL."""
+    location = params.get("WebsiteRedirectLocation")
+    if location is None:
+        return
+    if not location.startswith(("/", "http://", "https://")):
+        raise InvalidRedirectLocation("The website redirect location must have a prefix of 'http://' or 'https://' "
+                                      "or '/'.")
+    if len(location) > 2048:
+        raise InvalidRedirectLocation("The length of website redirect location cannot exceed 2,048 characters.")
+
+
+def copied_headers(meta: str | None, params: dict[str, Any]) -> str | None:
+    """A copy's stored headers under the COPY directive: the source's, but for the website redirect
+    location, which S3 never copies (the copy has the one its request gives, if any)."""
+    location = params.get("WebsiteRedirectLocation")
+    if location is None and (not meta or "WebsiteRedirectLocation" not in meta):
+        return meta
+    headers = json.loads(meta) if meta else {}
+    headers.pop("WebsiteRedirectLocation", None)
+    if location is not None:
+        headers["WebsiteRedirectLocation"] = location
+    return json.dumps(headers)
 
 
 def stored_headers(meta: dict[str, Any]) -> dict[str, Any]:

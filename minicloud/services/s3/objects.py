@@ -41,6 +41,7 @@ from minicloud.services.s3.http import (
     check_copy_conditions,
     check_read_conditions,
     content_headers,
+    copied_headers,
     etag_matches,
     parse_range,
     stored_headers,
@@ -380,7 +381,7 @@ class ObjectOperations(EncryptionOperations):
             raise InvalidRequest("This copy request is illegal because it is trying to copy an object to itself "
                                  "without changing the object's metadata, storage class, website redirect "
                                  "location or encryption attributes.")
-        meta = json.dumps(content_headers(params)) if replace else source.meta
+        meta = json.dumps(content_headers(params)) if replace else copied_headers(source.meta, params)
         writer = object_owner(params, bucket, ctx.account_id)
         tags = parse_tagging(params.get("Tagging")) if params.get("TaggingDirective") == "REPLACE" else source.tags
         values = {

@@ -25,12 +25,14 @@ from minicloud.services.s3.replication import ReplicationOperations
 from minicloud.services.s3.restore import RestoreController, RestoreOperations
 from minicloud.services.s3.retention import LockOperations
 from minicloud.services.s3.scrub import ScrubController, interval_from_environment
+from minicloud.services.s3.website import WebsiteOperations
 
 
 class S3Provider(PostOperations, AccessLogOperations, AclOperations, LockOperations, MultipartOperations,
                  AttributeOperations, RestoreOperations, DeleteOperations, BucketOperations, PolicyOperations,
                  ListingOperations, NotificationOperations, CorsOperations, LifecycleOperations,
-                 ReplicationOperations, AccelerateOperations, PaymentOperations, LoggingOperations):
+                 ReplicationOperations, AccelerateOperations, PaymentOperations, LoggingOperations,
+                 WebsiteOperations):
     """Amazon S3 over minicloud's metadata store and replicated blob store."""
 
     def __init__(self, runtime: Runtime) -> None:
