@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import html
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote, unquote
@@ -46,6 +47,9 @@ from minicloud.services.s3.errors import (
 log = logging.getLogger("minicloud.s3")
 
 _LABEL = "s3-website"
+# A region's name as AWS spells them (us-east-1, eu-west-1, ap-southeast-2, us-gov-west-1): a bucket
+# label such as "docs.s3-website-old" does not make a virtual-hosted API request a website's.
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 _HTML = "text/html; charset=utf-8"
 # What stays as it is in a redirect's key (beside letters, digits and "_.-~").
 _PATH_SAFE = "/!$&'()*+,;=:@"
@@ -65,7 +69,7 @@ def website_site(host: str) -> tuple[str, str] | None:
             region = label[len(_LABEL) + 1:]
         else:
             continue
-        return (".".join(labels[:at]), region) if region else None
+        return (".".join(labels[:at]), region) if _REGION.fullmatch(region) else None
     return None
 
 

@@ -25,6 +25,9 @@ from minicloud.services.s3.website_endpoint import error_page, matching_rule, re
     ("mysite.localhost:4566", None),
     ("127.0.0.1:4566", None),
     ("[::1]:4566", None),
+    # a bucket label that looks like a website label, in a virtual-hosted API request: no region after it
+    ("docs.s3-website-old.s3.us-east-1.localhost", None),
+    ("docs.s3-website.files.s3.us-east-1.localhost", None),
 ])
 def test_website_hosts(host: str, site: tuple[str, str] | None) -> None:
     assert website_site(host) == site
