@@ -68,11 +68,16 @@ _HEADER_KEYS = ("x-amz-acl", "x-amz-server-side-encryption", "x-amz-server-side-
 
 
 def effective_policy(ctx: RequestContext, bucket: Bucket) -> str | None:
-    """The bucket policy as it applies to this caller: with RestrictPublicBuckets on and a public
-    policy, what the policy grants reaches no one outside the bucket owner's account (its denials
-    still apply to everyone)."""
+    """The bucket policy as it applies to this caller (``policy_for``)."""
+    return policy_for(bucket, ctx.principal.account_id)
+
+
+def policy_for(bucket: Bucket, account_id: str) -> str | None:
+    """The bucket policy as it applies to a principal of ``account_id``: with RestrictPublicBuckets
+    on and a public policy, what the policy grants reaches no one outside the bucket owner's account
+    (its denials still apply to everyone)."""
     policy = bucket.policy
-    if (policy and bucket.public_access_block and ctx.principal.account_id != bucket.account_id
+    if (policy and bucket.public_access_block and account_id != bucket.account_id
             and public_access_block(bucket)["RestrictPublicBuckets"] and is_public_policy(policy)):
         return denials_only(policy)
     return policy

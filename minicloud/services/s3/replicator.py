@@ -21,10 +21,31 @@ source version, s3:ReplicateObject (s3:ReplicateDelete for a delete marker, s3:R
 a tagged version, s3:ObjectOwnerOverrideToBucketOwner with AccessControlTranslation) on the
 destination (its identity policies with the destination bucket's policy), and for SSE-KMS
 kms:Decrypt on the source key and kms:Encrypt on the replica key (with the keys' policies).
-Anything refused, a destination that is gone or no longer versioned, or one without Object Lock
-for a source with it, fails the version (FAILED, as S3 reports it; S3 does not retry those
-either). Other errors (a replica that cannot be written now) are retried with a backoff, and the
-version fails after ``MAX_ATTEMPTS``.
+Anything refused, a destination that is gone (its bucket deleted) or no longer versioned, or one
+without Object Lock for a source with it, fails the version (FAILED, as S3 reports it; S3 does not
+retry those either). Other errors are transient (a metadata store or a blob store zone that cannot
+be reached now): the version is tried again with a backoff (0.5 s doubling, at most
+``BACKOFF_SECONDS`` apart) for ``RETRY_SECONDS`` after its first failure, then FAILED. The window
+is this process's: a restart, or another API server taking over the controllers, starts it anew.
+
+Order. The versions of one source key are replicated one at a time, in the source's order (row
+id): a version is not started while an older version of its key is still PENDING (being
+replicated, or waiting for a retry); a FAILED one does not hold the later ones back. So replicas of
+one source arrive in the source's order, and the destination, which orders a key's versions by row
+id like every bucket (the latest version, ListObjectVersions, the version that becomes current when
+the latest is deleted, noncurrent lifecycle rules), keeps the source's order. A destination key's
+order is the order in which its versions were written *into the destination*, with one exception
+that keeps replicas in their place: a local write (PutObject, DeleteObject ... in the destination)
+is always its newest version and current, as S3 makes it; a replica is written as the newest
+version and current unless versions already there are newer than it, and then goes below them
+(``insert_replica``). A version already there is newer than an arriving replica when it is a
+replica of a version that comes later in the same source bucket's sequence (the source's row ids,
+whatever their Last-Modified seconds), or otherwise (a local write, a replica from another source,
+or one whose source version has been deleted since) when its Last-Modified is later (a tie goes to
+the replica, which was written later). A replica placed below newer versions moves them above it:
+they are written again with new row ids (same version ids and contents), so row-id order stays the
+version order; this happens only when a replica arrives after something newer, and costs nothing
+to the buckets that receive no replicas.
 """
 
 from __future__ import annotations
@@ -52,6 +73,7 @@ from minicloud.services.kms.keyring import KeyRing
 from minicloud.services.kms.store import Key
 from minicloud.services.s3 import store
 from minicloud.services.s3.acl import ownership
+from minicloud.services.s3.base import policy_for
 from minicloud.services.s3.crypto import Sealer
 from minicloud.services.s3.data import ONE_ZONE_CLASSES, ObjectData, Staged
 from minicloud.services.s3.encryption import kms_context
@@ -67,9 +89,10 @@ from minicloud.storage.metadata.db import Database
 log = logging.getLogger("minicloud.s3.replication")
 
 POLL_SECONDS = 1.0  # how long a pass waits for a wake before looking for work anyway
-BATCH = 200  # pending versions read per pass
-PARALLEL = 4  # versions replicated at once
-MAX_ATTEMPTS = 6  # passes a version may fail for a passing reason before it is FAILED
+BATCH = 200  # pending versions read at once (besides those being replicated or waiting for a retry)
+PARALLEL = 4  # versions replicated at once (a slot takes new work as soon as it is free)
+BACKOFF_SECONDS = 60.0  # the longest wait between two attempts at a version
+RETRY_SECONDS = 3600.0  # how long transient failures are retried, from a version's first failure
 SESSION = "s3-replication"
 
 _COLUMNS = [s3_objects.c[name] for name in ObjectRow.__slots__]
@@ -85,32 +108,73 @@ def pending_versions(conn: sa.Connection, limit: int) -> list[ObjectRow]:
     return [ObjectRow(*row) for row in conn.execute(query)]
 
 
-def insert_replica(conn: sa.Connection, values: dict[str, Any]) -> None:
-    """Add a replica version to its bucket (nothing if that version is already there). It becomes
-    the key's latest version unless the latest one is newer (replicas may arrive out of order)."""
+def insert_replica(conn: sa.Connection, values: dict[str, Any], source: tuple[str, int] | None = None) -> None:
+    """Add a replica version to its bucket (nothing if that version is already there), the replica
+    of version ``source`` (its bucket and row id): the key's newest version and current, unless
+    versions already there are newer than it (see the module's "Order"): it goes below them."""
     c = s3_objects.c
     where = (c.bucket == values["bucket"], c.key == values["key"])
     if conn.execute(sa.select(c.id).where(*where, c.version_id == values["version_id"]).limit(1)).first():
         return
-    current = conn.execute(sa.select(c.id, c.last_modified).where(*where, c.latest == sa.true())).first()
-    latest = current is None or current.last_modified <= values["last_modified"]
-    if latest and current is not None:
-        conn.execute(s3_objects.update().where(c.id == current.id).values(latest=False))
-    conn.execute(s3_objects.insert().values(latest=latest, **values))
+    versions = sa.select(c.id, c.version_id, c.last_modified, c.replication_status).where(*where).order_by(c.id.desc())
+    top = conn.execute(versions.limit(1)).first()
+    above: list[int] = []  # the versions newer than the replica, newest first
+    if top is not None and _newer(conn, top, values, source):
+        for row in conn.execute(versions).all():
+            if not _newer(conn, row, values, source):
+                break
+            above.append(row.id)
+    if not above:
+        conn.execute(s3_objects.update().where(*where, c.latest == sa.true()).values(latest=False))
+    conn.execute(s3_objects.insert().values(latest=not above, **values))
+    _rewrite(conn, above[::-1])
     segments = json.loads(values["parts"]) if values.get("parts") else (
         [[values["digest"], values["size"]]] if values.get("digest") else [])
     store.add_refs(conn, [str(digest) for digest, _ in segments])
 
 
+def _newer(conn: sa.Connection, row: Any, values: dict[str, Any], source: tuple[str, int] | None) -> bool:
+    """Whether a version already in the replica's bucket is newer than the replica ``values``."""
+    c = s3_objects.c
+    if source is not None and row.replication_status == REPLICA:
+        position = conn.execute(sa.select(c.id).where(c.bucket == source[0], c.key == values["key"],
+                                                      c.version_id == row.version_id).limit(1)).scalar()
+        if position is not None:  # a replica of the same source's key: the source's order decides
+            return bool(position > source[1])
+    return bool(row.last_modified > values["last_modified"])
+
+
+def _rewrite(conn: sa.Connection, row_ids: list[int]) -> None:
+    """Write these versions again, in this order, under new (higher) row ids: the newest versions
+    of their key once more after a replica placed below them (their blob references unchanged)."""
+    if not row_ids:
+        return
+    c = s3_objects.c
+    rows = {row.id: row for row in conn.execute(sa.select(s3_objects).where(c.id.in_(row_ids))).all()}
+    conn.execute(s3_objects.delete().where(c.id.in_(row_ids)))
+    for row_id in row_ids:
+        conn.execute(s3_objects.insert().values({k: v for k, v in rows[row_id]._mapping.items() if k != "id"}))
+
+
 def finish(conn: sa.Connection, row_id: int, replicas: list[dict[str, Any]], status: str) -> bool:
     """Write the replicas and the source version's final status, if it is still there and PENDING."""
     c = s3_objects.c
-    if conn.execute(sa.select(c.id).where(c.id == row_id, _IS_PENDING)).first() is None:
+    row = conn.execute(sa.select(c.id, c.bucket).where(c.id == row_id, _IS_PENDING)).first()
+    if row is None:
         return False
     for values in replicas:
-        insert_replica(conn, values)
+        insert_replica(conn, values, (row.bucket, row_id))
     conn.execute(s3_objects.update().where(c.id == row_id).values(replication_status=status))
     return True
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """A version's transient failures: how many, the first one's time, when to try again."""
+
+    failures: int
+    first: float
+    not_before: float
 
 
 @dataclass
@@ -131,51 +195,96 @@ class ReplicationController:
     interval = 0.05  # (a pass waits for work itself: see ``reconcile``)
 
     def __init__(self, db: Database, data: ObjectData, authorizer: Authorizer,
-                 key_ring: Callable[[], KeyRing]) -> None:
+                 key_ring: Callable[[], KeyRing], clock: Callable[[], float] = time.monotonic) -> None:
         self.db = db
         self.data = data
         self.authorizer = authorizer
         self.key_ring = key_ring
+        self.clock = clock
         self._dirty = asyncio.Event()
         self._dirty.set()
-        self._attempts: dict[int, tuple[int, float]] = {}  # row id -> (failures, not before)
+        self._attempts: dict[int, Attempts] = {}  # row id -> its transient failures so far
 
     def wake(self) -> None:
         self._dirty.set()
 
     async def reconcile(self) -> None:
+        """One pass: replicate what is pending, PARALLEL versions at a time, each slot taking the
+        next startable version as soon as it is free (new work included: a wake re-reads), until
+        nothing is running and nothing more can start."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._dirty.wait(), POLL_SECONDS)
         self._dirty.clear()
-        waiting = len(self._attempts)  # (versions waiting for a retry do not take the place of new ones)
-        rows = await self.db.read(lambda conn: pending_versions(conn, BATCH + waiting))
-        now = time.monotonic()
-        due = [row for row in rows if self._attempts.get(row.id, (0, 0.0))[1] <= now]
-        semaphore = asyncio.Semaphore(PARALLEL)
+        running: dict[int, asyncio.Task[bool]] = {}
+        async with asyncio.TaskGroup() as group:
+            rows, more = await self._pending(0)
+            while True:
+                for row in self._startable(rows, running, PARALLEL - len(running)):
+                    running[row.id] = group.create_task(self._attempt(row))
+                if not running:
+                    return
+                woken = group.create_task(self._dirty.wait())  # (a wake re-reads at once: new work)
+                done, _ = await asyncio.wait([woken, *running.values()], return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+                settled = {row_id for row_id, task in running.items() if task in done and task.result()}
+                running = {row_id: task for row_id, task in running.items() if task not in done}
+                rows = [row for row in rows if row.id not in settled]
+                if self._dirty.is_set() or (more and not self._startable(rows, running, 1)):
+                    self._dirty.clear()
+                    rows, more = await self._pending(len(running))
 
-        async def one(row: ObjectRow) -> None:
-            async with semaphore:
-                await self._attempt(row)
-        await asyncio.gather(*(one(row) for row in due))
-        if len(rows) == BATCH + waiting and due:
-            self._dirty.set()  # more may be waiting behind this batch
+    async def _pending(self, running: int) -> tuple[list[ObjectRow], bool]:
+        """The oldest pending versions (those being replicated or waiting for a retry do not take
+        the place of others), and whether there may be more; forgets the retries of versions that
+        are no longer pending (replicated elsewhere, or deleted while they waited)."""
+        limit = BATCH + len(self._attempts) + running
+        rows = await self.db.read(lambda conn: pending_versions(conn, limit))
+        more = len(rows) == limit
+        ids = {row.id for row in rows}
+        for row_id in [row_id for row_id in self._attempts if row_id not in ids]:
+            if not more or row_id < rows[-1].id:  # (beyond the batch's last one, it may still be pending)
+                del self._attempts[row_id]
+        return rows, more
 
-    async def _attempt(self, row: ObjectRow) -> None:
+    def _startable(self, rows: list[ObjectRow], running: dict[int, asyncio.Task[bool]], n: int) -> list[ObjectRow]:
+        """Up to ``n`` versions to start now: each the oldest pending version of its key (see
+        "Order"), not running already, and not waiting for a retry."""
+        now = self.clock()
+        keys: set[tuple[str, str]] = set()
+        chosen: list[ObjectRow] = []
+        for row in rows:
+            if len(chosen) >= n:
+                break
+            if (row.bucket, row.key) in keys:
+                continue  # an older version of the key is still pending
+            keys.add((row.bucket, row.key))
+            attempts = self._attempts.get(row.id)
+            if row.id not in running and (attempts is None or attempts.not_before <= now):
+                chosen.append(row)
+        return chosen
+
+    async def _attempt(self, row: ObjectRow) -> bool:
+        """Replicate one version; whether it is settled (not to be tried again)."""
         try:
             await self.replicate(row)
-            self._attempts.pop(row.id, None)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            failures = self._attempts.get(row.id, (0, 0.0))[0] + 1
-            if failures >= MAX_ATTEMPTS:
-                log.warning("replication of %s/%s (%s) failed %d times, last: %s", row.bucket, row.key,
-                            row.version_id, failures, exc)
+            now = self.clock()
+            attempts = self._attempts.get(row.id) or Attempts(0, now, now)
+            if now - attempts.first >= RETRY_SECONDS:
+                log.warning("replication of %s/%s (%s) failed %d times in %.0f s, last: %s", row.bucket, row.key,
+                            row.version_id, attempts.failures + 1, now - attempts.first, exc)
                 self._attempts.pop(row.id, None)
                 await self.db.write(lambda conn: finish(conn, row.id, [], FAILED))
-                return
+                return True
             log.info("replication of %s/%s (%s) will be tried again: %s", row.bucket, row.key, row.version_id, exc)
-            self._attempts[row.id] = (failures, time.monotonic() + min(30.0, 0.5 * 2 ** failures))
+            failures = attempts.failures + 1
+            self._attempts[row.id] = Attempts(failures, attempts.first,
+                                              now + min(BACKOFF_SECONDS, 0.5 * 2 ** min(failures, 16)))
+            return False
+        self._attempts.pop(row.id, None)
+        return True
 
     # -- one version ---------------------------------------------------------------------------------
     async def replicate(self, row: ObjectRow) -> None:
@@ -310,7 +419,8 @@ class ReplicationController:
 
     async def _require(self, role: Principal, action: str, resource: str, bucket: Bucket) -> None:
         result = await self.authorizer.check(role, action, resource, context=self._context(role, bucket.region),
-                                             resource_policy=bucket.policy, resource_account=bucket.account_id)
+                                             resource_policy=policy_for(bucket, role.account_id),
+                                             resource_account=bucket.account_id)
         if not result.allowed:
             raise ReplicationFailed(f"{role.role_arn} may not {action} on {resource}")
 

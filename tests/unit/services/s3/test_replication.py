@@ -153,3 +153,63 @@ def test_the_partial_index_serves_the_pending_query(metadata_db: Database) -> No
     plan = db.read_sync(lambda c: c.execute(sa.text("EXPLAIN QUERY PLAN " + str(query.compile(
         c, compile_kwargs={"literal_binds": True})))).all())
     assert any("ix_s3_objects_replication_pending" in str(step) for step in plan)
+
+
+def _source_versions(db: Database, *versions: tuple[str, datetime, bool]) -> dict[str, int]:
+    """Versions of src/k, in this order; their row ids (the source's sequence)."""
+    for version_id, modified, marker in versions:
+        db.write_sync(lambda c, v=version_id, m=modified, d=marker: store.put_version(  # type: ignore[misc]
+            c, _values(version_id=v, last_modified=m, delete_marker=d, digest=None if d else DIGEST), "Enabled"))
+    rows = db.read_sync(lambda c: store.list_versions(c, "src", None, "k", 100))
+    return {row.version_id: row.id for row in rows}
+
+
+def _replicate(db: Database, ids: dict[str, int], version_id: str) -> None:
+    row = db.read_sync(lambda c: store.get_object(c, "src", "k", version_id))
+    assert row is not None
+    values = {name: getattr(row, name) for name in _values()} | {"bucket": "dst", "replication_status": "REPLICA"}
+    db.write_sync(lambda c: insert_replica(c, values, ("src", ids[version_id])))
+
+
+def _dst_versions(db: Database) -> list[tuple[str, bool]]:
+    return [(r.version_id, r.latest) for r in db.read_sync(lambda c: store.list_versions(c, "dst", None, "k", 100))]
+
+
+def test_replicas_arriving_out_of_order_keep_the_source_order(metadata_db: Database) -> None:
+    db = metadata_db
+    w1, w2, w3 = "1" * 32, "2" * 32, "3" * 32
+    ids = _source_versions(db, (w1, NOW, False), (w2, NOW + timedelta(seconds=5), False),
+                           (w3, NOW + timedelta(seconds=9), False))
+    for version in (w2, w1, w3):  # w1 arrives late
+        _replicate(db, ids, version)
+    assert _dst_versions(db) == [(w3, True), (w2, False), (w1, False)]
+    row = db.read_sync(lambda c: store.get_object(c, "dst", "k", w3))
+    assert row is not None
+    db.write_sync(lambda c: store.delete_version(c, row))
+    assert _dst_versions(db) == [(w2, True), (w1, False)]
+    assert _refs(db) == {DIGEST: 5}  # three source versions, two replicas (rows moved keep their references)
+
+
+def test_replicas_of_one_second_keep_the_source_order(metadata_db: Database) -> None:
+    db = metadata_db
+    put, marker = "o" * 32, "m" * 32  # PutObject then DeleteObject in the same second
+    ids = _source_versions(db, (put, NOW, False), (marker, NOW, True))
+    _replicate(db, ids, marker)
+    _replicate(db, ids, put)  # arrives last, with the same Last-Modified: not current
+    assert _dst_versions(db) == [(marker, True), (put, False)]
+    latest = db.read_sync(lambda c: store.get_object(c, "dst", "k"))
+    assert latest is not None and latest.delete_marker
+
+
+def test_local_writes_in_the_destination_and_replicas(metadata_db: Database) -> None:
+    db = metadata_db
+    old, tie = "o" * 32, "t" * 32
+    ids = _source_versions(db, (old, NOW - timedelta(seconds=30), False), (tie, NOW, False))
+    local = _values(bucket="dst", version_id="l" * 32)  # written in the destination at NOW
+    db.write_sync(lambda c: store.put_version(c, local, "Enabled"))
+    _replicate(db, ids, old)  # older than the local write: below it
+    assert _dst_versions(db) == [("l" * 32, True), (old, False)]
+    _replicate(db, ids, tie)  # the same second: the replica, written later, is current
+    assert _dst_versions(db) == [(tie, True), ("l" * 32, False), (old, False)]
+    db.write_sync(lambda c: store.put_version(c, _values(bucket="dst", version_id="n" * 32), "Enabled"))
+    assert _dst_versions(db)[0] == ("n" * 32, True)  # a local write is always the newest
