@@ -125,6 +125,16 @@ def test_transition_to_glacier_then_restore_and_expiry(s3: Any, bucket: str) -> 
     assert listed["Contents"][0]["RestoreStatus"] == {"IsRestoreInProgress": False, "RestoreExpiryDate": first}
     s3.copy_object(Bucket=bucket, Key="thawed", CopySource=f"{bucket}/logs/big", StorageClass="STANDARD")
     assert s3.get_object(Bucket=bucket, Key="thawed")["Body"].read() == body
+    s3.copy_object(Bucket=bucket, Key="plain", CopySource=f"{bucket}/logs/big")  # S3: no class asked is STANDARD
+    assert "StorageClass" not in s3.head_object(Bucket=bucket, Key="plain")
+    assert s3.get_object(Bucket=bucket, Key="plain")["Body"].read() == body
+    err = refused(lambda: s3.restore_object(Bucket=bucket, Key="logs/big", RestoreRequest={"Days": 3_000_000}))
+    assert (err.response["Error"]["Code"], err.response["ResponseMetadata"]["HTTPStatusCode"]) == (
+        "InvalidArgument", 400)  # (no date can hold it: it used to be accepted, then stalled every restore)
+    err = refused(lambda: s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
+        {"ID": "far", "Status": "Enabled", "Filter": {},
+         "Transitions": [{"Days": 3_000_000, "StorageClass": "GLACIER"}]}]}))
+    assert err.response["Error"]["Code"] == "InvalidArgument"
 
     answer = s3.restore_object(Bucket=bucket, Key="logs/big", RestoreRequest={"Days": 50})
     assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200  # restored already: its expiry counted from now

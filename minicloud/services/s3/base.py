@@ -344,17 +344,21 @@ class S3Base(Provider):
         that looked the object up just before it was replaced still streams it (``releases``)."""
         self._releases.add(digests)
 
-    async def widen(self, digests: list[str]) -> None:
-        """Copy blobs to every zone that lacks them (their version left a one-zone class), those
-        still referenced (checked under their locks: a released blob is not brought back)."""
+    async def widen(self, digests: list[str]) -> set[str]:
+        """Copy blobs to every zone that lacks them (their version leaves a one-zone class), those
+        still referenced (checked under their locks: a released blob is not brought back); the
+        digests that could not be copied (their versions stay in their class until a later pass)."""
+        failed: set[str] = set()
         for digest in dict.fromkeys(digests):
             async with self.data.lock(digest):
                 if not await self.db.read(lambda conn, d=digest: store.is_referenced(conn, d)):  # type: ignore[misc]
                     continue
                 try:
                     await self.data.store.repair(Digest.parse(digest))
-                except (OSError, BlobNotFound) as exc:  # the scrubber copies it on its next pass
+                except (OSError, BlobNotFound) as exc:
                     log.warning("copying %s to every zone failed: %s", digest, exc)
+                    failed.add(digest)
+        return failed
 
     async def _delete_released(self, digests: list[str]) -> None:
         """Delete released blobs, but those a reference came back to meanwhile (checked under

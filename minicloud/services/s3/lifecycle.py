@@ -38,14 +38,47 @@ DAY = 86_400.0
 _MALFORMED = "The XML you provided was not well-formed or did not validate against our published schema"
 
 
+# What a due date past the calendar's end (the year 9999) becomes: never reached.
+NEVER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
 def due_at(start: datetime, days: int, day_seconds: float = DAY) -> datetime:
     """When something that started at ``start`` is ``days`` old: S3 rounds up to midnight UTC;
-    a shortened lifecycle day (``lifecycle_day_seconds``, for tests) is counted exactly."""
+    a shortened lifecycle day (``lifecycle_day_seconds``, for tests) is counted exactly. A date
+    past the year 9999 is ``NEVER`` (a rule stored before such Days were refused must not fail)."""
+    try:
+        return _due_at(start, days, day_seconds)
+    except OverflowError:
+        return NEVER
+
+
+def _due_at(start: datetime, days: int, day_seconds: float) -> datetime:
     at = start + timedelta(seconds=days * day_seconds)
     if day_seconds == DAY:
         midnight = at.replace(hour=0, minute=0, second=0, microsecond=0)
         at = midnight if midnight == at else midnight + timedelta(days=1)
     return at
+
+
+def started_by(now: datetime, days: int, day_seconds: float = DAY) -> datetime | None:
+    """The latest start whose ``due_at(start, days)`` is ``now`` or earlier (None: no start is):
+    what a scan compares ``last_modified`` with, in SQL, to read only what may be due."""
+    try:
+        if day_seconds == DAY:
+            return now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
+        return now - timedelta(seconds=days * day_seconds)
+    except OverflowError:
+        return None
+
+
+def within_calendar(days: int, now: datetime | None = None) -> bool:
+    """Whether ``days`` days from now (S3's days, rounded up to midnight UTC) is a date before the
+    year 10000: larger values pass the protocol's int32 check but no date can hold them."""
+    try:
+        _due_at(now or datetime.now(UTC), int(days), DAY)
+    except OverflowError:
+        return False
+    return True
 
 
 def lifecycle_rules(bucket: Bucket) -> list[dict[str, Any]]:
@@ -101,8 +134,11 @@ def expiration_header(bucket: Bucket, row: ObjectRow) -> str | None:
         if expiration.get("Date"):
             at = datetime.fromisoformat(str(expiration["Date"]))
         else:
-            start = row.last_modified + timedelta(days=int(expiration["Days"]))
-            at = start.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+            try:
+                start = row.last_modified + timedelta(days=int(expiration["Days"]))
+                at = start.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+            except OverflowError:  # (a rule stored before such Days were refused: it never expires)
+                continue
         if found is None or at < found[0]:
             found = (at, str(rule.get("ID") or ""))
     if found is None:
@@ -113,6 +149,8 @@ def expiration_header(bucket: Bucket, row: ObjectRow) -> str | None:
 def _at_least(value: Any, minimum: int, message: str) -> None:
     if value is None or int(value) < minimum:
         raise InvalidArgument(message)
+    if not within_calendar(int(value)):  # (S3 documents no maximum: refused where no date can hold it)
+        raise InvalidArgument(f"{message.split(' must ')[0]} must give a date before the year 10000")
 
 
 def _positive(value: Any, message: str) -> None:

@@ -374,7 +374,7 @@ class ObjectOperations(EncryptionOperations):
             raise InvalidRequest("The specified copy source is larger than the maximum allowable size for a copy "
                                  f"source: {MAX_PUT_BYTES}")
         replace = params.get("MetadataDirective") == "REPLACE"
-        storage_class = storage_class_of(params) if params.get("StorageClass") else source.storage_class
+        storage_class = storage_class_of(params)  # (S3: without x-amz-storage-class, a copy is STANDARD)
         same = (source_bucket.name == bucket.name and source.key == key and source_version is None)
         if (same and not replace and not params.get("StorageClass") and not params.get("WebsiteRedirectLocation")
                 and not params.get("ServerSideEncryption") and not params.get("SSECustomerAlgorithm")):

@@ -33,7 +33,7 @@ from minicloud.services.s3.errors import (
     RestoreAlreadyInProgress,
 )
 from minicloud.services.s3.events import Notice, notice_for, service_notice
-from minicloud.services.s3.lifecycle import DAY, due_at
+from minicloud.services.s3.lifecycle import DAY, due_at, within_calendar
 from minicloud.services.s3.objects import ObjectOperations
 from minicloud.services.s3.store import Bucket, ObjectRow
 from minicloud.storage.metadata.db import Database
@@ -71,6 +71,9 @@ def restore_request(request: dict[str, Any], row: ObjectRow) -> tuple[int, str]:
         raise MalformedXML(_MALFORMED)
     if int(days) < 1:
         raise InvalidArgument("The restore period in days must be a positive integer", ArgumentName="Days",
+                              ArgumentValue=str(days))
+    if not within_calendar(int(days)):  # (S3 documents no maximum: refused where no date can hold it)
+        raise InvalidArgument("The restore period in days must end before the year 10000", ArgumentName="Days",
                               ArgumentValue=str(days))
     tier = str((request.get("GlacierJobParameters") or {}).get("Tier") or "Standard")
     if tier not in TIERS:
@@ -135,11 +138,16 @@ class RestoreController:
         self.interval = max(0.25, min(30.0, delay / 4, day_seconds / 4))
 
     async def reconcile(self) -> None:
-        """The restores due now, the most overdue first (a batch a pass: the rest come next time)."""
+        """The restores due now, the most overdue first (a batch a pass: the rest come next time);
+        one that fails is logged and left for the next pass, never in the way of the others."""
         now = datetime.now(UTC)
         rows = await self.db.read(lambda conn: store.restores_due(conn, now, BATCH))
         for row in rows:
-            await self.db.write(lambda conn, r=row: self.advance(conn, r, now))  # type: ignore[misc]
+            try:
+                await self.db.write(lambda conn, r=row: self.advance(conn, r, now))  # type: ignore[misc]
+            except Exception:
+                log.exception("advancing the restore of %s/%s (version %s) failed", row.bucket, row.key,
+                              row.version_id)
 
     def advance(self, conn: sa.Connection, seen: ObjectRow, now: datetime) -> None:
         """Complete ``seen``'s restore, or forget its expired copy (unless it changed meanwhile)."""

@@ -7,6 +7,7 @@ functions return the digests whose count reached zero, for the caller to delete 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -331,10 +332,14 @@ def get_object_by_id(conn: sa.Connection, row_id: int, *, for_update: bool = Fal
 
 def restores_due(conn: sa.Connection, now: datetime, limit: int) -> list[ObjectRow]:
     """Versions whose restore needs the restore controller by ``now``, the most overdue first."""
+    return [_object(row) for row in conn.execute(restores_due_query(now, limit))]
+
+
+def restores_due_query(now: datetime, limit: int) -> sa.Select[Any]:
+    """(``IS NOT NULL`` stated: what lets the partial ``ix_s3_objects_restore_due`` serve it)"""
     c = s3_objects.c
-    query = (sa.select(*_OBJECT_COLUMNS).where(c.restore_due.is_not(None), c.restore_due <= now)
-             .order_by(c.restore_due).limit(limit))
-    return [_object(row) for row in conn.execute(query)]
+    return (sa.select(*_OBJECT_COLUMNS).where(c.restore_due.is_not(None), c.restore_due <= now)
+            .order_by(c.restore_due).limit(limit))
 
 
 def prefix_end(prefix: str) -> str:
@@ -350,11 +355,17 @@ def prefix_end(prefix: str) -> str:
 
 
 def list_latest(conn: sa.Connection, bucket: str, after: str | None, prefix: str,
-                limit: int, *, inclusive: bool = False) -> list[ObjectRow]:
-    """Current, non-deleted objects in key order, keys > ``after`` (>= when ``inclusive``)."""
+                limit: int, *, inclusive: bool = False, modified_by: datetime | None = None,
+                classes: Collection[str] | None = None) -> list[ObjectRow]:
+    """Current, non-deleted objects in key order, keys > ``after`` (>= when ``inclusive``); only
+    those last modified by ``modified_by``, of the storage ``classes``, when given."""
     c = s3_objects.c
     query = sa.select(*_OBJECT_COLUMNS).where(c.bucket == bucket, c.latest == sa.true(),
                                               c.delete_marker == sa.false())
+    if modified_by is not None:
+        query = query.where(c.last_modified <= modified_by)
+    if classes is not None:
+        query = query.where(c.storage_class.in_(sorted(classes)))
     if after is not None:
         query = query.where(c.key >= after if inclusive else c.key > after)
     if prefix:
@@ -376,6 +387,65 @@ def list_versions(conn: sa.Connection, bucket: str, after: tuple[str, int] | Non
     if prefix:
         query = query.where(c.key >= prefix, c.key < prefix_end(prefix))
     return [_object(row) for row in conn.execute(query.order_by(c.key, c.id.desc()).limit(limit))]
+
+
+def list_noncurrent(conn: sa.Connection, bucket: str, after: tuple[str, int] | None, prefix: str, limit: int, *,
+                    noncurrent_by: datetime, keeps: Collection[int], markers: bool,
+                    classes: Collection[str] | None = None) -> list[Noncurrent]:
+    """Versions that became noncurrent (a newer version of their key was written) by
+    ``noncurrent_by``, in (key, newest first) order after the (key, id) position ``after``, each
+    with when it did and, for each of ``keeps``, whether more than that many versions are newer
+    (only those with more than the least of them are read); delete markers if ``markers``, and
+    of the storage ``classes`` only, when given. A read: the lifecycle controller's scans."""
+    c, newer = s3_objects.c, s3_objects.alias("newer")
+    same_key = sa.and_(newer.c.bucket == c.bucket, newer.c.key == c.key, newer.c.id > c.id)
+    since = sa.select(newer.c.last_modified).where(same_key).order_by(newer.c.id).limit(1).scalar_subquery()
+
+    def more_than(keep: int) -> sa.ColumnElement[bool]:
+        return sa.select(newer.c.id).where(same_key).order_by(newer.c.id).limit(1).offset(keep) \
+            .scalar_subquery().is_not(None)
+    ordered = sorted(set(keeps))
+    query = sa.select(*_OBJECT_COLUMNS, since.label("since"), *(more_than(k).label(f"more_{k}") for k in ordered))
+    query = query.where(c.bucket == bucket, c.latest == sa.false(), since <= noncurrent_by)
+    if ordered and ordered[0] > 0:
+        query = query.where(more_than(ordered[0]))
+    if not markers:
+        query = query.where(c.delete_marker == sa.false())
+    if classes is not None:
+        query = query.where(c.storage_class.in_(sorted(classes)))
+    if after is not None:
+        key, row_id = after
+        query = query.where(sa.or_(c.key > key, sa.and_(c.key == key, c.id < row_id)))
+    if prefix:
+        query = query.where(c.key >= prefix, c.key < prefix_end(prefix))
+    width = len(_OBJECT_COLUMNS)
+    return [Noncurrent(_object(row[:width]), row[width], dict(zip(ordered, map(bool, row[width + 1:]), strict=True)))
+            for row in conn.execute(query.order_by(c.key, c.id.desc()).limit(limit))]
+
+
+@dataclass(frozen=True, slots=True)
+class Noncurrent:
+    row: ObjectRow
+    since: datetime  # when it became noncurrent: its successor's last_modified
+    more_than: dict[int, bool]  # whether more than so many versions are newer
+
+
+def list_lone_markers(conn: sa.Connection, bucket: str, after: str | None, prefix: str, limit: int) -> list[ObjectRow]:
+    """Delete markers that are their key's only version, in key order, keys > ``after``."""
+    c, other = s3_objects.c, s3_objects.alias("other")
+    alone = ~sa.exists().where(other.c.bucket == c.bucket, other.c.key == c.key, other.c.id != c.id)
+    query = sa.select(*_OBJECT_COLUMNS).where(c.bucket == bucket, c.latest == sa.true(),
+                                              c.delete_marker == sa.true(), alone)
+    if after is not None:
+        query = query.where(c.key > after)
+    if prefix:
+        query = query.where(c.key >= prefix, c.key < prefix_end(prefix))
+    return [_object(row) for row in conn.execute(query.order_by(c.key).limit(limit))]
+
+
+def key_version_ids(conn: sa.Connection, bucket: str, key: str, limit: int) -> list[int]:
+    c = s3_objects.c
+    return list(conn.execute(sa.select(c.id).where(c.bucket == bucket, c.key == key).limit(limit)).scalars())
 
 
 # -- multipart uploads -------------------------------------------------------------------------------
@@ -417,9 +487,11 @@ def drop_upload(conn: sa.Connection, upload_id: str, keep: set[int] | None = Non
 
 
 def list_uploads(conn: sa.Connection, bucket: str, after: tuple[str, str] | None, prefix: str,
-                 limit: int) -> list[Any]:
+                 limit: int, *, created_by: datetime | None = None) -> list[Any]:
     c = s3_uploads.c
     query = sa.select(s3_uploads).where(c.bucket == bucket)
+    if created_by is not None:
+        query = query.where(c.created_at <= created_by)
     if after is not None:
         key, upload_id = after
         query = query.where(sa.or_(c.key > key, sa.and_(c.key == key, c.upload_id > upload_id)))

@@ -130,7 +130,7 @@ def _waterfall(transitions: list[dict[str, Any]], field: str, action: str, flt: 
     for warmer, colder in pairwise(ordered):
         gap = max(1, _MINIMUM_DAYS.get(warmer["StorageClass"], 0))
         start, end = _value(warmer[field], field), _value(colder[field], field)
-        if end < start + (timedelta(days=gap) if field == "Date" else gap):
+        if end - start < (timedelta(days=gap) if field == "Date" else gap):  # (no sum: 9999-12-31 + 90 days overflows)
             raise InvalidArgument(
                 f"'{field}' in the {action} action for StorageClass '{colder['StorageClass']}' for filter '{flt}' "
                 f"must be {gap} days more than 'filter '{flt}'' in the {action} action for StorageClass "
@@ -164,6 +164,13 @@ def size_allows(size: int, target: str, minimum_size: str, sized_rule: bool) -> 
     if sized_rule or size >= SMALL_OBJECT:
         return True
     return minimum_size == "varies_by_storage_class" and target in _ARCHIVES
+
+
+def sources(targets: list[str]) -> list[str]:
+    """The classes from which a lifecycle rule may move a version to one of ``targets`` (a scan
+    reads only versions of these: those at their coldest class stay where they are)."""
+    wanted = set(targets)
+    return sorted(source for source, allowed_targets in _ALLOWED.items() if allowed_targets & wanted)
 
 
 def coldest(source: str, targets: list[str]) -> str | None:

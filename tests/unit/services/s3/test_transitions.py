@@ -172,8 +172,9 @@ class Controller(LifecycleController):
         async def release(_: list[str]) -> None:
             return None
 
-        async def widen(digests: list[str]) -> None:
+        async def widen(digests: list[str]) -> set[str]:
             self.widened += digests
+            return set()
         super().__init__(db, release, day_seconds=1.0, widen=widen)
 
 
@@ -315,3 +316,166 @@ def test_widening_copies_a_referenced_one_zone_blob_to_every_zone(metadata_db: D
     kept, released = asyncio.run(scenario())
     assert [r.has(Digest.parse(kept)) for r in store.replicas] == [True] * 3
     assert sum(r.has(Digest.parse(released)) for r in store.replicas) == 1
+
+
+# -- days no date can hold, and controllers that one bad row or rule cannot stop ----------------------
+
+FAR = 3_000_000  # days: within the protocol's int32, past the year 9999
+
+
+def test_days_past_the_calendar_are_refused() -> None:
+    for bad in (rule(Transitions=[{"Days": FAR, "StorageClass": "GLACIER"}]),
+                rule(NoncurrentVersionTransitions=[{"NoncurrentDays": FAR, "StorageClass": "GLACIER"}]),
+                rule(Expiration={"Days": FAR}), rule(NoncurrentVersionExpiration={"NoncurrentDays": FAR}),
+                rule(AbortIncompleteMultipartUpload={"DaysAfterInitiation": FAR}),
+                # (a 90-day gap after the calendar's last day: compared, never added)
+                rule(Transitions=[{"Date": datetime(9999, 12, 31, tzinfo=UTC), "StorageClass": "GLACIER_IR"},
+                                  {"Date": datetime(9999, 12, 31, tzinfo=UTC), "StorageClass": "DEEP_ARCHIVE"}])):
+        assert refusal(bad).code == "InvalidArgument", bad
+    lifecycle.check_rule(rule(Transitions=[{"Days": 2_000_000, "StorageClass": "GLACIER"}]))  # (year 7500: fine)
+    glacier = ObjectRow(1, "b", "k", "null", True, False, 1, '"e"', NOW, "GLACIER", "1", None, None, None, None, None)
+    with pytest.raises(ServiceError) as err:
+        restore_request({"Days": FAR}, glacier)
+    assert (err.value.code, err.value.status) == ("InvalidArgument", 400)
+    assert lifecycle.due_at(NOW, FAR) == lifecycle.NEVER and lifecycle.started_by(NOW, FAR) is None
+
+
+def test_a_rule_stored_with_such_days_stops_no_rule(metadata_db: Database) -> None:
+    """Rules stored before such Days were refused (or damaged): never due, and the others run."""
+    db = metadata_db
+    bucket = _bucket(db, "poisoned", [
+        {"ID": "far", "Status": "Enabled", "Filter": {"Prefix": "far/"},
+         "Transitions": [{"Days": FAR, "StorageClass": "GLACIER"}], "Expiration": {"Days": FAR + 1}},
+        {"ID": "broken", "Status": "Enabled", "Filter": {"Prefix": "broken/"}, "Expiration": {"Days": "x"}},
+        {"ID": "gone", "Status": "Enabled", "Filter": {"Prefix": "gone/"}, "Expiration": {"Days": 1},
+         "NoncurrentVersionTransitions": [{"NoncurrentDays": FAR, "StorageClass": "GLACIER"}]}])
+    far = _put(db, bucket, "far/x", 200_000, at=NOW - timedelta(seconds=90))
+    gone = _put(db, bucket, "gone/x", 200_000, at=NOW - timedelta(seconds=90))
+    real = LifecycleController(db, Controller(db).release, day_seconds=lifecycle.DAY)
+    asyncio.run(real.apply(bucket, NOW + timedelta(days=2)))
+    asyncio.run(Controller(db).apply(bucket, NOW))
+    assert _class(db, far) == "STANDARD"
+    assert db.read_sync(lambda c: store.get_object_by_id(c, gone.id)) is None
+    assert lifecycle.expiration_header(bucket, far) is None  # (HEAD of such an object: no 500)
+
+
+def _restoring(db: Database, bucket: Bucket, key: str, days: int, asked: datetime) -> ObjectRow:
+    row = _put(db, bucket, key, 10, "GLACIER")
+    db.write_sync(lambda c: Begin(days, "Standard", asked, lifecycle.DAY, 0.0, None).run(c, row))
+    return row
+
+
+def test_a_restore_that_fails_stalls_no_other(metadata_db: Database) -> None:
+    db = metadata_db
+    bucket = _bucket(db, "restoring", [rule(Expiration={"Days": 1000})])
+    now = datetime.now(UTC)
+    far = _restoring(db, bucket, "far", FAR, now - timedelta(seconds=30))  # (accepted before the fix)
+    broken = _restoring(db, bucket, "broken", 1, now - timedelta(seconds=20))
+    db.write_sync(lambda c: store.set_restore(c, broken.id, '{"ongoing": true}', now - timedelta(seconds=20)))
+    victim = _restoring(db, bucket, "victim", 1, now - timedelta(seconds=10))
+    asyncio.run(RestoreController(db, lifecycle.DAY, 0.0).reconcile())
+    done = db.read_sync(lambda c: store.get_object_by_id(c, victim.id))
+    assert done is not None and archive.readable(done, datetime.now(UTC))
+    far_done = db.read_sync(lambda c: store.get_object_by_id(c, far.id))
+    assert far_done is not None and archive.readable(far_done, datetime.now(UTC))  # its copy lasts "forever"
+    with pytest.raises(ServiceError):  # extending it with such Days: refused before it is begun, never a 500
+        restore_request({"Days": FAR}, far_done)
+    assert db.write_sync(lambda c: Begin(FAR, "Standard", now, lifecycle.DAY, 0.0, None).run(c, far_done)) == 200
+
+
+# -- what a pass reads and writes -----------------------------------------------------------------------
+
+class Counted(Controller):
+    """Counts the write transactions of its passes."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.writes = 0
+        write = db.write
+
+        async def counted(fn: Any, *, bulk: bool = False) -> Any:
+            self.writes += 1
+            return await write(fn, bulk=bulk)
+        self.db = type("CountingDb", (), {"read": db.read, "write": staticmethod(counted)})()  # type: ignore[assignment]
+
+
+def test_a_pass_with_nothing_due_writes_nothing(metadata_db: Database) -> None:
+    db = metadata_db
+    bucket = _bucket(db, "idle", [rule(Transitions=[{"Days": 30, "StorageClass": "GLACIER"}],
+                                       NoncurrentVersionTransitions=[{"NoncurrentDays": 30, "StorageClass": "GLACIER"}],
+                                       NoncurrentVersionExpiration={"NoncurrentDays": 60}, Expiration={"Days": 100},
+                                       AbortIncompleteMultipartUpload={"DaysAfterInitiation": 7}),
+                                  {"ID": "m", "Status": "Enabled", "Filter": {"Prefix": "logs/"},
+                                   "Expiration": {"ExpiredObjectDeleteMarker": True}}], versioning="Enabled")
+    fresh = _put(db, bucket, "logs/fresh", 200_000, at=NOW - timedelta(seconds=5))
+    cold = _put(db, bucket, "logs/cold", 200_000, "DEEP_ARCHIVE", at=NOW - timedelta(seconds=90))
+    _put(db, bucket, "logs/k", 200_000, at=NOW - timedelta(seconds=20))
+    _put(db, bucket, "logs/k", 200_000, at=NOW - timedelta(seconds=10))  # (noncurrent for 10 "days" only)
+    controller = Counted(db)
+    asyncio.run(controller.apply(bucket, NOW))
+    assert controller.writes == 0 and _class(db, fresh) == "STANDARD" and _class(db, cold) == "DEEP_ARCHIVE"
+    # 40 "days" on: ``fresh`` and the noncurrent version move, ``cold`` expires: a write each, no more
+    asyncio.run(controller.apply(bucket, NOW + timedelta(seconds=40)))
+    assert controller.writes == 3 and _class(db, fresh) == "GLACIER"
+
+
+def test_expiration_scans_delete_what_is_due_only(metadata_db: Database) -> None:
+    db = metadata_db
+    bucket = _bucket(db, "expiring", [
+        rule(Expiration={"Days": 30}, NoncurrentVersionExpiration={"NoncurrentDays": 10,
+                                                                   "NewerNoncurrentVersions": 1}),
+        {"ID": "m", "Status": "Enabled", "Filter": {"Prefix": "logs/"},
+         "Expiration": {"ExpiredObjectDeleteMarker": True}},
+    ], versioning="Enabled")
+    old = _put(db, bucket, "logs/old", 10, at=NOW - timedelta(seconds=40))
+    young = _put(db, bucket, "logs/young", 10, at=NOW - timedelta(seconds=10))
+    v1 = _put(db, bucket, "logs/v", 10, at=NOW - timedelta(seconds=29))  # noncurrent 28 "days": expired
+    v2 = _put(db, bucket, "logs/v", 10, at=NOW - timedelta(seconds=28))
+    v3 = _put(db, bucket, "logs/v", 10, at=NOW - timedelta(seconds=27))
+    asyncio.run(Controller(db).apply(bucket, NOW))
+
+    def versions(key: str) -> list[tuple[int, bool]]:
+        rows = db.read_sync(lambda c: store.list_versions(c, bucket.name, None, key, 100))
+        return [(r.id, r.delete_marker) for r in rows if r.key == key]
+    assert versions("logs/old")[1:] == [(old.id, False)] and versions("logs/old")[0][1]  # hidden by a marker
+    assert versions("logs/young") == [(young.id, False)]
+    assert [i for i, _ in versions("logs/v")] == [v3.id, v2.id] and v1.id not in [i for i, _ in versions("logs/v")]
+    db.write_sync(lambda c: store.delete_version(c, old))  # the marker alone now: removed by the next pass
+    asyncio.run(Controller(db).apply(bucket, NOW))
+    assert versions("logs/old") == []
+
+
+# -- a transition out of one zone: data first -----------------------------------------------------------
+
+def test_a_version_leaves_one_zone_only_once_every_zone_holds_it(metadata_db: Database) -> None:
+    db = metadata_db
+    bucket = _bucket(db, "widened", [rule(Transitions=[{"Days": 30, "StorageClass": "GLACIER"}])])
+    narrow = _put(db, bucket, "logs/narrow", 200_000, "ONEZONE_IA", at=NOW - timedelta(seconds=90))
+    unlucky = _put(db, bucket, "logs/unlucky", 200_000, "ONEZONE_IA", at=NOW - timedelta(seconds=90))
+    seen: list[str] = []
+
+    async def release(_: list[str]) -> None:
+        return None
+
+    async def widen(digests: list[str]) -> set[str]:
+        seen.extend(_class(db, r) for r in (narrow, unlucky))  # (what the class was while copying)
+        return {str(unlucky.digest)}  # this one's copy failed
+    asyncio.run(LifecycleController(db, release, 1.0, widen=widen).apply(bucket, NOW))
+    assert seen == ["ONEZONE_IA", "ONEZONE_IA"]
+    assert (_class(db, narrow), _class(db, unlucky)) == ("GLACIER", "ONEZONE_IA")  # tried again next pass
+
+
+def test_the_restore_index_is_partial_and_serves_the_due_query(metadata_db: Database) -> None:
+    db = metadata_db
+    if db.engine.dialect.name != "sqlite":
+        definition = db.read_sync(lambda c: c.execute(sa.text(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_s3_objects_restore_due'")).scalar())
+        assert definition is not None and "WHERE (restore_due IS NOT NULL)" in definition
+        return
+    definition = db.read_sync(lambda c: c.execute(sa.text(
+        "SELECT sql FROM sqlite_master WHERE name = 'ix_s3_objects_restore_due'")).scalar())
+    assert definition is not None and "WHERE restore_due IS NOT NULL" in definition
+    compiled = store.restores_due_query(NOW, 5).compile(db.engine)
+    params = tuple(str(compiled.params[p]) for p in compiled.positiontup or ())
+    plan = db.read_sync(lambda c: c.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), params).all())
+    assert any("ix_s3_objects_restore_due" in str(step) for step in plan)
