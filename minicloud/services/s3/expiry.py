@@ -138,7 +138,7 @@ class LifecycleController:
         ``write`` what is due (released digests) in a write transaction, until the end."""
         after: Any = None
         for _ in range(MAX_PAGES):
-            due, after = await self.db.read(lambda conn, a=after: read(conn, a))  # type: ignore[misc]
+            due, after = await self.db.read(lambda conn, a=after: read(conn, a), bulk=True)  # type: ignore[misc]
             if due:
                 released = await self.db.write(lambda conn, d=due: write(conn, d), bulk=True)  # type: ignore[misc]
                 await self.release(released)
@@ -220,7 +220,7 @@ class LifecycleController:
         then their classes changed."""
         after: Any = None
         for _ in range(MAX_PAGES):
-            moves, after = await self.db.read(lambda conn, a=after: read(conn, a))  # type: ignore[misc]
+            moves, after = await self.db.read(lambda conn, a=after: read(conn, a), bulk=True)  # type: ignore[misc]
             widening = [digest for row, target in moves if _widens(row, target) for digest, _ in row.segments()]
             if widening:
                 failed = await self.widen(widening)

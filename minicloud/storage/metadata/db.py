@@ -107,6 +107,9 @@ class Database:
         # SQLite: the group commit of each event loop's writes (see loopcommit), COMMITs on one thread.
         self._committers: dict[asyncio.AbstractEventLoop, LoopCommitter] = {}
         self._commit_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metadata-commit")
+        # SQLite: long reads (a controller's scan of thousands of rows), off the event loop and off
+        # the writer's thread (WAL readers never wait for the writer, nor it for them).
+        self._scans = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metadata-scan") if self.is_sqlite else None
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent).
@@ -186,7 +189,12 @@ class Database:
         if self.is_sqlite:
             raw_connection(conn).execute("BEGIN IMMEDIATE")
 
-    async def read(self, fn: Callable[[sa.Connection], T]) -> T:
+    async def read(self, fn: Callable[[sa.Connection], T], *, bulk: bool = False) -> T:
+        """``fn`` in a read transaction. ``bulk``: a read that may take many milliseconds (a
+        controller's page of a thousand rows) runs on a thread of its own, so that the event loop
+        serves meanwhile."""
+        if bulk and self._scans is not None:
+            return await asyncio.get_running_loop().run_in_executor(self._scans, self.read_sync, fn)
         if self.is_sqlite:
             # A SQLite read is a few microseconds of CPU on pages in memory (WAL readers never
             # wait for the writer): handing it to a thread costs far more (a GIL hand-over can
@@ -379,6 +387,8 @@ class Database:
             committer.close()
         self._committers.clear()
         self._executor.shutdown(wait=True)
+        if self._scans is not None:
+            self._scans.shutdown(wait=True)
         if self._changes is not None:
             self._changes.close()
         self.epoch.close()
