@@ -38,6 +38,8 @@ class Headers:
     def get(self, name: str, default: str | None = None) -> str | None:
         value = self._first.get(name)
         if value is None:
+            if name.islower():  # (callers ask in lower case: an absent header costs one look-up)
+                return default
             value = self._first.get(name.lower())
         return default if value is None else value
 
