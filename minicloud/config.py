@@ -56,6 +56,8 @@ class Config:
     # How long an S3 RestoreObject of a GLACIER or DEEP_ARCHIVE object takes before its copy is
     # readable (every retrieval tier alike; S3 takes minutes to hours).
     s3_restore_seconds: float = 5.0
+    # How many rows an S3 Inventory report's data file holds at most (a larger report is several files).
+    s3_inventory_rows_per_file: int = 1_000_000
 
     @property
     def default_region(self) -> str:
@@ -87,9 +89,10 @@ _SCALARS: dict[str, type] = {
     "access_log": bool, "max_body_bytes": int, "max_header_bytes": int, "controllers": bool,
     "engine": bool, "engine_mirror": str, "engine_runtime": str, "s3_workers": int,
     "s3_access_log_seconds": float, "lifecycle_day_seconds": float, "s3_restore_seconds": float,
+    "s3_inventory_rows_per_file": int,
 }
 _CHOICES: dict[str, tuple[str, ...]] = {"engine_runtime": ("", "runc", "crun")}
-_POSITIVE = frozenset({"lifecycle_day_seconds"})
+_POSITIVE = frozenset({"lifecycle_day_seconds", "s3_inventory_rows_per_file"})
 _NOT_NEGATIVE = frozenset({"s3_restore_seconds"})
 
 

@@ -294,3 +294,20 @@ class ObjectAlreadyInActiveTierError(ClientError):
 class RestoreAlreadyInProgress(ClientError):
     code = "RestoreAlreadyInProgress"
     status = 409
+
+
+class NoSuchConfiguration(ClientError):
+    code = "NoSuchConfiguration"
+    status = 404
+
+
+class IdMismatch(ClientError):
+    code = "IdMismatch"
+
+
+class InvalidS3DestinationBucket(ClientError):
+    code = "InvalidS3DestinationBucket"
+
+
+class TooManyConfigurations(ClientError):
+    code = "TooManyConfigurations"

@@ -14,6 +14,8 @@ from minicloud.services.s3.cors import CorsOperations
 from minicloud.services.s3.deletes import DeleteOperations
 from minicloud.services.s3.events import NotificationOperations
 from minicloud.services.s3.expiry import LifecycleController
+from minicloud.services.s3.inventory import InventoryOperations
+from minicloud.services.s3.inventory_report import InventoryController, InventoryDelivery
 from minicloud.services.s3.lifecycle import LifecycleOperations
 from minicloud.services.s3.listing import ListingOperations
 from minicloud.services.s3.multipart import MultipartOperations
@@ -32,7 +34,7 @@ class S3Provider(PostOperations, AccessLogOperations, AclOperations, LockOperati
                  AttributeOperations, RestoreOperations, DeleteOperations, BucketOperations, PolicyOperations,
                  ListingOperations, NotificationOperations, CorsOperations, LifecycleOperations,
                  ReplicationOperations, AccelerateOperations, PaymentOperations, LoggingOperations,
-                 WebsiteOperations):
+                 WebsiteOperations, InventoryOperations, InventoryDelivery):
     """Amazon S3 over minicloud's metadata store and replicated blob store."""
 
     def __init__(self, runtime: Runtime) -> None:
@@ -41,6 +43,8 @@ class S3Provider(PostOperations, AccessLogOperations, AclOperations, LockOperati
                                                        widen=self.widen))
         runtime.controllers.append(RestoreController(self.db, runtime.config.lifecycle_day_seconds,
                                                      runtime.config.s3_restore_seconds))
+        runtime.controllers.append(InventoryController(self, runtime.config.lifecycle_day_seconds,
+                                                       runtime.config.s3_inventory_rows_per_file))
         runtime.controllers.append(ScrubController(self.db, self.data, interval_from_environment()))
         if runtime.config.controllers:  # (else, as in S3 workers, the provider delivers its own access logs)
             runtime.controllers.append(self.access_log_controller)

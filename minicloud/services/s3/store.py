@@ -43,6 +43,7 @@ class Bucket:
     logging: str | None = None
     replication: str | None = None
     website: str | None = None
+    inventory: str | None = None
 
     def config(self, name: str) -> Any:
         """One of the JSON configurations (encryption, object_lock, ...), None when unset."""

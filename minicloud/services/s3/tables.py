@@ -52,6 +52,8 @@ s3_buckets = sa.Table(
     sa.Column("logging", sa.Text, nullable=True),
     sa.Column("replication", sa.Text, nullable=True),
     sa.Column("website", sa.Text, nullable=True),
+    # from 0025_s3_inventory: {"configurations": {id: configuration}, "runs": {id: ISO-8601}}
+    sa.Column("inventory", sa.Text, nullable=True),
 )
 
 s3_objects = sa.Table(
