@@ -27,6 +27,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinicloudServer
     srv.stop()
 
 
+@pytest.fixture(autouse=True)
+def _shared_server_alive(request: pytest.FixtureRequest) -> None:
+    """A test of the shared server first checks it still runs: if it died, the first test after
+    says so with the end of its log (the session's temporary directory, and the log, may be gone
+    by the time anyone looks)."""
+    if "server" in request.fixturenames:
+        request.getfixturevalue("server").check_alive()
+
+
 @pytest.fixture
 def fresh_server(tmp_path: Path) -> Iterator[MinicloudServer]:
     """A server of the test's own, for tests that restart or kill it."""

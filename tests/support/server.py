@@ -100,6 +100,12 @@ class MinicloudServer:
         self.root = Keys(creds["access_key_id"], creds["secret_access_key"])
         return self
 
+    def check_alive(self) -> None:
+        """Raise, with the end of its log, when the server exited while tests still use it."""
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"minicloud on port {self.port} exited with {self.process.returncode} while "
+                               f"tests were using it; its log ends:\n{self.log()}")
+
     def log(self) -> str:
         path = self.data_dir / "server.log"
         return path.read_text(errors="replace")[-5000:] if path.exists() else ""
