@@ -39,32 +39,24 @@ from minicloud.aws.protocol.serializer_base import host_id
 from minicloud.aws.request import AwsResponse
 from minicloud.iam.identity import PrincipalKind
 from minicloud.iam.policy import (
-    AuthzRequest,
-    MalformedPolicyDocument,
-    PolicyKind,
     PrincipalInfo,
-    Verdict,
-    evaluate,
-    parse_policy,
 )
 from minicloud.iam.policy import PrincipalKind as PolicyPrincipalKind
 from minicloud.runtime import Runtime
 from minicloud.services.s3.access_log_format import Access, log_key, operation_name, partition_source, unique_string
 from minicloud.services.s3.acl import LOG_DELIVERY, ownership, stored_grants
 from minicloud.services.s3.base import ACL_REQUIRED
-from minicloud.services.s3.encryption import ObjectKey
-from minicloud.services.s3.names import MAX_KEY_BYTES, canonical_id, object_arn, owner
-from minicloud.services.s3.objects import ObjectOperations, new_version_id, stored_text
+from minicloud.services.s3.names import MAX_KEY_BYTES, canonical_id, owner
+from minicloud.services.s3.objects import ObjectOperations
 from minicloud.services.s3.payer import requester_pays
+from minicloud.services.s3.policies import service_may_put
 from minicloud.services.s3.store import Bucket
-from minicloud.services.s3.uploads import receive_body
 
 log = logging.getLogger("minicloud.s3.access_logs")
 
 LOGGING_SERVICE = PrincipalInfo(arn="logging.s3.amazonaws.com", account_id="", kind=PolicyPrincipalKind.SERVICE)
 MAX_RECORDS = 100_000  # per process between two deliveries; more are dropped (and counted)
 STOP_FLUSH_SECONDS = 10.0
-_SSE_S3 = {"sse": "AES256"}
 _PUTS = frozenset({"PutObject", "UploadPart", "PostObject"})
 _READS = frozenset({"GetObject", "HeadObject"})
 _COPIES = frozenset({"CopyObject", "UploadPartCopy"})
@@ -135,20 +127,10 @@ class AccessLogController:
 
 def logging_service_may_write(target: Bucket, key: str, source: Source) -> bool:
     """Whether the target's policy (or, ACLs on, its ACL) lets the logging service write ``key``."""
-    if target.policy:
-        try:
-            policy = parse_policy(target.policy, PolicyKind.RESOURCE)
-        except MalformedPolicyDocument:
-            policy = None
-        if policy is not None:
-            context = {"aws:SourceArn": f"arn:aws:s3:::{source.bucket}", "aws:SourceAccount": source.account_id}
-            decision = evaluate(AuthzRequest("s3:PutObject", object_arn(target.name, key), LOGGING_SERVICE,
-                                             resource_account=target.account_id, context=context), (),
-                                resource_policy=policy)
-            if decision.verdict is Verdict.EXPLICIT_DENY:
-                return False
-            if decision.allowed:
-                return True
+    context = {"aws:SourceArn": f"arn:aws:s3:::{source.bucket}", "aws:SourceAccount": source.account_id}
+    allowed = service_may_put(target, key, LOGGING_SERVICE, context)
+    if allowed is not None:
+        return allowed
     if ownership(target) == "BucketOwnerEnforced":
         return False
     return any((grant.get("Grantee") or {}).get("URI") == LOG_DELIVERY
@@ -318,22 +300,12 @@ class AccessLogOperations(ObjectOperations):
 
     async def _write(self, target: Bucket, key: str, body: bytes, grants: list[dict[str, Any]],
                      now: datetime) -> None:
-        """A log object, written as PutObject writes one (SSE-S3, replicated, then its row)."""
-        object_key = ObjectKey(self._master().key, _SSE_S3)
-        staged = await receive_body(self.data, {"Body": body}, "STANDARD", "", object_key.sealer())
+        """A log object (with the configuration's target grants, where ACLs apply)."""
         acl = None
         if grants and ownership(target) != "BucketOwnerEnforced":
             acl = json.dumps([{"Grantee": {"Type": "CanonicalUser", **owner(target.account_id)},
                                "Permission": "FULL_CONTROL"}, *grants])
-        values: dict[str, Any] = {
-            "bucket": target.name, "key": key, "version_id": new_version_id(target), "delete_marker": False,
-            "size": staged.size, "etag": f'"{staged.md5}"', "last_modified": now.replace(microsecond=0),
-            "storage_class": "STANDARD", "owner": target.account_id, "acl": acl, "digest": staged.digest,
-            "parts": None, "meta": json.dumps({"ContentType": "text/plain"}),
-            "checksums": json.dumps({**staged.checksums, "type": "FULL_OBJECT"}) if staged.checksums else None,
-            "tags": None, "encryption": stored_text(_SSE_S3), "lock": None,
-        }
-        await self.commit_version(target, staged, values)
+        await self.write_service_object(target, key, body, content_type="text/plain", now=now, acl=acl)
 
     def _warn(self, source: Source, reason: str) -> None:
         if (source.bucket, reason) not in self._warned:  # once per bucket and reason in a process's life

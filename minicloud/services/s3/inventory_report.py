@@ -52,26 +52,20 @@ import sqlalchemy as sa
 
 from minicloud.aws.payload import RequestPayload
 from minicloud.iam.policy import (
-    AuthzRequest,
-    MalformedPolicyDocument,
-    PolicyKind,
     PrincipalInfo,
-    Verdict,
-    evaluate,
-    parse_policy,
 )
 from minicloud.iam.policy import PrincipalKind as PolicyPrincipalKind
 from minicloud.runtime import Runtime
 from minicloud.services.s3 import store
 from minicloud.services.s3.acl import ownership, stored_grants
-from minicloud.services.s3.encryption import ObjectKey, stored_encryption
+from minicloud.services.s3.encryption import stored_encryption
 from minicloud.services.s3.inventory import OPTIONAL_FIELDS, change, destination_bucket, stored
 from minicloud.services.s3.locks import stored_lock
-from minicloud.services.s3.names import MAX_KEY_BYTES, canonical_id, object_arn
-from minicloud.services.s3.objects import ObjectOperations, new_version_id, stored_text
+from minicloud.services.s3.names import MAX_KEY_BYTES, canonical_id
+from minicloud.services.s3.objects import ObjectOperations
+from minicloud.services.s3.policies import service_may_put
 from minicloud.services.s3.store import Bucket, ObjectRow
 from minicloud.services.s3.tables import s3_buckets
-from minicloud.services.s3.uploads import receive_body
 
 log = logging.getLogger("minicloud.s3.inventory")
 
@@ -79,7 +73,6 @@ S3_SERVICE = PrincipalInfo(arn="s3.amazonaws.com", account_id="", kind=PolicyPri
 BATCH = 1000  # rows per read of the source bucket
 CHUNK = 1 << 20
 MANIFEST_VERSION = "2016-11-30"
-_SSE_S3 = {"sse": "AES256"}
 _ENCRYPTION = {"AES256": "SSE-S3", "SSE-C": "SSE-C", "aws:kms": "SSE-KMS"}
 _PERIODS = {"Daily": 1, "Weekly": 7}
 
@@ -203,17 +196,9 @@ async def _chunks(file: IO[bytes]) -> AsyncIterator[bytes]:
 
 def inventory_service_may_write(target: Bucket, key: str, source: Bucket) -> bool:
     """Whether the destination's bucket policy lets ``s3.amazonaws.com`` write ``key`` for ``source``."""
-    if not target.policy:
-        return False
-    try:
-        policy = parse_policy(target.policy, PolicyKind.RESOURCE)
-    except MalformedPolicyDocument:
-        return False
     context = {"aws:SourceArn": f"arn:aws:s3:::{source.name}", "aws:SourceAccount": source.account_id,
                "s3:x-amz-acl": "bucket-owner-full-control"}
-    decision = evaluate(AuthzRequest("s3:PutObject", object_arn(target.name, key), S3_SERVICE,
-                                     resource_account=target.account_id, context=context), (), resource_policy=policy)
-    return decision.verdict is not Verdict.EXPLICIT_DENY and bool(decision.allowed)
+    return service_may_put(target, key, S3_SERVICE, context) is True
 
 
 def undeliverable(target: Bucket | None, source: Bucket, destination: dict[str, Any]) -> str | None:
@@ -359,19 +344,8 @@ class InventoryDelivery(ObjectOperations):
 
     async def _write_report_object(self, target: Bucket, key: str, body: bytes | RequestPayload,
                                    content_type: str, now: datetime) -> str:
-        """An object of a report, written as PutObject writes one (SSE-S3, replicated, then its
-        row), owned by the destination bucket's owner; its MD5 (hex)."""
-        object_key = ObjectKey(self._master().key, _SSE_S3)
-        staged = await receive_body(self.data, {"Body": body}, "STANDARD", "", object_key.sealer())
-        values: dict[str, Any] = {
-            "bucket": target.name, "key": key, "version_id": new_version_id(target), "delete_marker": False,
-            "size": staged.size, "etag": f'"{staged.md5}"', "last_modified": now.replace(microsecond=0),
-            "storage_class": "STANDARD", "owner": target.account_id, "acl": None, "digest": staged.digest,
-            "parts": None, "meta": json.dumps({"ContentType": content_type}),
-            "checksums": json.dumps({**staged.checksums, "type": "FULL_OBJECT"}) if staged.checksums else None,
-            "tags": None, "encryption": stored_text(_SSE_S3), "lock": None,
-        }
-        await self.commit_version(target, staged, values)
+        """An object of a report; its MD5 (hex)."""
+        staged = await self.write_service_object(target, key, body, content_type=content_type, now=now)
         return str(staged.md5)
 
     def _inventory_warn(self, source: Bucket, config_id: str, reason: str) -> None:

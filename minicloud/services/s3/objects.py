@@ -7,6 +7,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 
 from minicloud.aws.context import RequestContext
 from minicloud.aws.errors import ServiceError
+from minicloud.aws.payload import RequestPayload
 from minicloud.aws.protocol.rest_serializers import RESULT_STATUS
 from minicloud.services.s3 import store
 from minicloud.services.s3.acl import GRANT_HEADERS, acl_for_write, ownership
@@ -185,6 +187,25 @@ class ObjectOperations(EncryptionOperations):
             if expiration:
                 result["Expiration"] = expiration
         return result
+
+    async def write_service_object(self, target: Bucket, key: str, body: bytes | RequestPayload, *,
+                                   content_type: str, now: datetime, acl: str | None = None) -> Staged:
+        """An object S3 itself writes into a bucket (a server access log, an inventory report),
+        written as PutObject writes one: SSE-S3, replicated, then its row; owned by the bucket's
+        owner, STANDARD. The staged body (its MD5, its size) is returned."""
+        stored = {"sse": "AES256"}
+        sealer = ObjectKey(self._master().key, stored).sealer()
+        staged = await receive_body(self.data, {"Body": body}, "STANDARD", "", sealer)
+        values: dict[str, Any] = {
+            "bucket": target.name, "key": key, "version_id": new_version_id(target), "delete_marker": False,
+            "size": staged.size, "etag": f'"{staged.md5}"', "last_modified": now.replace(microsecond=0),
+            "storage_class": "STANDARD", "owner": target.account_id, "acl": acl, "digest": staged.digest,
+            "parts": None, "meta": json.dumps({"ContentType": content_type}),
+            "checksums": json.dumps({**staged.checksums, "type": "FULL_OBJECT"}) if staged.checksums else None,
+            "tags": None, "encryption": stored_text(stored), "lock": None,
+        }
+        await self.commit_version(target, staged, values)
+        return staged
 
     async def commit_version(self, bucket: Bucket, staged: Staged | None, values: dict[str, Any],
                              condition: PutCondition | None = None, notice: Notice | None = None) -> None:

@@ -8,14 +8,41 @@ from typing import Any
 
 from minicloud.aws.context import RequestContext
 from minicloud.aws.protocol.rest_serializers import RESULT_STATUS
-from minicloud.iam.policy import MalformedPolicyDocument, PolicyKind, parse_policy
+from minicloud.iam.policy import (
+    AuthzRequest,
+    MalformedPolicyDocument,
+    PolicyKind,
+    PrincipalInfo,
+    Verdict,
+    evaluate,
+    parse_policy,
+)
 from minicloud.services.s3 import store
 from minicloud.services.s3.acl import is_public_policy, public_access_block
 from minicloud.services.s3.base import S3Base
 from minicloud.services.s3.cors import check_rules
 from minicloud.services.s3.errors import AccessDenied, MalformedPolicy, NoSuchBucketPolicy, NoSuchCORSConfiguration
+from minicloud.services.s3.names import object_arn
+from minicloud.services.s3.store import Bucket
 
 MAX_POLICY_BYTES = 20 * 1024
+
+
+def service_may_put(target: Bucket, key: str, service: PrincipalInfo, context: dict[str, str]) -> bool | None:
+    """What the target's bucket policy says of an AWS service principal (S3's log delivery, its
+    inventory) writing ``key``: True allowed, False explicitly denied, None when it says nothing
+    (no policy, an unreadable one, no statement for it)."""
+    if not target.policy:
+        return None
+    try:
+        policy = parse_policy(target.policy, PolicyKind.RESOURCE)
+    except MalformedPolicyDocument:
+        return None
+    decision = evaluate(AuthzRequest("s3:PutObject", object_arn(target.name, key), service,
+                                     resource_account=target.account_id, context=context), (), resource_policy=policy)
+    if decision.verdict is Verdict.EXPLICIT_DENY:
+        return False
+    return True if decision.allowed else None
 
 
 def check_policy(text: str, bucket: str) -> None:
