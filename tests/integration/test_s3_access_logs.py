@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,6 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.test_s3 import other_account
+from tests.support.polling import eventually
 from tests.support.processes import s3_workers, serving_pid
 from tests.support.server import MinicloudServer
 
@@ -62,15 +62,6 @@ def allow_log_delivery(s3: Any, target: str, source: str | None = None) -> None:
     s3.put_bucket_policy(Bucket=target, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
 
 
-def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """``check()``'s first true answer, polled until ``timeout``; else the assertion fails."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found or time.monotonic() > deadline:
-            assert found, "not delivered in time"
-            return found
-        time.sleep(0.2)
 
 
 def log_objects(s3: Any, target: str, prefix: str = "") -> dict[str, str]:

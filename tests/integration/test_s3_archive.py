@@ -10,7 +10,6 @@ import json
 import os
 import re
 import sqlite3
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.aws import code, status
+from tests.support.polling import eventually
 from tests.support.server import Keys, MinicloudServer
 
 DAY = 0.2  # seconds: the server's lifecycle "day"
@@ -52,13 +52,6 @@ def bucket(s3: Any) -> str:
     return name
 
 
-def eventually(check: Callable[[], bool], what: str, timeout: float = 45.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not in time")
 
 
 def storage_class(s3: Any, bucket: str, key: str, **kw: Any) -> str:

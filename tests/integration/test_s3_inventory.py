@@ -12,7 +12,7 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -20,6 +20,7 @@ from urllib.parse import unquote
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support.polling import eventually
 from tests.support.server import Keys, MinicloudServer
 
 
@@ -70,14 +71,6 @@ def status(err: pytest.ExceptionInfo[ClientError]) -> int:
     return int(err.value.response["ResponseMetadata"]["HTTPStatusCode"])
 
 
-def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found or time.monotonic() > deadline:
-            assert found, "not delivered in time"
-            return found
-        time.sleep(0.2)
 
 
 def manifests(s3: Any, destination: str) -> list[str]:

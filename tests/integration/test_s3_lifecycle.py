@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.aws import code
+from tests.support.polling import eventually
 from tests.support.server import MinicloudServer
 
 
@@ -39,13 +40,6 @@ def bucket(s3: Any) -> str:
     return name
 
 
-def eventually(check: Callable[[], bool], timeout: float = 45.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.25)
-    raise AssertionError("the lifecycle rule was not applied in time")
 
 
 def keys(s3: Any, bucket: str) -> set[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.aws import code, status
+from tests.support.polling import eventually
 from tests.support.server import Keys, MinicloudServer
 
 REGIONS = "us-east-1=us-east-1a,us-east-1b,us-east-1c;eu-west-1=eu-west-1a"
@@ -82,13 +82,6 @@ def configure(s3: Any, source: str, role: str, *rules: dict[str, Any]) -> None:
     s3.put_bucket_replication(Bucket=source, ReplicationConfiguration={"Role": role, "Rules": list(rules)})
 
 
-def eventually(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Poll ``check`` until it holds, or fail once ``timeout`` has passed."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f} s")
-        time.sleep(0.1)
 
 
 def replication_status(s3: Any, bucket: str, key: str, version_id: str | None = None) -> str | None:
