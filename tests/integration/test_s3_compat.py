@@ -393,3 +393,29 @@ def test_a_body_that_is_not_the_signed_digest_is_refused_and_not_stored(s3: Any,
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
     s3.put_object(Bucket=bucket, Key="kept", Body=b"x" * 10)  # the signed digest, matched
     assert s3.get_object(Bucket=bucket, Key="kept")["Body"].read() == b"x" * 10
+
+
+# -- documents S3 cannot use --------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("operation", "params", "expected"), [
+    ("put_bucket_tagging", {"Tagging": {"TagSet": [{"Key": "team"}]}}, "MalformedXML"),
+    ("put_bucket_tagging", {}, "MissingRequestBodyError"),
+    ("put_bucket_cors", {"CORSConfiguration": {"CORSRules": [{"AllowedOrigins": ["*"]}]}}, "MalformedXML"),
+    ("put_bucket_lifecycle_configuration",
+     {"LifecycleConfiguration": {"Rules": [{"ID": "r", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}]}},
+     "MalformedXML"),
+    ("put_bucket_request_payment", {"RequestPaymentConfiguration": {}}, "MalformedXML"),
+    ("put_bucket_logging", {"BucketLoggingStatus": {"LoggingEnabled": {"TargetPrefix": "logs/"}}}, "MalformedXML"),
+    ("put_bucket_website", {}, "MissingRequestBodyError"),
+])
+def test_a_missing_or_incomplete_document_is_malformed(server: MinicloudServer, bucket: str, operation: str,
+                                                        params: dict[str, Any], expected: str) -> None:
+    """A document lacking an element S3's schema requires is MalformedXML, a missing one
+    MissingRequestBodyError (400 both), for every operation; nothing of the bucket changes."""
+    raw = server.client("s3", parameter_validation=False)  # (botocore would refuse to send these)
+    with pytest.raises(ClientError) as raised:
+        getattr(raw, operation)(Bucket=bucket, **params)
+    assert (code(raised), status(raised)) == (expected, 400)
+    with pytest.raises(ClientError) as unchanged:
+        raw.get_bucket_tagging(Bucket=bucket)
+    assert code(unchanged) == "NoSuchTagSet"

@@ -10,7 +10,8 @@ unknown enum values; they answer their own errors). Messages are AWS's:
     2 validation errors detected: Value 'x y' at 'roleName' failed to satisfy constraint: ...; ...
 
 as ``ValidationError`` (query: IAM, STS...), ``ValidationException`` (json, rest-json, CBOR) or
-S3's ``InvalidArgument``; EC2 answers the first problem only, as ``MissingParameter`` ("The
+S3's ``InvalidArgument`` (but an XML document that is missing, or lacks a required element, is
+S3's ``MissingRequestBodyError`` or ``MalformedXML``); EC2 answers the first problem only, as ``MissingParameter`` ("The
 request must contain the parameter GroupDescription") or ``InvalidParameterValue``. A sensitive
 member's value is never echoed ("Value at 'password' failed ...").
 """
@@ -35,7 +36,7 @@ from minicloud.aws.protocol.decoders import camel
 from minicloud.aws.protocol.models import service_protocols, settings
 from minicloud.aws.protocol.parser_base import current_protocol
 from minicloud.aws.protocol.patterns import compile_pattern
-from minicloud.aws.protocol.wire_errors import InvalidArgument
+from minicloud.aws.protocol.wire_errors import InvalidArgument, MalformedXML, MissingRequestBodyError
 
 Path = tuple[tuple[str, str], ...]  # (AWS message name, wire name) per level
 
@@ -265,7 +266,27 @@ def validate(operation_model: OperationModel, params: dict[str, Any], protocol: 
     """Raise the protocol's validation error when ``params`` break the model's constraints."""
     found = problems(operation_model, params, protocol)
     if found:
-        raise error_for(found, _protocol(operation_model.service_model, protocol))
+        protocol = _protocol(operation_model.service_model, protocol)
+        if protocol == "rest-xml":
+            _check_document(operation_model, found)
+        raise error_for(found, protocol)
+
+
+def _check_document(operation_model: OperationModel, found: list[Problem]) -> None:
+    """S3 checks a request's XML document against its schema before anything else: a document
+    that is missing altogether is ``MissingRequestBodyError``, one that lacks an element the schema
+    requires ``MalformedXML`` (not the validation message other protocols give)."""
+    shape = operation_model.input_shape
+    payload = shape.serialization.get("payload")
+    document = shape.members.get(payload) if payload else None
+    if document is None or document.type_name != "structure":
+        return
+    top = camel(payload)
+    missing = [p for p in found if p.value is None and p.path and p.path[0][0] == top]
+    if any(len(p.path) == 1 for p in missing):
+        raise MissingRequestBodyError()
+    if missing:
+        raise MalformedXML()
 
 
 def _protocol(service_model: ServiceModel, protocol: str) -> str:

@@ -15,9 +15,25 @@ from minicloud.aws.errors import (
     ValidationError,
 )
 
+MALFORMED_XML = "The XML you provided was not well-formed or did not validate against our published schema"
+
 
 class MalformedXML(ClientError):
+    """S3's answer to a document it cannot read, or one that lacks an element its schema requires."""
+
     code = "MalformedXML"
+
+    def __init__(self, message: str = MALFORMED_XML, **fields: object) -> None:
+        super().__init__(message, **fields)
+
+
+class MissingRequestBodyError(ClientError):
+    """S3's answer to a request whose XML document is missing altogether."""
+
+    code = "MissingRequestBodyError"
+
+    def __init__(self, message: str = "Request Body is empty", **fields: object) -> None:
+        super().__init__(message, **fields)
 
 
 class InvalidArgument(ClientError):
@@ -56,6 +72,5 @@ def malformed_body(protocol: str, message: str) -> ServiceError:
     if protocol in ("query", "ec2"):
         return MalformedQueryString(message)
     if protocol == "rest-xml":
-        return MalformedXML("The XML you provided was not well-formed or did not validate against "
-                            "our published schema")
+        return MalformedXML()
     return SerializationException(message)

@@ -24,8 +24,7 @@ def check_status(bucket_name: str, config: dict[str, Any]) -> str:
         raise InvalidRequest("S3 Transfer Acceleration is not supported for buckets with periods (.) in their names")
     status = config.get("Status")
     if status not in STATES:
-        raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
-                           "published schema")
+        raise MalformedXML()
     return str(status)
 
 

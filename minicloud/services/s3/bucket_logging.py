@@ -32,7 +32,7 @@ _GROUPS = (ALL_USERS, AUTHENTICATED_USERS, LOG_DELIVERY)
 
 
 def malformed() -> MalformedXML:
-    return MalformedXML("The XML you provided was not well-formed or did not validate against our published schema")
+    return MalformedXML()
 
 
 def check_key_format(value: Any) -> dict[str, Any] | None:

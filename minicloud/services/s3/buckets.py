@@ -167,8 +167,7 @@ class BucketOperations(S3Base):
         config = params.get("VersioningConfiguration") or {}
         status = config.get("Status")
         if status not in ("Enabled", "Suspended"):
-            raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
-                               "published schema")
+            raise MalformedXML()
         if status == "Suspended" and bucket.object_lock:
             raise InvalidBucketState("An Object Lock configuration is present on this bucket, so the versioning "
                                      "state cannot be changed.", BucketName=bucket.name)

@@ -33,14 +33,12 @@ def _matches(pattern: str, value: str) -> bool:
 def check_rules(rules: list[dict[str, Any]]) -> None:
     """PutBucketCors's validation, with S3's errors."""
     if not rules or len(rules) > 100:
-        raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
-                           "published schema")
+        raise MalformedXML()
     for rule in rules:
         methods = rule.get("AllowedMethods") or []
         origins = rule.get("AllowedOrigins") or []
         if not methods or not origins:
-            raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
-                               "published schema")
+            raise MalformedXML()
         for method in methods:
             if method not in METHODS:
                 raise InvalidRequest(f"Found unsupported HTTP method in CORS config. Unsupported method is {method}")

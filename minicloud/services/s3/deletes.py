@@ -169,8 +169,7 @@ class DeleteOperations(S3Base):
         request = params.get("Delete") or {}
         objects = request.get("Objects") or []
         if not objects or len(objects) > MAX_DELETE_KEYS:
-            raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
-                               "published schema")
+            raise MalformedXML()
         self._check_body_digest(ctx, params)
         allowed: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []

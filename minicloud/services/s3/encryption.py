@@ -190,15 +190,13 @@ class EncryptionOperations(S3Base):
         bucket = await self.bucket_for(ctx, params, "PutEncryptionConfiguration")
         rules = (params.get("ServerSideEncryptionConfiguration") or {}).get("Rules") or []
         if len(rules) != 1:
-            raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
-                               "published schema")
+            raise MalformedXML()
         default = rules[0].get("ApplyServerSideEncryptionByDefault") or {}
         algorithm = default.get("SSEAlgorithm")
         if algorithm == "aws:kms:dsse":
             raise NotImplementedFeature("DSSE-KMS (dual-layer) is not implemented by minicloud: use aws:kms.")
         if algorithm not in ("AES256", "aws:kms"):
-            raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
-                               "published schema")
+            raise MalformedXML()
         if default.get("KMSMasterKeyID") and algorithm != "aws:kms":
             raise InvalidArgument("a KMSMasterKeyID is not applicable if the default sse algorithm is not aws:kms "
                                   "or aws:kms:dsse", ArgumentName="ApplyServerSideEncryptionByDefault")

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from minicloud.aws.errors import ClientError, ServiceError
-from minicloud.aws.protocol.wire_errors import InvalidArgument, InvalidRequest, MalformedXML, MethodNotAllowed
+from minicloud.aws.protocol.wire_errors import (
+    InvalidArgument,
+    InvalidRequest,
+    MalformedXML,
+    MethodNotAllowed,
+    MissingRequestBodyError,
+)
 
-__all__ = ["InvalidArgument", "InvalidRequest", "MalformedXML", "MethodNotAllowed"]
+__all__ = ["InvalidArgument", "InvalidRequest", "MalformedXML", "MethodNotAllowed",
+           "MissingRequestBodyError"]
 
 
 class AccessDenied(ClientError):
@@ -57,10 +64,6 @@ class IncorrectEndpoint(ClientError):
     """A website endpoint of another region than the bucket's."""
 
     code = "IncorrectEndpoint"
-
-
-class MissingRequestBodyError(ClientError):
-    code = "MissingRequestBodyError"
 
 
 class InvalidRedirectLocation(ClientError):

@@ -53,11 +53,10 @@ OPTIONAL_FIELDS = ("Size", "LastModifiedDate", "ETag", "StorageClass", "IsMultip
                    "ObjectLockEventHoldDuration", "IntelligentTieringReferenceDate")
 UNSUPPORTED_FIELDS = frozenset({"LifecycleExpirationDate"})
 ARN_PREFIX = "arn:aws:s3:::"
-_MALFORMED = "The XML you provided was not well-formed or did not validate against our published schema"
 
 
 def malformed() -> MalformedXML:
-    return MalformedXML(_MALFORMED)
+    return MalformedXML()
 
 
 def _mapping(value: Any) -> dict[str, Any]:

@@ -35,7 +35,6 @@ from minicloud.services.s3.transitions import (
 
 MAX_RULES = 1000
 DAY = 86_400.0
-_MALFORMED = "The XML you provided was not well-formed or did not validate against our published schema"
 
 
 # What a due date past the calendar's end (the year 9999) becomes: never reached.
@@ -160,16 +159,16 @@ def _positive(value: Any, message: str) -> None:
 def check_rule(rule: dict[str, Any]) -> None:
     """Validate one rule as S3 does."""
     if rule.get("Status") not in ("Enabled", "Disabled"):
-        raise MalformedXML(_MALFORMED)
+        raise MalformedXML()
     if "Filter" in rule and "Prefix" in rule:
-        raise MalformedXML(_MALFORMED)
+        raise MalformedXML()
     if len(str(rule.get("ID") or "")) > 255:
         raise InvalidArgument("ID length should not exceed allowed limit of 255")
     flt = rule.get("Filter")
     if flt is not None:
         given = [k for k in ("Prefix", "Tag", "And", "ObjectSizeGreaterThan", "ObjectSizeLessThan") if k in flt]
         if len(given) > 1:
-            raise MalformedXML(_MALFORMED)
+            raise MalformedXML()
     tagged = bool(rule_filter(rule)["tags"])
     actions = [k for k in ("Expiration", "Transitions", "NoncurrentVersionExpiration",
                            "NoncurrentVersionTransitions", "AbortIncompleteMultipartUpload", "Transition",
@@ -180,7 +179,7 @@ def check_rule(rule: dict[str, Any]) -> None:
     if expiration:
         given = [k for k in ("Days", "Date", "ExpiredObjectDeleteMarker") if expiration.get(k) is not None]
         if len(given) != 1:
-            raise MalformedXML(_MALFORMED)
+            raise MalformedXML()
         if "Days" in given:
             _positive(expiration["Days"], "'Days' for Expiration action must be a positive integer")
         if "Date" in given:
@@ -211,7 +210,7 @@ def _at_midnight(date: datetime) -> None:
 
 def _check_storage_class(transition: dict[str, Any]) -> None:
     if transition.get("StorageClass") not in TRANSITION_CLASSES:
-        raise MalformedXML(_MALFORMED)
+        raise MalformedXML()
 
 
 def _check_transition(transition: dict[str, Any]) -> None:
@@ -220,7 +219,7 @@ def _check_transition(transition: dict[str, Any]) -> None:
     _check_storage_class(transition)
     given = [k for k in ("Days", "Date") if transition.get(k) is not None]
     if len(given) != 1:
-        raise MalformedXML(_MALFORMED)
+        raise MalformedXML()
     if "Days" in given:
         _at_least(transition["Days"], 0, "'Days' in Transition action must be nonnegative")
         _infrequent_after_30(transition, "Days", "Transition")
@@ -231,7 +230,7 @@ def _check_transition(transition: dict[str, Any]) -> None:
 def _check_noncurrent_transition(transition: dict[str, Any]) -> None:
     _check_storage_class(transition)
     if transition.get("NoncurrentDays") is None:
-        raise MalformedXML(_MALFORMED)
+        raise MalformedXML()
     _at_least(transition["NoncurrentDays"], 0,
               "'NoncurrentDays' in NoncurrentVersionTransition action must be nonnegative")
     _infrequent_after_30(transition, "NoncurrentDays", "NoncurrentVersionTransition")
@@ -247,7 +246,7 @@ def _infrequent_after_30(transition: dict[str, Any], days: str, action: str) -> 
 
 def check_rules(rules: list[dict[str, Any]]) -> None:
     if not rules or len(rules) > MAX_RULES:
-        raise MalformedXML(_MALFORMED)
+        raise MalformedXML()
     ids = [r.get("ID") for r in rules if r.get("ID")]
     if len(ids) != len(set(ids)):
         raise InvalidArgument("RuleId must be unique. Found same ID for more than one rule")

@@ -24,7 +24,6 @@ from minicloud.services.s3.errors import (
 from minicloud.services.s3.store import Bucket, ObjectRow
 
 MODES = ("GOVERNANCE", "COMPLIANCE")
-_MALFORMED = "The XML you provided was not well-formed or did not validate against our published schema"
 
 
 def lock_enabled(bucket: Bucket) -> bool:

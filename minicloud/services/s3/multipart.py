@@ -218,8 +218,7 @@ class MultipartOperations(ObjectOperations):
                 raise
             return done
         if not requested:
-            raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
-                               "published schema")
+            raise MalformedXML()
         numbers = [int(p.get("PartNumber") or 0) for p in requested]
         if any(b <= a for a, b in itertools.pairwise(numbers)):
             raise InvalidPartOrder("The list of parts was not in ascending order. Parts must be ordered by part "

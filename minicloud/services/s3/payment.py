@@ -37,8 +37,7 @@ class PaymentOperations(S3Base):
         bucket = await self.bucket_for(ctx, params, "PutBucketRequestPayment")
         payer = (params.get("RequestPaymentConfiguration") or {}).get("Payer")
         if payer not in PAYERS:
-            raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
-                               "published schema")
+            raise MalformedXML()
         text = REQUESTER_PAYS if payer == "Requester" else None
         await self.db.write(lambda conn: store.update_bucket(conn, bucket.name, request_payment=text))
         self.forget_bucket(bucket.name)

@@ -32,7 +32,6 @@ from minicloud.services.s3.names import owner
 from minicloud.services.s3.objects import ObjectOperations
 from minicloud.services.s3.store import Bucket
 
-_MALFORMED = "The XML you provided was not well-formed or did not validate against our published schema"
 _OWNERSHIPS = ("BucketOwnerPreferred", "ObjectWriter", "BucketOwnerEnforced")
 _BLOCKS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 
@@ -96,7 +95,7 @@ class AclOperations(ObjectOperations):
         bucket = await self.bucket_for(ctx, params, "PutBucketOwnershipControls")
         rules = (params.get("OwnershipControls") or {}).get("Rules") or []
         if len(rules) != 1 or rules[0].get("ObjectOwnership") not in _OWNERSHIPS:
-            raise MalformedXML(_MALFORMED)
+            raise MalformedXML()
         owner_only = [{"Grantee": {"Type": "CanonicalUser", **owner(bucket.account_id)}, "Permission": "FULL_CONTROL"}]
         if rules[0]["ObjectOwnership"] == "BucketOwnerEnforced" and bucket.acl and json.loads(bucket.acl) != owner_only:
             # ACLs can be turned off only once the bucket's own ACL grants nothing beyond its owner

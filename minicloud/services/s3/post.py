@@ -174,8 +174,7 @@ def _tagging_query(document: str) -> str:
             raise ElementTree.ParseError("DTDs are not accepted")
         root = ElementTree.fromstring(document)
     except ElementTree.ParseError:
-        raise MalformedXML("The XML you provided was not well-formed or did not validate against our "
-                           "published schema") from None
+        raise MalformedXML() from None
     pairs = [(tag.findtext("{*}Key") or "", tag.findtext("{*}Value") or "") for tag in root.iter()
              if tag.tag.rsplit("}", 1)[-1] == "Tag"]
     return urlencode(pairs)

@@ -55,7 +55,6 @@ BUCKET_ARN_PREFIX = "arn:aws:s3:::"
 UNREPLICATED_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 REPLICA_CLASSES = frozenset({"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
                              "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"})
-_MALFORMED = "The XML you provided was not well-formed or did not validate against our published schema"
 _STATUSES = ("Enabled", "Disabled")
 
 
@@ -210,7 +209,7 @@ def mark_delete_marker(conn: sa.Connection, bucket: Bucket, key: str, marker_ver
 # -- validation --------------------------------------------------------------------------------------
 
 def _malformed() -> MalformedXML:
-    return MalformedXML(_MALFORMED)
+    return MalformedXML()
 
 
 def _check_status(item: Any, *, required: bool = True) -> None:

@@ -41,7 +41,6 @@ from minicloud.storage.metadata.db import Database
 log = logging.getLogger("minicloud.s3.restore")
 
 TIERS = ("Standard", "Bulk", "Expedited")
-_MALFORMED = "The XML you provided was not well-formed or did not validate against our published schema"
 BATCH = 500
 
 
@@ -57,7 +56,7 @@ def restore_request(request: dict[str, Any], row: ObjectRow) -> tuple[int, str]:
     if request.get("Type") == "SELECT":
         raise NotImplementedFeature("S3 Select restores (Type SELECT) are not implemented by minicloud")
     if request.get("OutputLocation") or request.get("SelectParameters") or request.get("Tier") is not None:
-        raise MalformedXML(_MALFORMED)  # (all three belong to S3 Select restores only)
+        raise MalformedXML()  # (all three belong to S3 Select restores only)
     days = request.get("Days")
     if row.storage_class == "INTELLIGENT_TIERING":
         if days is not None:
@@ -68,7 +67,7 @@ def restore_request(request: dict[str, Any], row: ObjectRow) -> tuple[int, str]:
         raise InvalidObjectState("The operation is not valid for the object's storage class",
                                  StorageClass=row.storage_class)
     if days is None:
-        raise MalformedXML(_MALFORMED)
+        raise MalformedXML()
     if int(days) < 1:
         raise InvalidArgument("The restore period in days must be a positive integer", ArgumentName="Days",
                               ArgumentValue=str(days))
@@ -77,7 +76,7 @@ def restore_request(request: dict[str, Any], row: ObjectRow) -> tuple[int, str]:
                               ArgumentValue=str(days))
     tier = str((request.get("GlacierJobParameters") or {}).get("Tier") or "Standard")
     if tier not in TIERS:
-        raise MalformedXML(_MALFORMED)
+        raise MalformedXML()
     if tier == "Expedited" and row.storage_class == "DEEP_ARCHIVE":
         raise InvalidArgument("Expedited retrievals are not available for objects in the DEEP_ARCHIVE storage class",
                               ArgumentName="Tier", ArgumentValue=tier)

@@ -23,17 +23,15 @@ from minicloud.services.s3.locks import MODES, lock_condition_keys, lock_enabled
 from minicloud.services.s3.objects import ObjectOperations
 from minicloud.services.s3.store import Bucket, ObjectRow
 
-_MALFORMED = "The XML you provided was not well-formed or did not validate against our published schema"
-
 
 def _check_default_retention(rule: dict[str, Any]) -> dict[str, Any]:
     default = rule.get("DefaultRetention")
     if not isinstance(default, dict) or default.get("Mode") not in MODES:
-        raise MalformedXML(_MALFORMED)
+        raise MalformedXML()
     days: Any = default.get("Days")
     years: Any = default.get("Years")
     if (days is None) == (years is None):
-        raise MalformedXML(_MALFORMED)
+        raise MalformedXML()
     if int(days if days is not None else years) <= 0:
         raise InvalidRetentionPeriod("Default retention period must be a positive integer value.")
     return {"DefaultRetention": {k: v for k, v in default.items() if v is not None}}
@@ -45,7 +43,7 @@ class LockOperations(ObjectOperations):
         bucket = await self.bucket_for(ctx, params, "PutBucketObjectLockConfiguration")
         config = params.get("ObjectLockConfiguration") or {}
         if config.get("ObjectLockEnabled") != "Enabled":
-            raise MalformedXML(_MALFORMED)
+            raise MalformedXML()
         if not lock_enabled(bucket) and bucket.versioning != "Enabled":
             raise InvalidBucketState("Versioning must be 'Enabled' on the bucket to apply a Object Lock "
                                      "configuration", BucketName=bucket.name)
@@ -86,9 +84,9 @@ class LockOperations(ObjectOperations):
         bucket, row = await self._locked_version(ctx, params, "PutObjectRetention",
                                                  lock_condition_keys(mode, until, None, ctx.now))
         if (mode is None) != (until is None):
-            raise MalformedXML(_MALFORMED)
+            raise MalformedXML()
         if mode is not None and mode not in MODES:
-            raise MalformedXML(_MALFORMED)
+            raise MalformedXML()
         if until is not None and until <= ctx.now:
             raise InvalidArgument("The retain until date must be in the future!")
         lock = stored_lock(row)
@@ -118,7 +116,7 @@ class LockOperations(ObjectOperations):
         _, row = await self._locked_version(ctx, params, "PutObjectLegalHold",
                                             lock_condition_keys(None, None, status, ctx.now))
         if status not in ("ON", "OFF"):
-            raise MalformedXML(_MALFORMED)
+            raise MalformedXML()
         await self._save_lock(row, {**stored_lock(row), "legal_hold": status})
         return {}
 

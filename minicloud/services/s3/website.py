@@ -26,7 +26,6 @@ from minicloud.services.s3.website_endpoint import WebsiteEndpoint, website_site
 
 MAX_ROUTING_RULES = 50
 PROTOCOLS = ("http", "https")
-_MALFORMED = "The XML you provided was not well-formed or did not validate against our published schema"
 _BAD_PROTOCOL = ("Invalid protocol, protocol can be http or https. If not defined the protocol will be selected "
                  "automatically.")
 
@@ -39,7 +38,7 @@ def check_website(config: dict[str, Any]) -> None:
             raise InvalidArgument("RedirectAllRequestsTo cannot be provided in conjunction with other Routing Rules.",
                                   ArgumentName="RedirectAllRequestsTo", ArgumentValue="not null")
         if redirect_all.get("HostName") is None:
-            raise MalformedXML(_MALFORMED)
+            raise MalformedXML()
         if not redirect_all["HostName"]:
             raise InvalidRequest('A host name must be provided to redirect all requests (e.g. "example.com").')
         _check_protocol(redirect_all)
@@ -50,13 +49,13 @@ def check_website(config: dict[str, Any]) -> None:
                               ArgumentName="IndexDocument", ArgumentValue="null")
     suffix = index.get("Suffix")
     if suffix is None:
-        raise MalformedXML(_MALFORMED)
+        raise MalformedXML()
     if not suffix or "/" in suffix:
         raise InvalidArgument("The IndexDocument Suffix is not well formed", ArgumentName="IndexDocument",
                               ArgumentValue=suffix or None)
     error_document = config.get("ErrorDocument")
     if error_document is not None and not error_document.get("Key"):
-        raise MalformedXML(_MALFORMED)
+        raise MalformedXML()
     rules = config.get("RoutingRules")
     if rules is not None:
         _check_rules(rules)
@@ -64,7 +63,7 @@ def check_website(config: dict[str, Any]) -> None:
 
 def _check_rules(rules: list[dict[str, Any]]) -> None:
     if not rules:
-        raise MalformedXML(_MALFORMED)
+        raise MalformedXML()
     if len(rules) > MAX_ROUTING_RULES:
         raise InvalidRequest(f"{len(rules)} routing rules provided, the number of routing rules in a website "
                              f"configuration is limited to {MAX_ROUTING_RULES}.")
@@ -79,7 +78,7 @@ def _check_rules(rules: list[dict[str, Any]]) -> None:
                 raise InvalidRequest(f"The provided HTTP error code ({code}) is not valid. Valid codes are 4XX or 5XX.")
         redirect = rule.get("Redirect")
         if not redirect:  # (a Redirect needs one child at least)
-            raise MalformedXML(_MALFORMED)
+            raise MalformedXML()
         if redirect.get("ReplaceKeyPrefixWith") is not None and redirect.get("ReplaceKeyWith") is not None:
             raise InvalidRequest("You can only define ReplaceKeyPrefix or ReplaceKey but not both.")
         code = redirect.get("HttpRedirectCode")
@@ -95,7 +94,7 @@ def _check_rules(rules: list[dict[str, Any]]) -> None:
 def _status(text: str) -> int:
     """An HTTP status the configuration gives as text (not a number: malformed)."""
     if not text.isascii() or not text.isdigit() or len(text) > 9:
-        raise MalformedXML(_MALFORMED)
+        raise MalformedXML()
     return int(text)
 
 

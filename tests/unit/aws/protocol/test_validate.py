@@ -16,7 +16,7 @@ from minicloud.aws.errors import (
 from minicloud.aws.protocol.models import load_service_model
 from minicloud.aws.protocol.patterns import compile_pattern
 from minicloud.aws.protocol.validate import validate
-from minicloud.aws.protocol.wire_errors import InvalidArgument
+from minicloud.aws.protocol.wire_errors import InvalidArgument, MalformedXML, MissingRequestBodyError
 
 
 def _error(service: str, operation: str, params: dict[str, Any], protocol: str | None = None) -> ServiceError:
@@ -105,7 +105,23 @@ def test_ec2_answers_the_first_problem_in_its_own_words() -> None:
 def test_rest_xml_answers_invalid_argument() -> None:
     model = load_service_model("s3")
     with pytest.raises(InvalidArgument):
-        validate(model.operation_model("PutBucketTagging"), {"Bucket": "b"}, "rest-xml")
+        validate(model.operation_model("PutBucketTagging"), {"Tagging": {"TagSet": []}}, "rest-xml")
+    with pytest.raises(InvalidArgument):  # (a policy is a JSON text, not an XML document)
+        validate(model.operation_model("PutBucketPolicy"), {"Bucket": "b"}, "rest-xml")
+
+
+@pytest.mark.parametrize(("params", "expected"), [
+    ({"Bucket": "b"}, MissingRequestBodyError),
+    ({"Bucket": "b", "Tagging": {}}, MalformedXML),
+    ({"Bucket": "b", "Tagging": {"TagSet": [{"Key": "k"}]}}, MalformedXML),
+])
+def test_rest_xml_document_missing_or_incomplete(params: dict[str, object], expected: type[Exception]) -> None:
+    """S3 answers an XML document that is missing, or lacks an element its schema requires, as
+    MissingRequestBodyError / MalformedXML, not with the validation message."""
+    model = load_service_model("s3")
+    with pytest.raises(expected) as raised:
+        validate(model.operation_model("PutBucketTagging"), params, "rest-xml")
+    assert type(raised.value) is expected
 
 
 def test_valid_input_passes() -> None:
