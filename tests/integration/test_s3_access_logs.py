@@ -293,3 +293,46 @@ def test_a_clean_stop_delivers_what_is_buffered(tmp_path: Path) -> None:
         assert found[request]["operation"] == "REST.PUT.OBJECT"
     finally:
         server.stop()
+
+
+def test_website_endpoint_requests_are_logged(srv: MinicloudServer, s3: Any) -> None:
+    """Requests to a bucket's website endpoint are records too: anonymous, WEBSITE.<method>.OBJECT
+    of the object read (the index document for "/"), with the answer's status and error code."""
+    site, target = new_bucket(s3, "site"), new_bucket(s3, "sitelogs")
+    allow_log_delivery(s3, target)
+    s3.put_bucket_logging(Bucket=site, BucketLoggingStatus={"LoggingEnabled": {"TargetBucket": target,
+                                                                               "TargetPrefix": "web/"}})
+    s3.put_public_access_block(Bucket=site, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": False, "IgnorePublicAcls": False, "BlockPublicPolicy": False,
+        "RestrictPublicBuckets": False})
+    s3.put_bucket_policy(Bucket=site, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{site}/*"}]}))
+    s3.put_bucket_website(Bucket=site, WebsiteConfiguration={"IndexDocument": {"Suffix": "index.html"},
+                                                             "ErrorDocument": {"Key": "error.html"}})
+    s3.put_object(Bucket=site, Key="index.html", Body=b"<h1>home</h1>", ContentType="text/html")
+    s3.put_object(Bucket=site, Key="error.html", Body=b"<h1>oops</h1>", ContentType="text/html")
+
+    def visit(method: str, path: str) -> tuple[int, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        try:
+            conn.request(method, path, headers={"Host": f"{site}.s3-website-us-east-1.localhost:{srv.port}",
+                                                "User-Agent": "website-visitor/1.0"})
+            response = conn.getresponse()
+            response.read()
+            return response.status, str(response.headers["x-amz-request-id"])
+        finally:
+            conn.close()
+
+    (home_status, home), (missing_status, missing), (head_status, head) = (
+        visit("GET", "/"), visit("GET", "/nope.html"), visit("HEAD", "/index.html"))
+    assert (home_status, missing_status, head_status) == (200, 403, 200)  # (no s3:ListBucket: 403, as S3)
+    found = delivered(s3, target, [home, missing, head], "web/")
+    assert (found[home]["operation"], found[home]["key"], found[home]["status"]) == (
+        "WEBSITE.GET.OBJECT", "index.html", "200")
+    assert found[home]["request_uri"] == '"GET / HTTP/1.1"' and found[home]["bytes_sent"] == "13"
+    assert found[home]["requester"] == "-" and found[home]["auth_type"] == "-"
+    assert found[home]["user_agent"] == '"website-visitor/1.0"'
+    assert (found[missing]["operation"], found[missing]["key"], found[missing]["status"],
+            found[missing]["error_code"]) == ("WEBSITE.GET.OBJECT", "nope.html", "403", "AccessDenied")
+    assert (found[head]["operation"], found[head]["status"], found[head]["bytes_sent"]) == (
+        "WEBSITE.HEAD.OBJECT", "200", "-")

@@ -45,7 +45,7 @@ from minicloud.iam.policy import PrincipalKind as PolicyPrincipalKind
 from minicloud.runtime import Runtime
 from minicloud.services.s3.access_log_format import Access, log_key, operation_name, partition_source, unique_string
 from minicloud.services.s3.acl import LOG_DELIVERY, ownership, stored_grants
-from minicloud.services.s3.base import ACL_REQUIRED
+from minicloud.services.s3.base import ACL_REQUIRED, WebsiteAnswer
 from minicloud.services.s3.names import MAX_KEY_BYTES, canonical_id, owner
 from minicloud.services.s3.objects import ObjectOperations
 from minicloud.services.s3.payer import requester_pays
@@ -178,8 +178,8 @@ def object_size(operation: str, ctx: RequestContext, response: AwsResponse) -> i
     return None
 
 
-def bytes_sent(ctx: RequestContext, response: AwsResponse) -> int | None:
-    if ctx.request.method == "HEAD" or response.status in (204, 304):
+def bytes_sent(method: str, response: AwsResponse) -> int | None:
+    if method == "HEAD" or response.status in (204, 304):
         return None
     if response.stream is not None:
         return _int(_header(response, "content-length"))
@@ -207,13 +207,32 @@ def access_of(ctx: RequestContext, params: dict[str, Any], response: AwsResponse
         operation="REST.COPY.OBJECT_GET" if copied else operation_name(ctx.operation, request.method),
         key=copied[1] if copied else params.get("Key"), request_uri=f"{uri} HTTP/1.1",
         status=response.status, error_code=error.code if error is not None else None,
-        bytes_sent=bytes_sent(ctx, response), object_size=None if copied else object_size(ctx.operation, ctx, response),
+        bytes_sent=bytes_sent(request.method, response),
+        object_size=None if copied else object_size(ctx.operation, ctx, response),
         total_ms=elapsed, turnaround_ms=elapsed, referer=request.headers.get("referer"),
         user_agent=request.headers.get("user-agent"),
         version_id=copied[2] if copied else params.get("VersionId"), host_id=host_id(ctx.request_id),
         signature_version=None if auth is None else ("SigV2" if auth.version == 2 else "SigV4"),
         auth_type=None if auth is None else ("QueryString" if auth.presigned else "AuthHeader"),
         host=request.headers.get("host"), acl_required=bool(ctx.extra.get(ACL_REQUIRED)))
+
+
+def website_access(answer: WebsiteAnswer, bucket: Bucket) -> Access:
+    """The record of a request to ``bucket``'s website endpoint: anonymous, unsigned,
+    ``WEBSITE.GET.OBJECT`` (or HEAD) of the object it read."""
+    request, response = answer.request, answer.response
+    elapsed = max(0, int((datetime.now(UTC) - answer.started).total_seconds() * 1000))
+    uri = f"{request.method} {request.path}{'?' if request.query else ''}{request.query}"
+    return Access(
+        bucket_owner=canonical_id(bucket.account_id), bucket=bucket.name, time=answer.started,
+        remote_ip=request.client_ip, requester=None, request_id=answer.request_id,
+        operation=f"WEBSITE.{request.method}.OBJECT", key=answer.key, request_uri=f"{uri} HTTP/1.1",
+        status=response.status, error_code=answer.error_code,
+        bytes_sent=bytes_sent(request.method, response),
+        object_size=_int(_header(response, "content-length")) if response.status == 200 else None,
+        total_ms=elapsed, turnaround_ms=elapsed, referer=request.headers.get("referer"),
+        user_agent=request.headers.get("user-agent"), version_id=None, host_id=host_id(answer.request_id),
+        signature_version=None, auth_type=None, host=request.headers.get("host"))
 
 
 def copy_source(params: dict[str, Any]) -> tuple[str, str, str | None] | None:
@@ -250,6 +269,12 @@ class AccessLogOperations(ObjectOperations):
             hit = self._buckets.get(source[0]) if source is not None else None
             if source is not None and hit is not None and hit[1] is not None and hit[1].logging:
                 self._keep(hit[1], access_of(ctx, params, response, error, hit[1], copied=source))
+
+    def website_answered(self, answer: WebsiteAnswer) -> None:
+        hit = self._buckets.get(answer.bucket)  # (looked up by the website's own read of its configuration)
+        bucket = hit[1] if hit is not None else None
+        if bucket is not None and bucket.logging:
+            self._keep(bucket, website_access(answer, bucket))
 
     def _keep(self, bucket: Bucket, access: Access) -> None:
         assert bucket.logging is not None

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from minicloud.aws.context import ConditionValues, RequestContext
 from minicloud.aws.provider import Provider
-from minicloud.aws.request import AwsRequest
+from minicloud.aws.request import AwsRequest, AwsResponse
 from minicloud.iam.identity import PrincipalKind
 from minicloud.runtime import Runtime
 from minicloud.services.s3 import store
@@ -104,6 +106,19 @@ def request_condition_keys(request: AwsRequest, version_id: str | None = None) -
     return keys
 
 
+@dataclass(frozen=True, slots=True)
+class WebsiteAnswer:
+    """One answered request to a bucket's website endpoint: what a server access log says of it."""
+
+    bucket: str
+    request: AwsRequest
+    response: AwsResponse
+    request_id: str
+    started: datetime
+    key: str | None  # the object read (the index document for a folder), None when none was
+    error_code: str | None  # the error the answer reports (its error document's status too)
+
+
 class S3Base(Provider):
     service_name = "s3"
     access_denied = AccessDenied
@@ -127,6 +142,10 @@ class S3Base(Provider):
     async def stop(self) -> None:
         self._releases.stop()  # unreferenced blobs left now are orphans, not data loss
         self.data.close()
+
+    def website_answered(self, answer: WebsiteAnswer) -> None:
+        """A request to a bucket's website endpoint was answered (server access logs record it)."""
+        return None
 
     # -- buckets -------------------------------------------------------------------------------------
     async def find_bucket(self, name: str) -> Bucket | None:

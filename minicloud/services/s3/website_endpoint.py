@@ -26,6 +26,7 @@ import functools
 import html
 import logging
 import re
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote, unquote
@@ -35,7 +36,7 @@ from minicloud.aws.protocol.serializer_base import host_id
 from minicloud.aws.provider import AnonymousCall
 from minicloud.aws.request import AwsRequest, AwsResponse, Headers
 from minicloud.aws.request_ids import new_request_id
-from minicloud.services.s3.base import S3Base
+from minicloud.services.s3.base import S3Base, WebsiteAnswer
 from minicloud.services.s3.errors import (
     IncorrectEndpoint,
     InternalError,
@@ -80,17 +81,25 @@ class WebsiteEndpoint:
         self.s3 = s3
         self.bucket = bucket
         self.region = region
+        self.key: str | None = None  # the object read, for the access log
+        self.error: ServiceError | None = None  # the error the answer reports, for the access log
 
     async def serve(self, request: AwsRequest, call: AnonymousCall) -> AwsResponse:
         request_id = new_request_id()
+        started = datetime.now(UTC)
         try:
             response = await self._serve(request, call, request_id)
         except ServiceError as error:
+            self.error = error
             response = error_page(error, request_id)
         except Exception:
             log.exception("website request to %s failed", self.bucket)
-            response = error_page(InternalError("We encountered an internal error. Please try again."), request_id)
+            self.error = InternalError("We encountered an internal error. Please try again.")
+            response = error_page(self.error, request_id)
         response.own_origin = True  # (the website's host is its origin: its pages are not sandboxed)
+        self.s3.website_answered(WebsiteAnswer(
+            self.bucket, request, response, request_id, started, self.key,
+            error_code(self.error) if self.error is not None else None))
         return response
 
     async def _serve(self, request: AwsRequest, call: AnonymousCall, request_id: str) -> AwsResponse:
@@ -108,6 +117,7 @@ class WebsiteEndpoint:
             return redirect(*rule_location(rule, key, request), request_id)
         suffix = config["IndexDocument"]["Suffix"]
         target = key + suffix if not key or key.endswith("/") else key
+        self.key = target
         try:
             response = await call(object_request(request, self.bucket, target), request_id, self.region)
         except ServiceError as error:
@@ -143,6 +153,7 @@ class WebsiteEndpoint:
         rule = matching_rule(config, key, status)
         if rule is not None:
             return redirect(*rule_location(rule, key, request), request_id)
+        self.error = error  # (a redirect instead reports none)
         document = (config.get("ErrorDocument") or {}).get("Key")
         if document is None or not 400 <= status <= 499:
             raise error
