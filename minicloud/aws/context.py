@@ -77,7 +77,12 @@ class RequestContext:
             resource_account=owner,
         )
         if not result.allowed:
-            raise self.access_denied(result.message)
+            message = result.message
+            if getattr(self.access_denied, "encodes_failure", False):  # (EC2's refusals)
+                encoded = self.authorizer.encoded_failure(self.principal, action, resource, keys, result)
+                if encoded is not None:
+                    message = f"{message} {encoded}".strip()
+            raise self.access_denied(message)
         self.authorized = True
 
     def allow_unauthenticated(self) -> None:

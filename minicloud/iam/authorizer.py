@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from minicloud.iam.failure_messages import PREFIX, FailureMessages, failure_document
 from minicloud.iam.identity import Principal, PrincipalKind
 
 
@@ -28,9 +29,20 @@ Evaluator = Callable[[Principal, str, str, Mapping[str, str | list[str]], str | 
 class Authorizer:
     def __init__(self) -> None:
         self._evaluator: Evaluator | None = None
+        # Seals the encoded failure messages some services' refusals carry (installed by STS, which
+        # decodes them: sts:DecodeAuthorizationMessage); None: refusals carry none.
+        self.failure_messages: FailureMessages | None = None
 
     def set_evaluator(self, evaluator: Evaluator) -> None:
         self._evaluator = evaluator
+
+    def encoded_failure(self, principal: Principal, action: str, resource: str,
+                        context: Mapping[str, str | list[str]], result: AuthzResult) -> str | None:
+        """The "Encoded authorization failure message: ..." sentence of a refusal, if tokens are made."""
+        if self.failure_messages is None:
+            return None
+        document = failure_document(principal, action, resource, context, "explicit deny" in result.message)
+        return PREFIX + self.failure_messages.encode(principal.account_id, document)
 
     async def check(self, principal: Principal, action: str, resource: str, *,
                     context: Mapping[str, str | list[str]],

@@ -201,10 +201,11 @@ class InsufficientInstanceCapacity(ClientError):
 
 class UnauthorizedOperation(ClientError):
     """EC2's access denied: "You are not authorized to perform this operation." then IAM's reason
-    (EC2 adds an encoded authorization failure message, which minicloud does not make)."""
+    and an encoded authorization failure message (``iam.failure_messages``: sts:DecodeAuthorizationMessage)."""
 
     code = "UnauthorizedOperation"
     status = 403
+    encodes_failure = True
     PREFIX = "You are not authorized to perform this operation."
 
     def __init__(self, message: str = "", **fields: Any) -> None:

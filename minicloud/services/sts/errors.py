@@ -11,3 +11,7 @@ class MalformedPolicyDocumentError(ClientError):
 
 class PackedPolicyTooLarge(ClientError):
     code = "PackedPolicyTooLarge"
+
+
+class InvalidAuthorizationMessageException(ClientError):
+    code = "InvalidAuthorizationMessageException"

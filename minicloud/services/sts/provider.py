@@ -15,12 +15,17 @@ from minicloud.aws.context import RequestContext
 from minicloud.aws.errors import AccessDenied, InvalidParameterValue, ValidationError
 from minicloud.aws.provider import Provider
 from minicloud.iam import sessions, store
+from minicloud.iam.failure_messages import FailureMessages, InvalidMessage
 from minicloud.iam.identity import Credential, Principal, PrincipalKind
 from minicloud.iam.policy import MalformedPolicyDocument, PolicyKind, parse_policy, policy_size
 from minicloud.iam.policy.limits import SESSION_POLICY_MAX
 from minicloud.iam.tables import ROLE
 from minicloud.runtime import Runtime
-from minicloud.services.sts.errors import MalformedPolicyDocumentError, PackedPolicyTooLarge
+from minicloud.services.sts.errors import (
+    InvalidAuthorizationMessageException,
+    MalformedPolicyDocumentError,
+    PackedPolicyTooLarge,
+)
 
 ROLE_CHAINING_MAX = 3600
 USER_SESSION_MAX = 129600
@@ -48,11 +53,24 @@ class StsProvider(Provider):
         self.runtime = runtime
         runtime.credentials.add_resolver(sessions.resolve_session)
         runtime.controllers.append(SessionReaper(runtime))
+        self.failure_messages = FailureMessages.load(runtime.config.data_dir / "sts" / "authorization-messages.key")
+        runtime.authorizer.failure_messages = self.failure_messages
 
     async def get_caller_identity(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         ctx.allow_unauthenticated()  # GetCallerIdentity needs no permission, even under an explicit deny
         p = ctx.principal
         return {"UserId": p.user_id, "Account": p.account_id, "Arn": p.arn}
+
+    async def decode_authorization_message(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        """The document an encoded authorization failure message (EC2's refusals) holds."""
+        await ctx.authorize("sts:DecodeAuthorizationMessage")
+        try:
+            decoded = self.failure_messages.decode(ctx.account_id, params["EncodedMessage"])
+        except InvalidMessage:
+            raise InvalidAuthorizationMessageException(
+                "The error message could not be decoded: it is invalid, expired, or was issued to another "
+                "account.") from None
+        return {"DecodedMessage": decoded}
 
     # -- GetSessionToken ----------------------------------------------------------------------------
     async def get_session_token(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
