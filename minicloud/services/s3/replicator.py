@@ -1,6 +1,8 @@
 """The replication controller: copies each object version left PENDING by a write (see
 ``replication.py``) to the destination buckets of the rules that select it, then marks it
-COMPLETED, or FAILED when a destination cannot take it.
+COMPLETED, or FAILED when a destination cannot take it. A version is PENDING again while its later
+tag, ACL or Object Lock changes (recorded with them, see ``metadata_sync``) are copied to the copy
+already there, in place; a replica is, under ReplicaModifications, while its changes go back.
 
 Work is found in the metadata store alone (the versions whose ``replication_status`` is PENDING,
 through a partial index), so nothing is lost to a crash or a restart: a version stays PENDING
