@@ -575,3 +575,131 @@ def test_object_lock_retention_is_replicated(s3: Any, role: str) -> None:
     with pytest.raises(ClientError) as err:
         s3.delete_object(Bucket=target, Key="held", VersionId=put["VersionId"])
     assert code(err) == "AccessDenied"
+
+
+# -- metadata changes ------------------------------------------------------------------------------
+
+def tag_set(s3: Any, bucket: str, key: str, version_id: str) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=key, VersionId=version_id)["TagSet"]}
+
+
+def public_read(s3: Any, bucket: str, key: str, version_id: str) -> bool:
+    grants = s3.get_object_acl(Bucket=bucket, Key=key, VersionId=version_id)["Grants"]
+    return any(g["Grantee"].get("URI", "").endswith("/AllUsers") and g["Permission"] == "READ" for g in grants)
+
+
+def test_tag_and_acl_changes_reach_the_replica(s3: Any, source: str, dest: str, role: str) -> None:
+    configure(s3, source, role, rule(dest))
+    put = s3.put_object(Bucket=source, Key="doc", Body=b"x", Tagging="stage=draft")
+    version = put["VersionId"]
+    assert settled(s3, source, "doc") == "COMPLETED"
+    written = s3.head_object(Bucket=dest, Key="doc")
+    s3.put_object_tagging(Bucket=source, Key="doc", Tagging={"TagSet": [
+        {"Key": "stage", "Value": "final"}, {"Key": "owner", "Value": "ops"}]})
+    eventually(lambda: tag_set(s3, dest, "doc", version) == {"stage": "final", "owner": "ops"}, "the tags replicated")
+    assert settled(s3, source, "doc") == "COMPLETED"
+    # in place: the same single version, its Last-Modified and ETag kept, still a replica
+    replica = s3.head_object(Bucket=dest, Key="doc")
+    assert (replica["LastModified"], replica["ETag"]) == (written["LastModified"], written["ETag"])
+    assert replica["ReplicationStatus"] == "REPLICA" and replica["VersionId"] == version
+    assert version_ids(s3, dest) == [("doc", version, False)]
+    s3.delete_object_tagging(Bucket=source, Key="doc")
+    eventually(lambda: tag_set(s3, dest, "doc", version) == {}, "the tags' deletion replicated")
+    s3.put_object_acl(Bucket=source, Key="doc", ACL="public-read")
+    eventually(lambda: public_read(s3, dest, "doc", version), "the ACL replicated")
+    assert settled(s3, source, "doc") == "COMPLETED"
+    assert version_ids(s3, dest) == [("doc", version, False)]
+
+
+def test_object_lock_changes_reach_the_replica(s3: Any, role: str) -> None:
+    locked, target = (f"repl-lock-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    for name in (locked, target):
+        s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+    configure(s3, locked, role, rule(target))
+    version = s3.put_object(Bucket=locked, Key="record", Body=b"x")["VersionId"]
+    assert settled(s3, locked, "record") == "COMPLETED"
+    s3.put_object_legal_hold(Bucket=locked, Key="record", LegalHold={"Status": "ON"})
+    until = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+    s3.put_object_retention(Bucket=locked, Key="record", Retention={"Mode": "GOVERNANCE", "RetainUntilDate": until})
+
+    def locked_alike() -> bool:
+        replica = s3.head_object(Bucket=target, Key="record", VersionId=version)
+        return (replica.get("ObjectLockLegalHoldStatus"), replica.get("ObjectLockMode"),
+                replica.get("ObjectLockRetainUntilDate")) == ("ON", "GOVERNANCE", until)
+    eventually(locked_alike, "the legal hold and retention replicated")
+    assert settled(s3, locked, "record") == "COMPLETED"
+    with pytest.raises(ClientError) as err:
+        s3.delete_object(Bucket=target, Key="record", VersionId=version)
+    assert code(err) == "AccessDenied"
+    s3.put_object_legal_hold(Bucket=locked, Key="record", LegalHold={"Status": "OFF"})
+    eventually(lambda: s3.get_object_legal_hold(Bucket=target, Key="record", VersionId=version)["LegalHold"]
+               ["Status"] == "OFF", "the legal hold's release replicated")
+
+
+def test_a_tag_change_fails_without_replicate_tags(cloud: MinicloudServer, s3: Any, source: str, dest: str) -> None:
+    no_tags = make_role(cloud, ["s3:GetObjectVersionForReplication", "s3:ReplicateObject", "s3:ReplicateDelete"])
+    configure(s3, source, no_tags, rule(dest))
+    version = s3.put_object(Bucket=source, Key="plain", Body=b"x")["VersionId"]
+    assert settled(s3, source, "plain") == "COMPLETED"
+    s3.put_object_acl(Bucket=source, Key="plain", ACL="public-read")  # (s3:ReplicateObject suffices)
+    eventually(lambda: public_read(s3, dest, "plain", version), "the ACL replicated")
+    assert settled(s3, source, "plain") == "COMPLETED"
+    s3.put_object_tagging(Bucket=source, Key="plain", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]})
+    assert settled(s3, source, "plain") == "FAILED"
+    assert tag_set(s3, dest, "plain", version) == {}
+
+
+def test_replica_modifications_replicate_a_replicas_changes_back(s3: Any, source: str, dest: str,
+                                                                 role: str) -> None:
+    both_ways = {"SourceSelectionCriteria": {"ReplicaModifications": {"Status": "Enabled"}}}
+    configure(s3, source, role, rule(dest, **both_ways))
+    configure(s3, dest, role, rule(source))  # two-way, but without ReplicaModifications at first
+    version = s3.put_object(Bucket=source, Key="shared", Body=b"x")["VersionId"]
+    assert settled(s3, source, "shared") == "COMPLETED"
+    original = s3.head_object(Bucket=source, Key="shared")
+    s3.put_object_tagging(Bucket=dest, Key="shared", Tagging={"TagSet": [{"Key": "local", "Value": "1"}]})
+    assert replication_status(s3, dest, "shared") == "REPLICA"  # nothing to send: the change stays there
+    s3.put_object(Bucket=source, Key="later", Body=b"y")  # (replicated after anything pending before it)
+    assert settled(s3, source, "later") == "COMPLETED"
+    assert tag_set(s3, source, "shared", version) == {}
+    configure(s3, dest, role, rule(source, **both_ways))
+    s3.put_object_tagging(Bucket=dest, Key="shared", Tagging={"TagSet": [{"Key": "edited", "Value": "on-b"}]})
+    eventually(lambda: tag_set(s3, source, "shared", version) == {"edited": "on-b"}, "the replica's tags sent back")
+    eventually(lambda: replication_status(s3, dest, "shared") == "REPLICA", "the replica settled")
+    # the source version changed in place, and the change made by replication went no further
+    head = s3.head_object(Bucket=source, Key="shared")
+    assert head["ReplicationStatus"] == "COMPLETED" and head["LastModified"] == original["LastModified"]
+    assert [v for v in version_ids(s3, source) if v[0] == "shared"] == [("shared", version, False)]
+    assert version_ids(s3, source) == version_ids(s3, dest)
+    # an ACL change on the replica, and a change on the source again, each way once
+    s3.put_object_acl(Bucket=dest, Key="shared", ACL="public-read")
+    eventually(lambda: public_read(s3, source, "shared", version), "the replica's ACL sent back")
+    s3.put_object_tagging(Bucket=source, Key="shared", Tagging={"TagSet": [{"Key": "edited", "Value": "on-a"}]})
+    eventually(lambda: tag_set(s3, dest, "shared", version) == {"edited": "on-a"}, "the source's tags sent on")
+    assert settled(s3, source, "shared") == "COMPLETED"
+    eventually(lambda: replication_status(s3, dest, "shared") == "REPLICA", "the replica settled")
+    assert tag_set(s3, source, "shared", version) == {"edited": "on-a"}
+
+
+def test_a_metadata_change_survives_a_crash(fresh_server: MinicloudServer) -> None:
+    """A tag change made while no controller runs is recorded with the change; the server is
+    killed (-9); the next start replicates it."""
+    fresh_server.start()
+    s3 = fresh_server.client("s3")
+    role = make_role(fresh_server, ["s3:*"])
+    source, dest = versioned(s3), versioned(s3)
+    configure(s3, source, role, rule(dest))
+    version = s3.put_object(Bucket=source, Key="k", Body=b"x")["VersionId"]
+    assert settled(s3, source, "k") == "COMPLETED"
+    fresh_server.stop()
+    fresh_server.env["MINICLOUD_CONTROLLERS"] = "0"
+    fresh_server.start()
+    s3 = fresh_server.client("s3")
+    s3.put_object_tagging(Bucket=source, Key="k", Tagging={"TagSet": [{"Key": "after", "Value": "crash"}]})
+    assert replication_status(s3, source, "k") == "PENDING"
+    fresh_server.kill()
+    fresh_server.env["MINICLOUD_CONTROLLERS"] = "1"
+    fresh_server.start()
+    s3 = fresh_server.client("s3")
+    assert settled(s3, source, "k") == "COMPLETED"
+    assert tag_set(s3, dest, "k", version) == {"after": "crash"}

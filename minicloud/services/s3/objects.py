@@ -50,6 +50,7 @@ from minicloud.services.s3.http import (
 )
 from minicloud.services.s3.lifecycle import expiration_header
 from minicloud.services.s3.locks import lock_for_write, lock_members
+from minicloud.services.s3.metadata_sync import mark_change
 from minicloud.services.s3.names import check_key
 from minicloud.services.s3.replication import mark_pending
 from minicloud.services.s3.small import commit_small, read_small_sealed
@@ -147,6 +148,10 @@ class PutCondition:
                                          Condition="If-Match")
 
 
+_SETTERS: dict[str, Callable[[sa.Connection, int, str | None], None]] = {
+    "tags": store.set_object_tags, "acl": store.set_object_acl, "lock": store.set_object_lock}
+
+
 class ObjectOperations(EncryptionOperations):
     # -- writing -------------------------------------------------------------------------------------
     async def put_object(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -238,6 +243,16 @@ class ObjectOperations(EncryptionOperations):
                         raise
         await self.release(released)
         if pending:
+            self.replication_pending()
+
+    async def change_metadata(self, bucket: Bucket, row: ObjectRow, field: str, value: str | None) -> None:
+        """Set a version's tags, ACL or Object Lock (``field``), the change recorded for replication
+        in the same transaction when it is to be replicated (see ``metadata_sync``)."""
+        def change(conn: sa.Connection) -> bool:
+            _SETTERS[field](conn, row.id, value)
+            return mark_change(conn, bucket, row.key, row.version_id, field)
+
+        if await self.db.write(change):
             self.replication_pending()
 
     async def _commit_small(self, staged: Staged, write: Callable[[sa.Connection], list[str]]) -> list[str]:
@@ -445,7 +460,7 @@ class ObjectOperations(EncryptionOperations):
         bucket = await self.bucket_for(ctx, params, action, key)
         row = await self.find_object(ctx, bucket, key, version_id, action)
         tags = check_tags((params.get("Tagging") or {}).get("TagSet") or [], limit=10)
-        await self.db.write(lambda conn: store.set_object_tags(conn, row.id, tags))
+        await self.change_metadata(bucket, row, "tags", tags)
         return {"VersionId": row.version_id} if bucket.versioning else {}
 
     async def get_object_tagging(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -463,7 +478,7 @@ class ObjectOperations(EncryptionOperations):
         action = "DeleteObjectVersionTagging" if version_id else "DeleteObjectTagging"
         bucket = await self.bucket_for(ctx, params, action, key)
         row = await self.find_object(ctx, bucket, key, version_id, action)
-        await self.db.write(lambda conn: store.set_object_tags(conn, row.id, None))
+        await self.change_metadata(bucket, row, "tags", None)
         return {"VersionId": row.version_id} if bucket.versioning else {}
 
 

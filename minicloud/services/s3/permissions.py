@@ -76,8 +76,7 @@ class AclOperations(ObjectOperations):
         bucket = await self.bucket_for(ctx, params, action, key)
         row = await self.find_object(ctx, bucket, key, version_id, action)
         grants = _grants_from_request(params, bucket, row.owner, await self.db.read(known_accounts))
-        text = json.dumps(grants)
-        await self.db.write(lambda conn: store.set_object_acl(conn, row.id, text))
+        await self.change_metadata(bucket, row, "acl", json.dumps(grants))
         return {}
 
     async def get_object_acl(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -67,10 +67,14 @@ class Selector:
     not_prefixes: tuple[str, ...] = ()
     not_tags: tuple[tuple[str, str], ...] = ()
 
+    def selects_key(self, key: str) -> bool:
+        """Whether the rule's prefixes select ``key``, whatever the version's tags."""
+        return key.startswith(self.prefix) and not any(key.startswith(p) for p in self.not_prefixes)
+
     def selects(self, key: str, tags: dict[str, str] | None) -> bool:
         """Whether the rule applies to a version with ``key`` and ``tags`` (None: a delete
         marker, which has no tags: a rule that tests tags never selects it)."""
-        if not key.startswith(self.prefix) or any(key.startswith(p) for p in self.not_prefixes):
+        if not self.selects_key(key):
             return False
         if tags is None:
             return not self.tags and not self.not_tags
@@ -90,6 +94,7 @@ class Rule:
     delete_markers: bool
     sse_kms: bool  # SSE-KMS objects opted in (SourceSelectionCriteria)
     document: dict[str, Any]  # the rule as stored
+    replica_modifications: bool = False  # metadata changes of replicas replicated (SourceSelectionCriteria)
 
     @property
     def tagged(self) -> bool:
@@ -118,6 +123,20 @@ class Configuration:
         if sse_kms:
             return [rule for rule in found if rule.sse_kms]
         return found
+
+    def sync_targets(self, key: str, tags: dict[str, str], *, sse_kms: bool = False) -> list[Rule]:
+        """For a metadata change of a version: the rule that governs each destination for it now,
+        else the highest priority rule whose prefixes select its key (a tag change may have taken
+        away the tags that selected it: its replica still gets the change)."""
+        chosen = {rule.destination: rule for rule in self.targets(key, tags, sse_kms=sse_kms)}
+        fallback: dict[str, Rule] = {}
+        for rule in self.rules:
+            if rule.destination in chosen or not rule.selector.selects_key(key) or (sse_kms and not rule.sse_kms):
+                continue
+            known = fallback.get(rule.destination)
+            if known is None or rule.priority > known.priority:
+                fallback[rule.destination] = rule
+        return [*chosen.values(), *fallback.values()]
 
 
 def destination_name(arn: str) -> str | None:
@@ -162,16 +181,17 @@ def compiled(text: str) -> Configuration:
             continue
         v1 = "Filter" not in rule
         destination = destination_name(str((rule.get("Destination") or {}).get("Bucket") or ""))
+        criteria = rule.get("SourceSelectionCriteria") or {}
         rules.append(Rule(
             str(rule.get("ID") or ""), int(rule.get("Priority") or 0), destination or "", selector_of(rule),
-            v1 or _enabled(rule.get("DeleteMarkerReplication")),
-            _enabled((rule.get("SourceSelectionCriteria") or {}).get("SseKmsEncryptedObjects")), rule))
+            v1 or _enabled(rule.get("DeleteMarkerReplication")), _enabled(criteria.get("SseKmsEncryptedObjects")),
+            rule, _enabled(criteria.get("ReplicaModifications"))))
     return Configuration(str(document.get("Role") or ""), tuple(rules))
 
 
 # -- the write path ----------------------------------------------------------------------------------
 
-def _is_kms(encryption: str | None) -> bool:
+def is_kms(encryption: str | None) -> bool:
     return bool(encryption) and json.loads(str(encryption)).get("sse") == "aws:kms"
 
 
@@ -186,7 +206,7 @@ def mark_pending(bucket: Bucket, values: dict[str, Any]) -> bool:
     config = compiled(bucket.replication)
     marker = bool(values.get("delete_marker"))
     tags = None if marker else dict(json.loads(values["tags"])) if values.get("tags") else {}
-    if not config.targets(str(values["key"]), tags, delete_marker=marker, sse_kms=_is_kms(values.get("encryption"))):
+    if not config.targets(str(values["key"]), tags, delete_marker=marker, sse_kms=is_kms(values.get("encryption"))):
         return False
     values["replication_status"] = PENDING
     return True

@@ -1,6 +1,8 @@
 """The replication controller: copies each object version left PENDING by a write (see
 ``replication.py``) to the destination buckets of the rules that select it, then marks it
-COMPLETED, or FAILED when a destination cannot take it.
+COMPLETED, or FAILED when a destination cannot take it. A version is PENDING again while its later
+tag, ACL or Object Lock changes (recorded with them, see ``metadata_sync``) are copied to the copy
+already there, in place; a replica is, under ReplicaModifications, while its changes go back.
 
 Work is found in the metadata store alone (the versions whose ``replication_status`` is PENDING,
 through a partial index), so nothing is lost to a crash or a restart: a version stays PENDING
@@ -71,7 +73,7 @@ from minicloud.iam.trust import service_may_assume
 from minicloud.services.kms import key_policy
 from minicloud.services.kms.keyring import KeyRing
 from minicloud.services.kms.store import Key
-from minicloud.services.s3 import store
+from minicloud.services.s3 import metadata_sync, store
 from minicloud.services.s3.acl import ownership
 from minicloud.services.s3.base import policy_for
 from minicloud.services.s3.crypto import Sealer
@@ -79,7 +81,15 @@ from minicloud.services.s3.data import ONE_ZONE_CLASSES, ObjectData, Staged
 from minicloud.services.s3.encryption import kms_context
 from minicloud.services.s3.locks import lock_for_write
 from minicloud.services.s3.names import bucket_arn, object_arn
-from minicloud.services.s3.replication import COMPLETED, FAILED, PENDING, REPLICA, S3_SERVICE, Rule, compiled
+from minicloud.services.s3.replication import (
+    FAILED,
+    PENDING,
+    REPLICA,
+    S3_SERVICE,
+    Configuration,
+    Rule,
+    compiled,
+)
 from minicloud.services.s3.store import Bucket, ObjectRow
 from minicloud.services.s3.tables import s3_objects
 from minicloud.services.s3.uploads import MAX_PUT_BYTES
@@ -101,6 +111,9 @@ _IS_PENDING = s3_objects.c.replication_status == sa.literal_column("'PENDING'") 
 
 class ReplicationFailed(Exception):
     """A version cannot be replicated to a destination: S3's failure reason."""
+
+
+Update = tuple[str, tuple[str, ...]]  # a copy of a version to update in place: its bucket, the fields
 
 
 def pending_versions(conn: sa.Connection, limit: int) -> list[ObjectRow]:
@@ -156,14 +169,19 @@ def _rewrite(conn: sa.Connection, row_ids: list[int]) -> None:
         conn.execute(s3_objects.insert().values({k: v for k, v in rows[row_id]._mapping.items() if k != "id"}))
 
 
-def finish(conn: sa.Connection, row_id: int, replicas: list[dict[str, Any]], status: str) -> bool:
-    """Write the replicas and the source version's final status, if it is still there and PENDING."""
+def finish(conn: sa.Connection, row_id: int, replicas: list[dict[str, Any]], status: str,
+           updates: list[Update] | None = None, seen: int = 0) -> bool:
+    """Write the replicas, copy the metadata changes recorded up to ``seen`` (``metadata_sync``) to
+    the copies in ``updates``, and set the version's final status, if it is still there and PENDING."""
     c = s3_objects.c
-    row = conn.execute(sa.select(c.id, c.bucket).where(c.id == row_id, _IS_PENDING)).first()
+    row = conn.execute(sa.select(c.id, c.bucket, c.key, c.version_id).where(c.id == row_id, _IS_PENDING)).first()
     if row is None:
         return False
     for values in replicas:
         insert_replica(conn, values, (row.bucket, row_id))
+    for target, fields in updates or []:
+        metadata_sync.copy_fields(conn, row.bucket, row.key, row.version_id, target, fields)
+    status = metadata_sync.settle(conn, row.bucket, row.key, row.version_id, seen, status)
     conn.execute(s3_objects.update().where(c.id == row_id).values(replication_status=status))
     return True
 
@@ -288,16 +306,19 @@ class ReplicationController:
 
     # -- one version ---------------------------------------------------------------------------------
     async def replicate(self, row: ObjectRow) -> None:
+        """Replicate a version to the destinations of the rules that select it: a replica where
+        there is none yet, its recorded metadata changes (``metadata_sync``) where there is one."""
         source = await self.db.read(lambda conn: store.get_bucket(conn, row.bucket))
+        syncs = await self.db.read(lambda conn: metadata_sync.recorded(conn, row.bucket, row.key, row.version_id))
         replicas: list[Replica] = []
-        status = COMPLETED
+        updates: list[Update] = []
+        status = syncs.settled
         try:
             if source is None or not source.replication:
                 raise ReplicationFailed("the source bucket has no replication configuration")
             config = compiled(source.replication)
-            tags = None if row.delete_marker else dict((k, v) for k, v in row.tag_pairs())
-            rules = config.targets(row.key, tags, delete_marker=row.delete_marker, sse_kms=_kms(row) is not None)
-            if not rules:
+            rules = self._rules(row, config, syncs)
+            if not rules and not syncs.metadata_only:
                 raise ReplicationFailed("no enabled rule replicates it any more")
             role = await self._role(config.role, source)
             if not row.delete_marker:
@@ -305,7 +326,7 @@ class ReplicationController:
                                     source)
             for rule in rules:
                 try:
-                    replicas.append(await self._replica(row, source, rule, role))
+                    await self._to(row, source, rule, role, syncs, replicas, updates)
                 except ReplicationFailed as why:
                     log.warning("replication of %s/%s (%s) to %s failed: %s", row.bucket, row.key, row.version_id,
                                 rule.destination, why)
@@ -313,13 +334,42 @@ class ReplicationController:
         except ReplicationFailed as why:
             log.warning("replication of %s/%s (%s) failed: %s", row.bucket, row.key, row.version_id, why)
             status = FAILED
-        await self._commit(row, replicas, status)
+        await self._commit(row, replicas, status, updates, syncs.seen)
 
-    async def _commit(self, row: ObjectRow, replicas: list[Replica], status: str) -> None:
+    @staticmethod
+    def _rules(row: ObjectRow, config: Configuration, syncs: metadata_sync.Syncs) -> list[Rule]:
+        """The rules whose destinations the version (or its changes) go to."""
+        kms = _kms(row) is not None
+        if not syncs.metadata_only:
+            tags = None if row.delete_marker else dict((k, v) for k, v in row.tag_pairs())
+            return config.targets(row.key, tags, delete_marker=row.delete_marker, sse_kms=kms)
+        rules = config.sync_targets(row.key, dict((k, v) for k, v in row.tag_pairs()), sse_kms=kms)
+        return [rule for rule in rules if rule.replica_modifications or syncs.origin != REPLICA]
+
+    async def _to(self, row: ObjectRow, source: Bucket, rule: Rule, role: Principal, syncs: metadata_sync.Syncs,
+                  replicas: list[Replica], updates: list[Update]) -> None:
+        """One destination: its replica to write, or the changes to copy to the copy already there."""
+        dest = await self._destination(source, rule)
+        key, version_id = row.key, row.version_id
+        there = await self.db.read(lambda conn: store.get_object(conn, dest.name, key, version_id))
+        if there is None:
+            if not syncs.metadata_only:  # (a copy deleted since is not written again)
+                replicas.append(await self._replica(row, source, rule, role, dest))
+            return
+        fields = syncs.fields_for(rule)
+        if not fields:
+            return
+        resource = object_arn(dest.name, row.key)
+        for action in sorted({metadata_sync.ACTIONS[name] for name in fields}):
+            await self._require(role, action, resource, dest)
+        updates.append((dest.name, fields))
+
+    async def _commit(self, row: ObjectRow, replicas: list[Replica], status: str, updates: list[Update] | None = None,
+                      seen: int = 0) -> None:
         staged = [blob for replica in replicas for blob in replica.staged]
         rows = [replica.values for replica in replicas]
         if not staged:
-            await self.db.write(lambda conn: finish(conn, row.id, rows, status))
+            await self.db.write(lambda conn: finish(conn, row.id, rows, status, updates, seen))
             return
         digests = [blob.digest for blob in staged]
         async with self.data.lock_all(digests):
@@ -327,14 +377,14 @@ class ReplicationController:
             try:
                 for blob in staged:
                     await blob.commit()
-                done = await self.db.write(lambda conn: finish(conn, row.id, rows, status))
+                done = await self.db.write(lambda conn: finish(conn, row.id, rows, status, updates, seen))
             finally:
                 if not done:  # (the version went away meanwhile, or the commit failed): no orphans
                     for digest in digests:
                         if not await self.db.read(lambda conn, d=digest: store.is_referenced(conn, d)):  # type: ignore[misc]
                             await self.data.delete(digest)
 
-    async def _replica(self, row: ObjectRow, source: Bucket, rule: Rule, role: Principal) -> Replica:
+    async def _destination(self, source: Bucket, rule: Rule) -> Bucket:
         dest = await self.db.read(lambda conn: store.get_bucket(conn, rule.destination))
         if dest is None:
             raise ReplicationFailed("DstBucketNotFound")
@@ -342,6 +392,9 @@ class ReplicationController:
             raise ReplicationFailed("DstBucketUnversioned")
         if source.object_lock and not dest.object_lock:
             raise ReplicationFailed("DstBucketObjectLockConfigMissing")
+        return dest
+
+    async def _replica(self, row: ObjectRow, source: Bucket, rule: Rule, role: Principal, dest: Bucket) -> Replica:
         destination: dict[str, Any] = rule.document.get("Destination") or {}
         translate = destination.get("AccessControlTranslation") is not None
         resource = object_arn(dest.name, row.key)

@@ -101,7 +101,7 @@ class LockOperations(ObjectOperations):
             lock.pop("until", None)
         else:
             lock.update(mode=mode, until=until.isoformat())
-        await self._save_lock(row, lock)
+        await self._save_lock(bucket, row, lock)
         return {}
 
     async def get_object_retention(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -113,11 +113,11 @@ class LockOperations(ObjectOperations):
 
     async def put_object_legal_hold(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         status = (params.get("LegalHold") or {}).get("Status")
-        _, row = await self._locked_version(ctx, params, "PutObjectLegalHold",
-                                            lock_condition_keys(None, None, status, ctx.now))
+        bucket, row = await self._locked_version(ctx, params, "PutObjectLegalHold",
+                                                 lock_condition_keys(None, None, status, ctx.now))
         if status not in ("ON", "OFF"):
             raise MalformedXML()
-        await self._save_lock(row, {**stored_lock(row), "legal_hold": status})
+        await self._save_lock(bucket, row, {**stored_lock(row), "legal_hold": status})
         return {}
 
     async def get_object_legal_hold(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -127,6 +127,5 @@ class LockOperations(ObjectOperations):
             raise NoSuchObjectLockConfiguration("The specified object does not have a ObjectLock configuration")
         return {"LegalHold": {"Status": status}}
 
-    async def _save_lock(self, row: ObjectRow, lock: dict[str, Any]) -> None:
-        text = json.dumps(lock) if lock else None
-        await self.db.write(lambda conn: store.set_object_lock(conn, row.id, text))
+    async def _save_lock(self, bucket: Bucket, row: ObjectRow, lock: dict[str, Any]) -> None:
+        await self.change_metadata(bucket, row, "lock", json.dumps(lock) if lock else None)

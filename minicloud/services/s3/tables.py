@@ -92,6 +92,20 @@ s3_objects = sa.Table(
              postgresql_where=sa.text("restore_due IS NOT NULL")),
 )
 
+# from 0026_s3_replication_syncs: metadata changes (tags, ACL, Object Lock) of a version, waiting for
+# the replication controller to copy them to the version's other copy (see ``metadata_sync``); written
+# in the transaction of the change itself, deleted in the one that copies it
+s3_replication_syncs = sa.Table(
+    "s3_replication_syncs", metadata,
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
+    sa.Column("bucket", sa.String(63), nullable=False),
+    sa.Column("key", key_type(1024), nullable=False),
+    sa.Column("version_id", sa.String(64), nullable=False),
+    sa.Column("field", sa.String(16), nullable=False),  # tags, acl or lock
+    sa.Column("origin", sa.String(16), nullable=False),  # the version's status before: PENDING, COMPLETED, REPLICA
+    sa.Index("ix_s3_replication_syncs_version", "bucket", "key", "version_id", "id"),
+)
+
 s3_blobs = sa.Table(
     "s3_blobs", metadata,
     sa.Column("digest", sa.String(80), primary_key=True),
