@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from minicloud.aws.context import RequestContext
+from minicloud.aws.context import ConditionValues, RequestContext
 from minicloud.aws.provider import Provider
 from minicloud.runtime import Runtime
 from minicloud.services.lambda_ import model
@@ -46,6 +46,7 @@ class LambdaBase(Provider):
         self.settings = LambdaSettings.from_environ()
         self.root: Path = runtime.config.data_dir / "lambda"
         self.code = CodeStore(self.root / "code")
+        self.layer_code = CodeStore(self.root / "layers")
         self.images = ImageProvisioner(runtime)
         self.execution: ExecutionService | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -55,14 +56,14 @@ class LambdaBase(Provider):
         self._credentials: dict[tuple[str, str], tuple[dict[str, str], datetime]] = {}  # (role id, function)
 
     # -- resolution -------------------------------------------------------------------------------
-    async def resolve(self, ctx: RequestContext, params: dict[str, Any], action: str,
-                      latest_only: bool = False) -> tuple[FunctionRow, VersionRow]:
+    async def resolve(self, ctx: RequestContext, params: dict[str, Any], action: str, latest_only: bool = False,
+                      context: ConditionValues | None = None) -> tuple[FunctionRow, VersionRow]:
         ref = model.parse_function_name(params["FunctionName"], params.get("Qualifier"))
         account = ref.account_id or ctx.account_id
         region = ref.region or ctx.region
         function = await self.db.read(lambda conn: model.get_function(conn, account, region, ref.name))
         arn = model.function_arn(region, account, ref.name, ref.qualifier)
-        await ctx.authorize(action, arn, resource_account=account,
+        await ctx.authorize(action, arn, context=context, resource_account=account,
                             resource_policy=self.policy_document(function) if function else None)
         if function is None:
             raise model.not_found(model.function_arn(region, account, ref.name))
@@ -116,11 +117,18 @@ class LambdaBase(Provider):
         code_dir = str(self.code.task_dir(version.code_sha256)) if version.code_sha256 else None
         if code_dir is not None and not os.path.isdir(code_dir):
             code_dir = str(self.code.unpack(version.code_sha256 or ""))
+        layers = [str(code["Sha256"]) for code in config.get("_LayerCode") or []]
+        opt_dir = str(self.layer_code.merged(layers)) if layers else None
+        bootstrap = "/var/task/bootstrap"  # a custom runtime's: the function's own, else a layer's
+        if opt_dir is not None and not os.path.lexists(os.path.join(code_dir or "", "bootstrap")) \
+                and os.path.lexists(os.path.join(opt_dir, "bootstrap")):
+            bootstrap = "/opt/bootstrap"
         return EnvironmentSpec(
             pool_key=f"{function.arn}:{version.version}:{config.get('RevisionId')}",
             account_id=function.account_id, region=function.region, function_name=function.name,
             function_arn=function.arn, version=version.version, runtime=config.get("Runtime") or "",
-            handler=config.get("Handler") or "", image=reference, code_dir=code_dir,
+            handler=config.get("Handler") or "", image=reference, code_dir=code_dir, opt_dir=opt_dir,
+            bootstrap=bootstrap,
             memory_mb=int(config["MemorySize"]), timeout=int(config["Timeout"]), role_arn=config["Role"],
             variables=dict((config.get("Environment") or {}).get("Variables") or {}),
             entrypoint=tuple(image_config["EntryPoint"]) if image_config.get("EntryPoint") else None,
@@ -230,6 +238,13 @@ class LambdaBase(Provider):
 
     async def _publish(self, function_id: str, description: str | None) -> VersionRow:
         raise NotImplementedError  # versions.py
+
+    async def apply_layers(self, ctx: RequestContext, config: dict[str, Any], arns: list[str],
+                           code_unzipped: int) -> None:
+        raise NotImplementedError  # layers.py
+
+    async def discard_unused_layers(self, digests: set[str]) -> None:
+        raise NotImplementedError  # layers.py
 
     def not_found_error(self, arn: str) -> ResourceNotFoundException:
         return model.not_found(arn)

@@ -1,5 +1,8 @@
 """Function code: zip archives kept by digest under ``<data-dir>/lambda/code``, each unpacked once
-into a read-only directory that environments mount at /var/task.
+into a read-only directory that environments mount at /var/task. Layers have a store of their own
+(``<data-dir>/lambda/layers``): each version unpacked once, on first use, and the layers of a
+function merged, in order, into one directory mounted at /opt (``merged``: hard links to the
+unpacked files, later layers replacing what earlier ones hold at the same path).
 
 Crash-safe: the zip is written to a temporary file, fsynced and renamed; the directory is unpacked
 beside its final name and renamed into place, so a half-written one is never used.
@@ -11,11 +14,13 @@ import base64
 import contextlib
 import hashlib
 import io
+import json
 import os
 import shutil
 import stat
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +35,7 @@ MAX_UNZIPPED = 250 * 1024 * 1024
 class StoredCode:
     sha256_hex: str
     size: int
+    unzipped_size: int = 0
 
     @property
     def sha256_b64(self) -> str:
@@ -48,18 +54,24 @@ class CodeStore:
     def task_dir(self, sha256_hex: str) -> Path:
         return self.root / "tasks" / sha256_hex
 
-    def put(self, data: bytes) -> StoredCode:
+    def put(self, data: bytes, operation: str = "CreateFunction", unpack: bool = True) -> StoredCode:
         """Blocking. Check and keep a zip; raise AWS's errors for what Lambda would refuse."""
         if len(data) > MAX_ZIPPED:
             raise RequestEntityTooLargeException("Request must be smaller than 69905067 bytes for the "
-                                                 "CreateFunction operation")
-        check_zip(data)
+                                                 f"{operation} operation")
+        unzipped = check_zip(data)
         digest = hashlib.sha256(data).hexdigest()
         target = self.zip_path(digest)
         if not target.exists():
             replace_file(target, data, mode=0o600)
-        self.unpack(digest)
-        return StoredCode(digest, len(data))
+        if unpack:
+            self.unpack(digest)
+        return StoredCode(digest, len(data), unzipped)
+
+    def unzipped_size(self, sha256_hex: str) -> int:
+        """Blocking. The sum of the sizes of a kept zip's files."""
+        with zipfile.ZipFile(self.zip_path(sha256_hex)) as archive:
+            return sum(m.file_size for m in archive.infolist())
 
     def unpack(self, sha256_hex: str) -> Path:
         """Blocking. The code's directory (made on first use)."""
@@ -86,14 +98,47 @@ class CodeStore:
         return self.zip_path(sha256_hex).read_bytes()
 
     def discard(self, sha256_hex: str) -> None:
-        """Blocking. Remove code no version uses any more."""
+        """Blocking. Remove code no version uses any more (and the merged directories it is part of)."""
         with contextlib.suppress(FileNotFoundError):
             self.zip_path(sha256_hex).unlink()
         shutil.rmtree(self.task_dir(sha256_hex), ignore_errors=True)
+        merged = self.root / "merged"
+        for listing in merged.glob("*.json") if merged.is_dir() else []:
+            with contextlib.suppress(OSError, ValueError):
+                if sha256_hex in json.loads(listing.read_text()):
+                    shutil.rmtree(merged / listing.stem, ignore_errors=True)
+                    listing.unlink()
+
+    def merged(self, digests: Sequence[str]) -> Path:
+        """Blocking. One directory holding the unpacked zips ``digests`` one over the other, in order
+        (a later one's file replaces an earlier one's), made once per sequence of digests."""
+        if len(digests) == 1:
+            return self.unpack(digests[0])
+        key = hashlib.sha256("\n".join(digests).encode()).hexdigest()
+        root = self.root / "merged"
+        target = root / key
+        if target.is_dir():
+            return target
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=root))
+        try:
+            for digest in digests:
+                _overlay(self.unpack(digest), staging)
+            os.chmod(staging, 0o755)
+            replace_file(root / f"{key}.json", json.dumps(list(digests)).encode(), mode=0o600)
+            try:
+                os.rename(staging, target)
+            except OSError:  # another caller got there first
+                if not target.is_dir():
+                    raise
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return target
 
 
-def check_zip(data: bytes) -> None:
-    """Lambda's checks on a deployment package: a readable zip, unzipped size within the limit."""
+def check_zip(data: bytes) -> int:
+    """Lambda's checks on a deployment package: a readable zip, unzipped size within the limit (returned)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
@@ -112,6 +157,32 @@ def check_zip(data: bytes) -> None:
         if name.startswith("/") or ".." in Path(name).parts:
             raise InvalidParameterValueException("Could not unzip uploaded file. Please check your file, then try "
                                                  "to upload again.")
+    return total
+
+
+def _overlay(source: Path, target: Path) -> None:
+    """Hard-link the tree ``source`` into ``target``, replacing what is already there at the same path."""
+    for top, dirs, files in os.walk(source):
+        relative = Path(top).relative_to(source)
+        for name in [d for d in dirs if os.path.islink(os.path.join(top, d))]:
+            dirs.remove(name)  # a link to a directory is a link, not a directory to enter
+            files.append(name)
+        for name in dirs:
+            place = target / relative / name
+            if place.is_symlink() or (place.exists() and not place.is_dir()):
+                place.unlink()
+            place.mkdir(exist_ok=True)
+            os.chmod(place, 0o755)
+        for name in files:
+            origin, place = Path(top) / name, target / relative / name
+            if place.is_dir() and not place.is_symlink():
+                shutil.rmtree(place)
+            elif place.is_symlink() or place.exists():
+                place.unlink()
+            if origin.is_symlink():
+                os.symlink(os.readlink(origin), place)
+            else:
+                os.link(origin, place)
 
 
 def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo, root: Path) -> None:

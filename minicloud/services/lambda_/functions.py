@@ -23,6 +23,7 @@ from minicloud.services.lambda_.errors import (
     ResourceConflictException,
 )
 from minicloud.services.lambda_.images import KNOWN_RUNTIMES, RUNTIMES
+from minicloud.services.lambda_.layer_model import check_combined_size
 from minicloud.services.lambda_.model import LATEST, VersionRow
 from minicloud.services.lambda_.tables import lambda_functions, lambda_versions
 
@@ -44,8 +45,10 @@ class FunctionsMixin(LambdaBase):
         ref = model.parse_function_name(name)
         arn = model.function_arn(ctx.region, ctx.account_id, ref.name)
         tags = params.get("Tags") or {}
+        layers: list[str] = params.get("Layers") or []
         await ctx.authorize("lambda:CreateFunction", arn,
-                            context={f"aws:RequestTag/{k}": v for k, v in tags.items()})
+                            context={**{f"aws:RequestTag/{k}": v for k, v in tags.items()},
+                                     **({"lambda:Layer": layers} if layers else {})})
         if ref.qualifier is not None or (ref.account_id not in (None, ctx.account_id)):
             raise InvalidParameterValueException("Unsupported FunctionName for CreateFunction.")
         package_type = params.get("PackageType") or "Zip"
@@ -60,6 +63,8 @@ class FunctionsMixin(LambdaBase):
             "Architectures": params.get("Architectures") or ["x86_64"],
         })
         _apply_code(config, stored, image_uri)
+        if layers:
+            await self.apply_layers(ctx, config, layers, stored.unzipped_size if stored else 0)
         function_id = uuid.uuid4().hex
 
         def insert(conn: sa.Connection) -> bool:
@@ -236,13 +241,19 @@ class FunctionsMixin(LambdaBase):
 
     # -- update ------------------------------------------------------------------------------------
     async def update_function_configuration(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        function, version = await self.resolve(ctx, params, "lambda:UpdateFunctionConfiguration", latest_only=True)
+        function, version = await self.resolve(ctx, params, "lambda:UpdateFunctionConfiguration", latest_only=True,
+                                               context={"lambda:Layer": params["Layers"]} if params.get("Layers")
+                                               else None)
         self._check_revision(version, params)
         self._check_not_in_progress(version)
         config = self._validated_config(params, version.config.get("PackageType", "Zip"), creating=False,
                                         current=version.config)
         if "Role" in params:
             await self._check_role(ctx, params["Role"])
+        if "Layers" in params:
+            unzipped = await asyncio.to_thread(self.code.unzipped_size, version.code_sha256) \
+                if version.code_sha256 else 0
+            await self.apply_layers(ctx, config, params["Layers"] or [], unzipped)
         return await self._update_latest(function, config, version.code_sha256)
 
     async def update_function_code(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -251,6 +262,8 @@ class FunctionsMixin(LambdaBase):
         self._check_not_in_progress(version)
         package_type = version.config.get("PackageType", "Zip")
         stored, image_uri = await self._code_from(ctx, params, package_type)
+        if stored is not None and version.config.get("_LayerCode"):
+            check_combined_size(stored.unzipped_size, version.config["_LayerCode"])
         if params.get("DryRun"):
             return self.configuration(version.config)
         config = dict(version.config)
@@ -294,8 +307,12 @@ class FunctionsMixin(LambdaBase):
         if ref.qualifier == LATEST:
             raise InvalidParameterValueException("$LATEST version cannot be deleted without deleting the function.")
 
+        layers: set[str] = set()
+
         def delete(conn: sa.Connection) -> list[str]:
             from minicloud.services.lambda_.tables import lambda_aliases
+            gone = model.list_versions(conn, function.id) if ref.qualifier is None else [version]
+            layers.update(str(code["Sha256"]) for v in gone for code in v.config.get("_LayerCode") or [])
             if ref.qualifier is None:
                 codes = [v.code_sha256 for v in model.list_versions(conn, function.id) if v.code_sha256]
                 conn.execute(lambda_functions.delete().where(lambda_functions.c.id == function.id))
@@ -316,6 +333,7 @@ class FunctionsMixin(LambdaBase):
         await self.execution_retire(function.arn, None if ref.qualifier is None else version.version)
         for digest in set(unused):
             await asyncio.to_thread(self.code.discard, digest)
+        await self.discard_unused_layers(layers)
         return {}
 
     # -- Pending -> Active -------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
     functions.py    create/get/list/update/delete, Pending -> Active
     versions.py     versions and aliases
+    layers.py       layers, their versions and policies, the layers of functions (layer_model.py)
     invoke.py       Invoke (sync, Event, DryRun), the asynchronous queue, concurrency
     permissions.py  resource policy and tags
     urls.py         function URLs (configuration and the HTTP endpoint)
@@ -22,11 +23,14 @@ from urllib.parse import parse_qs
 from minicloud.runtime import Runtime
 from minicloud.server.asgi import Receive, Scope, Send, send_response
 from minicloud.services.lambda_ import model
+from minicloud.services.lambda_.code import CodeStore
 from minicloud.services.lambda_.events import S3EventController
 from minicloud.services.lambda_.execution.pool import ExecutionService, ExecutionSettings
 from minicloud.services.lambda_.execution.slots import SlotPool
 from minicloud.services.lambda_.functions import FunctionsMixin
 from minicloud.services.lambda_.invoke import InvokeMixin, QueueController
+from minicloud.services.lambda_.layer_model import get_version_by_id
+from minicloud.services.lambda_.layers import LAYER_URL_PREFIX, LayersMixin
 from minicloud.services.lambda_.permissions import PermissionsMixin
 from minicloud.services.lambda_.urls import UrlsMixin
 from minicloud.services.lambda_.versions import VersionsMixin
@@ -35,7 +39,7 @@ from minicloud.services.logs.store import LogWriter
 log = logging.getLogger("minicloud.lambda")
 
 
-class LambdaProvider(FunctionsMixin, VersionsMixin, InvokeMixin, PermissionsMixin, UrlsMixin):
+class LambdaProvider(FunctionsMixin, VersionsMixin, LayersMixin, InvokeMixin, PermissionsMixin, UrlsMixin):
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)
         self.logs = LogWriter(runtime.db)
@@ -111,12 +115,33 @@ class LambdaProvider(FunctionsMixin, VersionsMixin, InvokeMixin, PermissionsMixi
         if path.startswith("/_minicloud/lambda/code/"):
             await self._download(scope, send)
             return
+        if path.startswith(LAYER_URL_PREFIX):
+            await self._download_layer(scope, send)
+            return
         if path.startswith("/_minicloud/lambda/url/"):
             await self.serve_url(scope, receive, send)
             return
         await send_response(send, 404, [("content-type", "application/json")], b'{"message":"Not Found"}')
 
     async def _download(self, scope: Scope, send: Send) -> None:
+        if not await self._signed(scope, send):
+            return
+        parts = scope["path"].split("/")
+        function_id, digest = parts[-2], parts[-1]
+        function = await self.db.read(lambda conn: model.get_function_by_id(conn, function_id))
+        await self._send_zip(send, self.code, digest if function is not None else None)
+
+    async def _download_layer(self, scope: Scope, send: Send) -> None:
+        """A layer version's zip (GetLayerVersion's Content.Location), while the version exists."""
+        if not await self._signed(scope, send):
+            return
+        parts = scope["path"].split("/")
+        layer_id, version, digest = parts[-3], parts[-2], parts[-1]
+        row = await self.db.read(lambda conn: get_version_by_id(conn, layer_id, int(version))) \
+            if version.isdigit() else None
+        await self._send_zip(send, self.layer_code, digest if row is not None and row.code_sha256 == digest else None)
+
+    async def _signed(self, scope: Scope, send: Send) -> bool:
         path: str = scope["path"]
         query = parse_qs(scope.get("query_string", b"").decode())
         expires = int((query.get("Expires") or ["0"])[0] or 0)
@@ -125,14 +150,15 @@ class LambdaProvider(FunctionsMixin, VersionsMixin, InvokeMixin, PermissionsMixi
             await send_response(send, 403, [("content-type", "application/xml")],
                                 b"<Error><Code>AccessDenied</Code><Message>Request has expired or its signature "
                                 b"does not match</Message></Error>")
-            return
-        parts = path.split("/")
-        function_id, digest = parts[-2], parts[-1]
-        function = await self.db.read(lambda conn: model.get_function_by_id(conn, function_id))
-        if function is None or not self.code.zip_path(digest).exists():
+            return False
+        return True
+
+    @staticmethod
+    async def _send_zip(send: Send, store: CodeStore, digest: str | None) -> None:
+        if digest is None or not store.zip_path(digest).exists():
             await send_response(send, 404, [("content-type", "application/xml")],
                                 b"<Error><Code>NoSuchKey</Code><Message>The specified key does not exist."
                                 b"</Message></Error>")
             return
-        data = await asyncio.to_thread(self.code.read, digest)
+        data = await asyncio.to_thread(store.read, digest)
         await send_response(send, 200, [("content-type", "application/zip")], data)

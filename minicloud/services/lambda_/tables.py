@@ -6,6 +6,10 @@
     lambda_aliases      aliases: the version they point at, routing configuration
     lambda_urls         function URLs: the URL id (the host's first label), auth type, CORS
     lambda_event_queue  asynchronous invocations waiting to run (or to be retried)
+    lambda_layers       one row per layer name: the number its next version gets (never reused)
+    lambda_layer_versions  published layer versions: LayerVersion's members as a JSON document, the
+                        zip's digest and unzipped size, the version's resource policy
+                        (migration ``0041_lambda_layers``)
 
 ``s3_event_outbox`` (written by S3 with each object commit, drained here) is addressed with a
 lightweight ``sa.table`` so that either side may declare it.
@@ -80,6 +84,26 @@ lambda_event_queue = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("not_before", UtcDateTime, nullable=False, index=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+lambda_layers = sa.Table(
+    "lambda_layers", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("account_id", sa.String(12), nullable=False),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(140), nullable=False),
+    sa.Column("next_version", sa.Integer, nullable=False),
+    sa.UniqueConstraint("account_id", "region", "name", name="uq_lambda_layers_name"),
+)
+
+lambda_layer_versions = sa.Table(
+    "lambda_layer_versions", metadata,
+    sa.Column("layer_id", sa.String(32), sa.ForeignKey("lambda_layers.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("config", sa.Text, nullable=False),  # JSON: Description, CreatedDate, CompatibleRuntimes, ...
+    sa.Column("code_sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("unzipped_size", sa.BigInteger, nullable=False),
+    sa.Column("policy", sa.Text, nullable=True),  # JSON policy document, with its "_RevisionId"
 )
 
 s3_event_outbox = sa.table(

@@ -98,7 +98,9 @@ class Environment:
         if spec.runtime.startswith("python"):
             env["PYTHONPATH"] = "/var/runtime"
         if spec.runtime.startswith("nodejs"):
-            env["NODE_PATH"] = "/opt/nodejs/node_modules:/var/runtime/node_modules:/var/task"
+            major = spec.runtime.removeprefix("nodejs").split(".")[0]  # nodejs18.x: as AWS's runtime sets it
+            env["NODE_PATH"] = (f"/opt/nodejs/node{major}/node_modules:/opt/nodejs/node_modules:"
+                                "/var/runtime/node_modules:/var/runtime:/var/task")
         env.update(self.credentials)
         return env
 
@@ -108,6 +110,8 @@ class Environment:
         binds = [Bind(str(RUNTIME_CLIENTS), "/var/runtime")] if spec.runtime else []
         if spec.code_dir is not None:
             binds.append(Bind(spec.code_dir, "/var/task"))
+        if spec.opt_dir is not None:
+            binds.append(Bind(spec.opt_dir, "/opt"))  # the layers, read-only as on AWS
         workload = WorkloadSpec(
             namespace=NAMESPACE, name=f"{spec.function_name[:40]}-{self.id[:12]}", image=spec.image,
             entrypoint=entrypoint, command=command, env=self.container_env(),

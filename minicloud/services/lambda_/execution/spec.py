@@ -30,6 +30,8 @@ class EnvironmentSpec:
     working_dir: str | None = None
     reserved_concurrency: int | None = None
     log_group: str = ""
+    opt_dir: str | None = None  # host directory holding the function's layers, merged (mounted at /opt)
+    bootstrap: str = "/var/task/bootstrap"  # a provided runtime's first process (or /opt/bootstrap)
 
     def process(self) -> tuple[list[str] | None, list[str] | None]:
         """(entrypoint, command) of the environment's first process: the runtime client."""
@@ -38,7 +40,7 @@ class EnvironmentSpec:
         if self.runtime.startswith("nodejs"):
             return ["/usr/bin/node", "/var/runtime/bootstrap.js"], []
         if self.runtime.startswith("provided"):
-            return ["/var/task/bootstrap"], []
+            return [self.bootstrap], []
         entrypoint = list(self.entrypoint) if self.entrypoint is not None else None
         command = list(self.command) if self.command is not None else None
         return entrypoint, command

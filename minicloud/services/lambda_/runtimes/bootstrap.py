@@ -17,6 +17,7 @@ import importlib
 import json
 import os
 import signal
+import site
 import sys
 import time
 import traceback
@@ -127,12 +128,23 @@ def log_error(doc: dict[str, Any]) -> None:
     sys.stdout.write("\n".join(lines) + "\n")
 
 
+def set_sys_path(task_root: str) -> None:
+    """As AWS's Python runtimes: the function's code first, then its layers' site directory
+    (/opt/python/lib/python3.x/site-packages, whose .pth files count) and /opt/python."""
+    layers = [f"/opt/python/lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages",
+              "/opt/python"]
+    sys.path[:0] = [task_root, *layers]
+    for directory in layers:
+        if os.path.isdir(directory):
+            site.addsitedir(directory)  # already on the path: only its .pth files are read
+
+
 def main() -> None:
     # The first process of its container: without a handler it would ignore SIGTERM (PID 1).
     signal.signal(signal.SIGTERM, lambda _signum, _frame: os._exit(0))
     api = RuntimeApi(os.environ["AWS_LAMBDA_RUNTIME_API"])
     task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
-    sys.path.insert(0, task_root)
+    set_sys_path(task_root)
     os.chdir(task_root)
     handler: Callable[[Any, LambdaContext], Any] | None = None
     fault: Fault | None = None
