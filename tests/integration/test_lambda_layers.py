@@ -113,12 +113,18 @@ def test_published_versions_keep_their_layers_and_deleted_layer_versions_keep_wo
     assert lam.invoke(name, Qualifier=published["Version"])[1] == "v1"
     assert lam.client.get_function_configuration(FunctionName=name, Qualifier="1")["Layers"][0]["Arn"] == \
         v1["LayerVersionArn"]
+    zips = lam.server.data_dir / "lambda" / "layers" / "zips"
+    kept = zips / f"{base64.b64decode(v1['Content']['CodeSha256']).hex()}.zip"
+    assert kept.exists()  # until no function version uses it
     with pytest.raises(ClientError) as refused:  # but no function can take it any more
         lam.create("def handler(e, c):\n    return 1\n", Layers=[v1["LayerVersionArn"]])
     assert code(refused) == "InvalidParameterValueException"
     assert message(refused) == f"Layer version {v1['LayerVersionArn']} does not exist."
     v3 = publish(lam.client, layer_name, {"python/layermod.py": "WHO = 'v3'\n"})
     assert v3["Version"] == 3  # numbers are never reused
+    lam.client.delete_function(FunctionName=name)
+    assert not kept.exists()
+    assert (zips / f"{base64.b64decode(v2['Content']['CodeSha256']).hex()}.zip").exists()  # v2 is still published
 
 
 def test_layer_versions_fields_filters_pagination_and_downloads(lam: Lambda) -> None:
@@ -267,6 +273,11 @@ def test_errors_for_functions_layers(lam: Lambda) -> None:
                                    Handler="app.handler", Code={"ZipFile": zipped({"app.py": body})}, Layers=arns)
         assert code(caught) == error_code, arns
         assert text in message(caught), message(caught)
+    with pytest.raises(ClientError) as caught:
+        client.create_function(FunctionName=unique("image"), PackageType="Image", Role=lam.role, Layers=layers[:1],
+                               Code={"ImageUri": f"{lam.server.account_id}.dkr.ecr.us-east-1.amazonaws.com/x:1"})
+    assert message(caught) == ("Please don't provide Handler or Runtime or Layer when the intended function "
+                               "PackageType is Image.")
     name = lam.create(body, Layers=layers[:5])  # five is allowed
     with pytest.raises(ClientError) as caught:
         client.update_function_configuration(FunctionName=name, Layers=layers)
@@ -366,21 +377,21 @@ def test_another_account_uses_a_layer_only_as_its_policy_allows(lam: Lambda) -> 
     assert other.get_layer_version(LayerName=layer["LayerArn"], VersionNumber=1)["Version"] == 1
 
 
-def _user(lam: Lambda, statements: list[dict[str, Any]]) -> Keys:
+def _user(lam: Lambda, statements: list[dict[str, Any]]) -> tuple[str, Keys]:
     iam = lam.server.client("iam")
     user = unique("layer-user")
     iam.create_user(UserName=user)
     iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(
         {"Version": "2012-10-17", "Statement": statements}))
     key = iam.create_access_key(UserName=user)["AccessKey"]
-    return Keys(key["AccessKeyId"], key["SecretAccessKey"])
+    return user, Keys(key["AccessKeyId"], key["SecretAccessKey"])
 
 
 def test_iam_actions_and_resources_for_layers(lam: Lambda) -> None:
     account = lam.server.account_id
     allowed, forbidden = unique("mine"), unique("theirs")
     theirs = publish(lam.client, forbidden, {"python/x.py": "X = 1\n"})["LayerVersionArn"]
-    keys = _user(lam, [
+    user_name, keys = _user(lam, [
         {"Effect": "Allow", "Action": "lambda:PublishLayerVersion",
          "Resource": f"arn:aws:lambda:us-east-1:{account}:layer:{allowed}"},
         {"Effect": "Allow", "Action": ["lambda:GetLayerVersion", "lambda:DeleteLayerVersion"],
@@ -409,6 +420,16 @@ def test_iam_actions_and_resources_for_layers(lam: Lambda) -> None:
     created = user.create_function(FunctionName=unique("f"), Runtime="python3.11", Role=lam.role,
                                    Handler="app.handler", Code=package, Layers=[mine])
     assert created["Layers"][0]["Arn"] == mine
+    # the condition key lambda:Layer: the layer versions a CreateFunction names
+    newer = publish(user, allowed, {"python/y.py": "Y = 2\n"})["LayerVersionArn"]
+    lam.server.client("iam").put_user_policy(UserName=user_name, PolicyName="no-newer", PolicyDocument=
+                                            json.dumps({"Version": "2012-10-17", "Statement": [{
+                                                "Effect": "Deny", "Action": "lambda:CreateFunction", "Resource": "*",
+                                                "Condition": {"ForAnyValue:StringEquals": {"lambda:Layer": newer}}}]}))
+    with pytest.raises(ClientError) as denied:
+        user.create_function(FunctionName=unique("f"), Runtime="python3.11", Role=lam.role, Handler="app.handler",
+                             Code=package, Layers=[mine, newer])
+    assert code(denied) == "AccessDeniedException" and "lambda:CreateFunction" in message(denied)
     with pytest.raises(ClientError) as denied:
         user.delete_layer_version(LayerName=forbidden, VersionNumber=1)
     assert code(denied) == "AccessDeniedException"
