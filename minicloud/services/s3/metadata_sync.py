@@ -32,9 +32,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
+from minicloud.services.s3.locks import MODES
 from minicloud.services.s3.replication import COMPLETED, FAILED, PENDING, REPLICA, Rule, compiled, is_kms
 from minicloud.services.s3.store import Bucket
 from minicloud.services.s3.tables import s3_objects, s3_replication_syncs
@@ -122,9 +125,40 @@ def copy_fields(conn: sa.Connection, bucket: str, key: str, version_id: str, tar
                                                                              version_id))).first()
     if source is None or not fields:
         return False
-    done = conn.execute(s3_objects.update().where(*_version(s3_objects, target, key, version_id))
-                        .values({f: source._mapping[f] for f in fields}))
+    values = {f: source._mapping[f] for f in fields}
+    where = _version(s3_objects, target, key, version_id)
+    if "lock" in values:  # (a retention there is never weakened: see ``merged_lock``)
+        there = conn.execute(sa.select(c.lock).where(*where)).first()
+        if there is None:
+            return False
+        values["lock"] = merged_lock(there.lock, values["lock"], datetime.now(UTC))
+    done = conn.execute(s3_objects.update().where(*where).values(values))
     return bool(done.rowcount)
+
+
+def _retention(lock: dict[str, Any], now: datetime) -> tuple[int, datetime] | None:
+    """A lock's retention still in force, as (strength, until): COMPLIANCE 2, GOVERNANCE 1."""
+    mode, until = lock.get("mode"), lock.get("until")
+    if mode not in MODES or not until:
+        return None
+    end = datetime.fromisoformat(str(until))
+    return (2 if mode == "COMPLIANCE" else 1, end) if end > now else None
+
+
+def merged_lock(there: str | None, arriving: str | None, now: datetime) -> str | None:
+    """The lock of a copy after its other copy's lock changed to ``arriving``: the legal hold
+    follows (ON or OFF); the retention becomes the arriving one only where that is no weaker than
+    the one in force there (a stronger mode, or the same mode for longer), so a replica's COMPLIANCE
+    retention (its bucket's default, say) is never shortened or removed by a change elsewhere."""
+    kept: dict[str, Any] = json.loads(there) if there else {}
+    new: dict[str, Any] = json.loads(arriving) if arriving else {}
+    merged = dict(kept)
+    if "legal_hold" in new:
+        merged["legal_hold"] = new["legal_hold"]
+    current, incoming = _retention(kept, now), _retention(new, now)
+    if incoming is not None and (current is None or incoming >= current):
+        merged["mode"], merged["until"] = new["mode"], new["until"]
+    return json.dumps(merged) if merged else None
 
 
 def settle(conn: sa.Connection, bucket: str, key: str, version_id: str, seen: int, status: str) -> str:

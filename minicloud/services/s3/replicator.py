@@ -116,6 +116,16 @@ class ReplicationFailed(Exception):
 Update = tuple[str, tuple[str, ...]]  # a copy of a version to update in place: its bucket, the fields
 
 
+def _current(conn: sa.Connection, row: ObjectRow) -> tuple[ObjectRow, metadata_sync.Syncs] | None:
+    """A PENDING version as it is now, and its recorded metadata changes. The records are read
+    first: a change committed in between is then in the row but not among them (the statements
+    need not share a snapshot), so it stays recorded and is copied again on a later pass; never
+    the other way round (a change settled that the row, and so the copy, does not have)."""
+    syncs = metadata_sync.recorded(conn, row.bucket, row.key, row.version_id)
+    found = conn.execute(sa.select(*_COLUMNS).where(s3_objects.c.id == row.id, _IS_PENDING)).first()
+    return (ObjectRow(*found), syncs) if found is not None else None
+
+
 def pending_versions(conn: sa.Connection, limit: int) -> list[ObjectRow]:
     query = sa.select(*_COLUMNS).where(_IS_PENDING).order_by(s3_objects.c.id).limit(limit)
     return [ObjectRow(*row) for row in conn.execute(query)]
@@ -309,7 +319,12 @@ class ReplicationController:
         """Replicate a version to the destinations of the rules that select it: a replica where
         there is none yet, its recorded metadata changes (``metadata_sync``) where there is one."""
         source = await self.db.read(lambda conn: store.get_bucket(conn, row.bucket))
-        syncs = await self.db.read(lambda conn: metadata_sync.recorded(conn, row.bucket, row.key, row.version_id))
+        # The version as it is now (``row`` was listed a while ago) and its recorded changes: a
+        # change committed after this is recorded beyond ``seen``, and copied on a later pass.
+        current = await self.db.read(lambda conn: _current(conn, row))
+        if current is None:  # (gone, or no longer PENDING: nothing to do)
+            return
+        row, syncs = current
         replicas: list[Replica] = []
         updates: list[Update] = []
         status = syncs.settled

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from minicloud.iam.identity import Principal, PrincipalKind
 from minicloud.services.s3 import store
 from minicloud.services.s3.data import ObjectData
-from minicloud.services.s3.metadata_sync import mark_change
+from minicloud.services.s3.metadata_sync import mark_change, merged_lock
 from minicloud.services.s3.replication import compiled, mark_pending, stored_configuration
 from minicloud.services.s3.replicator import ReplicationController
 from minicloud.services.s3.store import Bucket, ObjectRow
@@ -277,3 +277,48 @@ def test_sync_targets_keep_a_replica_whose_selecting_tags_were_removed() -> None
     assert [r.destination for r in config.sync_targets("a1", {"copy": "yes"})] == ["d1"]
     assert config.sync_targets("c", {}) == []
     assert not config.rules[0].replica_modifications
+
+
+def test_a_lock_change_never_weakens_the_retention_of_the_other_copy() -> None:
+    """The replica's own COMPLIANCE retention (its bucket's default) survives any change of the
+    source's lock: a legal hold is copied, a retention only where it is no weaker."""
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+
+    def lock(mode: str | None = None, days: int = 0, hold: str | None = None) -> str:
+        value: dict[str, str] = {}
+        if mode:
+            value.update(mode=mode, until=(now + timedelta(days=days)).isoformat())
+        if hold:
+            value["legal_hold"] = hold
+        return json.dumps(value)
+
+    replica = lock("COMPLIANCE", 365)
+    held = json.loads(str(merged_lock(replica, lock(hold="ON"), now)))
+    assert (held["mode"], held["legal_hold"]) == ("COMPLIANCE", "ON")
+    assert json.loads(str(merged_lock(replica, lock("COMPLIANCE", 10), now)))["until"] == json.loads(replica)["until"]
+    assert json.loads(str(merged_lock(replica, lock("GOVERNANCE", 900), now)))["mode"] == "COMPLIANCE"
+    assert json.loads(str(merged_lock(replica, None, now)))["mode"] == "COMPLIANCE"
+    longer = lock("COMPLIANCE", 900)
+    assert json.loads(str(merged_lock(replica, longer, now)))["until"] == json.loads(longer)["until"]
+    assert json.loads(str(merged_lock(lock("GOVERNANCE", 900), lock("COMPLIANCE", 5), now)))["mode"] == "COMPLIANCE"
+    expired = lock("COMPLIANCE", -1)
+    assert json.loads(str(merged_lock(expired, lock("GOVERNANCE", 3), now)))["mode"] == "GOVERNANCE"
+    assert merged_lock(None, None, now) is None
+
+
+def test_a_change_made_after_the_version_was_listed_reaches_the_replica(db: Database, data: ObjectData) -> None:
+    """The controller lists PENDING versions, then replicates each: a tag change committed in
+    between is in the replica (it was read again), not settled and lost."""
+    class Racing(Controller):
+        async def replicate(self, row: ObjectRow) -> None:
+            if version(db, "src").tags is None:
+                assert change(db, "src", "tags", TAGS)  # committed after ``row`` was listed
+            await super().replicate(row)
+
+    racing = Racing(db, data, Authorizer(), lambda: None)
+    put(db)
+    run(racing)
+    if version(db, "src").replication_status == "PENDING":
+        run(racing)
+    assert version(db, "dst").tags == TAGS
+    assert version(db, "src").replication_status == "COMPLETED"
