@@ -72,7 +72,7 @@ def lambda_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Miniclou
     """One minicloud for the Lambda tests, with short asynchronous retry delays."""
     server = MinicloudServer(tmp_path_factory.mktemp("lambda"), env={
         "MINICLOUD_LAMBDA_RETRY_DELAYS": "1,1", "MINICLOUD_LAMBDA_QUEUE_INTERVAL": "0.2",
-        "MINICLOUD_LAMBDA_FREEZE_DELAY": "0.2"})
+        "MINICLOUD_LAMBDA_FREEZE_DELAY": "0.2", "MINICLOUD_LAMBDA_LAYER_DISCARD_DELAY": "0.5"})
     server.start()
     yield server
     server.stop(timeout=60)  # environments are stopped by the engine, then their namespaces removed

@@ -22,6 +22,7 @@ from tests.integration import test_lambda as shared
 from tests.integration.test_ec2_security import other_account
 from tests.integration.test_lambda import TRUST, Lambda, zipped
 from tests.integration.test_lambda_runtimes import BOOTSTRAP
+from tests.support.polling import eventually
 from tests.support.server import Keys
 
 pytestmark = shared.pytestmark
@@ -123,7 +124,7 @@ def test_published_versions_keep_their_layers_and_deleted_layer_versions_keep_wo
     v3 = publish(lam.client, layer_name, {"python/layermod.py": "WHO = 'v3'\n"})
     assert v3["Version"] == 3  # numbers are never reused
     lam.client.delete_function(FunctionName=name)
-    assert not kept.exists()
+    eventually(lambda: not kept.exists() or None)  # (removed once no one took it back meanwhile)
     assert (zips / f"{base64.b64decode(v2['Content']['CodeSha256']).hex()}.zip").exists()  # v2 is still published
 
 
@@ -454,3 +455,30 @@ def test_node_and_custom_runtime_layers(lam: Lambda) -> None:
     response, result = lam.invoke(name, {"i": 1})
     assert "FunctionError" not in response, result
     assert result == {"echo": {"i": 1}, "shell": "bash 5", "handler": "function.handler"}
+
+
+def test_another_accounts_s3_zip_is_read_only_as_its_bucket_policy_allows(lam: Lambda) -> None:
+    """PublishLayerVersion (and CreateFunction) read S3 as S3 would authorize the caller: a zip in
+    another account's bucket only where that bucket's policy grants it."""
+    s3 = lam.server.client("s3")
+    bucket = unique("layer-private")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="secret.zip", Body=zipped({"python/secret.py": "KEY = 'mine'\n"}))
+    other_id, other_keys = other_account(lam.server)
+    other = lam.server.client("lambda", keys=other_keys)
+    role = lam.server.client("iam", keys=other_keys).create_role(
+        RoleName=unique("fn-role"), AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+    for attempt in (lambda: other.publish_layer_version(
+            LayerName=unique("steal"), Content={"S3Bucket": bucket, "S3Key": "secret.zip"}),
+                    lambda: other.create_function(
+            FunctionName=unique("steal-fn"), Runtime="python3.11", Handler="app.handler",
+            Role=role, Code={"S3Bucket": bucket, "S3Key": "secret.zip"})):
+        with pytest.raises(ClientError) as refused:
+            attempt()
+        assert code(refused) == "AccessDeniedException", refused.value.response["Error"]
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{other_id}:root"}, "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+    shared_layer = other.publish_layer_version(LayerName=unique("granted"),
+                                               Content={"S3Bucket": bucket, "S3Key": "secret.zip"})
+    assert shared_layer["Version"] == 1

@@ -181,13 +181,19 @@ class LambdaBase(Provider):
     async def s3_code(self, ctx: RequestContext, bucket: str, key: str, version_id: str | None) -> bytes:
         """The zip at s3://bucket/key, read with the caller's permission (s3:GetObject)."""
         from minicloud.services.s3 import store as s3_store
+        from minicloud.services.s3.base import policy_for
         from minicloud.services.s3.crypto import MasterKey
         from minicloud.services.s3.data import ObjectData
 
-        await ctx.authorize("s3:GetObjectVersion" if version_id else "s3:GetObject", f"arn:aws:s3:::{bucket}/{key}")
         found = await self.db.read(lambda conn: (s3_store.get_bucket(conn, bucket),
                                                  s3_store.get_object(conn, bucket, key, version_id)))
         bucket_row, obj = found
+        # As S3 itself would authorize the read: the bucket's account owns the object, and its
+        # bucket policy (as it applies to this caller) is evaluated with the caller's policies; a
+        # bucket of another account is readable only where its policy grants it.
+        await ctx.authorize("s3:GetObjectVersion" if version_id else "s3:GetObject", f"arn:aws:s3:::{bucket}/{key}",
+                            resource_policy=policy_for(bucket_row, ctx.principal.account_id) if bucket_row else None,
+                            resource_account=bucket_row.account_id if bucket_row else None)
         if bucket_row is None or obj is None or obj.delete_marker:
             raise InvalidParameterValueException("Error occurred while GetObject. S3 Error Code: NoSuchKey. S3 Error "
                                                  "Message: The specified key does not exist.")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -39,6 +40,8 @@ from minicloud.services.lambda_.errors import (
 from minicloud.services.lambda_.functions import timestamp
 from minicloud.services.lambda_.layer_model import LayerRef, LayerVersionRow, check_combined_size
 from minicloud.services.lambda_.tables import lambda_layer_versions, lambda_layers
+
+log = logging.getLogger("minicloud.lambda.layers")
 
 NOT_FOUND = "The resource you requested does not exist."
 LAYER_URL_PREFIX = "/_minicloud/lambda/layer/"
@@ -151,14 +154,31 @@ class LayersMixin(LambdaBase):
 
         unused = await self.db.write(delete)
         if unused is not None:
-            await asyncio.to_thread(self.layer_code.discard, unused)
+            self._discard_later({unused})
         return {}
 
     async def discard_unused_layers(self, digests: set[str]) -> None:
         """After function versions went away: remove the layer zips nothing refers to any more."""
+        self._discard_later(digests)
+
+    def _discard_later(self, digests: set[str]) -> None:
+        """Remove the zips of ``digests`` ``layer_discard_delay`` seconds from now, those that
+        nothing refers to *then*: a function being given the layer version (read, its configuration
+        not written yet), or a publish of the same bytes (which found the zip there), have long
+        committed their reference by that time. A zip whose removal a stop or crash interrupts
+        stays on disk, unused."""
+        task = asyncio.get_running_loop().create_task(self._discard_after(digests, self.settings.layer_discard_delay))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _discard_after(self, digests: set[str], delay: float) -> None:
+        await asyncio.sleep(delay)
         for digest in digests:
-            if not await self.db.read(_in_use(digest)):
-                await asyncio.to_thread(self.layer_code.discard, digest)
+            try:
+                if not await self.db.read(_in_use(digest)):
+                    await asyncio.to_thread(self.layer_code.discard, digest)
+            except Exception:  # (left on disk: the next removal of the same digest tries again)
+                log.exception("removing the unused layer zip %s failed", digest)
 
     # -- resource policy ---------------------------------------------------------------------------------
     async def add_layer_version_permission(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

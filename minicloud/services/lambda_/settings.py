@@ -4,7 +4,8 @@
 ``MINICLOUD_LAMBDA_ACCOUNT_CONCURRENCY`` (concurrent executions per account, default 1000),
 ``MINICLOUD_LAMBDA_RETRY_DELAYS`` (seconds before the two retries of a failed asynchronous
 invocation, default "60,120" as AWS), ``MINICLOUD_LAMBDA_QUEUE_INTERVAL`` (seconds between queue
-polls, default 0.5)."""
+polls, default 0.5), ``MINICLOUD_LAMBDA_LAYER_DISCARD_DELAY`` (seconds between a layer zip's last
+reference going and its removal, default 60)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class LambdaSettings:
     account_concurrency: int = 1000
     retry_delays: tuple[float, ...] = (60.0, 120.0)
     queue_interval: float = 0.5
+    layer_discard_delay: float = 60.0
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> LambdaSettings:
@@ -37,4 +39,5 @@ class LambdaSettings:
             account_concurrency=int(number("ACCOUNT_CONCURRENCY", defaults.account_concurrency)),
             retry_delays=tuple(float(d) for d in delays.split(",")) if delays else defaults.retry_delays,
             queue_interval=number("QUEUE_INTERVAL", defaults.queue_interval),
+            layer_discard_delay=number("LAYER_DISCARD_DELAY", defaults.layer_discard_delay),
         )
