@@ -174,4 +174,13 @@ def settle(conn: sa.Connection, bucket: str, key: str, version_id: str, seen: in
     return PENDING if more is not None else status
 
 
-__all__ = ["ACTIONS", "FIELDS", "Syncs", "copy_fields", "mark_change", "recorded", "settle"]
+def forget_orphans(conn: sa.Connection) -> int:
+    """Delete the change records whose version is gone (deleted while its change waited: nothing
+    reads them again); how many."""
+    o, r = s3_objects.c, s3_replication_syncs.c
+    exists = sa.select(o.id).where(o.bucket == r.bucket, o.key == r.key, o.version_id == r.version_id).exists()
+    return int(conn.execute(s3_replication_syncs.delete().where(~exists)).rowcount or 0)
+
+
+__all__ = ["ACTIONS", "FIELDS", "Syncs", "copy_fields", "forget_orphans", "mark_change", "merged_lock", "recorded",
+           "settle"]

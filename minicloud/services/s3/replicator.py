@@ -99,6 +99,7 @@ from minicloud.storage.metadata.db import Database
 log = logging.getLogger("minicloud.s3.replication")
 
 POLL_SECONDS = 1.0  # how long a pass waits for a wake before looking for work anyway
+SWEEP_SECONDS = 600.0  # how often the change records of versions deleted since are forgotten
 BATCH = 200  # pending versions read at once (besides those being replicated or waiting for a retry)
 PARALLEL = 4  # versions replicated at once (a slot takes new work as soon as it is free)
 BACKOFF_SECONDS = 60.0  # the longest wait between two attempts at a version
@@ -230,6 +231,7 @@ class ReplicationController:
         self.key_ring = key_ring
         self.clock = clock
         self._dirty = asyncio.Event()
+        self._next_sweep = 0.0
         self._dirty.set()
         self._attempts: dict[int, Attempts] = {}  # row id -> its transient failures so far
 
@@ -243,6 +245,9 @@ class ReplicationController:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._dirty.wait(), POLL_SECONDS)
         self._dirty.clear()
+        if time.monotonic() >= self._next_sweep:  # the change records of versions deleted meanwhile
+            self._next_sweep = time.monotonic() + SWEEP_SECONDS
+            await self.db.write(metadata_sync.forget_orphans)
         running: dict[int, asyncio.Task[bool]] = {}
         async with asyncio.TaskGroup() as group:
             rows, more = await self._pending(0)

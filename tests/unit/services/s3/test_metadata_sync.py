@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from minicloud.iam.identity import Principal, PrincipalKind
 from minicloud.services.s3 import store
 from minicloud.services.s3.data import ObjectData
-from minicloud.services.s3.metadata_sync import mark_change, merged_lock
+from minicloud.services.s3.metadata_sync import forget_orphans, mark_change, merged_lock
 from minicloud.services.s3.replication import compiled, mark_pending, stored_configuration
 from minicloud.services.s3.replicator import ReplicationController
 from minicloud.services.s3.store import Bucket, ObjectRow
-from minicloud.services.s3.tables import s3_replication_syncs
+from minicloud.services.s3.tables import s3_objects, s3_replication_syncs
 from minicloud.storage.metadata.db import Database
 
 ACCOUNT = "111111111111"
@@ -322,3 +322,12 @@ def test_a_change_made_after_the_version_was_listed_reaches_the_replica(db: Data
         run(racing)
     assert version(db, "dst").tags == TAGS
     assert version(db, "src").replication_status == "COMPLETED"
+
+
+def test_the_records_of_a_deleted_version_are_forgotten(db: Database) -> None:
+    put(db)
+    db.write_sync(lambda c: c.execute(sa.update(s3_objects).values(replication_status="COMPLETED")))
+    assert change(db, "src", "tags", TAGS) and recorded(db)
+    assert db.write_sync(forget_orphans) == 0  # (its version is there)
+    db.write_sync(lambda c: c.execute(sa.delete(s3_objects).where(s3_objects.c.bucket == "src")))
+    assert db.write_sync(forget_orphans) == 1 and recorded(db) == []
