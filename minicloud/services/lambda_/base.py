@@ -4,6 +4,7 @@ request's FunctionName (+ Qualifier) resolves to a function version the caller m
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -177,6 +178,15 @@ class LambdaBase(Provider):
 
     def sign(self, path: str, expires: int) -> str:
         return hmac.new(self._url_key, f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+    async def zip_bytes(self, ctx: RequestContext, content: dict[str, Any]) -> bytes:
+        """The zip a request's ``Code`` / ``Content`` gives: ZipFile, or S3Bucket/S3Key/S3ObjectVersion."""
+        data = content.get("ZipFile")
+        if data is None and content.get("S3Bucket") and content.get("S3Key"):
+            data = await self.s3_code(ctx, content["S3Bucket"], content["S3Key"], content.get("S3ObjectVersion"))
+        if data is None:
+            raise InvalidParameterValueException("Please provide a source for function code.")
+        return base64.b64decode(data) if isinstance(data, str) else bytes(data)
 
     async def s3_code(self, ctx: RequestContext, bucket: str, key: str, version_id: str | None) -> bytes:
         """The zip at s3://bucket/key, read with the caller's permission (s3:GetObject)."""

@@ -20,7 +20,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,20 +78,12 @@ class CodeStore:
         target = self.task_dir(sha256_hex)
         if target.is_dir():
             return target
-        staging = Path(tempfile.mkdtemp(prefix=f".{sha256_hex[:12]}-", dir=self.root / "tasks"))
-        try:
+        def fill(staging: Path) -> None:
             with zipfile.ZipFile(self.zip_path(sha256_hex)) as archive:
                 for member in archive.infolist():
                     _extract(archive, member, staging)
-            os.chmod(staging, 0o755)
-            try:
-                os.rename(staging, target)
-            except OSError:  # another caller got there first
-                if not target.is_dir():
-                    raise
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
+
+        _build_directory(target, fill)
         return target
 
     def read(self, sha256_hex: str) -> bytes:
@@ -120,21 +112,32 @@ class CodeStore:
         if target.is_dir():
             return target
         root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=root))
-        try:
+
+        def fill(staging: Path) -> None:
             for digest in digests:
                 _overlay(self.unpack(digest), staging)
-            os.chmod(staging, 0o755)
             replace_file(root / f"{key}.json", json.dumps(list(digests)).encode(), mode=0o600)
-            try:
-                os.rename(staging, target)
-            except OSError:  # another caller got there first
-                if not target.is_dir():
-                    raise
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
+
+        _build_directory(target, fill)
         return target
+
+
+def _build_directory(target: Path, fill: Callable[[Path], None]) -> None:
+    """Make the directory ``target`` whole or not at all: ``fill`` a staging directory beside it,
+    then rename it into place (a concurrent builder that got there first wins; a crash leaves only
+    a staging directory, which the next build does not use)."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name[:12]}-", dir=target.parent))
+    try:
+        fill(staging)
+        os.chmod(staging, 0o755)
+        try:
+            os.rename(staging, target)
+        except OSError:  # another caller got there first
+            if not target.is_dir():
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def check_zip(data: bytes) -> int:

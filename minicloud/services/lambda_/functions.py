@@ -4,7 +4,6 @@ DeleteFunction, and the Pending -> Active (InProgress -> Successful) transitions
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import uuid
 from datetime import UTC, datetime
@@ -178,13 +177,7 @@ class FunctionsMixin(LambdaBase):
             return None, str(image_uri)
         if code.get("ImageUri"):
             raise InvalidParameterValueException("Please don't provide ImageUri when the PackageType is Zip.")
-        data = code.get("ZipFile")
-        if data is None and code.get("S3Bucket") and code.get("S3Key"):
-            data = await self.s3_code(ctx, code["S3Bucket"], code["S3Key"], code.get("S3ObjectVersion"))
-        if data is None:
-            raise InvalidParameterValueException("Please provide a source for function code.")
-        if isinstance(data, str):
-            data = base64.b64decode(data)
+        data = await self.zip_bytes(ctx, code)
         return await asyncio.to_thread(self.code.put, data), None
 
     # -- read --------------------------------------------------------------------------------------

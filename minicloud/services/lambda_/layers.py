@@ -65,13 +65,7 @@ class LayersMixin(LambdaBase):
         return layer_model.version_document(row, self.layer_location(ctx, row))
 
     async def _layer_zip(self, ctx: RequestContext, content: dict[str, Any]) -> StoredCode:
-        data = content.get("ZipFile")
-        if data is None and content.get("S3Bucket") and content.get("S3Key"):
-            data = await self.s3_code(ctx, content["S3Bucket"], content["S3Key"], content.get("S3ObjectVersion"))
-        if data is None:
-            raise InvalidParameterValueException("Please provide a source for function code.")
-        if isinstance(data, str):
-            data = base64.b64decode(data)
+        data = await self.zip_bytes(ctx, content)
         return await asyncio.to_thread(self.layer_code.put, data, "PublishLayerVersion", False)
 
     # -- read -------------------------------------------------------------------------------------------
