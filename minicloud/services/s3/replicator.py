@@ -160,7 +160,10 @@ def insert_replica(conn: sa.Connection, values: dict[str, Any], source: tuple[st
 def _newer(conn: sa.Connection, row: Any, values: dict[str, Any], source: tuple[str, int] | None) -> bool:
     """Whether a version already in the replica's bucket is newer than the replica ``values``."""
     c = s3_objects.c
-    if source is not None and row.replication_status == REPLICA:
+    # (a replica is known by its version id in the source, whatever its status says now: a replica
+    # whose own metadata changes are going back reads PENDING, or FAILED; a "null" version id
+    # names no version of its own)
+    if source is not None and row.version_id != "null":
         position = conn.execute(sa.select(c.id).where(c.bucket == source[0], c.key == values["key"],
                                                       c.version_id == row.version_id).limit(1)).scalar()
         if position is not None:  # a replica of the same source's key: the source's order decides

@@ -7,18 +7,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from minicloud.iam.identity import Principal, PrincipalKind
 from minicloud.services.s3 import replicator, store
 from minicloud.services.s3.data import ObjectData
 from minicloud.services.s3.replication import mark_pending, stored_configuration
-from minicloud.services.s3.replicator import ReplicationController
+from minicloud.services.s3.replicator import ReplicationController, insert_replica
 from minicloud.services.s3.store import Bucket, ObjectRow
+from minicloud.services.s3.tables import s3_objects
 from minicloud.storage.metadata.db import Database
 
 ACCOUNT = "111111111111"
@@ -257,3 +259,28 @@ def test_the_destination_policy_is_the_one_that_applies_to_the_role(db: Database
     (check,) = [c for c in authorizer.checks if c["args"][1] == "s3:ReplicateObject"]
     assert check["resource_account"] == "222222222222"
     assert check["resource_policy"] is None or "Allow" not in check["resource_policy"]
+
+
+def test_a_replica_syncing_back_keeps_its_place_in_the_sources_order(db: Database) -> None:
+    """A replica whose own changes are going back to its source reads PENDING: an older version of
+    the source arriving later, with a later Last-Modified, still goes below it (the source's order)."""
+    put(db, "a" * 32)
+    put(db, "b" * 32)
+    rows = {v: db.read_sync(lambda c, v=v: store.get_object(c, "src", "k", v)) for v in ("a" * 32, "b" * 32)}  # type: ignore[misc]
+
+    def replica_of(version_id: str, last_modified: datetime) -> dict[str, Any]:
+        row = rows[version_id]
+        assert row is not None
+        values = {name: getattr(row, name) for name in ObjectRow.__slots__ if name not in ("id", "latest")}
+        return {**values, "bucket": "dst", "last_modified": last_modified, "replication_status": "REPLICA"}
+
+    newer = rows["b" * 32]
+    assert newer is not None
+    db.write_sync(lambda c: insert_replica(c, replica_of("b" * 32, NOW), ("src", newer.id)))
+    db.write_sync(lambda c: c.execute(sa.update(s3_objects).where(s3_objects.c.bucket == "dst")
+                                      .values(replication_status="PENDING")))  # (its tag change going back)
+    older = rows["a" * 32]
+    assert older is not None
+    db.write_sync(lambda c: insert_replica(c, replica_of("a" * 32, NOW + timedelta(seconds=5)), ("src", older.id)))
+    latest = db.read_sync(lambda c: store.get_object(c, "dst", "k"))
+    assert latest is not None and latest.version_id == "b" * 32
