@@ -78,7 +78,7 @@ class RequestContext:
         )
         if not result.allowed:
             message = result.message
-            if getattr(self.access_denied, "encodes_failure", False):  # (EC2's refusals)
+            if self.access_denied.encodes_failure:
                 encoded = self.authorizer.encoded_failure(self.principal, action, resource, keys, result)
                 if encoded is not None:
                     message = f"{message} {encoded}".strip()

@@ -18,6 +18,9 @@ class ServiceError(Exception):
     code: ClassVar[str] = "InternalFailure"
     status: ClassVar[int] = 500
     sender_fault: ClassVar[bool] = False
+    # An access-denied error whose message ends with an encoded authorization failure message
+    # (EC2's UnauthorizedOperation: see ``iam.failure_messages``).
+    encodes_failure: ClassVar[bool] = False
 
     def __init__(self, message: str = "", **fields: Any) -> None:
         super().__init__(message)

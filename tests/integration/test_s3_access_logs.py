@@ -20,6 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.test_s3 import other_account
+from tests.support.aws import new_bucket
 from tests.support.polling import eventually
 from tests.support.processes import s3_workers, serving_pid
 from tests.support.server import MinicloudServer
@@ -45,12 +46,6 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinicloudServer]:
 @pytest.fixture
 def s3(srv: MinicloudServer) -> Any:
     return srv.client("s3")
-
-
-def new_bucket(s3: Any, stem: str) -> str:
-    name = f"{stem}-{uuid.uuid4().hex[:10]}"
-    s3.create_bucket(Bucket=name)
-    return name
 
 
 def allow_log_delivery(s3: Any, target: str, source: str | None = None) -> None:

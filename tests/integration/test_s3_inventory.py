@@ -20,6 +20,7 @@ from urllib.parse import unquote
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support.aws import new_bucket
 from tests.support.polling import eventually
 from tests.support.server import Keys, MinicloudServer
 
@@ -37,12 +38,6 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinicloudServer]:
 @pytest.fixture
 def s3(srv: MinicloudServer) -> Any:
     return srv.client("s3")
-
-
-def new_bucket(s3: Any, stem: str) -> str:
-    name = f"{stem}-{uuid.uuid4().hex[:10]}"
-    s3.create_bucket(Bucket=name)
-    return name
 
 
 def allow_inventory(s3: Any, destination: str, source: str) -> None:
