@@ -57,7 +57,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         shared.close_all_but(None)
     elif shared is not None:
         shared.close_all_but(0)
-        writerproc.use_channel(shared.clients[0])
+        writerproc.use_channel(shared.clients[0], runs_writes=_writer_commits(config))
     db = _open_store(config)
     env_keys = None
     if config.root_access_key_id and config.root_secret_access_key:
@@ -119,21 +119,43 @@ def _shared_writer(count: int) -> Any:
         return None
 
 
+def _writer_commits(config: Config) -> bool:
+    """Whether the shared small-blob writer commits S3's object rows with their data: with SQLite,
+    on the hosting worker's thread (``storage.blobs.storejobs``)."""
+    return config.database_url.startswith("sqlite")
+
+
+class _HostedWrites:
+    """The hosted small-blob writer's way to commit writes: the worker's ``Database.run_here``
+    once the worker has opened it (until then each write is left to its server)."""
+
+    def __init__(self) -> None:
+        self.db: Any = None
+
+    def __call__(self, batch: Any) -> None:
+        if self.db is None:
+            for write in batch:
+                write.error = RuntimeError("the metadata store is not open yet")
+            return
+        self.db.run_here(batch)
+
+
 def _serve_s3(config: Config, channel: Any, shared: Any, index: int) -> int:
     """S3 worker ``index`` (``server.workers``): IAM, STS and S3 over the same store, no controllers.
     Its small copies go to the shared writer (``shared``: process 0 is the primary, worker i is
-    process i + 1), which the first worker hosts on a thread."""
+    process i + 1), which the first worker hosts on a thread, committing object rows there too."""
     from dataclasses import replace
 
     from minicloud.server.workers import serve_s3
     from minicloud.storage.blobs import writerproc
 
+    hosted = _HostedWrites()
     if shared is not None:
         hosting = index == 0
         shared.close_all_but(index + 1, hosting=hosting)
         if hosting:
-            shared.host()
-        writerproc.use_channel(shared.clients[index + 1])
+            shared.host(run_writes=hosted if _writer_commits(config) else None)
+        writerproc.use_channel(shared.clients[index + 1], runs_writes=_writer_commits(config))
 
     async def build() -> Any:
         from minicloud.iam.accounts import bootstrap_root
@@ -148,7 +170,7 @@ def _serve_s3(config: Config, channel: Any, shared: Any, index: int) -> int:
         from minicloud.topology import Topology
 
         worker_config = replace(config, controllers=False, engine=False)
-        db = Database(worker_config.database_url)
+        db = hosted.db = Database(worker_config.database_url)
         env_keys = None
         if config.root_access_key_id and config.root_secret_access_key:
             env_keys = (config.root_access_key_id, config.root_secret_access_key)

@@ -76,6 +76,43 @@ def test_one_writer_hosted_by_the_worker_serves_both_processes(srv: MinicloudSer
         assert s3.get_object(Bucket="one-writer", Key=key)["Body"].read() == body
 
 
+def test_concurrent_conditional_puts_store_exactly_one_object(srv: MinicloudServer) -> None:
+    """The writer commits the rows of small PUTs itself, many in one transaction: of 16 PUTs with
+    If-None-Match: * racing for one key, one wins and the others get 412 (a row whose condition
+    fails there is rolled back alone and refused by the server that took the request)."""
+    s3 = srv.client("s3")
+    bucket = "conditional-race"
+    s3.create_bucket(Bucket=bucket)
+    bodies = [os.urandom(4096) for _ in range(16)]
+    urls = [urllib.parse.urlsplit(s3.generate_presigned_url(
+        "put_object", Params={"Bucket": bucket, "Key": "once"}, ExpiresIn=600)) for _ in bodies]
+    start = threading.Barrier(len(bodies))
+    statuses: list[tuple[int, bytes]] = [(0, b"")] * len(bodies)
+
+    def put(index: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        url = urls[index]
+        start.wait()
+        conn.request("PUT", f"{url.path}?{url.query}", body=bodies[index], headers={"If-None-Match": "*"})
+        response = conn.getresponse()
+        statuses[index] = (response.status, response.read())
+        conn.close()
+
+    threads = [threading.Thread(target=put, args=(i,)) for i in range(len(bodies))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    winners = [i for i, (status, _) in enumerate(statuses) if status == 200]
+    assert len(winners) == 1, statuses
+    for index, (status, body) in enumerate(statuses):
+        if index != winners[0]:
+            assert status == 412 and b"<Code>PreconditionFailed</Code>" in body, (status, body)
+    assert s3.get_object(Bucket=bucket, Key="once")["Body"].read() == bodies[winners[0]]
+    listed = s3.list_object_versions(Bucket=bucket)
+    assert [v["Key"] for v in listed.get("Versions", [])] == ["once"]
+
+
 def test_a_killed_writer_host_leaves_the_server_writing_on_its_own(srv: MinicloudServer) -> None:
     """The server's copies went to the worker (no writer process ran until it died). Last in this
     module: the worker does not come back."""

@@ -57,6 +57,7 @@ from minicloud.services.s3.small import commit_small, read_small_sealed
 from minicloud.services.s3.store import Bucket, ObjectRow
 from minicloud.services.s3.uploads import MAX_PUT_BYTES, checksum_members, receive_body
 from minicloud.storage.blobs import Digest, NoReplicaAvailable
+from minicloud.storage.metadata.portable import PortableWrite
 
 log = logging.getLogger("minicloud.s3")
 
@@ -217,15 +218,8 @@ class ObjectOperations(EncryptionOperations):
         """Make the data durable, then its metadata; a crash in between leaves an unreferenced
         blob (removed by the next sweep), never a visible half-written object."""
         pending = bool(bucket.replication) and mark_pending(bucket, values)
-
-        def write(conn: sa.Connection) -> list[str]:
-            if condition:
-                condition.check(store.get_object(conn, values["bucket"], values["key"]), values["key"])
-            released = store.put_version(conn, values, bucket.versioning)
-            if notice is not None:
-                notice.write(conn, values["key"], size=values["size"], etag=values["etag"],
-                             version_id=values["version_id"])
-            return released
+        # (portable: the small-blob writer may commit it with the data, see services.s3.small)
+        write = PortableWrite(write_version, (values, bucket.versioning, condition or None, notice))
 
         if staged is None:
             released = await self.db.write(write)
@@ -504,6 +498,18 @@ def _describe(row: ObjectRow, bucket: Bucket) -> dict[str, Any]:
     if expiration:
         result["Expiration"] = expiration
     return result
+
+
+def write_version(conn: sa.Connection, values: dict[str, Any], versioning: str | None,
+                  condition: PutCondition | None, notice: Notice | None) -> list[str]:
+    """The row of a new version (``values``), checked against ``condition`` in the same
+    transaction; the digests it released."""
+    if condition:
+        condition.check(store.get_object(conn, values["bucket"], values["key"]), values["key"])
+    released = store.put_version(conn, values, versioning)
+    if notice is not None:
+        notice.write(conn, values["key"], size=values["size"], etag=values["etag"], version_id=values["version_id"])
+    return released
 
 
 def parse_copy_source(text: str) -> tuple[str, str, str | None]:

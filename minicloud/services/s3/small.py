@@ -18,6 +18,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+import pickle
 import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -28,10 +29,12 @@ from minicloud.services.s3 import crypto
 from minicloud.services.s3.checksums import Checksums
 from minicloud.services.s3.crypto import Sealer
 from minicloud.storage.blobs import Digest, InvalidDigest, NoReplicaAvailable, ReplicatedBlobStore
+from minicloud.storage.blobs.pack import packable
 from minicloud.storage.blobs.replica import Replica
 from minicloud.storage.blobs.small import NotCached, read_cached, read_whole
 from minicloud.storage.blobs.writerproc import shared_writer
 from minicloud.storage.metadata.db import Database
+from minicloud.storage.metadata.portable import PortableWrite
 
 T = TypeVar("T")
 
@@ -146,16 +149,24 @@ def _fail(future: asyncio.Future[T], error: BaseException) -> None:
 async def commit_small(db: Database, replicas: Sequence[Replica], body: bytes, digest: Digest,
                        write: Callable[[sa.Connection], T]) -> T:
     """Write a small blob's copies in parallel (the writer process takes each into its zone's next
-    batch) and, from the thread that learns a copy completed the quorum, queue the metadata
-    ``write`` straight to the database's writer: the data is durable on a quorum before its metadata
-    commits, with no trip through the event loop in between. ``NoReplicaAvailable`` when no quorum
-    could be written (nothing committed); any error of ``write`` as raised by it (the copies are
-    then the caller's to release)."""
+    batch), then commit the metadata ``write``: the data is durable on a quorum before its
+    metadata commits. A ``PortableWrite`` into packed replicas goes to the writer with the copies,
+    and the writer commits it in the same round (``storage.blobs.storejobs``); otherwise it is
+    queued, from the thread that learns a copy completed the quorum, straight to the database's
+    group commit. ``NoReplicaAvailable`` when no quorum could be written (the write may have
+    committed only if the writer died meanwhile); any error of ``write`` as raised by it (the
+    copies are then the caller's to release)."""
     need = len(replicas) // 2 + 1 if len(replicas) > 1 else 1
     if not replicas:
         raise NoReplicaAvailable("0 healthy replicas")
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
+    writer = shared_writer()
+    if isinstance(write, PortableWrite) and packable(digest, len(body)) and all(r.pack for r in replicas):
+        payload = write.dumps()
+        stored = functools.partial(_stored, db, write, digest, loop, future)
+        if payload is not None and writer.submit_store(replicas, body, digest, need, payload, stored):
+            return await future
     quorum = _Quorum(need, len(replicas))
 
     def copied(replica: Replica, error: OSError | None) -> None:
@@ -169,7 +180,44 @@ async def commit_small(db: Database, replicas: Sequence[Replica], body: bytes, d
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
                 loop.call_soon_threadsafe(_fail, future, failure)
 
-    writer = shared_writer()
     for replica in replicas:  # the copies beyond the quorum finish on their own
         writer.submit(replica, body, digest, functools.partial(copied, replica))
     return await future
+
+
+def _stored(db: Database, write: Callable[[sa.Connection], T], digest: Digest, loop: asyncio.AbstractEventLoop,
+            future: asyncio.Future[T], error: OSError | None, ran: bool, result: bytes | None) -> None:
+    """A store request's answer (on the loop reading the writer's answers, or a thread of it)."""
+    if error is not None:
+        log.warning("writing %s failed: %s", digest, error)
+        _settle_on(loop, future, error=NoReplicaAvailable(f"{digest} was not written to a quorum: {error}"))
+    elif not ran:  # the data is durable; the write is ours to run (it raised there, or cannot run there)
+        db.enqueue_write(write, loop, future)
+    else:
+        try:
+            value = pickle.loads(result or b"")
+        except Exception as exc:
+            _settle_on(loop, future, error=exc)
+            return
+        _settle_on(loop, future, value)
+
+
+def _settle_on(loop: asyncio.AbstractEventLoop, future: asyncio.Future[T], value: T | None = None,
+               error: BaseException | None = None) -> None:
+    """``future``'s outcome, set on ``loop``'s thread."""
+    def settle() -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)  # type: ignore[arg-type]
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        settle()
+    else:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(settle)

@@ -74,6 +74,21 @@ from minicloud.storage.blobs.core import Digest
 from minicloud.storage.blobs.pack import BATCH_BYTES, BATCH_COPIES, PackWriter, packable
 from minicloud.storage.blobs.replica import Replica
 from minicloud.storage.blobs.small import BlobWriter, Done, delete_all, make_writer, writer_for
+from minicloud.storage.blobs.storejobs import (
+    LENGTH,
+    NOT_RUN,
+    RESULT,
+    STORE,
+    Answered,
+    Ready,
+    RunWrites,
+    StoreJob,
+    StoreWaiter,
+    decode,
+    encode,
+    finish,
+    number_of,
+)
 
 if TYPE_CHECKING:
     import asyncio
@@ -84,7 +99,7 @@ _REQUEST = struct.Struct("<BIQHH")  # operation, data length, request number, ro
 _WRITE, _DELETE = 0, 1  # a write names its digest and carries the bytes; a removal carries digests
 _DELETE_CHUNK = 4096  # digests in one removal request (~290 KiB)
 _PACKED = 0x80  # or'ed into the operation: the replica keeps small blobs in its pack
-_ACK = struct.Struct("<Qi")  # request number, errno (0: durable)
+_ACK = struct.Struct("<Qi")  # request number, errno (0: durable; storejobs' RESULT and NOT_RUN below 0)
 _SOCKET_BUFFER = 8 << 20
 _MAX_MESSAGE = 2 << 20  # a request larger than this (a blob over ~2 MiB) is written in-process
 _PARKED_CHECK = 1.0  # seconds: how often the receiver thread checks whether the reading loop closed
@@ -125,9 +140,10 @@ class _Connection:
     ``channel``, a new child process of this one's; with it, the shared writer at its other end."""
 
     def __init__(self, channel: socket.socket | None = None,
-                 process: subprocess.Popen[bytes] | None = None) -> None:
+                 process: subprocess.Popen[bytes] | None = None, runs_writes: bool = False) -> None:
         self.process = process
         self.owned = channel is None
+        self.runs_writes = runs_writes  # its writer commits store requests' writes (``storejobs``)
         if channel is None:
             channel, child = _socket_pair()
             try:
@@ -205,9 +221,21 @@ class _Connection:
         if not data:
             self._end("the small-blob writer process ended")
             return False
-        for number, code in _ACK.iter_unpack(data):
+        offset, end = 0, len(data)
+        while offset < end:
+            number, code = _ACK.unpack_from(data, offset)
+            offset += _ACK.size
+            payload: bytes | None = None
+            if code == RESULT:
+                (length,) = LENGTH.unpack_from(data, offset)
+                offset += LENGTH.size
+                payload, offset = data[offset:offset + length], offset + length
             done = self.pending.pop(number, None)
-            if done is not None:
+            if done is None:
+                continue
+            if code in (RESULT, NOT_RUN) and isinstance(done, StoreWaiter):
+                _answer(done.answered, code == RESULT, payload)
+            else:
                 _complete(done, _os_error(code))
         return True
 
@@ -288,19 +316,29 @@ def _complete(done: Done, error: OSError | None) -> None:
         log.exception("a small write's completion failed")
 
 
+def _answer(answered: Answered, ran: bool, payload: bytes | None) -> None:
+    try:
+        answered(None, ran, payload)
+    except Exception:
+        log.exception("a store's completion failed")
+
+
 class WriterProcess:
     """The server side: ``submit`` a copy for a replica; ``done`` is called (on a thread of this
     module) with None once it is durable, or the error."""
 
-    def __init__(self, channel: socket.socket | None = None, process: subprocess.Popen[bytes] | None = None) -> None:
+    def __init__(self, channel: socket.socket | None = None, process: subprocess.Popen[bytes] | None = None,
+                 runs_writes: bool = False) -> None:
         """``channel``: a socket to a shared writer (``start_shared``), used until it ends; then, as
         without one, a writer process of this process's own. ``process``: that writer, when it is
-        this process's child (to reap it)."""
+        this process's child (to reap it). ``runs_writes``: that shared writer commits the writes
+        of store requests (``submit_store``); a writer of this process's own never does."""
         self._lock = threading.Lock()
         self._numbers = itertools.count(1)
         self._connection: _Connection | None = None
         self._channel = channel
         self._channel_process = process
+        self._channel_runs_writes = runs_writes
         # MINICLOUD_SMALL_WRITER=threads: write in this process's threads (slower: see the module's doc)
         self._failed = os.environ.get("MINICLOUD_SMALL_WRITER", "process") == "threads"
 
@@ -315,7 +353,8 @@ class WriterProcess:
                 return None
             channel, self._channel = self._channel, None
             try:
-                self._connection = _Connection(channel, self._channel_process if channel is not None else None)
+                self._connection = (_Connection(channel, self._channel_process, self._channel_runs_writes)
+                                    if channel is not None else _Connection())
             except OSError as exc:
                 log.error("no small-blob writer process (%s): writing small blobs in-process", exc)
                 self._failed = True
@@ -325,6 +364,24 @@ class WriterProcess:
     def submit(self, replica: Replica, data: bytes, digest: Digest, done: Done) -> None:
         if not self._send(_WRITE, replica, data, digest, done):
             writer_for(replica).submit(data, digest, done)
+
+    def submit_store(self, replicas: Sequence[Replica], data: bytes, digest: Digest, need: int, write: bytes,
+                     answered: Answered) -> bool:
+        """Copies of a small blob to each of ``replicas`` (all with a pack) and, once ``need`` of
+        them are durable, ``write`` (a pickled ``PortableWrite``) committed by the writer itself
+        (``storejobs``). ``answered(error, ran, result)``: a failed quorum's error; or ``ran``
+        with the write's pickled result; or not ``ran``: the data is durable and the write is the
+        caller's to run. False (``answered`` not taken): this writer does not run writes, or the
+        request is too large; the caller copies and writes as before."""
+        connection = self._current()
+        if connection is None or not connection.runs_writes:
+            return False
+        loop = _running_loop()
+        if loop is not None:
+            connection.read_on(loop)
+        number = next(self._numbers)
+        frame = encode(number, [str(replica.root) for replica in replicas], need, str(digest), write, data)
+        return connection.send(number, frame, StoreWaiter(answered))
 
     def submit_delete(self, replica: Replica, digests: Sequence[Digest], done: Done) -> None:
         """Remove the replica's copies of ``digests``, in one message per ``_DELETE_CHUNK`` (usually one
@@ -426,16 +483,18 @@ class SharedWriter:
             for served in self.serving:
                 served.close()
 
-    def host(self) -> threading.Thread:
-        """Serve the writer's sockets on a thread of this process (it ends once every client closed)."""
-        thread = threading.Thread(target=_serve_hosted, args=tuple(self.serving), name="small-writer", daemon=True)
+    def host(self, run_writes: RunWrites | None = None) -> threading.Thread:
+        """Serve the writer's sockets on a thread of this process (it ends once every client closed);
+        ``run_writes``: how it commits the writes of store requests (``Database.run_here``)."""
+        thread = threading.Thread(target=_serve_hosted, args=tuple(self.serving), kwargs={"run_writes": run_writes},
+                                  name="small-writer", daemon=True)
         thread.start()
         return thread
 
 
-def _serve_hosted(*socks: socket.socket) -> None:
+def _serve_hosted(*socks: socket.socket, run_writes: RunWrites | None = None) -> None:
     try:
-        serve(*socks)
+        serve(*socks, run_writes=run_writes)
     except Exception:
         log.exception("the hosted small-blob writer failed: its copies fail, each process starts its own writer")
     finally:
@@ -443,12 +502,14 @@ def _serve_hosted(*socks: socket.socket) -> None:
             sock.close()
 
 
-def use_channel(channel: socket.socket, process: subprocess.Popen[bytes] | None = None) -> None:
+def use_channel(channel: socket.socket, process: subprocess.Popen[bytes] | None = None,
+                runs_writes: bool = False) -> None:
     """This process's copies go to the shared writer at the other end of ``channel`` (from
-    ``start_shared``; ``process``: that writer, in the process that started it)."""
+    ``start_shared``; ``process``: that writer, in the process that started it; ``runs_writes``:
+    it was hosted with a way to commit writes)."""
     global _shared
     with _shared_lock:
-        _shared = WriterProcess(channel, process)
+        _shared = WriterProcess(channel, process, runs_writes)
 
 
 # -- the child ------------------------------------------------------------------------------------------
@@ -462,9 +523,13 @@ class _Acks:
         self.gone = False
 
     def add(self, number: int, error: OSError | None) -> None:
-        code = 0 if error is None else (error.errno or -1)
+        self.add_code(number, 0 if error is None else (error.errno or -1))
+
+    def add_code(self, number: int, code: int, payload: bytes = b"") -> None:
+        """An acknowledgement (``RESULT``'s with its payload after it)."""
+        entry = _ACK.pack(number, code) + (LENGTH.pack(len(payload)) + payload if code == RESULT else b"")
         with self.lock:
-            self.waiting.append(_ACK.pack(number, code))
+            self.waiting.append(entry)
 
     def flush(self) -> None:
         with self.lock:
@@ -479,13 +544,15 @@ class _Acks:
 Batch = list[tuple[bytes | None, Digest, Done]]
 
 
-def serve(*socks: socket.socket) -> None:
+def serve(*socks: socket.socket, run_writes: RunWrites | None = None) -> None:
     """Read requests until every socket has closed, answering each on its own socket. A packed
     root's copies are group-committed on this thread: once a request arrives, every request
     waiting in any socket is read (in turn, up to ``BATCH_COPIES`` or ``BATCH_BYTES``), then each
     root's batch is committed, as one transaction, and acknowledged, then the sockets are read
     again (requests arriving during a commit make the next batch). One thread: no GIL hand-offs
     between a reader and writers. Other copies go to a ``SmallBlobWriter``'s threads per root.
+    After the commits, the store requests whose quorum was decided are answered, their writes
+    committed together by ``run_writes`` (``storejobs``; without it, left to their servers).
     A closed socket is kept open here (a writer's thread may still flush to it) but read no more."""
     answers = [_Acks(sock) for sock in socks]
 
@@ -502,6 +569,17 @@ def serve(*socks: socket.socket) -> None:
     by_fd = {acks.sock.fileno(): acks for acks in answers}
     for fd in by_fd:
         poller.register(fd, select.POLLIN)
+    ready = Ready()  # store requests whose quorum is decided
+    poller.register(ready.fd, select.POLLIN)
+    try:
+        _serve_rounds(poller, by_fd, buffer, view, writers, pending, ready, flush, run_writes)
+    finally:
+        ready.close()
+
+
+def _serve_rounds(poller: select.poll, by_fd: dict[int, _Acks], buffer: mmap.mmap, view: memoryview,
+                  writers: dict[bytes, BlobWriter], pending: dict[bytes, Batch], ready: Ready,
+                  flush: Callable[[], None], run_writes: RunWrites | None) -> None:
     while by_fd:
         poller.poll()  # until something arrives (or a socket closes)
         taken = taken_bytes = 0
@@ -524,8 +602,15 @@ def serve(*socks: socket.socket) -> None:
                     continue
                 taken += 1
                 taken_bytes += got
-                _take(buffer, view, got, writers, pending, acks, flush)
+                if buffer[0] == STORE:
+                    _take_store(buffer, view, got, writers, pending, acks, ready, flush)
+                else:
+                    _take(buffer, view, got, writers, pending, acks, flush)
         _commit(writers, pending)
+        decided = ready.take()
+        if decided:
+            finish(decided, run_writes)
+            flush()
 
 
 def _commit(writers: dict[bytes, BlobWriter], pending: dict[bytes, Batch]) -> None:
@@ -546,12 +631,7 @@ def _take(buffer: mmap.mmap, view: memoryview, got: int, writers: dict[bytes, Bl
         if start + root_len + name_len + size != got:
             raise ValueError(f"a request of {got} bytes says it has {start + root_len + name_len + size}")
         root = bytes(view[start:start + root_len])
-        writer = writers.get(root)
-        if writer is None:
-            replica = Replica(Path(root.decode()))
-            if operation & _PACKED:  # the server's replica has a pack (made at its start): use it
-                replica.enable_pack(create=False)
-            writer = writers[root] = make_writer(replica, after_batch=flush)
+        writer = _writer(writers, root, bool(operation & _PACKED), flush)
 
         def done(error: OSError | None, number: int = number) -> None:
             acks.add(number, error)
@@ -572,6 +652,39 @@ def _take(buffer: mmap.mmap, view: memoryview, got: int, writers: dict[bytes, Bl
             writer.submit(bytes(view[got - size:got]), digest, done)
     except Exception as exc:  # a malformed request fails alone
         log.error("small-blob writer: bad request %d: %s", number, exc)
+        acks.add(number, OSError(errno.EINVAL, str(exc)))
+        acks.flush()
+
+
+def _writer(writers: dict[bytes, BlobWriter], root: bytes, packed: bool, flush: Callable[[], None]) -> BlobWriter:
+    """The writer of replica ``root`` (``packed``: the server's replica has a pack, made at its start)."""
+    writer = writers.get(root)
+    if writer is None:
+        replica = Replica(Path(root.decode()))
+        if packed:
+            replica.enable_pack(create=False)
+        writer = writers[root] = make_writer(replica, after_batch=flush)
+    return writer
+
+
+def _take_store(buffer: mmap.mmap, view: memoryview, got: int, writers: dict[bytes, BlobWriter],
+                pending: dict[bytes, Batch], acks: _Acks, ready: Ready, flush: Callable[[], None]) -> None:
+    """One store request: its copies into their roots' pending batches (``storejobs``)."""
+    number = 0
+    try:
+        number = number_of(buffer)
+        number, roots, need, name, write, data = decode(view[:got])
+        digest = Digest.parse(name)
+        job = StoreJob(number, need, len(roots), write, acks.add_code, ready)
+        for text in roots:
+            root = text.encode()
+            writer = _writer(writers, root, True, flush)
+            if isinstance(writer, PackWriter) and packable(digest, len(data)):
+                pending.setdefault(root, []).append((data, digest, job.copied))
+            else:
+                writer.submit(data, digest, job.copied)
+    except Exception as exc:  # a malformed request fails alone
+        log.error("small-blob writer: bad store request %d: %s", number, exc)
         acks.add(number, OSError(errno.EINVAL, str(exc)))
         acks.flush()
 

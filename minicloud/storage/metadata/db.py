@@ -25,7 +25,7 @@ import signal
 import sqlite3
 import threading
 import traceback
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +35,13 @@ import sqlalchemy as sa
 
 from minicloud.storage.metadata.changes import ChangeWatch
 from minicloud.storage.metadata.epoch import SharedEpoch
-from minicloud.storage.metadata.loopcommit import BUSY_TIMEOUT_MS, LoopCommitter, raw_connection, run_in_savepoints
+from minicloud.storage.metadata.loopcommit import (
+    BUSY_TIMEOUT_MS,
+    LoopCommitter,
+    PendingWrite,
+    raw_connection,
+    run_in_savepoints,
+)
 
 T = TypeVar("T")
 log = logging.getLogger("minicloud.metadata")
@@ -89,6 +95,7 @@ class Database:
                 url = "postgresql+psycopg://" + url[len("postgresql://"):]
             self.engine = sa.create_engine(url, pool_size=8, max_overflow=4, pool_pre_ping=True)
         self._readers = threading.local()
+        self._here = threading.local()  # ``run_here``'s connection, one per thread that calls it
         # Results of hot reads, valid while nothing is committed (see ``read_cached``).
         database = self.engine.url.database if self.is_sqlite else None
         self.in_memory = self.is_sqlite and _sqlite_in_memory(self.engine.url)
@@ -279,6 +286,21 @@ class Database:
             self._answer([write])
         self._executor.submit(self.write_sync, fn).add_done_callback(done)
 
+    def run_here(self, batch: Sequence[PendingWrite]) -> None:
+        """Run ``batch`` now on this thread, one transaction for all of it (each write in its own
+        savepoint) committed before this returns; each write gets its ``result`` or ``error``. For
+        a thread with no event loop that makes data durable and then commits its rows (the hosted
+        small-blob writer, ``storage.blobs.writerproc``): it waits for the write lock itself."""
+        conn: sa.Connection | None = getattr(self._here, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            try:
+                conn = self._here.conn = self.engine.connect()
+            except BaseException as exc:
+                for write in batch:
+                    write.error = exc
+                return
+        self._run_batch(conn, batch)
+
     # -- SQLite group commit ---------------------------------------------------------------------
     def _committer(self, loop: asyncio.AbstractEventLoop) -> LoopCommitter:
         committer = self._committers.get(loop)
@@ -342,7 +364,7 @@ class Database:
         if conn is not None:
             conn.close()
 
-    def _run_batch(self, conn: sa.Connection, batch: list[_Write[Any]]) -> None:
+    def _run_batch(self, conn: sa.Connection, batch: Sequence[PendingWrite]) -> None:
         if len(batch) == 1:
             write = batch[0]
             try:

@@ -1,0 +1,206 @@
+"""A small blob's copies and the metadata write that follows them, done by the writer in one round.
+
+S3 used to get each copy's acknowledgement from the small-blob writer (``writerproc``) and then
+commit the object's row itself: its event loop ran the row's statements, a thread ran the COMMIT,
+and the loop took the result back. That is two durable stages in turn, each waiting on the busy
+event loop and on the GIL between them (session 16's timings: ~2-4 ms for the copy, ~3-4 ms for
+the row, at 16 connections). A *store* request instead carries the blob, the replica roots, the
+quorum and the row's write (a pickled ``PortableWrite``); the writer adds the copies to its
+rounds' batches, and once a quorum of them has committed it runs the writes of every such request
+in one transaction of its own (``Database.run_here``, on the writer's thread, in a process whose
+GIL the event loop does not hold), and answers each request with the write's pickled result.
+
+    server: submit_store ==(one message: roots, quorum, write, blob)==> writer: copies into each
+            root's batch; after the round's pack commits, the writes whose quorum is durable, one
+            transaction; then the answers
+    server: answered(error, ran, payload) <==(number, _RESULT, pickled result)== writer
+
+A write that raises (a failed precondition) was rolled back in its savepoint: the answer is
+``_NOT_RUN`` and the server runs it itself, which raises the same error there (no exception has
+to travel). So is the answer of a writer that cannot run writes (one with no metadata store). A
+quorum that failed is an errno, as for a copy. The writer dies: the server's requests in flight
+fail with EIO, and their rows may or may not have committed (the caller checks before releasing
+the blob, as it does after any failed write).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import pickle
+import queue
+import struct
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+log = logging.getLogger("minicloud.blobs.storejobs")
+
+STORE = 2  # the operation (beside writerproc's copy and removal)
+REQUEST = struct.Struct("<BIQI")  # operation, data length, request number, description length
+RESULT, NOT_RUN = -2, -3  # acknowledgement codes (errnos are positive): committed, with its result; not run
+LENGTH = struct.Struct("<I")  # the length of a RESULT's pickled result, after the acknowledgement
+
+
+
+class HostedWrite(Protocol):
+    """A write run by ``RunWrites`` (what ``storage.metadata.loopcommit.PendingWrite`` is)."""
+
+    @property
+    def fn(self) -> Callable[[Any], Any]: ...
+    result: Any
+    error: BaseException | None
+
+
+RunWrites = Callable[[Sequence[HostedWrite]], None]
+Answered = Callable[[OSError | None, bool, bytes | None], None]  # (error, ran, pickled result)
+
+
+def encode(number: int, roots: Sequence[str], need: int, digest: str, write: bytes, data: bytes) -> bytes:
+    """A store request: what ``decode`` reads."""
+    description = pickle.dumps((tuple(roots), need, digest, write), pickle.HIGHEST_PROTOCOL)
+    return b"".join((REQUEST.pack(STORE, len(data), number, len(description)), description, data))
+
+
+def number_of(message: bytes | memoryview | Any) -> int:
+    """A store request's number (its header read alone: the rest may be malformed)."""
+    return int(REQUEST.unpack_from(message)[2])
+
+
+def decode(message: memoryview) -> tuple[int, tuple[str, ...], int, str, bytes, bytes]:
+    """(number, roots, need, digest, write, data) of a store request (ValueError when malformed)."""
+    _, size, number, length = REQUEST.unpack_from(message)
+    start = REQUEST.size
+    if start + length + size != len(message):
+        raise ValueError(f"a store request of {len(message)} bytes says it has {start + length + size}")
+    roots, need, digest, write = pickle.loads(message[start:start + length])
+    if not (isinstance(roots, tuple) and roots and isinstance(need, int) and 1 <= need <= len(roots)):
+        raise ValueError("a store request names no replica or an impossible quorum")
+    return number, roots, need, digest, write, bytes(message[start + length:])
+
+
+class StoreJob:
+    """One store request in the writer: its copies counted as they complete (on the writer's
+    thread, or a file writer's), put in ``ready`` once a quorum is durable or no longer can be."""
+
+    __slots__ = ("answer", "durable", "failed", "lock", "need", "number", "ok", "ready", "total", "write")
+
+    def __init__(self, number: int, need: int, total: int, write: bytes, answer: Callable[[int, int, bytes], None],
+                 ready: Ready) -> None:
+        self.number, self.need, self.total, self.write = number, need, total, write
+        self.answer = answer  # (number, code, payload)
+        self.ready = ready
+        self.ok = self.failed = 0
+        self.durable: bool | None = None  # decided: a quorum is durable (True) or cannot be (False)
+        self.lock = threading.Lock()
+
+    def copied(self, error: OSError | None) -> None:
+        if error is not None:
+            log.warning("a copy of store request %d failed: %s", self.number, error)
+        with self.lock:
+            if error is None:
+                self.ok += 1
+            else:
+                self.failed += 1
+            if self.durable is not None:
+                return  # (the copies beyond the quorum)
+            if self.ok >= self.need:
+                self.durable = True
+            elif self.failed > self.total - self.need:
+                self.durable = False
+            else:
+                return
+        self.ready.put(self)
+
+
+class Ready:
+    """The jobs whose quorum is decided, and an eventfd that wakes the writer's poll for those
+    decided on another thread (a copy that went to a file writer)."""
+
+    def __init__(self) -> None:
+        self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._jobs: queue.SimpleQueue[StoreJob] = queue.SimpleQueue()
+        self._owner = threading.get_ident()
+
+    def put(self, job: StoreJob) -> None:
+        self._jobs.put(job)
+        if threading.get_ident() != self._owner:
+            os.eventfd_write(self.fd, 1)
+
+    def take(self) -> list[StoreJob]:
+        with contextlib.suppress(BlockingIOError):
+            os.eventfd_read(self.fd)
+        jobs: list[StoreJob] = []
+        while True:
+            try:
+                jobs.append(self._jobs.get_nowait())
+            except queue.Empty:
+                return jobs
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+@dataclass(slots=True)
+class _HostedWrite:
+    fn: Callable[[Any], Any]
+    job: StoreJob
+    result: Any = None
+    error: BaseException | None = None
+
+
+def finish(jobs: Sequence[StoreJob], run_writes: RunWrites | None) -> None:
+    """Answer each decided job: a failed quorum with EIO; a durable one with its write committed
+    (one transaction for all of them, ``run_writes``), or NOT_RUN for its server to run it."""
+    writes: list[_HostedWrite] = []
+    for job in jobs:
+        if not job.durable:
+            job.answer(job.number, errno.EIO, b"")
+            continue
+        if run_writes is None:
+            job.answer(job.number, NOT_RUN, b"")
+            continue
+        try:
+            fn = pickle.loads(job.write)  # (a PortableWrite: this writer never imports it otherwise)
+            if not callable(fn):
+                raise TypeError(f"not a write: {type(fn).__name__}")
+            writes.append(_HostedWrite(fn, job))
+        except Exception as exc:
+            log.error("store request %d: its write could not be read (%s): the server runs it", job.number, exc)
+            job.answer(job.number, NOT_RUN, b"")
+    if not writes or run_writes is None:
+        return
+    try:
+        run_writes(writes)
+    except BaseException as exc:  # (run_here answers each write itself; this is a bug's safety net)
+        log.exception("running %d writes failed", len(writes))
+        for write in writes:
+            write.error = write.error or exc
+    for write in writes:
+        if write.error is not None:  # rolled back: the server runs it again, and gets its error there
+            write.job.answer(write.job.number, NOT_RUN, b"")
+            continue
+        try:
+            payload = pickle.dumps(write.result, pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # committed, but its result cannot travel
+            log.error("store request %d committed, but its result could not be sent: %s", write.job.number, exc)
+            write.job.answer(write.job.number, errno.EIO, b"")
+            continue
+        write.job.answer(write.job.number, RESULT, payload)
+
+
+class StoreWaiter:
+    """The server's side of one store request: ``answered`` gets the outcome. Called as a copy's
+    ``Done`` (the connection to the writer ended, or a copy's errno), it reports that error."""
+
+    __slots__ = ("answered",)
+
+    def __init__(self, answered: Answered) -> None:
+        self.answered = answered
+
+    def __call__(self, error: OSError | None) -> None:
+        self.answered(error or OSError(errno.EIO, "the small-blob writer answered a store without its result"),
+                      False, None)

@@ -1,0 +1,183 @@
+"""Store requests (``storage.blobs.storejobs``): the small-blob writer makes a blob's copies durable
+and then commits the metadata write that came with them, in the same round, on its own thread.
+A write is committed only after a quorum of copies is; a write that raises is left to its
+server, as is every write of a writer that cannot run them; a failed quorum runs nothing."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import pickle
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from minicloud.storage.blobs import Digest, Replica
+from minicloud.storage.blobs.pack import Pack
+from minicloud.storage.blobs.storejobs import RunWrites
+from minicloud.storage.blobs.writerproc import SharedWriter, WriterProcess
+from minicloud.storage.metadata.db import Database
+from minicloud.storage.metadata.portable import PortableWrite
+
+
+def _insert(conn: sa.Connection, value: int) -> int:
+    conn.execute(sa.text("INSERT INTO rows (value) VALUES (:v)"), {"v": value})
+    return value * 2
+
+
+def _refuse(conn: sa.Connection, value: int) -> int:
+    conn.execute(sa.text("INSERT INTO rows (value) VALUES (:v)"), {"v": value})
+    raise ValueError("refused")  # after a statement: its savepoint must undo it
+
+
+def _blob() -> tuple[bytes, Digest]:
+    data = os.urandom(4096)
+    return data, Digest("sha256", hashlib.sha256(data).hexdigest())
+
+
+def _replica(tmp_path: Path, name: str) -> Replica:
+    replica = Replica(tmp_path / name, name)
+    replica.prepare()
+    replica.enable_pack()
+    return replica
+
+
+class _Answer:
+    def __init__(self) -> None:
+        self.got = threading.Event()
+        self.value: tuple[OSError | None, bool, bytes | None] | None = None
+
+    def __call__(self, error: OSError | None, ran: bool, payload: bytes | None) -> None:
+        self.value = (error, ran, payload)
+        self.got.set()
+
+    def wait(self) -> tuple[OSError | None, bool, bytes | None]:
+        assert self.got.wait(30), "no answer"
+        assert self.value is not None
+        return self.value
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Any:
+    database = Database(f"sqlite:///{tmp_path / 'meta.sqlite'}")
+    database.write_sync(lambda conn: conn.execute(sa.text("CREATE TABLE rows (value INTEGER)")))
+    yield database
+    database.close()
+
+
+def _rows(db: Database) -> list[int]:
+    return db.read_sync(lambda conn: [row[0] for row in conn.execute(sa.text("SELECT value FROM rows ORDER BY 1"))])
+
+
+class _Hosted:
+    """A shared writer hosted on a thread of this process, as an S3 worker hosts it."""
+
+    def __init__(self, run_writes: RunWrites | None) -> None:
+        self.shared = SharedWriter(1)
+        self.thread = self.shared.host(run_writes=run_writes)
+        self.writer = WriterProcess(self.shared.clients[0], runs_writes=True)
+
+    def close(self) -> None:
+        self.writer.close()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+def _store(hosted: _Hosted, replicas: list[Replica], need: int, fn: Any, value: int) -> tuple[_Answer, Digest, bytes]:
+    data, digest = _blob()
+    answer = _Answer()
+    payload = PortableWrite(fn, (value,)).dumps()
+    assert payload is not None
+    assert hosted.writer.submit_store(replicas, data, digest, need, payload, answer)
+    return answer, digest, data
+
+
+def test_the_write_commits_after_a_quorum_of_copies_and_its_result_comes_back(tmp_path: Path, db: Database) -> None:
+    replicas = [_replica(tmp_path, name) for name in "abc"]
+    hosted = _Hosted(db.run_here)
+    try:
+        answers = [_store(hosted, replicas, 2, _insert, value) for value in range(1, 6)]
+        for value, (answer, digest, data) in enumerate(answers, 1):
+            error, ran, payload = answer.wait()
+            assert error is None and ran and pickle.loads(payload or b"") == value * 2
+            assert sum(Pack(replica.root).get(digest) == data for replica in replicas) >= 2
+        assert _rows(db) == [1, 2, 3, 4, 5]
+    finally:
+        hosted.close()
+
+
+def test_a_write_that_raises_is_rolled_back_and_left_to_its_server(tmp_path: Path, db: Database) -> None:
+    replica = _replica(tmp_path, "a")
+    hosted = _Hosted(db.run_here)
+    try:
+        refused, digest, data = _store(hosted, [replica], 1, _refuse, 7)
+        kept, _, _ = _store(hosted, [replica], 1, _insert, 8)
+        assert refused.wait() == (None, False, None)  # the data is durable; the write is the server's
+        assert Pack(replica.root).get(digest) == data
+        assert kept.wait()[:2] == (None, True)
+        assert _rows(db) == [8]
+    finally:
+        hosted.close()
+
+
+def test_a_writer_without_a_metadata_store_leaves_every_write_to_its_server(tmp_path: Path, db: Database) -> None:
+    replica = _replica(tmp_path, "a")
+    hosted = _Hosted(None)
+    try:
+        answer, digest, data = _store(hosted, [replica], 1, _insert, 1)
+        assert answer.wait() == (None, False, None)
+        assert Pack(replica.root).get(digest) == data
+        assert _rows(db) == []
+    finally:
+        hosted.close()
+
+
+def test_a_failed_quorum_runs_no_write(tmp_path: Path, db: Database) -> None:
+    replicas = [_replica(tmp_path, name) for name in "abc"]
+    for gone in replicas[1:]:
+        for path in gone.root.glob("small-pack.sqlite*"):
+            path.unlink()
+    hosted = _Hosted(db.run_here)
+    try:
+        answer, _, _ = _store(hosted, replicas, 2, _insert, 1)
+        error, ran, _ = answer.wait()
+        assert isinstance(error, OSError) and error.errno == errno.EIO and not ran
+        assert _rows(db) == []
+    finally:
+        hosted.close()
+
+
+def test_a_writer_that_goes_away_fails_the_stores_it_held(tmp_path: Path, db: Database) -> None:
+    replica = _replica(tmp_path, "a")
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(batch: Any) -> None:
+        entered.set()
+        release.wait(30)
+        for write in batch:
+            write.error = RuntimeError("never ran")
+
+    hosted = _Hosted(slow)
+    try:
+        answer, _, _ = _store(hosted, [replica], 1, _insert, 1)
+        assert entered.wait(30)
+        hosted.shared.serving[0].shutdown(socket.SHUT_RDWR)  # the host is gone, as when its process dies
+        error, ran, _ = answer.wait()
+        assert isinstance(error, OSError) and error.errno == errno.EIO and not ran
+    finally:
+        release.set()
+        hosted.close()
+
+
+def test_a_writer_of_the_process_own_does_not_take_stores(tmp_path: Path) -> None:
+    writer = WriterProcess()  # (a writer process of its own: no metadata store there)
+    try:
+        data, digest = _blob()
+        assert not writer.submit_store([_replica(tmp_path, "a")], data, digest, 1, b"", _Answer())
+    finally:
+        writer.close()
