@@ -5,10 +5,11 @@ commit the object's row itself: its event loop ran the row's statements, a threa
 and the loop took the result back. That is two durable stages in turn, each waiting on the busy
 event loop and on the GIL between them (session 16's timings: ~2-4 ms for the copy, ~3-4 ms for
 the row, at 16 connections). A *store* request instead carries the blob, the replica roots, the
-quorum and the row's write (a pickled ``PortableWrite``); the writer adds the copies to its
-rounds' batches, and once a quorum of them has committed it runs the writes of every such request
-in one transaction of its own (``Database.run_here``, on the writer's thread, in a process whose
-GIL the event loop does not hold), and answers each request with the write's pickled result.
+quorum and the row's write (``PortableWrite.dumps``: a pickled function and its arguments); the
+writer adds the copies to its rounds' batches, and once a quorum of them has committed it runs
+the writes of every such request in one transaction of its own (``Database.run_here``, on the
+writer's thread, in a process whose GIL the event loop does not hold), and answers each request
+with the write's pickled result.
 
     server: submit_store ==(one message: roots, quorum, write, blob)==> writer: copies into each
             root's batch; after the round's pack commits, the writes whose quorum is durable, one
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import pickle
@@ -164,10 +166,10 @@ def finish(jobs: Sequence[StoreJob], run_writes: RunWrites | None) -> None:
             job.answer(job.number, NOT_RUN, b"")
             continue
         try:
-            fn = pickle.loads(job.write)  # (a PortableWrite: this writer never imports it otherwise)
-            if not callable(fn):
+            fn, args = pickle.loads(job.write)  # (``PortableWrite.dumps``: a function and its arguments)
+            if not callable(fn) or not isinstance(args, tuple):
                 raise TypeError(f"not a write: {type(fn).__name__}")
-            writes.append(_HostedWrite(fn, job))
+            writes.append(_HostedWrite(functools.partial(fn_with_args, fn, args), job))
         except Exception as exc:
             log.error("store request %d: its write could not be read (%s): the server runs it", job.number, exc)
             job.answer(job.number, NOT_RUN, b"")
@@ -190,6 +192,11 @@ def finish(jobs: Sequence[StoreJob], run_writes: RunWrites | None) -> None:
             write.job.answer(write.job.number, errno.EIO, b"")
             continue
         write.job.answer(write.job.number, RESULT, payload)
+
+
+def fn_with_args(fn: Callable[..., Any], args: tuple[Any, ...], conn: Any) -> Any:
+    """A received write run on ``conn``: ``fn(conn, *args)``."""
+    return fn(conn, *args)
 
 
 class StoreWaiter:

@@ -368,7 +368,7 @@ class WriterProcess:
     def submit_store(self, replicas: Sequence[Replica], data: bytes, digest: Digest, need: int, write: bytes,
                      answered: Answered) -> bool:
         """Copies of a small blob to each of ``replicas`` (all with a pack) and, once ``need`` of
-        them are durable, ``write`` (a pickled ``PortableWrite``) committed by the writer itself
+        them are durable, ``write`` (``PortableWrite.dumps``) committed by the writer itself
         (``storejobs``). ``answered(error, ran, result)``: a failed quorum's error; or ``ran``
         with the write's pickled result; or not ``ran``: the data is durable and the write is the
         caller's to run. False (``answered`` not taken): this writer does not run writes, or the

