@@ -2,13 +2,14 @@
 
 A body up to ``INLINE_BYTES`` is checksummed, hashed (SHA-256, MD5) and sealed right on the event
 loop (tens of microseconds: a hand-off to a thread and back costs more, and under load can wait
-a whole GIL switch interval). Its copies are then written one job per replica by the small-blob
-writer process (``storage.blobs.writerproc``: off this process's GIL), into each zone's
-small-blob pack, group-committed (``storage.blobs.pack``). A GET of a small sealed object reads
-the blob on the loop without a thread hand-off: a packed row from SQLite (its pages cached by the
-OS), an older file copy from the page cache (``read_cached``; from a thread only when it is not
-cached), and decrypts it there; anything unusual (a missing, short or altered copy) returns None
-and the caller takes the general path, which repairs bad copies.
+a whole GIL switch interval). Its copies are then written by the small-blob writer
+(``storage.blobs.writerproc``: off this process's GIL) into each zone's small-blob pack,
+group-committed (``storage.blobs.pack``), and the object's row is committed by that writer in the
+same round (``storage.blobs.storejobs``) when it can, else by this process's group commit. A GET
+of a small sealed object reads the blob on the loop without a thread hand-off: a packed row from
+SQLite (its pages cached by the OS), an older file copy from the page cache (``read_cached``; from
+a thread only when it is not cached), and decrypts it there; anything unusual (a missing, short
+or altered copy) returns None and the caller takes the general path, which repairs bad copies.
 """
 
 from __future__ import annotations

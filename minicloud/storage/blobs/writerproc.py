@@ -31,7 +31,10 @@ transaction committed, or the file fsynced, renamed into place and its directory
 errno. A request may instead remove a replica's copies of a list of blobs (released S3 blobs:
 their rows, or files, are removed off the server's GIL too, the whole list in one message and one
 acknowledgement, usually in one commit). Nothing is acknowledged before its copy is durable,
-exactly as with in-process writes.
+exactly as with in-process writes. A *store* request (``submit_store``, ``storejobs``) carries one
+blob for several roots and the metadata write that makes it visible: once a quorum of its copies
+committed, a writer hosted with ``run_writes`` commits that write too, on its own thread, and
+answers with its result.
 
 One writer for every S3 process of a server, so that every process's copies join the same group
 commits (one transaction per pack for what all of them have waiting; two writers made batches half
