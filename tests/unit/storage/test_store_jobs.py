@@ -5,6 +5,7 @@ server, as is every write of a writer that cannot run them; a failed quorum runs
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import os
@@ -28,6 +29,11 @@ from minicloud.storage.metadata.portable import PortableWrite
 def _insert(conn: sa.Connection, value: int) -> int:
     conn.execute(sa.text("INSERT INTO rows (value) VALUES (:v)"), {"v": value})
     return value * 2
+
+
+def _insert_where(conn: sa.Connection, value: int) -> str:
+    _insert(conn, value)
+    return threading.current_thread().name  # which thread committed it
 
 
 def _refuse(conn: sa.Connection, value: int) -> int:
@@ -181,3 +187,36 @@ def test_a_writer_of_the_process_own_does_not_take_stores(tmp_path: Path) -> Non
         assert not writer.submit_store([_replica(tmp_path, "a")], data, digest, 1, b"", _Answer())
     finally:
         writer.close()
+
+
+def test_a_write_that_cannot_travel_is_not_sent() -> None:
+    assert PortableWrite(_insert, (lambda: None,)).dumps() is None  # (the caller then runs it itself)
+
+
+@pytest.mark.parametrize("writer_runs_rows", [True, False])
+def test_commit_small_answers_with_the_write_wherever_it_ran(tmp_path: Path, db: Database,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             writer_runs_rows: bool) -> None:
+    """S3's side (``services.s3.small.commit_small``): the row's result comes back whether the
+    writer committed it or left it to this process; a write that raises raises here."""
+    from minicloud.services.s3.small import commit_small
+    from minicloud.storage.blobs import writerproc
+
+    replica = _replica(tmp_path, "a")
+    hosted = _Hosted(db.run_here if writer_runs_rows else None)
+    monkeypatch.setattr(writerproc, "_shared", hosted.writer)
+
+    async def main() -> None:
+        data, digest = _blob()
+        where = await commit_small(db, [replica], data, digest, PortableWrite(_insert_where, (21,)))
+        assert (where == "small-writer") is writer_runs_rows  # else this process's group commit
+        assert Pack(replica.root).get(digest) == data
+        data, digest = _blob()
+        with pytest.raises(ValueError, match="refused"):
+            await commit_small(db, [replica], data, digest, PortableWrite(_refuse, (5,)))
+
+    try:
+        asyncio.run(main())
+        assert _rows(db) == [21]
+    finally:
+        hosted.close()
