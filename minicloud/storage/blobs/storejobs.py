@@ -43,8 +43,14 @@ log = logging.getLogger("minicloud.blobs.storejobs")
 
 STORE = 2  # the operation (beside writerproc's copy and removal)
 REQUEST = struct.Struct("<BIQI")  # operation, data length, request number, description length
-RESULT, NOT_RUN = -2, -3  # acknowledgement codes (errnos are positive): committed, with its result; not run
-LENGTH = struct.Struct("<I")  # the length of a RESULT's pickled result, after the acknowledgement
+# Acknowledgement codes (errnos are positive): committed, with its pickled result after it; not
+# run; a piece of a long result (every piece but the last, in order, each in a message of its own
+# or with others: a message never exceeds MESSAGE_BYTES, which a socket's smallest buffer takes).
+RESULT, NOT_RUN, MORE = -2, -3, -4
+LENGTH = struct.Struct("<I")  # the length of a RESULT's (or MORE's) bytes, after the acknowledgement
+ACK = struct.Struct("<Qi")  # request number, code
+PIECE_BYTES = 32 * 1024  # the most result bytes in one acknowledgement
+MESSAGE_BYTES = 64 * 1024  # the most bytes in one message of acknowledgements
 
 
 
@@ -65,6 +71,52 @@ def encode(number: int, roots: Sequence[str], need: int, digest: str, write: byt
     """A store request: what ``decode`` reads."""
     description = pickle.dumps((tuple(roots), need, digest, write), pickle.HIGHEST_PROTOCOL)
     return b"".join((REQUEST.pack(STORE, len(data), number, len(description)), description, data))
+
+
+def entries(number: int, code: int, payload: bytes = b"") -> list[bytes]:
+    """The acknowledgement entries of one answer: a long RESULT in pieces (MORE, ..., RESULT)."""
+    if code not in (RESULT, MORE):
+        return [ACK.pack(number, code)]
+    pieces = [payload[i:i + PIECE_BYTES] for i in range(0, len(payload), PIECE_BYTES)] or [b""]
+    return [ACK.pack(number, MORE if i < len(pieces) - 1 else RESULT) + LENGTH.pack(len(piece)) + piece
+            for i, piece in enumerate(pieces)]
+
+
+def messages(waiting: list[bytes]) -> list[bytes]:
+    """Entries joined into messages of at most ``MESSAGE_BYTES`` (an entry is never split)."""
+    out: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for entry in waiting:
+        if current and size + len(entry) > MESSAGE_BYTES:
+            out.append(b"".join(current))
+            current, size = [], 0
+        current.append(entry)
+        size += len(entry)
+    if current:
+        out.append(b"".join(current))
+    return out
+
+
+def read_answers(data: bytes) -> list[tuple[int, int, bytes | None]]:
+    """(number, code, bytes or None) of each entry of a message (ValueError: malformed or cut)."""
+    answers: list[tuple[int, int, bytes | None]] = []
+    offset, end = 0, len(data)
+    try:
+        while offset < end:
+            number, code = ACK.unpack_from(data, offset)
+            offset += ACK.size
+            payload: bytes | None = None
+            if code in (RESULT, MORE):
+                (length,) = LENGTH.unpack_from(data, offset)
+                offset += LENGTH.size
+                if offset + length > end:
+                    raise ValueError("an answer's result is cut short")
+                payload, offset = data[offset:offset + length], offset + length
+            answers.append((number, code, payload))
+    except struct.error as exc:
+        raise ValueError(f"a malformed message of answers: {exc}") from None
+    return answers
 
 
 def number_of(message: bytes | memoryview | Any) -> int:
@@ -88,7 +140,8 @@ class StoreJob:
     """One store request in the writer: its copies counted as they complete (on the writer's
     thread, or a file writer's), put in ``ready`` once a quorum is durable or no longer can be."""
 
-    __slots__ = ("answer", "durable", "failed", "lock", "need", "number", "ok", "ready", "total", "write")
+    __slots__ = ("abandoned", "answer", "durable", "failed", "lock", "need", "number", "ok", "ready", "total",
+                 "write")
 
     def __init__(self, number: int, need: int, total: int, write: bytes, answer: Callable[[int, int, bytes], None],
                  ready: Ready) -> None:
@@ -97,6 +150,7 @@ class StoreJob:
         self.ready = ready
         self.ok = self.failed = 0
         self.durable: bool | None = None  # decided: a quorum is durable (True) or cannot be (False)
+        self.abandoned = False  # answered already (a request that failed half-way): never run, never answered
         self.lock = threading.Lock()
 
     def copied(self, error: OSError | None) -> None:
@@ -126,11 +180,15 @@ class Ready:
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._jobs: queue.SimpleQueue[StoreJob] = queue.SimpleQueue()
         self._owner = threading.get_ident()
+        self._lock = threading.Lock()
+        self._closed = False
 
     def put(self, job: StoreJob) -> None:
         self._jobs.put(job)
         if threading.get_ident() != self._owner:
-            os.eventfd_write(self.fd, 1)
+            with self._lock:  # (a late copy after the writer stopped: its number may be another file's)
+                if not self._closed:
+                    os.eventfd_write(self.fd, 1)
 
     def take(self) -> list[StoreJob]:
         with contextlib.suppress(BlockingIOError):
@@ -143,7 +201,9 @@ class Ready:
                 return jobs
 
     def close(self) -> None:
-        os.close(self.fd)
+        with self._lock:
+            self._closed = True
+            os.close(self.fd)
 
 
 @dataclass(slots=True)
@@ -159,6 +219,8 @@ def finish(jobs: Sequence[StoreJob], run_writes: RunWrites | None) -> None:
     (one transaction for all of them, ``run_writes``), or NOT_RUN for its server to run it."""
     writes: list[_HostedWrite] = []
     for job in jobs:
+        if job.abandoned:
+            continue
         if not job.durable:
             job.answer(job.number, errno.EIO, b"")
             continue

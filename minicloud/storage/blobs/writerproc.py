@@ -78,7 +78,7 @@ from minicloud.storage.blobs.pack import BATCH_BYTES, BATCH_COPIES, PackWriter, 
 from minicloud.storage.blobs.replica import Replica
 from minicloud.storage.blobs.small import BlobWriter, Done, delete_all, make_writer, writer_for
 from minicloud.storage.blobs.storejobs import (
-    LENGTH,
+    MORE,
     NOT_RUN,
     RESULT,
     STORE,
@@ -89,8 +89,11 @@ from minicloud.storage.blobs.storejobs import (
     StoreWaiter,
     decode,
     encode,
+    entries,
     finish,
+    messages,
     number_of,
+    read_answers,
 )
 
 if TYPE_CHECKING:
@@ -102,7 +105,6 @@ _REQUEST = struct.Struct("<BIQHH")  # operation, data length, request number, ro
 _WRITE, _DELETE = 0, 1  # a write names its digest and carries the bytes; a removal carries digests
 _DELETE_CHUNK = 4096  # digests in one removal request (~290 KiB)
 _PACKED = 0x80  # or'ed into the operation: the replica keeps small blobs in its pack
-_ACK = struct.Struct("<Qi")  # request number, errno (0: durable; storejobs' RESULT and NOT_RUN below 0)
 _SOCKET_BUFFER = 8 << 20
 _MAX_MESSAGE = 2 << 20  # a request larger than this (a blob over ~2 MiB) is written in-process
 _PARKED_CHECK = 1.0  # seconds: how often the receiver thread checks whether the reading loop closed
@@ -156,6 +158,7 @@ class _Connection:
                 raise
         self.sock = channel
         self.pending: dict[int, Done] = {}
+        self._pieces: dict[int, list[bytes]] = {}  # the pieces of long results received so far
         self.alive = True
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -224,15 +227,17 @@ class _Connection:
         if not data:
             self._end("the small-blob writer process ended")
             return False
-        offset, end = 0, len(data)
-        while offset < end:
-            number, code = _ACK.unpack_from(data, offset)
-            offset += _ACK.size
-            payload: bytes | None = None
-            if code == RESULT:
-                (length,) = LENGTH.unpack_from(data, offset)
-                offset += LENGTH.size
-                payload, offset = data[offset:offset + length], offset + length
+        try:
+            answers = read_answers(data)
+        except ValueError as exc:
+            self._end(f"the small-blob writer's answer could not be read: {exc}")
+            return False
+        for number, code, payload in answers:
+            if code == MORE:  # a piece of a long result: the rest follows
+                self._pieces.setdefault(number, []).append(payload or b"")
+                continue
+            if code == RESULT and number in self._pieces:
+                payload = b"".join([*self._pieces.pop(number), payload or b""])
             done = self.pending.pop(number, None)
             if done is None:
                 continue
@@ -529,17 +534,18 @@ class _Acks:
         self.add_code(number, 0 if error is None else (error.errno or -1))
 
     def add_code(self, number: int, code: int, payload: bytes = b"") -> None:
-        """An acknowledgement (``RESULT``'s with its payload after it)."""
-        entry = _ACK.pack(number, code) + (LENGTH.pack(len(payload)) + payload if code == RESULT else b"")
+        """An acknowledgement (``RESULT``'s with its payload, in pieces when long: ``storejobs``)."""
+        answer = entries(number, code, payload)
         with self.lock:
-            self.waiting.append(entry)
+            self.waiting.extend(answer)
 
     def flush(self) -> None:
         with self.lock:
             out, self.waiting = self.waiting, []
             if out and not self.gone:
                 try:
-                    self.sock.sendall(b"".join(out))
+                    for message in messages(out):  # (each within what any socket buffer takes)
+                        self.sock.sendall(message)
                 except OSError:  # that server process is gone: nobody waits for these any more
                     self.gone = True
 
@@ -674,20 +680,22 @@ def _take_store(buffer: mmap.mmap, view: memoryview, got: int, writers: dict[byt
                 pending: dict[bytes, Batch], acks: _Acks, ready: Ready, flush: Callable[[], None]) -> None:
     """One store request: its copies into their roots' pending batches (``storejobs``)."""
     number = 0
+    job: StoreJob | None = None
     try:
         number = number_of(buffer)
         number, roots, need, name, write, data = decode(view[:got])
         digest = Digest.parse(name)
+        targets = [(root, _writer(writers, root, True, flush)) for root in (text.encode() for text in roots)]
         job = StoreJob(number, need, len(roots), write, acks.add_code, ready)
-        for text in roots:
-            root = text.encode()
-            writer = _writer(writers, root, True, flush)
+        for root, writer in targets:
             if isinstance(writer, PackWriter) and packable(digest, len(data)):
                 pending.setdefault(root, []).append((data, digest, job.copied))
             else:
                 writer.submit(data, digest, job.copied)
     except Exception as exc:  # a malformed request fails alone
         log.error("small-blob writer: bad store request %d: %s", number, exc)
+        if job is not None:  # (copies queued already: they finish, but the request is answered here)
+            job.abandoned = True
         acks.add(number, OSError(errno.EINVAL, str(exc)))
         acks.flush()
 

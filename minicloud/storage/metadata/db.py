@@ -48,6 +48,7 @@ log = logging.getLogger("minicloud.metadata")
 
 MAX_CACHED_READS = 10_000  # results kept by ``read_cached`` (the oldest goes first; rows of ~1 KiB)
 MAX_BATCH = 256  # writes committed together at most (a batch holds the write lock while it runs)
+HERE_WAIT_MS = 100  # how long ``run_here`` waits for the write lock before leaving its writes to their callers
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -290,16 +291,24 @@ class Database:
         """Run ``batch`` now on this thread, one transaction for all of it (each write in its own
         savepoint) committed before this returns; each write gets its ``result`` or ``error``. For
         a thread with no event loop that makes data durable and then commits its rows (the hosted
-        small-blob writer, ``storage.blobs.writerproc``): it waits for the write lock itself."""
+        small-blob writer, ``storage.blobs.writerproc``), which must not stall behind another
+        connection's transaction: when the write lock is not free within ``HERE_WAIT_MS``, or the
+        transaction fails as a whole, every write gets that error (nothing of the batch stands)
+        and its caller runs it another way."""
         conn: sa.Connection | None = getattr(self._here, "conn", None)
-        if conn is None or conn.closed or conn.invalidated:
-            try:
+        try:
+            if conn is None or conn.closed or conn.invalidated:
                 conn = self._here.conn = self.engine.connect()
-            except BaseException as exc:
-                for write in batch:
-                    write.error = exc
-                return
-        self._run_batch(conn, batch)
+                raw_connection(conn).execute(f"PRAGMA busy_timeout={HERE_WAIT_MS}")
+            with conn.begin():
+                self._begin_immediate(conn)
+                run_in_savepoints(conn, batch)
+        except BaseException as exc:
+            if conn is not None and not conn.closed and not conn.invalidated and conn.in_transaction():
+                with contextlib.suppress(Exception):
+                    conn.rollback()
+            for write in batch:
+                write.result, write.error = None, write.error or exc
 
     # -- SQLite group commit ---------------------------------------------------------------------
     def _committer(self, loop: asyncio.AbstractEventLoop) -> LoopCommitter:
@@ -364,7 +373,7 @@ class Database:
         if conn is not None:
             conn.close()
 
-    def _run_batch(self, conn: sa.Connection, batch: Sequence[PendingWrite]) -> None:
+    def _run_batch(self, conn: sa.Connection, batch: list[_Write[Any]]) -> None:
         if len(batch) == 1:
             write = batch[0]
             try:

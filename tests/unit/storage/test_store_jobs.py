@@ -11,7 +11,9 @@ import hashlib
 import os
 import pickle
 import socket
+import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ import sqlalchemy as sa
 
 from minicloud.storage.blobs import Digest, Replica
 from minicloud.storage.blobs.pack import Pack
-from minicloud.storage.blobs.storejobs import RunWrites
+from minicloud.storage.blobs.storejobs import NOT_RUN, RESULT, Ready, RunWrites, StoreJob, finish
 from minicloud.storage.blobs.writerproc import SharedWriter, WriterProcess
 from minicloud.storage.metadata.db import Database
 from minicloud.storage.metadata.portable import PortableWrite
@@ -34,6 +36,17 @@ def _insert(conn: sa.Connection, value: int) -> int:
 def _insert_where(conn: sa.Connection, value: int) -> str:
     _insert(conn, value)
     return threading.current_thread().name  # which thread committed it
+
+
+def _insert_counting(conn: sa.Connection, value: int, roots: list[str], hexdigest: str, data: bytes) -> int:
+    """The row, and how many of the blob's copies were durable (committed) when it was written."""
+    _insert(conn, value)
+    return sum(Pack(Path(root)).get(Digest("sha256", hexdigest)) == data for root in roots)
+
+
+def _insert_long(conn: sa.Connection, value: int) -> list[str]:
+    _insert(conn, value)
+    return [f"sha256:{i:064x}" for i in range(5000)]  # ~370 KB pickled: many answer pieces
 
 
 def _refuse(conn: sa.Connection, value: int) -> int:
@@ -107,11 +120,19 @@ def test_the_write_commits_after_a_quorum_of_copies_and_its_result_comes_back(tm
     replicas = [_replica(tmp_path, name) for name in "abc"]
     hosted = _Hosted(db.run_here)
     try:
-        answers = [_store(hosted, replicas, 2, _insert, value) for value in range(1, 6)]
-        for value, (answer, digest, data) in enumerate(answers, 1):
-            error, ran, payload = answer.wait()
-            assert error is None and ran and pickle.loads(payload or b"") == value * 2
-            assert sum(Pack(replica.root).get(digest) == data for replica in replicas) >= 2
+        answers = []
+        for value in range(1, 6):
+            data, digest = _blob()
+            answer = _Answer()
+            write = PortableWrite(_insert_counting, (value, [str(r.root) for r in replicas], digest.hex, data))
+            payload = write.dumps()
+            assert payload is not None
+            assert hosted.writer.submit_store(replicas, data, digest, 2, payload, answer)
+            answers.append(answer)
+        for answer in answers:
+            error, ran, result = answer.wait()
+            assert error is None and ran
+            assert pickle.loads(result or b"") >= 2  # copies durable when the row was written
         assert _rows(db) == [1, 2, 3, 4, 5]
     finally:
         hosted.close()
@@ -220,3 +241,66 @@ def test_commit_small_answers_with_the_write_wherever_it_ran(tmp_path: Path, db:
         assert _rows(db) == [21]
     finally:
         hosted.close()
+
+
+def test_a_long_result_comes_back_whole_in_pieces(tmp_path: Path, db: Database) -> None:
+    """An overwrite of a many-part object releases thousands of digests: the answer travels in
+    pieces, each message within any socket's buffer, and the stores after it are answered too."""
+    replica = _replica(tmp_path, "a")
+    hosted = _Hosted(db.run_here)
+    # A stock Debian allows sockets ~416 KiB of buffer (net.core.wmem_max 212992, doubled): so here.
+    hosted.shared.serving[0].setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 100_000)
+    try:
+        long, _, _ = _store(hosted, [replica], 1, _insert_long, 1)
+        after, _, _ = _store(hosted, [replica], 1, _insert, 2)
+        error, ran, payload = long.wait()
+        assert error is None and ran and pickle.loads(payload or b"") == [f"sha256:{i:064x}" for i in range(5000)]
+        assert after.wait()[:2] == (None, True)
+        assert _rows(db) == [1, 2]
+    finally:
+        hosted.close()
+
+
+def test_rows_are_left_to_their_servers_while_another_connection_holds_the_write_lock(
+        tmp_path: Path, db: Database) -> None:
+    """The writer must not stall every PUT behind another process's transaction: it waits
+    ``HERE_WAIT_MS`` at most, then answers NOT_RUN (the data is durable; the row is the server's)."""
+    replica = _replica(tmp_path, "a")
+    hosted = _Hosted(db.run_here)
+    holder = sqlite3.connect(str(tmp_path / "meta.sqlite"), isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        answer, digest, data = _store(hosted, [replica], 1, _insert, 1)
+        assert answer.wait() == (None, False, None)
+        assert time.monotonic() - started < 5
+        assert Pack(replica.root).get(digest) == data
+        holder.execute("ROLLBACK")
+        again, _, _ = _store(hosted, [replica], 1, _insert, 2)  # the lock is free again: the writer commits
+        assert again.wait()[:2] == (None, True)
+        assert _rows(db) == [2]
+    finally:
+        holder.close()
+        hosted.close()
+
+
+def test_finish_commits_a_batch_whose_failed_writes_are_left_to_their_servers(db: Database) -> None:
+    """Several stores in one transaction: the one that raises is undone alone (its savepoint)."""
+    answered: dict[int, tuple[int, bytes]] = {}
+    ready = Ready()
+    try:
+        jobs = []
+        for number, (fn, value) in enumerate([(_insert, 1), (_refuse, 2), (_insert, 3)], 1):
+            payload = PortableWrite(fn, (value,)).dumps()
+            assert payload is not None
+            job = StoreJob(number, 1, 1, payload,
+                           lambda n, code, result: answered.__setitem__(n, (code, result)), ready)
+            job.copied(None)
+            jobs.append(job)
+        finish(ready.take(), db.run_here)
+    finally:
+        ready.close()
+    assert answered[1] == (RESULT, pickle.dumps(2, pickle.HIGHEST_PROTOCOL))
+    assert answered[2] == (NOT_RUN, b"")
+    assert answered[3] == (RESULT, pickle.dumps(6, pickle.HIGHEST_PROTOCOL))
+    assert _rows(db) == [1, 3]
