@@ -197,7 +197,8 @@ def _stored(db: Database, write: Callable[[sa.Connection], T], digest: Digest, l
     else:
         try:
             value = pickle.loads(result or b"")
-        except Exception as exc:
+        except Exception as exc:  # (the row stands; what it released is left to the orphan sweep)
+            log.error("the row of %s committed, but its result could not be read: %s", digest, exc)
             _settle_on(loop, future, error=exc)
             return
         _settle_on(loop, future, value)
