@@ -117,3 +117,25 @@ def test_the_replica_hint_never_hides_a_copy_that_moved(tmp_path: Path) -> None:
         assert asyncio.run(read_small_sealed(store, replicas, segments, 0, len(data), KEK)) == data
     finally:
         store.close()
+
+
+def test_small_one_zone_objects_go_to_one_zone_in_runs_and_to_every_zone_in_equal_shares(tmp_path: Path) -> None:
+    """ONEZONE_IA's small copies go ONE_ZONE_RUN in a row to one zone (one pack commit per round
+    of the small-blob writer), then to the next; STANDARD's to every zone."""
+    import itertools
+    from collections import Counter
+
+    from minicloud.services.s3.data import ONE_ZONE_RUN, ObjectData
+
+    data = ObjectData(tmp_path / "s3", ["a", "b", "c"])
+    try:
+        picks = [data._replicas_for("ONEZONE_IA") for _ in range(3 * ONE_ZONE_RUN * 2)]
+        assert all(len(zones) == 1 for zones in picks)
+        names = [zones[0].name for zones in picks]
+        runs = [(zone, len(list(run))) for zone, run in itertools.groupby(names)]
+        assert all(length == ONE_ZONE_RUN for _, length in runs[1:-1]), runs  # whole runs between the ends
+        assert len({zone for zone, _ in runs[:3]}) == 3  # each run in the next zone
+        assert Counter(names) == {"a": 2 * ONE_ZONE_RUN, "b": 2 * ONE_ZONE_RUN, "c": 2 * ONE_ZONE_RUN}
+        assert [r.name for r in data._replicas_for("STANDARD")] == ["a", "b", "c"]
+    finally:
+        data.close()
