@@ -11,6 +11,15 @@ data_version`` would cost a statement and a read transaction.
 
 The file lives as long as some connection to the database is open (SQLite removes it with the
 last one), so :class:`ChangeWatch` keeps a connection of its own open for as long as it watches.
+
+The ``-shm`` file is opened and mapped once per process and path, and both are kept until the last
+watch of it closes: closing any descriptor of a file drops every POSIX lock the process holds on
+it, SQLite's included (and a Python ``mmap`` holds a duplicate descriptor, which its ``close``
+closes). Without its lock on the WAL-index, the process no longer counts as a user
+of the database: the next process to open it (``minicloud accounts create``, a restarted S3
+worker) believed itself the first, truncated the ``-shm`` to 3 bytes and rebuilt it, and a server
+touching its mapping meanwhile died of SIGBUS (seen in a test run; reproduced with ``strace``: the
+newcomer's ``F_WRLCK`` on the lock byte succeeded, then ``ftruncate(shm, 3)``).
 """
 
 from __future__ import annotations
@@ -18,9 +27,48 @@ from __future__ import annotations
 import mmap
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 _HEADER = 48  # the first copy of the WAL-index header (a second copy follows it)
+
+class _Held:
+    """One process's descriptor and mapping of a ``-shm`` file, and how many watches use them."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self.map: mmap.mmap | None = None
+        if os.fstat(self.fd).st_size >= 2 * _HEADER:
+            self.map = mmap.mmap(self.fd, 2 * _HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
+        self.users = 0
+
+
+_lock = threading.Lock()
+_held: dict[str, _Held] = {}
+
+
+def _hold_shm(path: str) -> mmap.mmap | None:
+    """This process's mapping of ``path`` (made once: see the module's notes), None when the file
+    is too short to hold a header (it stays held all the same); OSError."""
+    with _lock:
+        held = _held.get(path)
+        if held is None:
+            held = _held[path] = _Held(path)
+        held.users += 1
+        return held.map
+
+
+def _release_shm(path: str) -> None:
+    with _lock:
+        held = _held.get(path)
+        if held is None:
+            return
+        held.users -= 1
+        if held.users <= 0:
+            del _held[path]
+            if held.map is not None:
+                held.map.close()
+            os.close(held.fd)
 
 
 class ChangeWatch:
@@ -30,6 +78,7 @@ class ChangeWatch:
         self._database = database
         self._keeper: sqlite3.Connection | None = None
         self._map: mmap.mmap | None = None
+        self._shm: str | None = None  # the -shm path this watch holds (``_hold_shm``)
         self._unavailable = False
 
     def token(self) -> bytes | None:
@@ -57,25 +106,22 @@ class ChangeWatch:
         if not mode or str(mode[0]).lower() != "wal":
             keeper.close()
             return None
+        shm = os.path.realpath(f"{self._database}-shm")
         try:
-            fd = os.open(f"{self._database}-shm", os.O_RDONLY)
+            self._map = _hold_shm(shm)
         except OSError:
             keeper.close()
             return None
-        try:
-            if os.fstat(fd).st_size < 2 * _HEADER:
-                keeper.close()
-                return None
-            self._map = mmap.mmap(fd, 2 * _HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
-        finally:
-            os.close(fd)
-        self._keeper = keeper
+        self._shm, self._keeper = shm, keeper
         return self._map
 
     def close(self) -> None:
-        if self._map is not None:
-            self._map.close()
-            self._map = None
+        """Stop watching (after the process's other connections to the database closed: the last
+        watch of a path closes its descriptor, which drops the process's locks on it)."""
+        self._map = None  # (the mapping is the process's: ``_release_shm`` closes it with the last watch)
         if self._keeper is not None:
             self._keeper.close()
             self._keeper = None
+        if self._shm is not None:
+            _release_shm(self._shm)
+            self._shm = None

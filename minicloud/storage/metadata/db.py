@@ -420,10 +420,10 @@ class Database:
         self._executor.shutdown(wait=True)
         if self._scans is not None:
             self._scans.shutdown(wait=True)
-        if self._changes is not None:
+        self.engine.dispose()
+        if self._changes is not None:  # (after the connections: see ``changes``)
             self._changes.close()
         self.epoch.close()
-        self.engine.dispose()
 
 
 _PR_SET_PDEATHSIG = 1

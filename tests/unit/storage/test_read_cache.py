@@ -149,3 +149,45 @@ def test_every_backend_reads_its_writes(metadata_db: Database) -> None:
         assert await metadata_db.read_cached("rows", read) == [1, 2]
 
     asyncio.run(scenario())
+
+
+def test_a_watch_keeps_the_process_locks_on_the_wal_index_so_no_newcomer_resets_it(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it. A watch that
+    opened and closed the ``-shm`` took SQLite's lock with it: the next process to open the database
+    then believed itself the first and truncated the WAL-index under the others (SIGBUS)."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+
+    from minicloud.storage.metadata.changes import ChangeWatch
+
+    database = tmp_path / "m.sqlite"
+    conn = sqlite3.connect(database, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    shm = Path(f"{database}-shm")
+    inode = shm.stat().st_ino
+
+    def my_locks() -> int:
+        return sum(1 for line in Path("/proc/locks").read_text().splitlines()
+                   if f":{inode} " in line and f" {os.getpid()} " in line)
+
+    assert my_locks() > 0  # SQLite's lock on the WAL-index
+    watches = [ChangeWatch(database), ChangeWatch(database)]
+    try:
+        assert all(watch.token() is not None for watch in watches)
+        assert my_locks() > 0
+        watches[0].close()  # another watch of the same file still holds it
+        assert my_locks() > 0
+        newcomer = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                    "c.execute('SELECT count(*) FROM t').fetchall(); c.close()")
+        size_before = shm.stat().st_size
+        subprocess.run([sys.executable, "-c", newcomer, str(database)], check=True)
+        assert shm.stat().st_size == size_before  # not truncated and rebuilt
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
+    finally:
+        for watch in watches:
+            watch.close()
+        conn.close()
