@@ -20,7 +20,6 @@ import functools
 import hashlib
 import logging
 import pickle
-import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -33,6 +32,7 @@ from minicloud.storage.blobs import Digest, InvalidDigest, NoReplicaAvailable, R
 from minicloud.storage.blobs.pack import packable
 from minicloud.storage.blobs.replica import Replica
 from minicloud.storage.blobs.small import NotCached, read_cached, read_whole
+from minicloud.storage.blobs.storejobs import Quorum
 from minicloud.storage.blobs.writerproc import shared_writer
 from minicloud.storage.metadata.db import Database
 from minicloud.storage.metadata.portable import PortableWrite
@@ -123,30 +123,6 @@ def _hinted_first(replicas: Sequence[Replica], hint: int | None) -> Sequence[Rep
     return [replicas[hint], *replicas[:hint], *replicas[hint + 1:]]
 
 
-class _Quorum:
-    """Counts the copies of one blob as their writers finish (on the writers' threads)."""
-
-    def __init__(self, need: int, total: int) -> None:
-        self.need, self.total = need, total
-        self.ok = self.failed = 0
-        self.lock = threading.Lock()
-
-    def add(self, ok: bool) -> str | None:
-        """"commit" for the copy that completes the quorum, "fail" for the one that makes it
-        impossible, else None."""
-        with self.lock:
-            if ok:
-                self.ok += 1
-                return "commit" if self.ok == self.need else None
-            self.failed += 1
-            return "fail" if self.failed == self.total - self.need + 1 else None
-
-
-def _fail(future: asyncio.Future[T], error: BaseException) -> None:
-    if not future.done():
-        future.set_exception(error)
-
-
 async def commit_small(db: Database, replicas: Sequence[Replica], body: bytes, digest: Digest,
                        write: Callable[[sa.Connection], T]) -> T:
     """Write a small blob's copies in parallel (the writer process takes each into its zone's next
@@ -168,7 +144,7 @@ async def commit_small(db: Database, replicas: Sequence[Replica], body: bytes, d
         stored = functools.partial(_stored, db, write, digest, loop, future)
         if payload is not None and writer.submit_store(replicas, body, digest, need, payload, stored):
             return await future
-    quorum = _Quorum(need, len(replicas))
+    quorum = Quorum(need, len(replicas))
 
     def copied(replica: Replica, error: OSError | None) -> None:
         if error is not None:
@@ -178,8 +154,7 @@ async def commit_small(db: Database, replicas: Sequence[Replica], body: bytes, d
             db.enqueue_write(write, loop, future)
         elif outcome == "fail":
             failure = NoReplicaAvailable(f"{digest} written to fewer than {need} replicas")
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
-                loop.call_soon_threadsafe(_fail, future, failure)
+            _settle_on(loop, future, error=failure)
 
     for replica in replicas:  # the copies beyond the quorum finish on their own
         writer.submit(replica, body, digest, functools.partial(copied, replica))

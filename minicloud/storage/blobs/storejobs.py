@@ -136,40 +136,47 @@ def decode(message: memoryview) -> tuple[int, tuple[str, ...], int, str, bytes, 
     return number, roots, need, digest, write, bytes(message[start + length:])
 
 
+class Quorum:
+    """Counts the copies of one blob as their writers finish (on the writers' threads)."""
+
+    def __init__(self, need: int, total: int) -> None:
+        self.need, self.total = need, total
+        self.ok = self.failed = 0
+        self.lock = threading.Lock()
+
+    def add(self, ok: bool) -> str | None:
+        """"commit" for the copy that completes the quorum, "fail" for the one that makes it
+        impossible, else None."""
+        with self.lock:
+            if ok:
+                self.ok += 1
+                return "commit" if self.ok == self.need else None
+            self.failed += 1
+            return "fail" if self.failed == self.total - self.need + 1 else None
+
+
 class StoreJob:
     """One store request in the writer: its copies counted as they complete (on the writer's
     thread, or a file writer's), put in ``ready`` once a quorum is durable or no longer can be."""
 
-    __slots__ = ("abandoned", "answer", "durable", "failed", "lock", "need", "number", "ok", "ready", "total",
-                 "write")
+    __slots__ = ("abandoned", "answer", "durable", "number", "quorum", "ready", "write")
 
     def __init__(self, number: int, need: int, total: int, write: bytes, answer: Callable[[int, int, bytes], None],
                  ready: Ready) -> None:
-        self.number, self.need, self.total, self.write = number, need, total, write
+        self.number, self.write = number, write
+        self.quorum = Quorum(need, total)
         self.answer = answer  # (number, code, payload)
         self.ready = ready
-        self.ok = self.failed = 0
         self.durable: bool | None = None  # decided: a quorum is durable (True) or cannot be (False)
         self.abandoned = False  # answered already (a request that failed half-way): never run, never answered
-        self.lock = threading.Lock()
 
     def copied(self, error: OSError | None) -> None:
         if error is not None:
             log.warning("a copy of store request %d failed: %s", self.number, error)
-        with self.lock:
-            if error is None:
-                self.ok += 1
-            else:
-                self.failed += 1
-            if self.durable is not None:
-                return  # (the copies beyond the quorum)
-            if self.ok >= self.need:
-                self.durable = True
-            elif self.failed > self.total - self.need:
-                self.durable = False
-            else:
-                return
-        self.ready.put(self)
+        outcome = self.quorum.add(error is None)
+        if outcome is not None:  # (once: the copies beyond the quorum decide nothing)
+            self.durable = outcome == "commit"
+            self.ready.put(self)
 
 
 class Ready:
